@@ -1,0 +1,83 @@
+//! `dose-overlap design`: prints the study design, after checking it.
+
+use crate::output::outln;
+use crate::study_args::StudyArgs;
+
+/// Arguments of `dose-overlap design`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    study: StudyArgs,
+    /// Print exactly the nine design keys as JSON.
+    #[arg(long, conflicts_with = "study_file")]
+    json: bool,
+    /// Print the whole study (design, simulation, solver) as a JSON study file.
+    #[arg(long)]
+    study_file: bool,
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let study = args.study.load()?;
+    if args.json {
+        outln!("{}", study.design.to_json());
+        return Ok(crate::exit::OK);
+    }
+    if args.study_file {
+        outln!("{}", study.to_study_json());
+        return Ok(crate::exit::OK);
+    }
+    let d = &study.design;
+    let list = |v: &[String]| v.join(", ");
+    let doses: Vec<String> = d.dose_list.iter().map(|x| format!("{x:e}")).collect();
+    let grids: Vec<String> = d.gridsizes.iter().map(|g| g.to_string()).collect();
+    let views: Vec<String> = d
+        .overlap_views
+        .iter()
+        .zip(d.spacing_thresholds().iter())
+        .map(|((name, f), (_, s))| format!("{name} (f = {f}, spacing >= {s} px)"))
+        .collect();
+    let s = &d.rng_seeds;
+    let m = &d.metrics_config;
+    let sim = &study.simulation;
+    let sol = &study.solver;
+    outln!("study: {}", study.name);
+    outln!("  doses (photons):     {}", list(&doses));
+    outln!("  gridsizes:           {}", list(&grids));
+    outln!("  neighbor_count (K):  {}", d.neighbor_count);
+    outln!("  patch size (N):      {} px", d.patch_size_pixels);
+    outln!("  overlap views:       {}", list(&views));
+    outln!("  split axis:          {:?}", d.train_test_split_axis);
+    outln!(
+        "  seeds:               simulation {}, grouping {}, subsampling {}",
+        s.simulation,
+        s.grouping,
+        s.subsampling
+    );
+    outln!(
+        "  metrics:             ms_ssim_sigma {}, emphasize_phase {}, report_amplitude {}",
+        m.ms_ssim_sigma,
+        m.emphasize_phase,
+        m.report_amplitude
+    );
+    let source = sim
+        .base_npz
+        .as_ref()
+        .map_or("built-in".to_string(), |p| p.display().to_string());
+    outln!(
+        "  simulation:          {} positions, object {} ({} px), {}",
+        sim.n_positions,
+        source,
+        sim.object_size,
+        if sim.compress { "deflated" } else { "stored" }
+    );
+    outln!(
+        "  solver:              {:?}, alpha {}, beta {}, {} epochs, probe {}",
+        sol.algorithm,
+        sol.alpha,
+        sol.beta,
+        sol.epochs,
+        if sol.refine_probe { "refined" } else { "fixed" }
+    );
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,10 @@
+//! `dose-overlap report`: not built yet (see the open issues).
+
+/// Arguments of `dose-overlap report`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: Args) -> anyhow::Result<u8> {
+    anyhow::bail!("`dose-overlap report` is not built yet")
+}

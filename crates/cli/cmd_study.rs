@@ -1,0 +1,10 @@
+//! `dose-overlap study`: not built yet (see the open issues).
+
+/// Arguments of `dose-overlap study`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: Args, _progress: &crate::progress::Progress) -> anyhow::Result<u8> {
+    anyhow::bail!("`dose-overlap study` is not built yet")
+}

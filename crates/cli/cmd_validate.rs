@@ -1,0 +1,10 @@
+//! `dose-overlap validate`: not built yet (see the open issues).
+
+/// Arguments of `dose-overlap validate`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: Args) -> anyhow::Result<u8> {
+    anyhow::bail!("`dose-overlap validate` is not built yet")
+}

@@ -1,0 +1,82 @@
+//! The `dose-overlap` command: one subcommand per phase of a dose x overlap study.
+//!
+//! Each subcommand lives in its own `cmd_*.rs` file with its `Args` and a `run` function that
+//! returns the process exit code; errors bubble up as `anyhow` chains and exit with
+//! [`exit::INPUT_ERROR`].
+
+mod cmd_collect;
+mod cmd_design;
+mod cmd_diff;
+mod cmd_generate;
+mod cmd_overlap;
+mod cmd_report;
+mod cmd_run_job;
+mod cmd_study;
+mod cmd_train;
+mod cmd_validate;
+mod exit;
+mod output;
+mod progress;
+mod study_args;
+
+use clap::{Parser, Subcommand};
+
+/// Synthetic ptychography studies of photon dose x scan overlap.
+#[derive(Parser)]
+#[command(name = "dose-overlap", version, about, propagate_version = true)]
+struct Cli {
+    /// Silence progress output on stderr (results still go to stdout and files).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print (and check) the study design.
+    Design(cmd_design::Args),
+    /// Check NPZ files against the DATA-001 contract.
+    Validate(cmd_validate::Args),
+    /// Phase C: simulate one dataset per dose.
+    Generate(cmd_generate::Args),
+    /// Phase D: derive dense and sparse overlap views from Phase C data.
+    Overlap(cmd_overlap::Args),
+    /// Phase E: enumerate and run the training job matrix.
+    Train(cmd_train::Args),
+    /// Run exactly one job of a resolved plan (used by cluster executors).
+    RunJob(cmd_run_job::Args),
+    /// Merge per-job results into the training manifest and skip summary.
+    Collect(cmd_collect::Args),
+    /// Write the study report (summary.md, metrics.csv, plots) for an artifact root.
+    Report(cmd_report::Args),
+    /// Compare two artifact roots the way a reviewer needs.
+    Diff(cmd_diff::Args),
+    /// Run a whole study: design check, Phase C, Phase D, training and report.
+    Study(cmd_study::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let progress = progress::Progress::new(cli.quiet);
+    let result = match cli.command {
+        Command::Design(args) => cmd_design::run(args),
+        Command::Validate(args) => cmd_validate::run(args),
+        Command::Generate(args) => cmd_generate::run(args, &progress),
+        Command::Overlap(args) => cmd_overlap::run(args, &progress),
+        Command::Train(args) => cmd_train::run(args, &progress),
+        Command::RunJob(args) => cmd_run_job::run(args, &progress),
+        Command::Collect(args) => cmd_collect::run(args),
+        Command::Report(args) => cmd_report::run(args),
+        Command::Diff(args) => cmd_diff::run(args),
+        Command::Study(args) => cmd_study::run(args, &progress),
+    };
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(err) => {
+            progress.clear();
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(exit::INPUT_ERROR)
+        }
+    }
+}

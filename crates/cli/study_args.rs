@@ -1,0 +1,29 @@
+//! `--design FILE` / `--preset NAME`, shared by every command that needs the study.
+
+use anyhow::Context;
+use std::path::PathBuf;
+use study_design::{PRESETS, Study};
+
+/// Which study a command works on.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct StudyArgs {
+    /// Study file (TOML, or JSON by extension): the design plus optional [simulation] and
+    /// [solver] tables. Default: the built-in fly64 study.
+    #[arg(long, value_name = "FILE", conflicts_with = "preset")]
+    pub design: Option<PathBuf>,
+    /// A built-in study instead of a file: `default` or `tiny`.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+}
+
+impl StudyArgs {
+    /// Loads and validates the study.
+    pub fn load(&self) -> anyhow::Result<Study> {
+        if let Some(path) = &self.design {
+            return Study::from_path(path).with_context(|| "loading the study design".to_string());
+        }
+        let name = self.preset.as_deref().unwrap_or("default");
+        Study::preset(name)
+            .with_context(|| format!("unknown preset '{name}': use one of {}", PRESETS.join(", ")))
+    }
+}

@@ -1,0 +1,2 @@
+//! Phase C: deterministic simulated diffraction datasets per dose
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! The native ptychographic solver (ePIE, rPIE) and its reconstruction metrics
+#![deny(missing_docs)]

@@ -1,0 +1,318 @@
+//! A whole study: the design plus `[simulation]` and `[solver]`, from a preset or a TOML/JSON
+//! file that overrides a preset key by key.
+
+use crate::design::{Design, MetricsConfig, RngSeeds, SplitAxis};
+use crate::named::NamedValues;
+use crate::simulation::Simulation;
+use crate::solver::Solver;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Built-in studies: `default` (the fly64 design, sized for minutes on 2 cores) and `tiny`
+/// (seconds; tests and goldens).
+pub const PRESETS: &[&str] = &["default", "tiny"];
+
+/// Why a study could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    /// The file could not be read.
+    #[error("cannot read study file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML/JSON of a study (unknown key, wrong type, ...).
+    #[error("study file {path} is not a valid study: {message}")]
+    Parse {
+        /// The file (or `<string>`).
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A `preset = "..."` names no preset.
+    #[error("unknown preset '{name}': use one of {}", PRESETS.join(", "))]
+    UnknownPreset {
+        /// The name given.
+        name: String,
+    },
+    /// The study parsed but fails validation.
+    #[error("study {path} is invalid:\n  {}", problems.join("\n  "))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+}
+
+/// A whole study.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Study {
+    /// A short name (reports and evidence use it).
+    pub name: String,
+    /// The nine-key design.
+    pub design: Design,
+    /// Phase C settings.
+    pub simulation: Simulation,
+    /// Native solver settings.
+    pub solver: Solver,
+}
+
+/// The file form: every key optional, overriding the preset it starts from.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStudy {
+    name: Option<String>,
+    preset: Option<String>,
+    dose_list: Option<Vec<f64>>,
+    gridsizes: Option<Vec<u32>>,
+    neighbor_count: Option<u32>,
+    patch_size_pixels: Option<u32>,
+    overlap_views: Option<NamedValues>,
+    spacing_thresholds: Option<NamedValues>,
+    train_test_split_axis: Option<SplitAxis>,
+    rng_seeds: Option<serde_json::Value>,
+    metrics_config: Option<serde_json::Value>,
+    simulation: Option<serde_json::Value>,
+    solver: Option<serde_json::Value>,
+}
+
+/// The full file form written by [`Study::to_study_json`].
+#[derive(Serialize)]
+struct StudyExport<'a> {
+    name: &'a str,
+    dose_list: &'a [f64],
+    gridsizes: &'a [u32],
+    neighbor_count: u32,
+    patch_size_pixels: u32,
+    overlap_views: &'a NamedValues,
+    spacing_thresholds: NamedValues,
+    train_test_split_axis: SplitAxis,
+    rng_seeds: &'a RngSeeds,
+    metrics_config: &'a MetricsConfig,
+    simulation: &'a Simulation,
+    solver: &'a Solver,
+}
+
+impl Default for Study {
+    fn default() -> Self {
+        Study::preset("default").expect("the default preset exists")
+    }
+}
+
+impl Study {
+    /// A built-in study by name (see [`PRESETS`]).
+    pub fn preset(name: &str) -> Option<Study> {
+        match name {
+            "default" => Some(Study {
+                name: "default".into(),
+                design: Design::default(),
+                simulation: Simulation::default_study(),
+                solver: Solver::default(),
+            }),
+            "tiny" => Some(Study {
+                name: "tiny".into(),
+                design: Design {
+                    patch_size_pixels: 32,
+                    ..Design::default()
+                },
+                simulation: Simulation::tiny(),
+                solver: Solver {
+                    epochs: 20,
+                    ..Solver::default()
+                },
+            }),
+            _ => None,
+        }
+    }
+
+    /// Reads a study file: `.json` as JSON, anything else as TOML. A relative `base_npz` is
+    /// taken relative to the file's folder. The study is validated.
+    pub fn from_path(path: &Path) -> Result<Study, StudyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StudyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let mut study = Study::parse(&text, json, path)?;
+        if let Some(base) = &study.simulation.base_npz {
+            if base.is_relative() {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                study.simulation.base_npz = Some(dir.join(base));
+            }
+        }
+        study.check(path)?;
+        Ok(study)
+    }
+
+    /// Parses study text (TOML, or JSON when `json`) without validating it.
+    pub fn parse(text: &str, json: bool, path: &Path) -> Result<Study, StudyError> {
+        let parse_err = |message: String| StudyError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let raw: RawStudy = if json {
+            serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?
+        } else {
+            toml::from_str(text).map_err(|e| parse_err(e.to_string().trim_end().to_string()))?
+        };
+        let preset = raw.preset.as_deref().unwrap_or("default");
+        let base = Study::preset(preset).ok_or_else(|| StudyError::UnknownPreset {
+            name: preset.to_string(),
+        })?;
+        let d = base.design;
+        let design = Design {
+            dose_list: raw.dose_list.unwrap_or(d.dose_list),
+            gridsizes: raw.gridsizes.unwrap_or(d.gridsizes),
+            neighbor_count: raw.neighbor_count.unwrap_or(d.neighbor_count),
+            patch_size_pixels: raw.patch_size_pixels.unwrap_or(d.patch_size_pixels),
+            overlap_views: raw.overlap_views.unwrap_or(d.overlap_views),
+            spacing_overrides: raw.spacing_thresholds.or(d.spacing_overrides),
+            train_test_split_axis: raw.train_test_split_axis.unwrap_or(d.train_test_split_axis),
+            rng_seeds: overlay(&d.rng_seeds, raw.rng_seeds, "rng_seeds").map_err(parse_err)?,
+            metrics_config: overlay(&d.metrics_config, raw.metrics_config, "metrics_config")
+                .map_err(parse_err)?,
+        };
+        Ok(Study {
+            name: raw.name.unwrap_or(base.name),
+            design,
+            simulation: overlay(&base.simulation, raw.simulation, "simulation")
+                .map_err(parse_err)?,
+            solver: overlay(&base.solver, raw.solver, "solver").map_err(parse_err)?,
+        })
+    }
+
+    /// Every problem with the study: design, simulation and solver.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = self.design.validate();
+        problems.extend(self.simulation.validate(self.design.patch_size_pixels));
+        problems.extend(self.solver.validate());
+        problems
+    }
+
+    /// [`Study::validate`] as a `Result` naming `path`.
+    pub fn check(&self, path: &Path) -> Result<(), StudyError> {
+        let problems = self.validate();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StudyError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// The whole study as a JSON study file that [`Study::from_path`] reads back unchanged.
+    pub fn to_study_json(&self) -> String {
+        let d = &self.design;
+        let export = StudyExport {
+            name: &self.name,
+            dose_list: &d.dose_list,
+            gridsizes: &d.gridsizes,
+            neighbor_count: d.neighbor_count,
+            patch_size_pixels: d.patch_size_pixels,
+            overlap_views: &d.overlap_views,
+            spacing_thresholds: d.spacing_thresholds(),
+            train_test_split_axis: d.train_test_split_axis,
+            rng_seeds: &d.rng_seeds,
+            metrics_config: &d.metrics_config,
+            simulation: &self.simulation,
+            solver: &self.solver,
+        };
+        serde_json::to_string_pretty(&export).expect("a study always serialises")
+    }
+}
+
+/// `base` with the keys of `table` replaced; unknown keys and wrong types are errors that name
+/// the table and the key.
+fn overlay<T: Serialize + DeserializeOwned>(
+    base: &T,
+    table: Option<serde_json::Value>,
+    name: &str,
+) -> Result<T, String> {
+    let Some(table) = table else {
+        return Ok(
+            serde_json::from_value(serde_json::to_value(base).expect("serialisable"))
+                .expect("settings round-trip"),
+        );
+    };
+    let serde_json::Value::Object(overrides) = table else {
+        return Err(format!("`{name}` must be a table"));
+    };
+    let mut merged = serde_json::to_value(base).expect("settings serialise");
+    let fields = merged.as_object_mut().expect("settings are a struct");
+    for (key, value) in overrides {
+        fields.insert(key, value);
+    }
+    serde_json::from_value(merged).map_err(|e| format!("in `{name}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Study, StudyError> {
+        Study::parse(text, false, Path::new("study.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_the_default_study() {
+        assert_eq!(parse("").unwrap(), Study::default());
+    }
+
+    #[test]
+    fn keys_override_the_preset_and_keep_view_order() {
+        let study = parse(
+            "preset = 'tiny'\ndose_list = [500.0]\noverlap_views = { sparse = 0.2, dense = 0.7 }\n\
+             [rng_seeds]\nsimulation = 7\n[solver]\nepochs = 3\n",
+        )
+        .unwrap();
+        assert_eq!(study.design.dose_list, vec![500.0]);
+        assert_eq!(
+            study.design.overlap_views.names().collect::<Vec<_>>(),
+            ["sparse", "dense"]
+        );
+        assert_eq!(study.design.rng_seeds.simulation, 7);
+        assert_eq!(study.design.rng_seeds.grouping, 123);
+        assert_eq!(study.design.patch_size_pixels, 32);
+        assert_eq!(study.solver.epochs, 3);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse("dose_lst = [1.0]").unwrap_err().to_string();
+        assert!(err.contains("unknown field `dose_lst`"), "{err}");
+        let err = parse("[solver]\nepoch = 3").unwrap_err().to_string();
+        assert!(err.contains("in `solver`: unknown field `epoch`"), "{err}");
+        let err = parse("preset = 'huge'").unwrap_err().to_string();
+        assert_eq!(err, "unknown preset 'huge': use one of default, tiny");
+    }
+
+    #[test]
+    fn json_round_trip_of_every_preset() {
+        for name in PRESETS {
+            let study = Study::preset(name).unwrap();
+            assert!(
+                study.validate().is_empty(),
+                "{name}: {:?}",
+                study.validate()
+            );
+            let back = Study::parse(&study.to_study_json(), true, Path::new("s.json")).unwrap();
+            // Thresholds come back as explicit values equal to the derived ones.
+            assert_eq!(
+                back.design.spacing_thresholds(),
+                study.design.spacing_thresholds()
+            );
+            assert_eq!(back.simulation, study.simulation);
+            assert_eq!(back.solver, study.solver);
+            assert_eq!(back.design.dose_list, study.design.dose_list);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The `[solver]` table of a study file: settings of the native backend.
+
+use serde::{Deserialize, Serialize};
+
+/// Reconstruction algorithm of the native backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// ePIE (Maiden & Rodenburg 2009).
+    Epie,
+    /// rPIE (Maiden, Johnson & Li 2017).
+    Rpie,
+}
+
+/// Native solver settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Solver {
+    /// Algorithm.
+    pub algorithm: Algorithm,
+    /// Object step (ePIE) or regularisation weight (rPIE).
+    pub alpha: f64,
+    /// Probe step, when the probe is refined.
+    pub beta: f64,
+    /// Epochs per split.
+    pub epochs: u32,
+    /// Refine the probe as well as the object.
+    pub refine_probe: bool,
+    /// Seed of the visiting order and grouping; `None` uses `rng_seeds.grouping`.
+    pub seed: Option<u64>,
+}
+
+impl Default for Solver {
+    fn default() -> Self {
+        Solver {
+            algorithm: Algorithm::Rpie,
+            alpha: 0.5,
+            beta: 1.0,
+            epochs: 30,
+            refine_probe: false,
+            seed: None,
+        }
+    }
+}
+
+impl Solver {
+    /// Every problem with these settings.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(self.alpha > 0.0 && self.alpha <= 1.0) {
+            problems.push(format!("solver.alpha={} must be in (0, 1]", self.alpha));
+        }
+        if !(self.beta > 0.0 && self.beta <= 1.0) {
+            problems.push(format!("solver.beta={} must be in (0, 1]", self.beta));
+        }
+        if self.epochs == 0 {
+            problems.push("solver.epochs must be at least 1".to_string());
+        }
+        problems
+    }
+}

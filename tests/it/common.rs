@@ -1,0 +1,63 @@
+//! Running the built binary, and snapshot settings that store snapshots under `golden/`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// The repository root (where `golden/` lives).
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `dose-overlap` command with a fixed `SOURCE_DATE_EPOCH` and no inherited trainer path.
+pub fn cli() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_dose-overlap"));
+    cmd.env("SOURCE_DATE_EPOCH", "1762245266")
+        .env_remove("PTYCHO_TRAIN")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// Formats a finished command as one text block: exit code, stdout, stderr, with `root`
+/// replaced by `[ROOT]` so that temporary folders do not leak into snapshots.
+pub fn render(output: &Output, root: Option<&Path>) -> String {
+    let mut text = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        output
+            .status
+            .code()
+            .map_or("signal".to_string(), |c| c.to_string()),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    if let Some(root) = root {
+        // Canonical and given forms differ on some systems (/tmp vs /private/tmp).
+        for form in [root.canonicalize().ok(), Some(root.to_path_buf())]
+            .into_iter()
+            .flatten()
+        {
+            text = text.replace(&form.display().to_string(), "[ROOT]");
+        }
+    }
+    text
+}
+
+/// insta settings that read and write snapshots in `golden/snapshots`.
+pub fn golden_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(project_root().join("golden/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
+
+/// Runs `cmd`, renders it with [`render`], asserts it against the snapshot `name` in
+/// `golden/snapshots`, and returns the output for further checks.
+#[macro_export]
+macro_rules! cli_snapshot {
+    ($name:expr, $cmd:expr, $root:expr) => {{
+        let output = $cmd.output().expect("the dose-overlap binary runs");
+        let text = $crate::common::render(&output, Some($root));
+        $crate::common::golden_settings().bind(|| insta::assert_snapshot!($name, text));
+        output
+    }};
+}

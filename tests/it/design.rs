@@ -1,0 +1,1 @@
+//! Tests of `design` (filled in by its issue).

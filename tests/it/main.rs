@@ -1,0 +1,18 @@
+//! The one integration-test binary: runs the built `dose-overlap` on real files.
+
+// Shared helpers: running the CLI, snapshot settings, fixture trees.
+mod common;
+// `dose-overlap design`: defaults, study files, validation messages.
+mod design;
+// `dose-overlap validate` and DATA-001 interop with NumPy-written files.
+mod validate;
+// `dose-overlap train`: job matrix, dry runs, child-process trainers, manifest, skip summary.
+mod train;
+// `dose-overlap generate` and `overlap`: Phase C and Phase D trees.
+mod phases;
+// `train --backend native`: real reconstructions, metrics, bundles.
+mod native;
+// `study`, `report`, `diff`, and the golden baseline.
+mod study;
+// SLURM executor, `run-job` and `collect` (real cluster when DOSE_OVERLAP_SLURM is set).
+mod slurm;

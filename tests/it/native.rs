@@ -1,0 +1,1 @@
+//! Tests of `native` (filled in by its issue).

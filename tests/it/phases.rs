@@ -1,0 +1,1 @@
+//! Tests of `phases` (filled in by its issue).

@@ -1,0 +1,1 @@
+//! Tests of `slurm` (filled in by its issue).

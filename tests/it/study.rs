@@ -1,0 +1,1 @@
+//! Tests of `study` (filled in by its issue).

@@ -1,0 +1,1 @@
+//! Tests of `train` (filled in by its issue).
