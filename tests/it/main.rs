@@ -8,8 +8,10 @@ mod design;
 mod validate;
 // `dose-overlap train`: job matrix, dry runs, child-process trainers, manifest, skip summary.
 mod train;
-// `dose-overlap generate` and `overlap`: Phase C and Phase D trees.
-mod phases;
+// `dose-overlap generate`: Phase C trees.
+mod generate;
+// `dose-overlap overlap`: Phase D views and overlap reports.
+mod overlap;
 // `train --backend native`: real reconstructions, metrics, bundles.
 mod native;
 // `study`, `report`, `diff`, and the golden baseline.

@@ -1,0 +1,1 @@
+//! Tests of `generate` (filled in by its issue).

@@ -1,0 +1,1 @@
+//! Tests of `overlap` (filled in by its issue).

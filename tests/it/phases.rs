@@ -1,1 +1,0 @@
-//! Tests of `phases` (filled in by its issue).
