@@ -1,10 +1,31 @@
-//! `dose-overlap report`: not built yet (see the open issues).
+//! `dose-overlap report`: summary.md, metrics.csv and plots for an artifact root.
+
+use crate::output::outln;
+use anyhow::Context;
+use std::path::PathBuf;
 
 /// Arguments of `dose-overlap report`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Artifact root of a `train` run (holds training_manifest.json).
+    artifact_root: PathBuf,
+    /// Where to write the report [default: ARTIFACT_ROOT/report].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
 
 /// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("`dose-overlap report` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let out = args
+        .out
+        .unwrap_or_else(|| args.artifact_root.join("report"));
+    let report = reporting::report::write_report(&args.artifact_root, &out)
+        .with_context(|| format!("reporting on {}", args.artifact_root.display()))?;
+    for (name, _) in &report.files {
+        outln!("wrote {}", out.join(name).display());
+    }
+    for (text, ok) in &report.criteria {
+        outln!("[{}] {text}", if *ok { "x" } else { " " });
+    }
+    Ok(crate::exit::OK)
 }

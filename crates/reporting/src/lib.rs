@@ -1,2 +1,6 @@
 //! Training manifest, skip summary, reports, plots and run diffs
 #![deny(missing_docs)]
+
+pub mod diff;
+pub mod report;
+pub mod svg;

@@ -1,0 +1,502 @@
+//! `dose-overlap diff`: what changed between two artifact roots, the way a reviewer reads it.
+//! Jobs are matched by (dose, view, gridsize); numbers compare within a tolerance; volatile
+//! fields (timestamps, absolute roots) are ignored.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Fields that differ between runs by nature, never findings.
+const VOLATILE: &[&str] = &["timestamp", "phase_c_root", "phase_d_root", "artifact_root"];
+
+/// Why two runs could not be compared.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// A manifest is missing or unreadable.
+    #[error(
+        "cannot read {path}: {source}; is this an artifact root written by `dose-overlap train`?"
+    )]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A manifest is not JSON of the expected shape.
+    #[error("{path} is not a training manifest: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A job's identity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobKey {
+    /// Dose.
+    pub dose: f64,
+    /// View.
+    pub view: String,
+    /// Gridsize.
+    pub gridsize: u64,
+}
+
+/// One differing field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// Dotted path inside the job (`result.metrics.test.phase.ssim`).
+    pub field: String,
+    /// Value in run A (`null` when absent).
+    pub a: Value,
+    /// Value in run B (`null` when absent).
+    pub b: Value,
+    /// b - a for numbers.
+    pub delta: Option<f64>,
+}
+
+/// A job present in both runs with differing fields.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobChange {
+    /// Which job.
+    pub job: JobKey,
+    /// What differs.
+    pub fields: Vec<FieldChange>,
+}
+
+/// A skip event's identity and reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skip {
+    /// Dose.
+    pub dose: f64,
+    /// View.
+    pub view: String,
+    /// Reason as recorded.
+    pub reason: String,
+}
+
+/// The comparison of two runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunDiff {
+    /// Whether the runs are equal within the tolerance.
+    pub equal: bool,
+    /// The relative/absolute tolerance used for numbers.
+    pub tolerance: f64,
+    /// Jobs only in B.
+    pub jobs_added: Vec<JobKey>,
+    /// Jobs only in A.
+    pub jobs_removed: Vec<JobKey>,
+    /// Jobs in both that differ.
+    pub jobs_changed: Vec<JobChange>,
+    /// Skip events only in B.
+    pub skips_added: Vec<Skip>,
+    /// Skip events only in A.
+    pub skips_removed: Vec<Skip>,
+    /// Skip events in both whose reason changed: (A, B).
+    pub skips_changed: Vec<(Skip, Skip)>,
+    /// Top-level manifest fields that differ (other than jobs, skips and volatile ones).
+    pub other_fields: Vec<FieldChange>,
+}
+
+/// Numbers equal within `tol`, absolutely or relative to the larger magnitude.
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    a == b || (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0)
+}
+
+fn job_key(job: &Value) -> Option<JobKey> {
+    Some(JobKey {
+        dose: job["dose"].as_f64()?,
+        view: job["view"].as_str()?.to_string(),
+        gridsize: job["gridsize"].as_u64()?,
+    })
+}
+
+fn skip(event: &Value) -> Option<Skip> {
+    Some(Skip {
+        dose: event["dose"].as_f64()?,
+        view: event["view"].as_str()?.to_string(),
+        reason: event["reason"].as_str().unwrap_or("").to_string(),
+    })
+}
+
+/// Replaces a run's own roots in path strings, so runs in different folders compare equal.
+fn normalise(value: &Value, roots: &[String]) -> Value {
+    match value {
+        Value::String(s) => {
+            let mut s = s.clone();
+            for (k, root) in roots.iter().enumerate() {
+                let inside = s
+                    .strip_prefix(root.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+                if !root.is_empty() && inside {
+                    s = format!("<root{k}>{}", &s[root.len()..]);
+                }
+            }
+            Value::String(s)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| normalise(v, roots)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalise(v, roots)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn compare(path: &str, a: &Value, b: &Value, tol: f64, out: &mut Vec<FieldChange>) {
+    match (a, b) {
+        (Value::Object(ma), Value::Object(mb)) => {
+            let mut keys: Vec<&String> = ma.keys().chain(mb.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                compare(
+                    &child,
+                    ma.get(key).unwrap_or(&Value::Null),
+                    mb.get(key).unwrap_or(&Value::Null),
+                    tol,
+                    out,
+                );
+            }
+        }
+        (Value::Array(xa), Value::Array(xb)) if xa.len() == xb.len() => {
+            // Arrays of numbers (loss histories) are one finding, not one per element.
+            let numeric = xa.iter().chain(xb).all(Value::is_number);
+            if numeric {
+                let differs = xa.iter().zip(xb).any(|(x, y)| {
+                    !close(x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0), tol)
+                });
+                if differs {
+                    out.push(FieldChange {
+                        field: path.to_string(),
+                        a: a.clone(),
+                        b: b.clone(),
+                        delta: None,
+                    });
+                }
+            } else {
+                for (k, (x, y)) in xa.iter().zip(xb).enumerate() {
+                    compare(&format!("{path}[{k}]"), x, y, tol, out);
+                }
+            }
+        }
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
+            if !close(x, y, tol) {
+                out.push(FieldChange {
+                    field: path.to_string(),
+                    a: a.clone(),
+                    b: b.clone(),
+                    delta: Some(y - x),
+                });
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(FieldChange {
+            field: path.to_string(),
+            a: a.clone(),
+            b: b.clone(),
+            delta: None,
+        }),
+    }
+}
+
+/// Compares two parsed manifests.
+pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, String> {
+    let roots = |m: &Value| -> Vec<String> {
+        VOLATILE[1..]
+            .iter()
+            .map(|k| {
+                m[*k]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .collect()
+    };
+    let (a, b) = (normalise(a, &roots(a)), normalise(b, &roots(b)));
+    let jobs = |m: &Value, name: &str| -> Result<Vec<(JobKey, Value)>, String> {
+        m["jobs"]
+            .as_array()
+            .ok_or(format!("run {name} has no `jobs` array"))?
+            .iter()
+            .map(|j| {
+                job_key(j)
+                    .map(|k| (k, j.clone()))
+                    .ok_or(format!("run {name} has a job without dose/view/gridsize"))
+            })
+            .collect()
+    };
+    let (ja, jb) = (jobs(&a, "A")?, jobs(&b, "B")?);
+    let mut diff = RunDiff {
+        equal: true,
+        tolerance,
+        jobs_added: Vec::new(),
+        jobs_removed: Vec::new(),
+        jobs_changed: Vec::new(),
+        skips_added: Vec::new(),
+        skips_removed: Vec::new(),
+        skips_changed: Vec::new(),
+        other_fields: Vec::new(),
+    };
+    for (key, job_a) in &ja {
+        match jb.iter().find(|(k, _)| k == key) {
+            None => diff.jobs_removed.push(key.clone()),
+            Some((_, job_b)) => {
+                let mut fields = Vec::new();
+                compare("", job_a, job_b, tolerance, &mut fields);
+                if !fields.is_empty() {
+                    diff.jobs_changed.push(JobChange {
+                        job: key.clone(),
+                        fields,
+                    });
+                }
+            }
+        }
+    }
+    diff.jobs_added = jb
+        .iter()
+        .filter(|(k, _)| !ja.iter().any(|(ka, _)| ka == k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let skips = |m: &Value| -> Vec<Skip> {
+        m["skipped_views"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(skip)
+            .collect()
+    };
+    let (sa, sb) = (skips(&a), skips(&b));
+    let same = |x: &Skip, y: &Skip| x.dose == y.dose && x.view == y.view;
+    for s in &sa {
+        match sb.iter().find(|t| same(s, t)) {
+            None => diff.skips_removed.push(s.clone()),
+            Some(t) if t.reason != s.reason => diff.skips_changed.push((s.clone(), t.clone())),
+            Some(_) => {}
+        }
+    }
+    diff.skips_added = sb
+        .iter()
+        .filter(|t| !sa.iter().any(|s| same(s, t)))
+        .cloned()
+        .collect();
+    let strip = |m: &Value| -> Value {
+        let mut m = m.clone();
+        if let Value::Object(map) = &mut m {
+            for key in VOLATILE
+                .iter()
+                .chain(&["jobs", "skipped_views", "skipped_count"])
+            {
+                map.remove(*key);
+            }
+        }
+        m
+    };
+    compare(
+        "",
+        &strip(&a),
+        &strip(&b),
+        tolerance,
+        &mut diff.other_fields,
+    );
+    diff.equal = diff.jobs_added.is_empty()
+        && diff.jobs_removed.is_empty()
+        && diff.jobs_changed.is_empty()
+        && diff.skips_added.is_empty()
+        && diff.skips_removed.is_empty()
+        && diff.skips_changed.is_empty()
+        && diff.other_fields.is_empty();
+    Ok(diff)
+}
+
+fn read_manifest(root: &Path) -> Result<Value, DiffError> {
+    let path = root.join("training_manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| DiffError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| DiffError::Parse {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// Compares the manifests of two artifact roots.
+pub fn diff_runs(a: &Path, b: &Path, tolerance: f64) -> Result<RunDiff, DiffError> {
+    let (ma, mb) = (read_manifest(a)?, read_manifest(b)?);
+    diff_manifests(&ma, &mb, tolerance).map_err(|message| DiffError::Parse {
+        path: a.join("training_manifest.json"),
+        message,
+    })
+}
+
+fn job_text(k: &JobKey) -> String {
+    format!(
+        "dose={} view={} gs{}",
+        crate::report::dose_label(k.dose),
+        k.view,
+        k.gridsize
+    )
+}
+
+fn short(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "(absent)".into(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > 72 {
+        format!("{}…", s.chars().take(72).collect::<String>())
+    } else {
+        s
+    }
+}
+
+impl RunDiff {
+    /// Plain-text rendering for people.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for k in &self.jobs_added {
+            let _ = writeln!(s, "+ job {} (only in B)", job_text(k));
+        }
+        for k in &self.jobs_removed {
+            let _ = writeln!(s, "- job {} (only in A)", job_text(k));
+        }
+        for change in &self.jobs_changed {
+            let _ = writeln!(s, "~ job {}", job_text(&change.job));
+            for f in &change.fields {
+                match f.delta {
+                    Some(d) => {
+                        let rel = f
+                            .a
+                            .as_f64()
+                            .filter(|a| *a != 0.0)
+                            .map_or(String::new(), |a| format!(", {:+.2}%", 100.0 * d / a.abs()));
+                        let _ = writeln!(
+                            s,
+                            "    {}: {} -> {} (Δ {d:+.3e}{rel})",
+                            f.field,
+                            short(&f.a),
+                            short(&f.b)
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(s, "    {}: {} -> {}", f.field, short(&f.a), short(&f.b));
+                    }
+                }
+            }
+        }
+        for sk in &self.skips_added {
+            let _ = writeln!(
+                s,
+                "+ skip dose={} view={}: {}",
+                crate::report::dose_label(sk.dose),
+                sk.view,
+                sk.reason
+            );
+        }
+        for sk in &self.skips_removed {
+            let _ = writeln!(
+                s,
+                "- skip dose={} view={}: {}",
+                crate::report::dose_label(sk.dose),
+                sk.view,
+                sk.reason
+            );
+        }
+        for (a, b) in &self.skips_changed {
+            let _ = writeln!(
+                s,
+                "~ skip dose={} view={}: reason {:?} -> {:?}",
+                crate::report::dose_label(a.dose),
+                a.view,
+                a.reason,
+                b.reason
+            );
+        }
+        for f in &self.other_fields {
+            let _ = writeln!(s, "~ {}: {} -> {}", f.field, short(&f.a), short(&f.b));
+        }
+        let findings = self.jobs_added.len()
+            + self.jobs_removed.len()
+            + self.jobs_changed.len()
+            + self.skips_added.len()
+            + self.skips_removed.len()
+            + self.skips_changed.len()
+            + self.other_fields.len();
+        if self.equal {
+            let _ = writeln!(s, "runs are equal within tolerance {:e}", self.tolerance);
+        } else {
+            let _ = writeln!(
+                s,
+                "runs differ: {findings} finding(s) (tolerance {:e})",
+                self.tolerance
+            );
+        }
+        s
+    }
+
+    /// JSON rendering for tools.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a diff serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(root: &str, loss: f64) -> Value {
+        json!({"timestamp": "t1", "artifact_root": root, "phase_c_root": "c", "phase_d_root": "d",
+            "jobs": [{"dose": 1000.0, "view": "dense", "gridsize": 2, "log_path": format!("{root}/dose_1000/dense/gs2/train.log"),
+                      "result": {"status": "success", "final_loss": loss, "bundle_sha256": "ab"}}],
+            "skipped_views": [{"dose": 1000.0, "view": "sparse", "reason": "r"}], "skipped_count": 1})
+    }
+
+    #[test]
+    fn identical_runs_in_different_folders_are_equal() {
+        let d = diff_manifests(&run("/tmp/a", 0.5), &run("/tmp/b", 0.5), 1e-9).unwrap();
+        assert!(d.equal, "{}", d.to_text());
+        assert_eq!(d.to_text(), "runs are equal within tolerance 1e-9\n");
+    }
+
+    #[test]
+    fn metric_change_inside_and_outside_tolerance() {
+        let d = diff_manifests(&run("a", 0.5), &run("a", 0.5000001), 1e-6).unwrap();
+        assert!(d.equal);
+        let d = diff_manifests(&run("a", 0.5), &run("a", 0.6), 1e-6).unwrap();
+        assert!(!d.equal);
+        assert_eq!(d.jobs_changed[0].fields[0].field, "result.final_loss");
+        assert!(d.to_text().contains("~ job dose=1e+03 view=dense gs2\n    result.final_loss: 0.5 -> 0.6 (Δ +1.000e-1, +20.00%)"), "{}", d.to_text());
+    }
+
+    #[test]
+    fn added_jobs_and_removed_skips() {
+        let a = run("a", 0.5);
+        let mut b = run("a", 0.5);
+        b["jobs"].as_array_mut().unwrap().push(json!({"dose": 1000.0, "view": "sparse", "gridsize": 2, "result": {"status": "success"}}));
+        b["skipped_views"] = json!([]);
+        let d = diff_manifests(&a, &b, 1e-9).unwrap();
+        assert_eq!(d.jobs_added.len(), 1);
+        assert_eq!(d.skips_removed.len(), 1);
+        let text = d.to_text();
+        assert!(text.contains("+ job dose=1e+03 view=sparse gs2 (only in B)"));
+        assert!(text.contains("- skip dose=1e+03 view=sparse: r"));
+        assert!(
+            text.ends_with("runs differ: 2 finding(s) (tolerance 1e-9)\n"),
+            "{text}"
+        );
+    }
+}

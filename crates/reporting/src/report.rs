@@ -1,0 +1,666 @@
+//! The study report of an artifact root: `summary.md`, `metrics.csv` and SVG plots, as pure
+//! functions of `training_manifest.json` (same manifest, same bytes).
+
+use crate::svg::{Chart, Series};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The manifest is missing or unreadable.
+    #[error(
+        "cannot read {path}: {source}; is this an artifact root written by `dose-overlap train`?"
+    )]
+    Read {
+        /// The manifest path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifest is not JSON of the expected shape.
+    #[error("{path} is not a training manifest: {message}")]
+    Parse {
+        /// The manifest path.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A report file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A rendered report: file name (relative to the report folder) and contents.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `summary.md`, `metrics.csv`, `plots/*.svg`, in a fixed order.
+    pub files: Vec<(String, String)>,
+    /// Exit criteria with their verdicts (also in `summary.md`).
+    pub criteria: Vec<(String, bool)>,
+}
+
+/// One job row, read from the manifest.
+struct Job<'a> {
+    dose: f64,
+    view: &'a str,
+    gridsize: u64,
+    result: &'a Value,
+}
+
+impl Job<'_> {
+    fn status(&self) -> &str {
+        self.result["status"].as_str().unwrap_or("unknown")
+    }
+    fn label(&self) -> String {
+        format!("{} gs{}", self.view, self.gridsize)
+    }
+    /// Numeric metric leaves of one split, as `group.name` -> value.
+    fn metrics(&self, split: &str) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        flatten(&self.result["metrics"][split], "", &mut out);
+        out
+    }
+}
+
+/// `1e+03`, like Python's `f"{dose:.0e}"`.
+pub fn dose_label(dose: f64) -> String {
+    let s = format!("{dose:.0e}");
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
+            format!("{m}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
+/// Four significant digits, deterministic.
+fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if !(-4..6).contains(&magnitude) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3 - magnitude).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+fn flatten(value: &Value, prefix: &str, out: &mut Vec<(String, f64)>) {
+    match value {
+        Value::Number(n) => {
+            if let Some(v) = n.as_f64() {
+                out.push((prefix.to_string(), v));
+            }
+        }
+        Value::Object(map) => {
+            for (key, child) in map {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(child, &name, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn read_jobs(manifest: &Value) -> Result<Vec<Job<'_>>, String> {
+    let jobs = manifest["jobs"].as_array().ok_or("no `jobs` array")?;
+    jobs.iter()
+        .enumerate()
+        .map(|(k, job)| {
+            Ok(Job {
+                dose: job["dose"]
+                    .as_f64()
+                    .ok_or(format!("jobs[{k}] has no numeric `dose`"))?,
+                view: job["view"]
+                    .as_str()
+                    .ok_or(format!("jobs[{k}] has no `view`"))?,
+                gridsize: job["gridsize"]
+                    .as_u64()
+                    .ok_or(format!("jobs[{k}] has no `gridsize`"))?,
+                result: &job["result"],
+            })
+        })
+        .collect()
+}
+
+/// Metric names shown in plots, in order of preference, when the jobs have them.
+const HEADLINE: &[&str] = &[
+    "phase.ssim",
+    "phase.psnr",
+    "phase.mae",
+    "amplitude.ssim",
+    "amplitude.psnr",
+    "amplitude.mae",
+];
+
+/// Builds the report of `manifest` (the parsed `training_manifest.json`); `title` names the run.
+pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
+    let jobs = read_jobs(manifest)?;
+    let skips = manifest["skipped_views"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let splits = ["test", "train"];
+    let metric_names = |split: &str| -> Vec<String> {
+        let set: BTreeSet<String> = jobs
+            .iter()
+            .flat_map(|j| j.metrics(split))
+            .map(|(k, _)| k)
+            .collect();
+        set.into_iter().collect()
+    };
+    let mut md = String::new();
+    let mut criteria: Vec<(String, bool)> = Vec::new();
+    let n_ok = jobs
+        .iter()
+        .filter(|j| matches!(j.status(), "success" | "dry_run"))
+        .count();
+    let n_failed = jobs.iter().filter(|j| j.status() == "failed").count();
+    let backends: BTreeSet<&str> = jobs
+        .iter()
+        .filter_map(|j| j.result["backend"].as_str())
+        .collect();
+    let _ = writeln!(md, "# Study report: {title}\n");
+    let _ = writeln!(
+        md,
+        "- manifest: `training_manifest.json`, timestamp {}",
+        manifest["timestamp"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(
+        md,
+        "- backend: {}",
+        if backends.is_empty() {
+            "dry run".to_string()
+        } else {
+            backends.into_iter().collect::<Vec<_>>().join(", ")
+        }
+    );
+    let _ = writeln!(
+        md,
+        "- jobs: {} selected, {} ended well, {} failed; {} view(s) skipped\n",
+        jobs.len(),
+        n_ok,
+        n_failed,
+        skips.len()
+    );
+
+    let _ = writeln!(md, "## Jobs\n");
+    let _ = writeln!(
+        md,
+        "| dose | view | gridsize | status | epochs | final loss | bundle | SHA-256 |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    for j in &jobs {
+        let r = j.result;
+        let status = match (j.status(), r["error"].as_str()) {
+            ("failed", Some(e)) => format!(
+                "failed: {}",
+                e.lines().next().unwrap_or("").replace('|', "\\|")
+            ),
+            (s, _) => s.to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            dose_label(j.dose),
+            j.view,
+            j.gridsize,
+            status,
+            r["epochs_completed"]
+                .as_u64()
+                .map_or("-".into(), |e| e.to_string()),
+            r["final_loss"].as_f64().map_or("-".into(), fmt_num),
+            r["bundle_path"]
+                .as_str()
+                .map_or("-".into(), |p| format!("`{p}`")),
+            r["bundle_sha256"]
+                .as_str()
+                .map_or("-".into(), |h| format!("`{h}`")),
+        );
+    }
+    let _ = writeln!(md);
+
+    let _ = writeln!(md, "## Skipped views\n");
+    if skips.is_empty() {
+        let _ = writeln!(md, "None.\n");
+    } else {
+        let _ = writeln!(md, "| dose | view | reason |\n|---|---|---|");
+        for s in &skips {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                s["dose"].as_f64().map_or("?".into(), dose_label),
+                s["view"].as_str().unwrap_or("?"),
+                s["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .replace('|', "\\|")
+                    .replace('\n', " ")
+            );
+        }
+        let _ = writeln!(md);
+    }
+
+    for split in splits {
+        let names = metric_names(split);
+        if names.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "## Metrics ({split} split)\n");
+        let _ = writeln!(md, "| dose | view | gs | {} |", names.join(" | "));
+        let _ = writeln!(md, "|---|---|---|{}", "---|".repeat(names.len()));
+        for j in &jobs {
+            let values = j.metrics(split);
+            let cells: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    values
+                        .iter()
+                        .find(|(k, _)| k == n)
+                        .map_or("-".into(), |(_, v)| fmt_num(*v))
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                dose_label(j.dose),
+                j.view,
+                j.gridsize,
+                cells.join(" | ")
+            );
+        }
+        let _ = writeln!(md);
+    }
+
+    // Plots.
+    let mut plots: Vec<(String, String)> = Vec::new();
+    let test_names = metric_names("test");
+    let chosen: Vec<&str> = HEADLINE
+        .iter()
+        .copied()
+        .filter(|h| test_names.iter().any(|n| n == h))
+        .collect();
+    let mut labels: Vec<String> = Vec::new();
+    for j in &jobs {
+        if !labels.contains(&j.label()) {
+            labels.push(j.label());
+        }
+    }
+    for metric in &chosen {
+        let series = labels
+            .iter()
+            .map(|label| Series {
+                label: label.clone(),
+                points: jobs
+                    .iter()
+                    .filter(|j| &j.label() == label)
+                    .filter_map(|j| {
+                        j.metrics("test")
+                            .into_iter()
+                            .find(|(k, _)| k == metric)
+                            .map(|(_, v)| (j.dose, v))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let chart = Chart {
+            title: format!("{metric} (test split) vs dose"),
+            x_label: "dose (photons per pattern)".into(),
+            y_label: metric.to_string(),
+            log_x: true,
+            log_y: false,
+            series,
+        };
+        plots.push((
+            format!("plots/quality_{}.svg", metric.replace('.', "_")),
+            chart.to_svg(),
+        ));
+    }
+    let mut doses: Vec<f64> = Vec::new();
+    for j in &jobs {
+        if !doses.contains(&j.dose) {
+            doses.push(j.dose);
+        }
+    }
+    for dose in &doses {
+        let mut series = Vec::new();
+        for j in jobs.iter().filter(|j| j.dose == *dose) {
+            for (name, curve) in loss_curves(&j.result["loss_history"]) {
+                let label = if name.is_empty() {
+                    j.label()
+                } else {
+                    format!("{} {name}", j.label())
+                };
+                series.push(Series {
+                    label,
+                    points: curve
+                        .into_iter()
+                        .enumerate()
+                        .map(|(e, l)| ((e + 1) as f64, l))
+                        .collect(),
+                });
+            }
+        }
+        if series.is_empty() {
+            continue;
+        }
+        let chart = Chart {
+            title: format!("loss per epoch, dose {}", dose_label(*dose)),
+            x_label: "epoch".into(),
+            y_label: "normalised Fourier error".into(),
+            log_x: false,
+            log_y: true,
+            series,
+        };
+        plots.push((
+            format!("plots/loss_dose_{}.svg", dose.round() as i64),
+            chart.to_svg(),
+        ));
+    }
+    if !plots.is_empty() {
+        let _ = writeln!(md, "## Plots\n");
+        for (name, _) in &plots {
+            let _ = writeln!(md, "![{name}]({name})");
+        }
+        let _ = writeln!(md);
+    }
+
+    // Exit criteria.
+    criteria.push((
+        format!("every selected job ended well ({n_ok}/{})", jobs.len()),
+        n_ok == jobs.len() && !jobs.is_empty(),
+    ));
+    let count_ok = manifest["skipped_count"].as_u64() == Some(skips.len() as u64);
+    criteria.push((
+        format!("skip count agrees with the skip events ({})", skips.len()),
+        count_ok,
+    ));
+    let successes: Vec<&Job> = jobs.iter().filter(|j| j.status() == "success").collect();
+    if !successes.is_empty() {
+        let bundles_ok = successes.iter().all(|j| {
+            j.result["bundle_sha256"]
+                .as_str()
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                && j.result["bundle_size_bytes"]
+                    .as_u64()
+                    .is_some_and(|s| s > 0)
+        });
+        criteria.push((
+            "every successful job has a bundle with its SHA-256 and size".into(),
+            bundles_ok,
+        ));
+    }
+    if let Some(metric) = chosen.first() {
+        let lower_is_better = metric.ends_with("mae");
+        let score = |j: &Job| {
+            j.metrics("test")
+                .into_iter()
+                .find(|(k, _)| k == metric)
+                .map(|(_, v)| v)
+        };
+        let better = |a: f64, b: f64| if lower_is_better { a < b } else { a > b };
+        for label in &labels {
+            let curve: Vec<(f64, f64)> = jobs
+                .iter()
+                .filter(|j| &j.label() == label)
+                .filter_map(|j| Some((j.dose, score(j)?)))
+                .collect();
+            if curve.len() > 1 {
+                let mut sorted = curve.clone();
+                sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let ok = sorted.windows(2).all(|w| better(w[1].1, w[0].1));
+                let values: Vec<String> = sorted.iter().map(|(_, v)| fmt_num(*v)).collect();
+                criteria.push((
+                    format!(
+                        "{label}: {metric} (test) improves with dose ({})",
+                        values.join(" → ")
+                    ),
+                    ok,
+                ));
+            }
+        }
+        let views: Vec<&str> = {
+            let mut v: Vec<&str> = Vec::new();
+            for j in &jobs {
+                if j.view != "baseline" && !v.contains(&j.view) {
+                    v.push(j.view);
+                }
+            }
+            v
+        };
+        for pair in views.windows(2) {
+            for dose in &doses {
+                let find = |view: &str| {
+                    jobs.iter()
+                        .find(|j| j.view == view && j.dose == *dose)
+                        .and_then(score)
+                };
+                if let (Some(a), Some(b)) = (find(pair[0]), find(pair[1])) {
+                    criteria.push((
+                        format!(
+                            "dose {}: {} scores better than {} on {metric} ({} vs {})",
+                            dose_label(*dose),
+                            pair[0],
+                            pair[1],
+                            fmt_num(a),
+                            fmt_num(b)
+                        ),
+                        better(a, b),
+                    ));
+                }
+            }
+        }
+    }
+    let _ = writeln!(md, "## Exit criteria\n");
+    for (text, ok) in &criteria {
+        let _ = writeln!(md, "- [{}] {text}", if *ok { "x" } else { " " });
+    }
+
+    // metrics.csv
+    let mut csv = String::new();
+    let test_cols: Vec<String> = metric_names("test")
+        .into_iter()
+        .map(|n| format!("test.{n}"))
+        .collect();
+    let train_cols: Vec<String> = metric_names("train")
+        .into_iter()
+        .map(|n| format!("train.{n}"))
+        .collect();
+    let _ = write!(
+        csv,
+        "dose,view,gridsize,status,epochs_completed,final_loss,bundle_sha256"
+    );
+    for c in test_cols.iter().chain(&train_cols) {
+        let _ = write!(csv, ",{c}");
+    }
+    csv.push('\n');
+    for j in &jobs {
+        let r = j.result;
+        let _ = write!(
+            csv,
+            "{},{},{},{},{},{},{}",
+            j.dose,
+            j.view,
+            j.gridsize,
+            j.status(),
+            r["epochs_completed"]
+                .as_u64()
+                .map_or(String::new(), |e| e.to_string()),
+            r["final_loss"]
+                .as_f64()
+                .map_or(String::new(), |v| v.to_string()),
+            r["bundle_sha256"].as_str().unwrap_or("")
+        );
+        for (split, cols) in [("test", &test_cols), ("train", &train_cols)] {
+            let values = j.metrics(split);
+            for c in cols.iter() {
+                let key = &c[split.len() + 1..];
+                let v = values
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or(String::new(), |(_, v)| v.to_string());
+                let _ = write!(csv, ",{v}");
+            }
+        }
+        csv.push('\n');
+    }
+
+    let mut files = vec![
+        ("summary.md".to_string(), md),
+        ("metrics.csv".to_string(), csv),
+    ];
+    files.extend(plots);
+    Ok(Report { files, criteria })
+}
+
+/// Loss curves of a result's `loss_history`: a plain array, or an object of arrays per split.
+fn loss_curves(history: &Value) -> Vec<(String, Vec<f64>)> {
+    let curve = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect::<Vec<f64>>())
+    };
+    match history {
+        Value::Array(_) => curve(history)
+            .into_iter()
+            .map(|c| (String::new(), c))
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), curve(v)?)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Reads `<artifact_root>/training_manifest.json`, builds the report and writes it under `out`
+/// (each file atomically). Returns the report.
+pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportError> {
+    let path = artifact_root.join("training_manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let manifest: Value = serde_json::from_str(&text).map_err(|e| ReportError::Parse {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let title = artifact_root.file_name().map_or_else(
+        || artifact_root.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let report =
+        build(&manifest, &title).map_err(|message| ReportError::Parse { path, message })?;
+    for (name, contents) in &report.files {
+        let target = out.join(name);
+        let parent = target.parent().unwrap_or(out);
+        std::fs::create_dir_all(parent)
+            .and_then(|()| npz_contract::atomic::write_atomic(&target, contents.as_bytes()))
+            .map_err(|source| ReportError::Write {
+                path: target.clone(),
+                source,
+            })?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn manifest() -> Value {
+        let job = |dose: f64, view: &str, gs: u64, ssim: f64| {
+            json!({"dose": dose, "view": view, "gridsize": gs, "result": {
+                "status": "success", "backend": "native", "epochs_completed": 3, "final_loss": 0.01,
+                "loss_history": {"train": [0.3, 0.1, 0.01]},
+                "bundle_path": "native_bundle.npz", "bundle_sha256": "a".repeat(64), "bundle_size_bytes": 10,
+                "metrics": {"test": {"phase": {"ssim": ssim, "mae": 1.0 - ssim}}, "train": {"phase": {"ssim": ssim}}}}})
+        };
+        json!({"timestamp": "2025-11-04T08:34:26.000000Z", "jobs": [
+            job(1e3, "baseline", 1, 0.2), job(1e3, "dense", 2, 0.5),
+            job(1e4, "baseline", 1, 0.4), job(1e4, "dense", 2, 0.7)],
+            "skipped_views": [{"dose": 1000.0, "view": "sparse", "reason": "kept 3 | needed 8"}],
+            "skipped_count": 1})
+    }
+
+    #[test]
+    fn dose_labels_match_python() {
+        assert_eq!(dose_label(1000.0), "1e+03");
+        assert_eq!(dose_label(1e5), "1e+05");
+        assert_eq!(dose_label(2.5e-3), "3e-03");
+        assert_eq!(dose_label(2500.0), "2e+03");
+    }
+
+    #[test]
+    fn report_has_tables_plots_and_criteria() {
+        let report = build(&manifest(), "run").unwrap();
+        let names: Vec<&str> = report.files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "summary.md",
+                "metrics.csv",
+                "plots/quality_phase_ssim.svg",
+                "plots/quality_phase_mae.svg",
+                "plots/loss_dose_1000.svg",
+                "plots/loss_dose_10000.svg"
+            ]
+        );
+        let md = &report.files[0].1;
+        assert!(
+            md.contains("| 1e+03 | sparse | kept 3 \\| needed 8 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "- [x] baseline gs1: phase.ssim (test) improves with dose (0.2000 → 0.4000)"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("- [x] every selected job ended well (4/4)"));
+        let csv = &report.files[1].1;
+        assert_eq!(
+            csv.lines().next().unwrap(),
+            "dose,view,gridsize,status,epochs_completed,final_loss,bundle_sha256,test.phase.mae,test.phase.ssim,train.phase.ssim"
+        );
+        assert!(csv.contains("\n1000,dense,2,success,3,0.01,"));
+        let svg = &report.files[2].1;
+        assert!(
+            svg.contains(r#"data-label="dense gs2""#)
+                && svg.contains(r#"data-x="10000" data-y="0.7""#),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn failing_physics_is_reported_not_hidden() {
+        let mut m = manifest();
+        m["jobs"][2]["result"]["metrics"]["test"]["phase"]["ssim"] = json!(0.1);
+        let report = build(&m, "run").unwrap();
+        assert!(
+            report
+                .criteria
+                .iter()
+                .any(|(t, ok)| t.starts_with("baseline gs1: phase.ssim") && !ok)
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! Small, deterministic SVG line charts. Every plotted point also carries its data in
+//! `data-x`/`data-y` attributes, so a test (or a curious reader) can check the numbers.
+
+use std::fmt::Write as _;
+
+/// One line of a chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// Points in drawing order (x, y); non-finite points are left out.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    /// Title above the plot.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// Logarithmic x axis (doses).
+    pub log_x: bool,
+    /// Logarithmic y axis (losses).
+    pub log_y: bool,
+    /// The lines.
+    pub series: Vec<Series>,
+}
+
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 400.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 150.0;
+const TOP: f64 = 40.0;
+const BOTTOM: f64 = 50.0;
+const COLORS: &[&str] = &[
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+];
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Shortest round-trip text of a number (deterministic).
+fn num(v: f64) -> String {
+    format!("{v}")
+}
+
+/// A compact tick label.
+fn tick_label(v: f64) -> String {
+    if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-3) {
+        format!("{v:.0e}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+struct Axis {
+    lo: f64,
+    hi: f64,
+    log: bool,
+}
+
+impl Axis {
+    fn new(values: impl Iterator<Item = f64>, log: bool) -> Axis {
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
+            let v = if log { v.log10() } else { v };
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        if !lo.is_finite() {
+            (lo, hi) = (0.0, 1.0);
+        }
+        if hi - lo < 1e-12 {
+            let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+            (lo, hi) = (lo - pad, hi + pad);
+        } else {
+            let pad = (hi - lo) * 0.05;
+            (lo, hi) = (lo - pad, hi + pad);
+        }
+        Axis { lo, hi, log }
+    }
+
+    /// Position in [0, 1] along the axis, or `None` where it cannot be drawn.
+    fn fraction(&self, v: f64) -> Option<f64> {
+        if !v.is_finite() || (self.log && v <= 0.0) {
+            return None;
+        }
+        let v = if self.log { v.log10() } else { v };
+        Some((v - self.lo) / (self.hi - self.lo))
+    }
+
+    fn ticks(&self) -> Vec<f64> {
+        if self.log {
+            let (a, b) = (self.lo.ceil() as i32, self.hi.floor() as i32);
+            return (a..=b).map(|e| 10f64.powi(e)).collect();
+        }
+        (0..=4)
+            .map(|k| self.lo + (self.hi - self.lo) * f64::from(k) / 4.0)
+            .collect()
+    }
+}
+
+impl Chart {
+    /// Renders the chart as a standalone SVG document.
+    pub fn to_svg(&self) -> String {
+        let all = || self.series.iter().flat_map(|s| s.points.iter());
+        let xa = Axis::new(all().map(|p| p.0), self.log_x);
+        let ya = Axis::new(all().map(|p| p.1), self.log_y);
+        let pw = WIDTH - LEFT - RIGHT;
+        let ph = HEIGHT - TOP - BOTTOM;
+        let px = |f: f64| LEFT + f * pw;
+        let py = |f: f64| TOP + (1.0 - f) * ph;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
+            LEFT + pw / 2.0,
+            escape(&self.title)
+        );
+        let _ = writeln!(
+            s,
+            r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
+        );
+        for t in xa.ticks() {
+            if let Some(f) = xa.fraction(t).filter(|f| (0.0..=1.0).contains(f)) {
+                let x = px(f);
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{x:.2}" y1="{}" x2="{x:.2}" y2="{}" stroke="#ccc"/><text x="{x:.2}" y="{}" text-anchor="middle">{}</text>"##,
+                    TOP,
+                    TOP + ph,
+                    TOP + ph + 16.0,
+                    tick_label(t)
+                );
+            }
+        }
+        for t in ya.ticks() {
+            if let Some(f) = ya.fraction(t).filter(|f| (0.0..=1.0).contains(f)) {
+                let y = py(f);
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{LEFT}" y1="{y:.2}" x2="{}" y2="{y:.2}" stroke="#ccc"/><text x="{}" y="{:.2}" text-anchor="end">{}</text>"##,
+                    LEFT + pw,
+                    LEFT - 6.0,
+                    y + 4.0,
+                    tick_label(t)
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            LEFT + pw / 2.0,
+            HEIGHT - 12.0,
+            escape(&self.x_label)
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">{}</text>"#,
+            TOP + ph / 2.0,
+            TOP + ph / 2.0,
+            escape(&self.y_label)
+        );
+        for (k, series) in self.series.iter().enumerate() {
+            let color = COLORS[k % COLORS.len()];
+            let drawn: Vec<(f64, f64, f64, f64)> = series
+                .points
+                .iter()
+                .filter_map(|&(x, y)| Some((x, y, px(xa.fraction(x)?), py(ya.fraction(y)?))))
+                .collect();
+            let _ = writeln!(
+                s,
+                r#"<g class="series" data-label="{}">"#,
+                escape(&series.label)
+            );
+            if drawn.len() > 1 {
+                let path: Vec<String> = drawn
+                    .iter()
+                    .map(|p| format!("{:.2},{:.2}", p.2, p.3))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+                    path.join(" ")
+                );
+            }
+            // Markers only for short series; long loss curves stay light.
+            let marker = if drawn.len() <= 50 { 3.5 } else { 0.0 };
+            for (x, y, cx, cy) in &drawn {
+                let _ = writeln!(
+                    s,
+                    r#"<circle cx="{cx:.2}" cy="{cy:.2}" r="{marker}" fill="{color}" data-x="{}" data-y="{}"/>"#,
+                    num(*x),
+                    num(*y)
+                );
+            }
+            let ly = TOP + 10.0 + 18.0 * k as f64;
+            let lx = LEFT + pw + 12.0;
+            let _ = writeln!(
+                s,
+                r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+                lx + 20.0,
+                lx + 26.0,
+                ly + 4.0,
+                escape(&series.label)
+            );
+            let _ = writeln!(s, "</g>");
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_carry_their_data() {
+        let chart = Chart {
+            title: "phase SSIM vs dose".into(),
+            x_label: "dose".into(),
+            y_label: "SSIM".into(),
+            log_x: true,
+            log_y: false,
+            series: vec![Series {
+                label: "dense".into(),
+                points: vec![(1e3, 0.5), (1e4, 0.75), (1e5, 0.9)],
+            }],
+        };
+        let svg = chart.to_svg();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains(r#"data-x="1000" data-y="0.5""#));
+        assert!(svg.contains(r#"data-x="100000" data-y="0.9""#));
+        assert_eq!(svg.matches("<circle").count(), 3);
+        assert!(svg.contains("<polyline"));
+        assert_eq!(chart.to_svg(), svg, "deterministic");
+    }
+
+    #[test]
+    fn empty_and_non_finite_data_still_render() {
+        let chart = Chart {
+            title: "a <b> & c".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            log_x: false,
+            log_y: true,
+            series: vec![Series {
+                label: "s".into(),
+                points: vec![(0.0, f64::NAN), (1.0, 0.0)],
+            }],
+        };
+        let svg = chart.to_svg();
+        assert!(svg.contains("a &lt;b&gt; &amp; c"));
+        assert_eq!(svg.matches("<circle").count(), 0);
+    }
+}
