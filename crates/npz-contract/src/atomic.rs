@@ -3,7 +3,7 @@
 //! written through here.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// A file being written beside its final path; [`AtomicFile::commit`] renames it into place.
@@ -18,14 +18,21 @@ impl AtomicFile {
     /// Creates the temporary file `.<name>.tmp-<pid>` in `target`'s folder (which must exist).
     pub fn create(target: &Path) -> io::Result<AtomicFile> {
         let name = target.file_name().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("{} names no file", target.display()))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} names no file", target.display()),
+            )
         })?;
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(name);
         temp_name.push(format!(".tmp-{}", std::process::id()));
         let temp = target.with_file_name(temp_name);
         let file = File::create(&temp)?;
-        Ok(AtomicFile { file: Some(file), temp, target: target.to_path_buf() })
+        Ok(AtomicFile {
+            file: Some(file),
+            temp,
+            target: target.to_path_buf(),
+        })
     }
 
     /// The open temporary file.
@@ -48,6 +55,13 @@ impl Write for AtomicFile {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file().flush()
+    }
+}
+
+// Zip writers seek back to patch sizes and CRCs into local headers.
+impl Seek for AtomicFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.file().seek(pos)
     }
 }
 

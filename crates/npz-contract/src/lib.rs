@@ -1,4 +1,32 @@
 //! DATA-001: reading, writing and validating NPZ archives safely, and atomic artifact writes.
+//!
+//! Reading never trusts a header: every member's `.npy` header is read with bounded reads when
+//! the archive is opened, and a member whose `shape x itemsize` disagrees with its stored size
+//! is rejected before anything is allocated for it. Pickled (`|O`) members are listed, never
+//! unpickled.
 #![deny(missing_docs)]
 
 pub mod atomic;
+mod element;
+mod error;
+mod header;
+mod reader;
+mod writer;
+
+pub use element::NpzElement;
+pub use error::NpzError;
+pub use header::{ByteOrder, Dtype, DtypeKind};
+pub use reader::{MemberInfo, NpzReader, RejectedMember};
+pub use writer::NpzWriter;
+
+/// How members are stored in the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// As `numpy.savez` writes: fast to read, as large as the data.
+    Stored,
+    /// As `numpy.savez_compressed` writes (deflate).
+    Deflated,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,606 @@
+//! Reading NPZ archives: every member's `.npy` header is inspected with bounded reads when the
+//! archive is opened, and array data is only ever read for members whose header agrees with the
+//! member's size, into buffers sized from that checked header.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayD, IxDyn, ShapeBuilder};
+use zip::ZipArchive;
+
+use crate::element::NpzElement;
+use crate::header::{self, Dtype, DtypeKind};
+use crate::{Compression, NpzError};
+
+/// Bytes decoded per step when streaming a member: big enough to amortise calls, small enough
+/// to stay in cache between the read and the decode.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Deflate cannot expand data more than 1032:1; a member claiming more lies about its size.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// One `.npy` member whose header passed inspection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The key (the member name without `.npy`).
+    pub key: String,
+    /// The header's `descr`, e.g. `<f4`, `>c8`, `<U8`, `|O`.
+    pub descr: String,
+    /// The array's shape (empty for 0-d).
+    pub shape: Vec<usize>,
+    /// Whether the data is stored in Fortran (column-major) order.
+    pub fortran_order: bool,
+    /// The parsed `descr`.
+    pub dtype: Dtype,
+    /// How the member is stored in the archive.
+    pub compression: Compression,
+    /// Bytes of array data after the header (checked against shape x itemsize unless pickled).
+    pub data_bytes: u64,
+    items: usize,
+    index: usize,
+    header_bytes: u64,
+}
+
+impl MemberInfo {
+    /// NumPy's name for the dtype (`float32`, `complex64`, `unicode <U8`, `object (pickled)`).
+    pub fn dtype_name(&self) -> String {
+        header::dtype_name(&self.descr, &self.dtype)
+    }
+
+    /// Number of items (1 for 0-d). Checked against overflow when the archive was opened.
+    pub fn len(&self) -> usize {
+        self.items
+    }
+
+    /// Whether the array holds no items.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shape as Python writes it: `()`, `(5,)`, `(3, 4)`.
+    pub fn shape_text(&self) -> String {
+        header::shape_repr(&self.shape)
+    }
+}
+
+/// An archive member that cannot be read as an array, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedMember {
+    /// The member's name inside the zip (`x.npy`).
+    pub name: String,
+    /// The key it would have (the name without `.npy`).
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// An open NPZ archive.
+pub struct NpzReader {
+    path: PathBuf,
+    archive: ZipArchive<BufReader<File>>,
+    members: Vec<MemberInfo>,
+    rejected: Vec<RejectedMember>,
+}
+
+impl std::fmt::Debug for NpzReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NpzReader")
+            .field("path", &self.path)
+            .field("members", &self.members)
+            .field("rejected", &self.rejected)
+            .finish()
+    }
+}
+
+impl NpzReader {
+    /// Opens `path`, lists its members and inspects every member's header (bounded reads; no
+    /// array data is read). A member with a bad header does not fail the whole archive: it is
+    /// listed in [`NpzReader::rejected`] and reading it gives an error naming the reason.
+    pub fn open(path: &Path) -> Result<Self, NpzError> {
+        let io_err = |action: &str, source| NpzError::Io {
+            path: path.to_path_buf(),
+            action: action.to_string(),
+            source,
+        };
+        let file = File::open(path).map_err(|e| io_err("opening", e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| io_err("reading metadata of", e))?
+            .len();
+        if file_len == 0 {
+            return Err(NpzError::NotAnArchive {
+                path: path.to_path_buf(),
+                reason: "the file is empty".into(),
+            });
+        }
+        precheck_directory(&file, file_len).map_err(|reason| NpzError::NotAnArchive {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        let archive =
+            ZipArchive::new(BufReader::new(file)).map_err(|e| NpzError::NotAnArchive {
+                path: path.to_path_buf(),
+                reason: describe_zip_error(&e),
+            })?;
+        let mut reader = NpzReader {
+            path: path.to_path_buf(),
+            archive,
+            members: Vec::new(),
+            rejected: Vec::new(),
+        };
+        for index in 0..reader.archive.len() {
+            match inspect(&mut reader.archive, index, file_len) {
+                Ok(Some(info)) => reader.members.push(info),
+                Ok(None) => {}
+                Err(rejected) => reader.rejected.push(rejected),
+            }
+        }
+        Ok(reader)
+    }
+
+    /// The file this reader reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The members whose header passed inspection, in archive order.
+    pub fn members(&self) -> &[MemberInfo] {
+        &self.members
+    }
+
+    /// Members that cannot be read (malformed, forged or inconsistent header, unsupported
+    /// compression, not `.npy`).
+    pub fn rejected(&self) -> &[RejectedMember] {
+        &self.rejected
+    }
+
+    /// The member with this key, if its header passed inspection.
+    pub fn member(&self, key: &str) -> Option<&MemberInfo> {
+        self.members.iter().find(|m| m.key == key)
+    }
+
+    fn lookup(&self, key: &str) -> Result<MemberInfo, NpzError> {
+        if let Some(info) = self.member(key) {
+            return Ok(info.clone());
+        }
+        if let Some(bad) = self.rejected.iter().find(|r| r.key == key) {
+            return Err(NpzError::BadMember {
+                path: self.path.clone(),
+                key: key.to_string(),
+                reason: bad.reason.clone(),
+            });
+        }
+        Err(NpzError::MissingKey {
+            path: self.path.clone(),
+            key: key.to_string(),
+            found: self
+                .members
+                .iter()
+                .map(|m| m.key.clone())
+                .chain(self.rejected.iter().map(|r| r.key.clone()))
+                .collect(),
+        })
+    }
+
+    fn wrong_dtype(&self, info: &MemberInfo, expected: &str) -> NpzError {
+        NpzError::WrongDtype {
+            path: self.path.clone(),
+            key: info.key.clone(),
+            expected: expected.to_string(),
+            found: format!("{} ({})", info.dtype_name(), info.descr),
+        }
+    }
+
+    /// Reads a numeric member as an array of `T` in standard (C) layout, converting within a
+    /// kind (float and complex widths, integer widths with a range check, either byte order,
+    /// Fortran order). A missing key, another kind or a pickled member is an error naming the
+    /// key, what was expected and what was found.
+    pub fn read<T: NpzElement>(&mut self, key: &str) -> Result<ArrayD<T>, NpzError> {
+        let info = self.lookup(key)?;
+        if !T::accepts(&info.dtype) {
+            return Err(self.wrong_dtype(&info, T::EXPECTED));
+        }
+        let n = info.len();
+        let mut out: Vec<T> = Vec::new();
+        out.try_reserve_exact(n).map_err(|_| NpzError::TooLarge {
+            path: self.path.clone(),
+            key: key.to_string(),
+            bytes: n as u128 * T::SIZE as u128,
+        })?;
+        let path = self.path.clone();
+        self.stream_bytes(&info, |bytes| {
+            T::decode(&info.dtype, bytes, &mut out).map_err(|value| NpzError::OutOfRange {
+                path: path.clone(),
+                key: info.key.clone(),
+                expected: std::any::type_name::<T>().to_string(),
+                found: format!("the value {value} ({})", info.dtype_name()),
+            })
+        })?;
+        let corrupt = |e: ndarray::ShapeError| NpzError::Corrupt {
+            path: self.path.clone(),
+            key: key.to_string(),
+            reason: e.to_string(),
+        };
+        if info.fortran_order && info.shape.len() > 1 {
+            let array = ArrayD::from_shape_vec(IxDyn(&info.shape).f(), out).map_err(corrupt)?;
+            Ok(array.as_standard_layout().into_owned())
+        } else {
+            ArrayD::from_shape_vec(IxDyn(&info.shape), out).map_err(corrupt)
+        }
+    }
+
+    /// Streams a numeric member as `T` in chunks of storage order (C order, or Fortran order
+    /// when [`MemberInfo::fortran_order`]), without holding the whole array: for checks that
+    /// visit every value once. Conversions as in [`NpzReader::read`].
+    pub fn for_each_chunk<T: NpzElement>(
+        &mut self,
+        key: &str,
+        mut visit: impl FnMut(&[T]),
+    ) -> Result<(), NpzError> {
+        let info = self.lookup(key)?;
+        if !T::accepts(&info.dtype) {
+            return Err(self.wrong_dtype(&info, T::EXPECTED));
+        }
+        let path = self.path.clone();
+        let mut items: Vec<T> = Vec::new();
+        self.stream_bytes(&info, |bytes| {
+            items.clear();
+            T::decode(&info.dtype, bytes, &mut items).map_err(|value| NpzError::OutOfRange {
+                path: path.clone(),
+                key: info.key.clone(),
+                expected: std::any::type_name::<T>().to_string(),
+                found: format!("the value {value} ({})", info.dtype_name()),
+            })?;
+            visit(&items);
+            Ok(())
+        })
+    }
+
+    /// Reads a 0-d unicode (`<U`) member, e.g. a JSON `_metadata` string.
+    pub fn read_string(&mut self, key: &str) -> Result<String, NpzError> {
+        let info = self.lookup(key)?;
+        if !info.shape.is_empty() {
+            return Err(NpzError::WrongShape {
+                path: self.path.clone(),
+                key: key.to_string(),
+                expected: "() (a 0-d string)".to_string(),
+                found: info.shape_text(),
+            });
+        }
+        Ok(self.read_unicode(&info)?.pop().unwrap_or_default())
+    }
+
+    /// Reads a 1-d unicode (`<U`) member, e.g. `filenames`.
+    pub fn read_strings(&mut self, key: &str) -> Result<Vec<String>, NpzError> {
+        let info = self.lookup(key)?;
+        if info.shape.len() != 1 {
+            return Err(NpzError::WrongShape {
+                path: self.path.clone(),
+                key: key.to_string(),
+                expected: "(n,) (a 1-d array of strings)".to_string(),
+                found: info.shape_text(),
+            });
+        }
+        self.read_unicode(&info)
+    }
+
+    fn read_unicode(&mut self, info: &MemberInfo) -> Result<Vec<String>, NpzError> {
+        if info.dtype.kind != DtypeKind::Unicode {
+            return Err(self.wrong_dtype(info, "unicode strings (<U)"));
+        }
+        let width = info.dtype.itemsize.unwrap_or(0);
+        let big = info.dtype.order == header::ByteOrder::Big;
+        let mut out: Vec<String> = Vec::new();
+        out.try_reserve_exact(info.len())
+            .map_err(|_| NpzError::TooLarge {
+                path: self.path.clone(),
+                key: info.key.clone(),
+                bytes: info.data_bytes.into(),
+            })?;
+        if width == 0 {
+            out.resize(info.len(), String::new());
+            return Ok(out);
+        }
+        let path = self.path.clone();
+        self.stream_bytes(info, |bytes| {
+            for item in bytes.chunks_exact(width) {
+                out.push(decode_ucs4(item, big).map_err(|reason| NpzError::Corrupt {
+                    path: path.clone(),
+                    key: info.key.clone(),
+                    reason,
+                })?);
+            }
+            Ok(())
+        })?;
+        // Only 0-d and 1-d members come here, where C and Fortran order coincide.
+        Ok(out)
+    }
+
+    /// Reads the member's data in chunks of whole items (CHUNK_BYTES or one item), then checks
+    /// the member ends there, which also makes the zip reader verify the CRC.
+    fn stream_bytes(
+        &mut self,
+        info: &MemberInfo,
+        mut sink: impl FnMut(&[u8]) -> Result<(), NpzError>,
+    ) -> Result<(), NpzError> {
+        let corrupt = |reason: String| NpzError::Corrupt {
+            path: self.path.clone(),
+            key: info.key.clone(),
+            reason,
+        };
+        let io_reason = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                "the member ends before its data does (truncated archive)".to_string()
+            }
+            std::io::ErrorKind::InvalidData if e.to_string().contains("checksum") => {
+                "CRC-32 mismatch: the stored data was altered or damaged".to_string()
+            }
+            _ => e.to_string(),
+        };
+        let mut member = self
+            .archive
+            .by_index(info.index)
+            .map_err(|e| corrupt(describe_zip_error(&e)))?;
+        let mut skip = vec![0u8; usize::try_from(info.header_bytes).unwrap_or(0)];
+        member
+            .read_exact(&mut skip)
+            .map_err(|e| corrupt(io_reason(e)))?;
+        let itemsize = info.dtype.itemsize.unwrap_or(1).max(1);
+        let chunk = (CHUNK_BYTES / itemsize).max(1) * itemsize;
+        let mut buf = vec![0u8; chunk.min(usize::try_from(info.data_bytes).unwrap_or(usize::MAX))];
+        let mut left = info.data_bytes;
+        while left > 0 {
+            let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+            member
+                .read_exact(&mut buf[..take])
+                .map_err(|e| corrupt(io_reason(e)))?;
+            sink(&buf[..take])?;
+            left -= take as u64;
+        }
+        let mut probe = [0u8; 1];
+        match member.read(&mut probe) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(corrupt(
+                "the member holds more data than its header describes".to_string(),
+            )),
+            Err(e) => Err(corrupt(io_reason(e))),
+        }
+    }
+}
+
+/// Decodes one NUL-padded UCS-4 item.
+fn decode_ucs4(item: &[u8], big: bool) -> Result<String, String> {
+    let mut s = String::with_capacity(item.len() / 4);
+    let units: Vec<u32> = item
+        .chunks_exact(4)
+        .map(|c| {
+            let w = [c[0], c[1], c[2], c[3]];
+            if big {
+                u32::from_be_bytes(w)
+            } else {
+                u32::from_le_bytes(w)
+            }
+        })
+        .collect();
+    // NumPy strips trailing NULs only.
+    let end = units.iter().rposition(|&u| u != 0).map_or(0, |i| i + 1);
+    for &u in &units[..end] {
+        s.push(
+            char::from_u32(u)
+                .ok_or_else(|| format!("invalid unicode code point {u:#x} in a <U string"))?,
+        );
+    }
+    Ok(s)
+}
+
+/// Turns zip errors into sentences a user can act on.
+fn describe_zip_error(e: &zip::result::ZipError) -> String {
+    use zip::result::ZipError;
+    match e {
+        ZipError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the archive ends early (truncated)".to_string()
+        }
+        ZipError::InvalidArchive(why) => format!("invalid or truncated ZIP archive ({why})"),
+        ZipError::UnsupportedArchive(why) => format!("unsupported ZIP feature ({why})"),
+        other => other.to_string(),
+    }
+}
+
+/// Checks the end-of-central-directory record's counts against the file's size before the zip
+/// reader sizes anything from them: a few hundred hostile bytes must not claim billions of
+/// entries.
+fn precheck_directory(file: &File, file_len: u64) -> Result<(), String> {
+    use std::io::{Seek, SeekFrom};
+    // EOCD is 22 bytes plus a comment of at most 65535 bytes at the end of the file.
+    let tail_len = file_len.min(22 + 65_535);
+    let mut tail = vec![0u8; usize::try_from(tail_len).unwrap_or(0)];
+    let mut f = file;
+    f.seek(SeekFrom::Start(file_len - tail_len))
+        .map_err(|e| e.to_string())?;
+    f.read_exact(&mut tail).map_err(|e| e.to_string())?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let Some(pos) = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+    else {
+        if file_len < 22 {
+            return Err(format!(
+                "the file is only {file_len} bytes, too short for a ZIP archive"
+            ));
+        }
+        return Err(
+            "no ZIP end-of-central-directory record (not a ZIP file, or truncated)".to_string(),
+        );
+    };
+    let eocd = &tail[pos..];
+    let entries = u64::from(u16::from_le_bytes([eocd[10], eocd[11]]));
+    // Each central directory entry is at least 46 bytes.
+    if entries.saturating_mul(46) > file_len {
+        return Err(format!(
+            "the directory claims {entries} members, more than a {file_len}-byte file can hold"
+        ));
+    }
+    // ZIP64: the locator (20 bytes) precedes the EOCD and points at the ZIP64 EOCD record.
+    let abs = file_len - tail_len + pos as u64;
+    if abs >= 20 + 56 {
+        let mut loc = [0u8; 20];
+        f.seek(SeekFrom::Start(abs - 20))
+            .map_err(|e| e.to_string())?;
+        f.read_exact(&mut loc).map_err(|e| e.to_string())?;
+        if loc[..4] == [0x50, 0x4b, 0x06, 0x07] {
+            let rec = u64::from_le_bytes(loc[8..16].try_into().expect("8 bytes"));
+            if rec.saturating_add(56) > file_len {
+                return Err("the ZIP64 directory locator points past the end of the file (truncated or forged)".into());
+            }
+            let mut z = [0u8; 56];
+            f.seek(SeekFrom::Start(rec)).map_err(|e| e.to_string())?;
+            f.read_exact(&mut z).map_err(|e| e.to_string())?;
+            if z[..4] == [0x50, 0x4b, 0x06, 0x06] {
+                let n = u64::from_le_bytes(z[32..40].try_into().expect("8 bytes"));
+                let n_disk = u64::from_le_bytes(z[24..32].try_into().expect("8 bytes"));
+                if n.max(n_disk).saturating_mul(46) > file_len {
+                    return Err(format!(
+                        "the ZIP64 directory claims {} members, more than a {file_len}-byte file can hold",
+                        n.max(n_disk)
+                    ));
+                }
+            }
+        }
+        f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Inspects member `index`: `Ok(None)` for directories, `Err` for anything unreadable.
+fn inspect(
+    archive: &mut ZipArchive<BufReader<File>>,
+    index: usize,
+    file_len: u64,
+) -> Result<Option<MemberInfo>, RejectedMember> {
+    let fallback_name = archive.name_for_index(index).unwrap_or("?").to_string();
+    let reject = |name: &str, reason: String| RejectedMember {
+        name: name.to_string(),
+        key: name.strip_suffix(".npy").unwrap_or(name).to_string(),
+        reason,
+    };
+    let mut file = archive
+        .by_index(index)
+        .map_err(|e| reject(&fallback_name, describe_zip_error(&e)))?;
+    let name = file.name().to_string();
+    if file.is_dir() {
+        return Ok(None);
+    }
+    let Some(key) = name.strip_suffix(".npy").map(str::to_string) else {
+        return Err(reject(&name, "not a .npy member".to_string()));
+    };
+    let compression = match file.compression() {
+        zip::CompressionMethod::Stored => Compression::Stored,
+        zip::CompressionMethod::Deflated => Compression::Deflated,
+        other => {
+            return Err(reject(
+                &name,
+                format!(
+                    "compression method {other:?} is not supported (expected stored or deflated)"
+                ),
+            ));
+        }
+    };
+    let (size, packed) = (file.size(), file.compressed_size());
+    if packed > file_len {
+        return Err(reject(
+            &name,
+            format!("claims {packed} compressed bytes in a {file_len}-byte file"),
+        ));
+    }
+    match compression {
+        Compression::Stored if size != packed => {
+            return Err(reject(
+                &name,
+                format!("stored member claims {size} bytes but occupies {packed}"),
+            ));
+        }
+        Compression::Deflated
+            if size
+                > packed
+                    .saturating_mul(MAX_DEFLATE_RATIO)
+                    .saturating_add(1024) =>
+        {
+            return Err(reject(
+                &name,
+                format!(
+                    "claims {size} bytes inflated from {packed}: more than deflate can expand (forged size)"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let mut prefix = Vec::with_capacity(12);
+    let want = size.min(12);
+    (&mut file)
+        .take(want)
+        .read_to_end(&mut prefix)
+        .map_err(|e| reject(&name, format!("reading its header: {e}")))?;
+    let preamble = header::parse_preamble(&prefix).map_err(|r| reject(&name, r))?;
+    let header_bytes = (preamble.prefix_len + preamble.header_len) as u64;
+    if header_bytes > size {
+        return Err(reject(
+            &name,
+            format!(
+                "header length field says {} bytes but the member holds only {size} bytes (forged or truncated)",
+                preamble.header_len
+            ),
+        ));
+    }
+    let mut text = vec![0u8; preamble.header_len];
+    // The preamble read took 12 bytes; a v1 header's text starts at byte 10.
+    let already = prefix.len() - preamble.prefix_len;
+    let already = already.min(text.len());
+    text[..already].copy_from_slice(&prefix[preamble.prefix_len..preamble.prefix_len + already]);
+    file.read_exact(&mut text[already..])
+        .map_err(|e| reject(&name, format!("reading its header: {e}")))?;
+    let header = header::parse_header(&text, preamble.utf8).map_err(|r| reject(&name, r))?;
+    let dtype = Dtype::parse(&header.descr);
+    let data_bytes = size - header_bytes;
+    let overflow = || {
+        reject(
+            &name,
+            format!(
+                "header claims shape {} of {}: its size overflows (forged header)",
+                header::shape_repr(&header.shape),
+                header.descr
+            ),
+        )
+    };
+    let items = header
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(overflow)?;
+    // Pickled members' bytes are a pickle, not items; other unsized dtypes are never decoded.
+    if let Some(itemsize) = dtype.itemsize {
+        let expected = items.checked_mul(itemsize).ok_or_else(overflow)? as u64;
+        if expected != data_bytes {
+            return Err(reject(
+                &name,
+                format!(
+                    "header says shape {} of {} = {expected} bytes of data, but the member holds {data_bytes} bytes",
+                    header::shape_repr(&header.shape),
+                    header.descr
+                ),
+            ));
+        }
+    }
+    Ok(Some(MemberInfo {
+        key,
+        descr: header.descr,
+        shape: header.shape,
+        fortran_order: header.fortran_order,
+        dtype,
+        compression,
+        data_bytes,
+        items,
+        index,
+        header_bytes,
+    }))
+}
