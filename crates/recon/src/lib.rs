@@ -1,2 +1,44 @@
-//! The native ptychographic solver (ePIE, rPIE) and its reconstruction metrics
+//! The native ptychographic solver (ePIE, rPIE) and its reconstruction metrics.
+//!
+//! [`reconstruct`] runs one split ([`Dataset`]: amplitudes, positions, probe) with
+//! [`Settings`]; [`evaluate`] scores the result against the ground-truth object.
 #![deny(missing_docs)]
+
+mod data;
+pub mod fft;
+mod metrics;
+mod rng;
+mod solver;
+pub mod synthetic;
+#[cfg(test)]
+mod tests;
+
+pub use data::{Dataset, Rounding};
+pub use fft::FftPath;
+pub use metrics::{
+    EvalOptions, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane, Region, evaluate,
+};
+pub use solver::{EPS, Engine, Reconstruction, Settings, reconstruct};
+pub use study_design::Algorithm;
+
+/// Why a reconstruction could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconError {
+    /// The data cannot be reconstructed as given (shapes, values, positions).
+    #[error("{0}")]
+    BadInput(String),
+    /// The solver settings are out of range.
+    #[error("invalid solver settings: {0}")]
+    BadSettings(String),
+    /// The iteration blew up.
+    #[error(
+        "the reconstruction diverged at epoch {epoch} (E_F = {loss}): lower solver.alpha \
+         (or use rpie)"
+    )]
+    Diverged {
+        /// Epoch (from 1).
+        epoch: u32,
+        /// Its loss.
+        loss: f64,
+    },
+}

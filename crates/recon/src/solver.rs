@@ -1,0 +1,486 @@
+//! The ePIE / rPIE engine: seeded visiting order, K-choose-C groups with pty-chi's minibatch
+//! semantics, the Fourier projection with the loss folded in, and a hot loop that allocates
+//! nothing and never shifts.
+
+use crate::ReconError;
+use crate::data::{Dataset, Prepared, Rounding};
+use crate::fft::{Fft2, FftPath};
+use crate::rng::Rng;
+use ndarray::Array2;
+use num_complex::Complex32;
+use serde::{Deserialize, Serialize};
+use study_design::Algorithm;
+
+/// The Fourier projection's regulariser: `Psi' = a Psi / (|Psi| + EPS)` (orthonormal units).
+pub const EPS: f32 = 1e-7;
+
+/// Settings of one reconstruction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// ePIE or rPIE.
+    pub algorithm: Algorithm,
+    /// ePIE object step; rPIE regularisation weight (1 = ePIE with unit step).
+    pub alpha: f64,
+    /// Probe step (ePIE) or probe regularisation weight (rPIE), when the probe is refined.
+    pub beta: f64,
+    /// Epochs (passes over every position).
+    pub epochs: u32,
+    /// Refine the probe as well as the object.
+    pub refine_probe: bool,
+    /// Seed of the visiting order and of the grouping.
+    pub seed: u64,
+    /// g: positions are processed in groups of C = g^2 (1 = one at a time).
+    pub gridsize: u32,
+    /// K: each group is drawn from a position's K nearest neighbours (used when g > 1).
+    pub neighbor_count: u32,
+}
+
+impl Settings {
+    /// Settings from a study's `[solver]` table; `grouping_seed` stands in for `seed = None`.
+    pub fn from_solver(
+        solver: &study_design::Solver,
+        grouping_seed: u64,
+        gridsize: u32,
+        neighbor_count: u32,
+    ) -> Settings {
+        Settings {
+            algorithm: solver.algorithm,
+            alpha: solver.alpha,
+            beta: solver.beta,
+            epochs: solver.epochs,
+            refine_probe: solver.refine_probe,
+            seed: solver.seed.unwrap_or(grouping_seed),
+            gridsize,
+            neighbor_count,
+        }
+    }
+
+    /// C = g^2.
+    pub fn group_size(&self) -> usize {
+        let g = self.gridsize.max(1) as usize;
+        g * g
+    }
+
+    fn check(&self) -> Result<(), ReconError> {
+        let mut problems = Vec::new();
+        if !(self.alpha > 0.0 && self.alpha <= 1.0) {
+            problems.push(format!("alpha={} must be in (0, 1]", self.alpha));
+        }
+        if !(self.beta > 0.0 && self.beta <= 1.0) {
+            problems.push(format!("beta={} must be in (0, 1]", self.beta));
+        }
+        if self.gridsize == 0 {
+            problems.push("gridsize must be at least 1".to_string());
+        }
+        if self.gridsize > 1 && (self.neighbor_count as usize) + 1 < self.group_size() {
+            problems.push(format!(
+                "neighbor_count={} < C-1={} for gridsize={} (OVERSAMPLING-001)",
+                self.neighbor_count,
+                self.group_size() - 1,
+                self.gridsize
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ReconError::BadSettings(problems.join("; ")))
+        }
+    }
+}
+
+/// A finished reconstruction of one split.
+#[derive(Clone, Debug)]
+pub struct Reconstruction {
+    /// The object on the objectGuess grid.
+    pub object: Array2<Complex32>,
+    /// The probe (equal to probeGuess unless refined).
+    pub probe: Array2<Complex32>,
+    /// E_F after each epoch.
+    pub loss_history: Vec<f64>,
+    /// Epochs run.
+    pub epochs_completed: u32,
+    /// Integer top-left (row, column) of every patch on the objectGuess grid.
+    pub positions_topleft_yx: Vec<[i64; 2]>,
+    /// How positions were rounded.
+    pub rounding: Rounding,
+    /// The FFT code path used.
+    pub fft_path: FftPath,
+}
+
+/// Reconstructs one split: `settings.epochs` epochs from a flat object (ones), calling
+/// `on_epoch(epoch, E_F)` after each (epochs count from 1).
+pub fn reconstruct(
+    data: &Dataset,
+    settings: &Settings,
+    on_epoch: &mut dyn FnMut(u32, f64),
+) -> Result<Reconstruction, ReconError> {
+    let mut engine = Engine::new(data, settings)?;
+    for epoch in 1..=settings.epochs {
+        let loss = engine.run_epoch();
+        if !loss.is_finite() {
+            return Err(ReconError::Diverged { epoch, loss });
+        }
+        on_epoch(epoch, loss);
+    }
+    Ok(engine.finish())
+}
+
+/// The solver state, one epoch at a time (benches and tests drive it directly).
+pub struct Engine {
+    settings: Settings,
+    n: usize,
+    prep: Prepared,
+    /// Object on the padded grid, row-major, `grid.1` columns.
+    object: Vec<Complex32>,
+    probe: Vec<Complex32>,
+    /// Object step weight per probe pixel (ePIE `alpha conj(P)/max|P|^2`, rPIE its form).
+    w_obj: Vec<Complex32>,
+    /// `1 - w_obj P` (real): the fused single-position update `O = O r + w psi'`.
+    r_obj: Vec<f32>,
+    rng: Rng,
+    order: Vec<u32>,
+    /// K nearest neighbours of every position, `k` per position (g > 1 only).
+    neighbours: Vec<u32>,
+    k: usize,
+    members: Vec<usize>,
+    pick: Vec<u32>,
+    fft: Fft2,
+    spec: Vec<Complex32>,
+    /// One N x N buffer per group member: psi, then psi', then Delta.
+    bufs: Vec<Vec<Complex32>>,
+    /// Object patches of the group (needed for Delta and the probe update).
+    patches: Vec<Vec<Complex32>>,
+    probe_acc: Vec<Complex32>,
+    loss_history: Vec<f64>,
+}
+
+impl Engine {
+    /// Checks and prepares `data`, plans the FFTs, allocates every buffer.
+    pub fn new(data: &Dataset, settings: &Settings) -> Result<Engine, ReconError> {
+        settings.check()?;
+        let prep = data.prepare()?;
+        let n = prep.n;
+        let nn = n * n;
+        let count = prep.topleft.len();
+        let c = settings.group_size();
+        let (neighbours, k) = if c > 1 {
+            let k = (settings.neighbor_count as usize).min(count - 1);
+            if k + 1 < c {
+                return Err(ReconError::BadInput(format!(
+                    "gridsize {} groups {c} positions but the split holds only {count} \
+                     (OVERSAMPLING-001: use a denser view or gridsize 1)",
+                    settings.gridsize
+                )));
+            }
+            (nearest_neighbours(&data.xcoords, &data.ycoords, k), k)
+        } else {
+            (Vec::new(), 0)
+        };
+        let zero = Complex32::new(0.0, 0.0);
+        let general = c > 1 || settings.refine_probe;
+        let mut engine = Engine {
+            settings: settings.clone(),
+            n,
+            object: vec![Complex32::new(1.0, 0.0); prep.grid.0 * prep.grid.1],
+            probe: data.probe.iter().copied().collect(),
+            w_obj: vec![zero; nn],
+            r_obj: vec![0.0; nn],
+            rng: Rng::new(settings.seed),
+            order: (0..count as u32).collect(),
+            neighbours,
+            k,
+            members: Vec::with_capacity(c),
+            pick: vec![0; k],
+            fft: Fft2::new(n),
+            spec: vec![zero; nn],
+            bufs: (0..c).map(|_| vec![zero; nn]).collect(),
+            patches: if general {
+                (0..c).map(|_| vec![zero; nn]).collect()
+            } else {
+                Vec::new()
+            },
+            probe_acc: if settings.refine_probe {
+                vec![zero; nn]
+            } else {
+                Vec::new()
+            },
+            loss_history: Vec::with_capacity(settings.epochs as usize),
+            prep,
+        };
+        engine.update_object_weights();
+        Ok(engine)
+    }
+
+    /// Object step weights from the current probe. Computed in f64, stored in f32.
+    fn update_object_weights(&mut self) {
+        let max = self
+            .probe
+            .iter()
+            .map(|p| f64::from(p.norm_sqr()))
+            .fold(0.0, f64::max);
+        let alpha = self.settings.alpha;
+        for ((w, r), p) in self.w_obj.iter_mut().zip(&mut self.r_obj).zip(&self.probe) {
+            let p2 = f64::from(p.norm_sqr());
+            // rPIE with alpha = 1 gives 1/(0 p2 + 1 max) = 1/max, ePIE alpha/max: the same bits.
+            let c = match self.settings.algorithm {
+                Algorithm::Epie => alpha / max,
+                Algorithm::Rpie => 1.0 / ((1.0 - alpha) * p2 + alpha * max),
+            };
+            *w = Complex32::new((c * f64::from(p.re)) as f32, (-c * f64::from(p.im)) as f32);
+            *r = (1.0 - c * p2) as f32;
+        }
+    }
+
+    /// Runs one epoch and returns its E_F.
+    pub fn run_epoch(&mut self) -> f64 {
+        self.rng.shuffle(&mut self.order);
+        let general = self.settings.group_size() > 1 || self.settings.refine_probe;
+        let mut loss = 0f64;
+        for t in 0..self.order.len() {
+            let anchor = self.order[t] as usize;
+            loss += if general {
+                self.group_step(anchor)
+            } else {
+                self.single_step(anchor)
+            };
+        }
+        let ef = loss / self.prep.sum_a2;
+        self.loss_history.push(ef);
+        ef
+    }
+
+    /// One position, fixed probe: gather, project, and the fused update `O = O r + w psi'`.
+    fn single_step(&mut self, j: usize) -> f64 {
+        let n = self.n;
+        let nn = n * n;
+        let stride = self.prep.grid.1;
+        let (ty, tx) = self.prep.topleft[j];
+        let buf = &mut self.bufs[0];
+        for i in 0..n {
+            let o = &self.object[(ty + i) * stride + tx..][..n];
+            let p = &self.probe[i * n..][..n];
+            for ((b, o), p) in buf[i * n..][..n].iter_mut().zip(o).zip(p) {
+                *b = p * o;
+            }
+        }
+        self.fft.forward_transposed(buf, &mut self.spec);
+        let loss = project(&mut self.spec, &self.prep.amps[j * nn..][..nn], n);
+        self.fft.inverse_from_transposed(&mut self.spec, buf);
+        for i in 0..n {
+            let o = &mut self.object[(ty + i) * stride + tx..][..n];
+            let w = &self.w_obj[i * n..][..n];
+            let r = &self.r_obj[i * n..][..n];
+            for (((o, w), r), b) in o.iter_mut().zip(w).zip(r).zip(&buf[i * n..][..n]) {
+                *o = *o * *r + w * b;
+            }
+        }
+        loss
+    }
+
+    /// One group (C = 1 with probe refinement, or C = g^2): every Delta from the same O and P,
+    /// object updates summed in place in member order, probe updates averaged.
+    fn group_step(&mut self, anchor: usize) -> f64 {
+        let n = self.n;
+        let nn = n * n;
+        let stride = self.prep.grid.1;
+        let c = self.settings.group_size();
+        self.members.clear();
+        self.members.push(anchor);
+        if c > 1 {
+            let k = self.k;
+            self.pick
+                .copy_from_slice(&self.neighbours[anchor * k..(anchor + 1) * k]);
+            for t in 0..c - 1 {
+                let r = t + self.rng.below(k - t);
+                self.pick.swap(t, r);
+                self.members.push(self.pick[t] as usize);
+            }
+        }
+        let mut loss = 0f64;
+        for m in 0..c {
+            let j = self.members[m];
+            let (ty, tx) = self.prep.topleft[j];
+            let (buf, patch) = (&mut self.bufs[m], &mut self.patches[m]);
+            for i in 0..n {
+                let o = &self.object[(ty + i) * stride + tx..][..n];
+                patch[i * n..][..n].copy_from_slice(o);
+                let p = &self.probe[i * n..][..n];
+                for ((b, o), p) in buf[i * n..][..n].iter_mut().zip(o).zip(p) {
+                    *b = p * o;
+                }
+            }
+            self.fft.forward_transposed(buf, &mut self.spec);
+            let l = project(&mut self.spec, &self.prep.amps[j * nn..][..nn], n);
+            // E_F counts every position once per epoch: its own (anchor) evaluation.
+            if m == 0 {
+                loss = l;
+            }
+            self.fft.inverse_from_transposed(&mut self.spec, buf);
+            for ((b, p), o) in buf.iter_mut().zip(&self.probe).zip(patch.iter()) {
+                *b -= p * o;
+            }
+        }
+        for m in 0..c {
+            let (ty, tx) = self.prep.topleft[self.members[m]];
+            let delta = &self.bufs[m];
+            for i in 0..n {
+                let o = &mut self.object[(ty + i) * stride + tx..][..n];
+                let w = &self.w_obj[i * n..][..n];
+                for ((o, w), d) in o.iter_mut().zip(w).zip(&delta[i * n..][..n]) {
+                    *o += w * d;
+                }
+            }
+        }
+        if self.settings.refine_probe {
+            self.probe_acc.fill(Complex32::new(0.0, 0.0));
+            let beta = self.settings.beta;
+            for m in 0..c {
+                let patch = &self.patches[m];
+                let max = patch
+                    .iter()
+                    .map(|o| f64::from(o.norm_sqr()))
+                    .fold(0.0, f64::max);
+                if max == 0.0 {
+                    continue;
+                }
+                for ((acc, o), d) in self.probe_acc.iter_mut().zip(patch).zip(&self.bufs[m]) {
+                    let o2 = f64::from(o.norm_sqr());
+                    let w = match self.settings.algorithm {
+                        Algorithm::Epie => beta / max,
+                        Algorithm::Rpie => 1.0 / ((1.0 - beta) * o2 + beta * max),
+                    } as f32;
+                    *acc += o.conj() * w * d;
+                }
+            }
+            let inv_c = 1.0 / c as f32;
+            for (p, acc) in self.probe.iter_mut().zip(&self.probe_acc) {
+                *p += acc * inv_c;
+            }
+            self.update_object_weights();
+        }
+        loss
+    }
+
+    /// Replaces the object on the objectGuess grid (padding, if any, keeps its values): a warm
+    /// start, and the check that the true object reproduces noiseless data.
+    pub fn set_object(&mut self, object: ndarray::ArrayView2<Complex32>) -> Result<(), ReconError> {
+        let [top, bottom, left, right] = self.prep.rounding.padding;
+        let (rows, cols) = self.prep.grid;
+        if object.dim() != (rows - top - bottom, cols - left - right) {
+            return Err(ReconError::BadInput(format!(
+                "start object is {:?} but objectGuess is {:?}",
+                object.dim(),
+                (rows - top - bottom, cols - left - right)
+            )));
+        }
+        for ((r, c), v) in object.indexed_iter() {
+            self.object[(r + top) * cols + c + left] = *v;
+        }
+        Ok(())
+    }
+
+    /// The current probe.
+    pub fn probe(&self) -> Array2<Complex32> {
+        Array2::from_shape_vec((self.n, self.n), self.probe.clone()).expect("probe is N x N")
+    }
+
+    /// E_F of every epoch run so far.
+    pub fn loss_history(&self) -> &[f64] {
+        &self.loss_history
+    }
+
+    /// Number of positions per epoch.
+    pub fn positions(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The object on the objectGuess grid.
+    pub fn object(&self) -> Array2<Complex32> {
+        let [top, bottom, left, right] = self.prep.rounding.padding;
+        let (rows, cols) = self.prep.grid;
+        let (h, w) = (rows - top - bottom, cols - left - right);
+        Array2::from_shape_fn((h, w), |(r, c)| self.object[(r + top) * cols + c + left])
+    }
+
+    /// The result so far.
+    pub fn finish(self) -> Reconstruction {
+        let n = self.n;
+        Reconstruction {
+            object: self.object(),
+            probe: Array2::from_shape_vec((n, n), self.probe).expect("probe is N x N"),
+            epochs_completed: self.loss_history.len() as u32,
+            loss_history: self.loss_history,
+            positions_topleft_yx: self.prep.topleft_grid,
+            rounding: self.prep.rounding,
+            fft_path: self.fft.path(),
+        }
+    }
+}
+
+/// The Fourier projection on an unnormalised, transposed spectrum `spec` (= N Psi), with the
+/// matching unshifted transposed amplitudes: replaces spec by `(a/N) spec / (|spec| + N eps)`,
+/// which the unnormalised inverse turns into the orthonormal `IFFT(a Psi / (|Psi| + eps))`,
+/// and returns `sum (|Psi| - a)^2`. Eight independent partial sums so the loop vectorises.
+fn project(spec: &mut [Complex32], amps: &[f32], n: usize) -> f64 {
+    let inv_n = 1.0 / n as f32;
+    let n_eps = n as f32 * EPS;
+    let mut acc = [0f32; 8];
+    let mut spec8 = spec.chunks_exact_mut(8);
+    let mut amps8 = amps.chunks_exact(8);
+    for (s, a) in (&mut spec8).zip(&mut amps8) {
+        for l in 0..8 {
+            let f = s[l];
+            let m = (f.re * f.re + f.im * f.im).sqrt();
+            let d = m * inv_n - a[l];
+            acc[l] += d * d;
+            let scale = a[l] * inv_n / (m + n_eps);
+            s[l] = Complex32::new(f.re * scale, f.im * scale);
+        }
+    }
+    let mut tail = 0f32;
+    for (f, &a) in spec8.into_remainder().iter_mut().zip(amps8.remainder()) {
+        let m = (f.re * f.re + f.im * f.im).sqrt();
+        let d = m * inv_n - a;
+        tail += d * d;
+        let scale = a * inv_n / (m + n_eps);
+        *f = Complex32::new(f.re * scale, f.im * scale);
+    }
+    let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    f64::from(sum) + f64::from(tail)
+}
+
+/// The `k` nearest other positions of every position, nearest first, ties by index.
+fn nearest_neighbours(x: &[f64], y: &[f64], k: usize) -> Vec<u32> {
+    let count = x.len();
+    let mut out = Vec::with_capacity(count * k);
+    let mut dist: Vec<(f64, u32)> = Vec::with_capacity(count);
+    let by = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    for j in 0..count {
+        dist.clear();
+        dist.extend((0..count).filter(|&i| i != j).map(|i| {
+            let (dx, dy) = (x[i] - x[j], y[i] - y[j]);
+            (dx * dx + dy * dy, i as u32)
+        }));
+        if k < dist.len() {
+            dist.select_nth_unstable_by(k, by);
+            dist.truncate(k);
+        }
+        dist.sort_unstable_by(by);
+        out.extend(dist.iter().map(|d| d.1));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbours_are_sorted_and_exclude_self() {
+        let x = [0.0, 1.0, 3.0, 6.0, 10.0];
+        let y = [0.0; 5];
+        let nb = nearest_neighbours(&x, &y, 2);
+        // x = 3 has 0 and 6 at distance 3: the lower index comes first.
+        assert_eq!(nb, [1, 2, 0, 2, 1, 0, 2, 4, 3, 2]);
+    }
+}

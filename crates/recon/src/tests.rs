@@ -1,0 +1,236 @@
+//! The solver's physics checks on noiseless synthetic data.
+
+use crate::synthetic;
+use crate::*;
+use ndarray::Array2;
+use num_complex::Complex32;
+
+fn settings(algorithm: Algorithm, alpha: f64) -> Settings {
+    Settings {
+        algorithm,
+        alpha,
+        beta: 1.0,
+        epochs: 8,
+        refine_probe: false,
+        seed: 5,
+        gridsize: 1,
+        neighbor_count: 7,
+    }
+}
+
+/// A 64 x 64 object scanned by a 16 x 16 probe every 3 pixels (the probe disc is 8 pixels wide).
+fn scene() -> (Dataset, Array2<Complex32>) {
+    let truth = synthetic::object(64, 64);
+    let probe = synthetic::probe(16, 1e4);
+    let (xs, ys) = synthetic::raster_positions(64, 64, 16, 3);
+    (synthetic::dataset(&truth, &probe, &xs, &ys), truth)
+}
+
+fn score(data: &Dataset, truth: &Array2<Complex32>, rec: &Reconstruction) -> Metrics {
+    evaluate(
+        rec.object.view(),
+        truth.view(),
+        data.probe.view(),
+        &rec.positions_topleft_yx,
+        &EvalOptions::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_true_object_reproduces_noiseless_data() {
+    let (data, truth) = scene();
+    for (algorithm, gridsize) in [
+        (Algorithm::Epie, 1),
+        (Algorithm::Rpie, 1),
+        (Algorithm::Epie, 2),
+    ] {
+        let s = Settings {
+            gridsize,
+            ..settings(algorithm, 1.0)
+        };
+        let mut engine = Engine::new(&data, &s).unwrap();
+        engine.set_object(truth.view()).unwrap();
+        let loss = engine.run_epoch();
+        assert!(loss < 1e-9, "{algorithm:?} g={gridsize}: E_F = {loss}");
+        // The projection leaves a consistent object where it is: it stays the truth.
+        let drift = engine
+            .object()
+            .iter()
+            .zip(&truth)
+            .map(|(a, b)| (a - b).norm())
+            .fold(0f32, f32::max);
+        assert!(drift < 1e-4, "{algorithm:?}: object moved by {drift}");
+    }
+}
+
+#[test]
+fn rpie_with_alpha_one_is_epie_with_unit_step_bit_for_bit() {
+    let (data, _) = scene();
+    for (gridsize, refine_probe) in [(1, false), (2, false), (1, true)] {
+        let run = |algorithm| {
+            let s = Settings {
+                epochs: 3,
+                gridsize,
+                refine_probe,
+                ..settings(algorithm, 1.0)
+            };
+            reconstruct(&data, &s, &mut |_, _| {}).unwrap()
+        };
+        let (e, r) = (run(Algorithm::Epie), run(Algorithm::Rpie));
+        assert_eq!(e.loss_history, r.loss_history);
+        assert!(
+            e.object
+                .iter()
+                .zip(&r.object)
+                .all(|(a, b)| a.re.to_bits() == b.re.to_bits() && a.im.to_bits() == b.im.to_bits())
+        );
+    }
+}
+
+#[test]
+fn from_a_flat_start_the_loss_falls_and_the_object_approaches_the_truth() {
+    let (data, truth) = scene();
+    for (algorithm, alpha, gridsize) in [
+        (Algorithm::Epie, 1.0, 1),
+        (Algorithm::Rpie, 0.5, 1),
+        (Algorithm::Rpie, 0.5, 2),
+    ] {
+        let s = Settings {
+            epochs: 30,
+            gridsize,
+            ..settings(algorithm, alpha)
+        };
+        let mut epochs = Vec::new();
+        let rec = reconstruct(&data, &s, &mut |e, l| epochs.push((e, l))).unwrap();
+        assert_eq!(epochs.len(), 30);
+        assert_eq!(
+            epochs.iter().map(|e| e.1).collect::<Vec<_>>(),
+            rec.loss_history
+        );
+        let h = &rec.loss_history;
+        assert!(
+            h[..5].windows(2).all(|w| w[1] < w[0]),
+            "{algorithm:?} g={gridsize}: {h:?}"
+        );
+        assert!(h[29] < 0.05 * h[0], "{algorithm:?} g={gridsize}: {h:?}");
+        let m = score(&data, &truth, &rec);
+        assert!(
+            m.fienup_nrmse < 0.1 * m.fienup_nrmse_initial,
+            "{algorithm:?} g={gridsize}: {} vs initial {}",
+            m.fienup_nrmse,
+            m.fienup_nrmse_initial
+        );
+    }
+}
+
+#[test]
+fn probe_refinement_fits_data_that_a_wrong_fixed_probe_cannot() {
+    let (mut data, _) = scene();
+    // A scaled guess: the fixed-probe solver cannot fit the data with it.
+    data.probe.mapv_inplace(|p| p * 0.8);
+    let fixed = reconstruct(
+        &data,
+        &Settings {
+            epochs: 40,
+            ..settings(Algorithm::Rpie, 0.5)
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let refined = reconstruct(
+        &data,
+        &Settings {
+            epochs: 40,
+            refine_probe: true,
+            ..settings(Algorithm::Rpie, 0.5)
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let last = |r: &Reconstruction| *r.loss_history.last().unwrap();
+    assert!(
+        last(&refined) < last(&fixed),
+        "{} vs {}",
+        last(&refined),
+        last(&fixed)
+    );
+    assert_ne!(refined.probe, data.probe);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_bits_and_another_seed_another_order() {
+    let (data, _) = scene();
+    let run = |seed, gridsize| {
+        let s = Settings {
+            epochs: 2,
+            seed,
+            gridsize,
+            ..settings(Algorithm::Rpie, 0.5)
+        };
+        reconstruct(&data, &s, &mut |_, _| {}).unwrap()
+    };
+    for gridsize in [1, 2] {
+        let (a, b, c) = (run(1, gridsize), run(1, gridsize), run(2, gridsize));
+        assert_eq!(a.object, b.object);
+        assert_eq!(a.loss_history, b.loss_history);
+        assert_ne!(a.object, c.object);
+    }
+}
+
+#[test]
+fn rounding_is_recorded_and_out_of_grid_patches_are_padded() {
+    let (mut data, _) = scene();
+    data.xcoords[0] = 7.4; // top-left column round(-0.6) = -1: one column of padding
+    data.ycoords[1] = 60.5; // top-left row round_half_even(52.5) = 52 -> bottom row 67 > 63
+    let rec = reconstruct(
+        &data,
+        &Settings {
+            epochs: 1,
+            ..settings(Algorithm::Epie, 1.0)
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(rec.rounding.padding, [0, 4, 1, 0]);
+    assert_eq!(rec.positions_topleft_yx[0][1], -1);
+    assert_eq!(rec.positions_topleft_yx[1][0], 52);
+    assert!((rec.rounding.max_abs_offset_px - 0.5).abs() < 1e-12);
+    assert_eq!(rec.object.dim(), (64, 64));
+}
+
+#[test]
+fn bad_input_is_named() {
+    let (data, _) = scene();
+    let check = |data: &Dataset, s: &Settings, want: &str| {
+        let err = Engine::new(data, s).err().expect("must fail").to_string();
+        assert!(err.contains(want), "{err}");
+    };
+    let mut d = data.clone();
+    d.diffraction[(3, 1, 2)] = f32::NAN;
+    check(
+        &d,
+        &settings(Algorithm::Epie, 1.0),
+        "diffraction[3, 1, 2] = NaN",
+    );
+    let mut d = data.clone();
+    d.xcoords.pop();
+    check(&d, &settings(Algorithm::Epie, 1.0), "xcoords/ycoords hold");
+    check(
+        &data,
+        &settings(Algorithm::Epie, 1.5),
+        "alpha=1.5 must be in (0, 1]",
+    );
+    let mut d = data.clone();
+    d.diffraction = d.diffraction.slice_move(ndarray::s![..3, .., ..]);
+    d.xcoords.truncate(3);
+    d.ycoords.truncate(3);
+    check(
+        &d,
+        &Settings {
+            gridsize: 2,
+            ..settings(Algorithm::Epie, 1.0)
+        },
+        "OVERSAMPLING-001",
+    );
+}
