@@ -11,12 +11,14 @@ mod element;
 mod error;
 mod header;
 mod reader;
+mod validate;
 mod writer;
 
 pub use element::NpzElement;
 pub use error::NpzError;
 pub use header::{ByteOrder, Dtype, DtypeKind};
 pub use reader::{MemberInfo, NpzReader, RejectedMember};
+pub use validate::{REQUIRED_KEYS, ValidateOptions, ValidationReport, validate};
 pub use writer::NpzWriter;
 
 /// How members are stored in the archive.
@@ -29,4 +31,4 @@ pub enum Compression {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
