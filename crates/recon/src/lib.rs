@@ -1,11 +1,14 @@
 //! The native ptychographic solver (ePIE, rPIE) and its reconstruction metrics.
 //!
 //! [`reconstruct`] runs one split ([`Dataset`]: amplitudes, positions, probe) with
-//! [`Settings`]; [`evaluate`] scores the result against the ground-truth object.
+//! [`Settings`]; [`evaluate`] scores the result against the ground-truth object; [`run_job`]
+//! does a whole job of the native backend (read both splits' NPZ, reconstruct, score, write
+//! the bundle [`BUNDLE_FILE`]).
 #![deny(missing_docs)]
 
 mod data;
 pub mod fft;
+mod job;
 mod metrics;
 mod rng;
 mod solver;
@@ -15,6 +18,10 @@ mod tests;
 
 pub use data::{Dataset, Rounding};
 pub use fft::FftPath;
+pub use job::{
+    BUNDLE_FILE, BUNDLE_FORMAT, JobOutcome, JobRequest, Split, SplitOutcome, read_split, run_job,
+    run_split,
+};
 pub use metrics::{
     EvalOptions, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane, Region, evaluate,
 };
@@ -24,6 +31,13 @@ pub use study_design::Algorithm;
 /// Why a reconstruction could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconError {
+    /// An NPZ could not be read or the bundle could not be written (the message names the
+    /// file and the member).
+    #[error(transparent)]
+    Npz(#[from] npz_contract::NpzError),
+    /// The caller asked to stop (Ctrl-C).
+    #[error("interrupted")]
+    Cancelled,
     /// The data cannot be reconstructed as given (shapes, values, positions).
     #[error("{0}")]
     BadInput(String),

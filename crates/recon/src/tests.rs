@@ -234,3 +234,136 @@ fn bad_input_is_named() {
         "OVERSAMPLING-001",
     );
 }
+
+mod job {
+    use super::*;
+    use npz_contract::{Compression, NpzReader, NpzWriter};
+    use std::ops::ControlFlow;
+    use std::path::{Path, PathBuf};
+
+    /// Writes a DATA-001 split of the synthetic scene: the positions with `keep(j)`.
+    fn write_split(path: &Path, keep: impl Fn(usize) -> bool) {
+        let (data, truth) = scene();
+        let idx: Vec<usize> = (0..data.len()).filter(|&j| keep(j)).collect();
+        let mut npz = NpzWriter::create(path, Compression::Stored).unwrap();
+        npz.add(
+            "diffraction",
+            &data.diffraction.select(ndarray::Axis(0), &idx),
+        )
+        .unwrap();
+        let pick = |v: &[f64]| ndarray::Array1::from_iter(idx.iter().map(|&j| v[j]));
+        npz.add("xcoords", &pick(&data.xcoords)).unwrap();
+        npz.add("ycoords", &pick(&data.ycoords)).unwrap();
+        npz.add("probeGuess", &data.probe).unwrap();
+        npz.add("objectGuess", &truth).unwrap();
+        npz.finish().unwrap();
+    }
+
+    fn request(dir: &Path, threads: usize, bundle: &str) -> JobRequest {
+        JobRequest {
+            train_path: dir.join("train data.npz"),
+            test_path: dir.join("test data.npz"),
+            settings: Settings {
+                epochs: 4,
+                ..settings(Algorithm::Rpie, 0.5)
+            },
+            eval: EvalOptions::default(),
+            bundle_path: dir.join(bundle),
+            job_config: serde_json::json!({"view": "baseline"}),
+            threads,
+        }
+    }
+
+    fn fixture() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write_split(&dir.path().join("train data.npz"), |j| j % 2 == 0);
+        write_split(&dir.path().join("test data.npz"), |j| j % 2 == 1);
+        dir
+    }
+
+    #[test]
+    fn a_job_reconstructs_both_splits_and_writes_the_same_bundle_with_one_or_two_threads() {
+        let dir = fixture();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let record = |split: Split, epoch: u32, loss: f64| {
+            seen.lock().unwrap().push((split, epoch, loss));
+            ControlFlow::Continue(())
+        };
+        let one = run_job(&request(dir.path(), 1, "one.npz"), &record).unwrap();
+        let two = run_job(&request(dir.path(), 2, "two.npz"), &record).unwrap();
+        assert_eq!(one.train, two.train);
+        assert_eq!(one.test, two.test);
+        let bytes = |p: &PathBuf| std::fs::read(p).unwrap();
+        assert_eq!(bytes(&one.bundle_path), bytes(&two.bundle_path));
+        assert_eq!(seen.lock().unwrap().len(), 16);
+        for split in [&one.train, &one.test] {
+            assert_eq!(split.epochs_completed, 4);
+            assert_eq!(split.final_loss, split.loss_history[3]);
+            assert!(split.loss_history[3] < split.loss_history[0]);
+            assert!(split.metrics.fienup_nrmse < split.metrics.fienup_nrmse_initial);
+        }
+
+        let mut npz = NpzReader::open(&one.bundle_path).unwrap();
+        let keys: Vec<&str> = npz.members().iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "config",
+                "train_object",
+                "train_probe",
+                "train_loss_history",
+                "train_positions_topleft_yx",
+                "test_object",
+                "test_probe",
+                "test_loss_history",
+                "test_positions_topleft_yx",
+                "metrics"
+            ]
+        );
+        let object = npz.read::<Complex32>("train_object").unwrap();
+        assert_eq!(object.shape(), [64, 64]);
+        let loss = npz.read::<f64>("test_loss_history").unwrap();
+        assert_eq!(loss.as_slice().unwrap(), one.test.loss_history.as_slice());
+        let config: serde_json::Value =
+            serde_json::from_str(&npz.read_string("config").unwrap()).unwrap();
+        assert_eq!(config["format"], BUNDLE_FORMAT);
+        assert_eq!(config["settings"]["seed"], 5);
+        assert_eq!(config["job"]["view"], "baseline");
+    }
+
+    #[test]
+    fn a_stopped_job_writes_no_bundle() {
+        let dir = fixture();
+        let stop = |_: Split, epoch: u32, _: f64| {
+            if epoch == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let req = request(dir.path(), 2, "b.npz");
+        assert!(matches!(run_job(&req, &stop), Err(ReconError::Cancelled)));
+        assert!(!req.bundle_path.exists());
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        let dir = fixture();
+        let go = |_: Split, _: u32, _: f64| ControlFlow::Continue(());
+        let mut req = request(dir.path(), 1, "b.npz");
+        req.test_path = dir.path().join("missing.npz");
+        let err = run_job(&req, &go).unwrap_err().to_string();
+        assert!(err.contains("missing.npz"), "{err}");
+        let partial = dir.path().join("partial.npz");
+        let mut npz = NpzWriter::create(&partial, Compression::Stored).unwrap();
+        npz.add("xcoords", &ndarray::arr1(&[1.0f64])).unwrap();
+        npz.finish().unwrap();
+        req.test_path = partial;
+        let err = run_job(&req, &go).unwrap_err().to_string();
+        assert!(
+            err.contains("partial.npz") && err.contains("diffraction"),
+            "{err}"
+        );
+        assert!(!req.bundle_path.exists());
+    }
+}

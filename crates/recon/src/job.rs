@@ -1,0 +1,275 @@
+//! One job of the native backend: read the train and test NPZ, reconstruct each split (both
+//! at once when two threads are allowed: the splits are independent, so the bits do not
+//! depend on it), score them against `objectGuess`, and write the bundle.
+
+use crate::metrics::{EvalOptions, Metrics, evaluate};
+use crate::solver::{EPS, Engine, Reconstruction, Settings};
+use crate::{Dataset, FftPath, ReconError, Rounding};
+use ndarray::{Array2, Ix1, Ix2, Ix3};
+use npz_contract::{Compression, NpzReader, NpzWriter};
+use num_complex::Complex32;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+/// File name of the native backend's bundle in a job's artifact dir.
+pub const BUNDLE_FILE: &str = "native_bundle.npz";
+/// Format tag inside the bundle's `config` member.
+pub const BUNDLE_FORMAT: &str = "dose-overlap native bundle v1";
+
+/// A split of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// The training NPZ.
+    Train,
+    /// The test NPZ.
+    Test,
+}
+
+impl Split {
+    /// `train` or `test`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct JobRequest {
+    /// The training split's NPZ.
+    pub train_path: PathBuf,
+    /// The test split's NPZ.
+    pub test_path: PathBuf,
+    /// Solver settings (both splits).
+    pub settings: Settings,
+    /// Scoring settings.
+    pub eval: EvalOptions,
+    /// Where the bundle goes (its folder must exist), e.g. `<artifact_dir>/native_bundle.npz`.
+    pub bundle_path: PathBuf,
+    /// Stored verbatim in the bundle's `config` under `job` (keep run-specific paths out of it
+    /// if bundles are to compare equal across artifact roots).
+    pub job_config: serde_json::Value,
+    /// 1: splits one after the other; 2 or more: both at once.
+    pub threads: usize,
+}
+
+/// One split's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitOutcome {
+    /// E_F per epoch.
+    pub loss_history: Vec<f64>,
+    /// The last E_F.
+    pub final_loss: f64,
+    /// Epochs run.
+    pub epochs_completed: u32,
+    /// Positions reconstructed.
+    pub positions: usize,
+    /// How positions were rounded.
+    pub rounding: Rounding,
+    /// Scores against `objectGuess`.
+    pub metrics: Metrics,
+}
+
+/// A finished job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobOutcome {
+    /// The training split.
+    pub train: SplitOutcome,
+    /// The test split.
+    pub test: SplitOutcome,
+    /// The bundle written.
+    pub bundle_path: PathBuf,
+}
+
+/// Reads one split: the [`Dataset`] and the ground truth `objectGuess`.
+pub fn read_split(path: &Path) -> Result<(Dataset, Array2<Complex32>), ReconError> {
+    let mut npz = NpzReader::open(path)?;
+    let in_file = |message: String| ReconError::BadInput(format!("{}: {message}", path.display()));
+    let diffraction = npz
+        .read::<f32>("diffraction")?
+        .into_dimensionality::<Ix3>()
+        .map_err(|_| in_file("diffraction must be 3-d (n, N, N)".into()))?;
+    let coords = |npz: &mut NpzReader, key: &str| -> Result<Vec<f64>, ReconError> {
+        Ok(npz
+            .read::<f64>(key)?
+            .into_dimensionality::<Ix1>()
+            .map_err(|_| in_file(format!("{key} must be 1-d")))?
+            .to_vec())
+    };
+    let xcoords = coords(&mut npz, "xcoords")?;
+    let ycoords = coords(&mut npz, "ycoords")?;
+    let complex2 = |npz: &mut NpzReader, key: &str| -> Result<Array2<Complex32>, ReconError> {
+        npz.read::<Complex32>(key)?
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| in_file(format!("{key} must be 2-d")))
+    };
+    let probe = complex2(&mut npz, "probeGuess")?;
+    let truth = complex2(&mut npz, "objectGuess")?;
+    let data = Dataset {
+        diffraction,
+        xcoords,
+        ycoords,
+        probe,
+        object_shape: truth.dim(),
+    };
+    Ok((data, truth))
+}
+
+/// Reads both splits, reconstructs and scores them, writes the bundle. `on_epoch(split,
+/// epoch, E_F)` is called after every epoch (from the split's thread) and stops the job with
+/// [`ReconError::Cancelled`] when it breaks.
+pub fn run_job(
+    request: &JobRequest,
+    on_epoch: &(dyn Fn(Split, u32, f64) -> ControlFlow<()> + Sync),
+) -> Result<JobOutcome, ReconError> {
+    let run = |split: Split, path: &Path| -> Result<(Reconstruction, SplitOutcome), ReconError> {
+        let (data, truth) = read_split(path)?;
+        let rec = run_split(&data, &request.settings, &mut |e, l| on_epoch(split, e, l))
+            .map_err(|e| in_split(split, path, e))?;
+        let metrics = evaluate(
+            rec.object.view(),
+            truth.view(),
+            rec.probe.view(),
+            &rec.positions_topleft_yx,
+            &request.eval,
+        )
+        .map_err(|e| in_split(split, path, e))?;
+        let outcome = SplitOutcome {
+            final_loss: rec.loss_history.last().copied().unwrap_or(f64::NAN),
+            loss_history: rec.loss_history.clone(),
+            epochs_completed: rec.epochs_completed,
+            positions: data.len(),
+            rounding: rec.rounding.clone(),
+            metrics,
+        };
+        Ok((rec, outcome))
+    };
+    let ((train_rec, train), (test_rec, test)) = if request.threads >= 2 {
+        std::thread::scope(|scope| {
+            let test = scope.spawn(|| run(Split::Test, &request.test_path));
+            let train = run(Split::Train, &request.train_path);
+            let test = test
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok::<_, ReconError>((train?, test?))
+        })?
+    } else {
+        (
+            run(Split::Train, &request.train_path)?,
+            run(Split::Test, &request.test_path)?,
+        )
+    };
+    write_bundle(
+        request,
+        [(&train_rec, &train), (&test_rec, &test)],
+        train_rec.fft_path,
+    )?;
+    Ok(JobOutcome {
+        train,
+        test,
+        bundle_path: request.bundle_path.clone(),
+    })
+}
+
+fn in_split(split: Split, path: &Path, e: ReconError) -> ReconError {
+    match e {
+        ReconError::BadInput(m) => {
+            ReconError::BadInput(format!("{} split {}: {m}", split, path.display()))
+        }
+        other => other,
+    }
+}
+
+/// [`crate::reconstruct`] with a callback that may stop the run.
+pub fn run_split(
+    data: &Dataset,
+    settings: &Settings,
+    on_epoch: &mut dyn FnMut(u32, f64) -> ControlFlow<()>,
+) -> Result<Reconstruction, ReconError> {
+    let mut engine = Engine::new(data, settings)?;
+    for epoch in 1..=settings.epochs {
+        let loss = engine.run_epoch();
+        if !loss.is_finite() {
+            return Err(ReconError::Diverged { epoch, loss });
+        }
+        if on_epoch(epoch, loss).is_break() {
+            return Err(ReconError::Cancelled);
+        }
+    }
+    Ok(engine.finish())
+}
+
+/// The bundle's `config` member.
+#[derive(Serialize)]
+struct BundleConfig<'a> {
+    format: &'a str,
+    settings: &'a Settings,
+    eps: f32,
+    fft_path: FftPath,
+    fft_convention: &'a str,
+    ssim_sigma: f64,
+    illumination_threshold: f64,
+    members: Vec<String>,
+    job: &'a serde_json::Value,
+}
+
+/// The deterministic zip: fixed member order, fixed timestamps (npz_contract), `.npy` members
+/// NumPy reads, written atomically.
+fn write_bundle(
+    request: &JobRequest,
+    splits: [(&Reconstruction, &SplitOutcome); 2],
+    fft_path: FftPath,
+) -> Result<(), ReconError> {
+    let names = ["object", "probe", "loss_history", "positions_topleft_yx"];
+    let mut members = vec!["config".to_string()];
+    for split in [Split::Train, Split::Test] {
+        members.extend(names.iter().map(|n| format!("{split}_{n}")));
+    }
+    members.push("metrics".into());
+    let config = BundleConfig {
+        format: BUNDLE_FORMAT,
+        settings: &request.settings,
+        eps: EPS,
+        fft_path,
+        fft_convention: "orthonormal FFT2 with fftshift; psi = P O_j; I = |FFT2(psi)|^2",
+        ssim_sigma: request.eval.ssim_sigma,
+        illumination_threshold: request.eval.illumination_threshold,
+        members: members.clone(),
+        job: &request.job_config,
+    };
+    let json =
+        |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("a JSON value serialises");
+    let config = serde_json::to_value(&config).expect("the bundle config serialises");
+    let mut npz = NpzWriter::create(&request.bundle_path, Compression::Stored)?;
+    npz.add_string("config", &json(&config))?;
+    for (split, (rec, outcome)) in [Split::Train, Split::Test].into_iter().zip(splits) {
+        npz.add(&format!("{split}_object"), &rec.object)?;
+        npz.add(&format!("{split}_probe"), &rec.probe)?;
+        npz.add(
+            &format!("{split}_loss_history"),
+            &ndarray::Array1::from(outcome.loss_history.clone()),
+        )?;
+        let positions = Array2::from_shape_fn((rec.positions_topleft_yx.len(), 2), |(j, a)| {
+            rec.positions_topleft_yx[j][a]
+        });
+        npz.add(&format!("{split}_positions_topleft_yx"), &positions)?;
+    }
+    let metrics = serde_json::json!({
+        "train": splits[0].1.metrics,
+        "test": splits[1].1.metrics,
+    });
+    npz.add_string("metrics", &json(&metrics))?;
+    npz.finish()?;
+    Ok(())
+}
