@@ -1,2 +1,49 @@
-//! Phase E: runs one training job through a backend (dry run, PtychoPINN trainer, native)
+//! Phase E: runs training jobs through a backend (dry run, PtychoPINN trainer, native).
+//!
+//! The flow: [`Plan::resolve`] (enumerate, filter, resolve each job's [`TrainingConfig`]) ->
+//! [`Plan::write`] (`plan.json`) -> [`run_job`] per job (artifact dir, log,
+//! `training_config.json`, backend, `result.json`) or [`execute`] for all of them on N threads.
+//! The manifest is assembled from the plan and the results by the `reporting` crate.
 #![deny(missing_docs)]
+
+mod backend;
+mod cancel;
+mod config;
+mod digest;
+mod log;
+pub mod native;
+mod plan;
+mod result;
+mod run;
+mod trainer;
+
+pub use backend::{Backend, BackendError, BackendOutcome, JobContext};
+pub use cancel::CancelToken;
+pub use config::{
+    BackendKind, CONFIG_FILE, CONFIG_FORMAT_VERSION, ConfigOverrides, SolverSettings,
+    TrainerProgram, TrainerSource, TrainingConfig,
+};
+pub use digest::{sha256_bytes, sha256_file};
+pub use log::JobLog;
+pub use plan::{
+    PLAN_FILE, PLAN_FORMAT_VERSION, Plan, PlanError, PlanRequest, PlannedJob, manifest_timestamp,
+};
+pub use result::{
+    DryRunSummary, FailedResult, InterruptedResult, JobResult, RESULT_FILE, RESULT_FORMAT_VERSION,
+    ResultRecord, TrainedResult,
+};
+pub use run::{LOG_MARKER, RunContext, execute, run_job};
+pub use trainer::{
+    PTYCHOPINN_BUNDLE, PtychoPinnBackend, TrainerProgress, parse_trainer_output, trainer_args,
+};
+
+/// The backend that trains jobs of `kind`.
+pub fn backend_for(kind: BackendKind) -> Box<dyn Backend> {
+    match kind {
+        BackendKind::Tensorflow | BackendKind::Pytorch => Box::new(PtychoPinnBackend::new(kind)),
+        BackendKind::Native => Box::new(native::NativeBackend::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

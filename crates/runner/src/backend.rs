@@ -1,0 +1,114 @@
+//! The backend trait: how a job's resolved configuration becomes a trained bundle.
+//!
+//! To add a backend: implement [`Backend`] for a type that is `Send + Sync` (one instance
+//! serves every job, from several threads with `-j N`), read everything from the
+//! [`TrainingConfig`], write the bundle into `config.output_dir` (atomically, through
+//! `npz_contract::atomic`), write what a person debugging the job needs through
+//! [`JobContext::log_line`], check [`JobContext::is_cancelled`] between units of work, and
+//! return a [`BackendOutcome`]. The runner computes the bundle's digest and size, writes the
+//! result and the log's outcome line; a backend never prints.
+
+use crate::cancel::CancelToken;
+use crate::config::TrainingConfig;
+use crate::log::JobLog;
+use std::path::PathBuf;
+
+/// What a backend reports when it trained a job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackendOutcome {
+    /// The bundle it wrote: a file inside `config.output_dir` (absolute, or relative to the
+    /// working directory like `output_dir` itself).
+    pub bundle: PathBuf,
+    /// Last loss (`None` when the backend has no loss to report).
+    pub final_loss: Option<f64>,
+    /// Epochs actually trained.
+    pub epochs_completed: u32,
+    /// Loss per epoch, in the backend's shape (e.g. `{"train": [...], "test": [...]}`).
+    pub loss_history: Option<serde_json::Value>,
+    /// Metrics against ground truth, in the backend's shape.
+    pub metrics: Option<serde_json::Value>,
+}
+
+/// Why a backend did not produce a bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The job failed; the message says what went wrong and what to do (install what, which
+    /// flag to use, which file is bad).
+    #[error("{0}")]
+    Failed(String),
+    /// The backend stopped because [`JobContext::is_cancelled`] became true.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl BackendError {
+    /// A failure with this message.
+    pub fn failed(message: impl Into<String>) -> BackendError {
+        BackendError::Failed(message.into())
+    }
+}
+
+/// A training backend.
+pub trait Backend: Send + Sync {
+    /// The name in artifacts and messages (`tensorflow`, `pytorch`, `native`).
+    fn name(&self) -> &'static str;
+
+    /// Trains one job. `config` is also on disk at `config.path()` when this is called.
+    fn train(
+        &self,
+        config: &TrainingConfig,
+        ctx: &mut JobContext<'_>,
+    ) -> Result<BackendOutcome, BackendError>;
+}
+
+/// What a backend may touch besides its configuration: the job's log, the run's cancellation
+/// flag, and a progress line on the command's display.
+pub struct JobContext<'a> {
+    pub(crate) log: &'a mut JobLog,
+    pub(crate) cancel: &'a CancelToken,
+    pub(crate) progress: &'a (dyn Fn(&str) + Sync),
+    pub(crate) label: &'a str,
+}
+
+impl<'a> JobContext<'a> {
+    /// A context for running a backend outside the runner (tests, benches).
+    pub fn new(
+        log: &'a mut JobLog,
+        cancel: &'a CancelToken,
+        progress: &'a (dyn Fn(&str) + Sync),
+        label: &'a str,
+    ) -> Self {
+        JobContext {
+            log,
+            cancel,
+            progress,
+            label,
+        }
+    }
+
+    /// Appends a line to the job's log (write errors are remembered and fail the job at the end).
+    pub fn log_line(&mut self, line: &str) {
+        self.log.line(line);
+    }
+
+    /// The job's log, e.g. to hand its file to a child process.
+    pub fn log(&mut self) -> &mut JobLog {
+        self.log
+    }
+
+    /// True once Ctrl-C or SIGTERM arrived: stop soon and return [`BackendError::Interrupted`].
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Cancels the run, as Ctrl-C would (tests of cancellation).
+    #[cfg(test)]
+    pub(crate) fn cancel_for_test(&self) {
+        self.cancel.cancel();
+    }
+
+    /// One line of progress on stderr (`epoch 3/20 loss 0.0123`), prefixed with the job.
+    pub fn progress(&self, note: &str) {
+        (self.progress)(&format!("{}: {note}", self.label));
+    }
+}

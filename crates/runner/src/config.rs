@@ -1,0 +1,284 @@
+//! The resolved training configuration: everything a backend may use, written to
+//! `<artifact_dir>/training_config.json` before the backend starts (this toolkit's form of the
+//! original CONFIG-001 rule: no backend code runs before its configuration is fixed).
+
+use job_matrix::TrainingJob;
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use study_design::{Algorithm, RngSeeds, Solver, Study};
+
+/// File name of the resolved configuration inside a job's artifact dir.
+pub const CONFIG_FILE: &str = "training_config.json";
+/// Version of the `training_config.json` format.
+pub const CONFIG_FORMAT_VERSION: u32 = 1;
+
+/// Which backend trains a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// PtychoPINN's TensorFlow trainer, as a child process (the default).
+    Tensorflow,
+    /// PtychoPINN's PyTorch trainer, as a child process.
+    Pytorch,
+    /// The toolkit's own ePIE/rPIE solver, in-process.
+    Native,
+}
+
+impl BackendKind {
+    /// Every backend, in the order `--help` lists them.
+    pub const ALL: [BackendKind; 3] = [
+        BackendKind::Tensorflow,
+        BackendKind::Pytorch,
+        BackendKind::Native,
+    ];
+
+    /// The name on the command line and in artifacts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Tensorflow => "tensorflow",
+            BackendKind::Pytorch => "pytorch",
+            BackendKind::Native => "native",
+        }
+    }
+
+    /// Whether this backend runs PtychoPINN's trainer program.
+    pub fn uses_trainer_program(self) -> bool {
+        matches!(self, BackendKind::Tensorflow | BackendKind::Pytorch)
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        BackendKind::ALL
+            .into_iter()
+            .find(|b| b.as_str() == s)
+            .ok_or_else(|| format!("unknown backend '{s}': use tensorflow, pytorch or native"))
+    }
+}
+
+/// Where the trainer program's path came from (for messages that say what to change).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainerSource {
+    /// `--trainer PATH`.
+    Flag,
+    /// `$PTYCHO_TRAIN`.
+    Env,
+    /// The default name, looked up on `PATH` when the job starts.
+    Path,
+}
+
+/// PtychoPINN's trainer program, as resolved when the plan was made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerProgram {
+    /// A path, or the bare name `ptycho_train` (then looked up on `PATH`).
+    pub program: PathBuf,
+    /// Where it came from.
+    pub source: TrainerSource,
+}
+
+impl TrainerProgram {
+    /// The program's name when nothing else is given.
+    pub const DEFAULT_NAME: &'static str = "ptycho_train";
+    /// The environment variable that names the program.
+    pub const ENV_VAR: &'static str = "PTYCHO_TRAIN";
+
+    /// `--trainer PATH`, else `$PTYCHO_TRAIN` (when set and not empty), else `ptycho_train`.
+    pub fn resolve(flag: Option<&Path>, env: Option<OsString>) -> TrainerProgram {
+        if let Some(path) = flag {
+            return TrainerProgram {
+                program: path.to_path_buf(),
+                source: TrainerSource::Flag,
+            };
+        }
+        match env.filter(|v| !v.is_empty()) {
+            Some(value) => TrainerProgram {
+                program: PathBuf::from(value),
+                source: TrainerSource::Env,
+            },
+            None => TrainerProgram {
+                program: PathBuf::from(Self::DEFAULT_NAME),
+                source: TrainerSource::Path,
+            },
+        }
+    }
+
+    /// `` `ptycho_train` (looked up on PATH) `` and the like.
+    pub fn describe(&self) -> String {
+        let origin = match self.source {
+            TrainerSource::Flag => "given by --trainer",
+            TrainerSource::Env => "from $PTYCHO_TRAIN",
+            TrainerSource::Path => "looked up on PATH",
+        };
+        format!("`{}` ({origin})", self.program.display())
+    }
+}
+
+/// Settings of the native solver (the study's `[solver]` table with command-line overrides).
+/// The number of epochs is [`TrainingConfig::epochs`], shared by every backend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolverSettings {
+    /// ePIE or rPIE.
+    pub algorithm: Algorithm,
+    /// Object step (ePIE) or regularisation weight (rPIE).
+    pub alpha: f64,
+    /// Probe step, when the probe is refined.
+    pub beta: f64,
+    /// Refine the probe as well as the object.
+    pub refine_probe: bool,
+    /// Seed of the visiting order and grouping (the solver's seed, else `rng_seeds.grouping`).
+    pub seed: u64,
+}
+
+/// Command-line overrides of the study's settings; `None` keeps the study's value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConfigOverrides {
+    /// `--epochs`.
+    pub epochs: Option<u32>,
+    /// `--algorithm`.
+    pub algorithm: Option<Algorithm>,
+    /// `--alpha`.
+    pub alpha: Option<f64>,
+    /// `--beta`.
+    pub beta: Option<f64>,
+    /// `--refine-probe`.
+    pub refine_probe: Option<bool>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+}
+
+impl ConfigOverrides {
+    /// The study's solver table with these overrides applied, and every problem with it.
+    pub fn apply(&self, solver: &Solver) -> (Solver, Vec<String>) {
+        let mut s = solver.clone();
+        if let Some(epochs) = self.epochs {
+            s.epochs = epochs;
+        }
+        if let Some(algorithm) = self.algorithm {
+            s.algorithm = algorithm;
+        }
+        if let Some(alpha) = self.alpha {
+            s.alpha = alpha;
+        }
+        if let Some(beta) = self.beta {
+            s.beta = beta;
+        }
+        if let Some(refine) = self.refine_probe {
+            s.refine_probe = refine;
+        }
+        if let Some(seed) = self.seed {
+            s.seed = Some(seed);
+        }
+        let problems = s.validate();
+        (s, problems)
+    }
+}
+
+/// Everything a backend may use to train one job. Backends get this and nothing else.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// [`CONFIG_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The backend that trains the job.
+    pub backend: BackendKind,
+    /// Photon dose of the job.
+    pub dose: f64,
+    /// `baseline`, `dense`, `sparse`, ...
+    pub view: String,
+    /// Gridsize g (groups of g² positions).
+    pub gridsize: u32,
+    /// Training NPZ.
+    pub train_data_file: PathBuf,
+    /// Test NPZ.
+    pub test_data_file: PathBuf,
+    /// The job's artifact dir: the bundle goes here.
+    pub output_dir: PathBuf,
+    /// The job's log.
+    pub log_path: PathBuf,
+    /// nphotons = the dose.
+    pub nphotons: f64,
+    /// Epochs to train (every backend).
+    pub epochs: u32,
+    /// K, the nearest neighbours a position is grouped from.
+    pub neighbor_count: u32,
+    /// N, the patch size in pixels.
+    pub patch_size_pixels: u32,
+    /// The design's seeds.
+    pub rng_seeds: RngSeeds,
+    /// Native solver settings.
+    pub solver: SolverSettings,
+    /// PtychoPINN's trainer program (tensorflow and pytorch backends only).
+    pub trainer: Option<TrainerProgram>,
+}
+
+impl TrainingConfig {
+    /// Resolves the configuration of `job` from the study, the backend and the (already
+    /// validated) solver settings.
+    pub fn resolve(
+        job: &TrainingJob,
+        study: &Study,
+        backend: BackendKind,
+        solver: &Solver,
+        trainer: Option<&TrainerProgram>,
+    ) -> TrainingConfig {
+        let design = &study.design;
+        TrainingConfig {
+            format_version: CONFIG_FORMAT_VERSION,
+            backend,
+            dose: job.dose,
+            view: job.view.clone(),
+            gridsize: job.gridsize,
+            train_data_file: job.train_data_path.clone(),
+            test_data_file: job.test_data_path.clone(),
+            output_dir: job.artifact_dir.clone(),
+            log_path: job.log_path.clone(),
+            nphotons: job.dose,
+            epochs: solver.epochs,
+            neighbor_count: design.neighbor_count,
+            patch_size_pixels: design.patch_size_pixels,
+            rng_seeds: design.rng_seeds.clone(),
+            solver: SolverSettings {
+                algorithm: solver.algorithm,
+                alpha: solver.alpha,
+                beta: solver.beta,
+                refine_probe: solver.refine_probe,
+                seed: solver.seed.unwrap_or(design.rng_seeds.grouping),
+            },
+            trainer: if backend.uses_trainer_program() {
+                trainer.cloned()
+            } else {
+                None
+            },
+        }
+    }
+
+    /// `<output_dir>/training_config.json`.
+    pub fn path(&self) -> PathBuf {
+        self.output_dir.join(CONFIG_FILE)
+    }
+
+    /// Pretty JSON with a final newline (the bytes written to disk); fails only on a path
+    /// that is not UTF-8.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        let mut text = serde_json::to_string_pretty(self)?;
+        text.push('\n');
+        Ok(text)
+    }
+
+    /// Parses a `training_config.json`.
+    pub fn from_json(text: &str) -> Result<TrainingConfig, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}

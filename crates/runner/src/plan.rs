@@ -1,0 +1,292 @@
+//! The resolved plan: the selected jobs with their training configurations, the skip events and
+//! the roots, fixed before anything runs. A local run and a cluster run execute the same plan
+//! (`<artifact_root>/plan.json`) job by job, so a job's artifacts do not depend on where it ran.
+
+use crate::config::{BackendKind, ConfigOverrides, TrainerProgram, TrainingConfig};
+use crate::digest::sha256_bytes;
+use job_matrix::{JobFilter, MatrixError, Roots, SkipEvent, TrainingJob};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use study_design::Study;
+
+/// File name of the plan under the artifact root.
+pub const PLAN_FILE: &str = "plan.json";
+/// Version of the `plan.json` format.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// A selected job and its resolved configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedJob {
+    /// Position in the plan (0-based; the SLURM array index).
+    pub index: usize,
+    /// The job as enumerated.
+    pub job: TrainingJob,
+    /// What its backend receives.
+    pub config: TrainingConfig,
+}
+
+/// Everything needed to run the selected jobs and to write the manifest afterwards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// [`PLAN_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The manifest's timestamp (from `SOURCE_DATE_EPOCH` when set), fixed when planning so
+    /// that every assembly of the manifest from this plan gives the same bytes.
+    pub timestamp: String,
+    /// Phase C root as given on the command line.
+    pub phase_c_root: String,
+    /// Phase D root as given.
+    pub phase_d_root: String,
+    /// Artifact root as given.
+    pub artifact_root: String,
+    /// The backend of every job.
+    pub backend: BackendKind,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--strict`.
+    pub strict: bool,
+    /// The filters given.
+    pub filters: JobFilter,
+    /// Jobs in the whole matrix, before filters.
+    pub enumerated_count: usize,
+    /// The selected jobs, in matrix order.
+    pub jobs: Vec<PlannedJob>,
+    /// Skip events of the whole matrix (independent of filters).
+    pub skipped_views: Vec<SkipEvent>,
+}
+
+/// What to plan.
+#[derive(Clone, Debug)]
+pub struct PlanRequest<'a> {
+    /// The study (design and solver settings).
+    pub study: &'a Study,
+    /// `--phase-c-root`.
+    pub phase_c_root: &'a Path,
+    /// `--phase-d-root`.
+    pub phase_d_root: &'a Path,
+    /// `--artifact-root`.
+    pub artifact_root: &'a Path,
+    /// `--dose`, `--view`, `--gridsize`.
+    pub filters: JobFilter,
+    /// `--backend`.
+    pub backend: BackendKind,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--strict`.
+    pub strict: bool,
+    /// `--epochs` and the solver flags.
+    pub overrides: ConfigOverrides,
+    /// The trainer program (PtychoPINN backends).
+    pub trainer: Option<TrainerProgram>,
+    /// The manifest timestamp ([`manifest_timestamp`]).
+    pub timestamp: String,
+}
+
+/// Why a plan could not be made, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A path that JSON artifacts cannot hold.
+    #[error("{what} {} is not valid UTF-8: use a path made of valid characters", path.display())]
+    NonUtf8Path {
+        /// Which path.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
+    /// Enumeration or filtering failed.
+    #[error(transparent)]
+    Matrix(#[from] MatrixError),
+    /// The solver settings (study plus flags) are invalid.
+    #[error("invalid training settings:\n  {}", problems.join("\n  "))]
+    Settings {
+        /// Every problem.
+        problems: Vec<String>,
+    },
+    /// The plan file could not be read or written.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// `reading` / `writing`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The plan file is not a plan this version understands.
+    #[error("{} is not a usable plan: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An index outside the plan.
+    #[error("job index {index} is outside the plan {}, which has {count} job(s) (0 to {})", path.display(), count.saturating_sub(1))]
+    Index {
+        /// The index asked for.
+        index: usize,
+        /// Jobs in the plan.
+        count: usize,
+        /// The plan file.
+        path: PathBuf,
+    },
+}
+
+fn utf8(what: &'static str, path: &Path) -> Result<String, PlanError> {
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| PlanError::NonUtf8Path {
+            what,
+            path: path.to_path_buf(),
+        })
+}
+
+/// The manifest timestamp: `SOURCE_DATE_EPOCH` (whole seconds since 1970, UTC) when given,
+/// else now; ISO 8601 with microseconds and `Z` (`2025-11-04T08:34:26.114439Z`).
+pub fn manifest_timestamp(source_date_epoch: Option<&str>) -> Result<String, String> {
+    let time = match source_date_epoch {
+        Some(text) => {
+            let secs: i64 = text.trim().parse().map_err(|_| {
+                format!(
+                    "SOURCE_DATE_EPOCH must be a whole number of seconds since 1970, got '{text}'"
+                )
+            })?;
+            chrono::DateTime::from_timestamp(secs, 0)
+                .ok_or_else(|| format!("SOURCE_DATE_EPOCH={secs} is out of range"))?
+        }
+        None => chrono::Utc::now(),
+    };
+    Ok(time.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
+impl Plan {
+    /// Enumerates the matrix, applies the filters and resolves every selected job's
+    /// configuration. Nothing is written.
+    pub fn resolve(request: &PlanRequest<'_>) -> Result<Plan, PlanError> {
+        let phase_c_root = utf8("--phase-c-root", request.phase_c_root)?;
+        let phase_d_root = utf8("--phase-d-root", request.phase_d_root)?;
+        let artifact_root = utf8("--artifact-root", request.artifact_root)?;
+        if let Some(trainer) = &request.trainer {
+            utf8("the trainer program", &trainer.program)?;
+        }
+        let (solver, problems) = request.overrides.apply(&request.study.solver);
+        if !problems.is_empty() {
+            return Err(PlanError::Settings { problems });
+        }
+        let roots = Roots {
+            phase_c: PathBuf::from(&phase_c_root),
+            phase_d: PathBuf::from(&phase_d_root),
+            artifacts: PathBuf::from(&artifact_root),
+        };
+        let matrix = job_matrix::enumerate(&request.study.design, &roots, request.strict)?;
+        let selected = matrix.select(&request.filters)?;
+        let jobs = selected
+            .into_iter()
+            .enumerate()
+            .map(|(index, job)| {
+                let config = TrainingConfig::resolve(
+                    &job,
+                    request.study,
+                    request.backend,
+                    &solver,
+                    request.trainer.as_ref(),
+                );
+                PlannedJob { index, job, config }
+            })
+            .collect();
+        Ok(Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            timestamp: request.timestamp.clone(),
+            phase_c_root,
+            phase_d_root,
+            artifact_root,
+            backend: request.backend,
+            dry_run: request.dry_run,
+            strict: request.strict,
+            filters: request.filters.clone(),
+            enumerated_count: matrix.jobs.len(),
+            jobs,
+            skipped_views: matrix.skipped,
+        })
+    }
+
+    /// `<artifact_root>/plan.json`.
+    pub fn path(&self) -> PathBuf {
+        Path::new(&self.artifact_root).join(PLAN_FILE)
+    }
+
+    /// Pretty JSON with a final newline: the bytes of `plan.json`.
+    pub fn to_json(&self) -> Result<String, PlanError> {
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| PlanError::Parse {
+            path: self.path(),
+            message: format!("cannot be serialised: {e}"),
+        })?;
+        text.push('\n');
+        Ok(text)
+    }
+
+    /// The plan's identity: SHA-256 of its bytes. Results carry it, so that a result left
+    /// by another plan is never taken for this plan's.
+    pub fn id_of(bytes: &[u8]) -> String {
+        sha256_bytes(bytes)
+    }
+
+    /// Writes `plan.json` atomically under the artifact root (which must exist); returns the
+    /// plan's id.
+    pub fn write(&self) -> Result<String, PlanError> {
+        let text = self.to_json()?;
+        let path = self.path();
+        npz_contract::atomic::write_atomic(&path, text.as_bytes()).map_err(|source| {
+            PlanError::Io {
+                action: "writing",
+                path,
+                source,
+            }
+        })?;
+        Ok(Plan::id_of(text.as_bytes()))
+    }
+
+    /// Reads a `plan.json`; returns the plan and its id.
+    pub fn read(path: &Path) -> Result<(Plan, String), PlanError> {
+        let bytes = std::fs::read(path).map_err(|source| PlanError::Io {
+            action: "reading",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let parse = |message: String| PlanError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|e| parse(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| parse(format!("not JSON: {e}")))?;
+        let version = value.get("format_version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(PLAN_FORMAT_VERSION)) {
+            return Err(parse(format!(
+                "format_version {} is not {PLAN_FORMAT_VERSION}: it was written by another \
+                 version of dose-overlap; plan again with `dose-overlap train`",
+                version.map_or("missing".to_string(), |v| v.to_string())
+            )));
+        }
+        let plan: Plan = serde_json::from_str(text).map_err(|e| parse(e.to_string()))?;
+        if let Some((i, job)) = plan.jobs.iter().enumerate().find(|(i, j)| j.index != *i) {
+            return Err(parse(format!(
+                "job {i} carries index {}: the jobs must be numbered in order",
+                job.index
+            )));
+        }
+        Ok((plan, Plan::id_of(&bytes)))
+    }
+
+    /// The job at `index`, or an error naming the plan's size.
+    pub fn job(&self, index: usize, path: &Path) -> Result<&PlannedJob, PlanError> {
+        self.jobs.get(index).ok_or_else(|| PlanError::Index {
+            index,
+            count: self.jobs.len(),
+            path: path.to_path_buf(),
+        })
+    }
+}

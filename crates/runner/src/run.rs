@@ -1,0 +1,407 @@
+//! Running jobs of a plan: one job end to end ([`run_job`]), and the local executor that runs
+//! them on N threads with results reported in matrix order ([`execute`]).
+
+use crate::backend::{Backend, BackendError, BackendOutcome, JobContext};
+use crate::cancel::CancelToken;
+use crate::digest::sha256_file;
+use crate::log::JobLog;
+use crate::plan::{Plan, PlannedJob};
+use crate::result::{
+    DryRunSummary, FailedResult, InterruptedResult, JobResult, RESULT_FILE, RESULT_FORMAT_VERSION,
+    ResultRecord, TrainedResult,
+};
+use job_matrix::format_dose;
+use std::panic::AssertUnwindSafe;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The marker line every job log carries (the original system's, which people grep for).
+pub const LOG_MARKER: &str = "Phase E5 Training Execution";
+
+/// What a running job shares with the rest of the run.
+#[derive(Clone, Copy)]
+pub struct RunContext<'a> {
+    /// The plan's id ([`Plan::id_of`]), recorded in every `result.json`.
+    pub plan_id: &'a str,
+    /// Ctrl-C / SIGTERM.
+    pub cancel: &'a CancelToken,
+    /// One line of progress (the command shows it on stderr).
+    pub progress: &'a (dyn Fn(&str) + Sync),
+}
+
+fn failed(planned: &PlannedJob, error: String) -> JobResult {
+    JobResult::Failed(FailedResult {
+        backend: planned.config.backend.as_str().to_string(),
+        error,
+    })
+}
+
+fn interrupted(
+    planned: &PlannedJob,
+    plan: &Plan,
+    cancel: &CancelToken,
+    started: bool,
+) -> JobResult {
+    let when = if started {
+        "while it was running"
+    } else {
+        "before it started"
+    };
+    JobResult::Interrupted(InterruptedResult {
+        backend: planned.config.backend.as_str().to_string(),
+        started,
+        error: format!(
+            "interrupted by {} {when}; rerun `dose-overlap train` with the same arguments, or \
+             this job alone with `dose-overlap run-job --plan {} --index {}`",
+            cancel.cause(),
+            plan.path().display(),
+            planned.index
+        ),
+    })
+}
+
+/// `wts.h5.zip` from `<artifact_dir>/wts.h5.zip`: the bundle's path relative to the artifact
+/// dir, with `/` separators; `None` when the bundle is not inside it.
+fn relative_bundle_path(bundle: &Path, artifact_dir: &Path) -> Option<String> {
+    let relative: PathBuf = match bundle.strip_prefix(artifact_dir) {
+        Ok(rel) => rel.to_path_buf(),
+        // One side absolute, the other relative: compare the real locations.
+        Err(_) => {
+            let bundle = bundle.canonicalize().ok()?;
+            let dir = artifact_dir.canonicalize().ok()?;
+            bundle.strip_prefix(dir).ok()?.to_path_buf()
+        }
+    };
+    let parts: Option<Vec<&str>> = relative
+        .components()
+        .map(|c| match c {
+            Component::Normal(part) => part.to_str(),
+            _ => None,
+        })
+        .collect();
+    let parts = parts.filter(|p| !p.is_empty())?;
+    Some(parts.join("/"))
+}
+
+/// The result of a backend that says it trained: the bundle checked, hashed and measured.
+fn success(planned: &PlannedJob, outcome: BackendOutcome) -> JobResult {
+    let dir = &planned.job.artifact_dir;
+    let Some(bundle_path) = relative_bundle_path(&outcome.bundle, dir) else {
+        return failed(
+            planned,
+            format!(
+                "the {} backend reported a bundle {} outside the job's artifact dir {}",
+                planned.config.backend,
+                outcome.bundle.display(),
+                dir.display()
+            ),
+        );
+    };
+    let (bundle_sha256, bundle_size_bytes) = match sha256_file(&outcome.bundle) {
+        Ok(digest) => digest,
+        Err(e) => {
+            return failed(
+                planned,
+                format!("cannot read the bundle {}: {e}", outcome.bundle.display()),
+            );
+        }
+    };
+    if bundle_size_bytes == 0 {
+        return failed(
+            planned,
+            format!(
+                "the {} backend wrote an empty bundle {}",
+                planned.config.backend,
+                outcome.bundle.display()
+            ),
+        );
+    }
+    JobResult::Success(TrainedResult {
+        backend: planned.config.backend.as_str().to_string(),
+        final_loss: outcome.final_loss,
+        epochs_completed: outcome.epochs_completed,
+        bundle_path,
+        bundle_sha256,
+        bundle_size_bytes,
+        loss_history: outcome.loss_history,
+        metrics: outcome.metrics,
+    })
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string())
+}
+
+fn header(log: &mut JobLog, plan: &Plan, planned: &PlannedJob) {
+    let job = &planned.job;
+    let rule = "=".repeat(80);
+    log.line(&rule);
+    log.line(&format!(
+        "{LOG_MARKER} — {} (dose={}, gridsize={})",
+        job.view,
+        format_dose(job.dose),
+        job.gridsize
+    ));
+    log.line(&rule);
+    log.line(&format!(
+        "Job: {} (index {} of {} in the plan)",
+        job.label(),
+        planned.index,
+        plan.jobs.len()
+    ));
+    log.line(&format!("Train dataset: {}", job.train_data_path.display()));
+    log.line(&format!("Test dataset: {}", job.test_data_path.display()));
+    log.line(&format!("Output directory: {}", job.artifact_dir.display()));
+    log.line(&format!("Backend: {}", planned.config.backend));
+    log.line(&format!("nphotons: {:?}", planned.config.nphotons));
+    log.line(&format!("Epochs: {}", planned.config.epochs));
+    log.line(&format!(
+        "Resolved config: {}",
+        planned.config.path().display()
+    ));
+}
+
+fn outcome_line(result: &JobResult) -> String {
+    match result {
+        JobResult::DryRun(_) => "Outcome: dry run (nothing executed)".to_string(),
+        JobResult::Success(r) => format!(
+            "Outcome: success — bundle {} ({} bytes, SHA-256 {}), {} epoch(s), final loss {}",
+            r.bundle_path,
+            r.bundle_size_bytes,
+            r.bundle_sha256,
+            r.epochs_completed,
+            r.final_loss.map_or("none".to_string(), |l| l.to_string())
+        ),
+        JobResult::Failed(r) => format!("Outcome: failed — {}", r.error),
+        JobResult::Interrupted(r) => format!("Outcome: interrupted — {}", r.error),
+    }
+}
+
+/// Runs job `index` of `plan` end to end and returns its result:
+///
+/// 1. creates the artifact dir and the log (removing a `result.json` left by an earlier run);
+/// 2. writes the resolved `training_config.json` atomically, before any backend code runs;
+/// 3. a dry run stops here; otherwise `backend` trains from the config alone (a panic in a
+///    backend fails the job, not the run);
+/// 4. checks and hashes the bundle, writes the outcome to the log, and writes the result to
+///    `<artifact_dir>/result.json` atomically.
+///
+/// Every problem becomes a failed result with a message a person can act on; this function
+/// does not return errors, so one job never stops the others.
+pub fn run_job(
+    plan: &Plan,
+    index: usize,
+    backend: &dyn Backend,
+    ctx: &RunContext<'_>,
+) -> JobResult {
+    let planned = &plan.jobs[index];
+    let job = &planned.job;
+    if let Err(e) = std::fs::create_dir_all(&job.artifact_dir) {
+        return failed(
+            planned,
+            format!(
+                "cannot create the artifact dir {}: {e}",
+                job.artifact_dir.display()
+            ),
+        );
+    }
+    let result_path = job.artifact_dir.join(RESULT_FILE);
+    match std::fs::remove_file(&result_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return failed(
+                planned,
+                format!(
+                    "cannot remove the earlier result {}: {e}",
+                    result_path.display()
+                ),
+            );
+        }
+    }
+    let mut log = match JobLog::create(&job.log_path) {
+        Ok(log) => log,
+        Err(e) => {
+            let result = failed(
+                planned,
+                format!("cannot create the job log {}: {e}", job.log_path.display()),
+            );
+            return record(planned, ctx, &result_path, result, None);
+        }
+    };
+    header(&mut log, plan, planned);
+
+    let config_json = planned.config.to_json();
+    let written = config_json.map_err(|e| e.to_string()).and_then(|text| {
+        npz_contract::atomic::write_atomic(&planned.config.path(), text.as_bytes())
+            .map_err(|e| e.to_string())
+    });
+    let result = if let Err(e) = written {
+        failed(
+            planned,
+            format!("cannot write the resolved training config: {e}"),
+        )
+    } else if plan.dry_run {
+        log.line("DRY RUN: nothing executed.");
+        JobResult::DryRun(DryRunSummary {
+            dose: job.dose,
+            view: job.view.clone(),
+            gridsize: job.gridsize,
+            train_data_path: job.train_data_path.clone(),
+            test_data_path: job.test_data_path.clone(),
+            artifact_dir: job.artifact_dir.clone(),
+            log_path: job.log_path.clone(),
+            backend: planned.config.backend.as_str().to_string(),
+        })
+    } else if ctx.cancel.is_cancelled() {
+        interrupted(planned, plan, ctx.cancel, false)
+    } else {
+        log.line("");
+        let label = job.label();
+        let trained = {
+            let mut job_ctx = JobContext::new(&mut log, ctx.cancel, ctx.progress, &label);
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                backend.train(&planned.config, &mut job_ctx)
+            }))
+        };
+        match trained {
+            Ok(Ok(outcome)) => success(planned, outcome),
+            Ok(Err(BackendError::Failed(error))) => failed(planned, error),
+            Ok(Err(BackendError::Interrupted)) => interrupted(planned, plan, ctx.cancel, true),
+            Err(payload) => failed(
+                planned,
+                format!(
+                    "the {} backend crashed (a bug: please report it with the job log {}): {}",
+                    backend.name(),
+                    job.log_path.display(),
+                    panic_message(payload.as_ref())
+                ),
+            ),
+        }
+    };
+    record(planned, ctx, &result_path, result, Some(log))
+}
+
+/// Writes the outcome to the log and the result to `result.json`; a log that could not be
+/// written, or a result that cannot be saved, turns the job into a failure.
+fn record(
+    planned: &PlannedJob,
+    ctx: &RunContext<'_>,
+    result_path: &Path,
+    mut result: JobResult,
+    log: Option<JobLog>,
+) -> JobResult {
+    if let Some(mut log) = log {
+        log.line("");
+        log.line(&outcome_line(&result));
+        let _ = log.sync();
+        if let Some(e) = log.take_error()
+            && result.is_ok()
+        {
+            result = failed(
+                planned,
+                format!(
+                    "cannot write the job log {}: {e}",
+                    planned.job.log_path.display()
+                ),
+            );
+        }
+    }
+    let record = ResultRecord {
+        format_version: RESULT_FORMAT_VERSION,
+        plan_id: ctx.plan_id.to_string(),
+        index: planned.index,
+        dose: planned.job.dose,
+        view: planned.job.view.clone(),
+        gridsize: planned.job.gridsize,
+        result,
+    };
+    let saved = record
+        .to_json()
+        .map_err(|e| e.to_string())
+        .and_then(|text| {
+            npz_contract::atomic::write_atomic(result_path, text.as_bytes())
+                .map_err(|e| e.to_string())
+        });
+    match saved {
+        Ok(()) => record.result,
+        Err(e) => failed(
+            planned,
+            format!("the job ran but its result could not be saved: {e}"),
+        ),
+    }
+}
+
+/// Runs every job of `plan` on `threads` threads (jobs are taken in matrix order) and returns
+/// the results in matrix order. `on_finished` sees each job's result in matrix order as soon as
+/// that job and all before it are done, so output is the same for any thread count.
+///
+/// On cancellation, running jobs stop (their backends see the flag), no new job starts, and
+/// jobs never started get an `interrupted` result.
+pub fn execute(
+    plan: &Plan,
+    threads: usize,
+    backend: &dyn Backend,
+    ctx: &RunContext<'_>,
+    on_finished: &(dyn Fn(&PlannedJob, &JobResult) + Sync),
+) -> Vec<JobResult> {
+    struct Ordered {
+        results: Vec<Option<JobResult>>,
+        emitted: usize,
+    }
+    impl Ordered {
+        fn emit_ready(
+            &mut self,
+            plan: &Plan,
+            on_finished: &(dyn Fn(&PlannedJob, &JobResult) + Sync),
+        ) {
+            while let Some(Some(result)) = self.results.get(self.emitted) {
+                on_finished(&plan.jobs[self.emitted], result);
+                self.emitted += 1;
+            }
+        }
+    }
+    let n = plan.jobs.len();
+    let next = AtomicUsize::new(0);
+    let state = Mutex::new(Ordered {
+        results: vec![None; n],
+        emitted: 0,
+    });
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, n.max(1)) {
+            scope.spawn(|| {
+                loop {
+                    if ctx.cancel.is_cancelled() {
+                        break;
+                    }
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    if index >= n {
+                        break;
+                    }
+                    let result = run_job(plan, index, backend, ctx);
+                    let mut ordered = lock();
+                    ordered.results[index] = Some(result);
+                    ordered.emit_ready(plan, on_finished);
+                }
+            });
+        }
+    });
+    let mut ordered = lock();
+    for (index, slot) in ordered.results.iter_mut().enumerate() {
+        if slot.is_none() {
+            *slot = Some(interrupted(&plan.jobs[index], plan, ctx.cancel, false));
+        }
+    }
+    ordered.emit_ready(plan, on_finished);
+    ordered
+        .results
+        .iter_mut()
+        .filter_map(Option::take)
+        .collect()
+}

@@ -1,0 +1,343 @@
+//! The `tensorflow` and `pytorch` backends: PtychoPINN's trainer (`ptycho_train`) as a child
+//! process, with its documented flags, its output streamed into the job's log, and its
+//! `wts.h5.zip` taken as the bundle.
+
+use crate::backend::{Backend, BackendError, BackendOutcome, JobContext};
+use crate::config::{BackendKind, TrainerProgram, TrainerSource, TrainingConfig};
+use std::ffi::OsString;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+/// The bundle PtychoPINN's trainer writes into its output dir.
+pub const PTYCHOPINN_BUNDLE: &str = "wts.h5.zip";
+
+/// PtychoPINN's trainer run as a child process (no shell) for one of its two backends.
+#[derive(Debug)]
+pub struct PtychoPinnBackend {
+    kind: BackendKind,
+}
+
+impl PtychoPinnBackend {
+    /// The trainer with `--backend tensorflow` or `--backend pytorch`.
+    pub fn new(kind: BackendKind) -> PtychoPinnBackend {
+        debug_assert!(kind.uses_trainer_program());
+        PtychoPinnBackend { kind }
+    }
+}
+
+/// The trainer's command-line arguments for `config` (its documented flags).
+pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut flag = |name: &str, value: OsString| {
+        args.push(name.into());
+        args.push(value);
+    };
+    flag("--train_data_file", config.train_data_file.clone().into());
+    flag("--test_data_file", config.test_data_file.clone().into());
+    flag("--output_dir", config.output_dir.clone().into());
+    flag("--backend", config.backend.as_str().into());
+    flag("--gridsize", config.gridsize.to_string().into());
+    // `{:?}` keeps the decimal point (1000.0), as Python prints a float.
+    flag("--nphotons", format!("{:?}", config.nphotons).into());
+    flag("--nepochs", config.epochs.to_string().into());
+    args
+}
+
+/// How a command line reads in a log: arguments with spaces or quotes single-quoted.
+fn display_command(program: &std::path::Path, args: &[OsString]) -> String {
+    let quote = |s: &str| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=+:,@%".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', r"'\''"))
+        }
+    };
+    let mut parts = vec![quote(&program.to_string_lossy())];
+    parts.extend(args.iter().map(|a| quote(&a.to_string_lossy())));
+    parts.join(" ")
+}
+
+fn cannot_start(trainer: &TrainerProgram, err: &io::Error) -> String {
+    let what = trainer.describe();
+    let hint = match trainer.source {
+        TrainerSource::Path => {
+            "install PtychoPINN so that `ptycho_train` is on PATH, point --trainer PATH or \
+             $PTYCHO_TRAIN at the trainer, or train with --backend native"
+        }
+        TrainerSource::Flag => "check the path given to --trainer, or train with --backend native",
+        TrainerSource::Env => "check $PTYCHO_TRAIN, or train with --backend native",
+    };
+    match err.kind() {
+        io::ErrorKind::NotFound => {
+            format!("cannot start the PtychoPINN trainer {what}: not found; {hint}")
+        }
+        io::ErrorKind::PermissionDenied => format!(
+            "cannot start the PtychoPINN trainer {what}: permission denied (is it executable? \
+             `chmod +x` it); {hint}"
+        ),
+        _ => format!("cannot start the PtychoPINN trainer {what}: {err}; {hint}"),
+    }
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exit status {code}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("signal {signal}");
+        }
+    }
+    status.to_string()
+}
+
+/// What the trainer's output says about its progress: the last `Epoch N/M` and the last
+/// training loss (`loss: 0.12` as Keras prints it, `loss=0.12` / `train_loss=0.12` as
+/// Lightning does; `val_loss` is not the training loss).
+#[derive(Debug, Default, PartialEq)]
+pub struct TrainerProgress {
+    /// N of the last `Epoch N/M`.
+    pub last_epoch: Option<u32>,
+    /// The last training loss printed.
+    pub final_loss: Option<f64>,
+}
+
+/// Scans trainer output (progress bars use `\r` and backspaces; both are separators here).
+pub fn parse_trainer_output(text: &str) -> TrainerProgress {
+    let mut progress = TrainerProgress::default();
+    let bytes = text.as_bytes();
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let number_at = |start: usize| -> Option<f64> {
+        let rest = &text[start..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+            .unwrap_or(rest.len());
+        rest[..end].parse::<f64>().ok().filter(|v| v.is_finite())
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        if text[i..].starts_with("Epoch ") && (i == 0 || !is_word(bytes[i - 1])) {
+            let rest = &text[i + 6..];
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            if digits > 0
+                && rest[digits..].starts_with('/')
+                && let Ok(n) = rest[..digits].parse()
+            {
+                progress.last_epoch = Some(n);
+            }
+        }
+        if text[i..].starts_with("loss") && !(i + 4 < bytes.len() && is_word(bytes[i + 4])) {
+            let mut start = i;
+            while start > 0 && is_word(bytes[start - 1]) {
+                start -= 1;
+            }
+            let key = &text[start..i + 4];
+            if key == "loss" || key == "train_loss" {
+                let mut j = i + 4;
+                while j < bytes.len() && bytes[j] == b' ' {
+                    j += 1;
+                }
+                if j < bytes.len() && (bytes[j] == b':' || bytes[j] == b'=') {
+                    j += 1;
+                    while j < bytes.len() && bytes[j] == b' ' {
+                        j += 1;
+                    }
+                    if let Some(value) = number_at(j) {
+                        progress.final_loss = Some(value);
+                    }
+                }
+            }
+        }
+        i += text[i..].chars().next().map_or(1, char::len_utf8);
+    }
+    progress
+}
+
+/// The last non-empty line of `text`, for an error message.
+fn last_line(text: &str) -> Option<&str> {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+}
+
+impl Backend for PtychoPinnBackend {
+    fn name(&self) -> &'static str {
+        self.kind.as_str()
+    }
+
+    fn train(
+        &self,
+        config: &TrainingConfig,
+        ctx: &mut JobContext<'_>,
+    ) -> Result<BackendOutcome, BackendError> {
+        let trainer = config.trainer.as_ref().ok_or_else(|| {
+            BackendError::failed(
+                "training_config.json names no trainer program for a PtychoPINN backend: \
+                 the plan is from another version; rerun `dose-overlap train`",
+            )
+        })?;
+        let bundle = config.output_dir.join(PTYCHOPINN_BUNDLE);
+        // A bundle left by an earlier run must not pass for this run's.
+        if bundle.exists() {
+            std::fs::remove_file(&bundle).map_err(|e| {
+                BackendError::failed(format!(
+                    "cannot remove the earlier run's {}: {e}",
+                    bundle.display()
+                ))
+            })?;
+            ctx.log_line(&format!(
+                "Removed {PTYCHOPINN_BUNDLE} left by an earlier run of this job."
+            ));
+        }
+        let args = trainer_args(config);
+        ctx.log_line(&format!(
+            "Running the PtychoPINN trainer {}:",
+            trainer.describe()
+        ));
+        ctx.log_line(&format!("$ {}", display_command(&trainer.program, &args)));
+        ctx.log_line("");
+
+        let log_path = ctx.log.path().to_path_buf();
+        let log_error = |e: io::Error| {
+            BackendError::failed(format!(
+                "cannot hand the job log {} to the trainer: {e}",
+                log_path.display()
+            ))
+        };
+        ctx.log.sync().map_err(log_error)?;
+        let stdout = ctx.log.try_clone_file().map_err(log_error)?;
+        let stderr = stdout.try_clone().map_err(log_error)?;
+        // Where the trainer's output starts, to read it back on its own afterwards.
+        let output_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
+
+        let mut child = Command::new(&trainer.program)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| BackendError::failed(cannot_start(trainer, &e)))?;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if ctx.is_cancelled() => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    ctx.log_line("");
+                    ctx.log_line("Interrupted: the trainer was stopped.");
+                    return Err(BackendError::Interrupted);
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => {
+                    let _ = child.kill();
+                    return Err(BackendError::failed(format!(
+                        "lost track of the trainer process: {e}"
+                    )));
+                }
+            }
+        };
+
+        // The trainer's own output, read back from the log (it went straight to the file),
+        // through a separate handle so that the log's own write position is untouched.
+        let mut output = Vec::new();
+        let _ = std::fs::File::open(&log_path).and_then(|mut reader| {
+            reader.seek(SeekFrom::Start(output_start))?;
+            reader.read_to_end(&mut output)
+        });
+        let output = String::from_utf8_lossy(&output);
+        ctx.log_line("");
+        if !status.success() {
+            let tail = last_line(&output)
+                .map(|l| format!("; its last output line: `{l}`"))
+                .unwrap_or_default();
+            return Err(BackendError::failed(format!(
+                "the PtychoPINN trainer {} ended with {}{tail}; see the job log {}",
+                trainer.describe(),
+                describe_status(status),
+                log_path.display()
+            )));
+        }
+        if !bundle.is_file() {
+            return Err(BackendError::failed(format!(
+                "the PtychoPINN trainer {} exited 0 but wrote no {PTYCHOPINN_BUNDLE} in {}; \
+                 check its output in {}",
+                trainer.describe(),
+                config.output_dir.display(),
+                log_path.display()
+            )));
+        }
+        let progress = parse_trainer_output(&output);
+        let epochs_completed = progress.last_epoch.unwrap_or_else(|| {
+            ctx.log_line(&format!(
+                "The trainer printed no `Epoch N/M` line; epochs_completed is the {} requested.",
+                config.epochs
+            ));
+            config.epochs
+        });
+        if progress.final_loss.is_none() {
+            ctx.log_line("The trainer printed no training loss; final_loss is null.");
+        }
+        Ok(BackendOutcome {
+            bundle,
+            final_loss: progress.final_loss,
+            epochs_completed,
+            loss_history: None,
+            metrics: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keras_output() {
+        let text = "Epoch 1/3\n\r 1/10 [=>...] - ETA: 1s - loss: 0.9\r10/10 [====] - 1s - loss: \
+                    0.5000 - val_loss: 0.7\nEpoch 2/3\n10/10 - loss: 0.25 - val_loss: 0.3\n";
+        assert_eq!(
+            parse_trainer_output(text),
+            TrainerProgress {
+                last_epoch: Some(2),
+                final_loss: Some(0.25)
+            }
+        );
+    }
+
+    #[test]
+    fn lightning_output() {
+        let text = "Epoch 4: 100%|####| 8/8 [00:01<00:00, train_loss=1.5e-02, val_loss=0.3]\n";
+        assert_eq!(
+            parse_trainer_output(text),
+            TrainerProgress {
+                last_epoch: None,
+                final_loss: Some(0.015)
+            }
+        );
+    }
+
+    #[test]
+    fn nothing_to_parse() {
+        assert_eq!(
+            parse_trainer_output("loading data…\nlosses are fine\nval_loss: 3\n"),
+            TrainerProgress::default()
+        );
+    }
+
+    #[test]
+    fn command_lines_are_quoted_for_reading() {
+        let args: Vec<OsString> = vec!["--output_dir".into(), "a b/it's".into()];
+        assert_eq!(
+            display_command(std::path::Path::new("ptycho_train"), &args),
+            r"ptycho_train --output_dir 'a b/it'\''s'"
+        );
+    }
+}
