@@ -2,5 +2,6 @@
 #![deny(missing_docs)]
 
 pub mod diff;
+pub mod manifest;
 pub mod report;
 pub mod svg;

@@ -1,0 +1,441 @@
+//! `training_manifest.json` and `skip_summary.json`: assembled from a plan and its jobs'
+//! results, the same way after a local run and after `collect`, and written atomically.
+//!
+//! Both are deterministic: the timestamp comes from the plan (fixed by `SOURCE_DATE_EPOCH`),
+//! key order is the struct order, and nothing volatile (wall times, hosts) is recorded.
+
+use job_matrix::{JobFilter, SkipEvent};
+use runner::{JobResult, Plan};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// File name of the manifest under the artifact root.
+pub const MANIFEST_FILE: &str = "training_manifest.json";
+/// File name of the skip summary under the artifact root.
+pub const SKIP_SUMMARY_FILE: &str = "skip_summary.json";
+/// Version of the manifest format. Bump it when a field changes meaning or goes away.
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// The training manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingManifest {
+    /// [`MANIFEST_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// UTC, ISO 8601 with microseconds and `Z`.
+    pub timestamp: String,
+    /// As given on the command line.
+    pub phase_c_root: String,
+    /// As given on the command line.
+    pub phase_d_root: String,
+    /// As given on the command line.
+    pub artifact_root: String,
+    /// The backend of every job.
+    pub backend: String,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Whether missing views were errors.
+    pub strict: bool,
+    /// The filters given (`null` for none).
+    pub filters: JobFilter,
+    /// Jobs in the whole matrix before filters.
+    pub enumerated_count: usize,
+    /// One entry per selected job, in matrix order.
+    pub jobs: Vec<ManifestJob>,
+    /// Skip events of the whole matrix.
+    pub skipped_views: Vec<SkipEvent>,
+    /// Their number.
+    pub skipped_count: usize,
+    /// `skip_summary.json`, relative to the artifact root.
+    pub skip_summary_path: String,
+}
+
+/// One job of the manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestJob {
+    /// Dose (a JSON number, `1000.0`).
+    pub dose: f64,
+    /// View.
+    pub view: String,
+    /// Gridsize.
+    pub gridsize: u32,
+    /// Training NPZ.
+    pub train_data_path: PathBuf,
+    /// Test NPZ.
+    pub test_data_path: PathBuf,
+    /// `<artifact_root>/dose_<int>/<view>/gs<g>`.
+    pub artifact_dir: PathBuf,
+    /// The job's log.
+    pub log_path: PathBuf,
+    /// The dry-run summary or the backend's result.
+    pub result: JobResult,
+}
+
+/// `skip_summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipSummary {
+    /// Same as the manifest's.
+    pub timestamp: String,
+    /// Same as the manifest's.
+    pub skipped_views: Vec<SkipEvent>,
+    /// Their number.
+    pub skipped_count: usize,
+}
+
+/// Why a manifest could not be assembled, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The results do not match the plan's jobs.
+    #[error("{results} result(s) for a plan of {jobs} job(s)")]
+    Mismatch {
+        /// Jobs in the plan.
+        jobs: usize,
+        /// Results given.
+        results: usize,
+    },
+    /// A file could not be read or written.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// `reading` / `writing`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a manifest of this format.
+    #[error("{} is not a training manifest of format {MANIFEST_FORMAT_VERSION}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn pretty<T: Serialize>(value: &T, path: &Path) -> Result<String, ManifestError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| ManifestError::Parse {
+        path: path.to_path_buf(),
+        message: format!("cannot be serialised: {e}"),
+    })?;
+    text.push('\n');
+    Ok(text)
+}
+
+impl TrainingManifest {
+    /// The manifest of `plan` whose jobs ended with `results` (in plan order).
+    pub fn assemble(plan: &Plan, results: &[JobResult]) -> Result<TrainingManifest, ManifestError> {
+        if results.len() != plan.jobs.len() {
+            return Err(ManifestError::Mismatch {
+                jobs: plan.jobs.len(),
+                results: results.len(),
+            });
+        }
+        let jobs = plan
+            .jobs
+            .iter()
+            .zip(results)
+            .map(|(planned, result)| {
+                let job = &planned.job;
+                ManifestJob {
+                    dose: job.dose,
+                    view: job.view.clone(),
+                    gridsize: job.gridsize,
+                    train_data_path: job.train_data_path.clone(),
+                    test_data_path: job.test_data_path.clone(),
+                    artifact_dir: job.artifact_dir.clone(),
+                    log_path: job.log_path.clone(),
+                    result: result.clone(),
+                }
+            })
+            .collect();
+        Ok(TrainingManifest {
+            format_version: MANIFEST_FORMAT_VERSION,
+            timestamp: plan.timestamp.clone(),
+            phase_c_root: plan.phase_c_root.clone(),
+            phase_d_root: plan.phase_d_root.clone(),
+            artifact_root: plan.artifact_root.clone(),
+            backend: plan.backend.as_str().to_string(),
+            dry_run: plan.dry_run,
+            strict: plan.strict,
+            filters: plan.filters.clone(),
+            enumerated_count: plan.enumerated_count,
+            jobs,
+            skipped_views: plan.skipped_views.clone(),
+            skipped_count: plan.skipped_views.len(),
+            skip_summary_path: SKIP_SUMMARY_FILE.to_string(),
+        })
+    }
+
+    /// The skip summary that goes with this manifest.
+    pub fn skip_summary(&self) -> SkipSummary {
+        SkipSummary {
+            timestamp: self.timestamp.clone(),
+            skipped_views: self.skipped_views.clone(),
+            skipped_count: self.skipped_views.len(),
+        }
+    }
+
+    /// `<artifact_root>/training_manifest.json`.
+    pub fn path(&self) -> PathBuf {
+        Path::new(&self.artifact_root).join(MANIFEST_FILE)
+    }
+
+    /// `<artifact_root>/skip_summary.json`.
+    pub fn skip_summary_file(&self) -> PathBuf {
+        Path::new(&self.artifact_root).join(&self.skip_summary_path)
+    }
+
+    /// Pretty JSON with a final newline: the bytes of the manifest.
+    pub fn to_json(&self) -> Result<String, ManifestError> {
+        pretty(self, &self.path())
+    }
+
+    /// Parses a manifest, checking its format version first (with a message that says so).
+    pub fn from_json(text: &str, path: &Path) -> Result<TrainingManifest, ManifestError> {
+        let parse = |message: String| ManifestError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| parse(format!("not JSON: {e}")))?;
+        match value.get("format_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(MANIFEST_FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(parse(format!(
+                    "it is of format {v}, written by another version of dose-overlap"
+                )));
+            }
+            None => return Err(parse("it has no format_version".to_string())),
+        }
+        serde_json::from_str(text).map_err(|e| parse(e.to_string()))
+    }
+
+    /// Reads `<artifact_root>/training_manifest.json`.
+    pub fn read(artifact_root: &Path) -> Result<TrainingManifest, ManifestError> {
+        let path = artifact_root.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Io {
+            action: "reading",
+            path: path.clone(),
+            source,
+        })?;
+        TrainingManifest::from_json(&text, &path)
+    }
+
+    /// Writes `skip_summary.json`, then `training_manifest.json` (which points at it), each
+    /// atomically. Returns their paths.
+    pub fn write(&self) -> Result<(PathBuf, PathBuf), ManifestError> {
+        let summary_path = self.skip_summary_file();
+        let manifest_path = self.path();
+        let summary = pretty(&self.skip_summary(), &summary_path)?;
+        let manifest = self.to_json()?;
+        for (path, text) in [(&summary_path, summary), (&manifest_path, manifest)] {
+            npz_contract::atomic::write_atomic(path, text.as_bytes()).map_err(|source| {
+                ManifestError::Io {
+                    action: "writing",
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok((manifest_path, summary_path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use runner::{DryRunSummary, FailedResult, InterruptedResult, TrainedResult};
+
+    fn job(i: usize, result: JobResult) -> ManifestJob {
+        ManifestJob {
+            dose: [1e3, 1e4, 1e5][i % 3],
+            view: ["baseline", "dense", "sparse"][i % 3].to_string(),
+            gridsize: 1 + (i % 2) as u32,
+            train_data_path: format!("phase c/dose_{i}/train.npz").into(),
+            test_data_path: format!("phase c/dose_{i}/test.npz").into(),
+            artifact_dir: format!("art/{i}").into(),
+            log_path: format!("art/{i}/train.log").into(),
+            result,
+        }
+    }
+
+    fn results() -> impl Strategy<Value = JobResult> {
+        prop_oneof![
+            (any::<u32>(), any::<bool>()).prop_map(|(g, b)| JobResult::DryRun(DryRunSummary {
+                dose: f64::from(g) + 0.5,
+                view: "dense".into(),
+                gridsize: g,
+                train_data_path: "a b/c.npz".into(),
+                test_data_path: "d.npz".into(),
+                artifact_dir: "x".into(),
+                log_path: "x/train.log".into(),
+                backend: if b { "native" } else { "tensorflow" }.into(),
+            })),
+            (
+                proptest::option::of(-1e300f64..1e300),
+                any::<u32>(),
+                1u64..u64::MAX,
+                proptest::collection::vec(0.0f64..10.0, 0..5),
+                any::<bool>()
+            )
+                .prop_map(|(loss, epochs, size, history, with_extra)| {
+                    JobResult::Success(TrainedResult {
+                        backend: "native".into(),
+                        final_loss: loss,
+                        epochs_completed: epochs,
+                        bundle_path: "native_bundle.npz".into(),
+                        bundle_sha256: "0123456789abcdef".repeat(4),
+                        bundle_size_bytes: size,
+                        loss_history: with_extra.then(|| serde_json::json!({ "train": history })),
+                        metrics: with_extra.then(|| {
+                            serde_json::json!({"test": {"phase": {"ssim": loss, "psnr": {"value": 31.5, "data_range": std::f64::consts::TAU}}}})
+                        }),
+                    })
+                }),
+            "[ -~]{0,40}".prop_map(|error| JobResult::Failed(FailedResult {
+                backend: "pytorch".into(),
+                error
+            })),
+            any::<bool>().prop_map(|started| JobResult::Interrupted(InterruptedResult {
+                backend: "native".into(),
+                started,
+                error: "interrupted by SIGTERM".into()
+            })),
+        ]
+    }
+
+    fn manifest(jobs: Vec<ManifestJob>, skips: usize) -> TrainingManifest {
+        let skipped_views: Vec<SkipEvent> = (0..skips)
+            .map(|i| SkipEvent {
+                dose: 10f64.powi(i as i32 + 3),
+                view: "sparse".into(),
+                reason: "NPZ files not found (train=False, test=False). \"quoted\" ✓".into(),
+            })
+            .collect();
+        TrainingManifest {
+            format_version: MANIFEST_FORMAT_VERSION,
+            timestamp: "2025-11-04T08:34:26.000000Z".into(),
+            phase_c_root: "phase c".into(),
+            phase_d_root: "/abs/phase_d".into(),
+            artifact_root: "art".into(),
+            backend: "native".into(),
+            dry_run: false,
+            strict: false,
+            filters: JobFilter {
+                dose: Some(1e3),
+                view: None,
+                gridsize: Some(2),
+            },
+            enumerated_count: jobs.len() + 3,
+            jobs,
+            skipped_count: skipped_views.len(),
+            skipped_views,
+            skip_summary_path: SKIP_SUMMARY_FILE.into(),
+        }
+    }
+
+    proptest! {
+        /// serialize -> parse gives the same manifest, and serialising again the same bytes.
+        #[test]
+        fn manifest_round_trips(results in proptest::collection::vec(results(), 0..6), skips in 0usize..4) {
+            let jobs = results.into_iter().enumerate().map(|(i, r)| job(i, r)).collect();
+            let m = manifest(jobs, skips);
+            let text = m.to_json().unwrap();
+            let back = TrainingManifest::from_json(&text, Path::new("m.json")).unwrap();
+            prop_assert_eq!(&back, &m);
+            prop_assert_eq!(back.to_json().unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn field_order_and_number_forms() {
+        let m = manifest(
+            vec![job(
+                0,
+                JobResult::Failed(FailedResult {
+                    backend: "tensorflow".into(),
+                    error: "e".into(),
+                }),
+            )],
+            1,
+        );
+        let text = m.to_json().unwrap();
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  \"") && !l.starts_with("   "))
+            .map(|l| l.trim().split('"').nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "format_version",
+                "timestamp",
+                "phase_c_root",
+                "phase_d_root",
+                "artifact_root",
+                "backend",
+                "dry_run",
+                "strict",
+                "filters",
+                "enumerated_count",
+                "jobs",
+                "skipped_views",
+                "skipped_count",
+                "skip_summary_path"
+            ]
+        );
+        assert!(text.contains("\"dose\": 1000.0,"), "{text}");
+        assert!(text.contains("\"status\": \"failed\""), "{text}");
+        assert!(text.ends_with("}\n"));
+        let summary = serde_json::to_string_pretty(&m.skip_summary()).unwrap();
+        assert!(summary.starts_with("{\n  \"timestamp\": \"2025-11-04T08:34:26.000000Z\",\n  \"skipped_views\": [\n    {\n      \"dose\": 1000.0,"), "{summary}");
+    }
+
+    #[test]
+    fn version_and_shape_errors() {
+        let path = Path::new("x/training_manifest.json");
+        let err = TrainingManifest::from_json("{\"format_version\": 2}", path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x/training_manifest.json is not a training manifest of format 1: it is of format 2, \
+             written by another version of dose-overlap"
+        );
+        let err = TrainingManifest::from_json("{\"jobs\": []}", path).unwrap_err();
+        assert!(
+            err.to_string().ends_with("it has no format_version"),
+            "{err}"
+        );
+        let mut value = serde_json::to_value(manifest(vec![], 0)).unwrap();
+        value["wall_time"] = serde_json::json!(3.5);
+        let err = TrainingManifest::from_json(&value.to_string(), path).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `wall_time`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn writes_both_files_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = manifest(vec![], 2);
+        m.artifact_root = dir.path().join("a root").display().to_string();
+        std::fs::create_dir_all(&m.artifact_root).unwrap();
+        let (manifest_path, summary_path) = m.write().unwrap();
+        assert_eq!(
+            TrainingManifest::read(Path::new(&m.artifact_root)).unwrap(),
+            m
+        );
+        let summary: SkipSummary =
+            serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+        assert_eq!(summary, m.skip_summary());
+        assert_eq!(summary.skipped_count, 2);
+        assert!(manifest_path.ends_with(MANIFEST_FILE));
+        // Nothing but the two files (no temporary leftovers).
+        assert_eq!(std::fs::read_dir(&m.artifact_root).unwrap().count(), 2);
+    }
+}
