@@ -1,10 +1,118 @@
-//! `dose-overlap overlap`: not built yet (see the open issues).
+//! `dose-overlap overlap`: Phase D, the dense and sparse views of every dose of a Phase C tree.
+
+use crate::exit;
+use crate::output::outln;
+use crate::study_args::StudyArgs;
+use anyhow::Context;
+use std::path::PathBuf;
+use study_design::Design;
 
 /// Arguments of `dose-overlap overlap`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Phase C root: `dose_<int>/patched_{train,test}.npz` for every dose of the design.
+    #[arg(long, value_name = "DIR")]
+    phase_c_root: PathBuf,
+    /// Phase D root to write: `dose_<int>/<view>/<view>_{train,test}.npz` and
+    /// `dose_<int>/overlap_report.json`.
+    #[arg(long, value_name = "PHASE_D_ROOT")]
+    out: PathBuf,
+    #[command(flatten)]
+    study: StudyArgs,
+}
 
-/// Runs the command.
-pub fn run(_args: Args, _progress: &crate::progress::Progress) -> anyhow::Result<u8> {
-    anyhow::bail!("`dose-overlap overlap` is not built yet")
+/// Runs the command: every dose is attempted; a dose that fails is reported on stderr and the
+/// command exits 2 after the others are done.
+pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u8> {
+    let study = args.study.load()?;
+    let design = &study.design;
+    if !args.phase_c_root.is_dir() {
+        anyhow::bail!(
+            "Phase C root {} is not a folder: run `dose-overlap generate --out {}` first, or \
+             check --phase-c-root",
+            args.phase_c_root.display(),
+            args.phase_c_root.display()
+        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating the Phase D root {}", args.out.display()))?;
+
+    progress.stage("overlap", design.dose_list.len() as u64);
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for &dose in &design.dose_list {
+        let dose_dir = Design::dose_dir_name(dose);
+        match overlap::run_dose(&args.phase_c_root, &args.out, dose, design, &|line| {
+            progress.note(line)
+        }) {
+            Ok(outcome) => rows.push((dose_dir.clone(), outcome.report)),
+            Err(err) => failures.push(format!("{dose_dir}: {err}")),
+        }
+        progress.step(&dose_dir);
+    }
+    progress.clear();
+
+    let (mut accepted, mut rejected) = (0, 0);
+    if !rows.is_empty() {
+        outln!(
+            "{:<12} {:<10} {:>8}  {:<8}  {:>12}  {:>12}  {:<8}  disc overlap (train/test)",
+            "dose",
+            "view",
+            "S (px)",
+            "status",
+            "train kept",
+            "test kept",
+            "strategy"
+        );
+    }
+    for (dose_dir, report) in &rows {
+        for view in &report.views {
+            let (train, test) = (&view.splits.train, &view.splits.test);
+            if view.accepted {
+                accepted += 1;
+            } else {
+                rejected += 1;
+            }
+            outln!(
+                "{:<12} {:<10} {:>8}  {:<8}  {:>12}  {:>12}  {:<8}  {:.3}/{:.3}",
+                dose_dir,
+                view.view,
+                view.spacing_threshold,
+                if view.accepted {
+                    "accepted"
+                } else {
+                    "rejected"
+                },
+                format!("{}/{}", train.n_accepted, train.n_total),
+                format!("{}/{}", test.n_accepted, test.n_total),
+                view.selection_strategy,
+                train.mean_disc_overlap,
+                test.mean_disc_overlap
+            );
+            if let Some(reason) = &view.reason {
+                outln!("  rejected: {reason}");
+            }
+        }
+    }
+    outln!(
+        "Phase D: {} of {} dose(s) done, {accepted} view(s) accepted, {rejected} rejected; \
+         reports in {}",
+        rows.len(),
+        design.dose_list.len(),
+        args.out
+            .join("dose_<int>")
+            .join(overlap::OVERLAP_REPORT)
+            .display()
+    );
+    for warning in rows.iter().flat_map(|(_, r)| &r.warnings) {
+        eprintln!("warning: {warning}");
+    }
+    if failures.is_empty() {
+        Ok(exit::OK)
+    } else {
+        for failure in &failures {
+            eprintln!("error: {failure}");
+        }
+        Ok(exit::INPUT_ERROR)
+    }
 }

@@ -1,1 +1,305 @@
-//! Tests of `overlap` (filled in by its issue).
+//! `dose-overlap overlap` on small Phase C trees written here: the views and reports it writes,
+//! byte-identical reruns, stale views, and the errors for bad input.
+
+use crate::cli_snapshot;
+use crate::common::{self, cli};
+use ndarray::{Array1, Array2, Array3, Axis};
+use npz_contract::{Compression, NpzReader, NpzWriter, ValidateOptions, validate};
+use num_complex::Complex;
+use std::path::{Path, PathBuf};
+
+type C32 = Complex<f32>;
+
+/// N of the `tiny` preset; its views are dense (S = 9.6 px) and sparse (S = 25.6 px), K = 7.
+const N: usize = 32;
+const DOSES: [u32; 3] = [1000, 10000, 100000];
+
+/// SplitMix64 uniform numbers in [0, 1): fixtures need a fixed stream, not a good one.
+fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Writes one Phase C split like `generate` does: `n` random positions over a 64 x 32 px box
+/// (too small for 8 positions 25.6 px apart, so `sparse` is always rejected), every
+/// per-position key of DATA-001, and a `_metadata` JSON.
+fn write_split(path: &Path, n: usize, y0: f64, seed: u64) {
+    let mut next = uniform(seed);
+    let xs: Array1<f64> = (0..n).map(|_| 16.0 + 64.0 * next()).collect();
+    let ys: Array1<f64> = (0..n).map(|_| y0 + 32.0 * next()).collect();
+    // Row i of every per-position array encodes i, so a test can tell which rows were kept.
+    let diffraction = Array3::from_shape_fn((n, N, N), |(i, r, c)| (i * 7 + r + c) as f32 * 0.01);
+    let y_patches =
+        Array3::from_shape_fn((n, N, N), |(i, r, c)| C32::new(i as f32, (r * c) as f32));
+    let probe = Array2::from_shape_fn((N, N), |(r, c)| {
+        let (dy, dx) = (r as f64 - 16.0, c as f64 - 16.0);
+        if dx * dx + dy * dy <= 64.0 {
+            C32::new(1.0, 0.5)
+        } else {
+            C32::new(0.0, 0.0)
+        }
+    });
+    let object = Array2::from_shape_fn((112, 112), |(r, c)| C32::new(0.75, (r + c) as f32 * 0.01));
+    let filenames: Vec<String> = (0..n).map(|i| format!("pattern_{i:04}.tif")).collect();
+    let mut w = NpzWriter::create(path, Compression::Stored).unwrap();
+    w.add("diffraction", &diffraction).unwrap();
+    w.add("objectGuess", &object).unwrap();
+    w.add("probeGuess", &probe).unwrap();
+    w.add("xcoords", &xs).unwrap();
+    w.add("ycoords", &ys).unwrap();
+    w.add("xcoords_start", &xs).unwrap();
+    w.add("ycoords_start", &ys).unwrap();
+    w.add("Y", &y_patches).unwrap();
+    w.add("scan_index", &Array1::from_iter(0..n as i64))
+        .unwrap();
+    w.add_strings("filenames", &filenames).unwrap();
+    w.add_string(
+        "_metadata",
+        r#"{"dose": 1000.0, "generator": "fixture", "n": 150}"#,
+    )
+    .unwrap();
+    w.finish().unwrap();
+}
+
+/// A Phase C tree for the `tiny` design's three doses, 150 positions per split.
+fn phase_c_tree(root: &Path) -> PathBuf {
+    let c = root.join("phase c");
+    for (k, dose) in DOSES.iter().enumerate() {
+        let dir = c.join(format!("dose_{dose}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_split(&dir.join("patched_train.npz"), 150, 16.0, 10 + k as u64);
+        write_split(&dir.join("patched_test.npz"), 150, 48.0, 20 + k as u64);
+    }
+    c
+}
+
+fn overlap_cmd(c_root: &Path, d_root: &Path) -> assert_cmd::Command {
+    let mut cmd = cli();
+    cmd.arg("overlap")
+        .arg("--phase-c-root")
+        .arg(c_root)
+        .arg("--out")
+        .arg(d_root)
+        .args(["--preset", "tiny"]);
+    cmd
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every file under `dir`, relative path -> bytes, in sorted order.
+fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                let rel = path.strip_prefix(base).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn writes_dense_views_rejects_sparse_with_reasons() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c_root = phase_c_tree(tmp.path());
+    let d_root = tmp.path().join("phase d");
+    let output = cli_snapshot!(
+        "overlap_tiny_stdout",
+        overlap_cmd(&c_root, &d_root),
+        tmp.path()
+    );
+    assert_eq!(output.status.code(), Some(0));
+
+    let report_path = d_root.join("dose_1000/overlap_report.json");
+    let text = std::fs::read_to_string(&report_path).unwrap();
+    let shown = text.replace(&tmp.path().display().to_string(), "[ROOT]");
+    common::golden_settings().bind(|| insta::assert_snapshot!("overlap_tiny_report", shown));
+
+    for dose in DOSES {
+        let dose_dir = d_root.join(format!("dose_{dose}"));
+        let report = read_json(&dose_dir.join("overlap_report.json"));
+        let views = report["views"].as_array().unwrap();
+        let names: Vec<&str> = views.iter().map(|v| v["view"].as_str().unwrap()).collect();
+        assert_eq!(names, ["dense", "sparse"]);
+        assert_eq!(views[0]["accepted"], true);
+        assert_eq!(views[0]["reason"], serde_json::Value::Null);
+        assert_eq!(views[1]["accepted"], false);
+        let reason = views[1]["reason"].as_str().unwrap();
+        assert!(reason.contains("OVERSAMPLING-001"), "{reason}");
+        assert!(
+            reason.contains("needed for gridsize-2 training"),
+            "{reason}"
+        );
+        assert!(!dose_dir.join("sparse").exists());
+        for split in ["train", "test"] {
+            let fig = &views[0]["splits"][split];
+            let kept = fig["n_accepted"].as_u64().unwrap();
+            assert!(kept >= 8, "{dose} {split}: {kept}");
+            assert_eq!(kept + fig["n_rejected"].as_u64().unwrap(), 150);
+            check_view_file(
+                &c_root.join(format!("dose_{dose}/patched_{split}.npz")),
+                &dose_dir.join(format!("dense/dense_{split}.npz")),
+                kept as usize,
+                9.6,
+            );
+        }
+    }
+}
+
+/// The view file holds exactly the kept rows of every per-position array, in source order,
+/// the whole-object members unchanged, `_metadata` with the view's figures, passes DATA-001
+/// for gridsize 2, and no two of its positions are closer than S.
+fn check_view_file(source: &Path, view: &Path, kept: usize, spacing: f64) {
+    let report = validate(
+        view,
+        &ValidateOptions {
+            gridsize: Some(2),
+            neighbor_count: Some(7),
+            header_only: false,
+        },
+    );
+    assert!(report.valid, "{:?}", report.errors);
+    let mut src = NpzReader::open(source).unwrap();
+    let mut out = NpzReader::open(view).unwrap();
+    let src_keys: Vec<&str> = src.members().iter().map(|m| m.key.as_str()).collect();
+    let out_keys: Vec<&str> = out.members().iter().map(|m| m.key.as_str()).collect();
+    assert_eq!(src_keys, out_keys);
+    let scan: Vec<i64> = out.read::<i64>("scan_index").unwrap().into_iter().collect();
+    assert_eq!(scan.len(), kept);
+    assert!(scan.windows(2).all(|w| w[0] < w[1]), "source order kept");
+    let rows: Vec<usize> = scan.iter().map(|&i| i as usize).collect();
+    for key in ["xcoords", "ycoords", "xcoords_start", "ycoords_start"] {
+        let a = src.read::<f64>(key).unwrap();
+        assert_eq!(
+            out.read::<f64>(key).unwrap(),
+            a.select(Axis(0), &rows),
+            "{key}"
+        );
+    }
+    let d = src.read::<f32>("diffraction").unwrap();
+    assert_eq!(
+        out.read::<f32>("diffraction").unwrap(),
+        d.select(Axis(0), &rows)
+    );
+    let y = src.read::<C32>("Y").unwrap();
+    assert_eq!(out.read::<C32>("Y").unwrap(), y.select(Axis(0), &rows));
+    let names = src.read_strings("filenames").unwrap();
+    let kept_names: Vec<String> = rows.iter().map(|&i| names[i].clone()).collect();
+    assert_eq!(out.read_strings("filenames").unwrap(), kept_names);
+    for key in ["objectGuess", "probeGuess"] {
+        assert_eq!(
+            out.read::<C32>(key).unwrap(),
+            src.read::<C32>(key).unwrap(),
+            "{key}"
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_str(&out.read_string("_metadata").unwrap()).unwrap();
+    assert_eq!(meta["generator"], "fixture", "source metadata carried over");
+    assert_eq!(meta["overlap_view"], "dense");
+    assert_eq!(meta["spacing_threshold"], spacing);
+    assert_eq!(meta["n_accepted"], kept);
+    assert_eq!(meta["n_rejected"], 150 - kept);
+    assert_eq!(meta["source_file"], source.display().to_string());
+    for key in [
+        "acceptance_rate",
+        "selection_strategy",
+        "geometry_acceptance_bound",
+        "effective_min_acceptance",
+    ] {
+        assert!(!meta[key].is_null(), "{key}");
+    }
+    let xs = out.read::<f64>("xcoords").unwrap();
+    let ys = out.read::<f64>("ycoords").unwrap();
+    for i in 0..kept {
+        for j in i + 1..kept {
+            let (dx, dy) = (xs[i] - xs[j], ys[i] - ys[j]);
+            assert!(dx * dx + dy * dy >= spacing * spacing, "{i} {j}");
+        }
+    }
+}
+
+#[test]
+fn reruns_are_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c_root = phase_c_tree(tmp.path());
+    let d_root = tmp.path().join("d");
+    overlap_cmd(&c_root, &d_root).assert().success();
+    let first = tree_bytes(&d_root);
+    assert!(first.iter().any(|(p, _)| p.ends_with("dense_test.npz")));
+    overlap_cmd(&c_root, &d_root).assert().success();
+    assert_eq!(tree_bytes(&d_root), first, "no leftovers, same bytes");
+    // Another Phase D root: the same NPZs (reports name their own root).
+    let other = tmp.path().join("d2");
+    overlap_cmd(&c_root, &other).assert().success();
+    for ((path, a), (path2, b)) in first.iter().zip(tree_bytes(&other)) {
+        assert_eq!(path, &path2);
+        if path.ends_with(".npz") {
+            assert!(a == &b, "{path} differs");
+        }
+    }
+}
+
+#[test]
+fn rejected_view_removes_stale_files_from_an_earlier_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c_root = phase_c_tree(tmp.path());
+    let d_root = tmp.path().join("d");
+    let stale = d_root.join("dose_1000/sparse");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("sparse_train.npz"), b"old").unwrap();
+    std::fs::write(stale.join("sparse_test.npz"), b"old").unwrap();
+    overlap_cmd(&c_root, &d_root).assert().success();
+    assert!(!stale.exists(), "stale sparse view left behind");
+}
+
+#[test]
+fn missing_phase_c_root_is_an_input_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = cli_snapshot!(
+        "overlap_missing_root",
+        overlap_cmd(&tmp.path().join("nothing here"), &tmp.path().join("d")),
+        tmp.path()
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!tmp.path().join("d").exists());
+}
+
+#[test]
+fn corrupt_npz_is_named_and_other_doses_still_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c_root = phase_c_tree(tmp.path());
+    let bad = c_root.join("dose_10000/patched_test.npz");
+    let bytes = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::remove_dir_all(c_root.join("dose_100000")).unwrap();
+    let d_root = tmp.path().join("d");
+    let output = cli_snapshot!(
+        "overlap_bad_input",
+        overlap_cmd(&c_root, &d_root),
+        tmp.path()
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(d_root.join("dose_1000/dense/dense_train.npz").is_file());
+    assert!(
+        !d_root
+            .join("dose_10000")
+            .join("overlap_report.json")
+            .exists()
+    );
+}

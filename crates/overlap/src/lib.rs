@@ -10,9 +10,13 @@
 pub mod acceptance;
 pub mod disc;
 mod error;
+pub mod phase_d;
+pub mod report;
 pub mod select;
 pub mod view;
 
 pub use error::OverlapError;
+pub use phase_d::{DoseOutcome, run_dose};
+pub use report::{DoseReport, OVERLAP_REPORT};
 pub use select::Positions;
 pub use view::{SplitSelection, Strategy, ViewSelection};
