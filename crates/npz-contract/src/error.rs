@@ -11,7 +11,7 @@ pub enum NpzError {
     Io {
         /// The file.
         path: PathBuf,
-        /// What was being done ("opening", "writing member 'x'").
+        /// What was being done ("cannot open", "writing member 'x'").
         action: String,
         /// The cause.
         #[source]

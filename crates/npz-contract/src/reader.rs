@@ -103,10 +103,10 @@ impl NpzReader {
             action: action.to_string(),
             source,
         };
-        let file = File::open(path).map_err(|e| io_err("opening", e))?;
+        let file = File::open(path).map_err(|e| io_err("cannot open", e))?;
         let file_len = file
             .metadata()
-            .map_err(|e| io_err("reading metadata of", e))?
+            .map_err(|e| io_err("cannot read metadata", e))?
             .len();
         if file_len == 0 {
             return Err(NpzError::NotAnArchive {
@@ -255,6 +255,14 @@ impl NpzReader {
             visit(&items);
             Ok(())
         })
+    }
+
+    /// Reads a member's stored data through without decoding it, so that the zip layer checks
+    /// its length and CRC-32: integrity for members no other check reads (pickles included,
+    /// whose bytes are never interpreted).
+    pub fn verify(&mut self, key: &str) -> Result<(), NpzError> {
+        let info = self.lookup(key)?;
+        self.stream_bytes(&info, |_| Ok(()))
     }
 
     /// Reads a 0-d unicode (`<U`) member, e.g. a JSON `_metadata` string.

@@ -295,7 +295,7 @@ fn hostile_archives_give_clear_errors() {
         "not a ZIP",
     );
     let missing = dir.path().join("missing.npz");
-    expect_open_err(&missing, "opening");
+    expect_open_err(&missing, "cannot open");
 
     // Truncated: a valid archive cut in half.
     let full = dir.path().join("full.npz");

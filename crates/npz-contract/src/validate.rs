@@ -386,14 +386,17 @@ impl Validator {
         }
     }
 
-    /// Value checks: one streaming pass over each array that passed the header checks.
+    /// Value checks: one streaming pass over each array that passed the header checks, then
+    /// a pass over every other member's bytes so that damage anywhere is found.
     fn check_values(
         &mut self,
         reader: &mut NpzReader,
         stack_key: &str,
         metadata: Option<&MemberInfo>,
     ) {
+        let mut streamed: Vec<String> = Vec::new();
         if let Some(m) = reader.member(stack_key).filter(|m| is_float(m)).cloned() {
+            streamed.push(m.key.clone());
             let result = if m.dtype.itemsize == Some(4) {
                 amplitude_stats::<f32>(reader, &m.key)
             } else {
@@ -404,22 +407,22 @@ impl Validator {
                 Err(e) => self.error(strip_path(reader.path(), &e.to_string())),
             }
         }
+        let finite_c32 = |z: &Complex<f32>| z.re.is_finite() && z.im.is_finite();
+        let finite_c64 = |z: &Complex<f64>| z.re.is_finite() && z.im.is_finite();
         for key in ["objectGuess", "probeGuess", "Y"] {
             if let Some(m) = reader.member(key).filter(|m| is_complex(m)).cloned() {
+                streamed.push(key.to_string());
                 let result = if m.dtype.itemsize == Some(8) {
-                    count_nonfinite::<Complex<f32>>(reader, key, |z| {
-                        z.re.is_finite() && z.im.is_finite()
-                    })
+                    count_nonfinite::<Complex<f32>>(reader, key, finite_c32)
                 } else {
-                    count_nonfinite::<Complex<f64>>(reader, key, |z| {
-                        z.re.is_finite() && z.im.is_finite()
-                    })
+                    count_nonfinite::<Complex<f64>>(reader, key, finite_c64)
                 };
                 self.report_finite(reader.path(), key, result);
             }
         }
         for key in ["xcoords", "ycoords", "xcoords_start", "ycoords_start"] {
             if reader.member(key).is_some_and(is_float) {
+                streamed.push(key.to_string());
                 let result = count_nonfinite::<f64>(reader, key, |x| x.is_finite());
                 self.report_finite(reader.path(), key, result);
             }
@@ -427,11 +430,14 @@ impl Validator {
         if reader
             .member("filenames")
             .is_some_and(|m| m.dtype.kind == DtypeKind::Unicode && m.shape.len() == 1)
-            && let Err(e) = reader.read_strings("filenames")
         {
-            self.error(strip_path(reader.path(), &e.to_string()));
+            streamed.push("filenames".to_string());
+            if let Err(e) = reader.read_strings("filenames") {
+                self.error(strip_path(reader.path(), &e.to_string()));
+            }
         }
         if metadata.is_some_and(|m| m.dtype.kind == DtypeKind::Unicode && m.shape.is_empty()) {
+            streamed.push("_metadata".to_string());
             match reader.read_string("_metadata") {
                 Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
                     Ok(serde_json::Value::Object(_)) => {}
@@ -446,6 +452,18 @@ impl Validator {
                 Err(e) => self.error(strip_path(reader.path(), &e.to_string())),
             }
         }
+        // Integrity of every other member (wrong dtypes, unknown keys, pickles): length and CRC.
+        let others: Vec<String> = reader
+            .members()
+            .iter()
+            .map(|m| m.key.clone())
+            .filter(|k| !streamed.contains(k))
+            .collect();
+        for key in others {
+            if let Err(e) = reader.verify(&key) {
+                self.error(strip_path(reader.path(), &e.to_string()));
+            }
+        }
     }
 
     fn report_finite(
@@ -457,8 +475,8 @@ impl Validator {
         match result {
             Ok((0, _)) => {}
             Ok((count, first)) => self.error(format!(
-                "{key} has {count} non-finite values (NaN or inf; first at item {} in storage order): \
-                 expected finite values",
+                "{key} has {} (NaN or inf; first at item {} in storage order): expected finite values",
+                values(count, "non-finite"),
                 first.unwrap_or(0)
             )),
             Err(e) => self.error(strip_path(path, &e.to_string())),
@@ -468,16 +486,16 @@ impl Validator {
     fn report_amplitude(&mut self, key: &str, s: &AmplitudeStats) {
         if s.nonfinite > 0 {
             self.error(format!(
-                "{key} has {} non-finite values (NaN or inf; first at item {} in storage order): expected finite \
-                 amplitudes",
-                s.nonfinite,
+                "{key} has {} (NaN or inf; first at item {} in storage order): expected finite amplitudes",
+                values(s.nonfinite, "non-finite"),
                 s.first_nonfinite.unwrap_or(0)
             ));
         }
         if s.negative > 0 {
             self.error(format!(
-                "{key} has {} negative values (min {}): expected amplitudes >= 0",
-                s.negative, s.min
+                "{key} has {} (min {}): expected amplitudes >= 0",
+                values(s.negative, "negative"),
+                s.min
             ));
         }
         // Amplitude is sqrt(counts): unless counts are all 0 or 1, many amplitudes are not whole
@@ -490,6 +508,14 @@ impl Validator {
             ));
         }
     }
+}
+
+/// "1 negative value", "3 negative values".
+fn values(count: u64, adjective: &str) -> String {
+    format!(
+        "{count} {adjective} value{}",
+        if count == 1 { "" } else { "s" }
+    )
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {
@@ -834,7 +860,7 @@ mod tests {
             &[
                 "diffraction has 3 non-finite values (NaN or inf; first at item 3 in storage order): expected finite \
                  amplitudes",
-                "diffraction has 1 negative values (min -0.5): expected amplitudes >= 0",
+                "diffraction has 1 negative value (min -0.5): expected amplitudes >= 0",
             ],
             &[],
         );
@@ -861,7 +887,7 @@ mod tests {
             file(4, coords),
             opts(),
             &[
-                "ycoords has 1 non-finite values (NaN or inf; first at item 1 in storage order): expected finite values",
+                "ycoords has 1 non-finite value (NaN or inf; first at item 1 in storage order): expected finite values",
             ],
             &[],
         );
