@@ -1,10 +1,412 @@
-//! `dose-overlap train`: not built yet (see the open issues).
+//! `dose-overlap train`: Phase E — enumerate the job matrix, run the selected jobs, write the
+//! training manifest and the skip summary.
+//!
+//! The flow is plan -> run each job -> assemble: the resolved plan is written to
+//! `<artifact_root>/plan.json`, each job writes its own `result.json`, and the manifest is
+//! assembled from the plan and the results (the same code `collect` uses after a cluster run).
+
+use crate::exit;
+use crate::output::outln;
+use crate::progress::Progress;
+use crate::study_args::StudyArgs;
+use anyhow::Context;
+use job_matrix::{JobFilter, format_dose};
+use reporting::manifest::TrainingManifest;
+use runner::{
+    BackendKind, CancelToken, ConfigOverrides, JobResult, Plan, PlanRequest, PlannedJob,
+    RunContext, TrainerProgram,
+};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The command's own log (its stdout and stderr), under the artifact root.
+pub const COMMAND_LOG: &str = "training_cli.log";
+
+/// Backends on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendArg {
+    /// PtychoPINN's TensorFlow trainer (`ptycho_train`), as a child process.
+    Tensorflow,
+    /// PtychoPINN's PyTorch trainer (`ptycho_train --backend pytorch`).
+    Pytorch,
+    /// The built-in ePIE/rPIE solver (no Python, no GPU).
+    Native,
+}
+
+impl From<BackendArg> for BackendKind {
+    fn from(arg: BackendArg) -> BackendKind {
+        match arg {
+            BackendArg::Tensorflow => BackendKind::Tensorflow,
+            BackendArg::Pytorch => BackendKind::Pytorch,
+            BackendArg::Native => BackendKind::Native,
+        }
+    }
+}
+
+/// Native solver algorithms on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlgorithmArg {
+    /// ePIE (Maiden & Rodenburg 2009).
+    Epie,
+    /// rPIE (Maiden, Johnson & Li 2017).
+    Rpie,
+}
 
 /// Arguments of `dose-overlap train`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// Phase C root: `dose_<int>/patched_{train,test}.npz`.
+    #[arg(long, value_name = "DIR")]
+    pub phase_c_root: PathBuf,
+    /// Phase D root: `dose_<int>/<view>/<view>_{train,test}.npz` and `overlap_report.json`.
+    #[arg(long, value_name = "DIR")]
+    pub phase_d_root: PathBuf,
+    /// Where jobs write their artifacts, and where the manifest and skip summary go.
+    #[arg(long, value_name = "DIR")]
+    pub artifact_root: PathBuf,
+    /// Only this dose (`1000`, `1e3` and `1000.0` are the same dose).
+    #[arg(long, value_name = "DOSE", value_parser = parse_dose)]
+    pub dose: Option<f64>,
+    /// Only this view (`baseline`, `dense`, `sparse`, ...).
+    #[arg(long, value_name = "VIEW")]
+    pub view: Option<String>,
+    /// Only this gridsize.
+    #[arg(long, value_name = "G")]
+    pub gridsize: Option<u32>,
+    /// Training backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Tensorflow)]
+    pub backend: BackendArg,
+    /// PtychoPINN's trainer program (default: $PTYCHO_TRAIN, else `ptycho_train` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub trainer: Option<PathBuf>,
+    /// Epochs per job (default: the study's solver epochs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub epochs: Option<u32>,
+    /// Native solver algorithm (default: the study's).
+    #[arg(long, value_enum)]
+    pub algorithm: Option<AlgorithmArg>,
+    /// Native solver object step / rPIE weight, in (0, 1] (default: the study's).
+    #[arg(long, value_name = "A")]
+    pub alpha: Option<f64>,
+    /// Native solver probe step, in (0, 1] (default: the study's).
+    #[arg(long, value_name = "B")]
+    pub beta: Option<f64>,
+    /// Refine the probe too (`--refine-probe` or `--refine-probe false`; default: the study's).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub refine_probe: Option<bool>,
+    /// Native solver seed (default: the study's, else rng_seeds.grouping).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Enumerate and write configs, logs and the manifest, but train nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A missing Phase D view is an error instead of a recorded skip.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub study: StudyArgs,
+    /// Jobs run at once.
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: u32,
+}
+
+/// A dose on the command line: any positive number format.
+fn parse_dose(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(dose) if dose.is_finite() && dose > 0.0 => Ok(dose),
+        _ => Err(format!(
+            "'{text}' is not a dose: give a positive number such as 1000 or 1e3"
+        )),
+    }
+}
+
+/// The command's stdout and stderr, also written to a log file under the artifact root.
+pub struct CommandLog {
+    file: Mutex<Option<File>>,
+}
+
+impl CommandLog {
+    /// Creates (truncates) the log and writes the command line as its first line.
+    pub fn create(path: &Path) -> anyhow::Result<CommandLog> {
+        let mut file = File::create(path)
+            .with_context(|| format!("cannot create the command log {}", path.display()))?;
+        let argv: Vec<String> = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| {
+                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
+                    format!("'{}'", a.replace('\'', r"'\''"))
+                } else {
+                    a
+                }
+            })
+            .collect();
+        writeln!(file, "$ {}", argv.join(" "))
+            .with_context(|| format!("cannot write the command log {}", path.display()))?;
+        Ok(CommandLog {
+            file: Mutex::new(Some(file)),
+        })
+    }
+
+    fn write(&self, stream: &str, line: &str) {
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        // The log is a convenience copy: failing to write it must not fail the run.
+        if let Some(f) = file.as_mut()
+            && writeln!(f, "[{stream}] {line}").is_err()
+        {
+            *file = None;
+        }
+    }
+
+    /// A result line: stdout and the log.
+    pub fn out(&self, line: &str) {
+        outln!("{line}");
+        self.write("stdout", line);
+    }
+
+    /// Information: progress display (stderr) and the log.
+    pub fn note(&self, progress: &Progress, line: &str) {
+        progress.note(line);
+        self.write("stderr", line);
+    }
+
+    /// A progress step: display and log.
+    pub fn step(&self, progress: &Progress, line: &str) {
+        progress.step(line);
+        self.write("stderr", line);
+    }
+
+    /// A problem: always on stderr (even with --quiet) and in the log.
+    pub fn error(&self, progress: &Progress, line: &str) {
+        progress.clear();
+        eprintln!("{line}");
+        self.write("stderr", line);
+    }
+
+    /// Records how the command ended.
+    pub fn finish(&self, result: &anyhow::Result<u8>) {
+        match result {
+            Ok(code) => self.write("exit", &code.to_string()),
+            Err(err) => {
+                self.write("stderr", &format!("error: {err:#}"));
+                self.write("exit", &exit::INPUT_ERROR.to_string());
+            }
+        }
+    }
+}
 
 /// Runs the command.
-pub fn run(_args: Args, _progress: &crate::progress::Progress) -> anyhow::Result<u8> {
-    anyhow::bail!("`dose-overlap train` is not built yet")
+pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    std::fs::create_dir_all(&args.artifact_root).with_context(|| {
+        format!(
+            "cannot create the artifact root {}",
+            args.artifact_root.display()
+        )
+    })?;
+    let log = CommandLog::create(&args.artifact_root.join(COMMAND_LOG))?;
+    let result = train(&args, progress, &log);
+    log.finish(&result);
+    result
+}
+
+/// `1 dry run`, `8 success, 1 failed`: the statuses of `results`, in a fixed order.
+pub fn status_counts(results: &[JobResult]) -> String {
+    let mut parts = Vec::new();
+    for (status, label) in [
+        ("success", "success"),
+        ("dry_run", "dry run"),
+        ("failed", "failed"),
+        ("interrupted", "interrupted"),
+    ] {
+        let n = results.iter().filter(|r| r.status() == status).count();
+        if n > 0 {
+            parts.push(format!("{n} {label}"));
+        }
+    }
+    parts.join(", ")
+}
+
+/// The stdout lines of a finished job with a bundle (the original system's form).
+pub fn bundle_lines(planned: &PlannedJob, result: &JobResult) -> Vec<String> {
+    let JobResult::Success(r) = result else {
+        return Vec::new();
+    };
+    let tag = format!(
+        "{}/dose={}",
+        planned.job.view,
+        format_dose(planned.job.dose)
+    );
+    vec![
+        format!("    → Bundle [{tag}]: {}", r.bundle_path),
+        format!("    → SHA256 [{tag}]: {}", r.bundle_sha256),
+        format!("    → Size [{tag}]: {} bytes", r.bundle_size_bytes),
+    ]
+}
+
+/// Writes the manifest and skip summary of `plan` and `results`, prints their lines, reports
+/// failed and interrupted jobs on stderr, and returns the exit code.
+pub fn finish_run(
+    plan: &Plan,
+    results: &[JobResult],
+    progress: &Progress,
+    log: &CommandLog,
+) -> anyhow::Result<u8> {
+    let manifest = TrainingManifest::assemble(plan, results)?;
+    let (manifest_path, summary_path) = manifest.write()?;
+    log.out(&format!(
+        "→ Training manifest written to {} ({} job(s): {})",
+        manifest_path.display(),
+        results.len(),
+        status_counts(results)
+    ));
+    if !manifest.skipped_views.is_empty() {
+        log.out(&format!(
+            "→ Skip summary written to {} ({} view(s) skipped)",
+            summary_path.display(),
+            manifest.skipped_count
+        ));
+    }
+    let mut code = exit::OK;
+    for (planned, result) in plan.jobs.iter().zip(results) {
+        if let Some(error) = result.error() {
+            code = exit::FAILURE;
+            log.error(
+                progress,
+                &format!(
+                    "error: job {} {}: {error} (log: {})",
+                    planned.job.label(),
+                    result.status(),
+                    planned.job.log_path.display()
+                ),
+            );
+        }
+    }
+    Ok(code)
+}
+
+fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u8> {
+    let study = args.study.load()?;
+    let timestamp = runner::manifest_timestamp(
+        std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let backend = BackendKind::from(args.backend);
+    let trainer = backend.uses_trainer_program().then(|| {
+        TrainerProgram::resolve(
+            args.trainer.as_deref(),
+            std::env::var_os(TrainerProgram::ENV_VAR),
+        )
+    });
+    let filters = JobFilter {
+        dose: args.dose,
+        view: args.view.clone(),
+        gridsize: args.gridsize,
+    };
+    let plan = Plan::resolve(&PlanRequest {
+        study: &study,
+        phase_c_root: &args.phase_c_root,
+        phase_d_root: &args.phase_d_root,
+        artifact_root: &args.artifact_root,
+        filters: filters.clone(),
+        backend,
+        dry_run: args.dry_run,
+        strict: args.strict,
+        overrides: ConfigOverrides {
+            epochs: args.epochs,
+            algorithm: args.algorithm.map(|a| match a {
+                AlgorithmArg::Epie => study_design::Algorithm::Epie,
+                AlgorithmArg::Rpie => study_design::Algorithm::Rpie,
+            }),
+            alpha: args.alpha,
+            beta: args.beta,
+            refine_probe: args.refine_probe,
+            seed: args.seed,
+        },
+        trainer,
+        timestamp,
+    })?;
+
+    log.note(
+        progress,
+        &format!(
+            "enumerated {} job(s) from Phase C ({}) and Phase D ({})",
+            plan.enumerated_count, plan.phase_c_root, plan.phase_d_root
+        ),
+    );
+    for skip in &plan.skipped_views {
+        log.note(
+            progress,
+            &format!(
+                "skip {} (dose={}): {}",
+                skip.view,
+                format_dose(skip.dose),
+                skip.reason
+            ),
+        );
+    }
+    if !filters.is_empty() {
+        log.note(
+            progress,
+            &format!(
+                "selected {} job(s) with {}",
+                plan.jobs.len(),
+                filters.describe()
+            ),
+        );
+    }
+    let plan_id = plan.write()?;
+    let results = execute_local(&plan, &plan_id, args.jobs as usize, progress, log)?;
+    progress.clear();
+    finish_run(&plan, &results, progress, log)
+}
+
+/// Runs every job of `plan` here, on `threads` threads, printing each job's bundle lines in
+/// matrix order; Ctrl-C / SIGTERM stop it cleanly.
+pub fn execute_local(
+    plan: &Plan,
+    plan_id: &str,
+    threads: usize,
+    progress: &Progress,
+    log: &CommandLog,
+) -> anyhow::Result<Vec<JobResult>> {
+    let cancel = CancelToken::new();
+    cancel
+        .install_signal_handlers()
+        .context("cannot install the Ctrl-C / SIGTERM handlers")?;
+    let backend = runner::backend_for(plan.backend);
+    let stage = if plan.dry_run { "dry run" } else { "train" };
+    progress.stage(stage, plan.jobs.len() as u64);
+    let report_progress = |line: &str| progress.note(line);
+    let ctx = RunContext {
+        plan_id,
+        cancel: &cancel,
+        progress: &report_progress,
+    };
+    let on_finished = |planned: &PlannedJob, result: &JobResult| {
+        log.step(
+            progress,
+            &format!("{} {}", planned.job.label(), result.status()),
+        );
+        for line in bundle_lines(planned, result) {
+            log.out(&line);
+        }
+    };
+    let results = runner::execute(plan, threads, backend.as_ref(), &ctx, &on_finished);
+    if cancel.is_cancelled() {
+        let done = results.iter().filter(|r| r.is_ok()).count();
+        log.error(
+            progress,
+            &format!(
+                "interrupted by {}: {done} job(s) finished, {} did not; the manifest says which",
+                cancel.cause(),
+                results.len() - done
+            ),
+        );
+    }
+    Ok(results)
 }

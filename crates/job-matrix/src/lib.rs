@@ -99,7 +99,7 @@ pub enum MatrixError {
         hint: &'static str,
     },
     /// Data files the matrix needs are missing (every missing one is listed).
-    #[error("{} training data missing:\n  {}", problems.len(), problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
+    #[error("{} missing training input(s):\n  {}", problems.len(), problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
     MissingData {
         /// Each missing Phase C file, and (strict mode) each missing Phase D view.
         problems: Vec<MissingData>,

@@ -191,7 +191,7 @@ fn missing_phase_c_names_every_dose_and_file() {
     std::fs::remove_file(roots.phase_c.join("dose_100000/patched_train.npz")).unwrap();
     for strict in [false, true] {
         let err = enumerate(&design, &roots, strict).unwrap_err().to_string();
-        assert!(err.starts_with("2 training data missing"), "{err}");
+        assert!(err.starts_with("2 missing training input(s):"), "{err}");
         assert!(
             err.contains("Phase C data for dose 10000 is missing"),
             "{err}"
@@ -222,7 +222,7 @@ fn strict_mode_names_the_view_and_paths() {
         (ok, ok)
     });
     let err = enumerate(&design, &roots, true).unwrap_err().to_string();
-    assert!(err.starts_with("1 training data missing"), "{err}");
+    assert!(err.starts_with("1 missing training input(s):"), "{err}");
     assert!(
         err.contains("Phase D view `sparse` for dose 10000 is missing"),
         "{err}"
