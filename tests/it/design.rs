@@ -13,28 +13,29 @@ fn default_design_as_text() {
 fn json_export_has_exactly_the_nine_keys() {
     let output = cli().args(["design", "--json"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0));
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let keys: Vec<&str> = json
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            "dose_list",
-            "gridsizes",
-            "neighbor_count",
-            "patch_size_pixels",
-            "overlap_views",
-            "spacing_thresholds",
-            "train_test_split_axis",
-            "rng_seeds",
-            "metrics_config",
+    let text = String::from_utf8(output.stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let expected = [
+        "dose_list",
+        "gridsizes",
+        "neighbor_count",
+        "patch_size_pixels",
+        "overlap_views",
+        "spacing_thresholds",
+        "train_test_split_axis",
+        "rng_seeds",
+        "metrics_config",
     ];
-    expected.sort_unstable();
-    assert_eq!(keys, expected);
+    assert_eq!(json.as_object().unwrap().len(), expected.len());
+    // In the design's order, at the top level (two-space indent).
+    let positions: Vec<usize> = expected
+        .iter()
+        .map(|k| {
+            text.find(&format!("\n  \"{k}\":"))
+                .unwrap_or_else(|| panic!("{k} missing"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
     assert_eq!(json["spacing_thresholds"]["dense"], 38.4);
     assert_eq!(json["spacing_thresholds"]["sparse"], 102.4);
     assert_eq!(
