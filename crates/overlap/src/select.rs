@@ -279,13 +279,42 @@ fn ring_search(grid: &Grid, buckets: &Buckets, xs: &[f64], ys: &[f64], u: usize)
 }
 
 /// `direct` selection: keep each position whose nearest neighbour is at least `spacing` away
-/// (a repeated position is never kept). Returns the keep mask in source order.
+/// (a repeated position is never kept when `spacing > 0`). Returns the keep mask in source
+/// order.
 pub fn select_direct(positions: &Positions, spacing: f64) -> Vec<bool> {
+    let (xs, ys) = (positions.xs(), positions.ys());
+    let Some(bbox) = positions.bbox() else {
+        return Vec::new();
+    };
+    // A non-positive (or NaN) spacing forbids nothing.
+    let spacing = spacing.max(0.0);
     let s2 = spacing * spacing;
-    nearest_neighbor_distances(positions)
-        .iter()
-        .map(|&d| d * d >= s2)
+    // Cells a hair wider than `spacing` (rounding in the cell assignment): a conflict can only
+    // sit in the 3 x 3 cells around a point, and the search stops at the first one found.
+    let grid = Grid::new(bbox, xs.len(), spacing * (1.0 + 1e-9));
+    let buckets = Buckets::new(&grid, xs, ys);
+    (0..xs.len())
+        .map(|i| {
+            let (cx, cy) = grid.cell_of(xs[i], ys[i]);
+            !neighbourhood(&grid, cx, cy).any(|cell| {
+                buckets
+                    .cell(cell)
+                    .iter()
+                    .any(|&j| j != i && dist2(xs, ys, i, j) < s2)
+            })
+        })
         .collect()
+}
+
+/// The cells of the 3 x 3 block around `(cx, cy)` that exist, own cell first.
+fn neighbourhood(grid: &Grid, cx: usize, cy: usize) -> impl Iterator<Item = usize> + '_ {
+    let own = grid.index(cx, cy);
+    let xs = cx.saturating_sub(1)..=(cx + 1).min(grid.nx - 1);
+    let ys = cy.saturating_sub(1)..=(cy + 1).min(grid.ny - 1);
+    std::iter::once(own).chain(
+        ys.flat_map(move |gy| xs.clone().map(move |gx| grid.index(gx, gy)))
+            .filter(move |&c| c != own),
+    )
 }
 
 /// `greedy` selection: visit positions sorted by y, then x (then source index), and keep each
@@ -298,6 +327,7 @@ pub fn select_greedy(positions: &Positions, spacing: f64) -> Vec<bool> {
     let Some(bbox) = positions.bbox() else {
         return keep;
     };
+    let spacing = spacing.max(0.0);
     let s2 = spacing * spacing;
     // Cells a hair wider than `spacing` (rounding in the cell assignment): a conflict can only
     // sit in the 3 x 3 cells around a point.
@@ -307,17 +337,11 @@ pub fn select_greedy(positions: &Positions, spacing: f64) -> Vec<bool> {
     order.sort_unstable_by(|&i, &j| cmp_yx(xs, ys, i, j));
     for i in order {
         let (cx, cy) = grid.cell_of(xs[i], ys[i]);
-        let mut free = true;
-        'cells: for gy in cy.saturating_sub(1)..=(cy + 1).min(grid.ny - 1) {
-            for gx in cx.saturating_sub(1)..=(cx + 1).min(grid.nx - 1) {
-                for &j in &kept_in[grid.index(gx, gy)] {
-                    if dist2(xs, ys, i, j as usize) < s2 {
-                        free = false;
-                        break 'cells;
-                    }
-                }
-            }
-        }
+        let free = !neighbourhood(&grid, cx, cy).any(|cell| {
+            kept_in[cell]
+                .iter()
+                .any(|&j| dist2(xs, ys, i, j as usize) < s2)
+        });
         if free {
             keep[i] = true;
             kept_in[grid.index(cx, cy)].push(i as u32);
