@@ -32,7 +32,9 @@ pub fn phase_c_file(phase_c_dir: &Path, split: &str) -> PathBuf {
 
 /// `<phase_d_dose_dir>/<view>/<view>_<split>.npz`.
 pub fn view_file(phase_d_dose_dir: &Path, view: &str, split: &str) -> PathBuf {
-    phase_d_dose_dir.join(view).join(format!("{view}_{split}.npz"))
+    phase_d_dose_dir
+        .join(view)
+        .join(format!("{view}_{split}.npz"))
 }
 
 /// What one dose gave.
@@ -119,28 +121,24 @@ pub fn run_dose(
             source,
         })?;
     }
-    for (index, source) in [train, test].into_iter().enumerate() {
+    let names: Vec<&str> = accepted.iter().map(|(sel, _)| sel.view.as_str()).collect();
+    // With no accepted view the member data is never read.
+    let sources = if accepted.is_empty() {
+        Vec::new()
+    } else {
+        vec![train, test]
+    };
+    for (index, source) in sources.into_iter().enumerate() {
         let split = SPLITS[index];
-        if accepted.is_empty() {
-            break;
-        }
         note(&format!(
             "{dose_dir}: writing {split} of {}",
-            accepted
-                .iter()
-                .map(|(sel, _)| sel.view.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            names.join(", ")
         ));
         let targets: Vec<Target> = accepted
             .iter()
             .map(|(sel, report)| {
-                let selection = if index == 0 { &sel.train } else { &sel.test };
-                let figures = if index == 0 {
-                    &report.splits.train
-                } else {
-                    &report.splits.test
-                };
+                let selection = sel.splits()[index].1;
+                let figures = [&report.splits.train, &report.splits.test][index];
                 let fin = view_file(&d_dir, &sel.view, split);
                 Target {
                     pending: pending_name(&fin),
@@ -163,12 +161,14 @@ pub fn run_dose(
     for (file, _) in &pending.files {
         check_output(file, design.neighbor_count)?;
     }
-    for (file, fin) in std::mem::take(&mut pending.files) {
+    // One at a time, so that after a failed rename the rest are still removed by `pending`.
+    while let Some((file, fin)) = pending.files.first().cloned() {
         std::fs::rename(&file, &fin).map_err(|source| OverlapError::Io {
             path: fin.clone(),
             action: "moving the validated file into place",
             source,
         })?;
+        pending.files.remove(0);
     }
     for sel in selections.iter().filter(|s| !s.accepted()) {
         remove_stale(&d_dir, &sel.view)?;
@@ -333,8 +333,7 @@ fn view_report(sel: &ViewSelection, sources: [&SplitSource; 2], d_dir: &Path) ->
             mean_disc_overlap: mean_disc_overlap(&kept, diameter),
             source_mean_disc_overlap: mean_disc_overlap(&source.positions, diameter),
             source_file: source.path.display().to_string(),
-            output_file: accepted
-                .then(|| view_file(d_dir, &sel.view, name).display().to_string()),
+            output_file: accepted.then(|| view_file(d_dir, &sel.view, name).display().to_string()),
         }
     };
     ViewReport {
@@ -485,10 +484,7 @@ fn write_split(
         let carry = match carrier(info) {
             Ok((carry, warning)) => {
                 if let Some(w) = warning {
-                    warnings.push(format!(
-                        "{}: member '{key}': {w}",
-                        source.path.display()
-                    ));
+                    warnings.push(format!("{}: member '{key}': {w}", source.path.display()));
                 }
                 carry
             }
@@ -598,4 +594,211 @@ fn remove_stale(d_dir: &Path, view: &str) -> Result<(), OverlapError> {
     // Only succeeds when empty: anything a user put there stays.
     let _ = std::fs::remove_dir(d_dir.join(view));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, Array2, Array3};
+    use study_design::{NamedValues, Study};
+
+    type C32 = Complex<f32>;
+
+    /// Positions in the fixture splits: an 8 x 4 raster, 5 px apart.
+    const N_POS: usize = 32;
+
+    /// A Phase C split on the raster with every required DATA-001 key (diffraction filled with
+    /// `amplitude`); `edit` may add members before the file is finished.
+    fn write_split(
+        path: &Path,
+        compression: Compression,
+        amplitude: f32,
+        edit: impl FnOnce(&mut NpzWriter),
+    ) {
+        let xs: Array1<f64> = (0..N_POS).map(|i| 20.0 + (i % 8) as f64 * 5.0).collect();
+        let ys: Array1<f64> = (0..N_POS).map(|i| 20.0 + (i / 8) as f64 * 5.0).collect();
+        let mut w = NpzWriter::create(path, compression).unwrap();
+        let diffraction = Array3::<f32>::from_elem((N_POS, 8, 8), amplitude);
+        w.add("diffraction", &diffraction).unwrap();
+        let object = Array2::from_elem((64, 64), C32::new(1.0, 0.0));
+        w.add("objectGuess", &object).unwrap();
+        let probe = Array2::from_elem((8, 8), C32::new(1.0, 0.0));
+        w.add("probeGuess", &probe).unwrap();
+        w.add("xcoords", &xs).unwrap();
+        w.add("ycoords", &ys).unwrap();
+        edit(&mut w);
+        w.finish().unwrap();
+    }
+
+    /// A design with N = 8, K = 7, one dose and one view per given spacing.
+    fn design(views: &[(&str, f64)]) -> Design {
+        let mut design = Study::preset("tiny").unwrap().design;
+        design.patch_size_pixels = 8;
+        design.dose_list = vec![1000.0];
+        let named = |value: Option<f64>| {
+            NamedValues(
+                views
+                    .iter()
+                    .map(|(v, s)| (v.to_string(), value.unwrap_or(*s)))
+                    .collect(),
+            )
+        };
+        design.overlap_views = named(Some(0.5));
+        design.spacing_overrides = Some(named(None));
+        design
+    }
+
+    /// A Phase C root with dose 1000; the train split goes through `edit_train`.
+    fn tree(
+        compression: Compression,
+        amplitude: f32,
+        edit_train: impl FnOnce(&mut NpzWriter),
+    ) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c/dose_1000");
+        std::fs::create_dir_all(&dir).unwrap();
+        let train = dir.join("patched_train.npz");
+        write_split(&train, compression, amplitude, edit_train);
+        write_split(
+            &dir.join("patched_test.npz"),
+            compression,
+            amplitude,
+            |_| {},
+        );
+        tmp
+    }
+
+    fn run(tmp: &tempfile::TempDir, design: &Design) -> Result<DoseOutcome, OverlapError> {
+        let (c, d) = (tmp.path().join("c"), tmp.path().join("d"));
+        run_dose(&c, &d, 1000.0, design, &|_| {})
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn extra_members_metadata_and_compression_are_carried() {
+        let tmp = tree(Compression::Deflated, 0.5, |w| {
+            // Per-position (first axis 32) and whole-file extras; no _metadata.
+            let weights = Array1::from_iter((0..N_POS).map(|i| i as f64));
+            w.add("weights", &weights).unwrap();
+            w.add("wavelength", &ndarray::arr1(&[1.5e-10, 2.0, 3.0]))
+                .unwrap();
+            w.add("flags", &Array1::from_elem(N_POS, true)).unwrap();
+        });
+        // S = 10 on a 5 px raster: direct keeps nothing, greedy every other column and row.
+        let outcome = run(&tmp, &design(&[("half", 10.0)])).unwrap();
+        let view = &outcome.report.views[0];
+        assert!(view.accepted, "{:?}", view.reason);
+        assert_eq!(view.selection_strategy, "greedy");
+        assert_eq!(view.splits.train.n_accepted, 8);
+        let file = tmp.path().join("d/dose_1000/half/half_train.npz");
+        let mut r = NpzReader::open(&file).unwrap();
+        assert!(
+            r.members()
+                .iter()
+                .all(|m| m.compression == Compression::Deflated)
+        );
+        let keys: Vec<&str> = r.members().iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "diffraction",
+                "objectGuess",
+                "probeGuess",
+                "xcoords",
+                "ycoords",
+                "weights",
+                "wavelength",
+                "flags",
+                "_metadata"
+            ]
+        );
+        let weights: Vec<f64> = r.read::<f64>("weights").unwrap().into_iter().collect();
+        assert_eq!(weights, [0.0, 2.0, 4.0, 6.0, 16.0, 18.0, 20.0, 22.0]);
+        assert_eq!(r.read::<f64>("wavelength").unwrap().len(), 3);
+        assert_eq!(r.read::<bool>("flags").unwrap().len(), 8);
+        let meta: Value = serde_json::from_str(&r.read_string("_metadata").unwrap()).unwrap();
+        assert_eq!(meta["overlap_view"], "half");
+        assert_eq!(meta["n_accepted"], 8);
+        assert_eq!(meta["n_rejected"], 24);
+        assert_eq!(meta["selection_strategy"], "greedy");
+        assert!(
+            outcome.report.warnings.is_empty(),
+            "{:?}",
+            outcome.report.warnings
+        );
+        assert_eq!(
+            names_in(file.parent().unwrap()),
+            ["half_test.npz", "half_train.npz"]
+        );
+    }
+
+    #[test]
+    fn metadata_that_is_not_an_object_is_kept_with_a_warning() {
+        let tmp = tree(Compression::Stored, 0.5, |w| {
+            w.add_string("_metadata", "not json").unwrap()
+        });
+        let outcome = run(&tmp, &design(&[("all", 4.0)])).unwrap();
+        assert_eq!(outcome.report.views[0].selection_strategy, "direct");
+        let warnings = &outcome.report.warnings;
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("_metadata is not a JSON object"),
+            "{warnings:?}"
+        );
+        let path = tmp.path().join("d/dose_1000/all/all_train.npz");
+        let mut r = NpzReader::open(&path).unwrap();
+        let meta: Value = serde_json::from_str(&r.read_string("_metadata").unwrap()).unwrap();
+        assert_eq!(meta["source_metadata"], "not json");
+        assert_eq!(meta["n_accepted"], 32);
+    }
+
+    #[test]
+    fn output_failing_validation_is_not_kept() {
+        // Negative amplitudes pass the header-only input check but fail DATA-001's value checks
+        // on the written view: nothing may be left at the final or the pending paths, and the
+        // dose gets no report.
+        let tmp = tree(Compression::Stored, -1.0, |_| {});
+        let err = run(&tmp, &design(&[("all", 4.0)])).unwrap_err().to_string();
+        assert!(err.contains("fails DATA-001 validation"), "{err}");
+        assert!(err.contains(".all_train.pending.npz"), "{err}");
+        assert_eq!(
+            names_in(&tmp.path().join("d/dose_1000/all")),
+            Vec::<String>::new()
+        );
+        assert!(!tmp.path().join("d/dose_1000/overlap_report.json").exists());
+    }
+
+    #[test]
+    fn missing_inputs_are_named() {
+        let tmp = tree(Compression::Stored, 0.5, |_| {});
+        std::fs::remove_file(tmp.path().join("c/dose_1000/patched_test.npz")).unwrap();
+        let err = run(&tmp, &design(&[("all", 4.0)])).unwrap_err().to_string();
+        assert!(
+            err.contains("c/dose_1000/patched_test.npz: file not found"),
+            "{err}"
+        );
+        let (c, d) = (tmp.path().join("c"), tmp.path().join("d"));
+        let err = run_dose(&c, &d, 5.0, &design(&[("all", 4.0)]), &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("no Phase C data for dose 5:"), "{err}");
+    }
+
+    #[test]
+    fn pending_names_are_hidden_npz() {
+        assert_eq!(
+            pending_name(Path::new("/d/dense/dense_train.npz")),
+            Path::new("/d/dense/.dense_train.pending.npz")
+        );
+    }
 }
