@@ -303,3 +303,38 @@ fn corrupt_npz_is_named_and_other_doses_still_run() {
             .exists()
     );
 }
+
+#[test]
+fn study_file_chooses_doses_and_views() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c_root = phase_c_tree(tmp.path());
+    let study = tmp.path().join("one view.toml");
+    std::fs::write(
+        &study,
+        "preset = \"tiny\"\ndose_list = [10000.0]\n\n[overlap_views]\nclose = 0.8\n",
+    )
+    .unwrap();
+    let d_root = tmp.path().join("d");
+    let mut cmd = cli();
+    cmd.arg("overlap")
+        .arg("--phase-c-root")
+        .arg(&c_root)
+        .arg("--out")
+        .arg(&d_root)
+        .arg("--design")
+        .arg(&study)
+        .arg("--quiet");
+    let output = cli_snapshot!("overlap_study_file", cmd, tmp.path());
+    assert_eq!(output.status.code(), Some(0));
+    // Only the study's dose and view: S = (1 - 0.8) x 32 = 6.4 px.
+    assert_eq!(
+        std::fs::read_dir(&d_root).unwrap().count(),
+        1,
+        "only dose_10000"
+    );
+    let report = read_json(&d_root.join("dose_10000/overlap_report.json"));
+    assert_eq!(report["views"][0]["view"], "close");
+    assert_eq!(report["views"][0]["spacing_threshold"], 6.4);
+    assert_eq!(report["views"].as_array().unwrap().len(), 1);
+    assert!(d_root.join("dose_10000/close/close_test.npz").is_file());
+}
