@@ -268,21 +268,43 @@ pub fn finish_run(
             manifest.skipped_count
         ));
     }
-    let mut code = exit::OK;
-    for (planned, result) in plan.jobs.iter().zip(results) {
-        if let Some(error) = result.error() {
-            code = exit::FAILURE;
-            log.error(
-                progress,
-                &format!(
-                    "error: job {} {}: {error} (log: {})",
-                    planned.job.label(),
-                    result.status(),
-                    planned.job.log_path.display()
-                ),
-            );
-        }
+    // Failures one per line (a person acts on each), at most MAX_LISTED of them; interrupted
+    // jobs were already summed up when the run stopped.
+    const MAX_LISTED: usize = 20;
+    let failed: Vec<(&PlannedJob, &str)> = plan
+        .jobs
+        .iter()
+        .zip(results)
+        .filter_map(|(planned, result)| match result {
+            JobResult::Failed(f) => Some((planned, f.error.as_str())),
+            _ => None,
+        })
+        .collect();
+    for (planned, error) in failed.iter().take(MAX_LISTED) {
+        log.error(
+            progress,
+            &format!(
+                "error: job {} failed: {error} (log: {})",
+                planned.job.label(),
+                planned.job.log_path.display()
+            ),
+        );
     }
+    if failed.len() > MAX_LISTED {
+        log.error(
+            progress,
+            &format!(
+                "error: {} more job(s) failed; {} lists every error",
+                failed.len() - MAX_LISTED,
+                manifest_path.display()
+            ),
+        );
+    }
+    let code = if results.iter().all(JobResult::is_ok) {
+        exit::OK
+    } else {
+        exit::FAILURE
+    };
     Ok(code)
 }
 
