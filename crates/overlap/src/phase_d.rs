@@ -128,29 +128,51 @@ pub fn run_dose(
     } else {
         vec![train, test]
     };
-    for (index, source) in sources.into_iter().enumerate() {
-        let split = SPLITS[index];
+    let jobs: Vec<(SplitSource, Vec<Target>)> = sources
+        .into_iter()
+        .enumerate()
+        .map(|(index, source)| {
+            let targets = accepted
+                .iter()
+                .map(|(sel, report)| {
+                    let selection = sel.splits()[index].1;
+                    let figures = [&report.splits.train, &report.splits.test][index];
+                    let fin = view_file(&d_dir, &sel.view, SPLITS[index]);
+                    Target {
+                        pending: pending_name(&fin),
+                        fin,
+                        rows: (0..selection.keep.len())
+                            .filter(|&i| selection.keep[i])
+                            .collect(),
+                        metadata: view_metadata(&source.metadata, sel, figures),
+                    }
+                })
+                .collect();
+            (source, targets)
+        })
+        .collect();
+    if !jobs.is_empty() {
         note(&format!(
-            "{dose_dir}: writing {split} of {}",
+            "{dose_dir}: writing {} (train and test at once)",
             names.join(", ")
         ));
-        let targets: Vec<Target> = accepted
-            .iter()
-            .map(|(sel, report)| {
-                let selection = sel.splits()[index].1;
-                let figures = [&report.splits.train, &report.splits.test][index];
-                let fin = view_file(&d_dir, &sel.view, split);
-                Target {
-                    pending: pending_name(&fin),
-                    fin,
-                    rows: (0..selection.keep.len())
-                        .filter(|&i| selection.keep[i])
-                        .collect(),
-                    metadata: view_metadata(&source.metadata, sel, figures),
-                }
-            })
+    }
+    // The two splits are independent files: one thread each (reading dominates; memory holds
+    // one member per split). Results are merged in split order, so nothing depends on timing.
+    let results: Vec<Result<(Pending, Vec<String>), OverlapError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .map(|(source, targets)| scope.spawn(move || write_split(source, targets)))
             .collect();
-        write_split(source, targets, &mut pending, &mut warnings)?;
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a split writer panicked"))
+            .collect()
+    });
+    for result in results {
+        let (mut done, split_warnings) = result?;
+        pending.files.append(&mut done.files);
+        warnings.extend(split_warnings);
     }
     if !pending.files.is_empty() {
         note(&format!(
@@ -462,9 +484,9 @@ fn carrier(info: &MemberInfo) -> Result<(Carry, Option<String>), String> {
 fn write_split(
     mut source: SplitSource,
     targets: Vec<Target>,
-    pending: &mut Pending,
-    warnings: &mut Vec<String>,
-) -> Result<(), OverlapError> {
+) -> Result<(Pending, Vec<String>), OverlapError> {
+    let mut pending = Pending::default();
+    let mut warnings = Vec::new();
     let mut targets = targets
         .into_iter()
         .map(|t| Ok((NpzWriter::create(&t.pending, source.compression)?, t)))
@@ -533,7 +555,7 @@ fn write_split(
         w.finish()?;
         pending.files.push((t.pending, t.fin));
     }
-    Ok(())
+    Ok((pending, warnings))
 }
 
 /// Reads a numeric member once and adds it to every target, filtered along the first axis when
