@@ -152,6 +152,14 @@ fn bench(c: &mut Criterion) {
                 reader.read::<f32>("diffraction").unwrap()
             })
         });
+        // The floor under a load: the member's bytes read through the zip layer (CRC checked),
+        // nothing decoded or kept.
+        group.bench_function(format!("read_through/{label}"), |b| {
+            b.iter(|| {
+                let mut reader = NpzReader::open(black_box(path)).unwrap();
+                reader.verify("diffraction").unwrap()
+            })
+        });
         group.bench_function(format!("validate/{label}"), |b| {
             b.iter(|| validate(black_box(path), &full))
         });
