@@ -379,3 +379,40 @@ fn hostile_directory_counts_are_refused() {
     let err = NpzReader::open(&path).unwrap_err().to_string();
     assert!(err.contains("claims 65535 members"), "{err}");
 }
+
+/// Version 2.0 (u32 header length) and 3.0 (UTF-8 header) members read like version 1.0 ones.
+#[test]
+fn reads_v2_and_v3_headers() {
+    let member = |major: u8, descr: &str, data: &[u8]| {
+        let text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2,), }}\n");
+        let mut out = b"\x93NUMPY".to_vec();
+        out.extend_from_slice(&[major, 0]);
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(data);
+        out
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v23.npz");
+    let f8: Vec<u8> = [0.25f64, -4.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let u: Vec<u8> = ['\u{e9}', 'x']
+        .iter()
+        .flat_map(|c| u32::from(*c).to_le_bytes())
+        .collect();
+    raw_npz(
+        &path,
+        &[
+            ("v2.npy", member(2, "<f8", &f8)),
+            ("v3.npy", member(3, "<U1", &u)),
+        ],
+        true,
+    );
+    let mut r = NpzReader::open(&path).unwrap();
+    assert!(r.rejected().is_empty(), "{:?}", r.rejected());
+    assert_eq!(r.read::<f64>("v2").unwrap(), array![0.25, -4.0].into_dyn());
+    assert_eq!(r.read_strings("v3").unwrap(), ["\u{e9}", "x"]);
+    assert_eq!(r.member("v2").unwrap().compression, Compression::Deflated);
+}
