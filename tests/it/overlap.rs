@@ -142,7 +142,7 @@ fn writes_dense_views_rejects_sparse_with_reasons() {
         let reason = views[1]["reason"].as_str().unwrap();
         assert!(reason.contains("OVERSAMPLING-001"), "{reason}");
         assert!(
-            reason.contains("needed for gridsize-2 training"),
+            reason.contains("each split needs at least 8 positions"),
             "{reason}"
         );
         assert!(!dose_dir.join("sparse").exists());

@@ -3,7 +3,6 @@
 
 use crate::acceptance::{bbox_area, effective_min_acceptance, geometry_acceptance_bound};
 use crate::select::{Positions, select_direct, select_greedy};
-use std::fmt::Write as _;
 
 /// Which selection produced a split's mask.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,56 +161,68 @@ impl ViewSelection {
             return None;
         }
         let min = self.min_positions();
-        let mut clauses = Vec::new();
+        let kept: Vec<String> = self
+            .splits()
+            .iter()
+            .map(|(name, s)| {
+                format!(
+                    "{} of {} {name} positions ({})",
+                    s.n_accepted,
+                    s.n_total,
+                    s.strategy.as_str()
+                )
+            })
+            .collect();
+        let mut problems = Vec::new();
+        let short: Vec<&str> = self
+            .splits()
+            .iter()
+            .filter(|(_, s)| s.n_accepted < min)
+            .map(|(name, _)| *name)
+            .collect();
+        if !short.is_empty() {
+            let who = if short.len() == 2 {
+                "neither has that many".to_string()
+            } else {
+                format!("the {} split has fewer", short[0])
+            };
+            problems.push(format!(
+                "gridsize-2 training groups each position with its K = {} nearest neighbours, so \
+                 each split needs at least {min} positions and {who} (OVERSAMPLING-001)",
+                self.neighbor_count
+            ));
+        }
         for (name, split) in self.splits() {
-            let mut problems = Vec::new();
-            if split.n_accepted < min {
-                problems.push(format!(
-                    "fewer than the {min} needed for gridsize-2 training, which groups each \
-                     position with its K = {} nearest neighbours (OVERSAMPLING-001)",
-                    self.neighbor_count
-                ));
-            }
-            if !split.meets_floor() {
-                let floor_basis =
-                    if split.effective_min_acceptance > crate::acceptance::MIN_ACCEPTANCE_FLOOR {
-                        format!(
-                            "0.8 x {}, the share of the {} positions that discs of diameter {} px \
-                         could fill in the {} x {} px scan area",
-                            percent(split.geometry_acceptance_bound),
-                            split.n_total,
-                            self.spacing_threshold,
-                            round1(split.bbox_size.0),
-                            round1(split.bbox_size.1),
-                        )
-                    } else {
-                        "the minimum floor".to_string()
-                    };
-                problems.push(format!(
-                    "an acceptance of {} below the geometry-aware floor of {} ({floor_basis}; \
-                     ACCEPTANCE-001)",
-                    percent(split.acceptance_rate),
-                    percent(split.effective_min_acceptance),
-                ));
-            }
-            if problems.is_empty() {
+            if split.meets_floor() {
                 continue;
             }
-            let mut clause = format!(
-                "the {name} split kept {} of {} positions ({} selection)",
-                split.n_accepted,
-                split.n_total,
-                split.strategy.as_str()
-            );
-            let _ = write!(clause, ": {}", problems.join(", and "));
-            clauses.push(clause);
+            let basis = if split.effective_min_acceptance > crate::acceptance::MIN_ACCEPTANCE_FLOOR
+            {
+                format!(
+                    "0.8 x {}, the share of its {} positions that discs of diameter {} px could \
+                     fill in its {} x {} px scan area",
+                    percent(split.geometry_acceptance_bound),
+                    split.n_total,
+                    self.spacing_threshold,
+                    round1(split.bbox_size.0),
+                    round1(split.bbox_size.1),
+                )
+            } else {
+                "the minimum floor".to_string()
+            };
+            problems.push(format!(
+                "the {name} split's acceptance of {} is below its geometry-aware floor of {} \
+                 ({basis}; ACCEPTANCE-001)",
+                percent(split.acceptance_rate),
+                percent(split.effective_min_acceptance),
+            ));
         }
         Some(format!(
-            "no two kept positions may be closer than the spacing threshold {} px; {}. A smaller \
-             spacing threshold (a larger overlap fraction) or a denser, wider scan would keep \
-             more positions.",
+            "at a spacing threshold of {} px, selection kept {}; {}. A smaller spacing threshold \
+             (a larger overlap fraction) or a denser, wider scan would keep more positions.",
             self.spacing_threshold,
-            clauses.join("; ")
+            kept.join(" and "),
+            problems.join("; ")
         ))
     }
 }
@@ -298,13 +309,11 @@ mod tests {
         let reason = v.rejection_reason().unwrap();
         assert_eq!(
             reason,
-            "no two kept positions may be closer than the spacing threshold 102.4 px; the train \
-             split kept 4 of 8 positions (greedy selection): fewer than the 8 needed for \
-             gridsize-2 training, which groups each position with its K = 7 nearest neighbours \
-             (OVERSAMPLING-001); the test split kept 4 of 8 positions (greedy selection): fewer \
-             than the 8 needed for gridsize-2 training, which groups each position with its \
-             K = 7 nearest neighbours (OVERSAMPLING-001). A smaller spacing threshold (a larger \
-             overlap fraction) or a denser, wider scan would keep more positions."
+            "at a spacing threshold of 102.4 px, selection kept 4 of 8 train positions (greedy) \
+             and 4 of 8 test positions (greedy); gridsize-2 training groups each position with \
+             its K = 7 nearest neighbours, so each split needs at least 8 positions and neither \
+             has that many (OVERSAMPLING-001). A smaller spacing threshold (a larger overlap fraction) or a \
+             denser, wider scan would keep more positions."
         );
         let v = ViewSelection::select("dense", 100.0, 7, &p, &p);
         assert!(v.accepted(), "{:?}", v.rejection_reason());
@@ -330,10 +339,9 @@ mod tests {
         let reason = v.rejection_reason().unwrap();
         assert!(
             reason.contains(
-                "the train split kept 10 of 2009 positions (greedy selection): an acceptance of \
-                 0.498 % below the geometry-aware floor of 1.268 % (0.8 x 1.584 %, the share of \
-                 the 2009 positions that discs of diameter 200 px could fill in the 1000 x 1000 \
-                 px scan area; ACCEPTANCE-001)"
+                "the train split's acceptance of 0.498 % is below its geometry-aware floor of \
+                 1.268 % (0.8 x 1.584 %, the share of its 2009 positions that discs of diameter \
+                 200 px could fill in its 1000 x 1000 px scan area; ACCEPTANCE-001)"
             ),
             "{reason}"
         );
@@ -399,7 +407,10 @@ mod fly64 {
         assert!(!sparse.accepted());
         let reason = sparse.rejection_reason().unwrap();
         assert!(reason.contains("OVERSAMPLING-001"), "{reason}");
-        assert!(reason.contains("fewer than the 8 needed"), "{reason}");
+        assert!(
+            reason.contains("each split needs at least 8 positions"),
+            "{reason}"
+        );
         let kept = (sparse.train.n_accepted, sparse.test.n_accepted);
         assert!(kept.0 < 8 || kept.1 < 8, "{kept:?}");
     }
