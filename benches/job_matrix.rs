@@ -40,17 +40,19 @@ fn bench_root() -> PathBuf {
 /// A study of `doses` doses (100, 101, ... photons) and its Phase C/D tree of empty files
 /// (enumeration only checks existence).
 fn make_tree(root: &Path, doses: usize) -> Study {
-    let mut study = Study::default();
-    study.design = Design {
-        dose_list: (0..doses).map(|i| 100.0 + i as f64).collect(),
-        overlap_views: NamedValues(
-            VIEWS
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (v.to_string(), 0.7 - 0.2 * i as f64))
-                .collect(),
-        ),
-        ..Design::default()
+    let study = Study {
+        design: Design {
+            dose_list: (0..doses).map(|i| 100.0 + i as f64).collect(),
+            overlap_views: NamedValues(
+                VIEWS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.to_string(), 0.7 - 0.2 * i as f64))
+                    .collect(),
+            ),
+            ..Design::default()
+        },
+        ..Study::default()
     };
     for (i, &dose) in study.design.dose_list.iter().enumerate() {
         let dose_dir = Design::dose_dir_name(dose);

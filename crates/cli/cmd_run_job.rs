@@ -1,10 +1,64 @@
-//! `dose-overlap run-job`: not built yet (see the open issues).
+//! `dose-overlap run-job`: runs exactly one job of a resolved plan through the same runner code
+//! as a local `train`, and writes its `<artifact_dir>/result.json` (SLURM array tasks call it).
+
+use crate::cmd_train::bundle_lines;
+use crate::exit;
+use crate::output::outln;
+use crate::progress::Progress;
+use anyhow::Context;
+use runner::{CancelToken, Plan, RunContext};
+use std::path::PathBuf;
 
 /// Arguments of `dose-overlap run-job`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// The plan (`<artifact_root>/plan.json`, written by `train`).
+    #[arg(long, value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// The job's index in the plan (0-based).
+    #[arg(long, value_name = "K")]
+    pub index: usize,
+}
 
-/// Runs the command.
-pub fn run(_args: Args, _progress: &crate::progress::Progress) -> anyhow::Result<u8> {
-    anyhow::bail!("`dose-overlap run-job` is not built yet")
+/// Runs the command: exit 0 when the job ended well, 1 when it failed or was interrupted, 2
+/// when the plan or index is unusable.
+pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    let (plan, plan_id) = Plan::read(&args.plan)?;
+    plan.check_location(&args.plan)?;
+    let planned = plan.job(args.index, &args.plan)?;
+    let cancel = CancelToken::new();
+    cancel
+        .install_signal_handlers()
+        .context("cannot install the Ctrl-C / SIGTERM handlers")?;
+    let backend = runner::backend_for(plan.backend);
+    progress.stage("run-job", 1);
+    let report_progress = |line: &str| progress.note(line);
+    let ctx = RunContext {
+        plan_id: &plan_id,
+        cancel: &cancel,
+        progress: &report_progress,
+    };
+    let result = runner::run_job(&plan, args.index, backend.as_ref(), &ctx);
+    progress.step(&format!("{} {}", planned.job.label(), result.status()));
+    progress.clear();
+    outln!(
+        "→ Job {} [{}]: {} (result: {})",
+        args.index,
+        planned.job.label(),
+        result.status(),
+        planned.job.artifact_dir.join(runner::RESULT_FILE).display()
+    );
+    for line in bundle_lines(planned, &result) {
+        outln!("{line}");
+    }
+    if let Some(error) = result.error() {
+        eprintln!(
+            "error: job {} {}: {error} (log: {})",
+            planned.job.label(),
+            result.status(),
+            planned.job.log_path.display()
+        );
+        return Ok(exit::FAILURE);
+    }
+    Ok(exit::OK)
 }

@@ -21,6 +21,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+mod slurm;
+
 /// The command's own log (its stdout and stderr), under the artifact root.
 pub const COMMAND_LOG: &str = "training_cli.log";
 
@@ -52,6 +54,15 @@ pub enum AlgorithmArg {
     Epie,
     /// rPIE (Maiden, Johnson & Li 2017).
     Rpie,
+}
+
+/// Where the jobs run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Executor {
+    /// Here, on `-j N` threads.
+    Local,
+    /// As a SLURM job array: one task per job, each running `dose-overlap run-job`.
+    Slurm,
 }
 
 /// Arguments of `dose-overlap train`.
@@ -99,7 +110,8 @@ pub struct Args {
     /// Native solver seed (default: the study's, else rng_seeds.grouping).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Enumerate and write configs, logs and the manifest, but train nothing.
+    /// Enumerate and write configs, logs and the manifest, but train nothing. With
+    /// `--executor slurm`: write and print the batch script and the plan, submit nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// A missing Phase D view is an error instead of a recorded skip.
@@ -107,10 +119,68 @@ pub struct Args {
     pub strict: bool,
     #[command(flatten)]
     pub study: StudyArgs,
-    /// Jobs run at once.
+    /// Jobs run at once (local executor).
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: u32,
+    /// Where the jobs run.
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    pub executor: Executor,
+    #[command(flatten)]
+    pub slurm: Box<SlurmArgs>,
+}
+
+/// Options of `--executor slurm` (boxed: they are many and rarely given).
+#[derive(clap::Args, Clone, Debug)]
+pub struct SlurmArgs {
+    /// SLURM partition (`sbatch --partition`).
+    #[arg(long, value_name = "NAME", help_heading = "SLURM executor")]
+    pub partition: Option<String>,
+    /// Time limit per task (`sbatch --time`, e.g. `2:00:00`).
+    #[arg(long, value_name = "TIME", help_heading = "SLURM executor")]
+    pub time_limit: Option<String>,
+    /// At most this many tasks run at once (`--array=...%N`; 0 = no limit).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 8,
+        help_heading = "SLURM executor"
+    )]
+    pub array_limit: u32,
+    /// An extra `sbatch` argument, passed as it is (repeatable: `--sbatch-arg=--gres=gpu:1`).
+    #[arg(
+        long = "sbatch-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        help_heading = "SLURM executor"
+    )]
+    pub sbatch_args: Vec<String>,
+    /// Largest array to submit (default: the cluster's MaxArraySize); larger plans are split.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..),
+          help_heading = "SLURM executor")]
+    pub max_array_size: Option<u64>,
+    /// Wait for the array to finish (polling squeue), then collect.
+    #[arg(long, help_heading = "SLURM executor")]
+    pub wait: bool,
+    /// Seconds between squeue polls with --wait.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..), help_heading = "SLURM executor")]
+    pub poll_interval: u64,
+}
+
+impl Default for SlurmArgs {
+    /// The command line's defaults.
+    fn default() -> Self {
+        SlurmArgs {
+            partition: None,
+            time_limit: None,
+            array_limit: 8,
+            sbatch_args: Vec::new(),
+            max_array_size: None,
+            wait: false,
+            poll_interval: 5,
+        }
+    }
 }
 
 /// A dose on the command line: any positive number format.
@@ -309,6 +379,21 @@ pub fn finish_run(
 }
 
 fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u8> {
+    if args.executor == Executor::Local {
+        let slurm_only = [
+            (args.slurm.partition.is_some(), "--partition"),
+            (args.slurm.time_limit.is_some(), "--time-limit"),
+            (!args.slurm.sbatch_args.is_empty(), "--sbatch-arg"),
+            (args.slurm.max_array_size.is_some(), "--max-array-size"),
+            (args.slurm.wait, "--wait"),
+        ];
+        if let Some((_, flag)) = slurm_only.iter().find(|(given, _)| *given) {
+            anyhow::bail!("{flag} is an option of --executor slurm");
+        }
+    }
+    if args.trainer.is_some() && args.backend == BackendArg::Native {
+        log.note(progress, "note: --trainer is not used by --backend native");
+    }
     let study = args.study.load()?;
     let timestamp = runner::manifest_timestamp(
         std::env::var("SOURCE_DATE_EPOCH")
@@ -336,7 +421,8 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
         artifact_root: &args.artifact_root,
         filters: filters.clone(),
         backend,
-        dry_run: args.dry_run,
+        // A SLURM dry run previews the real submission: its plan is the real run's.
+        dry_run: args.dry_run && args.executor == Executor::Local,
         strict: args.strict,
         overrides: ConfigOverrides {
             epochs: args.epochs,
@@ -380,6 +466,9 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
                 filters.describe()
             ),
         );
+    }
+    if args.executor == Executor::Slurm {
+        return slurm::submit(args, &plan, progress, log);
     }
     let plan_id = plan.write()?;
     let results = execute_local(&plan, &plan_id, args.jobs as usize, progress, log)?;

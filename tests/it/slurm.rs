@@ -1,1 +1,445 @@
-//! Tests of `slurm` (filled in by its issue).
+//! `run-job`, `collect` and `train --executor slurm`: the batch script and plan, one job of a
+//! plan, manifests assembled from per-job results byte-identical to a local run, and (when
+//! `DOSE_OVERLAP_SLURM` is set, as `.ci/run` does after starting a real single-node cluster)
+//! job arrays on a real SLURM.
+
+use crate::common::{self, cli};
+use crate::train::{read_json, train_in, write_tree};
+use std::path::Path;
+
+/// A fake PtychoPINN trainer for cluster runs: rejects a corrupt NPZ (no zip magic), sleeps
+/// `sleep` seconds, prints Keras-style progress and writes a bundle that depends on its flags.
+fn write_trainer(root: &Path, sleep: u32) {
+    let script = format!(
+        r#"#!/bin/sh
+while [ $# -gt 0 ]; do
+  case "$1" in --train_data_file) train="$2";; --output_dir) out="$2";; --nepochs) e="$2";; --nphotons) n="$2";; esac
+  shift 2
+done
+test -f "$out/training_config.json" || {{ echo "training_config.json missing" >&2; exit 9; }}
+[ "$(head -c 2 "$train")" = "PK" ] || {{ echo "corrupt NPZ: $train" >&2; exit 3; }}
+sleep {sleep}
+echo "Epoch $e/$e"
+echo " - loss: 0.0625"
+printf 'weights %s %s' "$n" "$out" > "$out/wts.h5.zip"
+"#
+    );
+    let path = root.join("ptycho_train");
+    std::fs::write(&path, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+fn train_flags() -> [&'static str; 4] {
+    ["--trainer", "./ptycho_train", "--epochs", "2"]
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn slurm_dry_run_prints_script_and_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_trainer(root, 0);
+    let output = train_in(root, "artifacts")
+        .args(train_flags())
+        .args([
+            "--dose",
+            "1e4",
+            "--executor",
+            "slurm",
+            "--dry-run",
+            "--partition",
+            "gpu",
+        ])
+        .args(["--time-limit", "2:00:00", "--array-limit", "3", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text =
+        common::render(&output, Some(root)).replace(env!("CARGO_BIN_EXE_dose-overlap"), "[EXE]");
+    common::golden_settings().bind(|| insta::assert_snapshot!("slurm_dry_run", text));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let script = String::from_utf8(read(&root.join("artifacts/slurm/submit.sbatch"))).unwrap();
+    let plan = String::from_utf8(read(&root.join("artifacts/plan.json"))).unwrap();
+    assert_eq!(stdout, format!("{script}{plan}"));
+    assert!(!root.join("artifacts/slurm/submission.json").exists());
+    assert!(!root.join("artifacts/training_manifest.json").exists());
+}
+
+#[test]
+fn slurm_options_need_the_slurm_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &["dense"]);
+    let output = train_in(dir.path(), "artifacts")
+        .args(["--dry-run", "--wait"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: --wait is an option of --executor slurm"),
+        "{stderr}"
+    );
+}
+
+/// A local run, then `collect` and `run-job` on its plan: same bytes every time.
+#[cfg(unix)]
+#[test]
+fn collect_and_run_job_reproduce_a_local_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_trainer(root, 0);
+    train_in(root, "artifacts")
+        .args(train_flags())
+        .arg("-q")
+        .assert()
+        .code(0);
+    let manifest = read(&root.join("artifacts/training_manifest.json"));
+    let summary = read(&root.join("artifacts/skip_summary.json"));
+    let result_2 = read(&root.join("artifacts/dose_10000/baseline/gs1/result.json"));
+    std::fs::remove_file(root.join("artifacts/training_manifest.json")).unwrap();
+    std::fs::remove_file(root.join("artifacts/skip_summary.json")).unwrap();
+
+    let collect = || {
+        cli()
+            .current_dir(root)
+            .args(["collect", "--artifact-root", "artifacts"])
+            .output()
+            .unwrap()
+    };
+    let first = collect();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        read(&root.join("artifacts/training_manifest.json")),
+        manifest
+    );
+    assert_eq!(read(&root.join("artifacts/skip_summary.json")), summary);
+    let again = collect();
+    assert_eq!(again.stdout, first.stdout, "collect is idempotent");
+    assert_eq!(
+        read(&root.join("artifacts/training_manifest.json")),
+        manifest
+    );
+
+    // One job again, alone: the same result, and the same manifest once collected.
+    let output = cli()
+        .current_dir(root)
+        .args([
+            "run-job",
+            "--plan",
+            "artifacts/plan.json",
+            "--index",
+            "2",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.starts_with("→ Job 2 [baseline/dose=1e+04]: success (result: artifacts/dose_10000/baseline/gs1/result.json)\n    → Bundle [baseline/dose=1e+04]: wts.h5.zip\n"), "{stdout}");
+    assert_eq!(
+        read(&root.join("artifacts/dose_10000/baseline/gs1/result.json")),
+        result_2
+    );
+    assert_eq!(collect().status.code(), Some(0));
+    assert_eq!(
+        read(&root.join("artifacts/training_manifest.json")),
+        manifest
+    );
+
+    // A job whose result is gone is a failed job that says how to rerun it.
+    std::fs::remove_file(root.join("artifacts/dose_10000/baseline/gs1/result.json")).unwrap();
+    let output = collect();
+    assert_eq!(output.status.code(), Some(1));
+    let failed = read_json(&root.join("artifacts/training_manifest.json"));
+    assert_eq!(failed["jobs"][2]["result"]["status"], "failed");
+    assert_eq!(
+        failed["jobs"][2]["result"]["error"],
+        "no result (no result.json): the job never finished (interrupted, or not run yet); run \
+         it with `dose-overlap run-job --plan artifacts/plan.json --index 2`"
+    );
+}
+
+#[test]
+fn run_job_and_collect_input_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    train_in(root, "artifacts")
+        .args(["--dry-run", "-q"])
+        .assert()
+        .code(0);
+    let run_job = |cwd: &Path, plan: &str, index: &str| {
+        let output = cli()
+            .current_dir(cwd)
+            .args(["run-job", "--plan", plan, "--index", index])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let stderr = run_job(root, "artifacts/plan.json", "6");
+    assert_eq!(
+        stderr,
+        "error: job index 6 is outside the plan artifacts/plan.json, which has 6 job(s) (0 to 5)\n"
+    );
+    // From another folder the plan's relative paths would point elsewhere.
+    let elsewhere = root.join("phase_c");
+    let stderr = run_job(&elsewhere, "../artifacts/plan.json", "0");
+    assert!(
+        stderr.contains(
+            "says its artifact root is `artifacts`, which from this folder is not where the plan is"
+        ),
+        "{stderr}"
+    );
+    let stderr = run_job(root, "artifacts/none.json", "0");
+    assert!(
+        stderr.starts_with("error: reading artifacts/none.json: "),
+        "{stderr}"
+    );
+    std::fs::write(
+        root.join("artifacts/bad.json"),
+        "{\"format_version\": 1, \"jobs\": 3}",
+    )
+    .unwrap();
+    let stderr = run_job(root, "artifacts/bad.json", "0");
+    assert!(
+        stderr.starts_with("error: artifacts/bad.json is not a usable plan: "),
+        "{stderr}"
+    );
+
+    let output = cli()
+        .current_dir(root)
+        .args(["collect", "--artifact-root", "phase_c"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: phase_c has no plan.json: run `dose-overlap train --artifact-root phase_c` first\n"
+    );
+}
+
+/// The cluster tests run only where a SLURM cluster is up (`.ci/run` starts one).
+fn cluster() -> bool {
+    if std::env::var_os("DOSE_OVERLAP_SLURM").is_some() {
+        return true;
+    }
+    eprintln!("skipped: no SLURM cluster (set DOSE_OVERLAP_SLURM after `local-slurm.sh start`)");
+    false
+}
+
+#[cfg(unix)]
+#[test]
+fn slurm_run_equals_local_run_byte_for_byte() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_trainer(root, 0);
+    train_in(root, "artifacts")
+        .args(train_flags())
+        .arg("-q")
+        .assert()
+        .code(0);
+    let local: Vec<Vec<u8>> = ["training_manifest.json", "skip_summary.json"]
+        .iter()
+        .map(|f| read(&root.join("artifacts").join(f)))
+        .collect();
+    std::fs::remove_dir_all(root.join("artifacts")).unwrap();
+
+    // Arrays of at most 4 tasks: the 6 jobs go out as two arrays.
+    let output = train_in(root, "artifacts")
+        .args(train_flags())
+        .args([
+            "--executor",
+            "slurm",
+            "--wait",
+            "--poll-interval",
+            "1",
+            "--max-array-size",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let slurm: Vec<Vec<u8>> = ["training_manifest.json", "skip_summary.json"]
+        .iter()
+        .map(|f| read(&root.join("artifacts").join(f)))
+        .collect();
+    assert_eq!(slurm, local);
+    let submission = read_json(&root.join("artifacts/slurm/submission.json"));
+    let arrays = submission["arrays"].as_array().unwrap();
+    assert_eq!(arrays.len(), 2);
+    assert_eq!(
+        (
+            arrays[0]["count"].as_u64(),
+            arrays[1]["first_index"].as_u64()
+        ),
+        (Some(4), Some(4))
+    );
+    let last_task = format!("{}_1", arrays[1]["job_id"].as_str().unwrap());
+    let log =
+        String::from_utf8(read(&root.join(format!("artifacts/slurm/{last_task}.log")))).unwrap();
+    assert!(log.contains("→ Job 5 [dense/dose=1e+05]: success"), "{log}");
+    assert!(
+        stdout
+            .contains("→ Skip summary written to artifacts/skip_summary.json (3 view(s) skipped)"),
+        "{stdout}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn slurm_failures_name_their_task_state_and_log() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_trainer(root, 0);
+    // A corrupted input for the dense job of dose 1e4 (job 3).
+    std::fs::write(
+        root.join("phase_d/dose_10000/dense/dense_train.npz"),
+        b"not an npz",
+    )
+    .unwrap();
+    let output = train_in(root, "artifacts")
+        .args(train_flags())
+        .args(["--executor", "slurm", "--wait", "--poll-interval", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let submission = read_json(&root.join("artifacts/slurm/submission.json"));
+    let job_id = submission["arrays"][0]["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
+    let statuses: Vec<&str> = manifest["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["result"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "success", "success", "success", "failed", "success", "success"
+        ]
+    );
+    let error = manifest["jobs"][3]["result"]["error"].as_str().unwrap();
+    let task_log = format!("artifacts/slurm/{job_id}_3.log");
+    assert!(
+        error.contains(
+            "its last output line: `corrupt NPZ: phase_d/dose_10000/dense/dense_train.npz`"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.ends_with(&format!("(SLURM task {job_id}_3, log {task_log})")),
+        "{error}"
+    );
+    assert!(root.join(&task_log).is_file());
+
+    // A task that left no result: its state and exit code come from SLURM and the task.
+    std::fs::remove_file(root.join("artifacts/dose_1000/baseline/gs1/result.json")).unwrap();
+    let output = cli()
+        .current_dir(root)
+        .args(["collect", "--artifact-root", "artifacts"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
+    let error = manifest["jobs"][0]["result"]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "SLURM task {job_id}_0 ended without a result (no result.json): state COMPLETED, exit code 0:0, exit status 0 recorded by the task; see its log artifacts/slurm/{job_id}_0.log (last line: `"
+        )),
+        "{error}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn collect_waits_for_pending_tasks() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_trainer(root, 2);
+    let output = train_in(root, "artifacts")
+        .args(train_flags())
+        .args([
+            "--dose",
+            "1000",
+            "--executor",
+            "slurm",
+            "--array-limit",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout
+            .contains("→ When the tasks are done: dose-overlap collect --artifact-root artifacts"),
+        "{stdout}"
+    );
+    let collect = || {
+        cli()
+            .current_dir(root)
+            .args(["collect", "--artifact-root", "artifacts"])
+            .output()
+            .unwrap()
+    };
+    let early = collect();
+    assert_eq!(early.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&early.stderr);
+    assert!(
+        stderr.starts_with("2 of 2 SLURM task(s) not finished yet; nothing written:\n")
+            || stderr.starts_with("1 of 2 SLURM task(s) not finished yet; nothing written:\n"),
+        "{stderr}"
+    );
+    assert!(!root.join("artifacts/training_manifest.json").exists());
+    let started = std::time::Instant::now();
+    loop {
+        let output = collect();
+        if output.status.code() == Some(0) {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
+    assert_eq!(manifest["jobs"][1]["result"]["status"], "success");
+}

@@ -8,6 +8,7 @@
 
 mod backend;
 mod cancel;
+mod collect;
 mod config;
 mod digest;
 mod log;
@@ -15,10 +16,12 @@ pub mod native;
 mod plan;
 mod result;
 mod run;
+pub mod slurm;
 mod trainer;
 
 pub use backend::{Backend, BackendError, BackendOutcome, JobContext};
 pub use cancel::CancelToken;
+pub use collect::{Collection, PendingTask, collect, read_result};
 pub use config::{
     BackendKind, CONFIG_FILE, CONFIG_FORMAT_VERSION, ConfigOverrides, SolverSettings,
     TrainerProgram, TrainerSource, TrainingConfig,

@@ -123,6 +123,18 @@ pub enum PlanError {
         /// What is wrong.
         message: String,
     },
+    /// A plan read from elsewhere than where its own paths say it is.
+    #[error(
+        "{} says its artifact root is `{artifact_root}`, which from this folder is not where the \
+         plan is: the plan's paths are relative to the folder `dose-overlap train` ran in; run \
+         this command from there"
+    , plan_file.display())]
+    Location {
+        /// The plan file given.
+        plan_file: PathBuf,
+        /// The artifact root it names.
+        artifact_root: String,
+    },
     /// An index outside the plan.
     #[error("job index {index} is outside the plan {}, which has {count} job(s) (0 to {})", path.display(), count.saturating_sub(1))]
     Index {
@@ -279,6 +291,18 @@ impl Plan {
             )));
         }
         Ok((plan, Plan::id_of(&bytes)))
+    }
+
+    /// Checks that `plan_file` is this plan's own `plan.json` seen from the current folder
+    /// (relative roots in a plan are relative to the folder `train` ran in).
+    pub fn check_location(&self, plan_file: &Path) -> Result<(), PlanError> {
+        match (self.path().canonicalize(), plan_file.canonicalize()) {
+            (Ok(a), Ok(b)) if a == b => Ok(()),
+            _ => Err(PlanError::Location {
+                plan_file: plan_file.to_path_buf(),
+                artifact_root: self.artifact_root.clone(),
+            }),
+        }
     }
 
     /// The job at `index`, or an error naming the plan's size.

@@ -1,0 +1,172 @@
+//! `train --executor slurm`: writes the plan and the batch script, submits the job array(s)
+//! with `sbatch --parsable`, records the submission, and with `--wait` polls `squeue` until the
+//! tasks are done and then collects, exactly as `dose-overlap collect` does.
+
+use super::{Args, CommandLog};
+use crate::exit;
+use crate::progress::Progress;
+use anyhow::Context;
+use runner::slurm::{
+    DEFAULT_MAX_ARRAY_SIZE, SCRIPT_FILE, SLURM_DIR, ScriptPaths, SlurmCli, SlurmSettings,
+    Submission, SubmittedArray, array_chunks, render_script,
+};
+use runner::{CancelToken, Plan, RESULT_FILE};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn absolute(path: &Path, what: &str) -> anyhow::Result<PathBuf> {
+    path.canonicalize()
+        .with_context(|| format!("cannot resolve {what} {}", path.display()))
+}
+
+/// Submits `plan` as SLURM job array(s); see the module doc.
+pub fn submit(
+    args: &Args,
+    plan: &Plan,
+    progress: &Progress,
+    log: &CommandLog,
+) -> anyhow::Result<u8> {
+    let artifact_root = Path::new(&plan.artifact_root);
+    let slurm_dir = artifact_root.join(SLURM_DIR);
+    std::fs::create_dir_all(&slurm_dir)
+        .with_context(|| format!("cannot create {}", slurm_dir.display()))?;
+    // Results of an earlier run of the same plan must not pass for this run's.
+    for planned in &plan.jobs {
+        let stale = planned.job.artifact_dir.join(RESULT_FILE);
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", stale.display()));
+            }
+            _ => {}
+        }
+    }
+    let plan_id = plan.write()?;
+    let settings = SlurmSettings {
+        partition: args.slurm.partition.clone(),
+        time_limit: args.slurm.time_limit.clone(),
+        array_limit: args.slurm.array_limit,
+        extra_args: args.slurm.sbatch_args.clone(),
+        job_name: "dose-overlap-train".to_string(),
+    };
+    let paths = ScriptPaths {
+        exe: std::env::current_exe().context("cannot find the dose-overlap binary")?,
+        plan: absolute(&plan.path(), "the plan")?,
+        slurm_dir: absolute(&slurm_dir, "the SLURM folder")?,
+        workdir: std::env::current_dir().context("cannot read the current folder")?,
+    };
+    let script = render_script(plan, &settings, &paths);
+    let script_path = slurm_dir.join(SCRIPT_FILE);
+    npz_contract::atomic::write_atomic(&script_path, script.as_bytes())?;
+
+    if args.dry_run {
+        // The plan is that of the real run, so `sbatch` on the script runs it as previewed.
+        log.note(
+            progress,
+            &format!(
+                "--dry-run: nothing submitted; submit the previewed run with: sbatch {}",
+                script_path.display()
+            ),
+        );
+        crate::output::emit(&script);
+        crate::output::emit(&plan.to_json()?);
+        return Ok(exit::OK);
+    }
+
+    let cli = SlurmCli;
+    let max = match args.slurm.max_array_size {
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => cli.max_array_size().unwrap_or_else(|e| {
+            log.note(
+                progress,
+                &format!(
+                    "note: {e}; assuming SLURM's default MaxArraySize {DEFAULT_MAX_ARRAY_SIZE}"
+                ),
+            );
+            DEFAULT_MAX_ARRAY_SIZE
+        }),
+    };
+    let mut submission = Submission {
+        format_version: runner::slurm::SUBMISSION_FORMAT_VERSION,
+        plan_id: plan_id.clone(),
+        arrays: Vec::new(),
+    };
+    for (first, count) in array_chunks(plan.jobs.len(), max) {
+        match cli.submit(&script_path, first, count, &settings) {
+            Ok(job_id) => {
+                log.out(&format!(
+                    "→ Submitted SLURM array job {job_id}: {count} task(s), jobs {first}-{} of {}",
+                    first + count - 1,
+                    plan.path().display()
+                ));
+                submission.arrays.push(SubmittedArray {
+                    job_id,
+                    first_index: first,
+                    count,
+                });
+            }
+            Err(e) => {
+                // Record what did go out, so that collect names those tasks.
+                submission.write(artifact_root)?;
+                return Err(e).context(format!(
+                    "submitting jobs {first}-{} ({} array(s) submitted before)",
+                    first + count - 1,
+                    submission.arrays.len()
+                ));
+            }
+        }
+    }
+    submission.write(artifact_root)?;
+    if !args.slurm.wait {
+        log.out(&format!(
+            "→ When the tasks are done: dose-overlap collect --artifact-root {}",
+            plan.artifact_root
+        ));
+        return Ok(exit::OK);
+    }
+    wait_for(&submission, args.slurm.poll_interval, progress, log)?;
+    crate::cmd_collect::collect(artifact_root, &plan.path(), progress, log)
+}
+
+/// Polls squeue until no task of `submission` is queued or running; Ctrl-C stops waiting
+/// (the tasks keep running on the cluster).
+fn wait_for(
+    submission: &Submission,
+    poll_seconds: u64,
+    progress: &Progress,
+    log: &CommandLog,
+) -> anyhow::Result<()> {
+    use runner::slurm::Scheduler;
+    let cancel = CancelToken::new();
+    cancel
+        .install_signal_handlers()
+        .context("cannot install the Ctrl-C / SIGTERM handlers")?;
+    let ids: Vec<String> = submission.arrays.iter().map(|a| a.job_id.clone()).collect();
+    let mut last = String::new();
+    loop {
+        let queued = SlurmCli.queued(&ids)?;
+        if queued.is_empty() {
+            log.note(progress, "SLURM: every task has finished");
+            return Ok(());
+        }
+        let mut counts = std::collections::BTreeMap::new();
+        for state in queued.values() {
+            *counts.entry(state.as_str()).or_insert(0usize) += 1;
+        }
+        let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        let summary = format!("SLURM: {}", summary.join(", "));
+        if summary != last {
+            log.note(progress, &summary);
+            last = summary;
+        }
+        for _ in 0..poll_seconds * 10 {
+            if cancel.is_cancelled() {
+                anyhow::bail!(
+                    "stopped waiting ({}); the tasks keep running: collect later with \
+                     `dose-overlap collect`",
+                    cancel.cause()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

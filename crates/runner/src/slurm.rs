@@ -1,0 +1,481 @@
+//! Running a plan as a SLURM job array: the batch script (one array task per job, each calling
+//! `dose-overlap run-job`), submission with `sbatch --parsable`, and what `squeue` and
+//! `scontrol` say about tasks. Programs are run directly with their arguments, never through
+//! a shell.
+
+use crate::plan::Plan;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Folder under the artifact root for the script, the submission record and task logs.
+pub const SLURM_DIR: &str = "slurm";
+/// The batch script, in [`SLURM_DIR`].
+pub const SCRIPT_FILE: &str = "submit.sbatch";
+/// The submission record, in [`SLURM_DIR`].
+pub const SUBMISSION_FILE: &str = "submission.json";
+/// Version of the submission record's format.
+pub const SUBMISSION_FORMAT_VERSION: u32 = 1;
+/// SLURM's default `MaxArraySize`, used when the cluster's cannot be read.
+pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1001;
+
+/// How to submit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlurmSettings {
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--time` (SLURM's formats: `30`, `1:00:00`, `1-00:00:00`).
+    pub time_limit: Option<String>,
+    /// At most this many tasks of an array run at once (`%LIMIT`).
+    pub array_limit: u32,
+    /// Extra `sbatch` arguments, passed as they are.
+    pub extra_args: Vec<String>,
+    /// `--job-name`.
+    pub job_name: String,
+}
+
+/// Absolute paths the script needs (tasks may start anywhere on the cluster).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptPaths {
+    /// The `dose-overlap` binary.
+    pub exe: PathBuf,
+    /// The plan.
+    pub plan: PathBuf,
+    /// `<artifact_root>/slurm`.
+    pub slurm_dir: PathBuf,
+    /// The folder `train` ran in: the plan's relative paths are relative to it.
+    pub workdir: PathBuf,
+}
+
+/// `'text'` for sh, with `'` spelled `'\''`.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `"text"` for an `#SBATCH` line (sbatch reads double-quoted values).
+fn directive_quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', r"\\").replace('"', "\\\""))
+}
+
+/// The `--array` value for `count` tasks with at most `limit` at once.
+pub fn array_spec(count: usize, limit: u32) -> String {
+    let last = count.saturating_sub(1);
+    if limit == 0 {
+        format!("0-{last}")
+    } else {
+        format!("0-{last}%{limit}")
+    }
+}
+
+/// The batch script: one array task per job of `plan`; task `i` of a submission with offset
+/// `o` (the script's first argument, 0 by default) runs job `i + o`. Each task also leaves its
+/// exit status beside its log, for `collect`.
+pub fn render_script(plan: &Plan, settings: &SlurmSettings, paths: &ScriptPaths) -> String {
+    let lossy = |p: &Path| p.to_string_lossy().into_owned();
+    let slurm_dir = lossy(&paths.slurm_dir);
+    let mut s = String::new();
+    s.push_str("#!/bin/sh\n");
+    s.push_str(&format!(
+        "# Written by `dose-overlap train --executor slurm`: one array task per job of the plan\n\
+         # ({} job(s)). Resubmit by hand with: sbatch [--array=0-K] {SCRIPT_FILE} [OFFSET]\n",
+        plan.jobs.len()
+    ));
+    s.push_str(&format!(
+        "#SBATCH --job-name={}\n",
+        directive_quote(&settings.job_name)
+    ));
+    s.push_str(&format!(
+        "#SBATCH --array={}\n",
+        array_spec(plan.jobs.len(), settings.array_limit)
+    ));
+    s.push_str(&format!(
+        "#SBATCH --output={}\n",
+        directive_quote(&format!("{slurm_dir}/%A_%a.log"))
+    ));
+    s.push_str(&format!(
+        "#SBATCH --chdir={}\n",
+        directive_quote(&lossy(&paths.workdir))
+    ));
+    if let Some(partition) = &settings.partition {
+        s.push_str(&format!(
+            "#SBATCH --partition={}\n",
+            directive_quote(partition)
+        ));
+    }
+    if let Some(time) = &settings.time_limit {
+        s.push_str(&format!("#SBATCH --time={}\n", directive_quote(time)));
+    }
+    s.push_str("\noffset=\"${1:-0}\"\n");
+    s.push_str("index=$((SLURM_ARRAY_TASK_ID + offset))\n");
+    s.push_str(&format!(
+        "{} run-job --plan {} --index \"$index\"\n",
+        sh_quote(&lossy(&paths.exe)),
+        sh_quote(&lossy(&paths.plan))
+    ));
+    s.push_str("status=$?\n");
+    // Written to a temporary name and renamed, so `collect` never reads half a status.
+    s.push_str(&format!("dir={}\n", sh_quote(&slurm_dir)));
+    s.push_str("task=\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n");
+    s.push_str(
+        "echo \"$status\" > \"$dir/.$task.exit.tmp\" && mv -f \"$dir/.$task.exit.tmp\" \"$dir/$task.exit\"\n",
+    );
+    s.push_str("exit \"$status\"\n");
+    s
+}
+
+/// `(first job index, task count)` of each array, none larger than `max_array_size`.
+pub fn array_chunks(jobs: usize, max_array_size: usize) -> Vec<(usize, usize)> {
+    let size = max_array_size.max(1);
+    (0..jobs)
+        .step_by(size)
+        .map(|first| (first, size.min(jobs - first)))
+        .collect()
+}
+
+/// One submitted array.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmittedArray {
+    /// SLURM's array job id.
+    pub job_id: String,
+    /// Plan index of the array's task 0.
+    pub first_index: usize,
+    /// Tasks in the array.
+    pub count: usize,
+}
+
+/// `<artifact_root>/slurm/submission.json`: which arrays run which jobs of which plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    /// [`SUBMISSION_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The plan's id.
+    pub plan_id: String,
+    /// The arrays, in plan order.
+    pub arrays: Vec<SubmittedArray>,
+}
+
+/// A SLURM array task: `<array job id>_<task id>`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TaskId {
+    /// The array's job id.
+    pub job_id: String,
+    /// The task's index in its array.
+    pub task: usize,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.job_id, self.task)
+    }
+}
+
+impl Submission {
+    /// The task that runs plan job `index`, if it was submitted.
+    pub fn task_of(&self, index: usize) -> Option<TaskId> {
+        self.arrays
+            .iter()
+            .find(|a| (a.first_index..a.first_index + a.count).contains(&index))
+            .map(|a| TaskId {
+                job_id: a.job_id.clone(),
+                task: index - a.first_index,
+            })
+    }
+
+    /// `<slurm_dir>/submission.json`.
+    pub fn path(artifact_root: &Path) -> PathBuf {
+        artifact_root.join(SLURM_DIR).join(SUBMISSION_FILE)
+    }
+
+    /// Writes the record atomically.
+    pub fn write(&self, artifact_root: &Path) -> Result<(), SlurmError> {
+        let path = Submission::path(artifact_root);
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| SlurmError::Record {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        text.push('\n');
+        npz_contract::atomic::write_atomic(&path, text.as_bytes()).map_err(|e| SlurmError::Record {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads the record, if there is one (`Ok(None)`: this plan was not run through SLURM).
+    pub fn read(artifact_root: &Path) -> Result<Option<Submission>, SlurmError> {
+        let path = Submission::path(artifact_root);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(SlurmError::Record {
+                    path,
+                    message: e.to_string(),
+                });
+            }
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| SlurmError::Record {
+                path,
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Why talking to SLURM failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SlurmError {
+    /// The program could not be started.
+    #[error(
+        "cannot run `{program}`: {source}; run this on a SLURM login node (with sbatch, squeue \
+         and scontrol on PATH), or use --executor local"
+    )]
+    Start {
+        /// `sbatch`, `squeue`, `scontrol`.
+        program: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program ran and failed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// Its output was not what was expected.
+    #[error("`{command}` printed something unexpected: {output:?}")]
+    Unexpected {
+        /// The command line.
+        command: String,
+        /// What it printed.
+        output: String,
+    },
+    /// The submission record could not be read or written.
+    #[error("submission record {}: {message}", path.display())]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+fn run(program: &'static str, args: &[String]) -> Result<String, SlurmError> {
+    let command = format!("{program} {}", args.join(" "));
+    let output = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| SlurmError::Start { program, source })?;
+    if !output.status.success() {
+        return Err(SlurmError::Failed {
+            command,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `MaxArraySize` from `scontrol show config` output.
+pub fn parse_max_array_size(config: &str) -> Option<usize> {
+    config.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "MaxArraySize")
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })
+}
+
+/// The job id `sbatch --parsable` printed (`12345` or `12345;cluster`).
+pub fn parse_sbatch_job_id(stdout: &str) -> Option<String> {
+    let id = stdout.trim().split(';').next()?.trim();
+    (!id.is_empty() && id.chars().all(|c| c.is_ascii_digit())).then(|| id.to_string())
+}
+
+/// Task id -> state from `squeue -h -r -o %i|%T` output.
+pub fn parse_squeue(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let (id, state) = line.trim().split_once('|')?;
+            Some((id.trim().to_string(), state.trim().to_string()))
+        })
+        .collect()
+}
+
+/// `(JobState, ExitCode)` from `scontrol -o show job` output.
+pub fn parse_scontrol_job(stdout: &str) -> Option<(String, String)> {
+    let field = |name: &str| {
+        stdout
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name).map(str::to_string))
+    };
+    Some((field("JobState=")?, field("ExitCode=")?))
+}
+
+/// What a scheduler says about tasks; [`SlurmCli`] asks the real one.
+pub trait Scheduler {
+    /// Tasks of these array jobs still queued or running: task id (`123_4`) -> state.
+    fn queued(&self, job_ids: &[String]) -> Result<BTreeMap<String, String>, SlurmError>;
+    /// State and exit code of a finished task, while SLURM still remembers it.
+    fn task_state(&self, task: &TaskId) -> Option<(String, String)>;
+}
+
+/// The cluster, through `sbatch`, `squeue` and `scontrol`.
+#[derive(Debug, Default)]
+pub struct SlurmCli;
+
+impl SlurmCli {
+    /// The cluster's `MaxArraySize`.
+    pub fn max_array_size(&self) -> Result<usize, SlurmError> {
+        let args = vec!["show".to_string(), "config".to_string()];
+        let out = run("scontrol", &args)?;
+        parse_max_array_size(&out).ok_or_else(|| SlurmError::Unexpected {
+            command: "scontrol show config".into(),
+            output: "no MaxArraySize line".into(),
+        })
+    }
+
+    /// Submits `script` as an array of `count` tasks whose task 0 runs plan job `first`;
+    /// returns the array's job id.
+    pub fn submit(
+        &self,
+        script: &Path,
+        first: usize,
+        count: usize,
+        settings: &SlurmSettings,
+    ) -> Result<String, SlurmError> {
+        let mut args = vec![
+            "--parsable".to_string(),
+            format!("--array={}", array_spec(count, settings.array_limit)),
+        ];
+        args.extend(settings.extra_args.iter().cloned());
+        args.push(script.to_string_lossy().into_owned());
+        args.push(first.to_string());
+        let out = run("sbatch", &args)?;
+        parse_sbatch_job_id(&out).ok_or_else(|| SlurmError::Unexpected {
+            command: format!("sbatch {}", args.join(" ")),
+            output: out,
+        })
+    }
+}
+
+impl Scheduler for SlurmCli {
+    fn queued(&self, job_ids: &[String]) -> Result<BTreeMap<String, String>, SlurmError> {
+        let mut queued = BTreeMap::new();
+        // One array at a time: squeue fails the whole query when one id is already purged.
+        for id in job_ids {
+            let args = vec![
+                "-h".to_string(),
+                "-r".to_string(),
+                "-j".to_string(),
+                id.clone(),
+                "-o".to_string(),
+                "%i|%T".to_string(),
+            ];
+            match run("squeue", &args) {
+                Ok(out) => queued.extend(parse_squeue(&out)),
+                // A job SLURM has forgotten is not queued.
+                Err(SlurmError::Failed { stderr, .. }) if stderr.contains("Invalid job id") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(queued)
+    }
+
+    fn task_state(&self, task: &TaskId) -> Option<(String, String)> {
+        let args = vec![
+            "-o".to_string(),
+            "show".to_string(),
+            "job".to_string(),
+            task.to_string(),
+        ];
+        run("scontrol", &args)
+            .ok()
+            .and_then(|out| parse_scontrol_job(&out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_the_array_size() {
+        assert_eq!(array_chunks(6, 1001), [(0, 6)]);
+        assert_eq!(
+            array_chunks(2500, 1001),
+            [(0, 1001), (1001, 1001), (2002, 498)]
+        );
+        assert_eq!(array_chunks(4, 2), [(0, 2), (2, 2)]);
+        assert_eq!(array_chunks(0, 10), []);
+        let chunks = array_chunks(10_001, 7);
+        assert_eq!(chunks.iter().map(|c| c.1).sum::<usize>(), 10_001);
+        assert!(chunks.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
+    }
+
+    #[test]
+    fn parses_what_slurm_prints() {
+        assert_eq!(
+            parse_max_array_size("Foo = 1\nMaxArraySize            = 10001\n"),
+            Some(10001)
+        );
+        assert_eq!(parse_max_array_size("nothing"), None);
+        assert_eq!(parse_sbatch_job_id("12345\n").as_deref(), Some("12345"));
+        assert_eq!(
+            parse_sbatch_job_id("12345;cluster\n").as_deref(),
+            Some("12345")
+        );
+        assert_eq!(parse_sbatch_job_id("Submitted batch job 1"), None);
+        let queued = parse_squeue("3_2|RUNNING\n3_3|PENDING\n");
+        assert_eq!(queued.get("3_3").map(String::as_str), Some("PENDING"));
+        assert_eq!(
+            parse_scontrol_job(
+                "JobId=2 ArrayJobId=1 ArrayTaskId=0 JobState=FAILED Reason=NonZeroExitCode ExitCode=3:0"
+            ),
+            Some(("FAILED".to_string(), "3:0".to_string()))
+        );
+    }
+
+    #[test]
+    fn tasks_of_split_submissions() {
+        let submission = Submission {
+            format_version: SUBMISSION_FORMAT_VERSION,
+            plan_id: "p".into(),
+            arrays: vec![
+                SubmittedArray {
+                    job_id: "7".into(),
+                    first_index: 0,
+                    count: 2,
+                },
+                SubmittedArray {
+                    job_id: "9".into(),
+                    first_index: 2,
+                    count: 1,
+                },
+            ],
+        };
+        let names: Vec<String> = (0..4)
+            .map(|i| submission.task_of(i).map_or("-".into(), |t| t.to_string()))
+            .collect();
+        assert_eq!(names, ["7_0", "7_1", "9_0", "-"]);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("a b'c"), r"'a b'\''c'");
+        assert_eq!(directive_quote(r#"a "b"\c"#), r#""a \"b\"\\c""#);
+        assert_eq!(array_spec(6, 4), "0-5%4");
+        assert_eq!(array_spec(1, 0), "0-0");
+    }
+}
