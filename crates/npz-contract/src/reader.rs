@@ -103,6 +103,19 @@ impl NpzReader {
             action: action.to_string(),
             source,
         };
+        // Checked before opening: opening a FIFO for reading would block.
+        let meta = std::fs::metadata(path).map_err(|e| io_err("cannot open", e))?;
+        if !meta.is_file() {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file"
+            };
+            return Err(NpzError::NotAnArchive {
+                path: path.to_path_buf(),
+                reason: format!("it is {what}"),
+            });
+        }
         let file = File::open(path).map_err(|e| io_err("cannot open", e))?;
         let file_len = file
             .metadata()

@@ -294,6 +294,7 @@ fn hostile_archives_give_clear_errors() {
         &case("text.npz", b"hello, this is not a zip file at all......"),
         "not a ZIP",
     );
+    expect_open_err(dir.path(), "it is a directory");
     let missing = dir.path().join("missing.npz");
     expect_open_err(&missing, "cannot open");
 
