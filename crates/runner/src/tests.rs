@@ -719,3 +719,123 @@ printf 'weights' > "$out/wts.h5.zip"
         assert!(!dir.join("wts.h5.zip").exists());
     }
 }
+
+mod collecting {
+    use super::*;
+    use crate::slurm::{Scheduler, SlurmError, Submission, SubmittedArray, TaskId};
+    use std::collections::BTreeMap;
+
+    /// A scheduler that reports fixed queue states and task states.
+    struct FakeScheduler {
+        queued: BTreeMap<String, String>,
+        states: BTreeMap<String, (String, String)>,
+    }
+
+    impl Scheduler for FakeScheduler {
+        fn queued(&self, _: &[String]) -> Result<BTreeMap<String, String>, SlurmError> {
+            Ok(self.queued.clone())
+        }
+        fn task_state(&self, task: &TaskId) -> Option<(String, String)> {
+            self.states.get(&task.to_string()).cloned()
+        }
+    }
+
+    fn finished_plan(tree: &Tree) -> (Plan, String, Vec<JobResult>) {
+        let plan = tree.plan(BackendKind::Native, false, JobFilter::default());
+        let id = plan.write().unwrap();
+        let cancel = CancelToken::new();
+        let ctx = RunContext {
+            plan_id: &id,
+            cancel: &cancel,
+            progress: &no_progress,
+        };
+        let backend = FakeBackend {
+            fail_view: Some("dense"),
+            size: 10,
+        };
+        let results = execute(&plan, 2, &backend, &ctx, &|_, _| {});
+        (plan, id, results)
+    }
+
+    #[test]
+    fn results_read_back_equal_the_ones_returned() {
+        let tree = Tree::new();
+        let (plan, id, results) = finished_plan(&tree);
+        let none = FakeScheduler {
+            queued: BTreeMap::new(),
+            states: BTreeMap::new(),
+        };
+        let collected = collect(&plan, &id, None, &none).unwrap();
+        assert_eq!(collected.results, results);
+        assert!(collected.pending.is_empty());
+        // Results of another plan are not this plan's.
+        let other = collect(&plan, &"0".repeat(64), None, &none).unwrap();
+        let error = other.results[0].error().unwrap();
+        assert!(error.starts_with("no result ("), "{error}");
+        assert!(
+            error.contains("belongs to another plan (an earlier run)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn slurm_tasks_pending_failed_and_missing() {
+        let tree = Tree::new();
+        let (plan, id, _) = finished_plan(&tree);
+        let submission = Submission {
+            format_version: 1,
+            plan_id: id.clone(),
+            arrays: vec![
+                SubmittedArray {
+                    job_id: "41".into(),
+                    first_index: 0,
+                    count: 4,
+                },
+                SubmittedArray {
+                    job_id: "42".into(),
+                    first_index: 4,
+                    count: 2,
+                },
+            ],
+        };
+        // Job 0 lost its result; job 5 is still queued (its old result must not count).
+        std::fs::remove_file(plan.jobs[0].job.artifact_dir.join(RESULT_FILE)).unwrap();
+        let scheduler = FakeScheduler {
+            queued: BTreeMap::from([("42_1".to_string(), "PENDING".to_string())]),
+            states: BTreeMap::from([(
+                "41_0".to_string(),
+                ("TIMEOUT".to_string(), "0:15".to_string()),
+            )]),
+        };
+        let collected = collect(&plan, &id, Some(&submission), &scheduler).unwrap();
+        assert_eq!(
+            collected.pending,
+            [PendingTask {
+                index: 5,
+                task: "42_1".into(),
+                state: "PENDING".into()
+            }]
+        );
+        let error = collected.results[0].error().unwrap();
+        let root = tree.root.join("artifacts");
+        assert_eq!(
+            error,
+            format!(
+                "SLURM task 41_0 ended without a result (no result.json): state TIMEOUT, exit \
+                 code 0:15; see its log {}",
+                root.join("slurm/41_0.log").display()
+            )
+        );
+        let dense = collected.results[1].error().unwrap();
+        assert!(dense.starts_with("bad data in "), "{dense}");
+        assert!(
+            dense.ends_with(&format!(
+                "(SLURM task 41_1, log {})",
+                root.join("slurm/41_1.log").display()
+            )),
+            "{dense}"
+        );
+        assert_eq!(collected.results[2].status(), "success");
+        assert_eq!(collected.results[4].status(), "success");
+    }
+}
