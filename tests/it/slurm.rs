@@ -359,7 +359,10 @@ fn slurm_failures_name_their_task_state_and_log() {
         "{error}"
     );
     assert!(
-        error.ends_with(&format!("(SLURM task {job_id}_3, log {task_log})")),
+        error.ends_with(&format!(
+            "(SLURM task {job_id}_3: state FAILED, exit code 1:0, exit status 1 recorded by the \
+             task; log {task_log})"
+        )),
         "{error}"
     );
     assert!(root.join(&task_log).is_file());

@@ -76,6 +76,22 @@ fn last_line(path: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
+/// `state FAILED, exit code 1:0, exit status 1 recorded by the task`: what SLURM (while it
+/// remembers the task) and the task itself say about how it ended.
+fn task_outcome(plan: &Plan, task: &TaskId, scheduler: &dyn Scheduler) -> String {
+    let (state, exit_code) = scheduler.task_state(task).unwrap_or_else(|| {
+        (
+            "unknown (SLURM no longer lists it)".into(),
+            "unknown".into(),
+        )
+    });
+    let recorded = std::fs::read_to_string(task_file(plan, task, "exit"))
+        .ok()
+        .map(|s| format!(", exit status {} recorded by the task", s.trim()))
+        .unwrap_or_default();
+    format!("state {state}, exit code {exit_code}{recorded}")
+}
+
 /// Collects the results of `plan` (whose id is `plan_id`). `submission` and `scheduler` are
 /// given for a plan run through SLURM.
 pub fn collect(
@@ -116,16 +132,18 @@ pub fn collect(
             // The job's own error, and where to look on the cluster's side.
             (Ok(JobResult::Failed(mut failed)), Some(task)) => {
                 failed.error = format!(
-                    "{} (SLURM task {task}, log {})",
+                    "{} (SLURM task {task}: {}; log {})",
                     failed.error,
+                    task_outcome(plan, task, scheduler),
                     task_file(plan, task, "log").display()
                 );
                 JobResult::Failed(failed)
             }
             (Ok(JobResult::Interrupted(mut stopped)), Some(task)) => {
                 stopped.error = format!(
-                    "{} (SLURM task {task}, log {})",
+                    "{} (SLURM task {task}: {}; log {})",
                     stopped.error,
+                    task_outcome(plan, task, scheduler),
                     task_file(plan, task, "log").display()
                 );
                 JobResult::Interrupted(stopped)
@@ -133,25 +151,14 @@ pub fn collect(
             (Ok(result), _) => result,
             (Err(why), Some(task)) => {
                 let log = task_file(plan, task, "log");
-                let (state, exit_code) = scheduler.task_state(task).unwrap_or_else(|| {
-                    (
-                        "unknown (SLURM no longer lists it)".into(),
-                        "unknown".into(),
-                    )
-                });
-                let exit_file = task_file(plan, task, "exit");
-                let recorded = std::fs::read_to_string(&exit_file)
-                    .ok()
-                    .map(|s| format!(", exit status {} recorded by the task", s.trim()))
-                    .unwrap_or_default();
                 let tail = last_line(&log)
                     .map(|l| format!(" (last line: `{l}`)"))
                     .unwrap_or_default();
                 JobResult::Failed(FailedResult {
                     backend,
                     error: format!(
-                        "SLURM task {task} ended without a result ({why}): state {state}, exit \
-                         code {exit_code}{recorded}; see its log {}{tail}",
+                        "SLURM task {task} ended without a result ({why}): {}; see its log {}{tail}",
+                        task_outcome(plan, task, scheduler),
                         log.display()
                     ),
                 })

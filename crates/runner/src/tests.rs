@@ -802,10 +802,16 @@ mod collecting {
         std::fs::remove_file(plan.jobs[0].job.artifact_dir.join(RESULT_FILE)).unwrap();
         let scheduler = FakeScheduler {
             queued: BTreeMap::from([("42_1".to_string(), "PENDING".to_string())]),
-            states: BTreeMap::from([(
-                "41_0".to_string(),
-                ("TIMEOUT".to_string(), "0:15".to_string()),
-            )]),
+            states: BTreeMap::from([
+                (
+                    "41_0".to_string(),
+                    ("TIMEOUT".to_string(), "0:15".to_string()),
+                ),
+                (
+                    "41_1".to_string(),
+                    ("FAILED".to_string(), "1:0".to_string()),
+                ),
+            ]),
         };
         let collected = collect(&plan, &id, Some(&submission), &scheduler).unwrap();
         assert_eq!(
@@ -830,7 +836,7 @@ mod collecting {
         assert!(dense.starts_with("bad data in "), "{dense}");
         assert!(
             dense.ends_with(&format!(
-                "(SLURM task 41_1, log {})",
+                "(SLURM task 41_1: state FAILED, exit code 1:0; log {})",
                 root.join("slurm/41_1.log").display()
             )),
             "{dense}"
