@@ -447,3 +447,66 @@ fn collect_waits_for_pending_tasks() {
     let manifest = read_json(&root.join("artifacts/training_manifest.json"));
     assert_eq!(manifest["jobs"][1]["result"]["status"], "success");
 }
+
+/// `scancel` (as a time limit would) stops running tasks: their jobs are interrupted, not
+/// failed, and say which task and how to rerun them.
+#[cfg(unix)]
+#[test]
+fn scancelled_tasks_are_interrupted_jobs() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_trainer(root, 60);
+    let output = train_in(root, "artifacts")
+        .args(train_flags())
+        .args(["--dose", "1e5", "--view", "baseline", "--executor", "slurm"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let submission = read_json(&root.join("artifacts/slurm/submission.json"));
+    let job_id = submission["arrays"][0]["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = root.join("artifacts/dose_100000/baseline/gs1/train.log");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Running the PtychoPINN trainer"))
+    {
+        assert!(started.elapsed().as_secs() < 120, "the task never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let cancelled = std::process::Command::new("scancel")
+        .arg(&job_id)
+        .status()
+        .unwrap();
+    assert!(cancelled.success());
+    let manifest = root.join("artifacts/training_manifest.json");
+    while !manifest.exists() {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "collect never found the task finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let output = cli()
+            .current_dir(root)
+            .args(["collect", "--artifact-root", "artifacts"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+    }
+    let result = &read_json(&manifest)["jobs"][0]["result"];
+    assert_eq!(result["status"], "interrupted", "{result}");
+    assert_eq!(result["started"], true);
+    let error = result["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("interrupted by SIGTERM while it was running;"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("(SLURM task {job_id}_0: state CANCELLED")),
+        "{error}"
+    );
+}

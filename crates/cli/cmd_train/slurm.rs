@@ -123,18 +123,20 @@ pub fn submit(
         ));
         return Ok(exit::OK);
     }
-    wait_for(&submission, args.slurm.poll_interval, progress, log)?;
+    if !wait_for(&submission, args.slurm.poll_interval, progress, log)? {
+        return Ok(exit::FAILURE);
+    }
     crate::cmd_collect::collect(artifact_root, &plan.path(), progress, log)
 }
 
-/// Polls squeue until no task of `submission` is queued or running; Ctrl-C stops waiting
-/// (the tasks keep running on the cluster).
+/// Polls squeue until no task of `submission` is queued or running (true); Ctrl-C or SIGTERM
+/// stops waiting (false), while the tasks keep running on the cluster.
 fn wait_for(
     submission: &Submission,
     poll_seconds: u64,
     progress: &Progress,
     log: &CommandLog,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     use runner::slurm::Scheduler;
     let cancel = CancelToken::new();
     cancel
@@ -146,7 +148,7 @@ fn wait_for(
         let queued = SlurmCli.queued(&ids)?;
         if queued.is_empty() {
             log.note(progress, "SLURM: every task has finished");
-            return Ok(());
+            return Ok(true);
         }
         let mut counts = std::collections::BTreeMap::new();
         for state in queued.values() {
@@ -160,11 +162,15 @@ fn wait_for(
         }
         for _ in 0..poll_seconds * 10 {
             if cancel.is_cancelled() {
-                anyhow::bail!(
-                    "stopped waiting ({}); the tasks keep running: collect later with \
-                     `dose-overlap collect`",
-                    cancel.cause()
+                log.error(
+                    progress,
+                    &format!(
+                        "stopped waiting ({}); the tasks keep running on the cluster: collect \
+                         them later with `dose-overlap collect`",
+                        cancel.cause()
+                    ),
                 );
+                return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -254,6 +254,15 @@ impl Backend for PtychoPinnBackend {
         });
         let output = String::from_utf8_lossy(&output);
         ctx.log_line("");
+        // SIGTERM to the whole process group (scancel, a SLURM time limit, a terminal's Ctrl-C)
+        // can end the trainer before the runner notices: that is an interruption, not a failure.
+        if !status.success() && ctx.is_cancelled() {
+            ctx.log_line(&format!(
+                "Interrupted: the trainer ended with {} while the run was being stopped.",
+                describe_status(status)
+            ));
+            return Err(BackendError::Interrupted);
+        }
         if !status.success() {
             let tail = last_line(&output)
                 .map(|l| format!("; its last output line: `{l}`"))
