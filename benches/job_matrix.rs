@@ -94,6 +94,7 @@ fn plan(study: &Study, root: &Path) -> Plan {
 fn dry_run(study: &Study, root: &Path) -> usize {
     let plan = plan(study, root);
     std::fs::create_dir_all(&plan.artifact_root).unwrap();
+    runner::clear_results(&plan).unwrap();
     let plan_id = plan.write().unwrap();
     let cancel = CancelToken::new();
     let ctx = RunContext {

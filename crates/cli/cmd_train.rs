@@ -470,6 +470,7 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
     if args.executor == Executor::Slurm {
         return slurm::submit(args, &plan, progress, log);
     }
+    runner::clear_results(&plan)?;
     let plan_id = plan.write()?;
     let results = execute_local(&plan, &plan_id, args.jobs as usize, progress, log)?;
     progress.clear();

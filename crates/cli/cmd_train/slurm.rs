@@ -10,7 +10,7 @@ use runner::slurm::{
     DEFAULT_MAX_ARRAY_SIZE, SCRIPT_FILE, SLURM_DIR, ScriptPaths, SlurmCli, SlurmSettings,
     Submission, SubmittedArray, array_chunks, render_script,
 };
-use runner::{CancelToken, Plan, RESULT_FILE};
+use runner::{CancelToken, Plan};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,15 +31,7 @@ pub fn submit(
     std::fs::create_dir_all(&slurm_dir)
         .with_context(|| format!("cannot create {}", slurm_dir.display()))?;
     // Results of an earlier run of the same plan must not pass for this run's.
-    for planned in &plan.jobs {
-        let stale = planned.job.artifact_dir.join(RESULT_FILE);
-        match std::fs::remove_file(&stale) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("cannot remove {}", stale.display()));
-            }
-            _ => {}
-        }
-    }
+    runner::clear_results(plan)?;
     let plan_id = plan.write()?;
     let settings = SlurmSettings {
         partition: args.slurm.partition.clone(),

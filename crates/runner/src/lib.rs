@@ -35,7 +35,7 @@ pub use result::{
     DryRunSummary, FailedResult, InterruptedResult, JobResult, RESULT_FILE, RESULT_FORMAT_VERSION,
     ResultRecord, TrainedResult,
 };
-pub use run::{LOG_MARKER, RunContext, execute, run_job};
+pub use run::{LOG_MARKER, RunContext, clear_results, execute, run_job};
 pub use trainer::{
     PTYCHOPINN_BUNDLE, PtychoPinnBackend, TrainerProgress, parse_trainer_output, trainer_args,
 };

@@ -337,6 +337,24 @@ fn record(
     }
 }
 
+/// Removes the `result.json` of every job of `plan`, so that results on disk are this run's
+/// only (a job that never starts must not show an earlier run's result to `collect`).
+pub fn clear_results(plan: &Plan) -> std::io::Result<()> {
+    for planned in &plan.jobs {
+        let path = planned.job.artifact_dir.join(RESULT_FILE);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot remove the earlier result {}: {e}", path.display()),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Runs every job of `plan` on `threads` threads (jobs are taken in matrix order) and returns
 /// the results in matrix order. `on_finished` sees each job's result in matrix order as soon as
 /// that job and all before it are done, so output is the same for any thread count.

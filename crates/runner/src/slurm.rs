@@ -231,8 +231,8 @@ impl Submission {
 pub enum SlurmError {
     /// The program could not be started.
     #[error(
-        "cannot run `{program}`: {source}; run this on a SLURM login node (with sbatch, squeue \
-         and scontrol on PATH), or use --executor local"
+        "cannot run `{program}`: {source}; run this where the SLURM cluster's commands are \
+         (a login node, with sbatch, squeue and scontrol on PATH)"
     )]
     Start {
         /// `sbatch`, `squeue`, `scontrol`.
