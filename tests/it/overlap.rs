@@ -338,3 +338,110 @@ fn study_file_chooses_doses_and_views() {
     assert_eq!(report["views"].as_array().unwrap().len(), 1);
     assert!(d_root.join("dose_10000/close/close_test.npz").is_file());
 }
+
+/// The chain on real Phase C data: `generate` then `overlap` on the `tiny` study, the view
+/// files read back in NumPy, and `train --dry-run` skipping the three sparse views with
+/// Phase D's reason.
+#[test]
+fn generate_then_overlap_then_train_dry_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (c_root, d_root) = (tmp.path().join("c"), tmp.path().join("d"));
+    cli()
+        .args(["-q", "generate", "--preset", "tiny", "--out"])
+        .arg(&c_root)
+        .assert()
+        .success();
+    overlap_cmd(&c_root, &d_root).arg("-q").assert().success();
+    let mut views = Vec::new();
+    for dose in DOSES {
+        let report = read_json(&d_root.join(format!("dose_{dose}/overlap_report.json")));
+        assert_eq!(report["views"][0]["accepted"], true, "dense at {dose}");
+        assert_eq!(report["views"][1]["accepted"], false, "sparse at {dose}");
+        for split in ["train", "test"] {
+            views.push(c_root.join(format!("dose_{dose}/patched_{split}.npz")));
+            views.push(d_root.join(format!("dose_{dose}/dense/dense_{split}.npz")));
+        }
+    }
+    // NumPy: the view holds the source's keys and dtypes, exactly the source rows whose
+    // scan_index it lists, unchanged object and probe, and no two positions closer than S.
+    let script = r#"
+import json, sys
+import numpy as np
+args = sys.argv[1:]
+for src_path, view_path in zip(args[::2], args[1::2]):
+    src, view = np.load(src_path), np.load(view_path)
+    assert list(src.keys()) == list(view.keys()), (list(src.keys()), list(view.keys()))
+    rows = np.searchsorted(src["scan_index"], view["scan_index"])
+    assert (src["scan_index"][rows] == view["scan_index"]).all()
+    assert (np.diff(rows) > 0).all()
+    for k in src.keys():
+        if k == "_metadata":  # a longer JSON string: a wider <U
+            assert view[k].dtype.kind == "U" and view[k].shape == ()
+            continue
+        assert src[k].dtype == view[k].dtype, k
+        if k in ("objectGuess", "probeGuess"):
+            assert (src[k] == view[k]).all(), k
+        else:
+            assert (src[k][rows] == view[k]).all(), k
+    m = json.loads(str(view["_metadata"]))
+    assert m["overlap_view"] == "dense" and m["n_accepted"] == len(rows)
+    assert m["n_accepted"] + m["n_rejected"] == len(src["xcoords"])
+    assert m["dose"] == json.loads(str(src["_metadata"]))["dose"]
+    x, y = view["xcoords"], view["ycoords"]
+    d = np.hypot(x[:, None] - x[None], y[:, None] - y[None]) + np.eye(len(x)) * 1e9
+    assert d.min() >= m["spacing_threshold"], d.min()
+    print(view_path.rsplit("/", 1)[-1], len(rows))
+"#;
+    let text = python_numpy(script, &views);
+    assert_eq!(text.lines().count(), 6, "{text}");
+
+    let artifacts = tmp.path().join("a");
+    let output = cli()
+        .args([
+            "-q",
+            "train",
+            "--preset",
+            "tiny",
+            "--dry-run",
+            "--phase-c-root",
+        ])
+        .arg(&c_root)
+        .arg("--phase-d-root")
+        .arg(&d_root)
+        .arg("--artifact-root")
+        .arg(&artifacts)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let skips = read_json(&artifacts.join("skip_summary.json"));
+    assert_eq!(skips["skipped_count"], 3);
+    for skip in skips["skipped_views"].as_array().unwrap() {
+        assert_eq!(skip["view"], "sparse");
+        let reason = skip["reason"].as_str().unwrap();
+        assert!(reason.contains("Phase D rejected the view: at a spacing threshold of 25.6 px"));
+        assert!(reason.contains("OVERSAMPLING-001"), "{reason}");
+    }
+}
+
+/// Runs a Python snippet with NumPy; fails with how to install NumPy if it is missing.
+fn python_numpy(script: &str, args: &[PathBuf]) -> String {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        _ => panic!(
+            "the NumPy interop tests need python3 with numpy: install it with \
+             `python3 -m pip install numpy` (.ci/run does this)"
+        ),
+    }
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python failed:\n{stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
