@@ -101,6 +101,7 @@ fn dry_run(study: &Study, root: &Path) -> usize {
         plan_id: &plan_id,
         cancel: &cancel,
         progress: &|_| {},
+        threads_per_job: 1,
     };
     let backend = runner::backend_for(plan.backend);
     let results = runner::execute(&plan, 1, backend.as_ref(), &ctx, &|_, _| {});

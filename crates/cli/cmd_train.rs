@@ -494,10 +494,13 @@ pub fn execute_local(
     let stage = if plan.dry_run { "dry run" } else { "train" };
     progress.stage(stage, plan.jobs.len() as u64);
     let report_progress = |line: &str| progress.note(line);
+    // The cores are shared among the jobs running at once.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let ctx = RunContext {
         plan_id,
         cancel: &cancel,
         progress: &report_progress,
+        threads_per_job: (cores / threads.clamp(1, plan.jobs.len().max(1))).max(1),
     };
     let on_finished = |planned: &PlannedJob, result: &JobResult| {
         log.step(

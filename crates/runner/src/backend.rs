@@ -68,6 +68,7 @@ pub struct JobContext<'a> {
     pub(crate) cancel: &'a CancelToken,
     pub(crate) progress: &'a (dyn Fn(&str) + Sync),
     pub(crate) label: &'a str,
+    pub(crate) threads: usize,
 }
 
 impl<'a> JobContext<'a> {
@@ -83,7 +84,20 @@ impl<'a> JobContext<'a> {
             cancel,
             progress,
             label,
+            threads: 1,
         }
+    }
+
+    /// The same context, allowing the job `threads` threads (at least 1).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Threads this job may use: the cores left to it by the jobs running beside it (`-j`).
+    /// Results must be the same whatever this is.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Appends a line to the job's log (write errors are remembered and fail the job at the end).

@@ -28,6 +28,9 @@ pub struct RunContext<'a> {
     pub cancel: &'a CancelToken,
     /// One line of progress (the command shows it on stderr).
     pub progress: &'a (dyn Fn(&str) + Sync),
+    /// Threads one job may use (cores shared among the jobs running at once). A resource
+    /// hint, not a setting: results must not depend on it.
+    pub threads_per_job: usize,
 }
 
 fn failed(planned: &PlannedJob, error: String) -> JobResult {
@@ -265,7 +268,8 @@ pub fn run_job(
         log.line("");
         let label = job.label();
         let trained = {
-            let mut job_ctx = JobContext::new(&mut log, ctx.cancel, ctx.progress, &label);
+            let mut job_ctx = JobContext::new(&mut log, ctx.cancel, ctx.progress, &label)
+                .with_threads(ctx.threads_per_job);
             std::panic::catch_unwind(AssertUnwindSafe(|| {
                 backend.train(&planned.config, &mut job_ctx)
             }))

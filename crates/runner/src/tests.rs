@@ -74,6 +74,7 @@ fn run_all(plan: &Plan, backend: &dyn Backend, threads: usize) -> (Vec<JobResult
         plan_id: &id,
         cancel: &cancel,
         progress: &no_progress,
+        threads_per_job: 1,
     };
     let seen = Mutex::new(Vec::new());
     let results = execute(plan, threads, backend, &ctx, &|job, _| {
@@ -748,6 +749,7 @@ mod collecting {
             plan_id: &id,
             cancel: &cancel,
             progress: &no_progress,
+            threads_per_job: 1,
         };
         let backend = FakeBackend {
             fail_view: Some("dense"),
@@ -843,5 +845,37 @@ mod collecting {
         );
         assert_eq!(collected.results[2].status(), "success");
         assert_eq!(collected.results[4].status(), "success");
+    }
+}
+
+#[test]
+fn backends_see_their_share_of_threads() {
+    struct Threads(Mutex<Vec<usize>>);
+    impl Backend for Threads {
+        fn name(&self) -> &'static str {
+            "threads"
+        }
+        fn train(
+            &self,
+            _: &TrainingConfig,
+            ctx: &mut JobContext<'_>,
+        ) -> Result<BackendOutcome, BackendError> {
+            self.0.lock().unwrap().push(ctx.threads());
+            Err(BackendError::failed("counted"))
+        }
+    }
+    let tree = Tree::new();
+    let plan = tree.plan(BackendKind::Native, false, JobFilter::default());
+    let cancel = CancelToken::new();
+    let backend = Threads(Mutex::new(Vec::new()));
+    for (given, seen) in [(3, 3), (0, 1)] {
+        let ctx = RunContext {
+            plan_id: "p",
+            cancel: &cancel,
+            progress: &no_progress,
+            threads_per_job: given,
+        };
+        run_job(&plan, 0, &backend, &ctx);
+        assert_eq!(backend.0.lock().unwrap().pop(), Some(seen));
     }
 }
