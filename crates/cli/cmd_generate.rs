@@ -22,7 +22,7 @@ pub struct Args {
     base_npz: Option<PathBuf>,
     /// Generate only this dose (photons per pattern, e.g. 1e4); the noise is the same as in a
     /// full run for that dose.
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     dose: Option<f64>,
     /// Worker threads (default: all cores). The output bytes do not depend on it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]

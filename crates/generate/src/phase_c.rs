@@ -23,7 +23,7 @@ pub const GENERATOR: &str = concat!("dose-overlap generate ", env!("CARGO_PKG_VE
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     /// The base NPZ could not be read.
-    #[error("reading the base NPZ: {0}")]
+    #[error("reading the base NPZ")]
     BaseNpz(#[source] NpzError),
     /// The base NPZ is readable but unusable.
     #[error("base NPZ {}: {message}", path.display())]
@@ -37,7 +37,7 @@ pub enum GenerateError {
     #[error("{0}")]
     Input(String),
     /// A folder could not be created.
-    #[error("cannot create folder {}: {source}", path.display())]
+    #[error("cannot create folder {}", path.display())]
     CreateDir {
         /// The folder.
         path: PathBuf,
@@ -46,7 +46,7 @@ pub enum GenerateError {
         source: std::io::Error,
     },
     /// An output file could not be written.
-    #[error("writing Phase C data: {0}")]
+    #[error("writing Phase C data")]
     Write(#[source] NpzError),
     /// A written file fails DATA-001 (a bug: the file is removed).
     #[error("{} fails DATA-001 validation (removed): {}", path.display(), errors.join("; "))]
@@ -460,4 +460,522 @@ fn write_dose(
         train,
         test,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array3, ArrayD, Ix3};
+    use num_complex::Complex64;
+    use study_design::Simulation;
+
+    fn tiny() -> Study {
+        Study::preset("tiny").unwrap()
+    }
+
+    /// The error and its causes, as the CLI prints them.
+    fn chain(err: &GenerateError) -> String {
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        text
+    }
+
+    /// A small study: N = 16, a 40 px object, 24 positions.
+    fn small(doses: &[f64]) -> Study {
+        let mut study = tiny();
+        study.design.patch_size_pixels = 16;
+        study.design.dose_list = doses.to_vec();
+        study.simulation = Simulation {
+            n_positions: 24,
+            object_size: 40,
+            ..Simulation::tiny()
+        };
+        study
+    }
+
+    fn run(study: &Study, root: &Path, threads: usize) -> Summary {
+        let options = GenerateOptions {
+            threads,
+            ..GenerateOptions::default()
+        };
+        generate(study, root, &options, &|_| {}).unwrap()
+    }
+
+    fn read<T: npz_contract::NpzElement>(path: &Path, key: &str) -> ArrayD<T> {
+        NpzReader::open(path).unwrap().read::<T>(key).unwrap()
+    }
+
+    fn metadata(path: &Path) -> serde_json::Value {
+        serde_json::from_str(
+            &NpzReader::open(path)
+                .unwrap()
+                .read_string("_metadata")
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// Every file of a tree, relative path -> bytes.
+    fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for dose in std::fs::read_dir(root).unwrap() {
+            let dose = dose.unwrap().path();
+            for f in std::fs::read_dir(&dose).unwrap() {
+                let f = f.unwrap().path();
+                out.push((
+                    f.strip_prefix(root).unwrap().display().to_string(),
+                    std::fs::read(&f).unwrap(),
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn tiny_study_writes_valid_files_with_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = run(&tiny(), dir.path(), 2);
+        assert_eq!(summary.doses.len(), 3);
+        for d in &summary.doses {
+            for (path, n) in [(&d.train, d.n_train), (&d.test, d.n_test)] {
+                let report = npz_contract::validate(path, &ValidateOptions::default());
+                assert!(report.valid, "{report:?}");
+                let r = NpzReader::open(path).unwrap();
+                let got: Vec<(String, String, Vec<usize>)> = r
+                    .members()
+                    .iter()
+                    .map(|m| (m.key.clone(), m.descr.clone(), m.shape.clone()))
+                    .collect();
+                let s = |v: &[usize]| v.to_vec();
+                assert_eq!(
+                    got,
+                    [
+                        ("diffraction".into(), "<f4".into(), s(&[n, 32, 32])),
+                        ("objectGuess".into(), "<c8".into(), s(&[112, 112])),
+                        ("probeGuess".into(), "<c8".into(), s(&[32, 32])),
+                        ("xcoords".into(), "<f8".into(), s(&[n])),
+                        ("ycoords".into(), "<f8".into(), s(&[n])),
+                        ("xcoords_start".into(), "<f8".into(), s(&[n])),
+                        ("ycoords_start".into(), "<f8".into(), s(&[n])),
+                        ("scan_index".into(), "<i8".into(), s(&[n])),
+                        ("Y".into(), "<c8".into(), s(&[n, 32, 32])),
+                        (
+                            "_metadata".into(),
+                            r.member("_metadata").unwrap().descr.clone(),
+                            s(&[])
+                        ),
+                    ]
+                );
+                let m = metadata(path);
+                assert_eq!(m["dose"], d.dose);
+                assert_eq!(m["intensity_scale"], d.intensity_scale);
+                assert_eq!(m["seeds"]["simulation"], 42);
+                assert_eq!(
+                    (m["n"].as_u64(), m["N"].as_u64(), m["n_total"].as_u64()),
+                    (Some(n as u64), Some(32), Some(200))
+                );
+                assert_eq!(m["split_point"], summary.split.point);
+                assert_eq!(m["object"]["source"], "built-in");
+                assert_eq!(m["generator"], GENERATOR);
+            }
+        }
+    }
+
+    #[test]
+    fn split_puts_every_position_on_its_side() {
+        for axis in [SplitAxis::Y, SplitAxis::X] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut study = small(&[1e3]);
+            study.design.train_test_split_axis = axis;
+            let summary = run(&study, dir.path(), 1);
+            let d = &summary.doses[0];
+            let key = if axis == SplitAxis::Y {
+                "ycoords"
+            } else {
+                "xcoords"
+            };
+            let (train, test) = (read::<f64>(&d.train, key), read::<f64>(&d.test, key));
+            let (lo, hi) = train
+                .iter()
+                .chain(test.iter())
+                .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+            let point = lo + 0.5 * (hi - lo);
+            assert_eq!(point, summary.split.point);
+            assert!(train.iter().all(|v| *v < point) && test.iter().all(|v| *v >= point));
+            assert_eq!(train.len() + test.len(), 24);
+            // scan_index: every position exactly once, ascending within a split.
+            let mut idx: Vec<i64> = read::<i64>(&d.train, "scan_index")
+                .iter()
+                .copied()
+                .collect();
+            let test_idx: Vec<i64> = read::<i64>(&d.test, "scan_index").iter().copied().collect();
+            assert!(
+                idx.windows(2).all(|w| w[0] < w[1]) && test_idx.windows(2).all(|w| w[0] < w[1])
+            );
+            idx.extend(test_idx);
+            idx.sort();
+            assert_eq!(idx, (0..24).collect::<Vec<i64>>());
+            // Per-position arrays follow their positions; object and probe are copied whole.
+            assert_eq!(
+                read::<f64>(&d.train, "xcoords"),
+                read::<f64>(&d.train, "xcoords_start")
+            );
+            assert_eq!(
+                read::<Complex32>(&d.train, "objectGuess"),
+                read::<Complex32>(&d.test, "objectGuess")
+            );
+        }
+    }
+
+    /// |DFT|^2 / N^2 with fftshift, straight from the definition, in f64.
+    fn naive_intensity(psi: &[Complex64], n: usize) -> Vec<f64> {
+        let mut out = vec![0.0; n * n];
+        for r in 0..n {
+            for c in 0..n {
+                let (ky, kx) = (
+                    crate::fft::fftshift_source(r, n),
+                    crate::fft::fftshift_source(c, n),
+                );
+                let mut acc = Complex64::new(0.0, 0.0);
+                for i in 0..n {
+                    for k in 0..n {
+                        let ang =
+                            -2.0 * std::f64::consts::PI * ((ky * i + kx * k) % n) as f64 / n as f64;
+                        acc += psi[i * n + k] * Complex64::new(ang.cos(), ang.sin());
+                    }
+                }
+                out[r * n + c] = acc.norm_sqr() / (n * n) as f64;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn noiseless_forward_model_of_the_stored_truth_reproduces_the_amplitudes() {
+        // At 1e13 photons per pattern the Poisson noise of a bright pixel is ~1e-5 relative.
+        let dir = tempfile::tempdir().unwrap();
+        let study = small(&[1e13]);
+        let summary = run(&study, dir.path(), 2);
+        let d = &summary.doses[0];
+        let (n, s) = (16usize, d.intensity_scale);
+        for path in [&d.train, &d.test] {
+            let object = read::<Complex32>(path, "objectGuess")
+                .into_dimensionality::<Ix2>()
+                .unwrap();
+            let probe = read::<Complex32>(path, "probeGuess");
+            let y = read::<Complex32>(path, "Y")
+                .into_dimensionality::<Ix3>()
+                .unwrap();
+            let amp = read::<f32>(path, "diffraction")
+                .into_dimensionality::<Ix3>()
+                .unwrap();
+            let (xs, ys) = (read::<f64>(path, "xcoords"), read::<f64>(path, "ycoords"));
+            for j in 0..y.len_of(Axis(0)) {
+                // Y is the object patch centred on (y, x), bilinear, in f64 from objectGuess.
+                let (top, left) = (ys[j] - 8.0, xs[j] - 8.0);
+                let (fy, fx) = (top - top.floor(), left - left.floor());
+                let at = |r: f64, c: f64| {
+                    Complex64::new(
+                        object[[r as usize, c as usize]].re as f64,
+                        object[[r as usize, c as usize]].im as f64,
+                    )
+                };
+                for (i, k) in [(0usize, 0usize), (8, 8), (15, 3)] {
+                    let (r, c) = (top.floor() + i as f64, left.floor() + k as f64);
+                    let want = at(r, c) * (1.0 - fy) * (1.0 - fx)
+                        + at(r, c + 1.0) * (1.0 - fy) * fx
+                        + at(r + 1.0, c) * fy * (1.0 - fx)
+                        + at(r + 1.0, c + 1.0) * fy * fx;
+                    let got = y[[j, i, k]];
+                    assert!(
+                        (Complex64::new(got.re as f64, got.im as f64) - want).norm() < 1e-5,
+                        "Y[{j},{i},{k}]"
+                    );
+                }
+                let psi: Vec<Complex64> = y
+                    .index_axis(Axis(0), j)
+                    .iter()
+                    .zip(probe.iter())
+                    .map(|(o, p)| {
+                        Complex64::new(o.re as f64, o.im as f64)
+                            * Complex64::new(p.re as f64, p.im as f64)
+                    })
+                    .collect();
+                let intensity = naive_intensity(&psi, n);
+                let peak = intensity.iter().copied().fold(0.0, f64::max);
+                for (a, i) in amp.index_axis(Axis(0), j).iter().zip(&intensity) {
+                    let want = i.sqrt();
+                    let lam = s * s * i;
+                    // sqrt(Poisson(lam)) / s has sd 1 / (2 s); f32 storage adds 1e-7 relative.
+                    let tol = 6.0 / (2.0 * s) + 2e-6 * want + 1e-6 * peak.sqrt();
+                    assert!(
+                        (f64::from(*a) - want).abs() <= tol,
+                        "pattern {j}: {a} vs {want} (lam {lam:.3e})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parseval_holds_for_the_forward_model() {
+        // sum of fftshift(|FFT(psi)|^2 / N^2) equals sum |psi|^2 (the orthonormal convention).
+        let object = builtin_object(48, 16, 3.0, 1);
+        let probe = builtin_probe(16, 0.6);
+        let plans = crate::fft::Plans::<f32>::new(16);
+        let mut fft = plans.workspace();
+        let mut patch = vec![Complex32::new(0.0, 0.0); 256];
+        crate::forward::extract_patch(&object.view(), 20.3, 25.8, &mut patch);
+        let mut psi: Vec<Complex32> = patch.iter().zip(probe.iter()).map(|(o, p)| o * p).collect();
+        let energy: f64 = psi.iter().map(|v| f64::from(v.norm_sqr())).sum();
+        let spec = fft.forward_transposed(&mut psi);
+        let total: f64 = spec.iter().map(|v| f64::from(v.norm_sqr()) / 256.0).sum();
+        assert!(
+            (total - energy).abs() < 1e-5 * energy,
+            "{total} vs {energy}"
+        );
+    }
+
+    #[test]
+    fn mean_counts_per_pattern_match_the_dose() {
+        let dir = tempfile::tempdir().unwrap();
+        let study = small(&[50.0, 1e3, 1e5]);
+        let summary = run(&study, dir.path(), 2);
+        for d in &summary.doses {
+            // Recount from the stored amplitudes: c = (a s)^2 is an integer.
+            let mut total = 0.0;
+            for path in [&d.train, &d.test] {
+                for a in read::<f32>(path, "diffraction").iter() {
+                    let c = (f64::from(*a) * d.intensity_scale).powi(2);
+                    assert!(
+                        (c - c.round()).abs() < 1e-3 * c.max(1.0),
+                        "non-integer count {c}"
+                    );
+                    total += c.round();
+                }
+            }
+            let mean = total / 24.0;
+            assert!((mean - d.mean_counts).abs() < 1e-6 * d.dose);
+            // The total is Poisson(24 dose): 5 standard errors.
+            let se = (d.dose / 24.0).sqrt();
+            assert!(
+                (mean - d.dose).abs() < 5.0 * se,
+                "dose {}: mean {mean} (se {se})",
+                d.dose
+            );
+        }
+    }
+
+    #[test]
+    fn reruns_are_byte_identical_whatever_the_thread_count() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        run(&tiny(), a.path(), 1);
+        run(&tiny(), b.path(), 2);
+        run(&tiny(), c.path(), 7);
+        let ta = tree(a.path());
+        assert_eq!(ta.len(), 6);
+        assert!(
+            ta == tree(b.path()) && ta == tree(c.path()),
+            "thread count changed the output"
+        );
+        // A single dose alone gives the same bytes as in the full run.
+        let d = tempfile::tempdir().unwrap();
+        let options = GenerateOptions {
+            doses: Some(vec![1e4]),
+            threads: 2,
+            ..GenerateOptions::default()
+        };
+        generate(&tiny(), d.path(), &options, &|_| {}).unwrap();
+        let one = tree(d.path());
+        assert_eq!(one.len(), 2);
+        assert!(
+            one.iter().all(|f| ta.contains(f)),
+            "--dose 1e4 differs from the full run's dose_10000"
+        );
+        // Another seed gives other data.
+        let e = tempfile::tempdir().unwrap();
+        let mut other = tiny();
+        other.design.rng_seeds.simulation = 7;
+        run(&other, e.path(), 2);
+        assert_ne!(ta, tree(e.path()));
+    }
+
+    fn write_base(
+        path: &Path,
+        object: &Array2<Complex32>,
+        probe: &Array2<Complex32>,
+        coords: Option<(&[f64], &[f64])>,
+    ) {
+        let mut w = NpzWriter::create(path, Compression::Stored).unwrap();
+        w.add("objectGuess", object).unwrap();
+        w.add("probeGuess", probe).unwrap();
+        if let Some((xs, ys)) = coords {
+            w.add("xcoords", &Array1::from(xs.to_vec())).unwrap();
+            w.add("ycoords", &Array1::from(ys.to_vec())).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn base_npz_supplies_object_probe_and_coordinates() {
+        let dir = tempfile::tempdir().unwrap();
+        let object = builtin_object(40, 16, 1.0, 5);
+        let probe = builtin_probe(16, 0.5);
+        let base = dir.path().join("base data.npz");
+        let (xs, ys) = (
+            [10.0, 20.5, 30.0, 12.0, 25.0],
+            [9.0, 11.0, 30.5, 28.0, 31.0],
+        );
+        write_base(&base, &object, &probe, Some((&xs, &ys)));
+        let study = small(&[1e3]);
+        let options = GenerateOptions {
+            base_npz: Some(base.clone()),
+            threads: 1,
+            ..GenerateOptions::default()
+        };
+        let summary = generate(&study, &dir.path().join("out"), &options, &|_| {}).unwrap();
+        assert_eq!(summary.n_positions, 5);
+        let d = &summary.doses[0];
+        assert_eq!(
+            read::<f64>(&d.train, "xcoords").as_slice().unwrap(),
+            [10.0, 20.5]
+        );
+        assert_eq!(
+            read::<Complex32>(&d.test, "objectGuess")
+                .into_dimensionality::<Ix2>()
+                .unwrap(),
+            object
+        );
+        let m = metadata(&d.train);
+        assert_eq!(m["object"]["file"], "base data.npz");
+        assert_eq!(m["positions"]["source"], "base NPZ xcoords/ycoords");
+        assert_eq!(m["object"]["sha256"].as_str().unwrap().len(), 64);
+
+        // Without coordinates: positions drawn from the seed over the base object.
+        write_base(&base, &object, &probe, None);
+        let summary = generate(&study, &dir.path().join("out2"), &options, &|_| {}).unwrap();
+        assert_eq!(summary.n_positions, 24);
+
+        // A probe of the wrong size is named with what to do.
+        write_base(&base, &object, &builtin_probe(8, 0.5), None);
+        let err = generate(&study, &dir.path().join("out3"), &options, &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("probeGuess is 8 x 8 but the design's patch_size_pixels is 16"),
+            "{err}"
+        );
+        // A file that is not an NPZ.
+        std::fs::write(&base, b"not a zip").unwrap();
+        let err =
+            chain(&generate(&study, &dir.path().join("out4"), &options, &|_| {}).unwrap_err());
+        assert!(
+            err.contains("base data.npz") && err.contains("not a readable NPZ"),
+            "{err}"
+        );
+        assert!(!dir.path().join("out4").exists());
+    }
+
+    #[test]
+    fn bad_doses_are_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        for doses in [vec![-1.0], vec![f64::NAN], vec![]] {
+            let options = GenerateOptions {
+                doses: Some(doses),
+                ..GenerateOptions::default()
+            };
+            let err = generate(&tiny(), dir.path(), &options, &|_| {})
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("dose"), "{err}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// The spec's Phase D rule on a split's positions: direct, else greedy by (y, x); accepted
+    /// when the kept fraction reaches the geometry-aware floor and at least K + 1 are kept.
+    fn split_accepted(pts: &[(f64, f64)], spacing: f64, k: usize) -> (bool, usize) {
+        let dist =
+            |a: (f64, f64), b: (f64, f64)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+        let n = pts.len();
+        let direct = (0..n)
+            .filter(|&i| (0..n).all(|j| i == j || dist(pts[i], pts[j]) >= spacing))
+            .count();
+        let (x0, x1) = pts
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.0), h.max(p.0)));
+        let (y0, y1) = pts
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.1), h.max(p.1)));
+        let bound =
+            ((x1 - x0) * (y1 - y0) / (std::f64::consts::PI * (spacing / 2.0).powi(2)) / n as f64)
+                .min(0.10);
+        let floor = (0.8 * bound).max(0.0005);
+        let kept = if direct as f64 / n as f64 >= floor {
+            direct
+        } else {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| {
+                pts[a]
+                    .1
+                    .total_cmp(&pts[b].1)
+                    .then(pts[a].0.total_cmp(&pts[b].0))
+            });
+            let mut kept: Vec<(f64, f64)> = Vec::new();
+            for i in order {
+                if kept.iter().all(|q| dist(pts[i], *q) >= spacing) {
+                    kept.push(pts[i]);
+                }
+            }
+            kept.len()
+        };
+        (kept as f64 / n as f64 >= floor && kept > k, kept)
+    }
+
+    #[test]
+    fn presets_give_an_accepted_dense_and_a_rejected_sparse_view() {
+        for name in study_design::PRESETS {
+            let study = Study::preset(name).unwrap();
+            let d = &study.design;
+            let scene = build_scene(&study, None).unwrap();
+            let split =
+                split_positions(&scene.xcoords, &scene.ycoords, d.train_test_split_axis).unwrap();
+            let pts = |idx: &[usize]| -> Vec<(f64, f64)> {
+                idx.iter()
+                    .map(|&i| (scene.xcoords[i], scene.ycoords[i]))
+                    .collect()
+            };
+            for (view, spacing) in d.spacing_thresholds().iter() {
+                let k = d.neighbor_count as usize;
+                let (train_ok, train_kept) = split_accepted(&pts(&split.train), spacing, k);
+                let (test_ok, test_kept) = split_accepted(&pts(&split.test), spacing, k);
+                let accepted = train_ok && test_ok;
+                assert_eq!(
+                    accepted,
+                    view == "dense",
+                    "{name}/{view}: kept {train_kept} and {test_kept}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn y_holds_one_patch_per_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = run(&small(&[1e3]), dir.path(), 1);
+        let y: Array3<Complex32> = read::<Complex32>(&summary.doses[0].train, "Y")
+            .into_dimensionality()
+            .unwrap();
+        // Distinct positions, distinct patches.
+        assert_ne!(y.index_axis(Axis(0), 0), y.index_axis(Axis(0), 1));
+    }
 }
