@@ -1,10 +1,134 @@
-//! `dose-overlap study`: not built yet (see the open issues).
+//! `dose-overlap study`: the whole study in one go — design check, Phase C, Phase D, training
+//! and report — into `DIR/phase_c`, `DIR/phase_d`, `DIR/artifacts` and `DIR/report`.
+//!
+//! Each phase runs through its own command's code (parsed from the same flags a person would
+//! type), so a study's artifacts are exactly those of the phases run one by one.
+
+use crate::output::outln;
+use crate::progress::Progress;
+use crate::study_args::StudyArgs;
+use crate::{cmd_generate, cmd_overlap, cmd_report, cmd_train, exit};
+use anyhow::Context;
+use clap::Parser;
+use std::ffi::OsString;
+use std::path::PathBuf;
 
 /// Arguments of `dose-overlap study`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The study folder: phase_c/, phase_d/, artifacts/, report/ and study.json go here.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    #[command(flatten)]
+    study: StudyArgs,
+    /// Training backend (`native` runs the built-in solver; the others need PtychoPINN).
+    #[arg(long, value_enum, default_value_t = cmd_train::BackendArg::Native)]
+    backend: cmd_train::BackendArg,
+    /// PtychoPINN's trainer program, for the tensorflow and pytorch backends.
+    #[arg(long, value_name = "PATH")]
+    trainer: Option<PathBuf>,
+    /// Epochs per job (default: the study's solver epochs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: Option<u32>,
+    /// Enumerate the training jobs and write their configs, but train nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Training jobs run at once (default: the number of cores).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
+}
 
-/// Runs the command.
-pub fn run(_args: Args, _progress: &crate::progress::Progress) -> anyhow::Result<u8> {
-    anyhow::bail!("`dose-overlap study` is not built yet")
+/// Parses one phase's arguments exactly as the command line would.
+#[derive(Parser)]
+#[command(no_binary_name = true)]
+struct Phase<T: clap::Args> {
+    #[command(flatten)]
+    args: T,
+}
+
+fn phase_args<T: clap::Args>(argv: Vec<OsString>) -> anyhow::Result<T> {
+    Phase::<T>::try_parse_from(argv)
+        .map(|p| p.args)
+        .map_err(|e| anyhow::anyhow!("internal: bad phase arguments: {e}"))
+}
+
+/// Runs the command: exit 0 when every phase and job ended well, 1 when a training job failed,
+/// 2 when a phase could not run.
+pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    let study = args.study.load()?;
+    let out = &args.out;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating the study folder {}", out.display()))?;
+    // The resolved study beside its results, so the run can be repeated exactly.
+    let study_file = out.join("study.json");
+    npz_contract::atomic::write_atomic(&study_file, study.to_study_json().as_bytes())
+        .context("writing the resolved study")?;
+    let (phase_c, phase_d) = (out.join("phase_c"), out.join("phase_d"));
+    let (artifacts, report) = (out.join("artifacts"), out.join("report"));
+    let design: Vec<OsString> = vec!["--design".into(), study_file.clone().into()];
+    let os = |s: &str| OsString::from(s);
+
+    progress.note(&format!(
+        "== study '{}': design ok; Phase C (generate)",
+        study.name
+    ));
+    let mut argv = vec![os("--out"), phase_c.clone().into()];
+    argv.extend(design.iter().cloned());
+    let code = cmd_generate::run(phase_args(argv)?, progress)?;
+    if code != exit::OK {
+        anyhow::bail!("Phase C (generate) failed; see the messages above");
+    }
+
+    progress.note("== Phase D (overlap)");
+    let mut argv = vec![
+        os("--phase-c-root"),
+        phase_c.clone().into(),
+        os("--out"),
+        phase_d.clone().into(),
+    ];
+    argv.extend(design.iter().cloned());
+    let code = cmd_overlap::run(phase_args(argv)?, progress)?;
+    if code != exit::OK {
+        anyhow::bail!("Phase D (overlap) failed; see the messages above");
+    }
+
+    progress.note("== Phase E (train)");
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let backend = <cmd_train::BackendArg as clap::ValueEnum>::to_possible_value(&args.backend)
+        .expect("backends have names")
+        .get_name()
+        .to_string();
+    let mut argv = vec![
+        os("--phase-c-root"),
+        phase_c.into(),
+        os("--phase-d-root"),
+        phase_d.into(),
+        os("--artifact-root"),
+        artifacts.clone().into(),
+        os("--backend"),
+        os(&backend),
+        os("--jobs"),
+        os(&jobs.to_string()),
+    ];
+    argv.extend(design.iter().cloned());
+    if let Some(trainer) = &args.trainer {
+        argv.extend([os("--trainer"), trainer.clone().into()]);
+    }
+    if let Some(epochs) = args.epochs {
+        argv.extend([os("--epochs"), os(&epochs.to_string())]);
+    }
+    if args.dry_run {
+        argv.push(os("--dry-run"));
+    }
+    let train_code = cmd_train::run(phase_args(argv)?, progress)?;
+
+    progress.note("== report");
+    let argv = vec![artifacts.into(), os("--out"), report.clone().into()];
+    cmd_report::run(phase_args(argv)?)?;
+    progress.clear();
+    outln!("study '{}' written to {}", study.name, out.display());
+    outln!("report: {}", report.join("summary.md").display());
+    Ok(train_code)
 }
