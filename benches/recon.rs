@@ -1,2 +1,79 @@
-//! Criterion bench (filled in by its issue).
-fn main() {}
+//! Native solver throughput: one ePIE epoch at N = 64 and N = 128 (positions per second, the
+//! peers' geometry: a 4N x 4N object, random integer patches) and the bare FFT round trip at
+//! the same N (frames per second: the bound an epoch is measured against, done the way the
+//! solver does it). The pty-chi comparison is `benches/peers/ptychi_compare.sh`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use num_complex::Complex32;
+use recon::fft::{Fft2, Plain};
+use recon::{Algorithm, Dataset, Engine, Settings, synthetic};
+use std::hint::black_box;
+
+/// A 4N x 4N object scanned at `count` random integer patches (xorshift, fixed seed).
+fn dataset(n: usize, count: usize) -> Dataset {
+    let object = synthetic::object(4 * n, 4 * n);
+    let probe = synthetic::probe(n, 1e6);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % (3 * n as u64 + 1)) as usize + n / 2
+    };
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for _ in 0..count {
+        ys.push(next() as f64);
+        xs.push(next() as f64);
+    }
+    synthetic::dataset(&object, &probe, &xs, &ys)
+}
+
+fn epie() -> Settings {
+    Settings {
+        algorithm: Algorithm::Epie,
+        alpha: 1.0,
+        beta: 1.0,
+        epochs: 1,
+        refine_probe: false,
+        seed: 0,
+        gridsize: 1,
+        neighbor_count: 7,
+    }
+}
+
+fn epoch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("recon_epoch");
+    group.sample_size(20);
+    for (n, count) in [(64, 1000), (128, 400)] {
+        let data = dataset(n, count);
+        let mut engine = Engine::new(&data, &epie()).expect("valid synthetic data");
+        group.throughput(Throughput::Elements(count as u64));
+        group.bench_with_input(BenchmarkId::new("epie_positions", n), &n, |b, _| {
+            b.iter(|| black_box(engine.run_epoch()))
+        });
+    }
+    group.finish();
+}
+
+fn fft_round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("recon_fft_round_trip");
+    for n in [64usize, 128] {
+        let mut fft = Fft2::new(n);
+        let input: Vec<Complex32> = (0..n * n)
+            .map(|i| Complex32::new((i as f32 * 0.37).sin(), 0.5))
+            .collect();
+        let mut a = vec![Complex32::new(0.0, 0.0); n * n];
+        let mut spec = a.clone();
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::new("frames", n), &n, |b, _| {
+            b.iter(|| {
+                fft.round_trip(&mut a, &mut spec, &mut Plain(&input));
+                black_box(a[1])
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, epoch, fft_round_trip);
+criterion_main!(benches);

@@ -38,7 +38,8 @@ pub struct Rounding {
 /// A dataset ready for the solver.
 pub(crate) struct Prepared {
     pub n: usize,
-    /// Per position, N*N amplitudes unshifted and transposed: `[kx * N + ky]`.
+    /// Per position, N*N amplitudes times N (the unnormalised FFT's scale), unshifted and
+    /// transposed: `[kx * N + ky]`.
     pub amps: Vec<f32>,
     /// Sum of squared amplitudes (the E_F denominator).
     pub sum_a2: f64,
@@ -161,7 +162,7 @@ impl Dataset {
                 }
                 let ky = (row + n - n / 2) % n;
                 let kx = (col + n - n / 2) % n;
-                dst[kx * n + ky] = a;
+                dst[kx * n + ky] = a * n as f32;
                 sum_a2 += f64::from(a) * f64::from(a);
             }
         }

@@ -1,5 +1,5 @@
-//! The 2-D FFT of the hot loop: pinned rustfft plans, reusable scratch, and a transposed
-//! spectrum layout that saves two of the four transposes of a naive round trip.
+//! The 2-D FFT of the hot loop: pinned rustfft plans, reusable scratch, and a blocked round
+//! trip whose hooks see each block of rows while it is in L1.
 
 use num_complex::Complex32;
 use rustfft::{Fft, FftPlannerAvx, FftPlannerScalar};
@@ -28,6 +28,10 @@ impl FftPath {
         }
     }
 }
+
+/// Rows per block of the round trip: 8 rows of 64 values are 4 KiB, well inside L1, and a
+/// block's transposed write is one 64-byte line per destination row.
+const BLOCK: usize = 8;
 
 /// Forward and inverse N x N transforms with their scratch. Unnormalised (rustfft's
 /// convention); callers fold the orthonormal 1/N factors into the Fourier projection.
@@ -72,41 +76,81 @@ impl Fft2 {
         self.path
     }
 
-    /// `spec = FFT2(a)` transposed: `spec[kx * N + ky]`. `a` is overwritten (row transforms).
-    pub fn forward_transposed(&mut self, a: &mut [Complex32], spec: &mut [Complex32]) {
-        self.forward.process_with_scratch(a, &mut self.scratch);
-        transpose(a, spec, self.n);
-        self.forward.process_with_scratch(spec, &mut self.scratch);
-    }
-
-    /// `a = IFFT2(spec)` (unnormalised) from the transposed layout of
-    /// [`Fft2::forward_transposed`]; `spec` is overwritten.
-    pub fn inverse_from_transposed(&mut self, spec: &mut [Complex32], a: &mut [Complex32]) {
-        self.inverse.process_with_scratch(spec, &mut self.scratch);
-        transpose(spec, a, self.n);
-        self.inverse.process_with_scratch(a, &mut self.scratch);
-    }
-
-    /// In-place forward 2-D transform in the natural layout (for evaluation, not the hot loop).
-    pub fn forward_natural(&mut self, a: &mut [Complex32], tmp: &mut [Complex32]) {
-        self.forward_transposed(a, tmp);
-        transpose(tmp, a, self.n);
+    /// One 2-D round trip `a -> FFT2 -> middle -> IFFT2 -> a` (unnormalised both ways, so an
+    /// identity `middle` returns N^2 a), in blocks of rows; see [`Hooks`]. Only the two
+    /// transposed writes stream whole arrays through L2; every hook runs on rows in L1.
+    /// `a` and `spec` are N x N.
+    #[inline]
+    pub fn round_trip<H: Hooks>(
+        &mut self,
+        a: &mut [Complex32],
+        spec: &mut [Complex32],
+        hooks: &mut H,
+    ) {
+        let n = self.n;
+        assert!(a.len() == n * n && spec.len() == n * n);
+        for (b, rows) in a.chunks_mut(BLOCK * n).enumerate() {
+            hooks.fill(b * BLOCK, rows);
+            self.forward.process_with_scratch(rows, &mut self.scratch);
+            transpose_block(rows, spec, b * BLOCK, n);
+        }
+        for (b, rows) in spec.chunks_mut(BLOCK * n).enumerate() {
+            self.forward.process_with_scratch(rows, &mut self.scratch);
+            hooks.middle(b * BLOCK, rows);
+            self.inverse.process_with_scratch(rows, &mut self.scratch);
+            transpose_block(rows, a, b * BLOCK, n);
+        }
+        for (b, rows) in a.chunks_mut(BLOCK * n).enumerate() {
+            self.inverse.process_with_scratch(rows, &mut self.scratch);
+            hooks.drain(b * BLOCK, rows);
+        }
     }
 }
 
-/// `dst[c * n + r] = src[r * n + c]` in 8 x 8 tiles, so both sides stay in cache lines.
-pub fn transpose(src: &[Complex32], dst: &mut [Complex32], n: usize) {
-    const T: usize = 8;
-    debug_assert!(src.len() == n * n && dst.len() == n * n);
-    for r0 in (0..n).step_by(T) {
-        let r1 = (r0 + T).min(n);
-        for c0 in (0..n).step_by(T) {
-            let c1 = (c0 + T).min(n);
-            for r in r0..r1 {
-                let row = &src[r * n..r * n + n];
-                for c in c0..c1 {
-                    dst[c * n + r] = row[c];
-                }
+/// What a round trip does with each block of rows.
+pub trait Hooks {
+    /// Writes rows `r0..` of the input into `rows` (`rows.len() / N` of them); they are then
+    /// transformed along x and written transposed into the spectrum buffer.
+    fn fill(&mut self, r0: usize, rows: &mut [Complex32]);
+    /// Sees the spectrum rows `k0..` (fixed kx = k0 + i, all ky): `rows[i * N + ky]` is the
+    /// unnormalised FFT2 at (ky, kx); may change them before the inverse.
+    fn middle(&mut self, k0: usize, rows: &mut [Complex32]);
+    /// Sees rows `r0..` of the unnormalised inverse (N^2 times the orthonormal one).
+    fn drain(&mut self, r0: usize, rows: &mut [Complex32]);
+}
+
+/// A round trip that does nothing in its hooks but copy its input in: the FFT bound.
+pub struct Plain<'a>(pub &'a [Complex32]);
+
+impl Hooks for Plain<'_> {
+    fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
+        let n = self.0.len().isqrt();
+        rows.copy_from_slice(&self.0[r0 * n..][..rows.len()]);
+    }
+    fn middle(&mut self, _: usize, _: &mut [Complex32]) {}
+    fn drain(&mut self, _: usize, _: &mut [Complex32]) {}
+}
+
+/// Writes the block of rows `rows` (rows `r0..r0 + rows.len() / n` of an N x N array)
+/// transposed into `dst`: `dst[c * n + r0 + i] = rows[i * n + c]`. With 8 rows, every
+/// destination write is 8 consecutive values (one 64-byte line) and the reads are 8
+/// sequential streams.
+#[inline]
+fn transpose_block(rows: &[Complex32], dst: &mut [Complex32], r0: usize, n: usize) {
+    let height = rows.len() / n;
+    if height == BLOCK {
+        let src: [&[Complex32]; BLOCK] = std::array::from_fn(|i| &rows[i * n..][..n]);
+        for (c, out) in dst.chunks_exact_mut(n).enumerate() {
+            let out: &mut [Complex32; BLOCK] =
+                (&mut out[r0..r0 + BLOCK]).try_into().expect("BLOCK wide");
+            for (o, row) in out.iter_mut().zip(&src) {
+                *o = row[c];
+            }
+        }
+    } else {
+        for (i, row) in rows.chunks_exact(n).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                dst[c * n + r0 + i] = v;
             }
         }
     }
@@ -136,27 +180,58 @@ mod tests {
         out
     }
 
-    #[test]
-    fn transposed_forward_matches_a_naive_dft_and_round_trips() {
-        for n in [6usize, 8, 11] {
-            let a: Vec<Complex32> = (0..n * n)
-                .map(|i| Complex32::new((i as f32 * 0.37).sin(), (i as f32 * 0.11).cos()))
-                .collect();
-            let want = naive_dft2(&a, n);
-            let mut fft = Fft2::new(n);
-            let mut work = a.clone();
-            let mut spec = vec![Complex32::new(0.0, 0.0); n * n];
-            fft.forward_transposed(&mut work, &mut spec);
-            for ky in 0..n {
-                for kx in 0..n {
-                    let d = spec[kx * n + ky] - want[ky * n + kx];
-                    assert!(d.norm() < 1e-3, "n={n} ({ky},{kx}) {d}");
+    struct Record<'a> {
+        input: &'a [Complex32],
+        seen: &'a mut [Complex32],
+        out: &'a mut [Complex32],
+        n: usize,
+    }
+
+    impl Hooks for Record<'_> {
+        fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
+            rows.copy_from_slice(&self.input[r0 * self.n..][..rows.len()]);
+        }
+        fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {
+            for (i, row) in rows.chunks(self.n).enumerate() {
+                for (ky, v) in row.iter().enumerate() {
+                    self.seen[ky * self.n + k0 + i] = *v;
                 }
             }
-            fft.inverse_from_transposed(&mut spec, &mut work);
+        }
+        fn drain(&mut self, r0: usize, rows: &mut [Complex32]) {
+            self.out[r0 * self.n..][..rows.len()].copy_from_slice(rows);
+        }
+    }
+
+    #[test]
+    fn the_round_trip_sees_the_dft_and_returns_n_squared_times_its_input() {
+        // 8 and 16: whole blocks; 6, 11 and 20: partial blocks.
+        for n in [6usize, 8, 11, 16, 20] {
+            let input: Vec<Complex32> = (0..n * n)
+                .map(|i| Complex32::new((i as f32 * 0.37).sin(), (i as f32 * 0.11).cos()))
+                .collect();
+            let want = naive_dft2(&input, n);
+            let mut fft = Fft2::new(n);
+            let mut a = vec![Complex32::new(0.0, 0.0); n * n];
+            let mut spec = a.clone();
+            let mut seen = vec![Complex32::new(0.0, 0.0); n * n];
+            let mut out = vec![Complex32::new(0.0, 0.0); n * n];
+            fft.round_trip(
+                &mut a,
+                &mut spec,
+                &mut Record {
+                    input: &input,
+                    seen: &mut seen,
+                    out: &mut out,
+                    n,
+                },
+            );
+            for (s, w) in seen.iter().zip(&want) {
+                assert!((s - w).norm() < 1e-3, "n={n}: {s} vs {w}");
+            }
             let scale = 1.0 / (n * n) as f32;
-            for (w, v) in work.iter().zip(&a) {
-                assert!((w * scale - v).norm() < 1e-5);
+            for (o, v) in out.iter().zip(&input) {
+                assert!((o * scale - v).norm() < 1e-5, "n={n}");
             }
         }
     }
@@ -164,14 +239,25 @@ mod tests {
     #[test]
     fn parseval_holds_for_the_orthonormal_convention() {
         let n = 16;
-        let a: Vec<Complex32> = (0..n * n)
+        let input: Vec<Complex32> = (0..n * n)
             .map(|i| Complex32::new((i as f32 * 0.7).sin(), 0.3))
             .collect();
-        let energy: f32 = a.iter().map(|v| v.norm_sqr()).sum();
-        let mut work = a.clone();
-        let mut spec = vec![Complex32::new(0.0, 0.0); n * n];
-        Fft2::new(n).forward_transposed(&mut work, &mut spec);
-        let spec_energy: f32 = spec.iter().map(|v| v.norm_sqr()).sum::<f32>() / (n * n) as f32;
-        assert!((energy - spec_energy).abs() < 1e-4 * energy);
+        let energy: f32 = input.iter().map(|v| v.norm_sqr()).sum();
+        let mut a = vec![Complex32::new(0.0, 0.0); n * n];
+        let mut spec = a.clone();
+        let mut seen = a.clone();
+        let mut out = a.clone();
+        Fft2::new(n).round_trip(
+            &mut a,
+            &mut spec,
+            &mut Record {
+                input: &input,
+                seen: &mut seen,
+                out: &mut out,
+                n,
+            },
+        );
+        let spectral = seen.iter().map(|v| v.norm_sqr()).sum::<f32>() / (n * n) as f32;
+        assert!((energy - spectral).abs() < 1e-4 * energy);
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::ReconError;
 use crate::data::{Dataset, Prepared, Rounding};
-use crate::fft::{Fft2, FftPath};
+use crate::fft::{Fft2, FftPath, Hooks};
 use crate::rng::Rng;
 use ndarray::Array2;
 use num_complex::Complex32;
@@ -135,8 +135,14 @@ pub struct Engine {
     probe: Vec<Complex32>,
     /// Object step weight per probe pixel (ePIE `alpha conj(P)/max|P|^2`, rPIE its form).
     w_obj: Vec<Complex32>,
+    /// `w_obj / N^2`: the projection leaves N^2 psi' in the buffer.
+    w_fused: Vec<Complex32>,
     /// `1 - w_obj P` (real): the fused single-position update `O = O r + w psi'`.
     r_obj: Vec<f32>,
+    /// N eps, the regulariser in unnormalised units.
+    n_eps: f32,
+    /// 1 / N^2.
+    inv_n2: f32,
     rng: Rng,
     order: Vec<u32>,
     /// K nearest neighbours of every position, `k` per position (g > 1 only).
@@ -146,6 +152,8 @@ pub struct Engine {
     pick: Vec<u32>,
     fft: Fft2,
     spec: Vec<Complex32>,
+    /// Fourier residuals |Psi| - a of the current position.
+    resid: Vec<f32>,
     /// One N x N buffer per group member: psi, then psi', then Delta.
     bufs: Vec<Vec<Complex32>>,
     /// Object patches of the group (needed for Delta and the probe update).
@@ -184,7 +192,10 @@ impl Engine {
             object: vec![Complex32::new(1.0, 0.0); prep.grid.0 * prep.grid.1],
             probe: data.probe.iter().copied().collect(),
             w_obj: vec![zero; nn],
+            w_fused: vec![zero; nn],
             r_obj: vec![0.0; nn],
+            n_eps: n as f32 * EPS,
+            inv_n2: 1.0 / (nn as f32),
             rng: Rng::new(settings.seed),
             order: (0..count as u32).collect(),
             neighbours,
@@ -193,6 +204,7 @@ impl Engine {
             pick: vec![0; k],
             fft: Fft2::new(n),
             spec: vec![zero; nn],
+            resid: vec![0.0; nn],
             bufs: (0..c).map(|_| vec![zero; nn]).collect(),
             patches: if general {
                 (0..c).map(|_| vec![zero; nn]).collect()
@@ -219,7 +231,14 @@ impl Engine {
             .map(|p| f64::from(p.norm_sqr()))
             .fold(0.0, f64::max);
         let alpha = self.settings.alpha;
-        for ((w, r), p) in self.w_obj.iter_mut().zip(&mut self.r_obj).zip(&self.probe) {
+        let inv_n2 = 1.0 / (self.n * self.n) as f64;
+        for (((w, wf), r), p) in self
+            .w_obj
+            .iter_mut()
+            .zip(&mut self.w_fused)
+            .zip(&mut self.r_obj)
+            .zip(&self.probe)
+        {
             let p2 = f64::from(p.norm_sqr());
             // rPIE with alpha = 1 gives 1/(0 p2 + 1 max) = 1/max, ePIE alpha/max: the same bits.
             let c = match self.settings.algorithm {
@@ -227,6 +246,11 @@ impl Engine {
                 Algorithm::Rpie => 1.0 / ((1.0 - alpha) * p2 + alpha * max),
             };
             *w = Complex32::new((c * f64::from(p.re)) as f32, (-c * f64::from(p.im)) as f32);
+            let cf = c * inv_n2;
+            *wf = Complex32::new(
+                (cf * f64::from(p.re)) as f32,
+                (-cf * f64::from(p.im)) as f32,
+            );
             *r = (1.0 - c * p2) as f32;
         }
     }
@@ -236,7 +260,8 @@ impl Engine {
         self.rng.shuffle(&mut self.order);
         let general = self.settings.group_size() > 1 || self.settings.refine_probe;
         let mut loss = 0f64;
-        for t in 0..self.order.len() {
+        let count = self.order.len();
+        for t in 0..count {
             let anchor = self.order[t] as usize;
             loss += if general {
                 self.group_step(anchor)
@@ -244,37 +269,34 @@ impl Engine {
                 self.single_step(anchor)
             };
         }
-        let ef = loss / self.prep.sum_a2;
+        // project() sums in unnormalised units: N^2 (|Psi| - a)^2.
+        let ef = loss * f64::from(self.inv_n2) / self.prep.sum_a2;
         self.loss_history.push(ef);
         ef
     }
 
-    /// One position, fixed probe: gather, project, and the fused update `O = O r + w psi'`.
+    /// One position, fixed probe: gather, project, and the fused update `O = O r + w psi'`
+    /// (`w_fused` absorbs the N^2 the unnormalised transforms leave on psi'), each on rows in
+    /// L1 inside the blocked round trip.
     fn single_step(&mut self, j: usize) -> f64 {
-        let n = self.n;
-        let nn = n * n;
-        let stride = self.prep.grid.1;
+        let nn = self.n * self.n;
         let (ty, tx) = self.prep.topleft[j];
-        let buf = &mut self.bufs[0];
-        for i in 0..n {
-            let o = &self.object[(ty + i) * stride + tx..][..n];
-            let p = &self.probe[i * n..][..n];
-            for ((b, o), p) in buf[i * n..][..n].iter_mut().zip(o).zip(p) {
-                *b = p * o;
-            }
-        }
-        self.fft.forward_transposed(buf, &mut self.spec);
-        let loss = project(&mut self.spec, &self.prep.amps[j * nn..][..nn], n);
-        self.fft.inverse_from_transposed(&mut self.spec, buf);
-        for i in 0..n {
-            let o = &mut self.object[(ty + i) * stride + tx..][..n];
-            let w = &self.w_obj[i * n..][..n];
-            let r = &self.r_obj[i * n..][..n];
-            for (((o, w), r), b) in o.iter_mut().zip(w).zip(r).zip(&buf[i * n..][..n]) {
-                *o = *o * *r + w * b;
-            }
-        }
-        loss
+        let mut hooks = SingleHooks {
+            n: self.n,
+            at: ty * self.prep.grid.1 + tx,
+            stride: self.prep.grid.1,
+            object: &mut self.object,
+            probe: &self.probe,
+            w: &self.w_fused,
+            r: &self.r_obj,
+            amps: &self.prep.amps[j * nn..][..nn],
+            n_eps: self.n_eps,
+            resid: &mut self.resid,
+            loss: 0.0,
+        };
+        self.fft
+            .round_trip(&mut self.bufs[0], &mut self.spec, &mut hooks);
+        hooks.loss
     }
 
     /// One group (C = 1 with probe refinement, or C = g^2): every Delta from the same O and P,
@@ -300,24 +322,24 @@ impl Engine {
         for m in 0..c {
             let j = self.members[m];
             let (ty, tx) = self.prep.topleft[j];
-            let (buf, patch) = (&mut self.bufs[m], &mut self.patches[m]);
-            for i in 0..n {
-                let o = &self.object[(ty + i) * stride + tx..][..n];
-                patch[i * n..][..n].copy_from_slice(o);
-                let p = &self.probe[i * n..][..n];
-                for ((b, o), p) in buf[i * n..][..n].iter_mut().zip(o).zip(p) {
-                    *b = p * o;
-                }
-            }
-            self.fft.forward_transposed(buf, &mut self.spec);
-            let l = project(&mut self.spec, &self.prep.amps[j * nn..][..nn], n);
+            let mut hooks = GroupHooks {
+                n,
+                at: ty * stride + tx,
+                stride,
+                object: &self.object,
+                probe: &self.probe,
+                patch: &mut self.patches[m],
+                amps: &self.prep.amps[j * nn..][..nn],
+                n_eps: self.n_eps,
+                inv_n2: self.inv_n2,
+                resid: &mut self.resid,
+                loss: 0.0,
+            };
+            self.fft
+                .round_trip(&mut self.bufs[m], &mut self.spec, &mut hooks);
             // E_F counts every position once per epoch: its own (anchor) evaluation.
             if m == 0 {
-                loss = l;
-            }
-            self.fft.inverse_from_transposed(&mut self.spec, buf);
-            for ((b, p), o) in buf.iter_mut().zip(&self.probe).zip(patch.iter()) {
-                *b -= p * o;
+                loss = hooks.loss;
             }
         }
         for m in 0..c {
@@ -417,34 +439,126 @@ impl Engine {
     }
 }
 
-/// The Fourier projection on an unnormalised, transposed spectrum `spec` (= N Psi), with the
-/// matching unshifted transposed amplitudes: replaces spec by `(a/N) spec / (|spec| + N eps)`,
-/// which the unnormalised inverse turns into the orthonormal `IFFT(a Psi / (|Psi| + eps))`,
-/// and returns `sum (|Psi| - a)^2`. Eight independent partial sums so the loop vectorises.
-fn project(spec: &mut [Complex32], amps: &[f32], n: usize) -> f64 {
-    let inv_n = 1.0 / n as f32;
-    let n_eps = n as f32 * EPS;
-    let mut acc = [0f32; 8];
-    let mut spec8 = spec.chunks_exact_mut(8);
-    let mut amps8 = amps.chunks_exact(8);
-    for (s, a) in (&mut spec8).zip(&mut amps8) {
-        for l in 0..8 {
-            let f = s[l];
-            let m = (f.re * f.re + f.im * f.im).sqrt();
-            let d = m * inv_n - a[l];
-            acc[l] += d * d;
-            let scale = a[l] * inv_n / (m + n_eps);
-            s[l] = Complex32::new(f.re * scale, f.im * scale);
+/// The single-position step's work inside the round trip.
+struct SingleHooks<'a> {
+    n: usize,
+    /// Index of the patch's top-left pixel in `object`.
+    at: usize,
+    stride: usize,
+    object: &'a mut [Complex32],
+    probe: &'a [Complex32],
+    w: &'a [Complex32],
+    r: &'a [f32],
+    amps: &'a [f32],
+    n_eps: f32,
+    resid: &'a mut [f32],
+    loss: f64,
+}
+
+impl Hooks for SingleHooks<'_> {
+    fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
+        let n = self.n;
+        for (i, row) in rows.chunks_exact_mut(n).enumerate() {
+            let o = &self.object[self.at + (r0 + i) * self.stride..][..n];
+            let p = &self.probe[(r0 + i) * n..][..n];
+            for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
+                *b = p * o;
+            }
         }
     }
-    let mut tail = 0f32;
-    for (f, &a) in spec8.into_remainder().iter_mut().zip(amps8.remainder()) {
+
+    fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {
+        let amps = &self.amps[k0 * self.n..][..rows.len()];
+        self.loss += project(rows, amps, self.n_eps, &mut self.resid[..rows.len()]);
+    }
+
+    fn drain(&mut self, r0: usize, rows: &mut [Complex32]) {
+        let n = self.n;
+        for (i, row) in rows.chunks_exact(n).enumerate() {
+            let o = &mut self.object[self.at + (r0 + i) * self.stride..][..n];
+            let w = &self.w[(r0 + i) * n..][..n];
+            let r = &self.r[(r0 + i) * n..][..n];
+            for (((o, w), r), b) in o.iter_mut().zip(w).zip(r).zip(row) {
+                *o = *o * *r + w * b;
+            }
+        }
+    }
+}
+
+/// A group member's work inside the round trip: keep its object patch, project, and leave
+/// `Delta = psi' - P O_j` in the buffer.
+struct GroupHooks<'a> {
+    n: usize,
+    at: usize,
+    stride: usize,
+    object: &'a [Complex32],
+    probe: &'a [Complex32],
+    patch: &'a mut [Complex32],
+    amps: &'a [f32],
+    n_eps: f32,
+    inv_n2: f32,
+    resid: &'a mut [f32],
+    loss: f64,
+}
+
+impl Hooks for GroupHooks<'_> {
+    fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
+        let n = self.n;
+        for (i, row) in rows.chunks_exact_mut(n).enumerate() {
+            let o = &self.object[self.at + (r0 + i) * self.stride..][..n];
+            self.patch[(r0 + i) * n..][..n].copy_from_slice(o);
+            let p = &self.probe[(r0 + i) * n..][..n];
+            for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
+                *b = p * o;
+            }
+        }
+    }
+
+    fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {
+        let amps = &self.amps[k0 * self.n..][..rows.len()];
+        self.loss += project(rows, amps, self.n_eps, &mut self.resid[..rows.len()]);
+    }
+
+    fn drain(&mut self, r0: usize, rows: &mut [Complex32]) {
+        let at = r0 * self.n;
+        let (p, o) = (
+            &self.probe[at..][..rows.len()],
+            &self.patch[at..][..rows.len()],
+        );
+        for ((b, p), o) in rows.iter_mut().zip(p).zip(o) {
+            *b = *b * self.inv_n2 - p * o;
+        }
+    }
+}
+
+/// The Fourier projection on an unnormalised, transposed spectrum `spec` = N Psi, with the
+/// matching amplitudes stored as `N a` (unshifted, transposed): replaces spec by
+/// `N a spec / (|spec| + N eps)`, which the unnormalised inverse turns into N^2 times the
+/// orthonormal `IFFT(a Psi / (|Psi| + eps))` (callers fold the N^2 into their weights), and
+/// returns `sum (|spec| - N a)^2` = N^2 `sum (|Psi| - a)^2`. The modulus is
+/// `sqrt(norm_sqr)`, never `hypot`. The residuals go through `resid` so that the projection
+/// loop has no reduction (it vectorises) and the sum runs on eight fixed lanes.
+fn project(spec: &mut [Complex32], amps_n: &[f32], n_eps: f32, resid: &mut [f32]) -> f64 {
+    for ((f, &a), r) in spec.iter_mut().zip(amps_n).zip(resid.iter_mut()) {
         let m = (f.re * f.re + f.im * f.im).sqrt();
-        let d = m * inv_n - a;
-        tail += d * d;
-        let scale = a * inv_n / (m + n_eps);
+        *r = m - a;
+        let scale = a / (m + n_eps);
         *f = Complex32::new(f.re * scale, f.im * scale);
     }
+    lane_sum_sq(&resid[..spec.len()])
+}
+
+/// `sum x^2` over eight fixed lanes, then a fixed tree: the same bits on every machine.
+fn lane_sum_sq(x: &[f32]) -> f64 {
+    const L: usize = 8;
+    let mut acc = [0f32; L];
+    let mut chunks = x.chunks_exact(L);
+    for c in &mut chunks {
+        for l in 0..L {
+            acc[l] += c[l] * c[l];
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
     let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     f64::from(sum) + f64::from(tail)
 }
