@@ -71,7 +71,9 @@ done
 if [ ! -f "$out/training_config.json" ]; then echo "training_config.json missing in $out" >&2; exit 9; fi
 test -f "$train" && test -f "$test" || {{ echo "data missing" >&2; exit 8; }}
 echo "fake ptycho_train backend=$backend gridsize=$g nphotons=$n"
-sleep {sleep_seconds}
+sleep {sleep_seconds} &
+echo $! > "$out/worker.pid"
+wait $!
 case "$out" in *"{fail_in}"*) echo "ValueError: diffraction has NaN" >&2; exit 3;; esac
 i=1
 while [ $i -le $e ]; do
@@ -594,6 +596,25 @@ mod trainer {
             log.contains("Interrupted: the trainer was stopped."),
             "{log}"
         );
+        // What the trainer started (its `sleep`, standing for data-loader workers) is stopped
+        // with it.
+        let worker =
+            std::fs::read_to_string(root.join("artifacts/dose_1000/baseline/gs1/worker.pid"))
+                .unwrap();
+        let stat = format!("/proc/{}/stat", worker.trim());
+        let gone = (0..100).any(|_| {
+            let state = std::fs::read_to_string(&stat).ok();
+            let done = state.is_none_or(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            });
+            if !done {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            done
+        });
+        assert!(gone, "the trainer's worker {} outlived it", worker.trim());
     }
 }
 

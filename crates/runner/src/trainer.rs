@@ -97,6 +97,34 @@ fn describe_status(status: ExitStatus) -> String {
     status.to_string()
 }
 
+/// Stops the trainer and its process group: SIGTERM, up to 5 s to finish, then SIGKILL for
+/// whatever is left. (std has no API for process groups; `kill` is run as a program.)
+fn stop(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        let group = format!("-{}", child.id());
+        let signal = |name: &str| {
+            Command::new("kill")
+                .args([name, "--", &group])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if signal("-TERM") {
+            for _ in 0..250 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        signal("-KILL");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// What the trainer's output says about its progress: the last `Epoch N/M` and the last
 /// training loss (`loss: 0.12` as Keras prints it, `loss=0.12` / `train_loss=0.12` as
 /// Lightning does; `val_loss` is not the training loss).
@@ -218,26 +246,31 @@ impl Backend for PtychoPinnBackend {
         // Where the trainer's output starts, to read it back on its own afterwards.
         let output_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
 
-        let mut child = Command::new(&trainer.program)
+        let mut command = Command::new(&trainer.program);
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(stderr)
+            .stderr(stderr);
+        // Its own process group, so that stopping it also stops what it started (data-loader
+        // workers and the like), and a terminal's Ctrl-C reaches the runner, which stops it.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .spawn()
             .map_err(|e| BackendError::failed(cannot_start(trainer, &e)))?;
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) if ctx.is_cancelled() => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    stop(&mut child);
                     ctx.log_line("");
                     ctx.log_line("Interrupted: the trainer was stopped.");
                     return Err(BackendError::Interrupted);
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 Err(e) => {
-                    let _ = child.kill();
+                    stop(&mut child);
                     return Err(BackendError::failed(format!(
                         "lost track of the trainer process: {e}"
                     )));
@@ -254,8 +287,8 @@ impl Backend for PtychoPinnBackend {
         });
         let output = String::from_utf8_lossy(&output);
         ctx.log_line("");
-        // SIGTERM to the whole process group (scancel, a SLURM time limit, a terminal's Ctrl-C)
-        // can end the trainer before the runner notices: that is an interruption, not a failure.
+        // A signal to every process of a task (scancel, a SLURM time limit) can end the trainer
+        // before the runner notices: that is an interruption, not a failure.
         if !status.success() && ctx.is_cancelled() {
             ctx.log_line(&format!(
                 "Interrupted: the trainer ended with {} while the run was being stopped.",
