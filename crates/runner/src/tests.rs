@@ -879,3 +879,59 @@ fn backends_see_their_share_of_threads() {
         assert_eq!(backend.0.lock().unwrap().pop(), Some(seen));
     }
 }
+
+mod filtering {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn resolve(tree: &Tree, filters: JobFilter) -> Result<Plan, PlanError> {
+        let study = Study::default();
+        Plan::resolve(&PlanRequest {
+            study: &study,
+            phase_c_root: &tree.root.join("phase_c"),
+            phase_d_root: &tree.root.join("phase_d"),
+            artifact_root: &tree.root.join("artifacts"),
+            filters,
+            backend: BackendKind::Native,
+            dry_run: true,
+            strict: false,
+            overrides: ConfigOverrides::default(),
+            trainer: None,
+            timestamp: "t".into(),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Whatever the filters, a plan carries the whole matrix's skip events and count, and
+        /// its jobs are the unfiltered plan's jobs that pass the filters, renumbered in order.
+        #[test]
+        fn skips_and_configs_do_not_depend_on_filters(
+            dose in proptest::option::of(proptest::sample::select(vec![1e3, 1e4, 1e5, 5e3])),
+            view in proptest::option::of(proptest::sample::select(vec!["baseline", "dense", "sparse"])),
+            gridsize in proptest::option::of(1u32..=3),
+        ) {
+            let tree = Tree::new();
+            let all = resolve(&tree, JobFilter::default()).unwrap();
+            let filters = JobFilter { dose, view: view.map(str::to_string), gridsize };
+            let expected: Vec<&PlannedJob> = all.jobs.iter().filter(|p| filters.matches(&p.job)).collect();
+            match resolve(&tree, filters.clone()) {
+                Ok(plan) => {
+                    prop_assert_eq!(&plan.skipped_views, &all.skipped_views);
+                    prop_assert_eq!(plan.enumerated_count, all.enumerated_count);
+                    prop_assert_eq!(plan.jobs.len(), expected.len());
+                    for (i, (got, want)) in plan.jobs.iter().zip(&expected).enumerate() {
+                        prop_assert_eq!(got.index, i);
+                        prop_assert_eq!(&got.job, &want.job);
+                        prop_assert_eq!(&got.config, &want.config);
+                    }
+                }
+                Err(err) => {
+                    prop_assert!(expected.is_empty());
+                    prop_assert!(err.to_string().starts_with("no job matches "), "{}", err);
+                }
+            }
+        }
+    }
+}
