@@ -19,7 +19,10 @@ pub struct EvalOptions {
     /// Gaussian sigma of the SSIM window, pixels (the design's `metrics_config.ms_ssim_sigma`).
     pub ssim_sigma: f64,
     /// A pixel is in the scanned region when its illumination (sum over positions of |P|^2
-    /// at the rounded patch) is at least this fraction of the maximum.
+    /// at the rounded patch) is at least this fraction of the probe's peak |P|^2: lit by one
+    /// exposure at this fraction of the peak, or by several weaker ones. Relative to the probe,
+    /// not to the densest spot, so that views of different overlap are scored on comparable
+    /// regions.
     pub illumination_threshold: f64,
 }
 
@@ -178,7 +181,7 @@ pub fn evaluate(
     Ok(Metrics {
         region: Region {
             rule: format!(
-                "illumination sum_j |P|^2 >= {} x its maximum",
+                "illumination sum_j |P|^2 >= {} x max |P|^2",
                 options.illumination_threshold
             ),
             pixels: pixels.len(),
@@ -193,7 +196,7 @@ pub fn evaluate(
     })
 }
 
-/// Pixels whose summed probe intensity reaches `threshold` x the maximum.
+/// Pixels whose summed probe intensity reaches `threshold` x the probe's peak intensity.
 fn scanned_region(
     probe: ArrayView2<Complex32>,
     topleft_yx: &[[i64; 2]],
@@ -209,8 +212,11 @@ fn scanned_region(
             }
         }
     }
-    let max = illum.iter().copied().fold(0.0, f64::max);
-    illum.mapv(|v| max > 0.0 && v >= threshold * max)
+    let peak = probe
+        .iter()
+        .map(|p| f64::from(p.norm_sqr()))
+        .fold(0.0, f64::max);
+    illum.mapv(|v| peak > 0.0 && v >= threshold * peak)
 }
 
 /// Global phase, then a weighted least-squares plane fitted to the wrapped residual phase of

@@ -31,10 +31,17 @@ pub struct Solver {
 }
 
 impl Default for Solver {
+    /// rPIE with alpha 0.9, 30 epochs, probe fixed. Measured on the default study (N = 128,
+    /// 1e3 to 1e5 photons per pattern, i.e. 0.06 to 6 counts per pixel): small alphas take big
+    /// steps where the probe is weak and fit the Poisson noise (alpha 0.5 ends worse than the
+    /// flat start at 1e4), while 0.9 averages it over neighbouring positions: of rPIE 0.5 to 1
+    /// and ePIE 0.25 to 1, the lowest object error at 1e4 and 1e5, the whole study in about
+    /// 10 s on two cores. At 1e3 no setting of either beats the flat start: the dose is below
+    /// what an amplitude-projection engine can use.
     fn default() -> Self {
         Solver {
             algorithm: Algorithm::Rpie,
-            alpha: 0.5,
+            alpha: 0.9,
             beta: 1.0,
             epochs: 30,
             refine_probe: false,
