@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 use zip::ZipArchive;
@@ -16,6 +17,12 @@ use crate::{Compression, NpzError};
 /// Bytes decoded per step when streaming a member: big enough to amortise calls, small enough
 /// to stay in cache between the read and the decode.
 const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Members from this size on are read on a second thread while the caller decodes.
+const PIPELINE_MIN_BYTES: u64 = 4 << 20;
+
+/// Chunk buffers in flight between the reading thread and the decoding one.
+const PIPELINE_BUFFERS: usize = 3;
 
 /// Deflate cannot expand data more than 1032:1; a member claiming more lies about its size.
 const MAX_DEFLATE_RATIO: u64 = 1032;
@@ -338,8 +345,10 @@ impl NpzReader {
         Ok(out)
     }
 
-    /// Reads the member's data in chunks of whole items (CHUNK_BYTES or one item), then checks
-    /// the member ends there, which also makes the zip reader verify the CRC.
+    /// Reads the member's data in chunks of whole items (CHUNK_BYTES or one item) and hands
+    /// each to `sink`, then checks the member ends there, which also makes the zip reader
+    /// verify the CRC. Large members are read on a scoped thread (inflate, CRC) while this one
+    /// runs `sink` (decoding, page faults of the new array): the two costs overlap.
     fn stream_bytes(
         &mut self,
         info: &MemberInfo,
@@ -349,15 +358,6 @@ impl NpzReader {
             path: self.path.clone(),
             key: info.key.clone(),
             reason,
-        };
-        let io_reason = |e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => {
-                "the member ends before its data does (truncated archive)".to_string()
-            }
-            std::io::ErrorKind::InvalidData if e.to_string().contains("checksum") => {
-                "CRC-32 mismatch: the stored data was altered or damaged".to_string()
-            }
-            _ => e.to_string(),
         };
         let mut member = self
             .archive
@@ -369,24 +369,93 @@ impl NpzReader {
             .map_err(|e| corrupt(io_reason(e)))?;
         let itemsize = info.dtype.itemsize.unwrap_or(1).max(1);
         let chunk = (CHUNK_BYTES / itemsize).max(1) * itemsize;
-        let mut buf = vec![0u8; chunk.min(usize::try_from(info.data_bytes).unwrap_or(usize::MAX))];
-        let mut left = info.data_bytes;
-        while left > 0 {
-            let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-            member
-                .read_exact(&mut buf[..take])
-                .map_err(|e| corrupt(io_reason(e)))?;
-            sink(&buf[..take])?;
-            left -= take as u64;
+        let chunk = chunk.min(usize::try_from(info.data_bytes).unwrap_or(usize::MAX));
+        let data_bytes = info.data_bytes;
+
+        if data_bytes < PIPELINE_MIN_BYTES {
+            let mut buf = vec![0u8; chunk];
+            let mut left = data_bytes;
+            while left > 0 {
+                let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                member
+                    .read_exact(&mut buf[..take])
+                    .map_err(|e| corrupt(io_reason(e)))?;
+                sink(&buf[..take])?;
+                left -= take as u64;
+            }
+            return check_end(&mut member).map_err(corrupt);
         }
-        let mut probe = [0u8; 1];
-        match member.read(&mut probe) {
-            Ok(0) => Ok(()),
-            Ok(_) => Err(corrupt(
-                "the member holds more data than its header describes".to_string(),
-            )),
-            Err(e) => Err(corrupt(io_reason(e))),
+
+        enum Msg {
+            Data(Vec<u8>, usize),
+            End(Result<(), String>),
         }
+        let (full_tx, full_rx) = mpsc::sync_channel::<Msg>(PIPELINE_BUFFERS);
+        let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(PIPELINE_BUFFERS);
+        for _ in 0..PIPELINE_BUFFERS {
+            empty_tx
+                .send(vec![0u8; chunk])
+                .expect("the channel holds every buffer");
+        }
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut left = data_bytes;
+                while left > 0 {
+                    // Either channel closing means the consumer stopped: stop too.
+                    let Ok(mut buf) = empty_rx.recv() else { return };
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    if let Err(e) = member.read_exact(&mut buf[..take]) {
+                        let _ = full_tx.send(Msg::End(Err(io_reason(e))));
+                        return;
+                    }
+                    left -= take as u64;
+                    if full_tx.send(Msg::Data(buf, take)).is_err() {
+                        return;
+                    }
+                }
+                let _ = full_tx.send(Msg::End(check_end(&mut member)));
+            });
+            let result = loop {
+                match full_rx.recv() {
+                    Ok(Msg::Data(buf, len)) => {
+                        if let Err(e) = sink(&buf[..len]) {
+                            break Err(e);
+                        }
+                        let _ = empty_tx.send(buf);
+                    }
+                    Ok(Msg::End(end)) => break end.map_err(corrupt),
+                    Err(_) => break Err(corrupt("the reading thread stopped early".to_string())),
+                }
+            };
+            // Unblocks the reading thread if it is still running, before the scope joins it.
+            drop(full_rx);
+            drop(empty_tx);
+            result
+        })
+    }
+}
+
+/// Turns an I/O error met inside a member into what it means for the user.
+fn io_reason(e: std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            "the member ends before its data does (truncated archive)".to_string()
+        }
+        std::io::ErrorKind::InvalidData if e.to_string().contains("checksum") => {
+            "CRC-32 mismatch: the stored data was altered or damaged".to_string()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// After the data the header describes, the member must end (reading to the end is also what
+/// makes the zip reader check the CRC).
+fn check_end(member: &mut impl Read) -> Result<(), String> {
+    let mut probe = [0u8; 1];
+    match member.read(&mut probe) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err("the member holds more data than its header describes".to_string()),
+        Err(e) => Err(io_reason(e)),
     }
 }
 

@@ -417,3 +417,46 @@ fn reads_v2_and_v3_headers() {
     assert_eq!(r.read_strings("v3").unwrap(), ["\u{e9}", "x"]);
     assert_eq!(r.member("v2").unwrap().compression, Compression::Deflated);
 }
+
+/// Members of 4 MiB and more are read on a second thread: values, a decoding error half way
+/// (the reading thread must stop, not hang) and a CRC error all come through.
+#[test]
+fn large_members_stream_through_the_reading_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.npz");
+    let n = 1_500_000; // 12 MB of i64
+    let mut values = ndarray::Array1::from_shape_fn(n, |i| i as i64 * 3 - 7);
+    values[n / 2] = i64::from(i32::MAX) + 1;
+    let mut w = NpzWriter::create(&path, Compression::Stored).unwrap();
+    w.add("v", &values).unwrap();
+    w.add("after", &array![1.0f32]).unwrap();
+    w.finish().unwrap();
+    let mut r = NpzReader::open(&path).unwrap();
+    assert_eq!(r.read::<i64>("v").unwrap(), values.clone().into_dyn());
+    let err = r.read::<i32>("v").unwrap_err().to_string();
+    assert!(
+        err.contains("2147483648") && err.contains("does not fit i32"),
+        "{err}"
+    );
+    let mut seen = 0usize;
+    r.for_each_chunk::<f64>("after", |c| seen += c.len())
+        .unwrap();
+    assert_eq!(seen, 1);
+
+    // Damage one byte deep inside the large member.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut r = NpzReader::open(&path).unwrap();
+    let err = r.read::<i64>("v").unwrap_err().to_string();
+    assert!(err.contains("CRC-32 mismatch"), "{err}");
+    // A deflated member takes the same path.
+    let path = dir.path().join("large_deflated.npz");
+    let mut w = NpzWriter::create(&path, Compression::Deflated).unwrap();
+    w.add("v", &values).unwrap();
+    w.finish().unwrap();
+    let mut r = NpzReader::open(&path).unwrap();
+    assert_eq!(r.read::<i64>("v").unwrap().len(), n);
+    assert!(r.read::<i32>("v").is_err());
+}
