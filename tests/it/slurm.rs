@@ -405,10 +405,33 @@ fn collect_waits_for_pending_tasks() {
             "slurm",
             "--array-limit",
             "1",
+            "--partition",
+            "debug",
+            "--time-limit",
+            "5",
+            // Reaches sbatch as one argument: no shell splits or interprets it.
+            "--sbatch-arg=--comment=dose overlap; it's $HOME",
         ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
+    let job_id = read_json(&root.join("artifacts/slurm/submission.json"))["arrays"][0]["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = std::process::Command::new("scontrol")
+        .args(["-o", "show", "job", &format!("{job_id}_0")])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("Comment=dose overlap; it's $HOME"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Partition=debug ") && shown.contains("TimeLimit=00:05:00 "),
+        "{shown}"
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout
