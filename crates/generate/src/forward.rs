@@ -16,42 +16,77 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub fn extract_patch(object: &ArrayView2<Complex32>, x: f64, y: f64, out: &mut [Complex32]) {
     let n = (out.len() as f64).sqrt() as usize;
     assert_eq!(n * n, out.len(), "patch buffer must be N x N");
-    let (h, w) = object.dim();
-    let obj = object.as_slice().expect("object in standard layout");
-    let top = y - (n / 2) as f64;
-    let left = x - (n / 2) as f64;
-    let (r0, c0) = (floor_int(top), floor_int(left));
-    let (fy, fx) = (top - r0, left - c0);
-    // Every pixel of the patch has the same fractional offset, hence the same four weights.
-    let w00 = ((1.0 - fy) * (1.0 - fx)) as f32;
-    let w01 = ((1.0 - fy) * fx) as f32;
-    let w10 = (fy * (1.0 - fx)) as f32;
-    let w11 = (fy * fx) as f32;
-    let inside = r0 >= 0.0
-        && c0 >= 0.0
-        && r0 + n as f64 + 1.0 <= h as f64
-        && c0 + n as f64 + 1.0 <= w as f64;
-    if inside {
-        let (r0, c0) = (r0 as usize, c0 as usize);
-        for (i, row_out) in out.chunks_exact_mut(n).enumerate() {
-            let a = &obj[(r0 + i) * w + c0..(r0 + i) * w + c0 + n + 1];
-            let b = &obj[(r0 + i + 1) * w + c0..(r0 + i + 1) * w + c0 + n + 1];
-            for (k, o) in row_out.iter_mut().enumerate() {
-                *o = a[k] * w00 + a[k + 1] * w01 + b[k] * w10 + b[k + 1] * w11;
-            }
+    let b = Bilinear::new(object, x, y, n);
+    for (i, row) in out.chunks_exact_mut(n).enumerate() {
+        b.row(i, row);
+    }
+}
+
+/// Bilinear sampling of one patch, row by row.
+struct Bilinear<'a> {
+    obj: &'a [Complex32],
+    h: usize,
+    w: usize,
+    /// Top-left sample point, floored, and the four weights (the same for every pixel: all
+    /// share the position's fractional offset).
+    r0: f64,
+    c0: f64,
+    weights: [f32; 4],
+    /// The patch and its +1 margin lie inside the object.
+    inside: bool,
+}
+
+impl<'a> Bilinear<'a> {
+    fn new(object: &'a ArrayView2<Complex32>, x: f64, y: f64, n: usize) -> Self {
+        let (h, w) = object.dim();
+        let top = y - (n / 2) as f64;
+        let left = x - (n / 2) as f64;
+        let (r0, c0) = (floor_int(top), floor_int(left));
+        let (fy, fx) = (top - r0, left - c0);
+        Bilinear {
+            obj: object.as_slice().expect("object in standard layout"),
+            h,
+            w,
+            r0,
+            c0,
+            weights: [
+                ((1.0 - fy) * (1.0 - fx)) as f32,
+                ((1.0 - fy) * fx) as f32,
+                (fy * (1.0 - fx)) as f32,
+                (fy * fx) as f32,
+            ],
+            inside: r0 >= 0.0
+                && c0 >= 0.0
+                && r0 + n as f64 + 1.0 <= h as f64
+                && c0 + n as f64 + 1.0 <= w as f64,
         }
-    } else {
-        let get = |r: f64, c: f64| -> Complex32 {
-            if r >= 0.0 && c >= 0.0 && r < h as f64 && c < w as f64 {
-                obj[r as usize * w + c as usize]
-            } else {
-                Complex32::new(0.0, 0.0)
+    }
+
+    /// Row `i` of the patch into `out` (N values).
+    #[inline]
+    fn row(&self, i: usize, out: &mut [Complex32]) {
+        let n = out.len();
+        let [w00, w01, w10, w11] = self.weights;
+        if self.inside {
+            let (r, c0, w) = (self.r0 as usize + i, self.c0 as usize, self.w);
+            let a = &self.obj[r * w + c0..r * w + c0 + n + 1];
+            let b = &self.obj[(r + 1) * w + c0..(r + 1) * w + c0 + n + 1];
+            // Zipped slices, no indexing: the compiler vectorises this.
+            let taps = a[..n].iter().zip(&a[1..]).zip(b[..n].iter().zip(&b[1..]));
+            for (o, ((p, q), (r, s))) in out.iter_mut().zip(taps) {
+                *o = p * w00 + q * w01 + r * w10 + s * w11;
             }
-        };
-        for (i, row_out) in out.chunks_exact_mut(n).enumerate() {
-            let r = r0 + i as f64;
-            for (k, o) in row_out.iter_mut().enumerate() {
-                let c = c0 + k as f64;
+        } else {
+            let get = |r: f64, c: f64| -> Complex32 {
+                if r >= 0.0 && c >= 0.0 && r < self.h as f64 && c < self.w as f64 {
+                    self.obj[r as usize * self.w + c as usize]
+                } else {
+                    Complex32::new(0.0, 0.0)
+                }
+            };
+            let r = self.r0 + i as f64;
+            for (k, o) in out.iter_mut().enumerate() {
+                let c = self.c0 + k as f64;
                 *o = get(r, c) * w00
                     + get(r, c + 1.0) * w01
                     + get(r + 1.0, c) * w10
@@ -91,7 +126,7 @@ pub struct DoseData {
 pub struct Simulated {
     /// Ground-truth object patches, (n, N, N) complex64.
     pub y: Array3<Complex32>,
-    /// sum |P O_j|^2 per position (f64 sums in pixel order).
+    /// sum |P O_j|^2 per position (f32 sums per row, f64 over rows).
     pub energies: Vec<f64>,
     /// One entry per requested dose, in order.
     pub doses: Vec<DoseData>,
@@ -109,7 +144,7 @@ pub enum SimulateError {
 
 /// Simulates every position for every dose, on `threads` threads (results do not depend on
 /// it). `progress(done, total)` is called from the workers as positions complete (twice per
-/// position: the patch pass and the diffraction pass count half each).
+/// position: the energy pass and the diffraction pass count one each).
 pub fn simulate(
     inputs: &Inputs,
     doses: &[f64],
@@ -127,6 +162,33 @@ pub fn simulate_on(
     fft_path: Option<FftPath>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Simulated, SimulateError> {
+    let mut out = Simulated::empty();
+    simulate_into(inputs, doses, threads, fft_path, &mut out, progress)?;
+    Ok(out)
+}
+
+impl Simulated {
+    /// No data yet: buffers for [`simulate_into`] to fill.
+    pub fn empty() -> Self {
+        Simulated {
+            y: Array3::zeros((0, 0, 0)),
+            energies: Vec::new(),
+            doses: Vec::new(),
+            fft_path: FftPath::Scalar,
+        }
+    }
+}
+
+/// [`simulate_on`] into `out`, reusing its buffers when their shapes match (for streams of
+/// simulations; every value is overwritten).
+pub fn simulate_into(
+    inputs: &Inputs,
+    doses: &[f64],
+    threads: usize,
+    fft_path: Option<FftPath>,
+    out: &mut Simulated,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(), SimulateError> {
     let (n_pos, n) = check_inputs(inputs, doses)?;
     let plans = Plans::<f32>::with_path(n, fft_path);
     let threads = threads.clamp(1, n_pos);
@@ -139,115 +201,143 @@ pub fn simulate_on(
     };
     let probe = inputs.probe.as_slice().expect("probe in standard layout");
 
-    // Pass 1: patches and their illuminated energy (s needs the mean over all positions).
-    let mut y = Array3::<Complex32>::zeros((n_pos, n, n));
-    let mut energies = vec![0.0f64; n_pos];
+    // Pass 1: the illuminated energy of every patch (s needs the mean over all positions).
+    let probe_power: Vec<f32> = probe.iter().map(|p| p.norm_sqr()).collect();
+    let probe_power = &probe_power;
+    out.energies.resize(n_pos, 0.0);
     std::thread::scope(|scope| {
-        for (t, (mut y_chunk, e_chunk)) in y
-            .axis_chunks_iter_mut(Axis(0), chunk)
-            .zip(energies.chunks_mut(chunk))
-            .enumerate()
-        {
+        for (t, e_chunk) in out.energies.chunks_mut(chunk).enumerate() {
             let tick = &tick;
             scope.spawn(move || {
-                let start = t * chunk;
-                for (i, (mut patch, energy)) in
-                    y_chunk.outer_iter_mut().zip(e_chunk.iter_mut()).enumerate()
-                {
-                    let j = start + i;
-                    let out = patch.as_slice_mut().expect("fresh array is contiguous");
-                    extract_patch(&inputs.object, inputs.xcoords[j], inputs.ycoords[j], out);
-                    *energy = out
-                        .iter()
-                        .zip(probe)
-                        .map(|(o, p)| f64::from((o * p).norm_sqr()))
-                        .sum();
+                let mut row = vec![Complex32::new(0.0, 0.0); n];
+                for (i, energy) in e_chunk.iter_mut().enumerate() {
+                    let j = t * chunk + i;
+                    let b = Bilinear::new(&inputs.object, inputs.xcoords[j], inputs.ycoords[j], n);
+                    // Row by row in an L1-sized buffer; the patch itself is not kept.
+                    let mut sum = 0.0f64;
+                    for (r, p_row) in probe_power.chunks_exact(n).enumerate() {
+                        b.row(r, &mut row);
+                        sum += row_energy(&row, p_row);
+                    }
+                    *energy = sum;
                     if i % 32 == 31 {
                         tick(32);
                     }
                 }
-                tick(y_chunk.len_of(Axis(0)) % 32);
+                tick(e_chunk.len() % 32);
             });
         }
     });
-    let mean_energy = energies.iter().sum::<f64>() / n_pos as f64;
+    let mean_energy = out.energies.iter().sum::<f64>() / n_pos as f64;
     if !(mean_energy.is_finite() && mean_energy > 0.0) {
         return Err(SimulateError::Input(format!(
             "the probe and object give no signal (mean sum |P O_j|^2 = {mean_energy}): check probeGuess and objectGuess"
         )));
     }
 
-    // Pass 2: one FFT per position, then every dose's counts from it.
-    let mut out: Vec<DoseData> = doses
-        .iter()
-        .map(|&dose| DoseData {
-            dose,
-            intensity_scale: (dose / mean_energy).sqrt(),
-            diffraction: Array3::zeros((n_pos, n, n)),
-            counts: vec![0; n_pos],
-        })
-        .collect();
+    // Pass 2: patch (stored as Y), one FFT, then every dose's counts from it.
+    if out.y.dim() != (n_pos, n, n) {
+        out.y = Array3::zeros((n_pos, n, n));
+    }
+    out.doses.truncate(doses.len());
+    for (k, &dose) in doses.iter().enumerate() {
+        let scale = (dose / mean_energy).sqrt();
+        if k == out.doses.len() {
+            out.doses.push(DoseData {
+                dose,
+                intensity_scale: scale,
+                diffraction: Array3::zeros((n_pos, n, n)),
+                counts: vec![0; n_pos],
+            });
+        }
+        let d = &mut out.doses[k];
+        d.dose = dose;
+        d.intensity_scale = scale;
+        if d.diffraction.dim() != (n_pos, n, n) {
+            d.diffraction = Array3::zeros((n_pos, n, n));
+        }
+        d.counts.resize(n_pos, 0);
+    }
     let params: Vec<DoseParams> = out
+        .doses
         .iter()
         .map(|d| DoseParams::new(d.dose, d.intensity_scale, n))
         .collect();
-    {
-        let mut diff_chunks: Vec<_> = out
-            .iter_mut()
-            .map(|d| {
-                (
-                    d.diffraction.axis_chunks_iter_mut(Axis(0), chunk),
-                    d.counts.chunks_mut(chunk),
-                )
-            })
-            .collect();
-        let y = &y;
-        std::thread::scope(|scope| {
-            for t in 0..n_pos.div_ceil(chunk) {
-                let mut views: Vec<(ArrayViewMut3<f32>, &mut [u64])> = diff_chunks
-                    .iter_mut()
-                    .map(|(a, c)| {
-                        (
-                            a.next().expect("one chunk per thread"),
-                            c.next().expect("one chunk per thread"),
-                        )
-                    })
-                    .collect();
-                let (plans, params, tick) = (&plans, &params, &tick);
-                scope.spawn(move || {
-                    let mut work = Work::new(plans, n);
-                    let start = t * chunk;
-                    let len = views[0].1.len();
-                    for i in 0..len {
-                        let j = start + i;
-                        let patch = y.index_axis(Axis(0), j);
-                        work.intensity(probe, patch.as_slice().expect("contiguous"));
-                        for ((view, counts), p) in views.iter_mut().zip(params) {
-                            let mut pattern = view.index_axis_mut(Axis(0), i);
-                            let amps = pattern.as_slice_mut().expect("contiguous");
-                            counts[i] = p.draw(
-                                &mut work.sampler,
-                                &work.intensity,
-                                amps,
-                                inputs.seed,
-                                j as u64,
-                            );
-                        }
-                        if i % 32 == 31 {
-                            tick(32);
-                        }
+    let mut dose_chunks: Vec<_> = out
+        .doses
+        .iter_mut()
+        .map(|d| {
+            (
+                d.diffraction.axis_chunks_iter_mut(Axis(0), chunk),
+                d.counts.chunks_mut(chunk),
+            )
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for (t, mut y_chunk) in out.y.axis_chunks_iter_mut(Axis(0), chunk).enumerate() {
+            let mut views: Vec<(ArrayViewMut3<f32>, &mut [u64])> = dose_chunks
+                .iter_mut()
+                .map(|(a, c)| {
+                    (
+                        a.next().expect("one chunk per thread"),
+                        c.next().expect("one chunk per thread"),
+                    )
+                })
+                .collect();
+            let (plans, params, tick) = (&plans, &params, &tick);
+            scope.spawn(move || {
+                let mut work = Work::new(plans, n);
+                let len = y_chunk.len_of(Axis(0));
+                for i in 0..len {
+                    let j = t * chunk + i;
+                    let mut patch = y_chunk.index_axis_mut(Axis(0), i);
+                    let patch = patch.as_slice_mut().expect("contiguous");
+                    let b = Bilinear::new(&inputs.object, inputs.xcoords[j], inputs.ycoords[j], n);
+                    work.intensity(&b, probe, patch);
+                    for ((view, counts), p) in views.iter_mut().zip(params) {
+                        let mut pattern = view.index_axis_mut(Axis(0), i);
+                        let amps = pattern.as_slice_mut().expect("contiguous");
+                        counts[i] = p.draw(
+                            &mut work.sampler,
+                            &work.intensity,
+                            amps,
+                            inputs.seed,
+                            j as u64,
+                        );
                     }
-                    tick(len % 32);
-                });
-            }
-        });
+                    if i % 32 == 31 {
+                        tick(32);
+                    }
+                }
+                tick(len % 32);
+            });
+        }
+    });
+    out.fft_path = plans.path();
+    Ok(())
+}
+
+/// sum |P|^2 |o|^2 over one row (= sum |P o|^2), in eight interleaved f32 partial sums
+/// combined in a fixed order (the same bits every time; vectorised).
+fn row_energy(row: &[Complex32], probe_power: &[f32]) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let mut oc = row.chunks_exact(8);
+    let mut pc = probe_power.chunks_exact(8);
+    for (o, p) in (&mut oc).zip(&mut pc) {
+        for l in 0..8 {
+            acc[l] += p[l] * o[l].norm_sqr();
+        }
     }
-    Ok(Simulated {
-        y,
-        energies,
-        doses: out,
-        fft_path: plans.path(),
-    })
+    for (o, p) in oc.remainder().iter().zip(pc.remainder()) {
+        acc[0] += p * o.norm_sqr();
+    }
+    let quads = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    f64::from((quads[0] + quads[2]) + (quads[1] + quads[3]))
 }
 
 fn check_inputs(inputs: &Inputs, doses: &[f64]) -> Result<(usize, usize), SimulateError> {
@@ -348,12 +438,12 @@ fn amplitude(count: u64, s: f64) -> f32 {
 
 /// One worker's buffers, allocated once.
 struct Work {
+    n: usize,
     fft: Fft2<f32>,
-    psi: Vec<Complex32>,
+    /// (P * O_j) transposed.
+    psi_t: Vec<Complex32>,
     /// |FFT(psi)|^2 (unnormalised), fftshifted, row-major.
     intensity: Vec<f32>,
-    /// fftshift source index per output index.
-    shift: Vec<usize>,
     /// The noise step's buffers.
     sampler: PatternSampler,
 }
@@ -361,26 +451,45 @@ struct Work {
 impl Work {
     fn new(plans: &Plans<f32>, n: usize) -> Self {
         Work {
+            n,
             fft: plans.workspace(),
-            psi: vec![Complex32::new(0.0, 0.0); n * n],
+            psi_t: vec![Complex32::new(0.0, 0.0); n * n],
             intensity: vec![0.0; n * n],
-            shift: (0..n).map(|i| fftshift_source(i, n)).collect(),
             sampler: PatternSampler::new(),
         }
     }
 
-    /// Fills `self.intensity` with fftshift(|FFT2(P * O_j)|^2), unnormalised.
-    fn intensity(&mut self, probe: &[Complex32], patch: &[Complex32]) {
-        for ((s, p), o) in self.psi.iter_mut().zip(probe).zip(patch) {
-            *s = p * o;
+    /// Writes the patch of `b` into `patch` (Y) and fills `self.intensity` with
+    /// fftshift(|FFT2(P * O_j)|^2), unnormalised. psi is formed transposed, eight rows at a
+    /// time (a cache line of psi^T per column), so that the row-transpose-row FFT returns the
+    /// spectrum in natural order.
+    fn intensity(&mut self, b: &Bilinear, probe: &[Complex32], patch: &mut [Complex32]) {
+        let n = self.n;
+        const BLOCK: usize = 8;
+        for i0 in (0..n).step_by(BLOCK) {
+            let i1 = (i0 + BLOCK).min(n);
+            for (i, row) in patch[i0 * n..i1 * n].chunks_exact_mut(n).enumerate() {
+                b.row(i0 + i, row);
+            }
+            let rows = &patch[i0 * n..i1 * n];
+            let p_rows = &probe[i0 * n..i1 * n];
+            for (k, column) in self.psi_t.chunks_exact_mut(n).enumerate() {
+                for (ii, v) in column[i0..i1].iter_mut().enumerate() {
+                    *v = rows[ii * n + k] * p_rows[ii * n + k];
+                }
+            }
         }
-        let n = self.shift.len();
-        // The result is transposed: spec[kx * n + ky] is frequency (ky, kx).
-        let spec = self.fft.forward_transposed(&mut self.psi);
+        let spec = self.fft.forward_transposed(&mut self.psi_t);
+        // fftshift: output column c shows frequency (c + s0) mod n, s0 = n - n/2; two runs.
+        let s0 = (n - n / 2) % n;
         for (r, row) in self.intensity.chunks_exact_mut(n).enumerate() {
-            let ky = self.shift[r];
-            for (v, &kx) in row.iter_mut().zip(&self.shift) {
-                *v = spec[kx * n + ky].norm_sqr();
+            let src = &spec[fftshift_source(r, n) * n..][..n];
+            let (head, tail) = row.split_at_mut(n - s0);
+            for (v, f) in head.iter_mut().zip(&src[s0..]) {
+                *v = f.norm_sqr();
+            }
+            for (v, f) in tail.iter_mut().zip(&src[..s0]) {
+                *v = f.norm_sqr();
             }
         }
     }
@@ -393,6 +502,47 @@ mod tests {
 
     fn ramp(h: usize, w: usize) -> Array2<Complex32> {
         Array2::from_shape_fn((h, w), |(r, c)| Complex32::new(r as f32, c as f32 * 0.5))
+    }
+
+    #[test]
+    fn intensity_is_the_shifted_squared_dft_for_even_and_odd_n() {
+        for n in [7usize, 8, 12] {
+            let plans = Plans::<f32>::new(n);
+            let mut work = Work::new(&plans, n);
+            let patch: Vec<Complex32> = (0..n * n)
+                .map(|i| Complex32::new((i as f32 * 0.7).sin(), (i as f32 * 0.3).cos()))
+                .collect();
+            let probe: Vec<Complex32> = (0..n * n)
+                .map(|i| Complex32::new(1.0 + (i % 5) as f32 * 0.1, (i % 3) as f32 * 0.2))
+                .collect();
+            // An object equal to the patch, sampled at its centre: Y is the patch itself.
+            let object = ndarray::Array2::from_shape_vec((n, n), patch.clone()).unwrap();
+            let view = object.view();
+            let b = Bilinear::new(&view, (n / 2) as f64, (n / 2) as f64, n);
+            let mut y = vec![Complex32::new(0.0, 0.0); n * n];
+            work.intensity(&b, &probe, &mut y);
+            assert_eq!(y, patch);
+            for r in 0..n {
+                for c in 0..n {
+                    let (ky, kx) = (fftshift_source(r, n), fftshift_source(c, n));
+                    let mut acc = num_complex::Complex64::new(0.0, 0.0);
+                    for i in 0..n {
+                        for k in 0..n {
+                            let v = patch[i * n + k] * probe[i * n + k];
+                            let ang = -2.0 * std::f64::consts::PI * ((ky * i + kx * k) % n) as f64
+                                / n as f64;
+                            acc += num_complex::Complex64::new(v.re as f64, v.im as f64)
+                                * num_complex::Complex64::from_polar(1.0, ang);
+                        }
+                    }
+                    let got = f64::from(work.intensity[r * n + c]);
+                    assert!(
+                        (got - acc.norm_sqr()).abs() < 1e-4 * (1.0 + acc.norm_sqr()),
+                        "n {n} ({r}, {c})"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub mod scene;
 pub mod split;
 
 pub use fft::FftPath;
-pub use forward::{DoseData, Inputs, SimulateError, Simulated, extract_patch, simulate};
+pub use forward::{
+    DoseData, Inputs, SimulateError, Simulated, extract_patch, simulate, simulate_into,
+};
 pub use phase_c::{
     DoseSummary, Event, GENERATOR, GenerateError, GenerateOptions, Scene, Summary, build_scene,
     generate,
