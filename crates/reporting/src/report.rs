@@ -142,14 +142,25 @@ fn read_jobs(manifest: &Value) -> Result<Vec<Job<'_>>, String> {
         .collect()
 }
 
-/// Metric names shown in plots, in order of preference, when the jobs have them.
+/// Metrics shown in the tables (when the jobs have them; metrics.csv has every one).
 const HEADLINE: &[&str] = &[
     "phase.ssim",
-    "phase.psnr",
+    "phase.psnr_db",
     "phase.mae",
+    "phase.frc_05.resolution_px",
     "amplitude.ssim",
-    "amplitude.psnr",
+    "amplitude.psnr_db",
     "amplitude.mae",
+    "amplitude.frc_05.resolution_px",
+    "fienup_nrmse",
+];
+
+/// Metrics plotted against dose, when the jobs have them.
+const PLOTTED: &[&str] = &[
+    "phase.ssim",
+    "phase.psnr_db",
+    "amplitude.ssim",
+    "fienup_nrmse",
 ];
 
 /// Builds the report of `manifest` (the parsed `training_manifest.json`); `title` names the run.
@@ -261,7 +272,14 @@ pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
     }
 
     for split in splits {
-        let names = metric_names(split);
+        // Tables show the headline figures; metrics.csv has every one.
+        let all = metric_names(split);
+        let headline: Vec<String> = HEADLINE
+            .iter()
+            .filter(|h| all.iter().any(|n| n == *h))
+            .map(|h| h.to_string())
+            .collect();
+        let names = if headline.is_empty() { all } else { headline };
         if names.is_empty() {
             continue;
         }
@@ -294,11 +312,15 @@ pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
     // Plots.
     let mut plots: Vec<(String, String)> = Vec::new();
     let test_names = metric_names("test");
-    let chosen: Vec<&str> = HEADLINE
+    let mut chosen: Vec<&str> = PLOTTED
         .iter()
         .copied()
         .filter(|h| test_names.iter().any(|n| n == h))
         .collect();
+    if chosen.is_empty() {
+        // Unknown metric names: plot the first few there are.
+        chosen = test_names.iter().take(4).map(String::as_str).collect();
+    }
     let mut labels: Vec<String> = Vec::new();
     for j in &jobs {
         if !labels.contains(&j.label()) {
@@ -410,7 +432,8 @@ pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
         ));
     }
     if let Some(metric) = chosen.first() {
-        let lower_is_better = metric.ends_with("mae");
+        let lower_is_better =
+            metric.ends_with("mae") || metric.contains("nrmse") || metric.ends_with("_px");
         let score = |j: &Job| {
             j.metrics("test")
                 .into_iter()
@@ -620,7 +643,6 @@ mod tests {
                 "summary.md",
                 "metrics.csv",
                 "plots/quality_phase_ssim.svg",
-                "plots/quality_phase_mae.svg",
                 "plots/loss_dose_1000.svg",
                 "plots/loss_dose_10000.svg"
             ]

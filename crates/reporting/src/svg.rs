@@ -51,14 +51,46 @@ fn num(v: f64) -> String {
     format!("{v}")
 }
 
-/// A compact tick label.
-fn tick_label(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-3) {
-        format!("{v:.0e}")
-    } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+/// A tick label: as many decimals as the tick step needs (linear), or `2e-3` / `1e4` style
+/// for the extremes of a log axis.
+fn tick_label(v: f64, step: Option<f64>) -> String {
+    match step {
+        Some(step) => {
+            let decimals = (-step.log10().floor()).max(0.0) as usize;
+            let text = format!("{v:.decimals$}");
+            if text
+                .trim_start_matches('-')
+                .trim_matches(['0', '.'])
+                .is_empty()
+            {
+                "0".into()
+            } else {
+                text
+            }
+        }
+        None if !(1e-2..1e4).contains(&v) => {
+            let text = format!("{v:.0e}");
+            text.replace("e0", "")
+        }
+        None => format!("{v}"),
     }
+}
+
+/// A step of 1, 2 or 5 times a power of ten giving about `target` intervals over `span`.
+fn nice_step(span: f64, target: f64) -> f64 {
+    let raw = span / target;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let norm = raw / magnitude;
+    let factor = if norm < 1.5 {
+        1.0
+    } else if norm < 3.0 {
+        2.0
+    } else if norm < 7.0 {
+        5.0
+    } else {
+        10.0
+    };
+    factor * magnitude
 }
 
 struct Axis {
@@ -98,14 +130,42 @@ impl Axis {
         Some((v - self.lo) / (self.hi - self.lo))
     }
 
-    fn ticks(&self) -> Vec<f64> {
+    /// Tick values and, for a linear axis, their step.
+    fn ticks(&self) -> (Vec<f64>, Option<f64>) {
         if self.log {
-            let (a, b) = (self.lo.ceil() as i32, self.hi.floor() as i32);
-            return (a..=b).map(|e| 10f64.powi(e)).collect();
+            let decades: Vec<f64> = (self.lo.ceil() as i32..=self.hi.floor() as i32)
+                .map(|e| 10f64.powi(e))
+                .collect();
+            if decades.len() >= 3 {
+                return (decades, None);
+            }
+            // Short log ranges: 1, 2 and 5 in every decade touched, or every digit if that
+            // still gives fewer than three ticks.
+            let in_range = |mantissas: &[f64]| -> Vec<f64> {
+                let mut ticks = Vec::new();
+                for e in (self.lo.floor() as i32)..=(self.hi.ceil() as i32) {
+                    for m in mantissas {
+                        let v: f64 = m * 10f64.powi(e);
+                        if (self.lo..=self.hi).contains(&v.log10()) {
+                            ticks.push(v);
+                        }
+                    }
+                }
+                ticks
+            };
+            let mut ticks = in_range(&[1.0, 2.0, 5.0]);
+            if ticks.len() < 3 {
+                ticks = in_range(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+            }
+            return (ticks, None);
         }
-        (0..=4)
-            .map(|k| self.lo + (self.hi - self.lo) * f64::from(k) / 4.0)
-            .collect()
+        let step = nice_step(self.hi - self.lo, 5.0);
+        let first = (self.lo / step).ceil() as i64;
+        let last = (self.hi / step).floor() as i64;
+        (
+            (first..=last).map(|k| k as f64 * step).collect(),
+            Some(step),
+        )
     }
 }
 
@@ -135,7 +195,8 @@ impl Chart {
             s,
             r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
         );
-        for t in xa.ticks() {
+        let (x_ticks, x_step) = xa.ticks();
+        for t in x_ticks {
             if let Some(f) = xa.fraction(t).filter(|f| (0.0..=1.0).contains(f)) {
                 let x = px(f);
                 let _ = writeln!(
@@ -144,11 +205,12 @@ impl Chart {
                     TOP,
                     TOP + ph,
                     TOP + ph + 16.0,
-                    tick_label(t)
+                    tick_label(t, x_step)
                 );
             }
         }
-        for t in ya.ticks() {
+        let (y_ticks, y_step) = ya.ticks();
+        for t in y_ticks {
             if let Some(f) = ya.fraction(t).filter(|f| (0.0..=1.0).contains(f)) {
                 let y = py(f);
                 let _ = writeln!(
@@ -157,7 +219,7 @@ impl Chart {
                     LEFT + pw,
                     LEFT - 6.0,
                     y + 4.0,
-                    tick_label(t)
+                    tick_label(t, y_step)
                 );
             }
         }
@@ -249,6 +311,38 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 3);
         assert!(svg.contains("<polyline"));
         assert_eq!(chart.to_svg(), svg, "deterministic");
+    }
+
+    #[test]
+    fn ticks_are_round_numbers() {
+        let linear = Axis {
+            lo: -0.011,
+            hi: 0.537,
+            log: false,
+        };
+        let (ticks, step) = linear.ticks();
+        assert_eq!(step, Some(0.1));
+        let labels: Vec<String> = ticks.iter().map(|t| tick_label(*t, step)).collect();
+        assert_eq!(labels, ["0", "0.1", "0.2", "0.3", "0.4", "0.5"]);
+        let log = Axis {
+            lo: -2.2,
+            hi: -0.9,
+            log: true,
+        };
+        let labels: Vec<String> = log.ticks().0.iter().map(|t| tick_label(*t, None)).collect();
+        assert_eq!(labels, ["0.01", "0.02", "0.05", "0.1"]);
+        let doses = Axis {
+            lo: 2.9,
+            hi: 5.1,
+            log: true,
+        };
+        let labels: Vec<String> = doses
+            .ticks()
+            .0
+            .iter()
+            .map(|t| tick_label(*t, None))
+            .collect();
+        assert_eq!(labels, ["1000", "1e4", "1e5"]);
     }
 
     #[test]

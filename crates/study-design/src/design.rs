@@ -200,7 +200,8 @@ impl Design {
                 problems.push(format!("spacing_thresholds['{name}']={s} must be positive"));
             }
         }
-        if !(self.metrics_config.ms_ssim_sigma > 0.0) {
+        let sigma = self.metrics_config.ms_ssim_sigma;
+        if !sigma.is_finite() || sigma <= 0.0 {
             problems.push(format!(
                 "metrics_config.ms_ssim_sigma={} must be positive",
                 self.metrics_config.ms_ssim_sigma

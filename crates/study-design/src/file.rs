@@ -141,11 +141,11 @@ impl Study {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
         let mut study = Study::parse(&text, json, path)?;
-        if let Some(base) = &study.simulation.base_npz {
-            if base.is_relative() {
-                let dir = path.parent().unwrap_or(Path::new("."));
-                study.simulation.base_npz = Some(dir.join(base));
-            }
+        if let Some(base) = &study.simulation.base_npz
+            && base.is_relative()
+        {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            study.simulation.base_npz = Some(dir.join(base));
         }
         study.check(path)?;
         Ok(study)
