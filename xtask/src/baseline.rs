@@ -3,6 +3,7 @@
 //! (`collect/`, `green/`, `real_run/`, `summary.md`) a reviewer can read.
 
 use crate::{capture, project_root, textdiff};
+
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -22,11 +23,27 @@ pub enum Mode {
 /// Parsed command line.
 #[derive(Debug)]
 pub struct Options {
-    mode: Mode,
-    with_tests: bool,
-    out: PathBuf,
-    binary: Option<PathBuf>,
-    golden: PathBuf,
+    /// Write, check or bless.
+    pub mode: Mode,
+    /// Also run the test groups into `green/`.
+    pub with_tests: bool,
+    /// The evidence folder.
+    pub out: PathBuf,
+    /// A prebuilt `dose-overlap` instead of building the release binary.
+    pub binary: Option<PathBuf>,
+    /// The golden folder to compare with.
+    pub golden: PathBuf,
+}
+
+/// What a baseline run found.
+#[derive(Debug)]
+pub struct Outcome {
+    /// 0 when every command ran and every golden artifact is equal, else 1.
+    pub code: u8,
+    /// One readable diff per drifted (or re-blessed) artifact.
+    pub drift: Vec<String>,
+    /// Commands that did not exit as expected.
+    pub failures: Vec<String>,
 }
 
 impl Options {
@@ -70,6 +87,7 @@ const GOLDEN_FILES: &[&str] = &[
     "native/training_manifest.json",
     "native/skip_summary.json",
     "native/report/summary.md",
+    "phase_d/dose_1000/overlap_report.json",
     "data_sha256.txt",
 ];
 
@@ -153,11 +171,13 @@ fn steps(study: &str) -> Vec<Step> {
     ]
 }
 
-/// Runs the baseline and returns the exit code (0 all golden files equal, 1 drift).
-pub fn run(options: Options) -> anyhow::Result<u8> {
+/// Runs the baseline: 0 when all golden files are equal, 1 on drift or a failed command.
+pub fn run(options: Options) -> anyhow::Result<Outcome> {
     let root = project_root();
     let binary = match &options.binary {
-        Some(path) => path.clone(),
+        // Commands run inside the run folder: a relative path must not change meaning there.
+        Some(path) => std::path::absolute(path)
+            .with_context(|| format!("resolving --binary {}", path.display()))?,
         None => build_release(&root)?,
     };
     let study = root.join("golden/baseline/study.toml");
@@ -287,10 +307,15 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
         );
     }
     let drifted = !drift.is_empty() && options.mode != Mode::Bless;
-    Ok(if failures.is_empty() && !drifted {
+    let code = if failures.is_empty() && !drifted {
         0
     } else {
         1
+    };
+    Ok(Outcome {
+        code,
+        drift,
+        failures,
     })
 }
 
@@ -428,10 +453,11 @@ fn write_evidence(
 
     let mut s = String::new();
     writeln!(s, "# Baseline evidence\n")?;
-    let verdict = if failures.is_empty() && drift.is_empty() {
-        "PASS"
-    } else {
-        "FAIL"
+    let verdict = match (failures.is_empty(), drift.is_empty(), options.mode) {
+        (false, _, _) => "FAIL",
+        (true, false, Mode::Bless) => "PASS (goldens re-blessed)",
+        (true, false, _) => "FAIL (golden drift)",
+        (true, true, _) => "PASS",
     };
     writeln!(s, "Verdict: **{verdict}**\n")?;
     writeln!(s, "## Inputs\n")?;
@@ -502,7 +528,7 @@ fn write_evidence(
     writeln!(
         s,
         "- {} every golden artifact equal byte for byte ({} files)",
-        tick(drift.is_empty()),
+        tick(drift.is_empty() || options.mode == Mode::Bless),
         GOLDEN_FILES.len()
     )?;
     for (group, ok, _) in &green {

@@ -1,0 +1,55 @@
+//! Project automation (`cargo xtask ...`): the golden baseline run and its evidence folder.
+//! A library as well as a binary, so that the integration tests can run the real check mode.
+//!
+//! Keep dependencies few (anyhow, serde_json, sha2): xtask builds on every call.
+
+pub mod baseline;
+mod textdiff;
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+
+/// The command line of `cargo xtask`.
+pub const USAGE: &str = "usage: cargo xtask baseline [--check | --bless] [--with-tests] [--out DIR] \
+                     [--binary PATH] [--golden DIR]";
+
+/// Runs `cargo xtask ARGS...` and returns the exit code.
+pub fn run(args: Vec<String>) -> anyhow::Result<u8> {
+    let Some((task, rest)) = args.split_first() else {
+        bail!("{USAGE}");
+    };
+    match task.as_str() {
+        "baseline" => Ok(baseline::run(baseline::Options::parse(rest)?)?.code),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => bail!("unknown task `{other}`\n{USAGE}"),
+    }
+}
+
+/// The repository root (xtask lives one level below it).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the repository")
+        .to_path_buf()
+}
+
+/// Runs `program args` in `cwd` and returns (success, stdout, stderr).
+pub fn capture(
+    program: &Path,
+    args: &[&str],
+    cwd: &Path,
+) -> anyhow::Result<(bool, String, String)> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .with_context(|| format!("running {} {}", program.display(), args.join(" ")))?;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
