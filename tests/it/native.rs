@@ -225,19 +225,7 @@ fn native_bad_input_fails_only_its_job() {
     let view = root.join("phase d/dose_1000/dense/dense_test.npz");
     let bytes = std::fs::read(&view).unwrap();
     std::fs::write(&view, &bytes[..bytes.len() / 3]).unwrap();
-    let mut cmd = cli();
-    cmd.current_dir(root)
-        .args([
-            "-q",
-            "train",
-            "--design",
-            "study.toml",
-            "--backend",
-            "native",
-        ])
-        .args(["--phase-c-root", "phase c", "--phase-d-root", "phase d"])
-        .args(["--artifact-root", "art", "--dose", "1e3", "--epochs", "2"]);
-    let output = cli_snapshot!("native_bad_input", cmd, root);
+    let output = train(root, "art", &["--dose", "1e3", "--epochs", "2"]);
     assert_eq!(output.status.code(), Some(1));
     let manifest = read_json(&root.join("art/training_manifest.json"));
     let statuses: Vec<&str> = manifest["jobs"]
@@ -249,6 +237,21 @@ fn native_bad_input_fails_only_its_job() {
     assert_eq!(statuses, ["success", "failed", "success"]);
     let error = manifest["jobs"][1]["result"]["error"].as_str().unwrap();
     assert!(error.contains("dense_test.npz"), "{error}");
+    // What a person sees (the failing job alone: no bundle digests that move with the data).
+    let mut cmd = cli();
+    cmd.current_dir(root)
+        .args([
+            "-q",
+            "train",
+            "--design",
+            "study.toml",
+            "--backend",
+            "native",
+        ])
+        .args(["--phase-c-root", "phase c", "--phase-d-root", "phase d"])
+        .args(["--artifact-root", "art", "--dose", "1e3", "--view", "dense"]);
+    let output = cli_snapshot!("native_bad_input", cmd, root);
+    assert_eq!(output.status.code(), Some(1));
 }
 
 fn python_numpy(script: &str, args: &[PathBuf]) -> String {

@@ -5,7 +5,7 @@
 use crate::ReconError;
 use ndarray::{Array2, ArrayView2};
 use num_complex::{Complex32, Complex64};
-use rustfft::FftPlanner;
+use rustfft::{FftPlannerAvx, FftPlannerScalar};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -480,9 +480,13 @@ fn frc(x: &Array2<f64>, y: &Array2<f64>, mask: &Array2<bool>) -> (FrcCrossing, F
     (crossing(&|_| 0.5), crossing(&half_bit))
 }
 
-/// In-place 2-D forward FFT of an s x s buffer (evaluation only; f64, default planner).
+/// In-place 2-D forward FFT of an s x s buffer (evaluation only; f64, on the same pinned
+/// code path as the solver's, so that metrics too have the same bits on every machine).
 fn fft2(buf: &mut [Complex64], s: usize) {
-    let fft = FftPlanner::<f64>::new().plan_fft_forward(s);
+    let fft = match FftPlannerAvx::<f64>::new() {
+        Ok(mut planner) => planner.plan_fft_forward(s),
+        Err(()) => FftPlannerScalar::<f64>::new().plan_fft_forward(s),
+    };
     fft.process(buf);
     let mut t = vec![Complex64::new(0.0, 0.0); s * s];
     for r in 0..s {
