@@ -29,7 +29,10 @@ pub struct Settings {
     pub refine_probe: bool,
     /// Seed of the visiting order and of the grouping.
     pub seed: u64,
-    /// g: positions are processed in groups of C = g^2 (1 = one at a time).
+    /// g: positions are processed in groups of C = g^2 (1 = one at a time). Every epoch, each
+    /// position in the seeded random order anchors one group: itself plus C - 1 positions
+    /// drawn without replacement (seeded) from its K nearest neighbours (ties by index). E_F
+    /// counts each anchor's own evaluation, so every position once per epoch.
     pub gridsize: u32,
     /// K: each group is drawn from a position's K nearest neighbours (used when g > 1).
     pub neighbor_count: u32,
