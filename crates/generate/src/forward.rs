@@ -70,6 +70,11 @@ impl<'a> Bilinear<'a> {
         if self.inside {
             let (r, c0, w) = (self.r0 as usize + i, self.c0 as usize, self.w);
             let a = &self.obj[r * w + c0..r * w + c0 + n + 1];
+            if self.weights == [1.0, 0.0, 0.0, 0.0] {
+                // An integer position: the sum below would give exactly these values.
+                out.copy_from_slice(&a[..n]);
+                return;
+            }
             let b = &self.obj[(r + 1) * w + c0..(r + 1) * w + c0 + n + 1];
             // Zipped slices, no indexing: the compiler vectorises this.
             let taps = a[..n].iter().zip(&a[1..]).zip(b[..n].iter().zip(&b[1..]));
@@ -126,7 +131,7 @@ pub struct DoseData {
 pub struct Simulated {
     /// Ground-truth object patches, (n, N, N) complex64.
     pub y: Array3<Complex32>,
-    /// sum |P O_j|^2 per position (f32 sums per row, f64 over rows).
+    /// sum |P O_j|^2 per position, as the sum of its diffraction intensities (Parseval).
     pub energies: Vec<f64>,
     /// One entry per requested dose, in order.
     pub doses: Vec<DoseData>,
@@ -201,25 +206,56 @@ pub fn simulate_into(
     };
     let probe = inputs.probe.as_slice().expect("probe in standard layout");
 
-    // Pass 1: the illuminated energy of every patch (s needs the mean over all positions).
-    let probe_power: Vec<f32> = probe.iter().map(|p| p.norm_sqr()).collect();
-    let probe_power = &probe_power;
+    // Buffers: Y, and every dose's diffraction (the first holds the intensities until the
+    // noise step overwrites them).
+    if out.y.dim() != (n_pos, n, n) {
+        out.y = Array3::zeros((n_pos, n, n));
+    }
+    out.doses.truncate(doses.len());
+    for (k, &dose) in doses.iter().enumerate() {
+        if k == out.doses.len() {
+            out.doses.push(DoseData {
+                dose,
+                intensity_scale: 0.0,
+                diffraction: Array3::zeros((n_pos, n, n)),
+                counts: vec![0; n_pos],
+            });
+        }
+        let d = &mut out.doses[k];
+        d.dose = dose;
+        if d.diffraction.dim() != (n_pos, n, n) {
+            d.diffraction = Array3::zeros((n_pos, n, n));
+        }
+        d.counts.resize(n_pos, 0);
+    }
     out.energies.resize(n_pos, 0.0);
+
+    // Pass 1: patch (stored as Y), one FFT, the intensities (kept in the first dose's
+    // diffraction array) and their sum: by Parseval the illuminated energy sum |P O_j|^2,
+    // whose mean over all positions sets s.
+    let inv_n2 = 1.0 / (n * n) as f64;
     std::thread::scope(|scope| {
-        for (t, e_chunk) in out.energies.chunks_mut(chunk).enumerate() {
-            let tick = &tick;
+        let first = &mut out.doses[0].diffraction;
+        let chunks = out
+            .y
+            .axis_chunks_iter_mut(Axis(0), chunk)
+            .zip(first.axis_chunks_iter_mut(Axis(0), chunk))
+            .zip(out.energies.chunks_mut(chunk));
+        for (t, ((mut y_chunk, mut i_chunk), e_chunk)) in chunks.enumerate() {
+            let (plans, tick) = (&plans, &tick);
             scope.spawn(move || {
-                let mut row = vec![Complex32::new(0.0, 0.0); n];
+                let mut work = Work::new(plans, n);
                 for (i, energy) in e_chunk.iter_mut().enumerate() {
                     let j = t * chunk + i;
+                    let mut patch = y_chunk.index_axis_mut(Axis(0), i);
+                    let patch = patch.as_slice_mut().expect("contiguous");
                     let b = Bilinear::new(&inputs.object, inputs.xcoords[j], inputs.ycoords[j], n);
-                    // Row by row in an L1-sized buffer; the patch itself is not kept.
-                    let mut sum = 0.0f64;
-                    for (r, p_row) in probe_power.chunks_exact(n).enumerate() {
-                        b.row(r, &mut row);
-                        sum += row_energy(&row, p_row);
-                    }
-                    *energy = sum;
+                    work.intensity(&b, probe, patch);
+                    let mut kept = i_chunk.index_axis_mut(Axis(0), i);
+                    kept.as_slice_mut()
+                        .expect("contiguous")
+                        .copy_from_slice(&work.intensity);
+                    *energy = total_intensity(&work.intensity, n) * inv_n2;
                     if i % 32 == 31 {
                         tick(32);
                     }
@@ -234,30 +270,12 @@ pub fn simulate_into(
             "the probe and object give no signal (mean sum |P O_j|^2 = {mean_energy}): check probeGuess and objectGuess"
         )));
     }
+    for d in &mut out.doses {
+        d.intensity_scale = (d.dose / mean_energy).sqrt();
+    }
 
-    // Pass 2: patch (stored as Y), one FFT, then every dose's counts from it.
-    if out.y.dim() != (n_pos, n, n) {
-        out.y = Array3::zeros((n_pos, n, n));
-    }
-    out.doses.truncate(doses.len());
-    for (k, &dose) in doses.iter().enumerate() {
-        let scale = (dose / mean_energy).sqrt();
-        if k == out.doses.len() {
-            out.doses.push(DoseData {
-                dose,
-                intensity_scale: scale,
-                diffraction: Array3::zeros((n_pos, n, n)),
-                counts: vec![0; n_pos],
-            });
-        }
-        let d = &mut out.doses[k];
-        d.dose = dose;
-        d.intensity_scale = scale;
-        if d.diffraction.dim() != (n_pos, n, n) {
-            d.diffraction = Array3::zeros((n_pos, n, n));
-        }
-        d.counts.resize(n_pos, 0);
-    }
+    // Pass 2: every dose's counts from the kept intensities (copied out first: the first
+    // dose's amplitudes overwrite them).
     let params: Vec<DoseParams> = out
         .doses
         .iter()
@@ -274,7 +292,7 @@ pub fn simulate_into(
         })
         .collect();
     std::thread::scope(|scope| {
-        for (t, mut y_chunk) in out.y.axis_chunks_iter_mut(Axis(0), chunk).enumerate() {
+        for t in 0..n_pos.div_ceil(chunk) {
             let mut views: Vec<(ArrayViewMut3<f32>, &mut [u64])> = dose_chunks
                 .iter_mut()
                 .map(|(a, c)| {
@@ -284,26 +302,24 @@ pub fn simulate_into(
                     )
                 })
                 .collect();
-            let (plans, params, tick) = (&plans, &params, &tick);
+            let (params, tick) = (&params, &tick);
             scope.spawn(move || {
-                let mut work = Work::new(plans, n);
-                let len = y_chunk.len_of(Axis(0));
+                let mut sampler = PatternSampler::new();
+                let mut intensity = vec![0.0f32; n * n];
+                let len = views[0].1.len();
                 for i in 0..len {
                     let j = t * chunk + i;
-                    let mut patch = y_chunk.index_axis_mut(Axis(0), i);
-                    let patch = patch.as_slice_mut().expect("contiguous");
-                    let b = Bilinear::new(&inputs.object, inputs.xcoords[j], inputs.ycoords[j], n);
-                    work.intensity(&b, probe, patch);
+                    intensity.copy_from_slice(
+                        views[0]
+                            .0
+                            .index_axis(Axis(0), i)
+                            .as_slice()
+                            .expect("contiguous"),
+                    );
                     for ((view, counts), p) in views.iter_mut().zip(params) {
                         let mut pattern = view.index_axis_mut(Axis(0), i);
                         let amps = pattern.as_slice_mut().expect("contiguous");
-                        counts[i] = p.draw(
-                            &mut work.sampler,
-                            &work.intensity,
-                            amps,
-                            inputs.seed,
-                            j as u64,
-                        );
+                        counts[i] = p.draw(&mut sampler, &intensity, amps, inputs.seed, j as u64);
                     }
                     if i % 32 == 31 {
                         tick(32);
@@ -317,27 +333,30 @@ pub fn simulate_into(
     Ok(())
 }
 
-/// sum |P|^2 |o|^2 over one row (= sum |P o|^2), in eight interleaved f32 partial sums
-/// combined in a fixed order (the same bits every time; vectorised).
-fn row_energy(row: &[Complex32], probe_power: &[f32]) -> f64 {
-    let mut acc = [0.0f32; 8];
-    let mut oc = row.chunks_exact(8);
-    let mut pc = probe_power.chunks_exact(8);
-    for (o, p) in (&mut oc).zip(&mut pc) {
-        for l in 0..8 {
-            acc[l] += p[l] * o[l].norm_sqr();
+/// The sum of an n x n intensity array: eight interleaved f32 partial sums per row (a fixed
+/// order, so the same bits every time; vectorised), rows added in f64.
+fn total_intensity(values: &[f32], n: usize) -> f64 {
+    let mut total = 0.0f64;
+    for row in values.chunks_exact(n) {
+        let mut acc = [0.0f32; 8];
+        let mut chunks = row.chunks_exact(8);
+        for c in &mut chunks {
+            for l in 0..8 {
+                acc[l] += c[l];
+            }
         }
+        for v in chunks.remainder() {
+            acc[0] += v;
+        }
+        let quads = [
+            acc[0] + acc[4],
+            acc[1] + acc[5],
+            acc[2] + acc[6],
+            acc[3] + acc[7],
+        ];
+        total += f64::from((quads[0] + quads[2]) + (quads[1] + quads[3]));
     }
-    for (o, p) in oc.remainder().iter().zip(pc.remainder()) {
-        acc[0] += p * o.norm_sqr();
-    }
-    let quads = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
-    f64::from((quads[0] + quads[2]) + (quads[1] + quads[3]))
+    total
 }
 
 fn check_inputs(inputs: &Inputs, doses: &[f64]) -> Result<(usize, usize), SimulateError> {
@@ -387,25 +406,22 @@ fn check_inputs(inputs: &Inputs, doses: &[f64]) -> Result<(usize, usize), Simula
 /// Per-dose constants of the noise step.
 struct DoseParams {
     dose: f64,
-    /// s, stored amplitude = sqrt(c) / s.
-    scale: f64,
+    /// 1 / s: stored amplitude = sqrt(c) / s, computed as sqrt(c) * (1 / s).
+    inv_scale: f64,
     /// s^2 / N^2: |F|^2 of the unnormalised FFT to expected counts.
     lam_per_unit: f64,
-    /// sqrt(c) / s for small c (the same formula, precomputed).
-    amp_table: [f32; 64],
+    /// The amplitude of small counts (the same formula, precomputed).
+    amp_table: Vec<f32>,
 }
 
 impl DoseParams {
     fn new(dose: f64, scale: f64, n: usize) -> Self {
-        let mut amp_table = [0.0f32; 64];
-        for (c, a) in amp_table.iter_mut().enumerate() {
-            *a = amplitude(c as u64, scale);
-        }
+        let inv_scale = 1.0 / scale;
         DoseParams {
             dose,
-            scale,
+            inv_scale,
             lam_per_unit: scale * scale / (n * n) as f64,
-            amp_table,
+            amp_table: (0..1024).map(|c| amplitude(c, inv_scale)).collect(),
         }
     }
 
@@ -420,20 +436,20 @@ impl DoseParams {
         position: u64,
     ) -> u64 {
         let mut rng = PixelRng::new(seed, self.dose, position);
-        amps.fill(0.0);
-        sampler.sample(intensity, self.lam_per_unit, &mut rng, |i, c| {
-            amps[i] = match self.amp_table.get(c as usize) {
-                Some(v) => *v,
-                None => amplitude(c, self.scale),
-            };
+        sampler.sample(intensity, self.lam_per_unit, &mut rng, amps, |c| match self
+            .amp_table
+            .get(c as usize)
+        {
+            Some(v) => *v,
+            None => amplitude(c, self.inv_scale),
         })
     }
 }
 
-/// The stored amplitude of `count` photons at scale `s`.
+/// The stored amplitude of `count` photons: sqrt(count) / s, as sqrt(count) * (1 / s).
 #[inline]
-fn amplitude(count: u64, s: f64) -> f32 {
-    ((count as f64).sqrt() / s) as f32
+fn amplitude(count: u64, inv_scale: f64) -> f32 {
+    ((count as f64).sqrt() * inv_scale) as f32
 }
 
 /// One worker's buffers, allocated once.
@@ -442,10 +458,10 @@ struct Work {
     fft: Fft2<f32>,
     /// (P * O_j) transposed.
     psi_t: Vec<Complex32>,
+    /// Eight rows of P * O_j on their way into `psi_t`.
+    block: Vec<Complex32>,
     /// |FFT(psi)|^2 (unnormalised), fftshifted, row-major.
     intensity: Vec<f32>,
-    /// The noise step's buffers.
-    sampler: PatternSampler,
 }
 
 impl Work {
@@ -454,8 +470,8 @@ impl Work {
             n,
             fft: plans.workspace(),
             psi_t: vec![Complex32::new(0.0, 0.0); n * n],
+            block: vec![Complex32::new(0.0, 0.0); 8 * n],
             intensity: vec![0.0; n * n],
-            sampler: PatternSampler::new(),
         }
     }
 
@@ -468,14 +484,23 @@ impl Work {
         const BLOCK: usize = 8;
         for i0 in (0..n).step_by(BLOCK) {
             let i1 = (i0 + BLOCK).min(n);
-            for (i, row) in patch[i0 * n..i1 * n].chunks_exact_mut(n).enumerate() {
+            let rows = &mut patch[i0 * n..i1 * n];
+            let block = &mut self.block[..rows.len()];
+            for (i, ((row, b_row), p_row)) in rows
+                .chunks_exact_mut(n)
+                .zip(block.chunks_exact_mut(n))
+                .zip(probe[i0 * n..i1 * n].chunks_exact(n))
+                .enumerate()
+            {
                 b.row(i0 + i, row);
+                for ((v, o), p) in b_row.iter_mut().zip(row.iter()).zip(p_row) {
+                    *v = o * p;
+                }
             }
-            let rows = &patch[i0 * n..i1 * n];
-            let p_rows = &probe[i0 * n..i1 * n];
+            // Column k of psi^T gets rows i0..i1 of column k of psi: one cache line each.
             for (k, column) in self.psi_t.chunks_exact_mut(n).enumerate() {
-                for (ii, v) in column[i0..i1].iter_mut().enumerate() {
-                    *v = rows[ii * n + k] * p_rows[ii * n + k];
+                for (v, b_row) in column[i0..i1].iter_mut().zip(block.chunks_exact(n)) {
+                    *v = b_row[k];
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! An exact, fast, seeded Poisson sampler.
 //!
 //! Below a mean of 25: inversion by sequential search, with a squeeze that settles the common
-//! case (count 0 at low dose) from one 64-bit draw and no transcendental function: since
+//! case (count 0 at low dose) from 32 random bits and no transcendental function: since
 //! `exp(-lam) > 1 - lam`, any uniform below `1 - lam` is a zero. At 25 and above: Hörmann's PTRS
 //! (transformed rejection with squeeze, 1993), which NumPy uses from 10. Both are exact
 //! (no normal approximation); all arithmetic goes through [`crate::detmath`] so the draws are
@@ -11,7 +11,7 @@ use crate::detmath::{exp, floor_int, ln, ln_factorial, round_int};
 use crate::rng::PixelRng;
 
 /// The sampler's name recorded in `_metadata`.
-pub const SAMPLER_NAME: &str = "exact Poisson: inversion below mean 25 (zero squeeze, fixed-length kernels), \
+pub const SAMPLER_NAME: &str = "exact Poisson: inversion below mean 25 (zero squeeze, lane-parallel search), \
      PTRS (Hoermann 1993) from 25";
 
 /// Mean from which PTRS is used (it is valid from 10; below 25 the fixed-length inversion
@@ -19,9 +19,9 @@ pub const SAMPLER_NAME: &str = "exact Poisson: inversion below mean 25 (zero squ
 const PTRS_MIN: f64 = 25.0;
 const TWO53: f64 = 9_007_199_254_740_992.0;
 
-/// Inversion kernels: (means below, terms computed without branches). A count at or above the
-/// term count (probability below 2 % for the first kernel, below 1e-3 for the others)
-/// finishes in a sequential search.
+/// Inversion groups by mean (upper bounds), so that the pixels searched side by side in lanes
+/// need similar numbers of terms. (The second number is the branch-free head of the single-draw
+/// search, which covers all but 2 % (first group) or 0.1 % (the others) of its counts.)
 const KERNELS: [(f64, usize); 4] = [(1.0, 4), (4.0, 12), (10.0, 24), (PTRS_MIN, 45)];
 
 /// Longest sequential search: for a mean below 25, P(count > 255) < 1e-100; the cap only
@@ -144,12 +144,14 @@ fn inversion_tail(lam: f64, u: f64, mut k: usize, mut p: f64, mut cdf: f64) -> u
 }
 
 /// Samples a whole pattern at once, in passes that keep unpredictable branches out of the
-/// common paths: (1) one uniform per pixel settles the squeezed zeros and lists the rest;
-/// (2) the listed pixels are sorted by mean into the inversion kernels and PTRS; (3) each
-/// kernel inverts its pixels' own uniforms (a fixed number of terms, no branches), (4) the
-/// rare larger counts finish the search; (5) means of 25 and more use PTRS with further draws
-/// of the same stream, in pixel order. Every pixel's count is an exact, independent Poisson
-/// draw, and the draw order is fixed: the result is a pure function of the stream.
+/// common paths: (1) one 64-bit draw per two pixels gives each pixel the top 32 bits of its
+/// uniform, which settle the squeezed zeros; the rest are listed; (2) the listed pixels get the
+/// uniform's 21 lower bits (further draws, in pixel order) and are sorted by mean into the
+/// inversion groups and PTRS; (3) each group is inverted `LANES` pixels at a time, four terms
+/// per step, in lanes the compiler vectorises, (4) the rare counts beyond the search cap
+/// finish one by one; (5) means of 25 and more use PTRS with further draws, in pixel order.
+/// Every pixel's count is an exact, independent Poisson draw, and the draw order is fixed: the
+/// result is a pure function of the stream.
 #[derive(Default)]
 pub struct PatternSampler {
     pending: Vec<(u32, u64)>,
@@ -164,37 +166,61 @@ impl PatternSampler {
         Self::default()
     }
 
-    /// Draws Poisson(f64(means[i]) * scale) for every pixel i and calls `emit(i, count)` for
-    /// every pixel not settled as a zero by the first pass (count may still be 0); the
-    /// caller's output starts at zero. Returns the total count. Means must be finite.
+    /// Draws c_i ~ Poisson(f64(means[i]) * scale) for every pixel i and writes
+    /// `out[i] = value(c_i)`; returns the total count. Means must be finite.
     pub fn sample(
         &mut self,
         means: &[f32],
         scale: f64,
         rng: &mut PixelRng,
-        mut emit: impl FnMut(usize, u64),
+        out: &mut [f32],
+        value: impl Fn(u64) -> f32,
     ) -> u64 {
+        assert_eq!(means.len(), out.len(), "one output per mean");
+        let zero = value(0);
         let n = means.len();
         let lam_of = |i: u32| f64::from(means[i as usize]) * scale;
         // (1) Branch-free list building on a local copy of the generator (kept in registers).
         self.pending.resize(n, (0, 0));
+        let pending = &mut self.pending[..n];
         let mut len = 0;
         let mut local = rng.clone();
-        for (i, m) in means.iter().enumerate() {
+        // Every pixel starts as a zero; the listed ones are overwritten below.
+        out.fill(zero);
+        // One 64-bit draw per two pixels: each gets 32 bits, the top bits of its uniform. If
+        // (h + 1) / 2^32 <= 1 - lam (one count of margin for rounding), u < exp(-lam) whatever
+        // the lower bits: a zero. Otherwise the lower 21 bits are drawn in pass 2.
+        const TWO32: f64 = 4_294_967_296.0;
+        let mut pairs = means.chunks_exact(2);
+        let mut i = 0u32;
+        for m in &mut pairs {
+            let x = local.next_u64();
+            for (half, mean) in [(x >> 32, m[0]), (x & 0xffff_ffff, m[1])] {
+                let lam = f64::from(mean) * scale;
+                let settled = half as f64 + 2.0 <= (1.0 - lam) * TWO32;
+                pending[len] = (i, half);
+                len += usize::from(!settled);
+                i += 1;
+            }
+        }
+        if let [m] = pairs.remainder() {
+            let half = local.next_u64() >> 32;
             let lam = f64::from(*m) * scale;
-            let x = local.next_u64() >> 11;
-            let zero = x as f64 + 2.0 <= (1.0 - lam) * TWO53;
-            self.pending[len] = (i as u32, x);
-            len += usize::from(!zero);
+            let settled = half as f64 + 2.0 <= (1.0 - lam) * TWO32;
+            pending[len] = (i, half);
+            len += usize::from(!settled);
         }
         *rng = local;
+        let mut emit = |i: usize, k: u64| out[i] = value(k);
         // (2) Sort by method, branch-free, keeping pixel order within each list.
         let mut lens = [0usize; KERNELS.len() + 1];
         for list in &mut self.lists {
             list.resize(len, (0, 0.0));
         }
-        for &(i, x) in &self.pending[..len] {
+        for &(i, half) in &self.pending[..len] {
             let m = method(lam_of(i));
+            // The uniform's top 32 bits from pass 1, 21 more drawn now (PTRS ignores it).
+            let x = (half << 21) | (rng.next_u64() >> 43);
             self.lists[m][lens[m]] = (i, x as f64 * (1.0 / TWO53));
             lens[m] += 1;
         }
@@ -399,8 +425,9 @@ mod tests {
         let mut sampler = PatternSampler::new();
         for r in 0..reps {
             let mut rng = PixelRng::new(3, 1.0, r);
-            let mut counts = vec![0u64; means.len()];
-            let total = sampler.sample(&means, 1.0, &mut rng, |i, k| counts[i] = k);
+            let mut out = vec![0.0f32; means.len()];
+            let total = sampler.sample(&means, 1.0, &mut rng, &mut out, |k| k as f32);
+            let counts: Vec<u64> = out.iter().map(|c| *c as u64).collect();
             assert_eq!(total, counts.iter().sum::<u64>());
             for (s, k) in sums.iter_mut().zip(&counts) {
                 s.0 += *k as f64;
@@ -432,9 +459,9 @@ mod tests {
             let mut draws = Vec::with_capacity(300_000);
             for r in 0..300 {
                 let mut rng = PixelRng::new(11, f64::from(lam), r);
-                let mut counts = vec![0u64; means.len()];
-                sampler.sample(&means, 1.0, &mut rng, |i, k| counts[i] = k);
-                draws.extend(counts);
+                let mut out = vec![0.0f32; means.len()];
+                sampler.sample(&means, 1.0, &mut rng, &mut out, |k| k as f32);
+                draws.extend(out.iter().map(|c| *c as u64));
             }
             let (chi2, cells) = chi_square_of(f64::from(lam), &draws);
             let dof = (cells - 1) as f64;
