@@ -82,6 +82,16 @@ pub struct RejectedMember {
     pub reason: String,
 }
 
+/// A stored value that does not fit `T` (an integer out of range), naming the member.
+fn out_of_range<T>(path: &Path, info: &MemberInfo, value: String) -> NpzError {
+    NpzError::OutOfRange {
+        path: path.to_path_buf(),
+        key: info.key.clone(),
+        expected: std::any::type_name::<T>().to_string(),
+        found: format!("the value {value} ({})", info.dtype_name()),
+    }
+}
+
 /// An open NPZ archive.
 pub struct NpzReader {
     path: PathBuf,
@@ -230,12 +240,7 @@ impl NpzReader {
         })?;
         let path = self.path.clone();
         self.stream_bytes(&info, |bytes| {
-            T::decode(&info.dtype, bytes, &mut out).map_err(|value| NpzError::OutOfRange {
-                path: path.clone(),
-                key: info.key.clone(),
-                expected: std::any::type_name::<T>().to_string(),
-                found: format!("the value {value} ({})", info.dtype_name()),
-            })
+            T::decode(&info.dtype, bytes, &mut out).map_err(|v| out_of_range::<T>(&path, &info, v))
         })?;
         let corrupt = |e: ndarray::ShapeError| NpzError::Corrupt {
             path: self.path.clone(),
@@ -266,12 +271,8 @@ impl NpzReader {
         let mut items: Vec<T> = Vec::new();
         self.stream_bytes(&info, |bytes| {
             items.clear();
-            T::decode(&info.dtype, bytes, &mut items).map_err(|value| NpzError::OutOfRange {
-                path: path.clone(),
-                key: info.key.clone(),
-                expected: std::any::type_name::<T>().to_string(),
-                found: format!("the value {value} ({})", info.dtype_name()),
-            })?;
+            T::decode(&info.dtype, bytes, &mut items)
+                .map_err(|v| out_of_range::<T>(&path, &info, v))?;
             visit(&items);
             Ok(())
         })

@@ -500,7 +500,9 @@ impl Validator {
         }
         // Amplitude is sqrt(counts): unless counts are all 0 or 1, many amplitudes are not whole
         // numbers. A stack of whole numbers reaching 2 or more is almost surely raw counts.
-        if s.nonzero >= 100 && s.all_whole && s.max >= 2.0 {
+        // Infinities pass as "whole" and make the maximum meaningless: with non-finite values
+        // (already an error) the heuristic says nothing.
+        if s.nonfinite == 0 && s.nonzero >= 100 && s.all_whole && s.max >= 2.0 {
             self.warn(format!(
                 "{key} looks like intensity (photon counts), not amplitude: all {} non-zero values are whole \
                  numbers (max {}); DATA-001 stores amplitude = sqrt(counts), e.g. np.sqrt(counts)",
@@ -880,6 +882,17 @@ mod tests {
                 "diffraction looks like intensity (photon counts), not amplitude: all 227 non-zero values are whole \
                numbers (max 8); DATA-001 stores amplitude = sqrt(counts), e.g. np.sqrt(counts)",
             ],
+        );
+        // Regression: a stack of infinities was also called "intensity ... (max inf)".
+        let infinite = vec![("diffraction", Some(f32s(&[4, 8, 8], |_| f32::INFINITY)))];
+        check(
+            file(4, infinite),
+            opts(),
+            &[
+                "diffraction has 256 non-finite values (NaN or inf; first at item 0 in storage order): expected \
+                 finite amplitudes",
+            ],
+            &[],
         );
         // Low-dose amplitudes (all 0 or 1) are not flagged.
         let binary = vec![("diffraction", Some(f32s(&[4, 8, 8], |i| (i % 2) as f32)))];
