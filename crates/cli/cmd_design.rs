@@ -47,7 +47,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     outln!("  neighbor_count (K):  {}", d.neighbor_count);
     outln!("  patch size (N):      {} px", d.patch_size_pixels);
     outln!("  overlap views:       {}", list(&views));
-    outln!("  split axis:          {:?}", d.train_test_split_axis);
+    outln!(
+        "  split axis:          {}",
+        d.train_test_split_axis.as_str()
+    );
     outln!(
         "  seeds:               simulation {}, grouping {}, subsampling {}",
         s.simulation,
@@ -72,8 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         if sim.compress { "deflated" } else { "stored" }
     );
     outln!(
-        "  solver:              {:?}, alpha {}, beta {}, {} epochs, probe {}",
-        sol.algorithm,
+        "  solver:              {}, alpha {}, beta {}, {} epochs, probe {}",
+        sol.algorithm.as_str(),
         sol.alpha,
         sol.beta,
         sol.epochs,

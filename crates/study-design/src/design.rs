@@ -13,6 +13,16 @@ pub enum SplitAxis {
     X,
 }
 
+impl SplitAxis {
+    /// The name a study file uses (`y`, `x`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitAxis::Y => "y",
+            SplitAxis::X => "x",
+        }
+    }
+}
+
 /// Seeds of every random choice in a study.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -240,6 +250,18 @@ mod tests {
         let mut design = Design::default();
         edit(&mut design);
         assert_eq!(design.validate(), expected);
+    }
+
+    /// The names `design` prints are the ones a study file takes (it printed `Y` and `Rpie`).
+    #[test]
+    fn printed_names_are_the_file_names() {
+        use crate::Algorithm;
+        for axis in [SplitAxis::Y, SplitAxis::X] {
+            assert_eq!(serde_json::to_value(axis).unwrap(), axis.as_str());
+        }
+        for algorithm in [Algorithm::Epie, Algorithm::Rpie] {
+            assert_eq!(serde_json::to_value(algorithm).unwrap(), algorithm.as_str());
+        }
     }
 
     #[test]

@@ -17,13 +17,14 @@ pub const PRESETS: &[&str] = &["default", "tiny"];
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
     /// The file could not be read.
-    #[error("cannot read study file {path}: {source}")]
+    // The cause is part of the message, not a `source`: an error chain printed in full
+    // (`{:#}`) would otherwise say it twice.
+    #[error("cannot read study file {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not valid TOML/JSON of a study (unknown key, wrong type, ...).
     #[error("study file {path} is not a valid study: {message}")]
@@ -133,9 +134,9 @@ impl Study {
     /// Reads a study file: `.json` as JSON, anything else as TOML. A relative `base_npz` is
     /// taken relative to the file's folder. The study is validated.
     pub fn from_path(path: &Path) -> Result<Study, StudyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| StudyError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| StudyError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let json = path
             .extension()

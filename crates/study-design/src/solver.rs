@@ -12,6 +12,16 @@ pub enum Algorithm {
     Rpie,
 }
 
+impl Algorithm {
+    /// The name a study file and `--algorithm` use (`epie`, `rpie`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Epie => "epie",
+            Algorithm::Rpie => "rpie",
+        }
+    }
+}
+
 /// Native solver settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
