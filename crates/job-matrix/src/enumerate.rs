@@ -149,9 +149,16 @@ pub fn enumerate(design: &Design, roots: &Roots, strict: bool) -> Result<JobMatr
                 jobs.push(job(view, view_gridsize, train, test));
                 continue;
             }
-            let note = report
-                .get_or_insert_with(|| read_report(&phase_d.join(OVERLAP_REPORT)))
-                .explain(view);
+            let lookup = report.get_or_insert_with(|| read_report(&phase_d.join(OVERLAP_REPORT)));
+            let note = lookup.explain(view);
+            // The original wording explains the usual case; a view Phase D accepted was not
+            // rejected, and the note says what to do instead.
+            let expected = if lookup.accepted(view) {
+                ""
+            } else {
+                " This is expected when Phase D overlap filtering rejected the view due to \
+                 spacing threshold."
+            };
             if strict {
                 let missing = [(has_train, train), (has_test, test)]
                     .into_iter()
@@ -167,8 +174,7 @@ pub fn enumerate(design: &Design, roots: &Roots, strict: bool) -> Result<JobMatr
                 continue;
             }
             let mut reason = format!(
-                "NPZ files not found (train={}, test={}). This is expected when Phase D overlap \
-                 filtering rejected the view due to spacing threshold.",
+                "NPZ files not found (train={}, test={}).{expected}",
                 py_bool(has_train),
                 py_bool(has_test)
             );

@@ -53,6 +53,16 @@ pub fn read_report(path: &Path) -> ReportLookup {
 }
 
 impl ReportLookup {
+    /// Whether the report lists `view` as accepted (then its files were expected to exist).
+    pub fn accepted(&self, view: &str) -> bool {
+        match self {
+            ReportLookup::Read(views) => views
+                .iter()
+                .any(|(name, accepted, _)| name == view && *accepted == Some(true)),
+            _ => false,
+        }
+    }
+
     /// The sentence to add to a skip reason for `view`, if the report has something to say.
     pub fn explain(&self, view: &str) -> Option<String> {
         match self {

@@ -170,10 +170,13 @@ fn skip_reason_quotes_the_overlap_report() {
              (OVERSAMPLING-001)"
         )
     );
-    assert!(
-        reasons[1].contains("lists the view as accepted, so its files should exist"),
-        "{}",
-        reasons[1]
+    // Regression: an accepted view's missing files were also called "expected when Phase D
+    // rejected the view".
+    assert_eq!(
+        reasons[1],
+        "NPZ files not found (train=False, test=False). Phase D's overlap_report.json lists the \
+         view as accepted, so its files should exist: rerun `dose-overlap overlap` or check \
+         --phase-d-root."
     );
     assert!(
         reasons[2].starts_with(EXPECTED_REASON)
