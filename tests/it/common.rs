@@ -61,3 +61,28 @@ macro_rules! cli_snapshot {
         output
     }};
 }
+
+/// Runs a Python snippet with NumPy (`sys.argv[1:]` = `args`) and returns its stdout; fails
+/// with how to install NumPy when it is missing, and with Python's stderr when the snippet fails.
+pub fn python_numpy<A: AsRef<std::ffi::OsStr>>(script: &str, args: &[A]) -> String {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output();
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "the NumPy interop tests need python3 with numpy: install it with \
+         `python3 -m pip install numpy` (.ci/run does this)"
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("python prints UTF-8")
+}

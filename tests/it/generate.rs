@@ -3,6 +3,7 @@
 
 use crate::cli_snapshot;
 use crate::common::cli;
+use crate::common::python_numpy;
 use ndarray::Array2;
 use npz_contract::{Compression, NpzReader, NpzWriter};
 use num_complex::Complex32;
@@ -88,32 +89,6 @@ for path in sys.argv[1:]:
 "#;
     let text = python_numpy(script, &files(&root));
     assert_eq!(text.lines().count(), 6, "{text}");
-}
-
-/// Runs a Python snippet with NumPy; fails with how to install NumPy if it is missing.
-fn python_numpy(script: &str, args: &[PathBuf]) -> String {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import numpy"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        _ => panic!(
-            "the NumPy interop tests need python3 with numpy: install it with \
-             `python3 -m pip install numpy` (.ci/run does this)"
-        ),
-    }
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

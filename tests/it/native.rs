@@ -2,6 +2,7 @@
 
 use crate::cli_snapshot;
 use crate::common::cli;
+use crate::common::python_numpy;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -252,27 +253,4 @@ fn native_bad_input_fails_only_its_job() {
         .args(["--artifact-root", "art", "--dose", "1e3", "--view", "dense"]);
     let output = cli_snapshot!("native_bad_input", cmd, root);
     assert_eq!(output.status.code(), Some(1));
-}
-
-fn python_numpy(script: &str, args: &[PathBuf]) -> String {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import numpy"])
-        .output();
-    assert!(
-        probe.is_ok_and(|o| o.status.success()),
-        "the NumPy interop tests need python3 with numpy: install it with \
-         `python3 -m pip install numpy` (.ci/run does this)"
-    );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }

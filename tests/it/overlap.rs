@@ -2,6 +2,7 @@
 //! byte-identical reruns, stale views, and the errors for bad input.
 
 use crate::cli_snapshot;
+use crate::common::python_numpy;
 use crate::common::{self, cli};
 use ndarray::{Array1, Array2, Array3, Axis};
 use npz_contract::{Compression, NpzReader, NpzWriter, ValidateOptions, validate};
@@ -421,27 +422,4 @@ for src_path, view_path in zip(args[::2], args[1::2]):
         assert!(reason.contains("Phase D rejected the view: at a spacing threshold of 25.6 px"));
         assert!(reason.contains("OVERSAMPLING-001"), "{reason}");
     }
-}
-
-/// Runs a Python snippet with NumPy; fails with how to install NumPy if it is missing.
-fn python_numpy(script: &str, args: &[PathBuf]) -> String {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import numpy"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        _ => panic!(
-            "the NumPy interop tests need python3 with numpy: install it with \
-             `python3 -m pip install numpy` (.ci/run does this)"
-        ),
-    }
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python failed:\n{stderr}");
-    String::from_utf8(out.stdout).unwrap()
 }

@@ -2,7 +2,8 @@
 //! fixtures (tests/fixtures/npz, made by make_fixtures.py) get the right verdicts and values, and
 //! files this toolkit writes load in NumPy with the same keys, dtypes, shapes, values and bytes.
 
-use std::path::{Path, PathBuf};
+use crate::common::python_numpy;
+use std::path::PathBuf;
 
 use ndarray::{Array1, Array2, Array3, ArrayD, IxDyn, array};
 use npz_contract::{Compression, NpzReader, NpzWriter, ValidateOptions, validate};
@@ -281,32 +282,6 @@ fn numpy_written_values() {
         r.read::<f64>("values").unwrap(),
         array![0.0, 1.0, 2.0].into_dyn()
     );
-}
-
-/// Runs a Python snippet with NumPy; fails with how to install NumPy if it is missing.
-fn python_numpy(script: &str, args: &[&Path]) -> String {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import numpy"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        _ => panic!(
-            "the NumPy interop tests need python3 with numpy: install it with \
-             `python3 -m pip install numpy` (.ci/run does this)"
-        ),
-    }
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Files written by NpzWriter load in NumPy with the same keys (in order), dtypes, shapes and
