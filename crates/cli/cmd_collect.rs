@@ -5,6 +5,7 @@
 use crate::cmd_train::{CommandLog, bundle_lines, finish_run};
 use crate::exit;
 use crate::progress::Progress;
+use runner::shell::shell_path;
 use runner::slurm::{SlurmCli, Submission};
 use runner::{PLAN_FILE, Plan};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,14 @@ pub struct Args {
     pub artifact_root: PathBuf,
 }
 
+/// `dose-overlap collect --artifact-root <DIR>`, ready to copy into a shell.
+pub fn collect_command(artifact_root: &Path) -> String {
+    format!(
+        "dose-overlap collect --artifact-root {}",
+        shell_path(artifact_root)
+    )
+}
+
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let plan_file = args.artifact_root.join(PLAN_FILE);
@@ -27,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         anyhow::bail!(
             "{} has no {PLAN_FILE}: run `dose-overlap train --artifact-root {}` first",
             args.artifact_root.display(),
-            args.artifact_root.display()
+            shell_path(&args.artifact_root)
         );
     }
     let log = CommandLog::create(&args.artifact_root.join(COLLECT_LOG))?;
@@ -89,8 +98,8 @@ pub fn collect(
         log.error(
             progress,
             &format!(
-                "run `dose-overlap collect --artifact-root {}` again when they are done",
-                artifact_root.display()
+                "run `{}` again when they are done",
+                collect_command(artifact_root)
             ),
         );
         return Ok(exit::FAILURE);

@@ -1,12 +1,11 @@
 //! `dose-overlap run-job`: runs exactly one job of a resolved plan through the same runner code
 //! as a local `train`, and writes its `<artifact_dir>/result.json` (SLURM array tasks call it).
 
-use crate::cmd_train::bundle_lines;
+use crate::cmd_train::{bundle_lines, job_error_line, stop_on_signals};
 use crate::exit;
 use crate::output::outln;
 use crate::progress::Progress;
-use anyhow::Context;
-use runner::{CancelToken, Plan, RunContext};
+use runner::{Plan, RunContext};
 use std::path::PathBuf;
 
 /// Arguments of `dose-overlap run-job`.
@@ -26,10 +25,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     let (plan, plan_id) = Plan::read(&args.plan)?;
     plan.check_location(&args.plan)?;
     let planned = plan.job(args.index, &args.plan)?;
-    let cancel = CancelToken::new();
-    cancel
-        .install_signal_handlers()
-        .context("cannot install the Ctrl-C / SIGTERM handlers")?;
+    let cancel = stop_on_signals()?;
     let backend = runner::backend_for(plan.backend);
     progress.stage("run-job", 1);
     let report_progress = |line: &str| progress.note(line);
@@ -54,12 +50,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         outln!("{line}");
     }
     if let Some(error) = result.error() {
-        eprintln!(
-            "error: job {} {}: {error} (log: {})",
-            planned.job.label(),
-            result.status(),
-            planned.job.log_path.display()
-        );
+        eprintln!("{}", job_error_line(planned, result.status(), error));
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)

@@ -78,7 +78,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub artifact_root: PathBuf,
     /// Only this dose (`1000`, `1e3` and `1000.0` are the same dose).
-    #[arg(long, value_name = "DOSE", value_parser = parse_dose)]
+    #[arg(long, value_name = "DOSE", value_parser = parse_dose, allow_negative_numbers = true)]
     pub dose: Option<f64>,
     /// Only this view (`baseline`, `dense`, `sparse`, ...).
     #[arg(long, value_name = "VIEW")]
@@ -204,14 +204,7 @@ impl CommandLog {
         let mut file = File::create(path)
             .with_context(|| format!("cannot create the command log {}", path.display()))?;
         let argv: Vec<String> = std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
-            .map(|a| {
-                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
-                    format!("'{}'", a.replace('\'', r"'\''"))
-                } else {
-                    a
-                }
-            })
+            .map(|a| runner::shell::shell_word(&a.to_string_lossy()))
             .collect();
         writeln!(file, "$ {}", argv.join(" "))
             .with_context(|| format!("cannot write the command log {}", path.display()))?;
@@ -223,8 +216,10 @@ impl CommandLog {
     fn write(&self, stream: &str, line: &str) {
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         // The log is a convenience copy: failing to write it must not fail the run.
+        // One write per line (`writeln!` on a File makes one per piece).
         if let Some(f) = file.as_mut()
-            && writeln!(f, "[{stream}] {line}").is_err()
+            && f.write_all(format!("[{stream}] {line}\n").as_bytes())
+                .is_err()
         {
             *file = None;
         }
@@ -269,6 +264,12 @@ impl CommandLog {
 
 /// Runs the command.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    if args.artifact_root.exists() && !args.artifact_root.is_dir() {
+        anyhow::bail!(
+            "the artifact root {} is not a folder: give a folder (it is created if missing)",
+            args.artifact_root.display()
+        );
+    }
     std::fs::create_dir_all(&args.artifact_root).with_context(|| {
         format!(
             "cannot create the artifact root {}",
@@ -315,6 +316,21 @@ pub fn bundle_lines(planned: &PlannedJob, result: &JobResult) -> Vec<String> {
     ]
 }
 
+/// `error: job dense/dose=1e+03 failed: <error> (log: <train.log>)`; the log is not named twice
+/// when the error already points at it.
+pub fn job_error_line(planned: &PlannedJob, status: &str, error: &str) -> String {
+    let log = planned.job.log_path.display().to_string();
+    let log_note = if error.contains(&log) {
+        String::new()
+    } else {
+        format!(" (log: {log})")
+    };
+    format!(
+        "error: job {} {status}: {error}{log_note}",
+        planned.job.label()
+    )
+}
+
 /// Writes the manifest and skip summary of `plan` and `results`, prints their lines, reports
 /// failed and interrupted jobs on stderr, and returns the exit code.
 pub fn finish_run(
@@ -351,14 +367,7 @@ pub fn finish_run(
         })
         .collect();
     for (planned, error) in failed.iter().take(MAX_LISTED) {
-        log.error(
-            progress,
-            &format!(
-                "error: job {} failed: {error} (log: {})",
-                planned.job.label(),
-                planned.job.log_path.display()
-            ),
-        );
+        log.error(progress, &job_error_line(planned, "failed", error));
     }
     if failed.len() > MAX_LISTED {
         log.error(
@@ -477,6 +486,15 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
     finish_run(&plan, &results, progress, log)
 }
 
+/// A token that Ctrl-C and SIGTERM cancel (a second signal ends the process at once).
+pub fn stop_on_signals() -> anyhow::Result<CancelToken> {
+    let cancel = CancelToken::new();
+    cancel
+        .install_signal_handlers()
+        .context("cannot install the Ctrl-C / SIGTERM handlers")?;
+    Ok(cancel)
+}
+
 /// Runs every job of `plan` here, on `threads` threads, printing each job's bundle lines in
 /// matrix order; Ctrl-C / SIGTERM stop it cleanly.
 pub fn execute_local(
@@ -486,10 +504,7 @@ pub fn execute_local(
     progress: &Progress,
     log: &CommandLog,
 ) -> anyhow::Result<Vec<JobResult>> {
-    let cancel = CancelToken::new();
-    cancel
-        .install_signal_handlers()
-        .context("cannot install the Ctrl-C / SIGTERM handlers")?;
+    let cancel = stop_on_signals()?;
     let backend = runner::backend_for(plan.backend);
     let stage = if plan.dry_run { "dry run" } else { "train" };
     progress.stage(stage, plan.jobs.len() as u64);

@@ -41,6 +41,38 @@ fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// After a SLURM run in which only job 3 (the dense view of dose 1e4) failed: the first
+/// array's job id, and job 3's error in the collected manifest.
+fn job_3_failed_alone(root: &Path) -> (String, String) {
+    let job_id = read_json(&root.join("artifacts/slurm/submission.json"))["arrays"][0]["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
+    let statuses: Vec<&str> = manifest["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["result"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "success", "success", "success", "failed", "success", "success"
+        ]
+    );
+    let error = manifest["jobs"][3]["result"]["error"].as_str().unwrap();
+    (job_id, error.to_string())
+}
+
+/// The bytes of the manifest and the skip summary under `<root>/artifacts`.
+fn manifest_and_summary(root: &Path) -> Vec<Vec<u8>> {
+    ["training_manifest.json", "skip_summary.json"]
+        .iter()
+        .map(|f| read(&root.join("artifacts").join(f)))
+        .collect()
+}
+
 #[test]
 fn slurm_dry_run_prints_script_and_plan() {
     let dir = tempfile::tempdir().unwrap();
@@ -205,10 +237,11 @@ fn run_job_and_collect_input_errors_exit_2() {
         ),
         "{stderr}"
     );
+    // The cause once (a full error chain used to repeat it).
     let stderr = run_job(root, "artifacts/none.json", "0");
-    assert!(
-        stderr.starts_with("error: reading artifacts/none.json: "),
-        "{stderr}"
+    assert_eq!(
+        stderr,
+        "error: reading artifacts/none.json: No such file or directory (os error 2)\n"
     );
     std::fs::write(
         root.join("artifacts/bad.json"),
@@ -230,6 +263,18 @@ fn run_job_and_collect_input_errors_exit_2() {
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         "error: phase_c has no plan.json: run `dose-overlap train --artifact-root phase_c` first\n"
+    );
+    // A command to copy holds a path with a space as one word.
+    let output = cli()
+        .current_dir(root)
+        .args(["collect", "--artifact-root", "no plan here"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: no plan here has no plan.json: run `dose-overlap train --artifact-root 'no plan \
+         here'` first\n"
     );
 }
 
@@ -258,10 +303,7 @@ fn slurm_run_equals_local_run_byte_for_byte() {
         .arg("-q")
         .assert()
         .code(0);
-    let local: Vec<Vec<u8>> = ["training_manifest.json", "skip_summary.json"]
-        .iter()
-        .map(|f| read(&root.join("artifacts").join(f)))
-        .collect();
+    let local = manifest_and_summary(root);
     std::fs::remove_dir_all(root.join("artifacts")).unwrap();
 
     // Arrays of at most 4 tasks: the 6 jobs go out as two arrays.
@@ -285,10 +327,7 @@ fn slurm_run_equals_local_run_byte_for_byte() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let slurm: Vec<Vec<u8>> = ["training_manifest.json", "skip_summary.json"]
-        .iter()
-        .map(|f| read(&root.join("artifacts").join(f)))
-        .collect();
+    let slurm = manifest_and_summary(root);
     assert_eq!(slurm, local);
     let submission = read_json(&root.join("artifacts/slurm/submission.json"));
     let arrays = submission["arrays"].as_array().unwrap();
@@ -333,25 +372,7 @@ fn slurm_failures_name_their_task_state_and_log() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let submission = read_json(&root.join("artifacts/slurm/submission.json"));
-    let job_id = submission["arrays"][0]["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
-    let statuses: Vec<&str> = manifest["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["result"]["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        statuses,
-        [
-            "success", "success", "success", "failed", "success", "success"
-        ]
-    );
-    let error = manifest["jobs"][3]["result"]["error"].as_str().unwrap();
+    let (job_id, error) = job_3_failed_alone(root);
     let task_log = format!("artifacts/slurm/{job_id}_3.log");
     assert!(
         error.contains(
@@ -414,7 +435,12 @@ fn collect_waits_for_pending_tasks() {
         ])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let job_id = read_json(&root.join("artifacts/slurm/submission.json"))["arrays"][0]["job_id"]
         .as_str()
         .unwrap()
@@ -518,7 +544,12 @@ fn scancelled_tasks_are_interrupted_jobs() {
             .args(["collect", "--artifact-root", "artifacts"])
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{}",
+            common::render(&output, Some(root))
+        );
     }
     let result = &read_json(&manifest)["jobs"][0]["result"];
     assert_eq!(result["status"], "interrupted", "{result}");
@@ -578,7 +609,6 @@ fn native_tiny_study_through_slurm_equals_local() {
             .output()
             .unwrap()
     };
-    let files = ["training_manifest.json", "skip_summary.json"];
     let output = train(&["-j", "2"]);
     assert_eq!(
         output.status.code(),
@@ -586,10 +616,7 @@ fn native_tiny_study_through_slurm_equals_local() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let local: Vec<Vec<u8>> = files
-        .iter()
-        .map(|f| read(&root.join("artifacts").join(f)))
-        .collect();
+    let local = manifest_and_summary(root);
     let manifest = read_json(&root.join("artifacts/training_manifest.json"));
     assert_eq!(manifest["jobs"].as_array().unwrap().len(), 6);
     assert_eq!(manifest["skipped_count"], 3);
@@ -602,10 +629,7 @@ fn native_tiny_study_through_slurm_equals_local() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let slurm: Vec<Vec<u8>> = files
-        .iter()
-        .map(|f| read(&root.join("artifacts").join(f)))
-        .collect();
+    let slurm = manifest_and_summary(root);
     assert_eq!(slurm, local);
     for job in read_json(&root.join("artifacts/training_manifest.json"))["jobs"]
         .as_array()
@@ -621,24 +645,7 @@ fn native_tiny_study_through_slurm_equals_local() {
     std::fs::write(&view, &bytes[..bytes.len() / 2]).unwrap();
     let output = train(&["--executor", "slurm", "--wait", "--poll-interval", "1"]);
     assert_eq!(output.status.code(), Some(1));
-    let job_id = read_json(&root.join("artifacts/slurm/submission.json"))["arrays"][0]["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
-    let statuses: Vec<&str> = manifest["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["result"]["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        statuses,
-        [
-            "success", "success", "success", "failed", "success", "success"
-        ]
-    );
-    let error = manifest["jobs"][3]["result"]["error"].as_str().unwrap();
+    let (job_id, error) = job_3_failed_alone(root);
     let task_log = format!("artifacts/slurm/{job_id}_3.log");
     assert!(error.contains("dense_train.npz"), "{error}");
     assert!(

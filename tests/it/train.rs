@@ -233,14 +233,30 @@ fn usage_and_input_errors_exit_2() {
     cmd.args(["--strict", "--dry-run"]);
     cli_snapshot!("train_strict_missing_view", cmd, root);
 
-    let mut cmd = train_in(root, "artifacts");
-    cmd.args(["--dose", "lots"]);
-    let output = cmd.output().unwrap();
+    // Not a dose, whatever it looks like (a negative number used to be taken for a flag).
+    for dose in ["lots", "-5", "0"] {
+        let output = train_in(root, "artifacts")
+            .args(["--dose", dose])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "'{dose}' is not a dose: give a positive number such as 1000 or 1e3"
+            )),
+            "{stderr}"
+        );
+    }
+
+    // An artifact root that is a file.
+    std::fs::write(root.join("a file"), b"").unwrap();
+    let output = train_in(root, "a file").arg("--dry-run").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("'lots' is not a dose: give a positive number such as 1000 or 1e3"),
-        "{stderr}"
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: the artifact root a file is not a folder: give a folder (it is created if \
+         missing)\n"
     );
 
     let output = train_in(root, "artifacts")
@@ -406,9 +422,14 @@ mod trainer {
         let error = manifest["jobs"][3]["result"]["error"].as_str().unwrap();
         assert!(error.contains("(from $PTYCHO_TRAIN) ended with exit status 3; its last output line: `ValueError: diffraction has NaN`; see the job log artifacts/dose_10000/dense/gs2/train.log"), "{error}");
         let stderr = String::from_utf8_lossy(&output.stderr);
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("error: job dense/dose=1e+04 failed: the PtychoPINN trainer"))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        // The error already names the job log: it is not named a second time.
         assert!(
-            stderr.contains("error: job dense/dose=1e+04 failed: the PtychoPINN trainer"),
-            "{stderr}"
+            line.ends_with("; see the job log artifacts/dose_10000/dense/gs2/train.log"),
+            "{line}"
         );
         // Bundle lines for the five successes, in matrix order whatever -j.
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -444,6 +465,27 @@ mod trainer {
             assert_eq!(job["result"]["status"], "failed");
             assert_eq!(job["result"]["backend"], "pytorch");
         }
+        // A folder given as the trainer is named as such (exec calls it "permission denied").
+        std::fs::create_dir(root.join("trainer dir")).unwrap();
+        let output = train_in(root, "artifacts")
+            .args([
+                "--dose",
+                "1000",
+                "--view",
+                "baseline",
+                "--trainer",
+                "./trainer dir",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let manifest = read_json(&root.join("artifacts/training_manifest.json"));
+        assert_eq!(
+            manifest["jobs"][0]["result"]["error"],
+            "cannot start the PtychoPINN trainer `./trainer dir` (given by --trainer): it is a \
+             folder, not a program; check the path given to --trainer, or train with --backend \
+             native"
+        );
     }
 
     #[test]

@@ -6,11 +6,11 @@ use super::{Args, CommandLog};
 use crate::exit;
 use crate::progress::Progress;
 use anyhow::Context;
+use runner::Plan;
 use runner::slurm::{
     DEFAULT_MAX_ARRAY_SIZE, SCRIPT_FILE, SLURM_DIR, ScriptPaths, SlurmCli, SlurmSettings,
     Submission, SubmittedArray, array_chunks, render_script,
 };
-use runner::{CancelToken, Plan};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,7 +56,7 @@ pub fn submit(
             progress,
             &format!(
                 "--dry-run: nothing submitted; submit the previewed run with: sbatch {}",
-                script_path.display()
+                runner::shell::shell_path(&script_path)
             ),
         );
         crate::output::emit(&script);
@@ -110,12 +110,18 @@ pub fn submit(
     submission.write(artifact_root)?;
     if !args.slurm.wait {
         log.out(&format!(
-            "→ When the tasks are done: dose-overlap collect --artifact-root {}",
-            plan.artifact_root
+            "→ When the tasks are done: {}",
+            crate::cmd_collect::collect_command(artifact_root)
         ));
         return Ok(exit::OK);
     }
-    if !wait_for(&submission, args.slurm.poll_interval, progress, log)? {
+    if !wait_for(
+        &submission,
+        artifact_root,
+        args.slurm.poll_interval,
+        progress,
+        log,
+    )? {
         return Ok(exit::FAILURE);
     }
     crate::cmd_collect::collect(artifact_root, &plan.path(), progress, log)
@@ -125,15 +131,13 @@ pub fn submit(
 /// stops waiting (false), while the tasks keep running on the cluster.
 fn wait_for(
     submission: &Submission,
+    artifact_root: &Path,
     poll_seconds: u64,
     progress: &Progress,
     log: &CommandLog,
 ) -> anyhow::Result<bool> {
     use runner::slurm::Scheduler;
-    let cancel = CancelToken::new();
-    cancel
-        .install_signal_handlers()
-        .context("cannot install the Ctrl-C / SIGTERM handlers")?;
+    let cancel = super::stop_on_signals()?;
     let ids: Vec<String> = submission.arrays.iter().map(|a| a.job_id.clone()).collect();
     let mut last = String::new();
     loop {
@@ -158,8 +162,9 @@ fn wait_for(
                     progress,
                     &format!(
                         "stopped waiting ({}); the tasks keep running on the cluster: collect \
-                         them later with `dose-overlap collect`",
-                        cancel.cause()
+                         them later with `{}`",
+                        cancel.cause(),
+                        crate::cmd_collect::collect_command(artifact_root)
                     ),
                 );
                 return Ok(false);

@@ -95,17 +95,19 @@ pub enum ManifestError {
         /// Results given.
         results: usize,
     },
-    /// A file could not be read or written.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// `reading` / `writing`.
-        action: &'static str,
+    /// The manifest could not be read.
+    // The cause is part of the message, not a `source`: an error chain printed in full
+    // (`{:#}`) would otherwise say it twice.
+    #[error("reading {}: {cause}", path.display())]
+    Read {
         /// The file.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+    /// A file could not be written (the message names it).
+    #[error(transparent)]
+    Write(std::io::Error),
     /// Not a manifest of this format.
     #[error("{} is not a training manifest of format {MANIFEST_FORMAT_VERSION}: {message}", path.display())]
     Parse {
@@ -117,12 +119,10 @@ pub enum ManifestError {
 }
 
 fn pretty<T: Serialize>(value: &T, path: &Path) -> Result<String, ManifestError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| ManifestError::Parse {
+    runner::artifact_json(value).map_err(|e| ManifestError::Parse {
         path: path.to_path_buf(),
         message: format!("cannot be serialised: {e}"),
-    })?;
-    text.push('\n');
-    Ok(text)
+    })
 }
 
 impl TrainingManifest {
@@ -217,10 +217,9 @@ impl TrainingManifest {
     /// Reads `<artifact_root>/training_manifest.json`.
     pub fn read(artifact_root: &Path) -> Result<TrainingManifest, ManifestError> {
         let path = artifact_root.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Io {
-            action: "reading",
+        let text = std::fs::read_to_string(&path).map_err(|cause| ManifestError::Read {
             path: path.clone(),
-            source,
+            cause,
         })?;
         TrainingManifest::from_json(&text, &path)
     }
@@ -233,13 +232,8 @@ impl TrainingManifest {
         let summary = pretty(&self.skip_summary(), &summary_path)?;
         let manifest = self.to_json()?;
         for (path, text) in [(&summary_path, summary), (&manifest_path, manifest)] {
-            npz_contract::atomic::write_atomic(path, text.as_bytes()).map_err(|source| {
-                ManifestError::Io {
-                    action: "writing",
-                    path: path.clone(),
-                    source,
-                }
-            })?;
+            npz_contract::atomic::write_atomic(path, text.as_bytes())
+                .map_err(ManifestError::Write)?;
         }
         Ok((manifest_path, summary_path))
     }

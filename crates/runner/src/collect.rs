@@ -4,7 +4,7 @@
 //! a failed job whose error names its task, the task's state and exit code, and its log.
 
 use crate::plan::{Plan, PlannedJob};
-use crate::result::{FailedResult, JobResult, RESULT_FILE, ResultRecord};
+use crate::result::{FailedResult, InterruptedResult, JobResult, RESULT_FILE, ResultRecord};
 use crate::slurm::{SLURM_DIR, Scheduler, SlurmError, Submission, TaskId};
 use std::path::{Path, PathBuf};
 
@@ -129,26 +129,21 @@ pub fn collect(
         }
         let found = read_result(planned, plan_id);
         let result = match (found, &task) {
-            // The job's own error, and where to look on the cluster's side.
-            (Ok(JobResult::Failed(mut failed)), Some(task)) => {
-                failed.error = format!(
-                    "{} (SLURM task {task}: {}; log {})",
-                    failed.error,
-                    task_outcome(plan, task, scheduler),
-                    task_file(plan, task, "log").display()
-                );
-                JobResult::Failed(failed)
+            (Ok(mut result), Some(task)) => {
+                // A failed or interrupted job's own error, and where to look on the cluster's
+                // side.
+                if let JobResult::Failed(FailedResult { error, .. })
+                | JobResult::Interrupted(InterruptedResult { error, .. }) = &mut result
+                {
+                    *error = format!(
+                        "{error} (SLURM task {task}: {}; log {})",
+                        task_outcome(plan, task, scheduler),
+                        task_file(plan, task, "log").display()
+                    );
+                }
+                result
             }
-            (Ok(JobResult::Interrupted(mut stopped)), Some(task)) => {
-                stopped.error = format!(
-                    "{} (SLURM task {task}: {}; log {})",
-                    stopped.error,
-                    task_outcome(plan, task, scheduler),
-                    task_file(plan, task, "log").display()
-                );
-                JobResult::Interrupted(stopped)
-            }
-            (Ok(result), _) => result,
+            (Ok(result), None) => result,
             (Err(why), Some(task)) => {
                 let log = task_file(plan, task, "log");
                 let tail = last_line(&log)
@@ -171,10 +166,8 @@ pub fn collect(
                 JobResult::Failed(FailedResult {
                     backend,
                     error: format!(
-                        "no result ({why}): {never}; run it with `dose-overlap run-job --plan {} \
-                         --index {}`",
-                        plan.path().display(),
-                        planned.index
+                        "no result ({why}): {never}; run it with `{}`",
+                        plan.run_job_command(planned.index)
                     ),
                 })
             }

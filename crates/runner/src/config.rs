@@ -272,9 +272,7 @@ impl TrainingConfig {
     /// Pretty JSON with a final newline (the bytes written to disk); fails only on a path
     /// that is not UTF-8.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
-        let mut text = serde_json::to_string_pretty(self)?;
-        text.push('\n');
-        Ok(text)
+        crate::artifact_json(self)
     }
 
     /// Parses a `training_config.json`.

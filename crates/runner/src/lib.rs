@@ -16,6 +16,7 @@ pub mod native;
 mod plan;
 mod result;
 mod run;
+pub mod shell;
 pub mod slurm;
 mod trainer;
 
@@ -39,6 +40,14 @@ pub use run::{LOG_MARKER, RunContext, clear_results, execute, run_job};
 pub use trainer::{
     PTYCHOPINN_BUNDLE, PtychoPinnBackend, TrainerProgress, parse_trainer_output, trainer_args,
 };
+
+/// The bytes of every JSON artifact (`plan.json`, `training_config.json`, `result.json`, the
+/// manifest, ...): pretty-printed, keys in struct order, ending with a newline.
+pub fn artifact_json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(text)
+}
 
 /// The backend that trains jobs of `kind`.
 pub fn backend_for(kind: BackendKind) -> Box<dyn Backend> {

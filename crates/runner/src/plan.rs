@@ -104,17 +104,19 @@ pub enum PlanError {
         /// Every problem.
         problems: Vec<String>,
     },
-    /// The plan file could not be read or written.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// `reading` / `writing`.
-        action: &'static str,
+    /// The plan file could not be read.
+    // The cause is part of the message, not a `source`: an error chain printed in full
+    // (`{:#}`) would otherwise say it twice.
+    #[error("reading {}: {cause}", path.display())]
+    Read {
         /// The file.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+    /// The plan file could not be written (the message names it).
+    #[error(transparent)]
+    Write(std::io::Error),
     /// The plan file is not a plan this version understands.
     #[error("{} is not a usable plan: {message}", path.display())]
     Parse {
@@ -232,12 +234,10 @@ impl Plan {
 
     /// Pretty JSON with a final newline: the bytes of `plan.json`.
     pub fn to_json(&self) -> Result<String, PlanError> {
-        let mut text = serde_json::to_string_pretty(self).map_err(|e| PlanError::Parse {
+        crate::artifact_json(self).map_err(|e| PlanError::Parse {
             path: self.path(),
             message: format!("cannot be serialised: {e}"),
-        })?;
-        text.push('\n');
-        Ok(text)
+        })
     }
 
     /// The plan's identity: SHA-256 of its bytes. Results carry it, so that a result left
@@ -251,22 +251,15 @@ impl Plan {
     pub fn write(&self) -> Result<String, PlanError> {
         let text = self.to_json()?;
         let path = self.path();
-        npz_contract::atomic::write_atomic(&path, text.as_bytes()).map_err(|source| {
-            PlanError::Io {
-                action: "writing",
-                path,
-                source,
-            }
-        })?;
+        npz_contract::atomic::write_atomic(&path, text.as_bytes()).map_err(PlanError::Write)?;
         Ok(Plan::id_of(text.as_bytes()))
     }
 
     /// Reads a `plan.json`; returns the plan and its id.
     pub fn read(path: &Path) -> Result<(Plan, String), PlanError> {
-        let bytes = std::fs::read(path).map_err(|source| PlanError::Io {
-            action: "reading",
+        let bytes = std::fs::read(path).map_err(|cause| PlanError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let parse = |message: String| PlanError::Parse {
             path: path.to_path_buf(),
@@ -303,6 +296,15 @@ impl Plan {
                 artifact_root: self.artifact_root.clone(),
             }),
         }
+    }
+
+    /// `dose-overlap run-job --plan <plan.json> --index <index>`, ready to copy into a shell:
+    /// what messages tell a person to run for one job.
+    pub fn run_job_command(&self, index: usize) -> String {
+        format!(
+            "dose-overlap run-job --plan {} --index {index}",
+            crate::shell::shell_path(&self.path())
+        )
     }
 
     /// The job at `index`, or an error naming the plan's size.

@@ -143,9 +143,7 @@ pub struct ResultRecord {
 impl ResultRecord {
     /// Pretty JSON with a final newline.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
-        let mut text = serde_json::to_string_pretty(self)?;
-        text.push('\n');
-        Ok(text)
+        crate::artifact_json(self)
     }
 
     /// Parses a `result.json`, checking its format version.

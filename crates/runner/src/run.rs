@@ -56,10 +56,9 @@ fn interrupted(
         started,
         error: format!(
             "interrupted by {} {when}; rerun `dose-overlap train` with the same arguments, or \
-             this job alone with `dose-overlap run-job --plan {} --index {}`",
+             this job alone with `{}`",
             cancel.cause(),
-            plan.path().display(),
-            planned.index
+            plan.run_job_command(planned.index)
         ),
     })
 }

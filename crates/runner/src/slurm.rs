@@ -4,6 +4,8 @@
 //! a shell.
 
 use crate::plan::Plan;
+// Always quoted in the script: its bytes then do not depend on which characters a path holds.
+use crate::shell::single_quoted as sh_quote;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,11 +49,6 @@ pub struct ScriptPaths {
     pub slurm_dir: PathBuf,
     /// The folder `train` ran in: the plan's relative paths are relative to it.
     pub workdir: PathBuf,
-}
-
-/// `'text'` for sh, with `'` spelled `'\''`.
-fn sh_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// `"text"` for an `#SBATCH` line (sbatch reads double-quoted values).
@@ -193,11 +190,10 @@ impl Submission {
     /// Writes the record atomically.
     pub fn write(&self, artifact_root: &Path) -> Result<(), SlurmError> {
         let path = Submission::path(artifact_root);
-        let mut text = serde_json::to_string_pretty(self).map_err(|e| SlurmError::Record {
+        let text = crate::artifact_json(self).map_err(|e| SlurmError::Record {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        text.push('\n');
         npz_contract::atomic::write_atomic(&path, text.as_bytes()).map_err(|e| SlurmError::Record {
             path,
             message: e.to_string(),
@@ -231,15 +227,14 @@ impl Submission {
 pub enum SlurmError {
     /// The program could not be started.
     #[error(
-        "cannot run `{program}`: {source}; run this where the SLURM cluster's commands are \
+        "cannot run `{program}`: {cause}; run this where the SLURM cluster's commands are \
          (a login node, with sbatch, squeue and scontrol on PATH)"
     )]
     Start {
         /// `sbatch`, `squeue`, `scontrol`.
         program: &'static str,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The cause (in the message, not a `source`: a full error chain would say it twice).
+        cause: std::io::Error,
     },
     /// The program ran and failed.
     #[error("`{command}` failed ({status}): {stderr}")]
@@ -269,13 +264,20 @@ pub enum SlurmError {
     },
 }
 
+/// `program args...` as a person would type it (arguments quoted where the shell needs it).
+fn command_line(program: &str, args: &[String]) -> String {
+    let mut words = vec![program.to_string()];
+    words.extend(args.iter().map(|a| crate::shell::shell_word(a)));
+    words.join(" ")
+}
+
 fn run(program: &'static str, args: &[String]) -> Result<String, SlurmError> {
-    let command = format!("{program} {}", args.join(" "));
+    let command = command_line(program, args);
     let output = Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|source| SlurmError::Start { program, source })?;
+        .map_err(|cause| SlurmError::Start { program, cause })?;
     if !output.status.success() {
         return Err(SlurmError::Failed {
             command,
@@ -364,7 +366,7 @@ impl SlurmCli {
         args.push(first.to_string());
         let out = run("sbatch", &args)?;
         parse_sbatch_job_id(&out).ok_or_else(|| SlurmError::Unexpected {
-            command: format!("sbatch {}", args.join(" ")),
+            command: command_line("sbatch", &args),
             output: out,
         })
     }
@@ -473,7 +475,6 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(sh_quote("a b'c"), r"'a b'\''c'");
         assert_eq!(directive_quote(r#"a "b"\c"#), r#""a \"b\"\\c""#);
         assert_eq!(array_spec(6, 4), "0-5%4");
         assert_eq!(array_spec(1, 0), "0-0");

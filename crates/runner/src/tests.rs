@@ -475,7 +475,14 @@ fn cancellation_interrupts_running_and_pending_jobs() {
         error.starts_with("interrupted by a cancellation while it was running"),
         "{error}"
     );
-    assert!(error.contains("run-job --plan "), "{error}");
+    // The command to resume with runs as shown: the plan's path has a space, so it is quoted.
+    assert!(
+        error.ends_with(&format!(
+            "this job alone with `dose-overlap run-job --plan '{}' --index 0`",
+            plan.path().display()
+        )),
+        "{error}"
+    );
     // The interrupted job recorded its result; the ones never started did not run at all.
     assert!(plan.jobs[0].job.artifact_dir.join(RESULT_FILE).is_file());
     assert!(!plan.jobs[1].job.artifact_dir.exists());

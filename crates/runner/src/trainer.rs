@@ -4,6 +4,7 @@
 
 use crate::backend::{Backend, BackendError, BackendOutcome, JobContext};
 use crate::config::{BackendKind, TrainerProgram, TrainerSource, TrainingConfig};
+use crate::shell::{shell_path, shell_word};
 use std::ffi::OsString;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::process::{Command, ExitStatus, Stdio};
@@ -46,18 +47,8 @@ pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
 
 /// How a command line reads in a log: arguments with spaces or quotes single-quoted.
 fn display_command(program: &std::path::Path, args: &[OsString]) -> String {
-    let quote = |s: &str| {
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=+:,@%".contains(c))
-        {
-            s.to_string()
-        } else {
-            format!("'{}'", s.replace('\'', r"'\''"))
-        }
-    };
-    let mut parts = vec![quote(&program.to_string_lossy())];
-    parts.extend(args.iter().map(|a| quote(&a.to_string_lossy())));
+    let mut parts = vec![shell_path(program)];
+    parts.extend(args.iter().map(|a| shell_word(&a.to_string_lossy())));
     parts.join(" ")
 }
 
@@ -74,6 +65,12 @@ fn cannot_start(trainer: &TrainerProgram, err: &io::Error) -> String {
     match err.kind() {
         io::ErrorKind::NotFound => {
             format!("cannot start the PtychoPINN trainer {what}: not found; {hint}")
+        }
+        // exec reports a folder as "permission denied" too; chmod would not help there.
+        io::ErrorKind::PermissionDenied if trainer.program.is_dir() => {
+            format!(
+                "cannot start the PtychoPINN trainer {what}: it is a folder, not a program; {hint}"
+            )
         }
         io::ErrorKind::PermissionDenied => format!(
             "cannot start the PtychoPINN trainer {what}: permission denied (is it executable? \
