@@ -205,10 +205,15 @@ pub fn run_job(
     let planned = &plan.jobs[index];
     let job = &planned.job;
     if let Err(e) = std::fs::create_dir_all(&job.artifact_dir) {
+        let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            "; a file is in the way: move it, or give another --artifact-root"
+        } else {
+            ""
+        };
         return failed(
             planned,
             format!(
-                "cannot create the artifact dir {}: {e}",
+                "cannot create the artifact dir {}: {e}{hint}",
                 job.artifact_dir.display()
             ),
         );
@@ -346,7 +351,14 @@ pub fn clear_results(plan: &Plan) -> std::io::Result<()> {
     for planned in &plan.jobs {
         let path = planned.job.artifact_dir.join(RESULT_FILE);
         match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            // No file there (or a file where a folder of the path should be: then that job
+            // fails on its own, with its own message, and the others still run).
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Err(std::io::Error::new(
                     e.kind(),
                     format!("cannot remove the earlier result {}: {e}", path.display()),

@@ -245,6 +245,32 @@ fn dry_run_writes_config_log_and_result() {
     }
 }
 
+/// Regression: a file where one job's artifact dir should be stopped the whole run (clearing
+/// earlier results failed with "Not a directory") instead of failing that job alone.
+#[test]
+fn a_blocked_artifact_dir_fails_only_its_job() {
+    let tree = Tree::new();
+    let plan = tree.plan(BackendKind::Tensorflow, true, JobFilter::default());
+    let blocked = &plan.jobs[1].job.artifact_dir;
+    std::fs::create_dir_all(blocked.parent().unwrap()).unwrap();
+    touch(blocked);
+    clear_results(&plan).unwrap();
+    let (results, _) = run_all(&plan, &PanicBackend, 2);
+    let statuses: Vec<&str> = results.iter().map(JobResult::status).collect();
+    assert_eq!(
+        statuses,
+        ["dry_run", "failed", "dry_run", "dry_run", "dry_run", "dry_run"]
+    );
+    assert_eq!(
+        results[1].error().unwrap(),
+        format!(
+            "cannot create the artifact dir {}: File exists (os error 17); a file is in the way: \
+             move it, or give another --artifact-root",
+            blocked.display()
+        )
+    );
+}
+
 /// A backend that must never be called.
 struct PanicBackend;
 impl Backend for PanicBackend {
