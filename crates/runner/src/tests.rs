@@ -259,7 +259,9 @@ fn a_blocked_artifact_dir_fails_only_its_job() {
     let statuses: Vec<&str> = results.iter().map(JobResult::status).collect();
     assert_eq!(
         statuses,
-        ["dry_run", "failed", "dry_run", "dry_run", "dry_run", "dry_run"]
+        [
+            "dry_run", "failed", "dry_run", "dry_run", "dry_run", "dry_run"
+        ]
     );
     assert_eq!(
         results[1].error().unwrap(),
