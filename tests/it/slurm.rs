@@ -294,8 +294,8 @@ fn slurm_run_equals_local_run_byte_for_byte() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // Spaces and a quote in every path the batch script names.
-    let root = &dir.path().join("it's my study");
+    // Spaces, a quote and a `%` (sbatch patterns) in every path the batch script names.
+    let root = &dir.path().join("it's my 100%x study");
     write_tree(root, &["dense"]);
     write_trainer(root, 0);
     train_in(root, "artifacts")

@@ -87,9 +87,10 @@ pub fn render_script(plan: &Plan, settings: &SlurmSettings, paths: &ScriptPaths)
         "#SBATCH --array={}\n",
         array_spec(plan.jobs.len(), settings.array_limit)
     ));
+    // sbatch expands `%` patterns in the file name: a `%` of the path itself is spelled `%%`.
     s.push_str(&format!(
         "#SBATCH --output={}\n",
-        directive_quote(&format!("{slurm_dir}/%A_%a.log"))
+        directive_quote(&format!("{}/%A_%a.log", slurm_dir.replace('%', "%%")))
     ));
     s.push_str(&format!(
         "#SBATCH --chdir={}\n",

@@ -970,3 +970,36 @@ mod filtering {
         }
     }
 }
+
+/// Regression: a `%` in the artifact root was expanded by sbatch in `--output` (`%x` is the
+/// job name), so every task failed to open its log and never ran.
+#[test]
+fn batch_script_escapes_percent_in_the_task_log_path() {
+    use crate::slurm::{ScriptPaths, SlurmSettings, render_script};
+    let tree = Tree::new();
+    let plan = tree.plan(BackendKind::Native, false, JobFilter::default());
+    let settings = SlurmSettings {
+        partition: None,
+        time_limit: None,
+        array_limit: 2,
+        extra_args: Vec::new(),
+        job_name: "dose-overlap-train".into(),
+    };
+    let paths = ScriptPaths {
+        exe: "/opt/dose overlap/bin/dose-overlap".into(),
+        plan: "/runs/100%x done/plan.json".into(),
+        slurm_dir: "/runs/100%x done/slurm".into(),
+        workdir: "/runs".into(),
+    };
+    let script = render_script(&plan, &settings, &paths);
+    assert!(
+        script.contains("\n#SBATCH --output=\"/runs/100%%x done/slurm/%A_%a.log\"\n"),
+        "{script}"
+    );
+    assert!(script.contains("\n#SBATCH --array=0-5%2\n"), "{script}");
+    // In the shell part a `%` is an ordinary character.
+    assert!(
+        script.contains("run-job --plan '/runs/100%x done/plan.json' --index \"$index\"\n"),
+        "{script}"
+    );
+}
