@@ -5,7 +5,7 @@
 
 use crate::common::{self, cli};
 use crate::train::{read_json, train_in, write_tree};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A fake PtychoPINN trainer for cluster runs: rejects a corrupt NPZ (no zip magic), sleeps
 /// `sleep` seconds, prints Keras-style progress and writes a bundle that depends on its flags.
@@ -278,6 +278,19 @@ fn run_job_and_collect_input_errors_exit_2() {
     );
 }
 
+/// For a cluster test: a Phase C/D tree (dense views only) and the fake trainer sleeping
+/// `sleep` s, in `<temporary folder>/<name>`; `None` when no cluster is up.
+fn cluster_tree(name: &str, sleep: u32) -> Option<(tempfile::TempDir, PathBuf)> {
+    if !cluster() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(name);
+    write_tree(&root, &["dense"]);
+    write_trainer(&root, sleep);
+    Some((dir, root))
+}
+
 /// The cluster tests run only where a SLURM cluster is up (`.ci/run` starts one).
 fn cluster() -> bool {
     if std::env::var_os("DOSE_OVERLAP_SLURM").is_some() {
@@ -290,14 +303,11 @@ fn cluster() -> bool {
 #[cfg(unix)]
 #[test]
 fn slurm_run_equals_local_run_byte_for_byte() {
-    if !cluster() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
     // Spaces, a quote and a `%` (sbatch patterns) in every path the batch script names.
-    let root = &dir.path().join("it's my 100%x study");
-    write_tree(root, &["dense"]);
-    write_trainer(root, 0);
+    let Some((_dir, root)) = cluster_tree("it's my 100%x study", 0) else {
+        return;
+    };
+    let root = &root;
     train_in(root, "artifacts")
         .args(train_flags())
         .arg("-q")
@@ -353,13 +363,10 @@ fn slurm_run_equals_local_run_byte_for_byte() {
 #[cfg(unix)]
 #[test]
 fn slurm_failures_name_their_task_state_and_log() {
-    if !cluster() {
+    let Some((_dir, root)) = cluster_tree("study", 0) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    write_tree(root, &["dense"]);
-    write_trainer(root, 0);
+    };
+    let root = &root;
     // A corrupted input for the dense job of dose 1e4 (job 3).
     std::fs::write(
         root.join("phase_d/dose_10000/dense/dense_train.npz"),
@@ -410,13 +417,10 @@ fn slurm_failures_name_their_task_state_and_log() {
 #[cfg(unix)]
 #[test]
 fn collect_waits_for_pending_tasks() {
-    if !cluster() {
+    let Some((_dir, root)) = cluster_tree("study", 2) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    write_tree(root, &["dense"]);
-    write_trainer(root, 2);
+    };
+    let root = &root;
     let output = train_in(root, "artifacts")
         .args(train_flags())
         .args([
@@ -502,13 +506,10 @@ fn collect_waits_for_pending_tasks() {
 #[cfg(unix)]
 #[test]
 fn scancelled_tasks_are_interrupted_jobs() {
-    if !cluster() {
+    let Some((_dir, root)) = cluster_tree("study", 60) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    write_tree(root, &["dense"]);
-    write_trainer(root, 60);
+    };
+    let root = &root;
     let output = train_in(root, "artifacts")
         .args(train_flags())
         .args(["--dose", "1e5", "--view", "baseline", "--executor", "slurm"])
