@@ -4,8 +4,9 @@
 //! many doses. Target: 10,000 jobs in under 1 s on one core, cost linear in the job count.
 //!
 //! The trees live on tmpfs (`/dev/shm`) when there is one, so that the figure is the toolkit's
-//! own cost, not the disk's `fsync` latency (every artifact is written atomically and synced:
-//! on this machine's ext4 that alone is ~1.7 ms a file). `JOB_MATRIX_BENCH_DIR` overrides it.
+//! own cost, not the file system's: a job writes three small files (no `fsync`), and creating,
+//! renaming and truncating files on this machine's ext4 (a VM disk) takes 5 to 10 times the
+//! whole tmpfs figure. `JOB_MATRIX_BENCH_DIR` overrides the location (e.g. a disk folder).
 //!
 //! ```text
 //! cargo bench --bench job_matrix
