@@ -38,7 +38,8 @@ pub use result::{
 };
 pub use run::{LOG_MARKER, RunContext, clear_results, execute, run_job};
 pub use trainer::{
-    PTYCHOPINN_BUNDLE, PtychoPinnBackend, TrainerProgress, parse_trainer_output, trainer_args,
+    PTYCHOPINN_BUNDLE, PtychoPinnBackend, TrainerOutput, TrainerProgress, parse_trainer_output,
+    scan_trainer_output, trainer_args,
 };
 
 /// The bytes of every JSON artifact (`plan.json`, `training_config.json`, `result.json`, the

@@ -186,11 +186,62 @@ pub fn parse_trainer_output(text: &str) -> TrainerProgress {
     progress
 }
 
-/// The last non-empty line of `text`, for an error message.
-fn last_line(text: &str) -> Option<&str> {
-    text.split(['\n', '\r'])
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
+/// What the trainer printed, scanned once as it is read back: its progress and its last
+/// non-empty line (for an error message).
+#[derive(Debug, Default, PartialEq)]
+pub struct TrainerOutput {
+    /// The last `Epoch N/M` and training loss.
+    pub progress: TrainerProgress,
+    /// The last non-empty line, trimmed.
+    pub last_line: Option<String>,
+}
+
+/// Longest line kept whole while scanning; the start of a longer one is dropped (a progress
+/// bar that never prints a newline must not grow memory with the log).
+const MAX_LINE: usize = 1 << 20;
+
+/// Scans trainer output from `reader` in 64 KiB reads, line by line (`\n` and `\r` both end a
+/// line): memory stays bounded however long the training log is.
+pub fn scan_trainer_output(mut reader: impl Read) -> io::Result<TrainerOutput> {
+    let mut out = TrainerOutput::default();
+    let mut line: Vec<u8> = Vec::new();
+    let finish = |line: &mut Vec<u8>, out: &mut TrainerOutput| {
+        let text = String::from_utf8_lossy(line);
+        let found = parse_trainer_output(&text);
+        out.progress.last_epoch = found.last_epoch.or(out.progress.last_epoch);
+        out.progress.final_loss = found.final_loss.or(out.progress.final_loss);
+        let trimmed = text.trim();
+        if !trimmed.is_empty() {
+            out.last_line = Some(trimmed.to_string());
+        }
+        line.clear();
+    };
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        for piece in buffer[..n].split_inclusive(|&b| b == b'\n' || b == b'\r') {
+            let ended = matches!(piece.last(), Some(b'\n' | b'\r'));
+            line.extend_from_slice(if ended {
+                &piece[..piece.len() - 1]
+            } else {
+                piece
+            });
+            // Trimmed in steps of MAX_LINE, so a giant line costs no more than a few copies.
+            if line.len() > 2 * MAX_LINE {
+                line.drain(..line.len() - MAX_LINE);
+            }
+            if ended {
+                finish(&mut line, &mut out);
+            }
+        }
+    }
+    finish(&mut line, &mut out);
+    Ok(out)
 }
 
 impl Backend for PtychoPinnBackend {
@@ -277,12 +328,12 @@ impl Backend for PtychoPinnBackend {
 
         // The trainer's own output, read back from the log (it went straight to the file),
         // through a separate handle so that the log's own write position is untouched.
-        let mut output = Vec::new();
-        let _ = std::fs::File::open(&log_path).and_then(|mut reader| {
-            reader.seek(SeekFrom::Start(output_start))?;
-            reader.read_to_end(&mut output)
-        });
-        let output = String::from_utf8_lossy(&output);
+        let output = std::fs::File::open(&log_path)
+            .and_then(|mut reader| {
+                reader.seek(SeekFrom::Start(output_start))?;
+                scan_trainer_output(reader)
+            })
+            .unwrap_or_default();
         ctx.log_line("");
         // A signal to every process of a task (scancel, a SLURM time limit) can end the trainer
         // before the runner notices: that is an interruption, not a failure.
@@ -294,7 +345,8 @@ impl Backend for PtychoPinnBackend {
             return Err(BackendError::Interrupted);
         }
         if !status.success() {
-            let tail = last_line(&output)
+            let tail = output
+                .last_line
                 .map(|l| format!("; its last output line: `{l}`"))
                 .unwrap_or_default();
             return Err(BackendError::failed(format!(
@@ -313,7 +365,7 @@ impl Backend for PtychoPinnBackend {
                 log_path.display()
             )));
         }
-        let progress = parse_trainer_output(&output);
+        let progress = output.progress;
         let epochs_completed = progress.last_epoch.unwrap_or_else(|| {
             ctx.log_line(&format!(
                 "The trainer printed no `Epoch N/M` line; epochs_completed is the {} requested.",
@@ -361,6 +413,46 @@ mod tests {
                 final_loss: Some(0.015)
             }
         );
+    }
+
+    /// A reader that hands out at most `step` bytes a call (line ends fall between reads).
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn streamed_output_reads_like_the_whole_text() {
+        let text = "Epoch 1/3\n\r 1/10 [=>...] - ETA: 1s - loss: 0.9\r10/10 [====] - 1s - loss: \
+                    0.5000 - val_loss: 0.7\nEpoch 2/3\n10/10 - loss: 0.25 - val_loss: 0.3\n\
+                    Traceback (most recent call last):\n  ValueError: bad shape  \n\n";
+        for step in [1, 3, 7, 64 * 1024] {
+            let out = scan_trainer_output(Trickle(text.as_bytes(), step)).unwrap();
+            assert_eq!(out.progress, parse_trainer_output(text), "step {step}");
+            assert_eq!(out.last_line.as_deref(), Some("ValueError: bad shape"));
+        }
+        assert_eq!(
+            scan_trainer_output(&b""[..]).unwrap(),
+            TrainerOutput::default()
+        );
+    }
+
+    /// Regression: the whole trainer output was read back into memory (a 300 MB log took
+    /// 300 MB); now a line is kept up to 2 MiB, and what ends it is still found.
+    #[test]
+    fn a_line_without_end_is_bounded() {
+        let mut text = vec![b'#'; 5 * MAX_LINE];
+        text.extend_from_slice(b" Epoch 7/9 - loss: 0.125");
+        let out = scan_trainer_output(&text[..]).unwrap();
+        assert_eq!(out.progress.last_epoch, Some(7));
+        assert_eq!(out.progress.final_loss, Some(0.125));
+        let last = out.last_line.unwrap();
+        assert!(last.len() <= 2 * MAX_LINE && last.ends_with("loss: 0.125"));
     }
 
     #[test]
