@@ -254,25 +254,22 @@ fn run_job_and_collect_input_errors_exit_2() {
         "{stderr}"
     );
 
-    let output = cli()
-        .current_dir(root)
-        .args(["collect", "--artifact-root", "phase_c"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    let collect = |artifact_root: &str| {
+        let output = cli()
+            .current_dir(root)
+            .args(["collect", "--artifact-root", artifact_root])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8(output.stderr).unwrap()
+    };
     assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
+        collect("phase_c"),
         "error: phase_c has no plan.json: run `dose-overlap train --artifact-root phase_c` first\n"
     );
     // A command to copy holds a path with a space as one word.
-    let output = cli()
-        .current_dir(root)
-        .args(["collect", "--artifact-root", "no plan here"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
     assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
+        collect("no plan here"),
         "error: no plan here has no plan.json: run `dose-overlap train --artifact-root 'no plan \
          here'` first\n"
     );

@@ -1,4 +1,5 @@
-//! SHA-256 and size of a bundle, streamed in 64 KiB chunks (bundles can be large).
+//! SHA-256 and size of a bundle, and reading files in 64 KiB chunks (bundles and trainer logs
+//! can be large).
 
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
@@ -6,21 +7,27 @@ use std::path::Path;
 
 /// Lowercase hex SHA-256 (what `sha256sum` prints) and size in bytes of the file at `path`.
 pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
     let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
+    read_chunks(std::fs::File::open(path)?, |chunk| {
+        hasher.update(chunk);
+        size += chunk.len() as u64;
+    })?;
     Ok((hex(&hasher.finalize()), size))
+}
+
+/// Reads `reader` to its end in 64 KiB chunks, handing each to `visit` (memory stays at one
+/// chunk however large the file).
+pub(crate) fn read_chunks(mut reader: impl Read, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => visit(&buffer[..n]),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// Lowercase hex SHA-256 of `bytes`.

@@ -200,9 +200,9 @@ pub struct TrainerOutput {
 /// bar that never prints a newline must not grow memory with the log).
 const MAX_LINE: usize = 1 << 20;
 
-/// Scans trainer output from `reader` in 64 KiB reads, line by line (`\n` and `\r` both end a
+/// Scans trainer output from `reader` in 64 KiB chunks, line by line (`\n` and `\r` both end a
 /// line): memory stays bounded however long the training log is.
-pub fn scan_trainer_output(mut reader: impl Read) -> io::Result<TrainerOutput> {
+pub fn scan_trainer_output(reader: impl Read) -> io::Result<TrainerOutput> {
     let mut out = TrainerOutput::default();
     let mut line: Vec<u8> = Vec::new();
     let finish = |line: &mut Vec<u8>, out: &mut TrainerOutput| {
@@ -216,15 +216,8 @@ pub fn scan_trainer_output(mut reader: impl Read) -> io::Result<TrainerOutput> {
         }
         line.clear();
     };
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        for piece in buffer[..n].split_inclusive(|&b| b == b'\n' || b == b'\r') {
+    crate::digest::read_chunks(reader, |chunk| {
+        for piece in chunk.split_inclusive(|&b| b == b'\n' || b == b'\r') {
             let ended = matches!(piece.last(), Some(b'\n' | b'\r'));
             line.extend_from_slice(if ended {
                 &piece[..piece.len() - 1]
@@ -239,7 +232,7 @@ pub fn scan_trainer_output(mut reader: impl Read) -> io::Result<TrainerOutput> {
                 finish(&mut line, &mut out);
             }
         }
-    }
+    })?;
     finish(&mut line, &mut out);
     Ok(out)
 }
