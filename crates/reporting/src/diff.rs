@@ -14,9 +14,7 @@ const VOLATILE: &[&str] = &["timestamp", "phase_c_root", "phase_d_root", "artifa
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
     /// A manifest is missing or unreadable.
-    #[error(
-        "cannot read {path}: {source}; is this an artifact root written by `dose-overlap train`?"
-    )]
+    #[error("cannot read {path} (is this an artifact root written by `dose-overlap train`?)")]
     Read {
         /// The file.
         path: PathBuf,

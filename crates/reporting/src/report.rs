@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The manifest is missing or unreadable.
-    #[error(
-        "cannot read {path}: {source}; is this an artifact root written by `dose-overlap train`?"
-    )]
+    #[error("cannot read {path} (is this an artifact root written by `dose-overlap train`?)")]
     Read {
         /// The manifest path.
         path: PathBuf,
@@ -30,7 +28,7 @@ pub enum ReportError {
         message: String,
     },
     /// A report file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         /// The file.
         path: PathBuf,
