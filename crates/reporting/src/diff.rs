@@ -5,32 +5,13 @@
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Fields that differ between runs by nature, never findings.
 const VOLATILE: &[&str] = &["timestamp", "phase_c_root", "phase_d_root", "artifact_root"];
 
-/// Why two runs could not be compared.
-#[derive(Debug, thiserror::Error)]
-pub enum DiffError {
-    /// A manifest is missing or unreadable.
-    #[error("cannot read {path} (is this an artifact root written by `dose-overlap train`?)")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A manifest is not JSON of the expected shape.
-    #[error("{path} is not a training manifest: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
+/// Why two runs could not be compared: a manifest missing, unreadable or of the wrong shape.
+pub type DiffError = crate::report::ReportError;
 
 /// A job's identity.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -318,21 +299,12 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
     Ok(diff)
 }
 
-fn read_manifest(root: &Path) -> Result<Value, DiffError> {
-    let path = root.join("training_manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| DiffError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| DiffError::Parse {
-        path,
-        message: e.to_string(),
-    })
-}
-
 /// Compares the manifests of two artifact roots.
 pub fn diff_runs(a: &Path, b: &Path, tolerance: f64) -> Result<RunDiff, DiffError> {
-    let (ma, mb) = (read_manifest(a)?, read_manifest(b)?);
+    let (ma, mb) = (
+        crate::report::read_manifest(a)?,
+        crate::report::read_manifest(b)?,
+    );
     diff_manifests(&ma, &mb, tolerance).map_err(|message| DiffError::Parse {
         path: a.join("training_manifest.json"),
         message,

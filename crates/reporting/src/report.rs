@@ -572,18 +572,24 @@ fn loss_curves(history: &Value) -> Vec<(String, Vec<f64>)> {
     }
 }
 
-/// Reads `<artifact_root>/training_manifest.json`, builds the report and writes it under `out`
-/// (each file atomically). Returns the report.
-pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportError> {
+/// Reads and parses `<artifact_root>/training_manifest.json` (reports and diffs both start here).
+pub fn read_manifest(artifact_root: &Path) -> Result<Value, ReportError> {
     let path = artifact_root.join("training_manifest.json");
     let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
         path: path.clone(),
         source,
     })?;
-    let manifest: Value = serde_json::from_str(&text).map_err(|e| ReportError::Parse {
-        path: path.clone(),
+    serde_json::from_str(&text).map_err(|e| ReportError::Parse {
+        path,
         message: e.to_string(),
-    })?;
+    })
+}
+
+/// Reads `<artifact_root>/training_manifest.json`, builds the report and writes it under `out`
+/// (each file atomically). Returns the report.
+pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportError> {
+    let manifest = read_manifest(artifact_root)?;
+    let path = artifact_root.join("training_manifest.json");
     let title = artifact_root.file_name().map_or_else(
         || artifact_root.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
