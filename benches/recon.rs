@@ -6,27 +6,8 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use num_complex::Complex32;
 use recon::fft::{Fft2, Plain};
-use recon::{Algorithm, Dataset, Engine, Settings, synthetic};
+use recon::{Algorithm, Engine, Settings, synthetic};
 use std::hint::black_box;
-
-/// A 4N x 4N object scanned at `count` random integer patches (xorshift, fixed seed).
-fn dataset(n: usize, count: usize) -> Dataset {
-    let object = synthetic::object(4 * n, 4 * n);
-    let probe = synthetic::probe(n, 1e6);
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % (3 * n as u64 + 1)) as usize + n / 2
-    };
-    let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    for _ in 0..count {
-        ys.push(next() as f64);
-        xs.push(next() as f64);
-    }
-    synthetic::dataset(&object, &probe, &xs, &ys)
-}
 
 fn epie() -> Settings {
     Settings {
@@ -45,7 +26,7 @@ fn epoch(c: &mut Criterion) {
     let mut group = c.benchmark_group("recon_epoch");
     group.sample_size(20);
     for (n, count) in [(64, 1000), (128, 400)] {
-        let data = dataset(n, count);
+        let data = synthetic::scattered_dataset(n, count);
         let mut engine = Engine::new(&data, &epie()).expect("valid synthetic data");
         group.throughput(Throughput::Elements(count as u64));
         group.bench_with_input(BenchmarkId::new("epie_positions", n), &n, |b, _| {

@@ -81,21 +81,7 @@ fn fft_bound(n: usize, frames: usize) {
 }
 
 fn synthetic_epochs(n: usize, count: usize) {
-    let object = recon::synthetic::object(4 * n, 4 * n);
-    let probe = recon::synthetic::probe(n, 1e6);
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % (3 * n as u64 + 1)) as usize + n / 2
-    };
-    let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    for _ in 0..count {
-        ys.push(next() as f64);
-        xs.push(next() as f64);
-    }
-    let data = recon::synthetic::dataset(&object, &probe, &xs, &ys);
+    let data = recon::synthetic::scattered_dataset(n, count);
     let settings = Settings {
         algorithm: Algorithm::Epie,
         alpha: 1.0,

@@ -117,3 +117,23 @@ impl ToF32 for Complex64 {
         Complex32::new(self.re as f32, self.im as f32)
     }
 }
+
+/// A 4N x 4N object scanned at `count` pseudo-random integer patches (xorshift, fixed seed):
+/// the benches' and the peer comparison's workload, so both measure the same data.
+pub fn scattered_dataset(n: usize, count: usize) -> Dataset {
+    let object = object(4 * n, 4 * n);
+    let probe = probe(n, 1e6);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % (3 * n as u64 + 1)) as usize + n / 2
+    };
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for _ in 0..count {
+        ys.push(next() as f64);
+        xs.push(next() as f64);
+    }
+    dataset(&object, &probe, &xs, &ys)
+}
