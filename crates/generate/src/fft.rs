@@ -103,15 +103,31 @@ impl<T: FftNum> Fft2<T> {
     /// `[kx * n + ky]` of the result is frequency (row ky, column kx). `buf` is clobbered.
     /// Saves the second transpose when only a re-indexed |F|^2 is needed.
     pub fn forward_transposed(&mut self, buf: &mut [Complex<T>]) -> &[Complex<T>] {
+        self.forward_transposed_with(buf, &mut || {})
+    }
+
+    /// [`Fft2::forward_transposed`], calling `between` after every eight rows of each pass
+    /// (to interleave other work, such as prefetches).
+    pub fn forward_transposed_with(
+        &mut self,
+        buf: &mut [Complex<T>],
+        between: &mut dyn FnMut(),
+    ) -> &[Complex<T>] {
         let n = self.plans.n;
         assert_eq!(buf.len(), n * n, "FFT buffer must be n x n");
-        self.plans
-            .forward
-            .process_with_scratch(buf, &mut self.scratch);
+        for rows in buf.chunks_mut(8 * n) {
+            self.plans
+                .forward
+                .process_with_scratch(rows, &mut self.scratch);
+            between();
+        }
         transpose(buf, &mut self.tmp, n);
-        self.plans
-            .forward
-            .process_with_scratch(&mut self.tmp, &mut self.scratch);
+        for rows in self.tmp.chunks_mut(8 * n) {
+            self.plans
+                .forward
+                .process_with_scratch(rows, &mut self.scratch);
+            between();
+        }
         &self.tmp
     }
 

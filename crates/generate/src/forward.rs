@@ -5,6 +5,7 @@
 use crate::detmath::floor_int;
 use crate::fft::{Fft2, FftPath, Plans, fftshift_source};
 use crate::poisson::PatternSampler;
+use crate::prefetch::{Prefetcher, region};
 use crate::rng::PixelRng;
 use ndarray::{Array3, ArrayView2, ArrayViewMut3, Axis};
 use num_complex::Complex32;
@@ -34,6 +35,8 @@ struct Bilinear<'a> {
     weights: [f32; 4],
     /// The patch and its +1 margin lie inside the object.
     inside: bool,
+    /// Patch side.
+    n: usize,
 }
 
 impl<'a> Bilinear<'a> {
@@ -59,6 +62,7 @@ impl<'a> Bilinear<'a> {
                 && c0 >= 0.0
                 && r0 + n as f64 + 1.0 <= h as f64
                 && c0 + n as f64 + 1.0 <= w as f64,
+            n,
         }
     }
 
@@ -99,6 +103,44 @@ impl<'a> Bilinear<'a> {
             }
         }
     }
+
+    /// Row `i` of the patch as interleaved (re, im) floats, from `object`, the object in that
+    /// layout: the same values as [`Bilinear::row`]. Borrowed from `object` at integer
+    /// positions, else made in `buf` (2N floats).
+    #[inline]
+    fn row_interleaved<'b>(&self, object: &'b [f32], i: usize, buf: &'b mut [f32]) -> &'b [f32] {
+        let n2 = buf.len();
+        let [w00, w01, w10, w11] = self.weights;
+        if self.inside {
+            let (r, c0, w) = (self.r0 as usize + i, self.c0 as usize, self.w);
+            let a = &object[2 * (r * w + c0)..][..n2 + 2];
+            if self.weights == [1.0, 0.0, 0.0, 0.0] {
+                return &a[..n2];
+            }
+            let b = &object[2 * ((r + 1) * w + c0)..][..n2 + 2];
+            let taps = a[..n2].iter().zip(&a[2..]).zip(b[..n2].iter().zip(&b[2..]));
+            for (o, ((p, q), (r, s))) in buf.iter_mut().zip(taps) {
+                *o = p * w00 + q * w01 + r * w10 + s * w11;
+            }
+        } else {
+            let get = |r: f64, c: f64, part: usize| -> f32 {
+                if r >= 0.0 && c >= 0.0 && r < self.h as f64 && c < self.w as f64 {
+                    object[2 * (r as usize * self.w + c as usize) + part]
+                } else {
+                    0.0
+                }
+            };
+            let r = self.r0 + i as f64;
+            for (k, o) in buf.iter_mut().enumerate() {
+                let (c, part) = (self.c0 + (k / 2) as f64, k % 2);
+                *o = get(r, c, part) * w00
+                    + get(r, c + 1.0, part) * w01
+                    + get(r + 1.0, c, part) * w10
+                    + get(r + 1.0, c + 1.0, part) * w11;
+            }
+        }
+        buf
+    }
 }
 
 /// Inputs of a simulation.
@@ -131,7 +173,7 @@ pub struct DoseData {
 pub struct Simulated {
     /// Ground-truth object patches, (n, N, N) complex64.
     pub y: Array3<Complex32>,
-    /// sum |P O_j|^2 per position, as the sum of its diffraction intensities (Parseval).
+    /// sum |P O_j|^2 per position, summed in real space.
     pub energies: Vec<f64>,
     /// One entry per requested dose, in order.
     pub doses: Vec<DoseData>,
@@ -230,32 +272,20 @@ pub fn simulate_into(
     }
     out.energies.resize(n_pos, 0.0);
 
-    // Pass 1: patch (stored as Y), one FFT, the intensities (kept in the first dose's
-    // diffraction array) and their sum: by Parseval the illuminated energy sum |P O_j|^2,
-    // whose mean over all positions sets s.
-    let inv_n2 = 1.0 / (n * n) as f64;
+    // Pass 1: each position's illuminated energy sum |P O_j|^2, summed in real space (the
+    // spec's definition; by Parseval also the sum of its intensities), whose mean over all
+    // positions sets s. No FFT and no stores yet: pass 2 makes the patches (Y) and the
+    // intensities, which never leave the worker's cache.
+    let terms = EnergyTerms::new(inputs.object.as_slice().expect("checked"), probe);
     std::thread::scope(|scope| {
-        let first = &mut out.doses[0].diffraction;
-        let chunks = out
-            .y
-            .axis_chunks_iter_mut(Axis(0), chunk)
-            .zip(first.axis_chunks_iter_mut(Axis(0), chunk))
-            .zip(out.energies.chunks_mut(chunk));
-        for (t, ((mut y_chunk, mut i_chunk), e_chunk)) in chunks.enumerate() {
-            let (plans, tick) = (&plans, &tick);
+        for (t, e_chunk) in out.energies.chunks_mut(chunk).enumerate() {
+            let (tick, terms) = (&tick, &terms);
             scope.spawn(move || {
-                let mut work = Work::new(plans, n);
+                let mut row = vec![0.0f32; 2 * n];
                 for (i, energy) in e_chunk.iter_mut().enumerate() {
                     let j = t * chunk + i;
-                    let mut patch = y_chunk.index_axis_mut(Axis(0), i);
-                    let patch = patch.as_slice_mut().expect("contiguous");
                     let b = Bilinear::new(&inputs.object, inputs.xcoords[j], inputs.ycoords[j], n);
-                    work.intensity(&b, probe, patch);
-                    let mut kept = i_chunk.index_axis_mut(Axis(0), i);
-                    kept.as_slice_mut()
-                        .expect("contiguous")
-                        .copy_from_slice(&work.intensity);
-                    *energy = total_intensity(&work.intensity, n) * inv_n2;
+                    *energy = terms.energy(&b, &mut row);
                     if i % 32 == 31 {
                         tick(32);
                     }
@@ -274,8 +304,8 @@ pub fn simulate_into(
         d.intensity_scale = (d.dose / mean_energy).sqrt();
     }
 
-    // Pass 2: every dose's counts from the kept intensities (copied out first: the first
-    // dose's amplitudes overwrite them).
+    // Pass 2: per position, the patch (stored as Y), one FFT, and every dose's counts from
+    // the same intensities, while the next position's output lines are prefetched.
     let params: Vec<DoseParams> = out
         .doses
         .iter()
@@ -291,8 +321,10 @@ pub fn simulate_into(
             )
         })
         .collect();
+    let mut y_chunks = out.y.axis_chunks_iter_mut(Axis(0), chunk);
     std::thread::scope(|scope| {
         for t in 0..n_pos.div_ceil(chunk) {
+            let mut y_chunk = y_chunks.next().expect("one chunk per thread");
             let mut views: Vec<(ArrayViewMut3<f32>, &mut [u64])> = dose_chunks
                 .iter_mut()
                 .map(|(a, c)| {
@@ -302,24 +334,35 @@ pub fn simulate_into(
                     )
                 })
                 .collect();
-            let (params, tick) = (&params, &tick);
+            let (plans, params, tick) = (&plans, &params, &tick);
             scope.spawn(move || {
+                let mut work = Work::new(plans, n);
                 let mut sampler = PatternSampler::new();
-                let mut intensity = vec![0.0f32; n * n];
+                let mut prefetch = Prefetcher::new();
+                let mut regions = Vec::new();
                 let len = views[0].1.len();
                 for i in 0..len {
                     let j = t * chunk + i;
-                    intensity.copy_from_slice(
-                        views[0]
-                            .0
-                            .index_axis(Axis(0), i)
-                            .as_slice()
-                            .expect("contiguous"),
-                    );
+                    let b = Bilinear::new(&inputs.object, inputs.xcoords[j], inputs.ycoords[j], n);
+                    if i + 1 < len {
+                        // The next pattern's output lines, fetched during this one's work.
+                        let y_next = y_chunk.index_axis(Axis(0), i + 1);
+                        regions.clear();
+                        regions.push(region(y_next.as_slice().expect("contiguous")));
+                        for (v, _) in &views {
+                            let a = v.index_axis(Axis(0), i + 1);
+                            regions.push(region(a.as_slice().expect("contiguous")));
+                        }
+                        prefetch.plan(&regions, work.ticks());
+                    }
+                    let mut patch = y_chunk.index_axis_mut(Axis(0), i);
+                    let patch = patch.as_slice_mut().expect("contiguous");
+                    work.intensity(&b, probe, patch, &mut prefetch);
                     for ((view, counts), p) in views.iter_mut().zip(params) {
                         let mut pattern = view.index_axis_mut(Axis(0), i);
                         let amps = pattern.as_slice_mut().expect("contiguous");
-                        counts[i] = p.draw(&mut sampler, &intensity, amps, inputs.seed, j as u64);
+                        counts[i] =
+                            p.draw(&mut sampler, &work.intensity, amps, inputs.seed, j as u64);
                     }
                     if i % 32 == 31 {
                         tick(32);
@@ -333,30 +376,65 @@ pub fn simulate_into(
     Ok(())
 }
 
-/// The sum of an n x n intensity array: eight interleaved f32 partial sums per row (a fixed
-/// order, so the same bits every time; vectorised), rows added in f64.
-fn total_intensity(values: &[f32], n: usize) -> f64 {
-    let mut total = 0.0f64;
-    for row in values.chunks_exact(n) {
-        let mut acc = [0.0f32; 8];
-        let mut chunks = row.chunks_exact(8);
-        for c in &mut chunks {
-            for l in 0..8 {
-                acc[l] += c[l];
-            }
+/// Pass 1's operands: the object as interleaved (re, im) floats and |P|^2 once per component,
+/// so that sum |P O_j|^2 = sum_k f_k^2 w_k runs on plain f32 lanes, with none of the
+/// shuffles that complex products need (they made this pass cost a third of the FFT pass).
+struct EnergyTerms {
+    object: Vec<f32>,
+    weights: Vec<f32>,
+}
+
+impl EnergyTerms {
+    fn new(object: &[Complex32], probe: &[Complex32]) -> Self {
+        let w: Vec<f64> = probe
+            .iter()
+            .map(|p| f64::from(p.re).powi(2) + f64::from(p.im).powi(2))
+            .collect();
+        // Weights below 2^-64 of the largest are dropped: their terms are far below the
+        // sum's f32 rounding, and as f32 products they would be subnormal (microcode
+        // assists, 100x slower per operation, on the tails of a focused probe).
+        let floor = w.iter().fold(0.0f64, |a, v| a.max(*v)) * 2f64.powi(-64);
+        EnergyTerms {
+            object: object.iter().flat_map(|v| [v.re, v.im]).collect(),
+            weights: w
+                .iter()
+                .flat_map(|&v| {
+                    let v = if v >= floor { v as f32 } else { 0.0 };
+                    [v, v]
+                })
+                .collect(),
         }
-        for v in chunks.remainder() {
-            acc[0] += v;
-        }
-        let quads = [
-            acc[0] + acc[4],
-            acc[1] + acc[5],
-            acc[2] + acc[6],
-            acc[3] + acc[7],
-        ];
-        total += f64::from((quads[0] + quads[2]) + (quads[1] + quads[3]));
     }
-    total
+
+    /// sum |P O_j|^2 for the patch of `b` (`row` holds 2N floats): per row, sixteen
+    /// interleaved f32 partial sums in a fixed order (the same bits every time; vectorised),
+    /// rows added in f64.
+    fn energy(&self, b: &Bilinear, row: &mut [f32]) -> f64 {
+        let n2 = 2 * b.n;
+        let mut total = 0.0f64;
+        for (i, w_row) in self.weights.chunks_exact(n2).enumerate() {
+            let f = b.row_interleaved(&self.object, i, row);
+            let mut acc = [0.0f32; 16];
+            for (o, w) in f.chunks_exact(16).zip(w_row.chunks_exact(16)) {
+                for l in 0..16 {
+                    acc[l] += o[l] * o[l] * w[l];
+                }
+            }
+            let tail = n2 - n2 % 16;
+            for (o, w) in f[tail..].iter().zip(&w_row[tail..]) {
+                acc[0] += o * o * w;
+            }
+            let mut width = 16;
+            while width > 1 {
+                width /= 2;
+                for l in 0..width {
+                    acc[l] += acc[l + width];
+                }
+            }
+            total += f64::from(acc[0]);
+        }
+        total
+    }
 }
 
 fn check_inputs(inputs: &Inputs, doses: &[f64]) -> Result<(usize, usize), SimulateError> {
@@ -475,27 +553,38 @@ impl Work {
         }
     }
 
+    /// Prefetch ticks per call of [`Work::intensity`].
+    fn ticks(&self) -> usize {
+        2 * self.n + 3 * self.n.div_ceil(8)
+    }
+
     /// Writes the patch of `b` into `patch` (Y) and fills `self.intensity` with
     /// fftshift(|FFT2(P * O_j)|^2), unnormalised. psi is formed transposed, eight rows at a
     /// time (a cache line of psi^T per column), so that the row-transpose-row FFT returns the
-    /// spectrum in natural order.
-    fn intensity(&mut self, b: &Bilinear, probe: &[Complex32], patch: &mut [Complex32]) {
+    /// spectrum in natural order. `prefetch` ticks [`Work::ticks`] times.
+    fn intensity(
+        &mut self,
+        b: &Bilinear,
+        probe: &[Complex32],
+        patch: &mut [Complex32],
+        prefetch: &mut Prefetcher,
+    ) {
         let n = self.n;
         const BLOCK: usize = 8;
         for i0 in (0..n).step_by(BLOCK) {
             let i1 = (i0 + BLOCK).min(n);
-            let rows = &mut patch[i0 * n..i1 * n];
-            let block = &mut self.block[..rows.len()];
-            for (i, ((row, b_row), p_row)) in rows
+            let block = &mut self.block[..(i1 - i0) * n];
+            for (i, ((b_row, p_row), y_row)) in block
                 .chunks_exact_mut(n)
-                .zip(block.chunks_exact_mut(n))
                 .zip(probe[i0 * n..i1 * n].chunks_exact(n))
+                .zip(patch[i0 * n..i1 * n].chunks_exact_mut(n))
                 .enumerate()
             {
-                b.row(i0 + i, row);
-                for ((v, o), p) in b_row.iter_mut().zip(row.iter()).zip(p_row) {
+                b.row(i0 + i, y_row);
+                for ((v, o), p) in b_row.iter_mut().zip(y_row.iter()).zip(p_row) {
                     *v = o * p;
                 }
+                prefetch.tick();
             }
             // Column k of psi^T gets rows i0..i1 of column k of psi: one cache line each.
             for (k, column) in self.psi_t.chunks_exact_mut(n).enumerate() {
@@ -503,8 +592,11 @@ impl Work {
                     *v = b_row[k];
                 }
             }
+            prefetch.tick();
         }
-        let spec = self.fft.forward_transposed(&mut self.psi_t);
+        let spec = self
+            .fft
+            .forward_transposed_with(&mut self.psi_t, &mut || prefetch.tick());
         // fftshift: output column c shows frequency (c + s0) mod n, s0 = n - n/2; two runs.
         let s0 = (n - n / 2) % n;
         for (r, row) in self.intensity.chunks_exact_mut(n).enumerate() {
@@ -516,6 +608,7 @@ impl Work {
             for (v, f) in tail.iter_mut().zip(&src[..s0]) {
                 *v = f.norm_sqr();
             }
+            prefetch.tick();
         }
     }
 }
@@ -545,8 +638,14 @@ mod tests {
             let view = object.view();
             let b = Bilinear::new(&view, (n / 2) as f64, (n / 2) as f64, n);
             let mut y = vec![Complex32::new(0.0, 0.0); n * n];
-            work.intensity(&b, &probe, &mut y);
+            work.intensity(&b, &probe, &mut y, &mut Prefetcher::new());
             assert_eq!(y, patch);
+            let energy = EnergyTerms::new(&patch, &probe).energy(&b, &mut vec![0.0; 2 * n]);
+            let spectral: f64 = work.intensity.iter().map(|v| f64::from(*v)).sum();
+            assert!(
+                (energy - spectral / (n * n) as f64).abs() < 1e-5 * energy,
+                "Parseval, n {n}"
+            );
             for r in 0..n {
                 for c in 0..n {
                     let (ky, kx) = (fftshift_source(r, n), fftshift_source(c, n));
@@ -566,6 +665,37 @@ mod tests {
                         "n {n} ({r}, {c})"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn interleaved_rows_equal_the_complex_rows() {
+        let o = Array2::from_shape_fn((20, 24), |(r, c)| {
+            Complex32::new((r as f32 * 0.37 + c as f32).sin(), (c as f32 * 0.21).cos())
+        });
+        let flat: Vec<f32> = o.iter().flat_map(|v| [v.re, v.im]).collect();
+        let n = 6;
+        // Inside, integer and fractional; across the top-left and bottom-right edges.
+        for (x, y) in [
+            (10.0, 9.0),
+            (10.3, 9.7),
+            (11.5, 12.25),
+            (1.2, 2.0),
+            (22.6, 18.9),
+        ] {
+            let view = o.view();
+            let b = Bilinear::new(&view, x, y, n);
+            let mut row = vec![Complex32::new(0.0, 0.0); n];
+            let mut buf = vec![0.0f32; 2 * n];
+            for i in 0..n {
+                b.row(i, &mut row);
+                let want: Vec<f32> = row.iter().flat_map(|v| [v.re, v.im]).collect();
+                assert_eq!(
+                    b.row_interleaved(&flat, i, &mut buf),
+                    &want[..],
+                    "({x}, {y}) row {i}"
+                );
             }
         }
     }

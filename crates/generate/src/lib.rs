@@ -13,6 +13,7 @@ pub mod fft;
 pub mod forward;
 pub mod phase_c;
 pub mod poisson;
+pub mod prefetch;
 pub mod rng;
 pub mod scene;
 pub mod split;
