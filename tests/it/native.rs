@@ -217,6 +217,57 @@ for path in sys.argv[1:]:
     assert_eq!(text, "1 baseline avx\n2 dense avx\n2 sparse avx\n");
 }
 
+/// The design's SSIM window (`metrics_config.ms_ssim_sigma`) reaches the training config and
+/// the scores: the same reconstruction scored with a wider window gets another SSIM.
+#[test]
+fn native_scores_use_the_designs_ssim_sigma() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    study_tree(root);
+    let wide = format!("{STUDY}\n[metrics_config]\nms_ssim_sigma = 3.0\n");
+    std::fs::write(root.join("wide.toml"), wide).unwrap();
+    let filter = ["--dose", "1e4", "--view", "baseline", "--epochs", "3"];
+    succeeded(&train(root, "narrow", &filter));
+    let output = cli()
+        .current_dir(root)
+        .args([
+            "-q",
+            "train",
+            "--design",
+            "wide.toml",
+            "--backend",
+            "native",
+        ])
+        .args(["--phase-c-root", "phase c", "--phase-d-root", "phase d"])
+        .args(["--artifact-root", "wide"])
+        .args(filter)
+        .output()
+        .unwrap();
+    succeeded(&output);
+    let job_dir = "dose_10000/baseline/gs1";
+    let sigma = |art: &str| {
+        read_json(&root.join(art).join(job_dir).join("training_config.json"))["metrics_config"]
+            ["ms_ssim_sigma"]
+            .as_f64()
+    };
+    assert_eq!(sigma("narrow"), Some(1.0));
+    assert_eq!(sigma("wide"), Some(3.0));
+    let scores = |art: &str| {
+        let manifest = read_json(&root.join(art).join("training_manifest.json"));
+        let result = &job(&manifest, "baseline", 1e4)["result"];
+        (
+            result["metrics"]["test"]["phase"]["ssim"].as_f64().unwrap(),
+            nrmse(job(&manifest, "baseline", 1e4), "test"),
+        )
+    };
+    let (narrow, wide) = (scores("narrow"), scores("wide"));
+    assert_ne!(narrow.0, wide.0, "SSIM with sigma 1 and 3");
+    assert_eq!(
+        narrow.1, wide.1,
+        "the reconstruction itself does not depend on the window"
+    );
+}
+
 /// A job whose data cannot be read fails with a message naming the file; the others run.
 #[test]
 fn native_bad_input_fails_only_its_job() {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use study_design::{Algorithm, RngSeeds, Solver, Study};
+use study_design::{Algorithm, MetricsConfig, RngSeeds, Solver, Study};
 
 /// File name of the resolved configuration inside a job's artifact dir.
 pub const CONFIG_FILE: &str = "training_config.json";
@@ -217,6 +217,10 @@ pub struct TrainingConfig {
     pub patch_size_pixels: u32,
     /// The design's seeds.
     pub rng_seeds: RngSeeds,
+    /// The design's `metrics_config` (the native backend's SSIM window sigma; trainers get it
+    /// too). Configs written before it existed read as the default.
+    #[serde(default)]
+    pub metrics_config: MetricsConfig,
     /// Native solver settings.
     pub solver: SolverSettings,
     /// PtychoPINN's trainer program (tensorflow and pytorch backends only).
@@ -249,6 +253,7 @@ impl TrainingConfig {
             neighbor_count: design.neighbor_count,
             patch_size_pixels: design.patch_size_pixels,
             rng_seeds: design.rng_seeds.clone(),
+            metrics_config: design.metrics_config.clone(),
             solver: SolverSettings {
                 algorithm: solver.algorithm,
                 alpha: solver.alpha,

@@ -76,7 +76,10 @@ impl Backend for NativeBackend {
             train_path: config.train_data_file.clone(),
             test_path: config.test_data_file.clone(),
             settings: settings.clone(),
-            eval: EvalOptions::default(),
+            eval: EvalOptions {
+                ssim_sigma: config.metrics_config.ms_ssim_sigma,
+                ..EvalOptions::default()
+            },
             bundle_path: bundle.clone(),
             job_config: bundle_job_config(config),
             threads,

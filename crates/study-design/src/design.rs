@@ -47,6 +47,17 @@ pub struct MetricsConfig {
     pub report_amplitude: bool,
 }
 
+impl Default for MetricsConfig {
+    /// The fly64 study's: sigma 1.0, phase emphasised, amplitude reported.
+    fn default() -> Self {
+        MetricsConfig {
+            ms_ssim_sigma: 1.0,
+            emphasize_phase: true,
+            report_amplitude: true,
+        }
+    }
+}
+
 /// The study design: the nine keys of DATA-001's Phase A table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Design {
@@ -86,11 +97,7 @@ impl Default for Design {
                 grouping: 123,
                 subsampling: 456,
             },
-            metrics_config: MetricsConfig {
-                ms_ssim_sigma: 1.0,
-                emphasize_phase: true,
-                report_amplitude: true,
-            },
+            metrics_config: MetricsConfig::default(),
         }
     }
 }
