@@ -462,6 +462,9 @@ fn check_inputs(inputs: &Inputs, doses: &[f64]) -> Result<(usize, usize), Simula
             "scan coordinates must be finite, found {bad}"
         )));
     }
+    if doses.is_empty() {
+        return Err(SimulateError::Input("no dose to simulate".into()));
+    }
     if let Some(bad) = doses.iter().find(|d| !(d.is_finite() && **d > 0.0)) {
         return Err(SimulateError::Input(format!(
             "doses must be positive, got {bad}"
@@ -667,6 +670,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn no_dose_is_an_input_error() {
+        let o = ramp(20, 24);
+        let p = Array2::from_elem((6, 6), Complex32::new(1.0, 0.0));
+        let inputs = Inputs {
+            object: o.view(),
+            probe: p.view(),
+            xcoords: &[10.0],
+            ycoords: &[9.0],
+            seed: 1,
+        };
+        assert!(matches!(
+            simulate(&inputs, &[], 1, &|_, _| {}),
+            Err(SimulateError::Input(_))
+        ));
+        assert_eq!(
+            simulate(&inputs, &[1e3], 1, &|_, _| {})
+                .unwrap()
+                .doses
+                .len(),
+            1
+        );
     }
 
     #[test]
