@@ -248,8 +248,7 @@ pub fn simulate_into(
     };
     let probe = inputs.probe.as_slice().expect("probe in standard layout");
 
-    // Buffers: Y, and every dose's diffraction (the first holds the intensities until the
-    // noise step overwrites them).
+    // Buffers: Y and every dose's diffraction, reused when the shapes match.
     if out.y.dim() != (n_pos, n, n) {
         out.y = Array3::zeros((n_pos, n, n));
     }
@@ -389,12 +388,16 @@ impl EnergyTerms {
     fn new(object: &[Complex32], probe: &[Complex32]) -> Self {
         let w: Vec<f64> = probe
             .iter()
-            .map(|p| f64::from(p.re).powi(2) + f64::from(p.im).powi(2))
+            .map(|p| {
+                let (re, im) = (f64::from(p.re), f64::from(p.im));
+                re * re + im * im
+            })
             .collect();
         // Weights below 2^-64 of the largest are dropped: their terms are far below the
         // sum's f32 rounding, and as f32 products they would be subnormal (microcode
         // assists, 100x slower per operation, on the tails of a focused probe).
-        let floor = w.iter().fold(0.0f64, |a, v| a.max(*v)) * 2f64.powi(-64);
+        const TWO_POW_MINUS_64: f64 = 1.0 / 18_446_744_073_709_551_616.0;
+        let floor = w.iter().fold(0.0f64, |a, v| a.max(*v)) * TWO_POW_MINUS_64;
         EnergyTerms {
             object: object.iter().flat_map(|v| [v.re, v.im]).collect(),
             weights: w
