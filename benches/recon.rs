@@ -6,28 +6,16 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use num_complex::Complex32;
 use recon::fft::{Fft2, Plain};
-use recon::{Algorithm, Engine, Settings, synthetic};
+use recon::{Engine, synthetic};
 use std::hint::black_box;
-
-fn epie() -> Settings {
-    Settings {
-        algorithm: Algorithm::Epie,
-        alpha: 1.0,
-        beta: 1.0,
-        epochs: 1,
-        refine_probe: false,
-        seed: 0,
-        gridsize: 1,
-        neighbor_count: 7,
-    }
-}
 
 fn epoch(c: &mut Criterion) {
     let mut group = c.benchmark_group("recon_epoch");
     group.sample_size(20);
     for (n, count) in [(64, 1000), (128, 400)] {
         let data = synthetic::scattered_dataset(n, count);
-        let mut engine = Engine::new(&data, &epie()).expect("valid synthetic data");
+        let mut engine =
+            Engine::new(&data, &synthetic::epie_settings(1)).expect("valid synthetic data");
         group.throughput(Throughput::Elements(count as u64));
         group.bench_with_input(BenchmarkId::new("epie_positions", n), &n, |b, _| {
             b.iter(|| black_box(engine.run_epoch()))

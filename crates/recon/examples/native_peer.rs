@@ -15,7 +15,7 @@
 use ndarray::{Array2, Ix2, Ix3};
 use num_complex::{Complex32, Complex64};
 use recon::fft::{Fft2, Plain};
-use recon::{Algorithm, Dataset, Engine, Settings};
+use recon::{Dataset, Engine};
 use std::time::Instant;
 
 fn main() {
@@ -82,16 +82,7 @@ fn fft_bound(n: usize, frames: usize) {
 
 fn synthetic_epochs(n: usize, count: usize) {
     let data = recon::synthetic::scattered_dataset(n, count);
-    let settings = Settings {
-        algorithm: Algorithm::Epie,
-        alpha: 1.0,
-        beta: 1.0,
-        epochs: 1,
-        refine_probe: false,
-        seed: 0,
-        gridsize: 1,
-        neighbor_count: 7,
-    };
+    let settings = recon::synthetic::epie_settings(1);
     let mut engine = Engine::new(&data, &settings).expect("valid synthetic data");
     engine.run_epoch();
     // Seven samples of at least 10,000 positions each (the CPU clock ticks coarsely).
@@ -151,16 +142,7 @@ fn peer(path: &std::path::Path, epochs: u32) {
     // (|Psi| - a)^2, i.e. E_F x sum a^2 / (n N^2).
     let sum_counts: f64 = intensities.iter().map(|&v| f64::from(v)).sum();
     let to_ptychi = sum_counts / (count * n * n) as f64;
-    let settings = Settings {
-        algorithm: Algorithm::Epie,
-        alpha: 1.0,
-        beta: 1.0,
-        epochs,
-        refine_probe: false,
-        seed: 0,
-        gridsize: 1,
-        neighbor_count: 7,
-    };
+    let settings = recon::synthetic::epie_settings(epochs);
     let t0 = Instant::now();
     let mut engine = Engine::new(&data, &settings).expect("the peer dataset is valid");
     let build_s = t0.elapsed().as_secs_f64();

@@ -3,7 +3,7 @@
 //! depend on it), score them against `objectGuess`, and write the bundle.
 
 use crate::metrics::{EvalOptions, Metrics, evaluate};
-use crate::solver::{EPS, Engine, Reconstruction, Settings};
+use crate::solver::{EPS, Reconstruction, Settings, reconstruct_until};
 use crate::{Dataset, FftPath, ReconError, Rounding};
 use ndarray::{Array2, Ix1, Ix2, Ix3};
 use npz_contract::{Compression, NpzReader, NpzWriter};
@@ -135,7 +135,7 @@ pub fn run_job(
 ) -> Result<JobOutcome, ReconError> {
     let run = |split: Split, path: &Path| -> Result<(Reconstruction, SplitOutcome), ReconError> {
         let (data, truth) = read_split(path)?;
-        let rec = run_split(&data, &request.settings, &mut |e, l| on_epoch(split, e, l))
+        let rec = reconstruct_until(&data, &request.settings, &mut |e, l| on_epoch(split, e, l))
             .map_err(|e| in_split(split, path, e))?;
         let metrics = evaluate(
             rec.object.view(),
@@ -189,25 +189,6 @@ fn in_split(split: Split, path: &Path, e: ReconError) -> ReconError {
         }
         other => other,
     }
-}
-
-/// [`crate::reconstruct`] with a callback that may stop the run.
-pub fn run_split(
-    data: &Dataset,
-    settings: &Settings,
-    on_epoch: &mut dyn FnMut(u32, f64) -> ControlFlow<()>,
-) -> Result<Reconstruction, ReconError> {
-    let mut engine = Engine::new(data, settings)?;
-    for epoch in 1..=settings.epochs {
-        let loss = engine.run_epoch();
-        if !loss.is_finite() {
-            return Err(ReconError::Diverged { epoch, loss });
-        }
-        if on_epoch(epoch, loss).is_break() {
-            return Err(ReconError::Cancelled);
-        }
-    }
-    Ok(engine.finish())
 }
 
 /// The bundle's `config` member.

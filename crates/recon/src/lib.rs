@@ -20,12 +20,11 @@ pub use data::{Dataset, Rounding};
 pub use fft::FftPath;
 pub use job::{
     BUNDLE_FILE, BUNDLE_FORMAT, JobOutcome, JobRequest, Split, SplitOutcome, read_split, run_job,
-    run_split,
 };
 pub use metrics::{
     EvalOptions, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane, Region, evaluate,
 };
-pub use solver::{EPS, Engine, Reconstruction, Settings, reconstruct};
+pub use solver::{EPS, Engine, Reconstruction, Settings, reconstruct, reconstruct_until};
 pub use study_design::Algorithm;
 
 /// Why a reconstruction could not run.

@@ -9,6 +9,7 @@ use crate::rng::Rng;
 use ndarray::Array2;
 use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
 use study_design::Algorithm;
 
 /// The Fourier projection's regulariser: `Psi' = a Psi / (|Psi| + EPS)` (orthonormal units).
@@ -117,13 +118,28 @@ pub fn reconstruct(
     settings: &Settings,
     on_epoch: &mut dyn FnMut(u32, f64),
 ) -> Result<Reconstruction, ReconError> {
+    reconstruct_until(data, settings, &mut |epoch, loss| {
+        on_epoch(epoch, loss);
+        ControlFlow::Continue(())
+    })
+}
+
+/// [`reconstruct`] with a callback that may stop the run: [`ReconError::Cancelled`] when it
+/// breaks.
+pub fn reconstruct_until(
+    data: &Dataset,
+    settings: &Settings,
+    on_epoch: &mut dyn FnMut(u32, f64) -> ControlFlow<()>,
+) -> Result<Reconstruction, ReconError> {
     let mut engine = Engine::new(data, settings)?;
     for epoch in 1..=settings.epochs {
         let loss = engine.run_epoch();
         if !loss.is_finite() {
             return Err(ReconError::Diverged { epoch, loss });
         }
-        on_epoch(epoch, loss);
+        if on_epoch(epoch, loss).is_break() {
+            return Err(ReconError::Cancelled);
+        }
     }
     Ok(engine.finish())
 }

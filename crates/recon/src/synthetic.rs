@@ -2,7 +2,7 @@
 //! at several scales, a defocused disc probe, a jittered raster of integer positions, and the
 //! simulator's forward model (`a_j = fftshift(|FFT2(P O_j)| / N)`, in f64).
 
-use crate::Dataset;
+use crate::{Algorithm, Dataset, Settings};
 use ndarray::{Array2, Array3};
 use num_complex::{Complex32, Complex64};
 use rustfft::FftPlanner;
@@ -115,6 +115,21 @@ trait ToF32 {
 impl ToF32 for Complex64 {
     fn to_f32(self) -> Complex32 {
         Complex32::new(self.re as f32, self.im as f32)
+    }
+}
+
+/// Plain ePIE (alpha = beta = 1, fixed probe, single positions) for `epochs` epochs: the
+/// benches' and the peer comparison's solver settings, as pty-chi's batch-1 ePIE runs.
+pub fn epie_settings(epochs: u32) -> Settings {
+    Settings {
+        algorithm: Algorithm::Epie,
+        alpha: 1.0,
+        beta: 1.0,
+        epochs,
+        refine_probe: false,
+        seed: 0,
+        gridsize: 1,
+        neighbor_count: 7,
     }
 }
 
