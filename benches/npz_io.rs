@@ -30,39 +30,11 @@ fn bench_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/npz-bench"))
 }
 
-/// SplitMix64 uniforms in [0, 1): deterministic, so every run benches identical bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Poisson counts: inversion for small means, a rounded normal for large ones.
-    fn poisson(&mut self, mean: f64) -> f64 {
-        if mean < 30.0 {
-            let limit = (-mean).exp();
-            let (mut k, mut p) = (0.0, self.uniform());
-            while p > limit {
-                k += 1.0;
-                p *= self.uniform();
-            }
-            k
-        } else {
-            let g: f64 = (0..12).map(|_| self.uniform()).sum::<f64>() - 6.0;
-            (mean + mean.sqrt() * g).round().max(0.0)
-        }
-    }
-}
-
 /// A DATA-001 file of `frames` diffraction amplitudes (sqrt of Poisson counts of a centred
 /// speckled peak: mostly zeros far out, like real low-dose patterns).
 fn write_dataset(path: &Path, frames: usize, compression: Compression) {
-    let mut rng = Rng(42);
+    // The simulator's own seeded, exact sampler: every run benches identical bytes.
+    let mut rng = generate::rng::PixelRng::new(42, 0.0, 0);
     let mut diffraction = Array3::<f32>::zeros((frames, N, N));
     for (f, mut frame) in diffraction.outer_iter_mut().enumerate() {
         let shift = (f % 7) as f64;
@@ -71,7 +43,7 @@ fn write_dataset(path: &Path, frames: usize, compression: Compression) {
             let r2 = x * x + y * y;
             let mean =
                 400.0 * (-r2 / (2.0 * 14.0 * 14.0)).exp() * (1.0 + 0.5 * (0.3 * x).cos()) + 0.2;
-            *v = rng.poisson(mean).sqrt() as f32;
+            *v = (generate::poisson::sample(mean, &mut rng) as f64).sqrt() as f32;
         }
     }
     let mut w = NpzWriter::create(path, compression).expect("bench folder is writable");

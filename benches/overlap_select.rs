@@ -8,20 +8,9 @@ use overlap::select::{nearest_neighbor_distances, select_direct, select_greedy};
 use overlap::view::select_split;
 use std::hint::black_box;
 
-/// 10,000 uniformly random positions over [64, 400)² px (N = 128 on a 464 px object), from a
-/// fixed SplitMix64 stream.
+/// 10,000 uniformly random positions over [64, 400)² px (N = 128 on a 464 px object).
 fn fly64_positions(n: usize) -> Positions {
-    let mut state = 42u64;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let (xs, ys) = (0..n)
-        .map(|_| (64.0 + 336.0 * next(), 64.0 + 336.0 * next()))
-        .unzip();
+    let (xs, ys) = overlap::synthetic::fly64_points(42, n).into_iter().unzip();
     Positions::new(xs, ys).expect("finite")
 }
 

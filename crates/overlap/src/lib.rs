@@ -35,6 +35,7 @@ mod error;
 pub mod phase_d;
 pub mod report;
 pub mod select;
+pub mod synthetic;
 pub mod view;
 
 pub use error::OverlapError;

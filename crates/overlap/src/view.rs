@@ -355,24 +355,9 @@ mod fly64 {
     //! px halves, K = 7.
     use super::*;
 
-    /// SplitMix64: a fixed, dependency-free stream for synthetic scans.
-    fn uniform(seed: u64) -> impl FnMut() -> f64 {
-        let mut state = seed;
-        move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
-
     /// Train and test positions of a fly64-like scan, split as Phase C splits them.
     fn fly64_scan(seed: u64, n: usize) -> (Positions, Positions) {
-        let mut next = uniform(seed);
-        let pts: Vec<(f64, f64)> = (0..n)
-            .map(|_| (64.0 + 336.0 * next(), 64.0 + 336.0 * next()))
-            .collect();
+        let pts = crate::synthetic::fly64_points(seed, n);
         let (lo, hi) = pts
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
