@@ -86,3 +86,20 @@ pub fn python_numpy<A: AsRef<std::ffi::OsStr>>(script: &str, args: &[A]) -> Stri
     );
     String::from_utf8(out.stdout).expect("python prints UTF-8")
 }
+
+/// A JSON file, parsed; panics naming the file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Asserts that a command exited 0, showing its stdout and stderr when it did not.
+pub fn succeeded(output: &Output) {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

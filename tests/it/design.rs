@@ -1,7 +1,7 @@
 //! `dose-overlap design`: the default study, study files, and their validation messages.
 
 use crate::cli_snapshot;
-use crate::common::cli;
+use crate::common::{self, cli};
 
 #[test]
 fn default_design_as_text() {
@@ -87,12 +87,7 @@ fn json_study_file_round_trips_through_the_cli() {
         .arg(&path)
         .output()
         .unwrap();
-    assert_eq!(
-        again.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    common::succeeded(&again);
     assert_eq!(again.stdout, exported.stdout);
 }
 

@@ -2,8 +2,8 @@
 //! back by `validate`, by NumPy and by `overlap`; byte-identical reruns; bad input.
 
 use crate::cli_snapshot;
-use crate::common::cli;
 use crate::common::python_numpy;
+use crate::common::{self, cli};
 use ndarray::Array2;
 use npz_contract::{Compression, NpzReader, NpzWriter};
 use num_complex::Complex32;
@@ -18,12 +18,7 @@ fn generate_tiny(root: &Path, extra: &[&str]) -> std::process::Output {
         .args(extra)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(&out);
     out
 }
 
@@ -130,12 +125,7 @@ fn overlap_of_the_tiny_tree_keeps_dense_and_rejects_sparse() {
         .arg(&d)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(&out);
     for dose in DOSES {
         let report: serde_json::Value = serde_json::from_slice(
             &std::fs::read(d.join(dose).join("overlap_report.json")).unwrap(),

@@ -1,8 +1,8 @@
 //! `train --backend native`: real reconstructions of a tiny study, their metrics and bundles.
 
 use crate::cli_snapshot;
-use crate::common::cli;
 use crate::common::python_numpy;
+use crate::common::{cli, read_json, succeeded};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -35,35 +35,19 @@ fn study_tree(root: &Path) {
 }
 
 fn train(root: &Path, artifacts: &str, extra: &[&str]) -> Output {
+    train_design(root, "study.toml", artifacts, extra)
+}
+
+/// `train --backend native` in `root` on the Phase C/D trees of [`study_tree`].
+fn train_design(root: &Path, design: &str, artifacts: &str, extra: &[&str]) -> Output {
     cli()
         .current_dir(root)
-        .args([
-            "-q",
-            "train",
-            "--design",
-            "study.toml",
-            "--backend",
-            "native",
-        ])
+        .args(["-q", "train", "--design", design, "--backend", "native"])
         .args(["--phase-c-root", "phase c", "--phase-d-root", "phase d"])
         .args(["--artifact-root", artifacts])
         .args(extra)
         .output()
         .unwrap()
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn succeeded(output: &Output) {
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// The Fienup NRMSE of a job's split.
@@ -228,22 +212,7 @@ fn native_scores_use_the_designs_ssim_sigma() {
     std::fs::write(root.join("wide.toml"), wide).unwrap();
     let filter = ["--dose", "1e4", "--view", "baseline", "--epochs", "3"];
     succeeded(&train(root, "narrow", &filter));
-    let output = cli()
-        .current_dir(root)
-        .args([
-            "-q",
-            "train",
-            "--design",
-            "wide.toml",
-            "--backend",
-            "native",
-        ])
-        .args(["--phase-c-root", "phase c", "--phase-d-root", "phase d"])
-        .args(["--artifact-root", "wide"])
-        .args(filter)
-        .output()
-        .unwrap();
-    succeeded(&output);
+    succeeded(&train_design(root, "wide.toml", "wide", &filter));
     let job_dir = "dose_10000/baseline/gs1";
     let sigma = |art: &str| {
         read_json(&root.join(art).join(job_dir).join("training_config.json"))["metrics_config"]

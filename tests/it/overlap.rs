@@ -3,7 +3,7 @@
 
 use crate::cli_snapshot;
 use crate::common::python_numpy;
-use crate::common::{self, cli};
+use crate::common::{self, cli, read_json};
 use ndarray::{Array1, Array2, Array3, Axis};
 use npz_contract::{Compression, NpzReader, NpzWriter, ValidateOptions, validate};
 use num_complex::Complex;
@@ -15,23 +15,11 @@ type C32 = Complex<f32>;
 const N: usize = 32;
 const DOSES: [u32; 3] = [1000, 10000, 100000];
 
-/// SplitMix64 uniform numbers in [0, 1): fixtures need a fixed stream, not a good one.
-fn uniform(seed: u64) -> impl FnMut() -> f64 {
-    let mut state = seed;
-    move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Writes one Phase C split like `generate` does: `n` random positions over a 64 x 32 px box
 /// (too small for 8 positions 25.6 px apart, so `sparse` is always rejected), every
 /// per-position key of DATA-001, and a `_metadata` JSON.
 fn write_split(path: &Path, n: usize, y0: f64, seed: u64) {
-    let mut next = uniform(seed);
+    let mut next = overlap::synthetic::uniform(seed);
     let xs: Array1<f64> = (0..n).map(|_| 16.0 + 64.0 * next()).collect();
     let ys: Array1<f64> = (0..n).map(|_| y0 + 32.0 * next()).collect();
     // Row i of every per-position array encodes i, so a test can tell which rows were kept.
@@ -89,10 +77,6 @@ fn overlap_cmd(c_root: &Path, d_root: &Path) -> assert_cmd::Command {
         .arg(d_root)
         .args(["--preset", "tiny"]);
     cmd
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Every file under `dir`, relative path -> bytes, in sorted order.

@@ -3,8 +3,8 @@
 //! `DOSE_OVERLAP_SLURM` is set, as `.ci/run` does after starting a real single-node cluster)
 //! job arrays on a real SLURM.
 
-use crate::common::{self, cli};
-use crate::train::{read_json, train_in, write_tree};
+use crate::common::{self, cli, read_json};
+use crate::train::{train_in, write_tree};
 use std::path::{Path, PathBuf};
 
 /// A fake PtychoPINN trainer for cluster runs: rejects a corrupt NPZ (no zip magic), sleeps
@@ -148,12 +148,7 @@ fn collect_and_run_job_reproduce_a_local_run() {
             .unwrap()
     };
     let first = collect();
-    assert_eq!(
-        first.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    common::succeeded(&first);
     assert_eq!(
         read(&root.join("artifacts/training_manifest.json")),
         manifest
@@ -436,12 +431,7 @@ fn collect_waits_for_pending_tasks() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::succeeded(&output);
     let job_id = read_json(&root.join("artifacts/slurm/submission.json"))["arrays"][0]["job_id"]
         .as_str()
         .unwrap()
@@ -608,12 +598,7 @@ fn native_tiny_study_through_slurm_equals_local() {
             .unwrap()
     };
     let output = train(&["-j", "2"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::succeeded(&output);
     let local = manifest_and_summary(root);
     let manifest = read_json(&root.join("artifacts/training_manifest.json"));
     assert_eq!(manifest["jobs"].as_array().unwrap().len(), 6);
@@ -621,12 +606,7 @@ fn native_tiny_study_through_slurm_equals_local() {
     std::fs::remove_dir_all(root.join("artifacts")).unwrap();
 
     let output = train(&["--executor", "slurm", "--wait", "--poll-interval", "1"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::succeeded(&output);
     let slurm = manifest_and_summary(root);
     assert_eq!(slurm, local);
     for job in read_json(&root.join("artifacts/training_manifest.json"))["jobs"]

@@ -1,7 +1,7 @@
 //! `study`, `report`, `diff`, and the golden baseline check (`cargo xtask baseline --check`).
 
 use crate::cli_snapshot;
-use crate::common::{cli, project_root};
+use crate::common::{self, cli, project_root, read_json};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -13,17 +13,8 @@ fn tiny_study(dir: &Path, name: &str) -> PathBuf {
         .arg(&out)
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::succeeded(&output);
     out
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

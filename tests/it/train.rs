@@ -3,11 +3,10 @@
 //! interruption, paths with spaces, every exit code and byte-identical reruns.
 
 use crate::cli_snapshot;
-use crate::common::{self, cli};
+use crate::common::{self, cli, read_json};
 use ndarray::{Array1, Array2, Array3};
 use npz_contract::{Compression, NpzWriter};
 use num_complex::Complex;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// A tiny DATA-001 split: 4 positions of 8 x 8 patterns.
@@ -90,11 +89,6 @@ printf 'weights %s %s %s' "$backend" "$g" "$n" > "$out/wts.h5.zip"
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-}
-
-pub(crate) fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
 }
 
 /// `train` run in `root` with relative roots, as a user in the study folder would type it.
@@ -509,12 +503,7 @@ mod trainer {
                 .args(["--epochs", "2", "-j", jobs, "--quiet"])
                 .output()
                 .unwrap();
-            assert_eq!(
-                output.status.code(),
-                Some(0),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            common::succeeded(&output);
             String::from_utf8(output.stdout).unwrap()
         };
         let first = run("artifacts one", "1");
