@@ -29,7 +29,7 @@ pub struct EvalOptions {
 impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
-            ssim_sigma: 1.0,
+            ssim_sigma: study_design::MetricsConfig::default().ms_ssim_sigma,
             illumination_threshold: 0.1,
         }
     }
