@@ -161,7 +161,7 @@ fn generate_and_study_refuse_a_study_larger_than_max_memory() {
         );
     }
     // And `design` says what it will need.
-    let (_, path) = study_file(text);
+    let (_dir, path) = study_file(text);
     let out = common::cli()
         .args(["design", "--design"])
         .arg(&path)
@@ -416,6 +416,34 @@ fn a_failed_write_gives_one_clean_error_line() {
     // No half-written artifact is left behind.
     let left: Vec<PathBuf> = walk(&phase_c);
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Every case `cargo xtask fuzz` ever found (tests/fixtures/fuzz-regressions) stays fixed:
+/// an NPZ is judged within 64 MiB (plus the binary's own footprint) and a second, a study file
+/// accepted or refused within a second, and neither crashes (exit 101 or 134).
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let dir = common::project_root().join("tests/fixtures/fuzz-regressions");
+    for path in walk(&dir) {
+        let args: Vec<&std::ffi::OsStr> = match path.extension().and_then(|e| e.to_str()) {
+            Some("npz") => vec![os("validate"), path.as_os_str()],
+            Some("toml" | "json") => vec![os("design"), os("--design"), path.as_os_str()],
+            _ => continue,
+        };
+        let (out, took) = run_limited(64 + 96, "", &args);
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0..=2)),
+            "{}: exit {code:?}: {}",
+            path.display(),
+            stderr(&out)
+        );
+        assert!(
+            took < Duration::from_secs(2),
+            "{}: {took:?}",
+            path.display()
+        );
+    }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -72,6 +72,9 @@ struct Finding {
     input: Vec<u8>,
 }
 
+/// The worst case seen: peak bytes and time.
+static WORST: std::sync::Mutex<(usize, Duration)> = std::sync::Mutex::new((0, Duration::ZERO));
+
 /// Runs one case under the measurements; `Some` when it is a finding.
 fn measure(what: &str, ext: &'static str, input: &[u8], run: impl FnOnce()) -> Option<Finding> {
     let base = alloc::reset_peak();
@@ -79,6 +82,9 @@ fn measure(what: &str, ext: &'static str, input: &[u8], run: impl FnOnce()) -> O
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
     let took = start.elapsed();
     let peak = alloc::peak().saturating_sub(base);
+    if let Ok(mut worst) = WORST.lock() {
+        *worst = (worst.0.max(peak), worst.1.max(took));
+    }
     let finding = |kind, detail| {
         Some(Finding {
             kind,
@@ -190,11 +196,12 @@ fn seeds(root: &Path) -> anyhow::Result<(Vec<Vec<u8>>, Vec<(String, bool)>)> {
 }
 
 /// Replays the committed regressions (tests/fixtures/fuzz-regressions); each must pass now.
-fn replay(root: &Path, work: &Path) -> anyhow::Result<Vec<Finding>> {
+fn replay(root: &Path, work: &Path) -> anyhow::Result<(usize, Vec<Finding>)> {
     let dir = root.join("tests/fixtures/fuzz-regressions");
     let mut findings = Vec::new();
+    let mut replayed = 0;
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(findings);
+        return Ok((0, findings));
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
@@ -219,11 +226,12 @@ fn replay(root: &Path, work: &Path) -> anyhow::Result<Vec<Finding>> {
                     exercise_study(&text, ext == "json")
                 })
             }
-            _ => None,
+            _ => continue,
         };
+        replayed += 1;
         findings.extend(found);
     }
-    Ok(findings)
+    Ok((replayed, findings))
 }
 
 /// Runs the fuzzer; exit 0 when nothing was found, 1 otherwise.
@@ -246,8 +254,7 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
     }
 
     let (npz_seeds, study_seeds) = seeds(&root)?;
-    let mut findings = replay(&root, &work)?;
-    let replayed = findings.len();
+    let (replayed, mut findings) = replay(&root, &work)?;
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
     let case_npz = work.join("current.npz");
     let (mut npz_cases, mut study_cases, mut valid_kept) = (0u64, 0u64, 0usize);
@@ -291,12 +298,15 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
             findings.extend(found);
         }
     }
+    let (worst_bytes, worst_time) = WORST.lock().map_or((0, Duration::ZERO), |w| *w);
     eprintln!(
         "fuzz: {npz_cases} NPZ cases, {study_cases} study cases in {} s (seed {}); {replayed} \
-         committed regression(s) replayed; memory {}",
+         committed regression(s) replayed; memory {}; worst case {:.1} MiB peak, {:?}",
         options.seconds,
         options.seed,
-        if counting { "checked" } else { "NOT checked" }
+        if counting { "checked" } else { "NOT checked" },
+        worst_bytes as f64 / f64::from(1u32 << 20),
+        worst_time
     );
     findings.extend(numpy_check(&root, &valid_paths)?);
     for f in &findings {
