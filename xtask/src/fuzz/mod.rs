@@ -164,7 +164,10 @@ pub fn exercise_study(text: &str, json: bool) {
 }
 
 /// The seeds: every committed NPZ fixture of at most 1 MiB, and the study files.
-fn seeds(root: &Path) -> anyhow::Result<(Vec<Vec<u8>>, Vec<(String, bool)>)> {
+/// Study seeds: text, and whether it is JSON.
+type StudySeeds = Vec<(String, bool)>;
+
+fn seeds(root: &Path) -> anyhow::Result<(Vec<Vec<u8>>, StudySeeds)> {
     let mut npz = Vec::new();
     for dir in ["tests/fixtures/npz-corpus", "tests/fixtures/npz"] {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
@@ -264,7 +267,7 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
         let mut rng = Rng::new(options.seed, case);
         case += 1;
         // Three NPZ cases for every study case: NPZ judging is the costlier surface.
-        if case % 4 != 0 {
+        if !case.is_multiple_of(4) {
             let seed = &npz_seeds[rng.below(npz_seeds.len())];
             let input = mutate::npz(seed, &mut rng, &npz_seeds);
             std::fs::write(&case_npz, &input).context("writing target/fuzz/current.npz")?;

@@ -126,7 +126,7 @@ fn mutate_once(b: &mut Vec<u8>, rng: &mut Rng, others: &[Vec<u8>]) {
             }
         }
         // ZIP fields: end record, central directory entry, local header.
-        6 | 7 | 8 => {
+        6..=8 => {
             let (sig, fields): (&[u8; 4], &[(usize, usize)]) = match rng.below(4) {
                 0 => (
                     b"PK\x05\x06",
