@@ -292,6 +292,22 @@ pub(crate) fn python_view(f: &mut File, file_len: u64) -> Result<Vec<PyEntry>, S
             method,
         });
     }
+    // Newer Pythons (3.12+) refuse entries whose data runs into the next local header (or the
+    // central directory): "Overlapped entries", the zip-bomb check. Applied here too, so that
+    // a valid file stays readable whatever the Python.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(entries[i].header_offset));
+    let mut end_offset = start_dir;
+    for i in order {
+        let e = &entries[i];
+        if e.data_start.saturating_add(e.compress_size) > end_offset {
+            return Err(format!(
+                "Overlapped entries: member '{}' runs into the next member or the central directory",
+                e.name.escape_debug()
+            ));
+        }
+        end_offset = e.header_offset;
+    }
     Ok(entries)
 }
 
