@@ -37,7 +37,7 @@ pub const MAX_STRING_ITEMS: usize = 1 << 22;
 
 /// Items reserved before any data is read; beyond this the array grows as data arrives, so a
 /// forged (deflate-inflated) size costs memory only once the data really exists.
-const INITIAL_RESERVE_BYTES: usize = 16 << 20;
+const INITIAL_RESERVE_BYTES: usize = 1 << 20;
 
 /// NumPy refuses `.npy` headers longer than this (`max_header_size`) unless told otherwise.
 const NUMPY_MAX_HEADER_LEN: usize = 10_000;
