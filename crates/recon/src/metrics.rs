@@ -65,6 +65,12 @@ pub struct Region {
     pub rows: [usize; 2],
     /// Its bounding box columns `[first, last + 1)`.
     pub cols: [usize; 2],
+    /// Scan positions of the dataset (what the view holds).
+    pub positions: usize,
+    /// Mean over the region's pixels of the number of probe footprints covering the pixel (a
+    /// footprint: where one exposure's |P|^2 reaches the region's threshold x max |P|^2). It
+    /// says how often the view saw each pixel: a sparse view scores lower for this reason.
+    pub mean_exposures: f64,
 }
 
 /// Scores of one real image (amplitude or phase).
@@ -124,7 +130,8 @@ pub fn evaluate(
         )));
     }
     let (h, w) = truth.dim();
-    let mask = scanned_region(probe, topleft_yx, (h, w), options.illumination_threshold);
+    let (mask, exposures) =
+        scanned_region(probe, topleft_yx, (h, w), options.illumination_threshold);
     let pixels: Vec<(usize, usize)> = mask.indexed_iter().filter(|e| *e.1).map(|e| e.0).collect();
     if pixels.is_empty() {
         return Err(ReconError::BadInput(
@@ -187,6 +194,9 @@ pub fn evaluate(
             pixels: pixels.len(),
             rows: [r0, r1],
             cols: [c0, c1],
+            positions: topleft_yx.len(),
+            mean_exposures: pixels.iter().map(|&p| f64::from(exposures[p])).sum::<f64>()
+                / pixels.len() as f64,
         },
         amplitude,
         phase,
@@ -196,27 +206,33 @@ pub fn evaluate(
     })
 }
 
-/// Pixels whose summed probe intensity reaches `threshold` x the probe's peak intensity.
+/// Pixels whose summed probe intensity reaches `threshold` x the probe's peak intensity, and
+/// per pixel the number of exposures whose own intensity there reaches that level.
 fn scanned_region(
     probe: ArrayView2<Complex32>,
     topleft_yx: &[[i64; 2]],
     (h, w): (usize, usize),
     threshold: f64,
-) -> Array2<bool> {
-    let mut illum = Array2::<f64>::zeros((h, w));
-    for &[ty, tx] in topleft_yx {
-        for ((i, k), p) in probe.indexed_iter() {
-            let (r, c) = (ty + i as i64, tx + k as i64);
-            if r >= 0 && c >= 0 && (r as usize) < h && (c as usize) < w {
-                illum[(r as usize, c as usize)] += f64::from(p.norm_sqr());
-            }
-        }
-    }
+) -> (Array2<bool>, Array2<u32>) {
     let peak = probe
         .iter()
         .map(|p| f64::from(p.norm_sqr()))
         .fold(0.0, f64::max);
-    illum.mapv(|v| peak > 0.0 && v >= threshold * peak)
+    let mut illum = Array2::<f64>::zeros((h, w));
+    let mut count = Array2::<u32>::zeros((h, w));
+    for &[ty, tx] in topleft_yx {
+        for ((i, k), p) in probe.indexed_iter() {
+            let (r, c) = (ty + i as i64, tx + k as i64);
+            if r >= 0 && c >= 0 && (r as usize) < h && (c as usize) < w {
+                let v = f64::from(p.norm_sqr());
+                illum[(r as usize, c as usize)] += v;
+                if peak > 0.0 && v >= threshold * peak {
+                    count[(r as usize, c as usize)] += 1;
+                }
+            }
+        }
+    }
+    (illum.mapv(|v| peak > 0.0 && v >= threshold * peak), count)
 }
 
 /// Global phase, then a weighted least-squares plane fitted to the wrapped residual phase of
