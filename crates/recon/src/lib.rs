@@ -25,7 +25,8 @@ pub use job::{
     BUNDLE_FILE, BUNDLE_FORMAT, JobOutcome, JobRequest, Split, SplitOutcome, read_split, run_job,
 };
 pub use metrics::{
-    EvalOptions, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane, Region, evaluate,
+    EvalOptions, FRC_RING_WIDTH, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane,
+    Region, evaluate,
 };
 pub use score::{Truth, read_object, score_files, score_object};
 pub use solver::{EPS, Engine, Reconstruction, Settings, reconstruct, reconstruct_until};
