@@ -18,6 +18,8 @@ mod generate;
 mod overlap;
 // `train --backend native`: real reconstructions, metrics, bundles.
 mod native;
+// `score` against scikit-image / NumPy fixtures, and its input errors.
+mod score;
 // `study`, `report`, `diff`, and the golden baseline.
 mod study;
 // SLURM executor, `run-job` and `collect` (real cluster when DOSE_OVERLAP_SLURM is set).
