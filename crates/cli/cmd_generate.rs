@@ -58,6 +58,9 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the Phase C root {}", args.out.display()))?;
+    crate::signals::sweep_stale_temps(&args.out, &|line| progress.note(line));
+    // SIGTERM / Ctrl-C: temporary files removed, what finished said, exit 1.
+    let guard = crate::signals::PhaseGuard::watch("Phase C (generate)")?;
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |t| t as usize,
@@ -87,10 +90,13 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
         } => progress.step(&format!(
             "simulated {n_positions} positions x {n_doses} dose(s)"
         )),
-        generate::Event::Wrote(d) => progress.step(&format!(
-            "{}: wrote and validated",
-            Design::dose_dir_name(d.dose)
-        )),
+        generate::Event::Wrote(d) => {
+            guard.finished(Design::dose_dir_name(d.dose));
+            progress.step(&format!(
+                "{}: wrote and validated",
+                Design::dose_dir_name(d.dose)
+            ))
+        }
     };
     let summary =
         generate::generate(&study, &args.out, &options, &on_event).context("Phase C failed")?;
