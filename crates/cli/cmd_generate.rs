@@ -31,6 +31,8 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u8> {
+    // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
+    crate::signals::token()?;
     let study = args.study.load()?;
     if let Some(dose) = args.dose {
         if !(dose.is_finite() && dose > 0.0) {

@@ -24,6 +24,8 @@ pub struct Args {
 /// Runs the command: every dose is attempted; a dose that fails is reported on stderr and the
 /// command exits 2 after the others are done.
 pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u8> {
+    // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
+    crate::signals::token()?;
     let study = args.study.load()?;
     let design = &study.design;
     if !args.phase_c_root.is_dir() {

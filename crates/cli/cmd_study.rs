@@ -61,6 +61,8 @@ fn phase_args<T: clap::Args>(argv: Vec<OsString>) -> anyhow::Result<T> {
 /// Runs the command: exit 0 when every phase and job ended well, 1 when a training job failed,
 /// 2 when a phase could not run.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
+    crate::signals::token()?;
     let study = args.study.load()?;
     let out = &args.out;
     std::fs::create_dir_all(out)

@@ -366,6 +366,8 @@ impl CommandLog {
 
 /// Runs the command.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
+    crate::signals::token()?;
     if args.artifact_root.exists() && !args.artifact_root.is_dir() {
         anyhow::bail!(
             "the artifact root {} is not a folder: give a folder (it is created if missing)",

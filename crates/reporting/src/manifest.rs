@@ -130,10 +130,16 @@ pub struct ManifestJob {
     pub state: Option<JobState>,
 }
 
+/// Version of the `skip_summary.json` format.
+pub const SKIP_SUMMARY_FORMAT_VERSION: u32 = 1;
+
 /// `skip_summary.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SkipSummary {
+    /// [`SKIP_SUMMARY_FORMAT_VERSION`] (summaries written before it existed read as 1).
+    #[serde(default = "skip_summary_version")]
+    pub format_version: u32,
     /// Same as the manifest's.
     pub timestamp: String,
     /// Same as the manifest's.
@@ -174,6 +180,10 @@ pub enum ManifestError {
         /// What is wrong.
         message: String,
     },
+}
+
+fn skip_summary_version() -> u32 {
+    SKIP_SUMMARY_FORMAT_VERSION
 }
 
 fn pretty<T: Serialize>(value: &T, path: &Path) -> Result<String, ManifestError> {
@@ -280,6 +290,7 @@ impl TrainingManifest {
     /// The skip summary that goes with this manifest.
     pub fn skip_summary(&self) -> SkipSummary {
         SkipSummary {
+            format_version: SKIP_SUMMARY_FORMAT_VERSION,
             timestamp: self.timestamp.clone(),
             skipped_views: self.skipped_views.clone(),
             skipped_count: self.skipped_views.len(),
@@ -496,7 +507,7 @@ mod tests {
         assert!(text.contains("\"status\": \"failed\""), "{text}");
         assert!(text.ends_with("}\n"));
         let summary = serde_json::to_string_pretty(&m.skip_summary()).unwrap();
-        assert!(summary.starts_with("{\n  \"timestamp\": \"2025-11-04T08:34:26.000000Z\",\n  \"skipped_views\": [\n    {\n      \"dose\": 1000.0,"), "{summary}");
+        assert!(summary.starts_with("{\n  \"format_version\": 1,\n  \"timestamp\": \"2025-11-04T08:34:26.000000Z\",\n  \"skipped_views\": [\n    {\n      \"dose\": 1000.0,"), "{summary}");
     }
 
     #[test]

@@ -178,10 +178,11 @@ pub(crate) fn run_contained(
         match child.try_wait() {
             Ok(Some(status)) => {
                 // The trainer is gone: so is everything it started, before the outcome line.
-                match watchdog.as_mut() {
-                    Some(w) => w.end_group(),
-                    None => signal_group(pgid, "-KILL"),
+                if let Some(w) = watchdog.as_mut() {
+                    w.end_group();
                 }
+                // Also when the watchdog is gone (killed by someone): nothing of it survives.
+                signal_group(pgid, "-KILL");
                 exited = Some((status, Instant::now()));
                 continue;
             }
