@@ -170,7 +170,6 @@ fn signal(child: &Child, name: &str) {
 /// final uninterrupted run; checks what the issue asks of each step and returns the final
 /// tree. `art` is where job results are (for the "no verified job reruns" count).
 fn kill_loop(
-    cwd: &Path,
     out_dir: &Path,
     art: &Path,
     make: &dyn Fn() -> Command,
@@ -202,7 +201,6 @@ fn kill_loop(
             }
         }
         complete_before = complete_jobs(art);
-        let _ = cwd;
     }
     let _ = std::fs::remove_file(art.join("training_cli.log"));
     let status = make().status().unwrap();
@@ -254,7 +252,6 @@ fn sigkill_and_sigterm_at_random_points_lose_nothing_and_redo_nothing() {
         std::fs::create_dir_all(&cwd).unwrap();
         let art = cwd.join("art");
         let got = kill_loop(
-            &cwd,
             &art,
             &art,
             &|| native_train(&cwd),
@@ -304,7 +301,6 @@ fn study_killed_at_random_points_resumes_to_the_same_bytes() {
         std::fs::create_dir_all(&cwd).unwrap();
         let out = cwd.join("s");
         let got = kill_loop(
-            &cwd,
             &out,
             &out.join("artifacts"),
             &|| study(&cwd),
@@ -417,7 +413,7 @@ fn resume_decisions_say_why_and_verify_lists_mismatches() {
 
     // A run killed after it started leaves a manifest that says so; report and diff say it.
     let mut child = native_train(&cwd)
-        .args(["--force", "-j", "1"])
+        .args(["--force", "--epochs", "200"])
         .spawn()
         .unwrap();
     let manifest = art.join("training_manifest.json");

@@ -236,7 +236,6 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
     for (name, m) in [("A", &a), ("B", &b)] {
         if let Some(note) = crate::report::unfinished_note(m) {
             diff.unfinished.push(format!("run {name}: {note}"));
-            diff.equal = false;
         }
     }
     for (key, job_a) in &ja {
@@ -306,7 +305,8 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
         && diff.skips_added.is_empty()
         && diff.skips_removed.is_empty()
         && diff.skips_changed.is_empty()
-        && diff.other_fields.is_empty();
+        && diff.other_fields.is_empty()
+        && diff.unfinished.is_empty();
     Ok(diff)
 }
 
