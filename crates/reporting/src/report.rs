@@ -171,7 +171,6 @@ pub fn unfinished_note(manifest: &Value) -> Option<String> {
 }
 
 /// Builds the report of `manifest` (the parsed `training_manifest.json`); `title` names the run.
-
 pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
     let jobs = read_jobs(manifest)?;
     let skips = manifest["skipped_views"]

@@ -249,6 +249,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn job_timeouts_parse_and_print() {
+        use crate::run::{format_duration, parse_duration};
+        use std::time::Duration;
+        for (text, secs) in [
+            ("45", 45),
+            ("90s", 90),
+            ("30m", 1800),
+            ("1h30m", 5400),
+            ("2h", 7200),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in ["", "0", "1x", "m", "5m3", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_secs(61)), "1m1s");
+        assert_eq!(format_duration(Duration::from_secs(1)), "1s");
+    }
+
+    #[test]
     fn config_changes_name_the_fields() {
         let old = serde_json::json!({"epochs": 20, "solver": {"alpha": 0.5, "beta": 1}});
         let new = serde_json::json!({"epochs": 300, "solver": {"alpha": 0.7, "beta": 1}});
