@@ -103,6 +103,7 @@ fn dry_run(study: &Study, root: &Path) -> usize {
         cancel: &cancel,
         progress: &|_| {},
         threads_per_job: 1,
+        limits: runner::JobLimits::default(),
     };
     let backend = runner::backend_for(plan.backend);
     let results = runner::execute(&plan, 1, backend.as_ref(), &ctx, &|_, _| {});

@@ -39,6 +39,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             shell_path(&args.artifact_root)
         );
     }
+    // One writer per root: not beside a running `train` or another `collect`.
+    let _lock = runner::RootLock::acquire(&args.artifact_root)?;
     let log = CommandLog::create(&args.artifact_root.join(COLLECT_LOG))?;
     // Collect has no long work to show; its messages go to stderr whatever --quiet says.
     let progress = Progress::new(true);

@@ -35,6 +35,8 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u8> {
+    // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
+    crate::signals::token()?;
     let study = args.study.load()?;
     if let Some(dose) = args.dose {
         if !(dose.is_finite() && dose > 0.0) {
@@ -79,6 +81,9 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
     )?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the Phase C root {}", args.out.display()))?;
+    crate::signals::sweep_stale_temps(&args.out, &|line| progress.note(line));
+    // SIGTERM / Ctrl-C: temporary files removed, what finished said, exit 1.
+    let guard = crate::signals::PhaseGuard::watch("Phase C (generate)")?;
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |t| t as usize,
@@ -108,10 +113,13 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
         } => progress.step(&format!(
             "simulated {n_positions} positions x {n_doses} dose(s)"
         )),
-        generate::Event::Wrote(d) => progress.step(&format!(
-            "{}: wrote and validated",
-            Design::dose_dir_name(d.dose)
-        )),
+        generate::Event::Wrote(d) => {
+            guard.finished(Design::dose_dir_name(d.dose));
+            progress.step(&format!(
+                "{}: wrote and validated",
+                Design::dose_dir_name(d.dose)
+            ))
+        }
     };
     let summary =
         generate::generate(&study, &args.out, &options, &on_event).context("Phase C failed")?;

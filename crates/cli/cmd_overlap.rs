@@ -24,6 +24,8 @@ pub struct Args {
 /// Runs the command: every dose is attempted; a dose that fails is reported on stderr and the
 /// command exits 2 after the others are done.
 pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u8> {
+    // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
+    crate::signals::token()?;
     let study = args.study.load()?;
     let design = &study.design;
     if !args.phase_c_root.is_dir() {
@@ -36,6 +38,9 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the Phase D root {}", args.out.display()))?;
+    crate::signals::sweep_stale_temps(&args.out, &|line| progress.note(line));
+    // SIGTERM / Ctrl-C: temporary files removed, what finished said, exit 1.
+    let guard = crate::signals::PhaseGuard::watch("Phase D (overlap)")?;
 
     progress.stage("overlap", design.dose_list.len() as u64);
     let mut rows = Vec::new();
@@ -45,11 +50,15 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
         match overlap::run_dose(&args.phase_c_root, &args.out, dose, design, &|line| {
             progress.note(line)
         }) {
-            Ok(outcome) => rows.push((dose_dir.clone(), outcome.report)),
+            Ok(outcome) => {
+                guard.finished(dose_dir.clone());
+                rows.push((dose_dir.clone(), outcome.report))
+            }
             Err(err) => failures.push(format!("{dose_dir}: {err}")),
         }
         progress.step(&dose_dir);
     }
+    drop(guard);
     progress.clear();
 
     let (mut accepted, mut rejected) = (0, 0);

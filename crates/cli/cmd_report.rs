@@ -12,10 +12,23 @@ pub struct Args {
     /// Where to write the report [default: ARTIFACT_ROOT/report].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Run `dose-overlap verify` on the artifact root first; no report when it finds a mismatch.
+    #[arg(long)]
+    verify: bool,
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    if args.verify {
+        let code = crate::cmd_verify::verify(&args.artifact_root)?;
+        if code != crate::exit::OK {
+            eprintln!(
+                "error: {} does not verify (mismatches above); no report written",
+                args.artifact_root.display()
+            );
+            return Ok(code);
+        }
+    }
     let out = args
         .out
         .unwrap_or_else(|| args.artifact_root.join("report"));
@@ -26,6 +39,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     for (text, ok) in &report.criteria {
         outln!("[{}] {text}", if *ok { "x" } else { " " });
+    }
+    // A report of a run that did not finish is written (it shows what there is) but is no
+    // success: its results are not final.
+    if let Some(note) = report.unfinished.as_deref() {
+        eprintln!("warning: {note}");
+        return Ok(crate::exit::FAILURE);
     }
     Ok(crate::exit::OK)
 }

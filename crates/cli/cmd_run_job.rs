@@ -35,6 +35,8 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         progress: &report_progress,
         // One job per process: every core this task was given.
         threads_per_job: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // A SLURM task's timeout is its --time-limit.
+        limits: runner::JobLimits::default(),
     };
     let result = runner::run_job(&plan, args.index, backend.as_ref(), &ctx);
     progress.step(&format!("{} {}", planned.job.label(), result.status()));

@@ -7,7 +7,7 @@
 use crate::output::outln;
 use crate::progress::Progress;
 use crate::study_args::StudyArgs;
-use crate::{cmd_generate, cmd_overlap, cmd_report, cmd_train, exit};
+use crate::{cmd_generate, cmd_overlap, cmd_report, cmd_train, exit, study_resume};
 use anyhow::Context;
 use clap::Parser;
 use std::ffi::OsString;
@@ -36,6 +36,12 @@ pub struct Args {
     /// Training jobs run at once (default: the number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
+    /// Rerun every phase and job, also those verified complete.
+    #[arg(long)]
+    force: bool,
+    /// Stop and fail a training job that runs longer than this (`30m`, `2h`).
+    #[arg(long, value_name = "DURATION", value_parser = runner::parse_duration)]
+    job_timeout: Option<std::time::Duration>,
     /// Refuse (exit 2, before any work) when Phase C's estimated memory exceeds this (bytes,
     /// or e.g. 512M, 8G). Default: the memory available on this machine.
     #[arg(long, value_name = "SIZE", value_parser = crate::budget::parse_size)]
@@ -59,6 +65,8 @@ fn phase_args<T: clap::Args>(argv: Vec<OsString>) -> anyhow::Result<T> {
 /// Runs the command: exit 0 when every phase and job ended well, 1 when a training job failed,
 /// 2 when a phase could not run.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
+    crate::signals::token()?;
     // Before any work: every path the phases record in JSON, by the flag the user gave.
     crate::paths::require_utf8("--out", &args.out)?;
     if let Some(design) = &args.study.design {
@@ -81,40 +89,86 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     let out = &args.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the study folder {}", out.display()))?;
+    // One writer per study folder (train also locks the artifact root inside it).
+    let _lock = runner::RootLock::acquire(out)?;
+    crate::signals::sweep_stale_temps(out, &|line| progress.note(line));
     // The resolved study beside its results, so the run can be repeated exactly.
     let study_file = out.join("study.json");
-    npz_contract::atomic::write_atomic(&study_file, study.to_study_json().as_bytes())
+    let study_json = study.to_study_json();
+    npz_contract::atomic::write_atomic(&study_file, study_json.as_bytes())
         .context("writing the resolved study")?;
+    let study_sha = runner::sha256_bytes(study_json.as_bytes());
     let (phase_c, phase_d) = (out.join("phase_c"), out.join("phase_d"));
     let (artifacts, report) = (out.join("artifacts"), out.join("report"));
     let design: Vec<OsString> = vec!["--design".into(), study_file.clone().into()];
     let os = |s: &str| OsString::from(s);
 
-    progress.note(&format!(
-        "== study '{}': design ok; Phase C (generate)",
-        study.name
-    ));
-    let mut argv = vec![os("--out"), phase_c.clone().into()];
-    argv.extend(design.iter().cloned());
-    if let Some(max) = args.max_memory {
-        argv.extend([os("--max-memory"), os(&max.to_string())]);
-    }
-    let code = cmd_generate::run(phase_args(argv)?, progress)?;
-    if code != exit::OK {
-        anyhow::bail!("Phase C (generate) failed; see the messages above");
+    // Phase C's input is the base NPZ, if the study names one.
+    // (Absolute: record paths are otherwise relative to the study folder.)
+    let c_inputs: Vec<PathBuf> = study
+        .simulation
+        .base_npz
+        .iter()
+        .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
+        .collect();
+    match study_resume::verified(out, "phase_c", &study_sha, &c_inputs) {
+        Ok(_) if !args.force => progress.note(&format!(
+            "== study '{}': design ok; Phase C: outputs verified against {}, skipped",
+            study.name,
+            reporting::verify::phase_record_file("phase_c")
+        )),
+        verdict => {
+            let why = match verdict {
+                Err(reason) => reason,
+                Ok(_) => "--force".to_string(),
+            };
+            progress.note(&format!(
+                "== study '{}': design ok; Phase C (generate): {why}",
+                study.name
+            ));
+            study_resume::forget(out, "phase_c").context("removing the Phase C record")?;
+            let mut argv = vec![os("--out"), phase_c.clone().into()];
+            argv.extend(design.iter().cloned());
+            if let Some(max) = args.max_memory {
+                argv.extend([os("--max-memory"), os(&max.to_string())]);
+            }
+            let code = cmd_generate::run(phase_args(argv)?, progress)?;
+            if code != exit::OK {
+                anyhow::bail!("Phase C (generate) failed; see the messages above");
+            }
+            study_resume::record(out, "phase_c", &study_sha, &c_inputs)
+                .context("recording Phase C's outputs")?;
+        }
     }
 
-    progress.note("== Phase D (overlap)");
-    let mut argv = vec![
-        os("--phase-c-root"),
-        phase_c.clone().into(),
-        os("--out"),
-        phase_d.clone().into(),
-    ];
-    argv.extend(design.iter().cloned());
-    let code = cmd_overlap::run(phase_args(argv)?, progress)?;
-    if code != exit::OK {
-        anyhow::bail!("Phase D (overlap) failed; see the messages above");
+    // Phase D's inputs are Phase C's outputs.
+    let d_inputs = study_resume::files_under(out, "phase_c");
+    match study_resume::verified(out, "phase_d", &study_sha, &d_inputs) {
+        Ok(_) if !args.force => progress.note(&format!(
+            "== Phase D: outputs verified against {}, skipped",
+            reporting::verify::phase_record_file("phase_d")
+        )),
+        verdict => {
+            let why = match verdict {
+                Err(reason) => reason,
+                Ok(_) => "--force".to_string(),
+            };
+            progress.note(&format!("== Phase D (overlap): {why}"));
+            study_resume::forget(out, "phase_d").context("removing the Phase D record")?;
+            let mut argv = vec![
+                os("--phase-c-root"),
+                phase_c.clone().into(),
+                os("--out"),
+                phase_d.clone().into(),
+            ];
+            argv.extend(design.iter().cloned());
+            let code = cmd_overlap::run(phase_args(argv)?, progress)?;
+            if code != exit::OK {
+                anyhow::bail!("Phase D (overlap) failed; see the messages above");
+            }
+            study_resume::record(out, "phase_d", &study_sha, &d_inputs)
+                .context("recording Phase D's outputs")?;
+        }
     }
 
     progress.note("== Phase E (train)");
@@ -147,7 +201,19 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     if args.dry_run {
         argv.push(os("--dry-run"));
     }
+    if args.force {
+        argv.push(os("--force"));
+    }
+    if let Some(timeout) = args.job_timeout {
+        argv.extend([os("--job-timeout"), os(&runner::format_duration(timeout))]);
+    }
     let train_code = cmd_train::run(phase_args(argv)?, progress)?;
+    if crate::signals::token()?.is_cancelled() {
+        // train said what finished; the report of an unfinished run would only repeat it.
+        progress.clear();
+        eprintln!("study interrupted: rerun the same command to resume it");
+        return Ok(exit::FAILURE);
+    }
 
     progress.note("== report");
     let argv = vec![artifacts.into(), os("--out"), report.clone().into()];

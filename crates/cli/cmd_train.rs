@@ -11,7 +11,8 @@ use crate::progress::Progress;
 use crate::study_args::StudyArgs;
 use anyhow::Context;
 use job_matrix::{JobFilter, format_dose};
-use reporting::manifest::TrainingManifest;
+use reporting::manifest::{RunInProgress, TrainingManifest};
+use runner::resume::Decision;
 use runner::{
     BackendKind, CancelToken, ConfigOverrides, JobResult, Plan, PlanRequest, PlannedJob,
     RunContext, TrainerProgram,
@@ -20,8 +21,73 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 mod slurm;
+
+/// The manifest of a run in progress, rewritten atomically as jobs start and finish (at most
+/// every [`LiveManifest::EVERY`], so a 10,000-job dry run does not write it 20,000 times).
+struct LiveManifest<'a> {
+    plan: &'a Plan,
+    run: RunInProgress,
+    state: Mutex<LiveState>,
+}
+
+struct LiveState {
+    done: Vec<Option<JobResult>>,
+    running: Vec<bool>,
+    written: Instant,
+}
+
+impl<'a> LiveManifest<'a> {
+    const EVERY: Duration = Duration::from_millis(200);
+
+    /// Replaces the previous manifest at once: from now on it says the run is in progress.
+    fn start(plan: &'a Plan, done: &[Option<JobResult>]) -> anyhow::Result<LiveManifest<'a>> {
+        let live = LiveManifest {
+            plan,
+            run: RunInProgress::this_process(),
+            state: Mutex::new(LiveState {
+                done: done.to_vec(),
+                running: vec![false; done.len()],
+                written: Instant::now(),
+            }),
+        };
+        let state = live.lock();
+        live.write(&state)
+            .context("cannot mark the manifest as in progress")?;
+        drop(state);
+        Ok(live)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LiveState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self, state: &LiveState) -> Result<(), reporting::manifest::ManifestError> {
+        TrainingManifest::in_progress(self.plan, &state.done, &state.running, &self.run)?
+            .write_manifest_only()
+            .map(|_| ())
+    }
+
+    fn update(&self, change: impl FnOnce(&mut LiveState)) {
+        let mut state = self.lock();
+        change(&mut state);
+        if state.written.elapsed() >= Self::EVERY {
+            // A failed update leaves the previous in-progress manifest: still not a claim.
+            let _ = self.write(&state);
+            state.written = Instant::now();
+        }
+    }
+
+    fn started(&self, index: usize) {
+        self.update(|s| s.running[index] = true);
+    }
+
+    fn finished(&self, index: usize, result: &JobResult) {
+        self.update(|s| s.done[index] = Some(result.clone()));
+    }
+}
 
 /// The command's own log (its stdout and stderr), under the artifact root.
 pub const COMMAND_LOG: &str = "training_cli.log";
@@ -126,6 +192,17 @@ pub struct Args {
     /// Where the jobs run.
     #[arg(long, value_enum, default_value_t = Executor::Local)]
     pub executor: Executor,
+    /// Rerun every job, also those verified complete (by default a job is skipped when its
+    /// result says success and its config, inputs and bundle are unchanged).
+    #[arg(long)]
+    pub force: bool,
+    /// Stop and fail a job that runs longer than this (`90s`, `30m`, `2h`, `1h30m`); a
+    /// trainer's whole process group is stopped.
+    #[arg(long, value_name = "DURATION", value_parser = runner::parse_duration)]
+    pub job_timeout: Option<std::time::Duration>,
+    /// Trainer output kept in each train.log (`64M`, `1G`, bytes); the rest is cut with a note.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M")]
+    pub log_limit: u64,
     #[command(flatten)]
     pub slurm: Box<SlurmArgs>,
 }
@@ -183,6 +260,30 @@ impl Default for SlurmArgs {
     }
 }
 
+/// `64M`, `512K`, `1G` or bytes: a `--log-limit`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let factor: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => 0,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            format!("'{text}' is not a size: give e.g. 64M, 512K, 1G or a number of bytes")
+        })
+}
+
 /// A dose on the command line: any positive number format.
 fn parse_dose(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
@@ -201,7 +302,8 @@ pub struct CommandLog {
 impl CommandLog {
     /// Creates (truncates) the log and writes the command line as its first line.
     pub fn create(path: &Path) -> anyhow::Result<CommandLog> {
-        let mut file = File::create(path)
+        // Never through a symlink planted at its path (the link is replaced, not followed).
+        let mut file = runner::create_fresh(path)
             .with_context(|| format!("cannot create the command log {}", path.display()))?;
         let argv: Vec<String> = std::env::args_os()
             .map(|a| runner::shell::shell_word(&a.to_string_lossy()))
@@ -264,6 +366,8 @@ impl CommandLog {
 
 /// Runs the command.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
+    crate::signals::token()?;
     if args.artifact_root.exists() && !args.artifact_root.is_dir() {
         anyhow::bail!(
             "the artifact root {} is not a folder: give a folder (it is created if missing)",
@@ -276,6 +380,9 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             args.artifact_root.display()
         )
     })?;
+    // One writer per root, taken before anything under it is touched (the command log too).
+    let _lock = runner::RootLock::acquire(&args.artifact_root)?;
+    crate::signals::sweep_stale_temps(&args.artifact_root, &|line| progress.note(line));
     let log = CommandLog::create(&args.artifact_root.join(COMMAND_LOG))?;
     let result = train(&args, progress, &log);
     log.finish(&result);
@@ -479,24 +586,108 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
     if args.executor == Executor::Slurm {
         return slurm::submit(args, &plan, progress, log);
     }
-    runner::clear_results(&plan)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let decisions = runner::resume::decide(&plan, args.force, threads);
+    report_decisions(&plan, &decisions, progress, log);
+    // A dry run must not replace a real run's results with dry-run summaries: where the root
+    // holds any, it only previews the decisions.
+    let real_results = decisions.iter().any(|d| match d {
+        Decision::Skip(_) => true,
+        Decision::Run(reason) => {
+            reason != "no earlier result" && reason != "last run ended dry_run"
+        }
+    });
+    if plan.dry_run && real_results {
+        log.out(&format!(
+            "→ Dry run: {} job(s) would be skipped, {} would run; nothing written (the \
+             artifact root holds a real run's results)",
+            decisions.iter().filter(|d| d.is_skip()).count(),
+            decisions.iter().filter(|d| !d.is_skip()).count()
+        ));
+        return Ok(exit::OK);
+    }
     let plan_id = plan.write()?;
-    let results = execute_local(&plan, &plan_id, args.jobs as usize, progress, log)?;
+    let mut done = Vec::with_capacity(decisions.len());
+    for (planned, decision) in plan.jobs.iter().zip(decisions) {
+        match decision {
+            Decision::Skip(record) => {
+                runner::resume::adopt(&record, planned, &plan_id)
+                    .with_context(|| format!("updating the result of {}", planned.job.label()))?;
+                done.push(Some(record.result));
+            }
+            Decision::Run(_) => {
+                // No stale claim: a job about to run has no result until it has a new one.
+                let path = planned.job.artifact_dir.join(runner::RESULT_FILE);
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound && path.exists() => {
+                        return Err(e).with_context(|| format!("removing {}", path.display()));
+                    }
+                    _ => {}
+                }
+                done.push(None);
+            }
+        }
+    }
+    let limits = runner::JobLimits {
+        timeout: args.job_timeout,
+        log_limit: args.log_limit,
+    };
+    let results = execute_local_resumed(
+        &plan,
+        &plan_id,
+        args.jobs as usize,
+        progress,
+        log,
+        done,
+        limits,
+    )?;
     progress.clear();
     finish_run(&plan, &results, progress, log)
 }
 
-/// A token that Ctrl-C and SIGTERM cancel (a second signal ends the process at once).
+/// Shows each job's resume decision (`dose_1000/baseline/gs1: skip: verified`): on stdout for
+/// a dry run, else on stderr; nothing when no job had run before (a fresh root). Every
+/// decision also goes to the command log. Returns how many jobs are skipped.
+fn report_decisions(
+    plan: &Plan,
+    decisions: &[Decision],
+    progress: &Progress,
+    log: &CommandLog,
+) -> usize {
+    let fresh = decisions
+        .iter()
+        .all(|d| matches!(d, Decision::Run(r) if r == "no earlier result"));
+    let skipped = decisions.iter().filter(|d| d.is_skip()).count();
+    if fresh {
+        return 0;
+    }
+    for (planned, decision) in plan.jobs.iter().zip(decisions) {
+        let line = format!("{}: {}", planned.job.label(), decision.describe());
+        if plan.dry_run {
+            log.out(&line);
+        } else {
+            log.note(progress, &line);
+        }
+    }
+    log.note(
+        progress,
+        &format!(
+            "resume: {skipped} job(s) verified complete and skipped, {} to run",
+            decisions.len() - skipped
+        ),
+    );
+    skipped
+}
+
+/// A token that Ctrl-C and SIGTERM cancel (a second signal ends the process at once); the
+/// same process-wide token every time.
 pub fn stop_on_signals() -> anyhow::Result<CancelToken> {
-    let cancel = CancelToken::new();
-    cancel
-        .install_signal_handlers()
-        .context("cannot install the Ctrl-C / SIGTERM handlers")?;
-    Ok(cancel)
+    crate::signals::token()
 }
 
 /// Runs every job of `plan` here, on `threads` threads, printing each job's bundle lines in
 /// matrix order; Ctrl-C / SIGTERM stop it cleanly.
+#[allow(dead_code)] // the plain entry point, for callers that run a plan without resuming it
 pub fn execute_local(
     plan: &Plan,
     plan_id: &str,
@@ -504,7 +695,32 @@ pub fn execute_local(
     progress: &Progress,
     log: &CommandLog,
 ) -> anyhow::Result<Vec<JobResult>> {
+    let done = vec![None; plan.jobs.len()];
+    execute_local_resumed(
+        plan,
+        plan_id,
+        threads,
+        progress,
+        log,
+        done,
+        runner::JobLimits::default(),
+    )
+}
+
+/// [`execute_local`] for a resumed run: jobs with a result in `done` are not run. While it
+/// runs, the manifest on disk is an unfinished run's (`run_in_progress`, each job pending,
+/// running or done), replaced by the final one at the end.
+pub fn execute_local_resumed(
+    plan: &Plan,
+    plan_id: &str,
+    threads: usize,
+    progress: &Progress,
+    log: &CommandLog,
+    done: Vec<Option<JobResult>>,
+    limits: runner::JobLimits,
+) -> anyhow::Result<Vec<JobResult>> {
     let cancel = stop_on_signals()?;
+    let tracker = LiveManifest::start(plan, &done)?;
     let backend = runner::backend_for(plan.backend);
     let stage = if plan.dry_run { "dry run" } else { "train" };
     progress.stage(stage, plan.jobs.len() as u64);
@@ -516,8 +732,11 @@ pub fn execute_local(
         cancel: &cancel,
         progress: &report_progress,
         threads_per_job: (cores / threads.clamp(1, plan.jobs.len().max(1))).max(1),
+        limits,
     };
+    let on_started = |index: usize| tracker.started(index);
     let on_finished = |planned: &PlannedJob, result: &JobResult| {
+        tracker.finished(planned.index, result);
         log.step(
             progress,
             &format!("{} {}", planned.job.label(), result.status()),
@@ -526,7 +745,15 @@ pub fn execute_local(
             log.out(&line);
         }
     };
-    let results = runner::execute(plan, threads, backend.as_ref(), &ctx, &on_finished);
+    let results = runner::execute_resumed(
+        plan,
+        threads,
+        backend.as_ref(),
+        &ctx,
+        done,
+        &on_started,
+        &on_finished,
+    );
     if cancel.is_cancelled() {
         let done = results.iter().filter(|r| r.is_ok()).count();
         log.error(

@@ -16,11 +16,14 @@ mod cmd_score;
 mod cmd_study;
 mod cmd_train;
 mod cmd_validate;
+mod cmd_verify;
 mod exit;
 mod output;
 mod paths;
 mod progress;
+mod signals;
 mod study_args;
+mod study_resume;
 
 use clap::{Parser, Subcommand};
 
@@ -59,6 +62,8 @@ enum Command {
     Diff(cmd_diff::Args),
     /// Run a whole study: design check, Phase C, Phase D, training and report.
     Study(cmd_study::Args),
+    /// Check an artifact root or study folder: manifest, results, bundles and inputs agree.
+    Verify(cmd_verify::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,6 +81,7 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => cmd_report::run(args),
         Command::Diff(args) => cmd_diff::run(args),
         Command::Study(args) => cmd_study::run(args, &progress),
+        Command::Verify(args) => cmd_verify::run(args),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

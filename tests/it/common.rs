@@ -103,3 +103,51 @@ pub fn succeeded(output: &Output) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The JSON Schemas of `schemas/`, by the artifact file name each describes.
+pub const SCHEMAS: [(&str, &str); 6] = [
+    ("training_manifest.json", "training_manifest.schema.json"),
+    ("skip_summary.json", "skip_summary.schema.json"),
+    ("result.json", "result.schema.json"),
+    ("training_config.json", "training_config.schema.json"),
+    ("plan.json", "plan.schema.json"),
+    ("overlap_report.json", "overlap_report.schema.json"),
+];
+
+/// Validates `value` against `schemas/<schema>`; the error lists what does not conform.
+pub fn schema_errors(schema: &str, value: &serde_json::Value) -> Result<(), String> {
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    let path = project_root().join("schemas").join(schema);
+    let index = compiler
+        .compile(&path.display().to_string(), &mut schemas)
+        .unwrap_or_else(|e| panic!("schema {}: {e:#}", path.display()));
+    schemas.validate(value, index).map_err(|e| format!("{e:#}"))
+}
+
+/// Validates every artifact under `dir` that has a schema (by file name) and returns how many
+/// it checked; panics naming the file and what does not conform.
+pub fn validate_artifacts(dir: &Path) -> usize {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut checked = 0;
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some((_, schema)) = SCHEMAS.iter().find(|(file, _)| *file == name) {
+                if let Err(e) = schema_errors(schema, &read_json(&path)) {
+                    panic!(
+                        "{} does not conform to schemas/{schema}:\n{e}",
+                        path.display()
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    checked
+}

@@ -24,3 +24,7 @@ mod score;
 mod study;
 // SLURM executor, `run-job` and `collect` (real cluster when DOSE_OVERLAP_SLURM is set).
 mod slurm;
+// The JSON Schemas of schemas/: goldens and real artifacts conform.
+mod schemas;
+// Resume, the root lock, verify, kills at random points, contained trainers.
+mod resume;

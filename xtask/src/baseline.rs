@@ -168,6 +168,12 @@ fn steps(study: &str) -> Vec<Step> {
             args: s(&["report", "native", "--out", "native/report"]),
             ok: &[0],
         },
+        // The golden run must verify: bundles and inputs re-hash to what the results record.
+        Step {
+            name: "verify_native",
+            args: s(&["verify", "native"]),
+            ok: &[0],
+        },
     ]
 }
 

@@ -8,9 +8,98 @@
 //! 10,000-job dry run take half a minute; the rename alone is what keeps readers (and a killed
 //! process) from ever seeing half a file.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// The temporary files this process has open, and whether new ones are still allowed: a
+/// signal handler ([`abandon_all`]) removes them all before the process exits.
+struct Registry {
+    temps: BTreeSet<PathBuf>,
+    closed: bool,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    temps: BTreeSet::new(),
+    closed: false,
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary file this process has open and refuses new ones from then on; for
+/// a process about to exit on a signal (nothing half-written is left behind). Returns the
+/// files removed. The registry stays locked while they are removed, so no writer creates a
+/// new temporary file meanwhile.
+pub fn abandon_all() -> Vec<PathBuf> {
+    let mut registry = registry();
+    registry.closed = true;
+    let temps = std::mem::take(&mut registry.temps);
+    for temp in &temps {
+        let _ = std::fs::remove_file(temp);
+    }
+    temps.into_iter().collect()
+}
+
+/// `.<name>.tmp-<pid>` -> the pid, for a name the toolkit's own temporary files have.
+pub fn temp_pid(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    let (_, pid) = rest.rsplit_once(".tmp-")?;
+    pid.parse().ok()
+}
+
+/// Whether process `pid` is alive (Linux: `/proc/<pid>` exists; elsewhere assumed alive).
+fn alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        // This process has written nothing yet when it sweeps: a temp with its pid is from a
+        // dead process whose pid was reused.
+        return false;
+    }
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// Removes, under `root` (recursively, never following symlinks), the toolkit's own temporary
+/// files (`.<name>.tmp-<pid>`) whose process is gone: what a killed run left behind. Returns
+/// the files removed; a missing `root` is no error.
+pub fn remove_stale_temps(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if dir != root => {
+                let _ = e;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file()
+                && let Some(pid) = entry.file_name().to_str().and_then(temp_pid)
+                && !alive(pid)
+                && std::fs::remove_file(&path).is_ok()
+            {
+                removed.push(path);
+            }
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
 
 /// A file being written beside its final path; [`AtomicFile::commit`] renames it into place.
 /// Dropped without commit, the temporary file is removed.
@@ -33,7 +122,16 @@ impl AtomicFile {
         temp_name.push(name);
         temp_name.push(format!(".tmp-{}", std::process::id()));
         let temp = target.with_file_name(temp_name);
+        let mut registry = registry();
+        if registry.closed {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the process is stopping (interrupted)",
+            ));
+        }
         let file = File::create(&temp)?;
+        registry.temps.insert(temp.clone());
+        drop(registry);
         Ok(AtomicFile {
             file: Some(file),
             temp,
@@ -54,11 +152,14 @@ impl AtomicFile {
     /// Renames onto the target, flushing to disk first when `sync`.
     fn finish(mut self, sync: bool) -> io::Result<()> {
         let file = self.file.take().expect("file is open until commit");
-        if sync {
-            file.sync_all()?;
-        }
+        let synced = if sync { file.sync_all() } else { Ok(()) };
         drop(file);
-        std::fs::rename(&self.temp, &self.target)
+        let renamed = synced.and_then(|()| std::fs::rename(&self.temp, &self.target));
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        registry().temps.remove(&self.temp);
+        renamed
     }
 }
 
@@ -82,6 +183,7 @@ impl Drop for AtomicFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
             let _ = std::fs::remove_file(&self.temp);
+            registry().temps.remove(&self.temp);
         }
     }
 }
@@ -120,6 +222,24 @@ mod tests {
         }
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_of_dead_processes_are_removed_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("dose_1000");
+        std::fs::create_dir(&sub).unwrap();
+        // pid 1 is alive; u32::MAX - 1 is beyond pid_max, so dead.
+        let dead = sub.join(format!(".patched_train.npz.tmp-{}", u32::MAX - 1));
+        let live = sub.join(".patched_test.npz.tmp-1");
+        let other = sub.join(".hidden.tmp-x");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), vec![dead.clone()]);
+        assert!(!dead.exists() && live.exists() && other.exists());
+        assert_eq!(temp_pid(".native_bundle.npz.tmp-42"), Some(42));
+        assert_eq!(temp_pid("native_bundle.npz"), None);
     }
 
     #[test]

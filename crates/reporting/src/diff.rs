@@ -78,6 +78,10 @@ pub struct RunDiff {
     pub skips_changed: Vec<(Skip, Skip)>,
     /// Top-level manifest fields that differ (other than jobs, skips and volatile ones).
     pub other_fields: Vec<FieldChange>,
+    /// `run A: this manifest is from a run that did not finish ...`: a run whose manifest is
+    /// not final (the runs are then never equal).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<String>,
 }
 
 /// Numbers equal within `tol`, absolutely or relative to the larger magnitude.
@@ -227,7 +231,13 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
         skips_removed: Vec::new(),
         skips_changed: Vec::new(),
         other_fields: Vec::new(),
+        unfinished: Vec::new(),
     };
+    for (name, m) in [("A", &a), ("B", &b)] {
+        if let Some(note) = crate::report::unfinished_note(m) {
+            diff.unfinished.push(format!("run {name}: {note}"));
+        }
+    }
     for (key, job_a) in &ja {
         match jb.iter().find(|(k, _)| k == key) {
             None => diff.jobs_removed.push(key.clone()),
@@ -295,7 +305,8 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
         && diff.skips_added.is_empty()
         && diff.skips_removed.is_empty()
         && diff.skips_changed.is_empty()
-        && diff.other_fields.is_empty();
+        && diff.other_fields.is_empty()
+        && diff.unfinished.is_empty();
     Ok(diff)
 }
 
@@ -337,6 +348,9 @@ impl RunDiff {
     /// Plain-text rendering for people.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
+        for note in &self.unfinished {
+            let _ = writeln!(s, "! {note}");
+        }
         for k in &self.jobs_added {
             let _ = writeln!(s, "+ job {} (only in B)", job_text(k));
         }

@@ -5,3 +5,4 @@ pub mod diff;
 pub mod manifest;
 pub mod report;
 pub mod svg;
+pub mod verify;

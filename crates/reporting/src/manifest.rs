@@ -48,6 +48,61 @@ pub struct TrainingManifest {
     pub skipped_count: usize,
     /// `skip_summary.json`, relative to the artifact root.
     pub skip_summary_path: String,
+    /// Present only while the run that wrote this manifest has not finished (or if it died):
+    /// then the jobs' results are not final. A finished run's manifest has no such field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_in_progress: Option<RunInProgress>,
+}
+
+/// Who is (or was) writing an unfinished manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunInProgress {
+    /// The writer's process id.
+    pub pid: u32,
+    /// When that run started (UTC, wall clock: an unfinished manifest is not an artifact to
+    /// compare).
+    pub started: String,
+}
+
+impl RunInProgress {
+    /// This process, now.
+    pub fn this_process() -> RunInProgress {
+        RunInProgress {
+            pid: std::process::id(),
+            started: chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string(),
+        }
+    }
+
+    /// `the run that wrote it (pid 12, started T) did not finish: it is still running, or it
+    /// died` — for report and diff.
+    pub fn describe(&self) -> String {
+        let alive = Path::new("/proc").join(self.pid.to_string()).exists();
+        let state = if alive && self.pid != std::process::id() {
+            "it is still running, or died and its pid was reused"
+        } else {
+            "it is no longer running: it was killed or crashed"
+        };
+        format!(
+            "this manifest is from a run that did not finish (pid {}, started {}): {state}; \
+             its results are not final. Rerun the same command to resume it",
+            self.pid, self.started
+        )
+    }
+}
+
+/// Where a job is in an unfinished run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Not started yet.
+    Pending,
+    /// Started, not finished.
+    Running,
+    /// Finished (or verified complete from an earlier run): its result is final.
+    Done,
 }
 
 /// One job of the manifest.
@@ -70,12 +125,21 @@ pub struct ManifestJob {
     pub log_path: PathBuf,
     /// The dry-run summary or the backend's result.
     pub result: JobResult,
+    /// Only in an unfinished run's manifest: pending, running or done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<JobState>,
 }
+
+/// Version of the `skip_summary.json` format.
+pub const SKIP_SUMMARY_FORMAT_VERSION: u32 = 1;
 
 /// `skip_summary.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SkipSummary {
+    /// [`SKIP_SUMMARY_FORMAT_VERSION`] (summaries written before it existed read as 1).
+    #[serde(default = "skip_summary_version")]
+    pub format_version: u32,
     /// Same as the manifest's.
     pub timestamp: String,
     /// Same as the manifest's.
@@ -118,6 +182,10 @@ pub enum ManifestError {
     },
 }
 
+fn skip_summary_version() -> u32 {
+    SKIP_SUMMARY_FORMAT_VERSION
+}
+
 fn pretty<T: Serialize>(value: &T, path: &Path) -> Result<String, ManifestError> {
     runner::artifact_json(value).map_err(|e| ManifestError::Parse {
         path: path.to_path_buf(),
@@ -149,6 +217,7 @@ impl TrainingManifest {
                     artifact_dir: job.artifact_dir.clone(),
                     log_path: job.log_path.clone(),
                     result: result.clone(),
+                    state: None,
                 }
             })
             .collect();
@@ -167,12 +236,61 @@ impl TrainingManifest {
             skipped_views: plan.skipped_views.clone(),
             skipped_count: plan.skipped_views.len(),
             skip_summary_path: SKIP_SUMMARY_FILE.to_string(),
+            run_in_progress: None,
         })
+    }
+
+    /// The manifest of a run still going: jobs with a result in `done` are done, jobs whose
+    /// `running` flag is set are running, the others pending. A job that is not done carries
+    /// an `interrupted` result, which is what it will be if this run dies.
+    pub fn in_progress(
+        plan: &Plan,
+        done: &[Option<JobResult>],
+        running: &[bool],
+        run: &RunInProgress,
+    ) -> Result<TrainingManifest, ManifestError> {
+        let results: Vec<JobResult> = done
+            .iter()
+            .zip(running)
+            .map(|(result, &started)| {
+                result.clone().unwrap_or_else(|| {
+                    JobResult::Interrupted(runner::InterruptedResult {
+                        backend: plan.backend.as_str().to_string(),
+                        started,
+                        error: format!(
+                            "not finished: the run that wrote this manifest (pid {}) had not \
+                             finished this job; rerun the same command to resume",
+                            run.pid
+                        ),
+                    })
+                })
+            })
+            .collect();
+        let mut manifest = TrainingManifest::assemble(plan, &results)?;
+        for ((job, result), &started) in manifest.jobs.iter_mut().zip(done).zip(running) {
+            job.state = Some(match (result, started) {
+                (Some(_), _) => JobState::Done,
+                (None, true) => JobState::Running,
+                (None, false) => JobState::Pending,
+            });
+        }
+        manifest.run_in_progress = Some(run.clone());
+        Ok(manifest)
+    }
+
+    /// Writes only `training_manifest.json`, atomically (an unfinished run's manifest; the skip
+    /// summary is written with the final one).
+    pub fn write_manifest_only(&self) -> Result<PathBuf, ManifestError> {
+        let path = self.path();
+        let text = self.to_json()?;
+        npz_contract::atomic::write_atomic(&path, text.as_bytes()).map_err(ManifestError::Write)?;
+        Ok(path)
     }
 
     /// The skip summary that goes with this manifest.
     pub fn skip_summary(&self) -> SkipSummary {
         SkipSummary {
+            format_version: SKIP_SUMMARY_FORMAT_VERSION,
             timestamp: self.timestamp.clone(),
             skipped_views: self.skipped_views.clone(),
             skipped_count: self.skipped_views.len(),
@@ -255,6 +373,7 @@ mod tests {
             artifact_dir: format!("art/{i}").into(),
             log_path: format!("art/{i}/train.log").into(),
             result,
+            state: None,
         }
     }
 
@@ -330,6 +449,7 @@ mod tests {
             skipped_count: skipped_views.len(),
             skipped_views,
             skip_summary_path: SKIP_SUMMARY_FILE.into(),
+            run_in_progress: None,
         }
     }
 
@@ -387,7 +507,7 @@ mod tests {
         assert!(text.contains("\"status\": \"failed\""), "{text}");
         assert!(text.ends_with("}\n"));
         let summary = serde_json::to_string_pretty(&m.skip_summary()).unwrap();
-        assert!(summary.starts_with("{\n  \"timestamp\": \"2025-11-04T08:34:26.000000Z\",\n  \"skipped_views\": [\n    {\n      \"dose\": 1000.0,"), "{summary}");
+        assert!(summary.starts_with("{\n  \"format_version\": 1,\n  \"timestamp\": \"2025-11-04T08:34:26.000000Z\",\n  \"skipped_views\": [\n    {\n      \"dose\": 1000.0,"), "{summary}");
     }
 
     #[test]

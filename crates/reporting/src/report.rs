@@ -45,6 +45,8 @@ pub struct Report {
     pub files: Vec<(String, String)>,
     /// Exit criteria with their verdicts (also in `summary.md`).
     pub criteria: Vec<(String, bool)>,
+    /// Set when the manifest is from a run that did not finish: what to tell the user.
+    pub unfinished: Option<String>,
 }
 
 /// One job row, read from the manifest.
@@ -161,6 +163,13 @@ const PLOTTED: &[&str] = &[
     "fienup_nrmse",
 ];
 
+/// What to say about a manifest whose run did not finish (`run_in_progress` present), if so.
+pub fn unfinished_note(manifest: &Value) -> Option<String> {
+    let run = manifest.get("run_in_progress")?;
+    let run: crate::manifest::RunInProgress = serde_json::from_value(run.clone()).ok()?;
+    Some(run.describe())
+}
+
 /// Builds the report of `manifest` (the parsed `training_manifest.json`); `title` names the run.
 pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
     let jobs = read_jobs(manifest)?;
@@ -189,6 +198,10 @@ pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
         .filter_map(|j| j.result["backend"].as_str())
         .collect();
     let _ = writeln!(md, "# Study report: {title}\n");
+    let unfinished = unfinished_note(manifest);
+    if let Some(note) = &unfinished {
+        let _ = writeln!(md, "> **Warning:** {note}.\n");
+    }
     let _ = writeln!(
         md,
         "- manifest: `training_manifest.json`, timestamp {}",
@@ -457,6 +470,12 @@ pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
     }
 
     // Exit criteria.
+    if unfinished.is_some() {
+        criteria.push((
+            "the run that wrote the manifest finished".to_string(),
+            false,
+        ));
+    }
     criteria.push((
         format!("every selected job ended well ({n_ok}/{})", jobs.len()),
         n_ok == jobs.len() && !jobs.is_empty(),
@@ -602,7 +621,11 @@ pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
         ("metrics.csv".to_string(), csv),
     ];
     files.extend(plots);
-    Ok(Report { files, criteria })
+    Ok(Report {
+        files,
+        criteria,
+        unfinished,
+    })
 }
 
 /// Loss curves of a result's `loss_history`: a plain array, or an object of arrays per split.

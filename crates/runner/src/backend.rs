@@ -12,6 +12,7 @@ use crate::cancel::CancelToken;
 use crate::config::TrainingConfig;
 use crate::log::JobLog;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// What a backend reports when it trained a job.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +70,8 @@ pub struct JobContext<'a> {
     pub(crate) progress: &'a (dyn Fn(&str) + Sync),
     pub(crate) label: &'a str,
     pub(crate) threads: usize,
+    /// When the job must be stopped (`--job-timeout`), and the timeout itself.
+    pub(crate) deadline: Option<(Instant, Duration)>,
 }
 
 impl<'a> JobContext<'a> {
@@ -85,7 +88,24 @@ impl<'a> JobContext<'a> {
             progress,
             label,
             threads: 1,
+            deadline: None,
         }
+    }
+
+    /// The same context, stopping the job `timeout` from now.
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.deadline = timeout.map(|t| (Instant::now() + t, t));
+        self
+    }
+
+    /// When the job must stop, and its timeout.
+    pub fn deadline(&self) -> Option<(Instant, Duration)> {
+        self.deadline
+    }
+
+    /// Whether the job ran past its timeout.
+    pub fn timed_out(&self) -> bool {
+        self.deadline.is_some_and(|(at, _)| Instant::now() >= at)
     }
 
     /// The same context, allowing the job `threads` threads (at least 1).
@@ -110,9 +130,10 @@ impl<'a> JobContext<'a> {
         self.log
     }
 
-    /// True once Ctrl-C or SIGTERM arrived: stop soon and return [`BackendError::Interrupted`].
+    /// True once Ctrl-C or SIGTERM arrived, or the job ran past its timeout: stop soon and
+    /// return [`BackendError::Interrupted`] (the runner tells the two apart).
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.cancel.is_cancelled() || self.timed_out()
     }
 
     /// Cancels the run, as Ctrl-C would (tests of cancellation).

@@ -10,11 +10,14 @@ mod backend;
 mod cancel;
 mod collect;
 mod config;
+mod contain;
 mod digest;
+mod lock;
 mod log;
 pub mod native;
 mod plan;
 mod result;
+pub mod resume;
 mod run;
 pub mod shell;
 pub mod slurm;
@@ -27,19 +30,23 @@ pub use config::{
     BackendKind, CONFIG_FILE, CONFIG_FORMAT_VERSION, ConfigOverrides, SolverSettings,
     TrainerProgram, TrainerSource, TrainingConfig,
 };
-pub use digest::{sha256_bytes, sha256_file};
-pub use log::JobLog;
+pub use digest::{FileDigest, file_digest, file_digests, sha256_bytes, sha256_file};
+pub use lock::{LOCK_FILE, LockError, RootLock};
+pub use log::{DEFAULT_LOG_LIMIT, JobLog, create_fresh};
 pub use plan::{
     PLAN_FILE, PLAN_FORMAT_VERSION, Plan, PlanError, PlanRequest, PlannedJob, manifest_timestamp,
 };
 pub use result::{
-    DryRunSummary, FailedResult, InterruptedResult, JobResult, RESULT_FILE, RESULT_FORMAT_VERSION,
-    ResultRecord, TrainedResult,
+    DryRunSummary, FailedResult, InputDigests, InterruptedResult, JobResult, RESULT_FILE,
+    RESULT_FORMAT_VERSION, ResultRecord, TrainedResult,
 };
-pub use run::{LOG_MARKER, RunContext, clear_results, execute, run_job};
+pub use run::{
+    JobLimits, LOG_MARKER, RunContext, checked_bundle, clear_results, execute, execute_resumed,
+    format_duration, hash_bundle, parse_duration, run_job,
+};
 pub use trainer::{
-    PTYCHOPINN_BUNDLE, PtychoPinnBackend, TrainerOutput, TrainerProgress, parse_trainer_output,
-    scan_trainer_output, trainer_args,
+    OutputScanner, PTYCHOPINN_BUNDLE, PtychoPinnBackend, TrainerOutput, TrainerProgress,
+    parse_trainer_output, scan_trainer_output, trainer_args,
 };
 
 /// The bytes of every JSON artifact (`plan.json`, `training_config.json`, `result.json`, the

@@ -3,6 +3,7 @@
 //! Internally tagged by `status` (`dry_run`, `success`, `failed`, `interrupted`): one explicit
 //! shape per outcome, no untagged guessing.
 
+use crate::digest::FileDigest;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -138,6 +139,23 @@ pub struct ResultRecord {
     pub gridsize: u32,
     /// The outcome.
     pub result: JobResult,
+    /// SHA-256 of the job's `training_config.json` bytes when it ran: resuming skips the job
+    /// only when the new resolved config has the same digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+    /// Size and SHA-256 of the train and test NPZ when the job ran (not recorded for dry runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<InputDigests>,
+}
+
+/// The inputs a job trained on, as they were when it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputDigests {
+    /// The training NPZ.
+    pub train: FileDigest,
+    /// The test NPZ.
+    pub test: FileDigest,
 }
 
 impl ResultRecord {

@@ -3,7 +3,6 @@
 
 use crate::backend::{Backend, BackendError, BackendOutcome, JobContext};
 use crate::cancel::CancelToken;
-use crate::digest::sha256_file;
 use crate::log::JobLog;
 use crate::plan::{Plan, PlannedJob};
 use crate::result::{
@@ -15,6 +14,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// The marker line every job log carries (the original system's, which people grep for).
 pub const LOG_MARKER: &str = "Phase E5 Training Execution";
@@ -31,6 +31,82 @@ pub struct RunContext<'a> {
     /// Threads one job may use (cores shared among the jobs running at once). A resource
     /// hint, not a setting: results must not depend on it.
     pub threads_per_job: usize,
+    /// Per-job limits (timeout, log size): how a job may run, not what it computes, so they
+    /// are no part of the resolved config (and do not make a resumed job rerun).
+    pub limits: JobLimits,
+}
+
+/// How long a job may run and how much trainer output its log keeps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JobLimits {
+    /// `--job-timeout`: the job fails (its trainer's process group stopped) past it.
+    pub timeout: Option<Duration>,
+    /// `--log-limit`: bytes of trainer output kept in `train.log`.
+    pub log_limit: u64,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        JobLimits {
+            timeout: None,
+            log_limit: crate::log::DEFAULT_LOG_LIMIT,
+        }
+    }
+}
+
+/// `90s`, `5m`, `1h30m`, `2h`, or plain seconds (`45`): a `--job-timeout`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!("'{text}' is not a duration: give e.g. 90s, 30m, 2h, 1h30m or a number of seconds")
+    };
+    let text_trim = text.trim();
+    if let Ok(seconds) = text_trim.parse::<u64>() {
+        return (seconds > 0)
+            .then(|| Duration::from_secs(seconds))
+            .ok_or_else(bad);
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text_trim.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// `1h30m`, `45s`: a duration as [`parse_duration`] reads it.
+pub fn format_duration(duration: Duration) -> String {
+    let s = duration.as_secs();
+    let (h, m, sec) = (s / 3600, (s / 60) % 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.is_empty() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
 }
 
 fn failed(planned: &PlannedJob, error: String) -> JobResult {
@@ -86,21 +162,76 @@ fn relative_bundle_path(bundle: &Path, artifact_dir: &Path) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// Checks that `bundle` is a regular file (not a symlink) whose real path is inside the real
+/// `artifact_dir`, and returns its path relative to the artifact dir.
+pub fn checked_bundle(bundle: &Path, artifact_dir: &Path) -> Result<String, String> {
+    let outside = || {
+        format!(
+            "the bundle {} is outside the job's artifact dir {}",
+            bundle.display(),
+            artifact_dir.display()
+        )
+    };
+    let relative = relative_bundle_path(bundle, artifact_dir).ok_or_else(outside)?;
+    let meta = std::fs::symlink_metadata(bundle)
+        .map_err(|e| format!("cannot read the bundle {}: {e}", bundle.display()))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "the bundle {} is a symbolic link (to {}); a bundle must be a regular file written \
+             in the job's artifact dir",
+            bundle.display(),
+            std::fs::read_link(bundle).map_or("?".into(), |t| t.display().to_string())
+        ));
+    }
+    if !meta.is_file() {
+        return Err(format!(
+            "the bundle {} is not a regular file",
+            bundle.display()
+        ));
+    }
+    // A folder on the way may be a link out of the artifact dir: compare the real paths.
+    let real = bundle
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve the bundle {}: {e}", bundle.display()))?;
+    let dir = artifact_dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", artifact_dir.display()))?;
+    if !real.starts_with(&dir) {
+        return Err(format!(
+            "{}; its real path is {}",
+            outside(),
+            real.display()
+        ));
+    }
+    Ok(relative)
+}
+
+/// SHA-256 and size of a bundle, read without following a symlink at its last component.
+pub fn hash_bundle(bundle: &Path) -> std::io::Result<(String, u64)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let file = options.open(bundle)?;
+    crate::digest::sha256_reader(file)
+}
+
 /// The result of a backend that says it trained: the bundle checked, hashed and measured.
 fn success(planned: &PlannedJob, outcome: BackendOutcome) -> JobResult {
     let dir = &planned.job.artifact_dir;
-    let Some(bundle_path) = relative_bundle_path(&outcome.bundle, dir) else {
-        return failed(
-            planned,
-            format!(
-                "the {} backend reported a bundle {} outside the job's artifact dir {}",
-                planned.config.backend,
-                outcome.bundle.display(),
-                dir.display()
-            ),
-        );
+    let bundle_path = match checked_bundle(&outcome.bundle, dir) {
+        Ok(path) => path,
+        Err(e) => {
+            return failed(
+                planned,
+                format!(
+                    "the {} backend reported a bad bundle: {e}",
+                    planned.config.backend
+                ),
+            );
+        }
     };
-    let (bundle_sha256, bundle_size_bytes) = match sha256_file(&outcome.bundle) {
+    let (bundle_sha256, bundle_size_bytes) = match hash_bundle(&outcome.bundle) {
         Ok(digest) => digest,
         Err(e) => {
             return failed(
@@ -232,23 +363,31 @@ pub fn run_job(
             );
         }
     }
+    let mut stamp = Stamp::default();
     let mut log = match JobLog::create(&job.log_path) {
-        Ok(log) => log,
+        Ok(log) => log.with_limit(ctx.limits.log_limit),
         Err(e) => {
             let result = failed(
                 planned,
                 format!("cannot create the job log {}: {e}", job.log_path.display()),
             );
-            return record(planned, ctx, &result_path, result, None);
+            return record(planned, ctx, &result_path, result, None, stamp);
         }
     };
     header(&mut log, plan, planned);
 
     let config_json = planned.config.to_json();
     let written = config_json.map_err(|e| e.to_string()).and_then(|text| {
+        stamp.config_sha256 = Some(crate::digest::sha256_bytes(text.as_bytes()));
         npz_contract::atomic::write_atomic(&planned.config.path(), text.as_bytes())
             .map_err(|e| e.to_string())
     });
+    // The inputs as this job trains on them (a dry run reads nothing).
+    let inputs = if plan.dry_run || written.is_err() {
+        Ok(None)
+    } else {
+        crate::resume::input_digests(&planned.config, ctx.threads_per_job.min(2)).map(Some)
+    };
     let result = if let Err(e) = written {
         failed(
             planned,
@@ -266,21 +405,34 @@ pub fn run_job(
             log_path: job.log_path.clone(),
             backend: planned.config.backend.as_str().to_string(),
         })
+    } else if let Err(e) = &inputs {
+        failed(planned, e.clone())
     } else if ctx.cancel.is_cancelled() {
         interrupted(planned, plan, ctx.cancel, false)
     } else {
+        stamp.inputs = inputs.ok().flatten();
         log.line("");
         let label = job.label();
-        let trained = {
+        let (trained, timed_out) = {
             let mut job_ctx = JobContext::new(&mut log, ctx.cancel, ctx.progress, &label)
-                .with_threads(ctx.threads_per_job);
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                .with_threads(ctx.threads_per_job)
+                .with_timeout(ctx.limits.timeout);
+            let trained = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 backend.train(&planned.config, &mut job_ctx)
-            }))
+            }));
+            (trained, job_ctx.timed_out() && !ctx.cancel.is_cancelled())
         };
         match trained {
             Ok(Ok(outcome)) => success(planned, outcome),
             Ok(Err(BackendError::Failed(error))) => failed(planned, error),
+            Ok(Err(BackendError::Interrupted)) if timed_out => failed(
+                planned,
+                format!(
+                    "timed out after {} (--job-timeout); the job and every process it started \
+                     were stopped: give a longer --job-timeout, or fewer epochs",
+                    format_duration(ctx.limits.timeout.unwrap_or_default())
+                ),
+            ),
             Ok(Err(BackendError::Interrupted)) => interrupted(planned, plan, ctx.cancel, true),
             Err(payload) => failed(
                 planned,
@@ -293,7 +445,14 @@ pub fn run_job(
             ),
         }
     };
-    record(planned, ctx, &result_path, result, Some(log))
+    record(planned, ctx, &result_path, result, Some(log), stamp)
+}
+
+/// What a result records about the job's inputs when it ran (for resuming and `verify`).
+#[derive(Default)]
+struct Stamp {
+    config_sha256: Option<String>,
+    inputs: Option<crate::result::InputDigests>,
 }
 
 /// Writes the outcome to the log and the result to `result.json`; a log that could not be
@@ -304,6 +463,7 @@ fn record(
     result_path: &Path,
     mut result: JobResult,
     log: Option<JobLog>,
+    stamp: Stamp,
 ) -> JobResult {
     if let Some(mut log) = log {
         log.line(&format!("\n{}", outcome_line(&result)));
@@ -328,6 +488,8 @@ fn record(
         view: planned.job.view.clone(),
         gridsize: planned.job.gridsize,
         result,
+        config_sha256: stamp.config_sha256,
+        inputs: stamp.inputs,
     };
     let saved = record
         .to_json()
@@ -383,6 +545,21 @@ pub fn execute(
     ctx: &RunContext<'_>,
     on_finished: &(dyn Fn(&PlannedJob, &JobResult) + Sync),
 ) -> Vec<JobResult> {
+    let done = vec![None; plan.jobs.len()];
+    execute_resumed(plan, threads, backend, ctx, done, &|_| {}, on_finished)
+}
+
+/// [`execute`] for a resumed run: jobs whose `done[i]` holds a result (verified complete) are
+/// not run; that result is theirs. `on_started` is called with a job's index as it starts.
+pub fn execute_resumed(
+    plan: &Plan,
+    threads: usize,
+    backend: &dyn Backend,
+    ctx: &RunContext<'_>,
+    done: Vec<Option<JobResult>>,
+    on_started: &(dyn Fn(usize) + Sync),
+    on_finished: &(dyn Fn(&PlannedJob, &JobResult) + Sync),
+) -> Vec<JobResult> {
     struct Ordered {
         results: Vec<Option<JobResult>>,
         emitted: usize,
@@ -400,23 +577,27 @@ pub fn execute(
         }
     }
     let n = plan.jobs.len();
+    assert_eq!(done.len(), n, "one entry per job");
+    let to_run: Vec<usize> = (0..n).filter(|&i| done[i].is_none()).collect();
     let next = AtomicUsize::new(0);
     let state = Mutex::new(Ordered {
-        results: vec![None; n],
+        results: done,
         emitted: 0,
     });
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    lock().emit_ready(plan, on_finished);
     std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, n.max(1)) {
+        for _ in 0..threads.clamp(1, to_run.len().max(1)) {
             scope.spawn(|| {
                 loop {
                     if ctx.cancel.is_cancelled() {
                         break;
                     }
-                    let index = next.fetch_add(1, Ordering::SeqCst);
-                    if index >= n {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&index) = to_run.get(k) else {
                         break;
-                    }
+                    };
+                    on_started(index);
                     let result = run_job(plan, index, backend, ctx);
                     let mut ordered = lock();
                     ordered.results[index] = Some(result);

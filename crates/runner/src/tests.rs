@@ -75,6 +75,7 @@ fn run_all(plan: &Plan, backend: &dyn Backend, threads: usize) -> (Vec<JobResult
         cancel: &cancel,
         progress: &no_progress,
         threads_per_job: 1,
+        limits: JobLimits::default(),
     };
     let seen = Mutex::new(Vec::new());
     let results = execute(plan, threads, backend, &ctx, &|job, _| {
@@ -570,6 +571,8 @@ fn results_round_trip_in_every_shape() {
             view: "dense".into(),
             gridsize: 2,
             result,
+            config_sha256: None,
+            inputs: None,
         };
         let text = record.to_json().unwrap();
         assert!(
@@ -785,6 +788,7 @@ mod collecting {
             cancel: &cancel,
             progress: &no_progress,
             threads_per_job: 1,
+            limits: JobLimits::default(),
         };
         let backend = FakeBackend {
             fail_view: Some("dense"),
@@ -909,6 +913,7 @@ fn backends_see_their_share_of_threads() {
             cancel: &cancel,
             progress: &no_progress,
             threads_per_job: given,
+            limits: JobLimits::default(),
         };
         run_job(&plan, 0, &backend, &ctx);
         assert_eq!(backend.0.lock().unwrap().pop(), Some(seen));

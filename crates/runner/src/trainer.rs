@@ -6,9 +6,8 @@ use crate::backend::{Backend, BackendError, BackendOutcome, JobContext};
 use crate::config::{BackendKind, TrainerProgram, TrainerSource, TrainingConfig};
 use crate::shell::{shell_path, shell_word};
 use std::ffi::OsString;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::io::{self, Read};
+use std::process::{Command, ExitStatus};
 
 /// The bundle PtychoPINN's trainer writes into its output dir.
 pub const PTYCHOPINN_BUNDLE: &str = "wts.h5.zip";
@@ -94,34 +93,6 @@ fn describe_status(status: ExitStatus) -> String {
     status.to_string()
 }
 
-/// Stops the trainer and its process group: SIGTERM, up to 5 s to finish, then SIGKILL for
-/// whatever is left. (std has no API for process groups; `kill` is run as a program.)
-fn stop(child: &mut std::process::Child) {
-    #[cfg(unix)]
-    {
-        let group = format!("-{}", child.id());
-        let signal = |name: &str| {
-            Command::new("kill")
-                .args([name, "--", &group])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if signal("-TERM") {
-            for _ in 0..250 {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        signal("-KILL");
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// What the trainer's output says about its progress: the last `Epoch N/M` and the last
 /// training loss (`loss: 0.12` as Keras prints it, `loss=0.12` / `train_loss=0.12` as
 /// Lightning does; `val_loss` is not the training loss).
@@ -200,41 +171,59 @@ pub struct TrainerOutput {
 /// bar that never prints a newline must not grow memory with the log).
 const MAX_LINE: usize = 1 << 20;
 
-/// Scans trainer output from `reader` in 64 KiB chunks, line by line (`\n` and `\r` both end a
-/// line): memory stays bounded however long the training log is.
-pub fn scan_trainer_output(reader: impl Read) -> io::Result<TrainerOutput> {
-    let mut out = TrainerOutput::default();
-    let mut line: Vec<u8> = Vec::new();
-    let finish = |line: &mut Vec<u8>, out: &mut TrainerOutput| {
-        let text = String::from_utf8_lossy(line);
+/// Scans trainer output as it arrives, chunk by chunk, line by line (`\n` and `\r` both end a
+/// line): memory stays bounded however long the output is.
+#[derive(Debug, Default)]
+pub struct OutputScanner {
+    out: TrainerOutput,
+    line: Vec<u8>,
+}
+
+impl OutputScanner {
+    fn end_line(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
         let found = parse_trainer_output(&text);
-        out.progress.last_epoch = found.last_epoch.or(out.progress.last_epoch);
-        out.progress.final_loss = found.final_loss.or(out.progress.final_loss);
+        let progress = &mut self.out.progress;
+        progress.last_epoch = found.last_epoch.or(progress.last_epoch);
+        progress.final_loss = found.final_loss.or(progress.final_loss);
         let trimmed = text.trim();
         if !trimmed.is_empty() {
-            out.last_line = Some(trimmed.to_string());
+            self.out.last_line = Some(trimmed.to_string());
         }
-        line.clear();
-    };
-    crate::digest::read_chunks(reader, |chunk| {
+        self.line.clear();
+    }
+
+    /// Feeds the next chunk of output.
+    pub fn feed(&mut self, chunk: &[u8]) {
         for piece in chunk.split_inclusive(|&b| b == b'\n' || b == b'\r') {
             let ended = matches!(piece.last(), Some(b'\n' | b'\r'));
-            line.extend_from_slice(if ended {
+            self.line.extend_from_slice(if ended {
                 &piece[..piece.len() - 1]
             } else {
                 piece
             });
             // Trimmed in steps of MAX_LINE, so a giant line costs no more than a few copies.
-            if line.len() > 2 * MAX_LINE {
-                line.drain(..line.len() - MAX_LINE);
+            if self.line.len() > 2 * MAX_LINE {
+                self.line.drain(..self.line.len() - MAX_LINE);
             }
             if ended {
-                finish(&mut line, &mut out);
+                self.end_line();
             }
         }
-    })?;
-    finish(&mut line, &mut out);
-    Ok(out)
+    }
+
+    /// What the whole output said.
+    pub fn finish(mut self) -> TrainerOutput {
+        self.end_line();
+        self.out
+    }
+}
+
+/// Scans trainer output from `reader` in 64 KiB chunks ([`OutputScanner`]).
+pub fn scan_trainer_output(reader: impl Read) -> io::Result<TrainerOutput> {
+    let mut scanner = OutputScanner::default();
+    crate::digest::read_chunks(reader, |chunk| scanner.feed(chunk))?;
+    Ok(scanner.finish())
 }
 
 impl Backend for PtychoPinnBackend {
@@ -254,8 +243,8 @@ impl Backend for PtychoPinnBackend {
             )
         })?;
         let bundle = config.output_dir.join(PTYCHOPINN_BUNDLE);
-        // A bundle left by an earlier run must not pass for this run's.
-        if bundle.exists() {
+        // A bundle left by an earlier run must not pass for this run's (a dangling link too).
+        if std::fs::symlink_metadata(&bundle).is_ok() {
             std::fs::remove_file(&bundle).map_err(|e| {
                 BackendError::failed(format!(
                     "cannot remove the earlier run's {}: {e}",
@@ -275,58 +264,33 @@ impl Backend for PtychoPinnBackend {
         ctx.log_line("");
 
         let log_path = ctx.log.path().to_path_buf();
-        let log_error = |e: io::Error| {
+        ctx.log.sync().map_err(|e| {
             BackendError::failed(format!(
-                "cannot hand the job log {} to the trainer: {e}",
+                "cannot write the job log {}: {e}",
                 log_path.display()
             ))
-        };
-        ctx.log.sync().map_err(log_error)?;
-        let stdout = ctx.log.try_clone_file().map_err(log_error)?;
-        let stderr = stdout.try_clone().map_err(log_error)?;
-        // Where the trainer's output starts, to read it back on its own afterwards.
-        let output_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
-
+        })?;
         let mut command = Command::new(&trainer.program);
-        command
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        // Its own process group, so that stopping it also stops what it started (data-loader
-        // workers and the like), and a terminal's Ctrl-C reaches the runner, which stops it.
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command
-            .spawn()
+        command.args(&args);
+        // Contained: its own process group with a watchdog, output through a pipe into the
+        // log (capped), stopped on Ctrl-C / SIGTERM and at --job-timeout (`contain`).
+        let contained = crate::contain::run_contained(command, ctx)
             .map_err(|e| BackendError::failed(cannot_start(trainer, &e)))?;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if ctx.is_cancelled() => {
-                    stop(&mut child);
-                    ctx.log_line("");
-                    ctx.log_line("Interrupted: the trainer was stopped.");
-                    return Err(BackendError::Interrupted);
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => {
-                    stop(&mut child);
-                    return Err(BackendError::failed(format!(
-                        "lost track of the trainer process: {e}"
-                    )));
-                }
+        let (status, output) = (contained.status, contained.output);
+        match contained.stopped {
+            Some(crate::contain::Stopped::Cancelled) => {
+                ctx.log_line("");
+                ctx.log_line("Interrupted: the trainer was stopped.");
+                return Err(BackendError::Interrupted);
             }
-        };
-
-        // The trainer's own output, read back from the log (it went straight to the file),
-        // through a separate handle so that the log's own write position is untouched.
-        let output = std::fs::File::open(&log_path)
-            .and_then(|mut reader| {
-                reader.seek(SeekFrom::Start(output_start))?;
-                scan_trainer_output(reader)
-            })
-            .unwrap_or_default();
+            Some(crate::contain::Stopped::TimedOut) => {
+                ctx.log_line("");
+                ctx.log_line("Timed out: the trainer and its processes were stopped.");
+                // The runner turns this into a failure that names the timeout.
+                return Err(BackendError::Interrupted);
+            }
+            None => {}
+        }
         ctx.log_line("");
         // A signal to every process of a task (scancel, a SLURM time limit) can end the trainer
         // before the runner notices: that is an interruption, not a failure.

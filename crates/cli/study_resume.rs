@@ -1,0 +1,96 @@
+//! Resuming `study` phase by phase: Phase C and D are skipped when their outputs re-hash to
+//! what their phase record (`<phase>.record.json` in the study folder) says, and that record
+//! was made from the same resolved study and the same inputs (Phase D's inputs are Phase C's
+//! outputs). Phase E resumes job by job (`train`); the report is always rewritten (it is cheap
+//! and a pure function of the manifest).
+
+use reporting::verify::{PhaseRecord, phase_record_file};
+use std::path::{Path, PathBuf};
+
+/// Hashing threads: every core (hashing is the whole cost of a rerun).
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The files under `study_dir/phase` (relative to `study_dir`), sorted, without temporary files.
+pub fn files_under(study_dir: &Path, phase: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![study_dir.join(phase)];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file()
+                && entry
+                    .file_name()
+                    .to_str()
+                    .and_then(npz_contract::atomic::temp_pid)
+                    .is_none()
+                && let Ok(rel) = path.strip_prefix(study_dir)
+            {
+                out.push(rel.to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `Ok(record)` when `phase` is verified complete for this study and these inputs, else
+/// `Err(reason)` (why it must run).
+pub fn verified(
+    study_dir: &Path,
+    phase: &str,
+    study_sha256: &str,
+    inputs: &[PathBuf],
+) -> Result<PhaseRecord, String> {
+    let record = PhaseRecord::read(study_dir, phase)
+        .ok_or_else(|| format!("no {}", phase_record_file(phase)))?;
+    if record.study_sha256 != study_sha256 {
+        return Err("the study changed".to_string());
+    }
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .collect();
+    if !names.iter().eq(record.inputs.keys()) {
+        return Err("its inputs changed".to_string());
+    }
+    let on_disk = files_under(study_dir, phase);
+    if on_disk.len() < record.outputs.len() {
+        return Err("an output is missing".to_string());
+    }
+    let (problems, _) = record.check(study_dir, threads());
+    match problems.first() {
+        Some(problem) => Err(problem.clone()),
+        None => Ok(record),
+    }
+}
+
+/// Removes the phase's record before it runs: an interrupted phase leaves none.
+pub fn forget(study_dir: &Path, phase: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(study_dir.join(phase_record_file(phase))) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Records what `phase` wrote, from what.
+pub fn record(
+    study_dir: &Path,
+    phase: &str,
+    study_sha256: &str,
+    inputs: &[PathBuf],
+) -> std::io::Result<PhaseRecord> {
+    let outputs = files_under(study_dir, phase);
+    let record = PhaseRecord::measure(study_dir, phase, study_sha256, inputs, &outputs, threads())?;
+    record.write(study_dir)?;
+    Ok(record)
+}

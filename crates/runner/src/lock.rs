@@ -1,0 +1,109 @@
+//! One writer per artifact root (and per study folder): an exclusive `flock` on
+//! `<root>/.dose-overlap.lock`, held by `train`, `collect` and `study` for as long as they run.
+//!
+//! The kernel releases the lock when its holder dies, however it dies, so a lock left by a
+//! dead process never blocks; the file's text (pid and start time) is only there to name the
+//! holder in the message a second process prints. The descriptor is close-on-exec (as every
+//! file std opens), so a trainer child never inherits the lock.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// File name of the lock inside the folder it guards.
+pub const LOCK_FILE: &str = ".dose-overlap.lock";
+
+/// Why a folder could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another live process holds it.
+    #[error(
+        "another dose-overlap ({holder}) is using {}: wait for it to finish, or stop it, then run again",
+        root.display()
+    )]
+    Busy {
+        /// The folder.
+        root: PathBuf,
+        /// `pid 123, since 2026-01-01T00:00:00Z`, as the holder wrote it.
+        holder: String,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("cannot lock {}: {cause}", path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The cause.
+        cause: std::io::Error,
+    },
+}
+
+/// A held lock; dropping it releases the lock (the file stays: its presence means nothing).
+#[derive(Debug)]
+pub struct RootLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl RootLock {
+    /// Takes the exclusive lock on `root` (which must exist) without waiting.
+    pub fn acquire(root: &Path) -> Result<RootLock, LockError> {
+        let path = root.join(LOCK_FILE);
+        let io = |cause| LockError::Io {
+            path: path.clone(),
+            cause,
+        };
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+        let mut file = options.open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let holder = match text.trim() {
+                    "" => "a process that is just starting".to_string(),
+                    holder => holder.to_string(),
+                };
+                return Err(LockError::Busy {
+                    root: root.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(TryLockError::Error(cause)) => return Err(io(cause)),
+        }
+        let since = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+        let holder = format!("pid {}, since {since}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(holder.as_bytes()))
+            .map_err(io)?;
+        Ok(RootLock { _file: file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_refused_with_the_first_ones_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RootLock::acquire(dir.path()).unwrap();
+        let err = RootLock::acquire(dir.path()).unwrap_err().to_string();
+        let pid = format!("pid {}, since ", std::process::id());
+        assert!(err.starts_with("another dose-overlap (pid "), "{err}");
+        assert!(err.contains(&pid), "{err}");
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        drop(first);
+        // Released: the next one gets it, although the file is still there.
+        assert!(dir.path().join(LOCK_FILE).is_file());
+        RootLock::acquire(dir.path()).unwrap();
+    }
+}
