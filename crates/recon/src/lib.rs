@@ -29,7 +29,7 @@ pub use metrics::{
     EvalOptions, FRC_RING_WIDTH, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane,
     Region, evaluate,
 };
-pub use ml::{CHUNKS, DELTA_COUNTS, GAMMA, MOMENTUM, MlEngine, MlReport, NoiseModel};
+pub use ml::{CHUNKS, DELTA_COUNTS, GAMMA, MEMORY, MlEngine, MlReport, NoiseModel};
 pub use score::{Truth, read_object, score_files, score_object};
 pub use solver::{
     DIVERGE_EF, DIVERGE_FACTOR, EPS, Engine, Reconstruction, Settings, reconstruct,
@@ -56,7 +56,8 @@ pub enum ReconError {
     /// The iteration blew up: a non-finite object, or E_F past the bound [`DIVERGE_EF`].
     #[error(
         "diverged at epoch {epoch} (E_F = {loss:.4e}, bound max({DIVERGE_EF}, \
-         {DIVERGE_FACTOR} x epoch 1)): lower solver.alpha, raise rPIE's beta, or use ml"
+         {DIVERGE_FACTOR} x epoch 1)); the loss history is kept: use ml, smaller ePIE \
+         steps, or a fixed probe"
     )]
     Diverged {
         /// Epoch (from 1).
