@@ -1,12 +1,15 @@
 //! Native solver throughput: one ePIE epoch at N = 64 and N = 128 (positions per second, the
 //! peers' geometry: a 4N x 4N object, random integer patches) and the bare FFT round trip at
 //! the same N (frames per second: the bound an epoch is measured against, done the way the
-//! solver does it). The pty-chi comparison is `benches/peers/ptychi_compare.sh`.
+//! solver does it). `ml_epoch`: one ml epoch (one full-batch gradient: one round trip per
+//! position, as ePIE) against one ePIE epoch on the same data, ml on 1 and 2 threads; the ratio
+//! of the medians is the figure issue 12 asks for. The pty-chi comparison is
+//! `benches/peers/ptychi_compare.sh` (`--study DIR` for LSQML on a study's files).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use num_complex::Complex32;
 use recon::fft::{Fft2, Plain};
-use recon::{Engine, synthetic};
+use recon::{Algorithm, Engine, MlEngine, Settings, synthetic};
 use std::hint::black_box;
 
 fn epoch(c: &mut Criterion) {
@@ -44,5 +47,32 @@ fn fft_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, epoch, fft_round_trip);
+fn ml_epoch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("recon_ml_vs_epie");
+    group.sample_size(10);
+    // The default study's N with a baseline split's count of positions.
+    let (n, count) = (128, 300);
+    let mut data = synthetic::scattered_dataset(n, count);
+    // Counts of about 1e4 photons per pattern, as the Poisson model sees them.
+    data.intensity_scale = Some(0.1);
+    group.throughput(Throughput::Elements(count as u64));
+    let mut epie = Engine::new(&data, &synthetic::epie_settings(1)).expect("valid data");
+    group.bench_function("epie_epoch", |b| b.iter(|| black_box(epie.run_epoch())));
+    let settings = Settings {
+        algorithm: Algorithm::Ml,
+        smoothness: 6.0,
+        ..synthetic::epie_settings(1)
+    };
+    for threads in [1usize, 2] {
+        let mut ml = MlEngine::new(&data, &settings, threads).expect("valid data");
+        group.bench_with_input(
+            BenchmarkId::new("ml_epoch_threads", threads),
+            &threads,
+            |b, _| b.iter(|| black_box(ml.run_epoch())),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, epoch, fft_round_trip, ml_epoch);
 criterion_main!(benches);

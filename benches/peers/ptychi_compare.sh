@@ -4,6 +4,15 @@
 # run on the same machine. Not part of CI.
 #
 # Usage: benches/peers/ptychi_compare.sh [WORKDIR]   (default: target/peers)
+#        benches/peers/ptychi_compare.sh --study STUDY_DIR [WORKDIR]
+#
+# --study: pty-chi's LSQML (Poisson noise model, batch 100, 2 threads) against the native ml
+# engine on the test split of every dose of a study made by `dose-overlap study --out
+# STUDY_DIR` (STUDY_DIR/phase_c/dose_*/patched_test.npz, the baseline view), both from ones
+# with the probe fixed, both scored by the toolkit's scoring code (ml_peer score), timed per
+# epoch. Env: LSQML_EPOCHS (default 100), ML_EPOCHS (default 200), SMOOTHNESS (default 6),
+# DOSES (default: every dose_* folder). Prints per dose: s/epoch of each, the ratio, and the
+# Fienup NRMSE of each.
 # Env:   PEERS_DIR (default /work/shared/peers), EPOCHS (default 5: pty-chi's epochs; the
 #        native solver runs twice as many, to find the epoch where it reaches each peer's
 #        final loss), REUSE_PTYCHI=1 (keep WORKDIR/ptychi.jsonl from an earlier run).
@@ -16,6 +25,51 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
+if [ "${1:-}" = "--study" ]; then
+    study="$(cd "$2" && pwd)"
+    work="$(mkdir -p "${3:-$repo/target/peers}" && cd "${3:-$repo/target/peers}" && pwd)"
+    if [ ! -x "$work/venv/bin/python" ]; then
+        echo "creating $work/venv (numpy, ptychi==2.2.0)" >&2
+        python3 -m venv "$work/venv"
+        "$work/venv/bin/pip" install --quiet numpy ptychi==2.2.0
+    fi
+    (cd "$repo" && cargo build --quiet --release -p recon --example ml_peer)
+    peer="$repo/target/release/examples/ml_peer"
+    out="$work/lsqml_study.jsonl"
+    : > "$out"
+    for dir in "$study"/phase_c/dose_*; do
+        dose="${dir##*/dose_}"
+        if [ -n "${DOSES:-}" ] && ! echo " $DOSES " | grep -q " $dose "; then continue; fi
+        split="$dir/patched_test.npz"
+        echo "dose $dose: pty-chi LSQML (${LSQML_EPOCHS:-100} epochs)" >&2
+        "$work/venv/bin/python" "$repo/benches/peers/ptychi_lsqml_study.py" "$split" \
+            "$work/lsqml_$dose.npz" "${LSQML_EPOCHS:-100}" 100 2 2>>"$work/ptychi.log" \
+            | grep '^RESULT ' | sed "s/^RESULT /{\"peer\": \"lsqml\", \"dose\": $dose, \"r\": /; s/\$/}/" >> "$out"
+        "$peer" score "$split" "$work/lsqml_$dose.npz" | grep '^RESULT ' \
+            | sed "s/^RESULT /{\"peer\": \"lsqml_score\", \"dose\": $dose, \"r\": /; s/\$/}/" >> "$out"
+        echo "dose $dose: ml (${ML_EPOCHS:-200} epochs)" >&2
+        "$peer" run "$split" "${ML_EPOCHS:-200}" "${SMOOTHNESS:-6}" 2 | grep '^RESULT ' \
+            | sed "s/^RESULT /{\"peer\": \"ml\", \"dose\": $dose, \"r\": /; s/\$/}/" >> "$out"
+    done
+    python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for r in rows:
+    by.setdefault(r["dose"], {})[r["peer"]] = r["r"]
+print("%8s %14s %14s %8s %12s %12s" % ("dose", "LSQML s/epoch", "ml s/epoch", "ratio", "LSQML NRMSE", "ml NRMSE"))
+for dose in sorted(by):
+    d = by[dose]
+    l, m, ls = d.get("lsqml"), d.get("ml"), d.get("lsqml_score")
+    if not (l and m and ls):
+        print("%8s incomplete: %s" % (dose, sorted(d)))
+        continue
+    print("%8s %14.4f %14.4f %7.1fx %12.4f %12.4f   (%d vs %d epochs)" % (
+        dose, l["epoch_s_median"], m["epoch_s_median"], l["epoch_s_median"] / m["epoch_s_median"],
+        ls["metrics"]["fienup_nrmse"], m["metrics"]["fienup_nrmse"], l["epochs"], m["epochs"]))
+PY
+    exit 0
+fi
 work="$(mkdir -p "${1:-$repo/target/peers}" && cd "${1:-$repo/target/peers}" && pwd)"
 peers="${PEERS_DIR:-/work/shared/peers}"
 epochs="${EPOCHS:-5}"

@@ -4,6 +4,7 @@ use crate::synthetic;
 use crate::*;
 use ndarray::Array2;
 use num_complex::Complex32;
+use std::ops::ControlFlow;
 
 fn settings(algorithm: Algorithm, alpha: f64) -> Settings {
     Settings {
@@ -15,6 +16,8 @@ fn settings(algorithm: Algorithm, alpha: f64) -> Settings {
         seed: 5,
         gridsize: 1,
         neighbor_count: 7,
+        smoothness: 0.0,
+        tolerance: 0.0,
     }
 }
 
@@ -401,5 +404,179 @@ mod job {
             "{err}"
         );
         assert!(!req.bundle_path.exists());
+    }
+}
+
+/// Poisson counts for the scene at `photons` per pattern (seeded), as the generator stores them:
+/// a = sqrt(counts) / s, with `intensity_scale` = s.
+fn noisy(data: &Dataset, s: f64, seed: u64) -> Dataset {
+    let mut rng = crate::rng::Rng::new(seed);
+    let mut noisy = data.clone();
+    noisy.diffraction.mapv_inplace(|a| {
+        // Knuth's product method is plenty for the small means of a test.
+        let lam = (f64::from(a) * s).powi(2);
+        let limit = (-lam).exp();
+        let (mut k, mut p) = (0u32, 1.0f64);
+        loop {
+            p *= (rng.below(1 << 30) as f64 + 0.5) / f64::from(1u32 << 30);
+            if p <= limit {
+                break;
+            }
+            k += 1;
+        }
+        ((f64::from(k)).sqrt() / s) as f32
+    });
+    noisy.intensity_scale = Some(s);
+    noisy
+}
+
+#[test]
+fn ml_on_noiseless_data_converges_near_the_truth() {
+    let (data, truth) = scene();
+    // Noiseless amplitudes: the Gaussian fallback (no intensity_scale) and the Poisson model
+    // (amplitudes as if s = 1, non-integer "counts") both reach the truth.
+    for scale in [None, Some(1.0)] {
+        let data = Dataset {
+            intensity_scale: scale,
+            ..data.clone()
+        };
+        let s = Settings {
+            epochs: 60,
+            ..settings(Algorithm::Ml, 1.0)
+        };
+        let rec = reconstruct(&data, &s, &mut |_, _| {}).unwrap();
+        let report = rec.ml.as_ref().unwrap();
+        let expected = if scale.is_some() {
+            NoiseModel::Poisson
+        } else {
+            NoiseModel::Gaussian
+        };
+        assert_eq!(report.noise_model, expected);
+        assert_eq!(report.stopped_by, "budget");
+        // The safeguard: the accepted objective never rises.
+        let f = &report.objective_history;
+        assert!(f.windows(2).all(|w| w[1] <= w[0]), "{scale:?}: {f:?}");
+        let m = score(&data, &truth, &rec);
+        assert!(
+            m.fienup_nrmse < 0.05 * m.fienup_nrmse_initial,
+            "{scale:?}: {} vs initial {}",
+            m.fienup_nrmse,
+            m.fienup_nrmse_initial
+        );
+    }
+}
+
+#[test]
+fn ml_beats_epie_on_poisson_counts() {
+    // The reason the engine exists: at a few photons per pixel, ePIE fits the noise, the
+    // Poisson likelihood with a weak prior does not.
+    let (data, truth) = scene();
+    let data = noisy(&data, 0.05, 9);
+    let epie = reconstruct(
+        &data,
+        &Settings {
+            epochs: 30,
+            ..settings(Algorithm::Epie, 1.0)
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let ml = reconstruct(
+        &data,
+        &Settings {
+            epochs: 60,
+            smoothness: 6.0,
+            ..settings(Algorithm::Ml, 1.0)
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let (e, m) = (score(&data, &truth, &epie), score(&data, &truth, &ml));
+    assert!(
+        m.fienup_nrmse < 0.8 * e.fienup_nrmse,
+        "ml {} vs epie {}",
+        m.fienup_nrmse,
+        e.fienup_nrmse
+    );
+}
+
+#[test]
+fn ml_is_bit_identical_for_any_thread_count_and_stops_on_its_tolerance() {
+    let (data, _) = scene();
+    let data = noisy(&data, 0.1, 3);
+    let s = Settings {
+        epochs: 12,
+        smoothness: 1.0,
+        refine_probe: true,
+        ..settings(Algorithm::Ml, 1.0)
+    };
+    let run = |threads| {
+        reconstruct_threads(&data, &s, threads, &mut |_, _| ControlFlow::Continue(())).unwrap()
+    };
+    let one = run(1);
+    for threads in [2, 3, 4] {
+        let other = run(threads);
+        assert_eq!(one.loss_history, other.loss_history, "{threads} threads");
+        let bits = |r: &Reconstruction| -> Vec<u32> {
+            r.object
+                .iter()
+                .chain(r.probe.iter())
+                .flat_map(|v| [v.re.to_bits(), v.im.to_bits()])
+                .collect()
+        };
+        assert_eq!(bits(&one), bits(&other), "{threads} threads");
+    }
+    let loose = Settings {
+        epochs: 200,
+        tolerance: 1e-2,
+        ..s
+    };
+    let rec = reconstruct(&data, &loose, &mut |_, _| {}).unwrap();
+    let report = rec.ml.unwrap();
+    assert_eq!(report.stopped_by, "tolerance");
+    assert!(rec.epochs_completed < 200);
+    assert!(report.last_relative_change < 1e-2);
+}
+
+#[test]
+fn a_diverging_run_fails_with_its_epoch_and_history() {
+    let (data, _) = scene();
+    // rPIE refining a probe guess 0.3x too dim at 0.01 photons per pixel, in groups of 4:
+    // the object and the probe chase each other's scale until they overflow.
+    let mut data = noisy(&data, 0.01, 4);
+    data.probe.mapv_inplace(|p| p * 0.3);
+    let s = Settings {
+        epochs: 100,
+        refine_probe: true,
+        gridsize: 2,
+        ..settings(Algorithm::Rpie, 0.9)
+    };
+    match reconstruct(&data, &s, &mut |_, _| {}) {
+        Err(ReconError::Diverged {
+            epoch,
+            loss,
+            loss_history,
+        }) => {
+            assert_eq!(loss_history.len(), epoch as usize);
+            assert_eq!(
+                loss_history.last().map(|l| l.to_bits()),
+                Some(loss.to_bits())
+            );
+            assert!(!loss.is_finite() || loss > DIVERGE_EF.max(DIVERGE_FACTOR * loss_history[0]));
+            let message = ReconError::Diverged {
+                epoch,
+                loss,
+                loss_history,
+            }
+            .to_string();
+            assert!(
+                message.starts_with(&format!("diverged at epoch {epoch} ")),
+                "{message}"
+            );
+        }
+        other => panic!(
+            "expected a divergence, got {:?}",
+            other.map(|r| r.loss_history)
+        ),
     }
 }

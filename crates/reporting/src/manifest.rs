@@ -408,11 +408,13 @@ mod tests {
                         metrics: with_extra.then(|| {
                             serde_json::json!({"test": {"phase": {"ssim": loss, "psnr": {"value": 31.5, "data_range": std::f64::consts::TAU}}}})
                         }),
+                        solver: with_extra.then(|| serde_json::json!({"algorithm": "ml"})),
                     })
                 }),
-            "[ -~]{0,40}".prop_map(|error| JobResult::Failed(FailedResult {
+            ("[ -~]{0,40}", any::<bool>()).prop_map(|(error, with_history)| JobResult::Failed(FailedResult {
                 backend: "pytorch".into(),
-                error
+                error,
+                loss_history: with_history.then(|| serde_json::json!([0.5, 40.0])),
             })),
             any::<bool>().prop_map(|started| JobResult::Interrupted(InterruptedResult {
                 backend: "native".into(),
@@ -474,6 +476,7 @@ mod tests {
                 JobResult::Failed(FailedResult {
                     backend: "tensorflow".into(),
                     error: "e".into(),
+                    loss_history: None,
                 }),
             )],
             1,

@@ -113,6 +113,7 @@ fn failed(planned: &PlannedJob, error: String) -> JobResult {
     JobResult::Failed(FailedResult {
         backend: planned.config.backend.as_str().to_string(),
         error,
+        loss_history: None,
     })
 }
 
@@ -259,6 +260,7 @@ fn success(planned: &PlannedJob, outcome: BackendOutcome) -> JobResult {
         bundle_size_bytes,
         loss_history: outcome.loss_history,
         metrics: outcome.metrics,
+        solver: outcome.solver,
     })
 }
 
@@ -433,6 +435,14 @@ pub fn run_job(
                     format_duration(ctx.limits.timeout.unwrap_or_default())
                 ),
             ),
+            Ok(Err(BackendError::FailedWithHistory {
+                message,
+                loss_history,
+            })) => JobResult::Failed(FailedResult {
+                backend: planned.config.backend.as_str().to_string(),
+                error: message,
+                loss_history: Some(loss_history),
+            }),
             Ok(Err(BackendError::Interrupted)) => interrupted(planned, plan, ctx.cancel, true),
             Err(payload) => failed(
                 planned,

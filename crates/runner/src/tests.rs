@@ -118,7 +118,7 @@ fn plan_resolves_configs() {
     assert_eq!(config.epochs, 3);
     assert_eq!(config.neighbor_count, 7);
     assert_eq!(config.solver.seed, 123, "defaults to rng_seeds.grouping");
-    assert_eq!(config.solver.algorithm, Algorithm::Rpie);
+    assert_eq!(config.solver.algorithm, Algorithm::Ml);
     assert_eq!(config.output_dir, dense.job.artifact_dir);
     assert_eq!(config.train_data_file, dense.job.train_data_path);
     assert_eq!(
@@ -328,6 +328,7 @@ impl Backend for FakeBackend {
             epochs_completed: config.epochs,
             loss_history: Some(serde_json::json!([0.5, 0.25, 0.125])),
             metrics: None,
+            solver: None,
         })
     }
 }
@@ -424,6 +425,7 @@ fn bad_bundles_fail_the_job() {
                 epochs_completed: 1,
                 loss_history: None,
                 metrics: None,
+                solver: None,
             })
         }
     }
@@ -541,6 +543,7 @@ fn results_round_trip_in_every_shape() {
             metrics: Some(
                 serde_json::json!({"test": {"phase": {"ssim": 0.987_654_321_012_345_6}}}),
             ),
+            solver: Some(serde_json::json!({"algorithm": "ml"})),
         }),
         JobResult::Success(TrainedResult {
             backend: "tensorflow".into(),
@@ -551,10 +554,17 @@ fn results_round_trip_in_every_shape() {
             bundle_size_bytes: 10,
             loss_history: None,
             metrics: None,
+            solver: None,
         }),
         JobResult::Failed(FailedResult {
             backend: "pytorch".into(),
             error: "no".into(),
+            loss_history: None,
+        }),
+        JobResult::Failed(FailedResult {
+            backend: "native".into(),
+            error: "diverged at epoch 2".into(),
+            loss_history: Some(serde_json::json!([0.5, 40.0])),
         }),
         JobResult::Interrupted(InterruptedResult {
             backend: "native".into(),

@@ -433,7 +433,7 @@ mod tests {
         for axis in [SplitAxis::Y, SplitAxis::X] {
             assert_eq!(serde_json::to_value(axis).unwrap(), axis.as_str());
         }
-        for algorithm in [Algorithm::Epie, Algorithm::Rpie] {
+        for algorithm in [Algorithm::Epie, Algorithm::Rpie, Algorithm::Ml] {
             assert_eq!(serde_json::to_value(algorithm).unwrap(), algorithm.as_str());
         }
     }
