@@ -14,6 +14,8 @@ mod generate;
 mod overlap;
 // `train --backend native`: real reconstructions, metrics, bundles.
 mod native;
+// PtychoPINN backends without TensorFlow: refusals, the real trainer's flags, scoring.
+mod pinn;
 // `study`, `report`, `diff`, and the golden baseline.
 mod study;
 // SLURM executor, `run-job` and `collect` (real cluster when DOSE_OVERLAP_SLURM is set).

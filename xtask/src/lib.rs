@@ -1,9 +1,11 @@
-//! Project automation (`cargo xtask ...`): the golden baseline run and its evidence folder.
+//! Project automation (`cargo xtask ...`): the golden baseline run and its evidence folder, and
+//! the real-trainer check (`pinn-check`).
 //! A library as well as a binary, so that the integration tests can run the real check mode.
 //!
 //! Keep dependencies few (anyhow, serde_json, sha2): xtask builds on every call.
 
 pub mod baseline;
+pub mod pinn;
 mod textdiff;
 
 use anyhow::{Context, bail};
@@ -11,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 /// The command line of `cargo xtask`.
 pub const USAGE: &str = "usage: cargo xtask baseline [--check | --bless] [--with-tests] [--out DIR] \
-                     [--binary PATH] [--golden DIR]";
+                     [--binary PATH] [--golden DIR]\n       cargo xtask pinn-check [--binary PATH] \
+                     [--out DIR] [--epochs N]   (needs $PTYCHO_TRAIN and $PTYCHO_PYTHON)";
 
 /// Runs `cargo xtask ARGS...` and returns the exit code.
 pub fn run(args: Vec<String>) -> anyhow::Result<u8> {
@@ -20,6 +23,7 @@ pub fn run(args: Vec<String>) -> anyhow::Result<u8> {
     };
     match task.as_str() {
         "baseline" => Ok(baseline::run(baseline::Options::parse(rest)?)?.code),
+        "pinn-check" => pinn::run(pinn::Options::parse(rest)?),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(0)

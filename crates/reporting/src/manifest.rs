@@ -289,6 +289,8 @@ mod tests {
                         metrics: with_extra.then(|| {
                             serde_json::json!({"test": {"phase": {"ssim": loss, "psnr": {"value": 31.5, "data_range": std::f64::consts::TAU}}}})
                         }),
+                        reconstruction_path: with_extra.then(|| "pinn_reconstruction.npz".into()),
+                        scoring_error: (!with_extra).then(|| "no Python".into()),
                     })
                 }),
             "[ -~]{0,40}".prop_map(|error| JobResult::Failed(FailedResult {

@@ -27,6 +27,10 @@ pub struct BackendOutcome {
     pub loss_history: Option<serde_json::Value>,
     /// Metrics against ground truth, in the backend's shape.
     pub metrics: Option<serde_json::Value>,
+    /// The reconstruction the metrics score (a NumPy-readable NPZ inside `config.output_dir`).
+    pub reconstruction: Option<PathBuf>,
+    /// Why a trained job has no metrics (scoring failed; the training result stands).
+    pub scoring_error: Option<String>,
 }
 
 /// Why a backend did not produce a bundle.

@@ -14,6 +14,7 @@ mod digest;
 mod log;
 pub mod native;
 mod plan;
+pub mod ptychopinn;
 mod result;
 mod run;
 pub mod shell;

@@ -163,6 +163,8 @@ impl Backend for NativeBackend {
                 "train": outcome.train.metrics,
                 "test": outcome.test.metrics,
             })),
+            reconstruction: None,
+            scoring_error: None,
         })
     }
 }

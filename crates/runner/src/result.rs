@@ -69,6 +69,13 @@ pub struct TrainedResult {
     /// Reconstruction metrics against ground truth, in the backend's shape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<serde_json::Value>,
+    /// The reconstruction `metrics` scores, relative to the artifact dir
+    /// (`pinn_reconstruction.npz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction_path: Option<String>,
+    /// Why scoring a trained job failed (it has no `metrics`; its training result stands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoring_error: Option<String>,
 }
 
 /// A job that failed.

@@ -128,6 +128,10 @@ fn success(planned: &PlannedJob, outcome: BackendOutcome) -> JobResult {
         bundle_size_bytes,
         loss_history: outcome.loss_history,
         metrics: outcome.metrics,
+        reconstruction_path: outcome
+            .reconstruction
+            .and_then(|p| relative_bundle_path(&p, dir)),
+        scoring_error: outcome.scoring_error,
     })
 }
 

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use study_design::{Algorithm, Study};
 
+/// An NPZ with 8 positions (`xcoords`): enough for planning, which reads only headers.
 fn touch(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, b"placeholder").unwrap();
+    let mut w = npz_contract::NpzWriter::create(path, npz_contract::Compression::Stored).unwrap();
+    w.add("xcoords", &ndarray::Array1::<f64>::zeros(8)).unwrap();
+    w.finish().unwrap();
 }
 
 /// Phase C for every dose of the default design, Phase D with dense views only (the seed's
@@ -58,6 +61,8 @@ impl Tree {
             },
             trainer: Some(TrainerProgram::resolve(None, None)),
             timestamp: manifest_timestamp(Some("1762245266")).unwrap(),
+            n_groups: None,
+            python: None,
         })
         .unwrap()
     }
@@ -159,6 +164,8 @@ fn invalid_overrides_are_reported() {
         },
         trainer: None,
         timestamp: "t".into(),
+        n_groups: None,
+        python: None,
     })
     .unwrap_err()
     .to_string();
@@ -327,6 +334,8 @@ impl Backend for FakeBackend {
             epochs_completed: config.epochs,
             loss_history: Some(serde_json::json!([0.5, 0.25, 0.125])),
             metrics: None,
+            reconstruction: None,
+            scoring_error: None,
         })
     }
 }
@@ -423,6 +432,8 @@ fn bad_bundles_fail_the_job() {
                 epochs_completed: 1,
                 loss_history: None,
                 metrics: None,
+                reconstruction: None,
+                scoring_error: None,
             })
         }
     }
@@ -540,6 +551,8 @@ fn results_round_trip_in_every_shape() {
             metrics: Some(
                 serde_json::json!({"test": {"phase": {"ssim": 0.987_654_321_012_345_6}}}),
             ),
+            reconstruction_path: None,
+            scoring_error: None,
         }),
         JobResult::Success(TrainedResult {
             backend: "tensorflow".into(),
@@ -550,6 +563,8 @@ fn results_round_trip_in_every_shape() {
             bundle_size_bytes: 10,
             loss_history: None,
             metrics: None,
+            reconstruction_path: Some("pinn_reconstruction.npz".into()),
+            scoring_error: Some("no Python".into()),
         }),
         JobResult::Failed(FailedResult {
             backend: "pytorch".into(),
@@ -933,6 +948,8 @@ mod filtering {
             overrides: ConfigOverrides::default(),
             trainer: None,
             timestamp: "t".into(),
+            n_groups: None,
+            python: None,
         })
     }
 
