@@ -11,6 +11,7 @@ mod cmd_generate;
 mod cmd_overlap;
 mod cmd_report;
 mod cmd_run_job;
+mod cmd_score;
 mod cmd_study;
 mod cmd_train;
 mod cmd_validate;
@@ -48,6 +49,8 @@ enum Command {
     RunJob(cmd_run_job::Args),
     /// Merge per-job results into the training manifest and skip summary.
     Collect(cmd_collect::Args),
+    /// Score a reconstruction NPZ against a DATA-001 truth file (the metrics of a job).
+    Score(cmd_score::Args),
     /// Write the study report (summary.md, metrics.csv, plots) for an artifact root.
     Report(cmd_report::Args),
     /// Compare two artifact roots the way a reviewer needs.
@@ -67,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => cmd_train::run(args, &progress),
         Command::RunJob(args) => cmd_run_job::run(args, &progress),
         Command::Collect(args) => cmd_collect::run(args),
+        Command::Score(args) => cmd_score::run(args),
         Command::Report(args) => cmd_report::run(args),
         Command::Diff(args) => cmd_diff::run(args),
         Command::Study(args) => cmd_study::run(args, &progress),

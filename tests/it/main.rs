@@ -16,6 +16,8 @@ mod overlap;
 mod native;
 // PtychoPINN backends without TensorFlow: refusals, the real trainer's flags, scoring.
 mod pinn;
+// `score` against scikit-image / NumPy fixtures, and its input errors.
+mod score;
 // `study`, `report`, `diff`, and the golden baseline.
 mod study;
 // SLURM executor, `run-job` and `collect` (real cluster when DOSE_OVERLAP_SLURM is set).

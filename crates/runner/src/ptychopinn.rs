@@ -7,8 +7,6 @@
 
 use crate::backend::{BackendError, JobContext};
 use crate::config::{BackendKind, TrainerProgram, TrainingConfig};
-use ndarray::{Array2, Ix2};
-use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::io;
@@ -360,7 +358,7 @@ pub struct Scored {
 }
 
 /// Reconstructs both splits with the trained bundle (the adapter, through PtychoPINN's own
-/// inference API), then scores the stitched objects with the native backend's code.
+/// inference API), then scores the stitched objects with the toolkit's one scoring code (`recon::score_files`).
 /// `config` has absolute paths ([`prepare`]).
 pub fn score(
     config: &TrainingConfig,
@@ -420,48 +418,18 @@ pub fn score(
         ssim_sigma: config.metrics_config.ms_ssim_sigma,
         ..recon::EvalOptions::default()
     };
-    let mut reader = npz_contract::NpzReader::open(&out).map_err(|e| e.to_string())?;
-    let mut split = |key: &str, truth: &Path| -> Result<serde_json::Value, String> {
-        let object: Array2<Complex32> = reader
-            .read::<Complex32>(key)
-            .map_err(|e| e.to_string())?
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| format!("{}: {key} is not 2-D", out.display()))?;
-        let metrics = score_object(truth, object.view(), &options)?;
+    // The one scoring code of the toolkit, on the file the adapter wrote.
+    let split = |split: recon::Split, truth: &Path| -> Result<serde_json::Value, String> {
+        let metrics =
+            recon::score_files(truth, &out, Some(split), &options).map_err(|e| e.to_string())?;
         serde_json::to_value(metrics).map_err(|e| e.to_string())
     };
-    let train = split("train_object", &config.train_data_file)?;
-    let test = split("test_object", &config.test_data_file)?;
+    let train = split(recon::Split::Train, &config.train_data_file)?;
+    let test = split(recon::Split::Test, &config.test_data_file)?;
     Ok(Scored {
         metrics: serde_json::json!({"train": train, "test": test}),
         reconstruction: out,
     })
-}
-
-/// Scores `object` against the truth NPZ's objectGuess over the region its probe and positions
-/// light, exactly as the native backend scores its own reconstructions.
-// FIXME: use `recon::score_object` once the metrics branch (one scoring code) is merged.
-fn score_object(
-    truth_npz: &Path,
-    object: ndarray::ArrayView2<Complex32>,
-    options: &recon::EvalOptions,
-) -> Result<recon::Metrics, String> {
-    let (data, truth) = recon::read_split(truth_npz).map_err(|e| e.to_string())?;
-    let half = (data.probe.nrows() / 2) as f64;
-    // The native solver's integer corners: round(c - N/2), ties to even.
-    let corners: Vec<[i64; 2]> = data
-        .xcoords
-        .iter()
-        .zip(&data.ycoords)
-        .map(|(&x, &y)| {
-            [
-                (y - half).round_ties_even() as i64,
-                (x - half).round_ties_even() as i64,
-            ]
-        })
-        .collect();
-    recon::evaluate(object, truth.view(), data.probe.view(), &corners, options)
-        .map_err(|e| format!("{}: {e}", truth_npz.display()))
 }
 
 #[cfg(test)]
