@@ -39,6 +39,10 @@ pub struct Args {
     /// Training jobs run at once (default: the number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
+    /// Refuse (exit 2, before any work) when Phase C's estimated memory exceeds this (bytes,
+    /// or e.g. 512M, 8G). Default: the memory available on this machine.
+    #[arg(long, value_name = "SIZE", value_parser = crate::budget::parse_size)]
+    max_memory: Option<u64>,
 }
 
 /// Parses one phase's arguments exactly as the command line would.
@@ -58,6 +62,14 @@ fn phase_args<T: clap::Args>(argv: Vec<OsString>) -> anyhow::Result<T> {
 /// Runs the command: exit 0 when every phase and job ended well, 1 when a training job failed,
 /// 2 when a phase could not run.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    // Before any work: every path the phases record in JSON, by the flag the user gave.
+    crate::paths::require_utf8("--out", &args.out)?;
+    if let Some(design) = &args.study.design {
+        crate::paths::require_utf8("--design", design)?;
+    }
+    if let Some(trainer) = &args.trainer {
+        crate::paths::require_utf8("--trainer", trainer)?;
+    }
     let study = args.study.load()?;
     // Refused before Phase C: a study PtychoPINN cannot train should not cost a simulation.
     let kind = runner::BackendKind::from(args.backend);
@@ -67,6 +79,16 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     {
         anyhow::bail!("study '{}' cannot train: {problem}", study.name);
     }
+    if let Some(base) = &study.simulation.base_npz
+        && !base.is_file()
+    {
+        anyhow::bail!(
+            "simulation.base_npz {} (in the study file) is not a file: give an NPZ with \
+             objectGuess and probeGuess",
+            base.display()
+        );
+    }
+    crate::budget::check(&study, None, None, args.max_memory)?;
     let out = &args.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the study folder {}", out.display()))?;
@@ -85,6 +107,9 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     ));
     let mut argv = vec![os("--out"), phase_c.clone().into()];
     argv.extend(design.iter().cloned());
+    if let Some(max) = args.max_memory {
+        argv.extend([os("--max-memory"), os(&max.to_string())]);
+    }
     let code = cmd_generate::run(phase_args(argv)?, progress)?;
     if code != exit::OK {
         anyhow::bail!("Phase C (generate) failed; see the messages above");

@@ -4,6 +4,7 @@
 //! returns the process exit code; errors bubble up as `anyhow` chains and exit with
 //! [`exit::INPUT_ERROR`].
 
+mod budget;
 mod cmd_collect;
 mod cmd_design;
 mod cmd_diff;
@@ -17,6 +18,7 @@ mod cmd_train;
 mod cmd_validate;
 mod exit;
 mod output;
+mod paths;
 mod progress;
 mod study_args;
 
@@ -79,8 +81,25 @@ fn main() -> std::process::ExitCode {
         Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {
             progress.clear();
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", one_line(&err));
             std::process::ExitCode::from(exit::INPUT_ERROR)
         }
     }
+}
+
+/// The error chain as one line, `context: cause: cause`, each cause once: some library errors
+/// already end with their source's text (an I/O error's "No space left on device").
+fn one_line(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }

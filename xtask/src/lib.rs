@@ -1,10 +1,12 @@
 //! Project automation (`cargo xtask ...`): the golden baseline run and its evidence folder, and
-//! the real-trainer check (`pinn-check`).
+//! the real-trainer check (`pinn-check`), and the in-process fuzzer of hostile input (`fuzz`).
 //! A library as well as a binary, so that the integration tests can run the real check mode.
 //!
-//! Keep dependencies few (anyhow, serde_json, sha2): xtask builds on every call.
+//! Keep dependencies few (anyhow, serde_json, sha2, and the two crates the fuzzer exercises):
+//! xtask builds on every call.
 
 pub mod baseline;
+pub mod fuzz;
 pub mod pinn;
 mod textdiff;
 
@@ -14,7 +16,8 @@ use std::path::{Path, PathBuf};
 /// The command line of `cargo xtask`.
 pub const USAGE: &str = "usage: cargo xtask baseline [--check | --bless] [--with-tests] [--out DIR] \
                      [--binary PATH] [--golden DIR]\n       cargo xtask pinn-check [--binary PATH] \
-                     [--out DIR] [--epochs N]   (needs $PTYCHO_TRAIN and $PTYCHO_PYTHON)";
+                     [--out DIR] [--epochs N]   (needs $PTYCHO_TRAIN and $PTYCHO_PYTHON)\n       \
+                     cargo xtask fuzz [--seconds N] [--seed S]";
 
 /// Runs `cargo xtask ARGS...` and returns the exit code.
 pub fn run(args: Vec<String>) -> anyhow::Result<u8> {
@@ -24,6 +27,7 @@ pub fn run(args: Vec<String>) -> anyhow::Result<u8> {
     match task.as_str() {
         "baseline" => Ok(baseline::run(baseline::Options::parse(rest)?)?.code),
         "pinn-check" => pinn::run(pinn::Options::parse(rest)?),
+        "fuzz" => fuzz::run(fuzz::Options::parse(rest)?),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(0)
@@ -56,4 +60,13 @@ pub fn capture(
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     ))
+}
+
+/// SHA-256 of `bytes` in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

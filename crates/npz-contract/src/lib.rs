@@ -11,6 +11,7 @@ mod element;
 mod error;
 mod header;
 pub mod profile;
+mod pyzip;
 mod reader;
 mod validate;
 mod writer;
