@@ -196,7 +196,7 @@ fn pinn_jobs_get_the_real_trainers_flags_and_are_scored_like_native_ones() {
             assert!(
                 log.contains(&needle)
                     || log.contains(
-                        &needle.replace(&*abs.to_string_lossy(), &*root.to_string_lossy())
+                        &needle.replace(&*abs.to_string_lossy(), &root.to_string_lossy())
                     ),
                 "{needle} not in:\n{log}"
             );
