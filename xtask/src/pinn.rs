@@ -109,8 +109,7 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
                 "generate",
                 "--preset",
                 "pinn-small",
-                "--dose",
-                dose,
+                // Every dose (seconds): overlap and train read the whole design.
                 "--out",
                 "phase_c",
             ],
