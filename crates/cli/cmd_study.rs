@@ -30,6 +30,9 @@ pub struct Args {
     /// Epochs per job (default: the study's solver epochs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Option<u32>,
+    /// PtychoPINN's `--n_groups` (see `train --help`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    n_groups: Option<u32>,
     /// Enumerate the training jobs and write their configs, but train nothing.
     #[arg(long)]
     dry_run: bool,
@@ -76,6 +79,14 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         crate::paths::require_utf8("--trainer", trainer)?;
     }
     let study = args.study.load()?;
+    // Refused before Phase C: a study PtychoPINN cannot train should not cost a simulation.
+    let kind = runner::BackendKind::from(args.backend);
+    if !args.dry_run
+        && let Some(problem) =
+            runner::ptychopinn::patch_size_problem(study.design.patch_size_pixels, kind)
+    {
+        anyhow::bail!("study '{}' cannot train: {problem}", study.name);
+    }
     if let Some(base) = &study.simulation.base_npz
         && !base.is_file()
     {
@@ -197,6 +208,9 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     }
     if let Some(epochs) = args.epochs {
         argv.extend([os("--epochs"), os(&epochs.to_string())]);
+    }
+    if let Some(n) = args.n_groups {
+        argv.extend([os("--n-groups"), os(&n.to_string())]);
     }
     if args.dry_run {
         argv.push(os("--dry-run"));

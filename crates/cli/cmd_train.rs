@@ -163,6 +163,10 @@ pub struct Args {
     /// Epochs per job (default: the study's solver epochs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: Option<u32>,
+    /// PtychoPINN's `--n_groups`: groups per split, at most the smaller split's positions
+    /// (default: that many, one group seeded at every position).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub n_groups: Option<u32>,
     /// Native solver algorithm (default: the study's).
     #[arg(long, value_enum)]
     pub algorithm: Option<AlgorithmArg>,
@@ -567,6 +571,10 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
         },
         trainer,
         timestamp,
+        n_groups: args.n_groups,
+        python: std::env::var_os(runner::ptychopinn::PYTHON_ENV_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
     })?;
 
     log.note(

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use npz_contract::{ValidateOptions, ValidationReport, validate};
+use npz_contract::profile::{Profile, validate_profile};
+use npz_contract::{ValidateOptions, ValidationReport};
 
 use crate::output::outln;
 
@@ -22,9 +23,23 @@ pub struct Args {
     /// Check keys, dtypes and shapes only; read no array data (fast on any file size).
     #[arg(long)]
     header_only: bool,
+    /// Also check what a consumer needs beyond DATA-001: `ptychopinn` (start coordinates,
+    /// N in {64, 128, 256}, `nphotons` in `_metadata`).
+    #[arg(long, value_enum, default_value_t = ProfileArg::Data001)]
+    profile: ProfileArg,
     /// Print a JSON array of {"path", "valid", "errors", "warnings"}, one object per file.
     #[arg(long)]
     json: bool,
+}
+
+/// `--profile`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ProfileArg {
+    /// DATA-001 only.
+    #[value(name = "data-001")]
+    Data001,
+    /// DATA-001 plus PtychoPINN's loader and model.
+    Ptychopinn,
 }
 
 /// One report as JSON, keys in the documented order.
@@ -43,7 +58,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         neighbor_count: args.neighbor_count,
         header_only: args.header_only,
     };
-    let reports: Vec<ValidationReport> = args.files.iter().map(|f| validate(f, &options)).collect();
+    let profile = match args.profile {
+        ProfileArg::Data001 => Profile::Data001,
+        ProfileArg::Ptychopinn => Profile::Ptychopinn,
+    };
+    let reports: Vec<ValidationReport> = args
+        .files
+        .iter()
+        .map(|f| validate_profile(f, &options, profile))
+        .collect();
     if args.json {
         let json: Vec<JsonReport> = reports
             .iter()

@@ -14,6 +14,7 @@ pub fn cli() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_dose-overlap"));
     cmd.env("SOURCE_DATE_EPOCH", "1762245266")
         .env_remove("PTYCHO_TRAIN")
+        .env_remove("PTYCHO_PYTHON")
         .env_remove("RUST_LOG");
     cmd
 }

@@ -18,6 +18,8 @@ mod generate;
 mod overlap;
 // `train --backend native`: real reconstructions, metrics, bundles.
 mod native;
+// PtychoPINN backends without TensorFlow: refusals, the real trainer's flags, scoring.
+mod pinn;
 // `score` against scikit-image / NumPy fixtures, and its input errors.
 mod score;
 // `study`, `report`, `diff`, and the golden baseline.

@@ -9,12 +9,13 @@ use npz_contract::{Compression, NpzWriter};
 use num_complex::Complex;
 use std::path::{Path, PathBuf};
 
-/// A tiny DATA-001 split: 4 positions of 8 x 8 patterns.
+/// A tiny DATA-001 split: 8 positions of 8 x 8 patterns (K + 1 for the default K = 7, the
+/// fewest PtychoPINN's gridsize-2 grouping accepts).
 pub(crate) fn write_npz(path: &Path, seed: usize) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let n = 4;
+    let n = 8;
     let diffraction = Array3::from_shape_fn((n, 8, 8), |(i, r, c)| (seed + i + r * c) as f32 * 0.1);
-    let object = Array2::from_shape_fn((24, 24), |(r, c)| {
+    let object = Array2::from_shape_fn((40, 40), |(r, c)| {
         Complex::new(1.0f32, (r + c) as f32 * 0.01)
     });
     let probe = Array2::from_shape_fn((8, 8), |(r, c)| {
@@ -63,13 +64,16 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --train_data_file) train="$2";; --test_data_file) test="$2";; --output_dir) out="$2";;
     --backend) backend="$2";; --gridsize) g="$2";; --nphotons) n="$2";; --nepochs) e="$2";;
+    --config) config="$2";; --neighbor_count) k="$2";; --n_groups) groups="$2";;
     *) echo "unknown flag $1" >&2; exit 64;;
   esac
   shift 2
 done
 if [ ! -f "$out/training_config.json" ]; then echo "training_config.json missing in $out" >&2; exit 9; fi
 test -f "$train" && test -f "$test" || {{ echo "data missing" >&2; exit 8; }}
-echo "fake ptycho_train backend=$backend gridsize=$g nphotons=$n"
+grep -q "^  N: " "$config" || {{ echo "no N in $config" >&2; exit 10; }}
+test "$(pwd -P)" = "$(cd "$out" && pwd -P)" || {{ echo "not run in its output dir" >&2; exit 11; }}
+echo "fake ptycho_train backend=$backend gridsize=$g nphotons=$n K=$k n_groups=$groups"
 sleep {sleep_seconds} &
 echo $! > "$out/worker.pid"
 wait $!

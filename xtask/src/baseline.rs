@@ -325,7 +325,7 @@ pub fn run(options: Options) -> anyhow::Result<Outcome> {
     })
 }
 
-fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     eprintln!("baseline: building the release binary");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)

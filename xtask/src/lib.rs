@@ -1,12 +1,13 @@
 //! Project automation (`cargo xtask ...`): the golden baseline run and its evidence folder, and
-//! the in-process fuzzer of hostile input (`fuzz`). A library as well as a binary, so that the
-//! integration tests can run the real check mode.
+//! the real-trainer check (`pinn-check`), and the in-process fuzzer of hostile input (`fuzz`).
+//! A library as well as a binary, so that the integration tests can run the real check mode.
 //!
 //! Keep dependencies few (anyhow, serde_json, sha2, and the two crates the fuzzer exercises):
 //! xtask builds on every call.
 
 pub mod baseline;
 pub mod fuzz;
+pub mod pinn;
 mod textdiff;
 
 use anyhow::{Context, bail};
@@ -14,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 /// The command line of `cargo xtask`.
 pub const USAGE: &str = "usage: cargo xtask baseline [--check | --bless] [--with-tests] [--out DIR] \
-                     [--binary PATH] [--golden DIR]\n       cargo xtask fuzz [--seconds N] [--seed S]";
+                     [--binary PATH] [--golden DIR]\n       cargo xtask pinn-check [--binary PATH] \
+                     [--out DIR] [--epochs N]   (needs $PTYCHO_TRAIN and $PTYCHO_PYTHON)\n       \
+                     cargo xtask fuzz [--seconds N] [--seed S]";
 
 /// Runs `cargo xtask ARGS...` and returns the exit code.
 pub fn run(args: Vec<String>) -> anyhow::Result<u8> {
@@ -23,6 +26,7 @@ pub fn run(args: Vec<String>) -> anyhow::Result<u8> {
     };
     match task.as_str() {
         "baseline" => Ok(baseline::run(baseline::Options::parse(rest)?)?.code),
+        "pinn-check" => pinn::run(pinn::Options::parse(rest)?),
         "fuzz" => fuzz::run(fuzz::Options::parse(rest)?),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

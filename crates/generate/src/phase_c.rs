@@ -425,6 +425,8 @@ fn write_dose(
             "generator": GENERATOR,
             "phase": "C",
             "dose": dose.dose,
+            // PtychoPINN's trainer reads the dose from this key (and overrides --nphotons).
+            "nphotons": dose.dose,
             "intensity_scale": dose.intensity_scale,
             "mean_counts_per_pattern": counts as f64 / idx.len() as f64,
             "mean_counts_per_pattern_all": total_counts as f64 / n_all as f64,

@@ -82,6 +82,31 @@ pub struct RunDiff {
     /// not final (the runs are then never equal).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unfinished: Vec<String>,
+    /// How the comparison was made where it is not field by field (PtychoPINN jobs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// What is said when PtychoPINN jobs were compared.
+pub const PINN_NOTE: &str = "PtychoPINN jobs (tensorflow, pytorch) are compared by status, bundle \
+     size, loss and metrics within the tolerance: the real trainer's bundles differ from run to \
+     run, so their digests are not compared";
+
+/// A job trained by PtychoPINN's trainer (its bundle is not byte-reproducible).
+fn is_pinn(job: &Value) -> bool {
+    matches!(
+        job["result"]["backend"].as_str(),
+        Some("tensorflow" | "pytorch")
+    ) && job["result"]["status"] == "success"
+}
+
+/// The job without what varies by nature between real-trainer runs.
+fn comparable(job: &Value) -> Value {
+    let mut job = job.clone();
+    if let Some(result) = job.get_mut("result").and_then(Value::as_object_mut) {
+        result.remove("bundle_sha256");
+    }
+    job
 }
 
 /// Numbers equal within `tol`, absolutely or relative to the larger magnitude.
@@ -232,18 +257,31 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
         skips_changed: Vec::new(),
         other_fields: Vec::new(),
         unfinished: Vec::new(),
+        notes: Vec::new(),
     };
     for (name, m) in [("A", &a), ("B", &b)] {
         if let Some(note) = crate::report::unfinished_note(m) {
             diff.unfinished.push(format!("run {name}: {note}"));
         }
     }
+    let mut pinn = false;
     for (key, job_a) in &ja {
         match jb.iter().find(|(k, _)| k == key) {
             None => diff.jobs_removed.push(key.clone()),
             Some((_, job_b)) => {
                 let mut fields = Vec::new();
-                compare("", job_a, job_b, tolerance, &mut fields);
+                if is_pinn(job_a) && is_pinn(job_b) {
+                    pinn = true;
+                    compare(
+                        "",
+                        &comparable(job_a),
+                        &comparable(job_b),
+                        tolerance,
+                        &mut fields,
+                    );
+                } else {
+                    compare("", job_a, job_b, tolerance, &mut fields);
+                }
                 if !fields.is_empty() {
                     diff.jobs_changed.push(JobChange {
                         job: key.clone(),
@@ -307,6 +345,9 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
         && diff.skips_changed.is_empty()
         && diff.other_fields.is_empty()
         && diff.unfinished.is_empty();
+    if pinn {
+        diff.notes.push(PINN_NOTE.to_string());
+    }
     Ok(diff)
 }
 
@@ -419,6 +460,9 @@ impl RunDiff {
             + self.skips_removed.len()
             + self.skips_changed.len()
             + self.other_fields.len();
+        for note in &self.notes {
+            let _ = writeln!(s, "note: {note}");
+        }
         if self.equal {
             let _ = writeln!(s, "runs are equal within tolerance {:e}", self.tolerance);
         } else {
@@ -447,6 +491,49 @@ mod tests {
             "jobs": [{"dose": 1000.0, "view": "dense", "gridsize": 2, "log_path": format!("{root}/dose_1000/dense/gs2/train.log"),
                       "result": {"status": "success", "final_loss": loss, "bundle_sha256": "ab"}}],
             "skipped_views": [{"dose": 1000.0, "view": "sparse", "reason": "r"}], "skipped_count": 1})
+    }
+
+    /// Two real-trainer runs of the same job: other bundle bytes, metrics within tolerance.
+    fn pinn_run(sha: &str, size: u64, ssim: f64) -> Value {
+        json!({"jobs": [{"dose": 1e3, "view": "baseline", "gridsize": 1, "result": {
+            "status": "success", "backend": "tensorflow", "bundle_sha256": sha,
+            "bundle_size_bytes": size, "metrics": {"test": {"phase": {"ssim": ssim}}}}}]})
+    }
+
+    #[test]
+    fn pinn_jobs_compare_without_digests_and_say_so() {
+        let d = diff_manifests(
+            &pinn_run("aa", 1000, 0.50),
+            &pinn_run("bb", 1000, 0.51),
+            0.05,
+        )
+        .unwrap();
+        assert!(d.equal, "{}", d.to_text());
+        assert_eq!(
+            d.to_text(),
+            format!("note: {PINN_NOTE}\nruns are equal within tolerance 5e-2\n")
+        );
+        // Outside the tolerance, the metric is a finding; the digest still is not.
+        let d = diff_manifests(
+            &pinn_run("aa", 1000, 0.50),
+            &pinn_run("bb", 1000, 0.9),
+            0.05,
+        )
+        .unwrap();
+        assert!(!d.equal);
+        let fields: Vec<&str> = d.jobs_changed[0]
+            .fields
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["result.metrics.test.phase.ssim"]);
+        // Native bundles are byte-reproducible: their digests are compared.
+        let mut a = pinn_run("aa", 1000, 0.5);
+        let mut b = pinn_run("bb", 1000, 0.5);
+        a["jobs"][0]["result"]["backend"] = json!("native");
+        b["jobs"][0]["result"]["backend"] = json!("native");
+        let d = diff_manifests(&a, &b, 0.05).unwrap();
+        assert!(!d.equal && d.notes.is_empty());
     }
 
     #[test]

@@ -409,6 +409,8 @@ mod tests {
                             serde_json::json!({"test": {"phase": {"ssim": loss, "psnr": {"value": 31.5, "data_range": std::f64::consts::TAU}}}})
                         }),
                         solver: with_extra.then(|| serde_json::json!({"algorithm": "ml"})),
+                        reconstruction_path: with_extra.then(|| "pinn_reconstruction.npz".into()),
+                        scoring_error: (!with_extra).then(|| "no Python".into()),
                     })
                 }),
             ("[ -~]{0,40}", any::<bool>()).prop_map(|(error, with_history)| JobResult::Failed(FailedResult {

@@ -31,6 +31,10 @@ pub struct BackendOutcome {
     /// What the solver did beyond the loss (ml: likelihood, prior weight, stopping rule and
     /// why it stopped), in the backend's shape.
     pub solver: Option<serde_json::Value>,
+    /// The reconstruction the metrics score (a NumPy-readable NPZ inside `config.output_dir`).
+    pub reconstruction: Option<PathBuf>,
+    /// Why a trained job has no metrics (scoring failed; the training result stands).
+    pub scoring_error: Option<String>,
 }
 
 /// Why a backend did not produce a bundle.

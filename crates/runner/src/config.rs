@@ -241,6 +241,10 @@ pub struct TrainingConfig {
     pub solver: SolverSettings,
     /// PtychoPINN's trainer program (tensorflow and pytorch backends only).
     pub trainer: Option<TrainerProgram>,
+    /// What the real PtychoPINN trainer needs beyond the above (tensorflow and pytorch
+    /// backends, when not a dry run): the group count and the adapter's interpreter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinn: Option<crate::ptychopinn::PinnSettings>,
 }
 
 impl TrainingConfig {
@@ -284,6 +288,7 @@ impl TrainingConfig {
             } else {
                 None
             },
+            pinn: None,
         }
     }
 

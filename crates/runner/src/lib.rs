@@ -16,6 +16,7 @@ mod lock;
 mod log;
 pub mod native;
 mod plan;
+pub mod ptychopinn;
 mod result;
 pub mod resume;
 mod run;

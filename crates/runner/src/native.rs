@@ -185,6 +185,8 @@ impl Backend for NativeBackend {
                     "test": outcome.test.ml,
                 })
             }),
+            reconstruction: None,
+            scoring_error: None,
         })
     }
 }

@@ -82,6 +82,10 @@ pub struct PlanRequest<'a> {
     pub trainer: Option<TrainerProgram>,
     /// The manifest timestamp ([`manifest_timestamp`]).
     pub timestamp: String,
+    /// `--n-groups` (PtychoPINN backends; `None`: [`crate::ptychopinn::N_GROUPS_AUTO_RULE`]).
+    pub n_groups: Option<u32>,
+    /// `$PTYCHO_PYTHON`, the inference adapter's interpreter (PtychoPINN backends).
+    pub python: Option<PathBuf>,
 }
 
 /// Why a plan could not be made, read or written.
@@ -195,22 +199,49 @@ impl Plan {
             phase_d: PathBuf::from(&phase_d_root),
             artifacts: PathBuf::from(&artifact_root),
         };
+        // What PtychoPINN cannot train is refused before any job starts. A dry run executes
+        // nothing, so it is not checked (and its plan carries no PtychoPINN settings).
+        let pinn = request.backend.uses_trainer_program() && !request.dry_run;
+        if pinn
+            && let Some(problem) = crate::ptychopinn::patch_size_problem(
+                request.study.design.patch_size_pixels,
+                request.backend,
+            )
+        {
+            return Err(PlanError::Settings {
+                problems: vec![problem],
+            });
+        }
         let matrix = job_matrix::enumerate(&request.study.design, &roots, request.strict)?;
         let selected = matrix.select(&request.filters)?;
+        let mut problems = Vec::new();
         let jobs = selected
             .into_iter()
             .enumerate()
             .map(|(index, job)| {
-                let config = TrainingConfig::resolve(
+                let mut config = TrainingConfig::resolve(
                     &job,
                     request.study,
                     request.backend,
                     &solver,
                     request.trainer.as_ref(),
                 );
+                if pinn {
+                    match crate::ptychopinn::resolve_settings(
+                        &config,
+                        request.n_groups,
+                        request.python.clone(),
+                    ) {
+                        Ok(settings) => config.pinn = Some(settings),
+                        Err(found) => problems.extend(found),
+                    }
+                }
                 PlannedJob { index, job, config }
             })
             .collect();
+        if !problems.is_empty() {
+            return Err(PlanError::Settings { problems });
+        }
         Ok(Plan {
             format_version: PLAN_FORMAT_VERSION,
             timestamp: request.timestamp.clone(),

@@ -73,6 +73,13 @@ pub struct TrainedResult {
     /// What the solver did beyond the loss (ml: likelihood, prior weight, stopping rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solver: Option<serde_json::Value>,
+    /// The reconstruction `metrics` scores, relative to the artifact dir
+    /// (`pinn_reconstruction.npz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction_path: Option<String>,
+    /// Why scoring a trained job failed (it has no `metrics`; its training result stands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoring_error: Option<String>,
 }
 
 /// A job that failed.

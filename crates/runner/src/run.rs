@@ -261,6 +261,10 @@ fn success(planned: &PlannedJob, outcome: BackendOutcome) -> JobResult {
         loss_history: outcome.loss_history,
         metrics: outcome.metrics,
         solver: outcome.solver,
+        reconstruction_path: outcome
+            .reconstruction
+            .and_then(|p| relative_bundle_path(&p, dir)),
+        scoring_error: outcome.scoring_error,
     })
 }
 

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use study_design::{Algorithm, Study};
 
+/// An NPZ with 8 positions (`xcoords`): enough for planning, which reads only headers.
 fn touch(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, b"placeholder").unwrap();
+    let mut w = npz_contract::NpzWriter::create(path, npz_contract::Compression::Stored).unwrap();
+    w.add("xcoords", &ndarray::Array1::<f64>::zeros(8)).unwrap();
+    w.finish().unwrap();
 }
 
 /// Phase C for every dose of the default design, Phase D with dense views only (the seed's
@@ -58,6 +61,8 @@ impl Tree {
             },
             trainer: Some(TrainerProgram::resolve(None, None)),
             timestamp: manifest_timestamp(Some("1762245266")).unwrap(),
+            n_groups: None,
+            python: None,
         })
         .unwrap()
     }
@@ -160,6 +165,8 @@ fn invalid_overrides_are_reported() {
         },
         trainer: None,
         timestamp: "t".into(),
+        n_groups: None,
+        python: None,
     })
     .unwrap_err()
     .to_string();
@@ -329,6 +336,8 @@ impl Backend for FakeBackend {
             loss_history: Some(serde_json::json!([0.5, 0.25, 0.125])),
             metrics: None,
             solver: None,
+            reconstruction: None,
+            scoring_error: None,
         })
     }
 }
@@ -426,6 +435,8 @@ fn bad_bundles_fail_the_job() {
                 loss_history: None,
                 metrics: None,
                 solver: None,
+                reconstruction: None,
+                scoring_error: None,
             })
         }
     }
@@ -544,6 +555,8 @@ fn results_round_trip_in_every_shape() {
                 serde_json::json!({"test": {"phase": {"ssim": 0.987_654_321_012_345_6}}}),
             ),
             solver: Some(serde_json::json!({"algorithm": "ml"})),
+            reconstruction_path: None,
+            scoring_error: None,
         }),
         JobResult::Success(TrainedResult {
             backend: "tensorflow".into(),
@@ -555,6 +568,8 @@ fn results_round_trip_in_every_shape() {
             loss_history: None,
             metrics: None,
             solver: None,
+            reconstruction_path: Some("pinn_reconstruction.npz".into()),
+            scoring_error: Some("no Python".into()),
         }),
         JobResult::Failed(FailedResult {
             backend: "pytorch".into(),
@@ -948,6 +963,8 @@ mod filtering {
             overrides: ConfigOverrides::default(),
             trainer: None,
             timestamp: "t".into(),
+            n_groups: None,
+            python: None,
         })
     }
 

@@ -26,23 +26,7 @@ impl PtychoPinnBackend {
     }
 }
 
-/// The trainer's command-line arguments for `config` (its documented flags).
-pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
-    let mut args: Vec<OsString> = Vec::new();
-    let mut flag = |name: &str, value: OsString| {
-        args.push(name.into());
-        args.push(value);
-    };
-    flag("--train_data_file", config.train_data_file.clone().into());
-    flag("--test_data_file", config.test_data_file.clone().into());
-    flag("--output_dir", config.output_dir.clone().into());
-    flag("--backend", config.backend.as_str().into());
-    flag("--gridsize", config.gridsize.to_string().into());
-    // `{:?}` keeps the decimal point (1000.0), as Python prints a float.
-    flag("--nphotons", format!("{:?}", config.nphotons).into());
-    flag("--nepochs", config.epochs.to_string().into());
-    args
-}
+pub use crate::ptychopinn::trainer_args;
 
 /// How a command line reads in a log: arguments with spaces or quotes single-quoted.
 fn display_command(program: &std::path::Path, args: &[OsString]) -> String {
@@ -91,6 +75,34 @@ fn describe_status(status: ExitStatus) -> String {
         }
     }
     status.to_string()
+}
+
+/// Stops the trainer and its process group: SIGTERM, up to 5 s to finish, then SIGKILL for
+/// whatever is left. (std has no API for process groups; `kill` is run as a program.)
+pub(crate) fn stop(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        let group = format!("-{}", child.id());
+        let signal = |name: &str| {
+            Command::new("kill")
+                .args([name, "--", &group])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if signal("-TERM") {
+            for _ in 0..250 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        signal("-KILL");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// What the trainer's output says about its progress: the last `Epoch N/M` and the last
@@ -255,10 +267,13 @@ impl Backend for PtychoPinnBackend {
                 "Removed {PTYCHOPINN_BUNDLE} left by an earlier run of this job."
             ));
         }
+        // Absolute paths, the N YAML written: the trainer runs in the job dir.
+        let config = &crate::ptychopinn::prepare(config)?;
         let args = trainer_args(config);
         ctx.log_line(&format!(
-            "Running the PtychoPINN trainer {}:",
-            trainer.describe()
+            "Running the PtychoPINN trainer {} in {}:",
+            trainer.describe(),
+            config.output_dir.display()
         ));
         ctx.log_line(&format!("$ {}", display_command(&trainer.program, &args)));
         ctx.log_line("");
@@ -270,8 +285,9 @@ impl Backend for PtychoPinnBackend {
                 log_path.display()
             ))
         })?;
-        let mut command = Command::new(&trainer.program);
-        command.args(&args);
+        // The child runs in the job dir: a relative program path is taken from here first.
+        let mut command = Command::new(crate::ptychopinn::program_path(&trainer.program));
+        command.args(&args).current_dir(&config.output_dir);
         // Contained: its own process group with a watchdog, output through a pipe into the
         // log (capped), stopped on Ctrl-C / SIGTERM and at --job-timeout (`contain`).
         let contained = crate::contain::run_contained(command, ctx)
@@ -322,7 +338,17 @@ impl Backend for PtychoPinnBackend {
                 log_path.display()
             )));
         }
-        let progress = output.progress;
+        let mut progress = output.progress;
+        // Lightning prints no epoch lines by default; its CSV log has the losses.
+        if config.backend == BackendKind::Pytorch
+            && let Some((loss, epochs)) = crate::ptychopinn::lightning_metrics(&config.output_dir)
+        {
+            progress.last_epoch = Some(epochs);
+            progress.final_loss = loss.or(progress.final_loss);
+            ctx.log_line(&format!(
+                "From lightning_logs/version_*/metrics.csv: {epochs} epoch(s), final loss {loss:?}."
+            ));
+        }
         let epochs_completed = progress.last_epoch.unwrap_or_else(|| {
             ctx.log_line(&format!(
                 "The trainer printed no `Epoch N/M` line; epochs_completed is the {} requested.",
@@ -333,13 +359,28 @@ impl Backend for PtychoPinnBackend {
         if progress.final_loss.is_none() {
             ctx.log_line("The trainer printed no training loss; final_loss is null.");
         }
+        // The training result stands whatever scoring gives.
+        let (metrics, reconstruction, scoring_error) =
+            match crate::ptychopinn::score(config, trainer, ctx) {
+                Ok(scored) => {
+                    ctx.log_line("Scored both splits against objectGuess.");
+                    (Some(scored.metrics), Some(scored.reconstruction), None)
+                }
+                Err(_) if ctx.is_cancelled() => return Err(BackendError::Interrupted),
+                Err(e) => {
+                    ctx.log_line(&format!("Scoring failed: {e}"));
+                    (None, None, Some(e))
+                }
+            };
         Ok(BackendOutcome {
-            bundle,
+            bundle: config.output_dir.join(PTYCHOPINN_BUNDLE),
             final_loss: progress.final_loss,
             epochs_completed,
             loss_history: None,
-            metrics: None,
+            metrics,
             solver: None,
+            reconstruction,
+            scoring_error,
         })
     }
 }

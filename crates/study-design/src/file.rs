@@ -9,9 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Built-in studies: `default` (the fly64 design, sized for minutes on 2 cores) and `tiny`
-/// (seconds; tests and goldens).
-pub const PRESETS: &[&str] = &["default", "tiny"];
+/// Built-in studies: `default` (the fly64 design, sized for minutes on 2 cores), `tiny`
+/// (seconds; tests and goldens; N = 32, so native only) and `pinn-small` (N = 64, the smallest
+/// study PtychoPINN's model accepts; quick real-trainer studies and CI).
+pub const PRESETS: &[&str] = &["default", "tiny", "pinn-small"];
 
 /// Largest study file read (1 MiB): the largest study the limits allow is a few kB, and a file
 /// of a million doses is refused before it is parsed.
@@ -130,6 +131,17 @@ impl Study {
                     epochs: 20,
                     ..Solver::default()
                 },
+            }),
+            // PtychoPINN's model takes N = 64, 128 or 256 only; this is the default study
+            // (doses, views, K, seeds) at N = 64 with a few hundred positions.
+            "pinn-small" => Some(Study {
+                name: "pinn-small".into(),
+                design: Design {
+                    patch_size_pixels: 64,
+                    ..Design::default()
+                },
+                simulation: Simulation::pinn_small(),
+                solver: Solver::default(),
             }),
             _ => None,
         }
@@ -333,7 +345,10 @@ mod tests {
         let err = parse("[solver]\nepoch = 3").unwrap_err().to_string();
         assert!(err.contains("in `solver`: unknown field `epoch`"), "{err}");
         let err = parse("preset = 'huge'").unwrap_err().to_string();
-        assert_eq!(err, "unknown preset 'huge': use one of default, tiny");
+        assert_eq!(
+            err,
+            "unknown preset 'huge': use one of default, tiny, pinn-small"
+        );
     }
 
     #[test]

@@ -59,6 +59,19 @@ impl Simulation {
         }
     }
 
+    /// The `pinn-small` study (N = 64): the fly64 geometry at half the default's scale, with
+    /// enough positions that PtychoPINN's grouping has a few hundred positions to draw from.
+    pub fn pinn_small() -> Self {
+        Simulation {
+            n_positions: 320,
+            object_size: 232,
+            base_npz: None,
+            compress: false,
+            probe_diameter: 0.6,
+            object_phase_range: 3.0,
+        }
+    }
+
     /// Every problem with these settings for patch size `n`.
     pub fn validate(&self, n: u32) -> Vec<String> {
         let mut problems = Vec::new();
@@ -110,6 +123,7 @@ mod tests {
     fn presets_are_valid_and_bad_values_are_named() {
         assert!(Simulation::default_study().validate(128).is_empty());
         assert!(Simulation::tiny().validate(32).is_empty());
+        assert!(Simulation::pinn_small().validate(64).is_empty());
         let bad = Simulation {
             probe_diameter: 1.5,
             object_phase_range: f64::NAN,

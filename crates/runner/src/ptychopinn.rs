@@ -1,0 +1,476 @@
+//! What PtychoPINN's real trainer needs beyond its documented flags, and scoring its bundles:
+//! the checks made when planning (patch size, group counts), the invocation (a `--config` YAML
+//! for N, `--neighbor_count`, `--n_groups`, absolute paths, the job dir as working directory,
+//! an explicit PyTorch accelerator), PyTorch's `metrics.csv`, and the inference adapter (a
+//! Python script shipped in this binary) whose stitched objects are scored like the native
+//! solver's.
+
+use crate::backend::{BackendError, JobContext};
+use crate::config::{BackendKind, TrainerProgram, TrainingConfig};
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The patch sizes N PtychoPINN's model accepts (`Unsupported input size` otherwise).
+pub const ACCEPTED_PATCH_SIZES: [u32; 3] = [64, 128, 256];
+/// The YAML in the job dir that carries N (`model:` / `N: ...`) to the trainer's `--config`.
+pub const PINN_CONFIG_FILE: &str = "ptychopinn_config.yaml";
+/// The inference adapter, written into the job dir before it runs.
+pub const ADAPTER_FILE: &str = "pinn_adapter.py";
+/// The stitched reconstructions (`train_object`, `test_object`), beside the bundle.
+pub const RECONSTRUCTION_FILE: &str = "pinn_reconstruction.npz";
+/// The interpreter of the adapter, when set.
+pub const PYTHON_ENV_VAR: &str = "PTYCHO_PYTHON";
+
+const ADAPTER_SOURCE: &str = include_str!("pinn_adapter.py");
+
+/// How `--n_groups` is chosen when it is not given (documented in README).
+pub const N_GROUPS_AUTO_RULE: &str = "auto: the smaller split's position count (PtychoPINN groups both splits with it; every \
+     position seeds one group, so no oversampling is needed)";
+
+/// The PtychoPINN-only part of a job's resolved configuration, fixed when planning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnSettings {
+    /// `--n_groups`: groups PtychoPINN draws from the training split (and the test split).
+    pub n_groups: u32,
+    /// Where `n_groups` came from: `--n-groups`, or [`N_GROUPS_AUTO_RULE`].
+    pub n_groups_rule: String,
+    /// Positions in the training split.
+    pub train_positions: u64,
+    /// Positions in the test split.
+    pub test_positions: u64,
+    /// `$PTYCHO_PYTHON` when planning: the adapter's interpreter. `None`: the interpreter of
+    /// the trainer's `#!` line, when the trainer is a Python script.
+    pub python: Option<PathBuf>,
+}
+
+/// The problem with patch size `n` for a PtychoPINN backend, with the fix.
+pub fn patch_size_problem(n: u32, backend: BackendKind) -> Option<String> {
+    (backend.uses_trainer_program() && !ACCEPTED_PATCH_SIZES.contains(&n)).then(|| {
+        format!(
+            "patch_size_pixels={n}: PtychoPINN's model (--backend {backend}) takes N = 64, 128 \
+             or 256 only; use --preset pinn-small (N = 64) or default (N = 128), set \
+             patch_size_pixels in the study file, or train this study with --backend native"
+        )
+    })
+}
+
+/// Positions in an NPZ split (the length of `xcoords`, from its header only).
+fn positions(path: &Path) -> Result<u64, String> {
+    let reader = npz_contract::NpzReader::open(path).map_err(|e| e.to_string())?;
+    let member = reader
+        .member("xcoords")
+        .ok_or_else(|| format!("{}: no xcoords", path.display()))?;
+    Ok(member.shape.first().copied().unwrap_or(0) as u64)
+}
+
+/// Resolves a job's [`PinnSettings`], or says why PtychoPINN cannot train it: each problem
+/// names the job, the setting and the fix.
+pub fn resolve_settings(
+    config: &TrainingConfig,
+    n_groups: Option<u32>,
+    python: Option<PathBuf>,
+) -> Result<PinnSettings, Vec<String>> {
+    let job = format!("{} dose={}", config.view, config.dose);
+    let mut problems = Vec::new();
+    let mut count = |path: &Path| match positions(path) {
+        Ok(n) => n,
+        Err(e) => {
+            problems.push(format!("{job}: cannot read the positions of {e}"));
+            0
+        }
+    };
+    let (train, test) = (
+        count(&config.train_data_file),
+        count(&config.test_data_file),
+    );
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let g = u64::from(config.gridsize);
+    let k = u64::from(config.neighbor_count);
+    if g > 1 && k < g * g {
+        problems.push(format!(
+            "{job}: neighbor_count={k} is below gridsize²={}: PtychoPINN groups {} positions \
+             out of the K nearest; set neighbor_count to at least {} in the study file",
+            g * g,
+            g * g,
+            g * g
+        ));
+    }
+    let smaller = train.min(test);
+    // PtychoPINN finds each seed's K nearest neighbours among the split's other positions.
+    if g > 1 && smaller < k + 1 {
+        problems.push(format!(
+            "{job}: the view is too small for gridsize {g}: a split has {smaller} positions but \
+             grouping with neighbor_count K={k} needs at least {} per split; use a denser view \
+             (a larger overlap fraction), more simulation.n_positions, or a smaller \
+             neighbor_count",
+            k + 1
+        ));
+    }
+    let (n_groups, rule) = match n_groups {
+        Some(n) => {
+            if u64::from(n) > smaller {
+                problems.push(format!(
+                    "{job}: --n-groups {n} asks for more groups than the view supplies (train \
+                     {train}, test {test} positions; PtychoPINN groups both splits with it and \
+                     this toolkit does not enable its oversampling): give at most {smaller}, \
+                     or leave --n-groups out ({N_GROUPS_AUTO_RULE})"
+                ));
+            }
+            (n, "--n-groups".to_string())
+        }
+        None => (
+            u32::try_from(smaller).unwrap_or(u32::MAX),
+            N_GROUPS_AUTO_RULE.to_string(),
+        ),
+    };
+    if n_groups == 0 {
+        problems.push(format!(
+            "{job}: no groups to train on (train {train}, test {test} positions)"
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(PinnSettings {
+        n_groups,
+        n_groups_rule: rule,
+        train_positions: train,
+        test_positions: test,
+        python,
+    })
+}
+
+/// The trainer's full command line for `config`: its documented flags, then what the real
+/// trainer needs (`--config` YAML for N, K, the group count, PyTorch's accelerator).
+pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut flag = |name: &str, value: OsString| {
+        args.push(name.into());
+        args.push(value);
+    };
+    flag(
+        "--config",
+        config.output_dir.join(PINN_CONFIG_FILE).into_os_string(),
+    );
+    flag("--train_data_file", config.train_data_file.clone().into());
+    flag("--test_data_file", config.test_data_file.clone().into());
+    flag("--output_dir", config.output_dir.clone().into());
+    flag("--backend", config.backend.as_str().into());
+    flag("--gridsize", config.gridsize.to_string().into());
+    // `{:?}` keeps the decimal point (1000.0), as Python prints a float.
+    flag("--nphotons", format!("{:?}", config.nphotons).into());
+    flag("--nepochs", config.epochs.to_string().into());
+    flag("--neighbor_count", config.neighbor_count.to_string().into());
+    if let Some(pinn) = &config.pinn {
+        flag("--n_groups", pinn.n_groups.to_string().into());
+    }
+    if config.backend == BackendKind::Pytorch {
+        // Its default is CUDA; this toolkit trains on CPU unless told otherwise.
+        flag("--torch-accelerator", "cpu".into());
+    }
+    args
+}
+
+/// The YAML that carries N: PtychoPINN reads N only from `model:` / `N:` of its `--config`
+/// (its own `--N` rejects every value, a top-level `N:` is overridden by the flag default).
+pub fn config_yaml(config: &TrainingConfig) -> String {
+    format!(
+        "# Written by dose-overlap from training_config.json: PtychoPINN takes N only from here.\n\
+         model:\n  N: {}\n  gridsize: {}\n",
+        config.patch_size_pixels, config.gridsize
+    )
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, BackendError> {
+    std::path::absolute(path)
+        .map_err(|e| BackendError::failed(format!("cannot make {} absolute: {e}", path.display())))
+}
+
+/// The configuration with absolute paths (the trainer runs in the job dir), and the YAML
+/// written where `--config` points.
+pub fn prepare(config: &TrainingConfig) -> Result<TrainingConfig, BackendError> {
+    if config.pinn.is_none() {
+        return Err(BackendError::failed(
+            "training_config.json has no PtychoPINN settings (n_groups): the plan is from \
+             another version or a dry run; rerun `dose-overlap train`",
+        ));
+    }
+    let mut abs = config.clone();
+    abs.train_data_file = absolute(&config.train_data_file)?;
+    abs.test_data_file = absolute(&config.test_data_file)?;
+    abs.output_dir = absolute(&config.output_dir)?;
+    let yaml = abs.output_dir.join(PINN_CONFIG_FILE);
+    npz_contract::atomic::write_atomic(&yaml, config_yaml(config).as_bytes())
+        .map_err(|e| BackendError::failed(format!("cannot write {}: {e}", yaml.display())))?;
+    Ok(abs)
+}
+
+/// The last training loss and the epochs trained, from PyTorch Lightning's CSV log
+/// (`<output_dir>/lightning_logs/version_<highest>/metrics.csv`).
+pub fn lightning_metrics(output_dir: &Path) -> Option<(Option<f64>, u32)> {
+    let logs = output_dir.join("lightning_logs");
+    let version = std::fs::read_dir(&logs)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let n: u64 = name.strip_prefix("version_")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .max_by_key(|(n, _)| *n)?
+        .1;
+    parse_lightning_csv(&std::fs::read_to_string(version.join("metrics.csv")).ok()?)
+}
+
+/// [`lightning_metrics`] on the CSV text: the loss column is `train_loss_epoch`, else
+/// `train_loss`, else the first `*loss_epoch` that is not a validation loss.
+pub fn parse_lightning_csv(text: &str) -> Option<(Option<f64>, u32)> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.split(',').map(str::trim).collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let epoch_col = col("epoch")?;
+    let loss_col = col("train_loss_epoch")
+        .or_else(|| col("train_loss"))
+        .or_else(|| {
+            header
+                .iter()
+                .position(|h| h.ends_with("loss_epoch") && !h.starts_with("val"))
+        });
+    let (mut last_loss, mut max_epoch) = (None, None::<u32>);
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if let Some(e) = cells.get(epoch_col).and_then(|c| c.parse::<f64>().ok()) {
+            let e = e as u32;
+            max_epoch = Some(max_epoch.map_or(e, |m| m.max(e)));
+        }
+        if let Some(v) = loss_col
+            .and_then(|c| cells.get(c))
+            .and_then(|c| c.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+        {
+            last_loss = Some(v);
+        }
+    }
+    Some((last_loss, max_epoch? + 1))
+}
+
+/// `program` as the runner sees it: a path with a folder in it made absolute (the child runs
+/// elsewhere), a bare name left for the PATH lookup.
+pub fn program_path(program: &Path) -> PathBuf {
+    if program.components().count() > 1 {
+        std::path::absolute(program).unwrap_or_else(|_| program.to_path_buf())
+    } else {
+        program.to_path_buf()
+    }
+}
+
+/// The program `name` names: a path as is, a bare name looked up on PATH.
+fn locate(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return Some(program.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The interpreter of a script's `#!` line when it is a Python (`#!/x/python3`, `#!/usr/bin/env
+/// python3`, `#!/usr/bin/env -S python3 -u`).
+pub fn shebang_python(script_head: &[u8]) -> Option<PathBuf> {
+    let line = script_head.strip_prefix(b"#!")?;
+    let line = String::from_utf8_lossy(line.split(|&b| b == b'\n').next()?).into_owned();
+    let mut words = line.split_whitespace();
+    let first = words.next()?;
+    let program = if Path::new(first).file_name()? == "env" {
+        words.find(|w| !w.starts_with('-'))?
+    } else {
+        first
+    };
+    let name = Path::new(program).file_name()?.to_string_lossy();
+    name.starts_with("python").then(|| PathBuf::from(program))
+}
+
+/// The adapter's interpreter: `$PTYCHO_PYTHON` as planned, else the trainer's `#!` Python.
+fn interpreter(config: &TrainingConfig, trainer: &TrainerProgram) -> Result<PathBuf, String> {
+    if let Some(python) = config.pinn.as_ref().and_then(|p| p.python.clone()) {
+        return Ok(python);
+    }
+    let head = locate(&trainer.program).and_then(|path| {
+        let mut buf = vec![0u8; 512];
+        let n = io::Read::read(&mut std::fs::File::open(path).ok()?, &mut buf).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    });
+    head.as_deref().and_then(shebang_python).ok_or_else(|| {
+        format!(
+            "no Python to run the inference adapter: ${PYTHON_ENV_VAR} is not set and the \
+             trainer {} is not a Python script with a `#!` line; set ${PYTHON_ENV_VAR} to the \
+             interpreter of PtychoPINN's environment (e.g. `export {PYTHON_ENV_VAR}=V/bin/python`, \
+             see scripts/setup-ptychopinn-venv.sh) and rerun this job",
+            trainer.describe()
+        )
+    })
+}
+
+/// Runs `command` with its output appended to the job log, in its own process group, until
+/// it ends or the run is cancelled.
+fn run_logged(
+    mut command: Command,
+    ctx: &mut JobContext<'_>,
+) -> Result<std::process::ExitStatus, String> {
+    ctx.log.sync().map_err(|e| e.to_string())?;
+    let out = ctx.log.try_clone_file().map_err(|e| e.to_string())?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    command.stdin(Stdio::null()).stdout(out).stderr(err);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().map_err(|e| e.to_string())?;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if ctx.is_cancelled() => {
+                crate::trainer::stop(&mut child);
+                return Err("interrupted".into());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                crate::trainer::stop(&mut child);
+                return Err(e.to_string());
+            }
+        }
+    }
+}
+
+/// What scoring a trained job gave.
+#[derive(Debug)]
+pub struct Scored {
+    /// `{"train": Metrics, "test": Metrics}`, the native backend's shape.
+    pub metrics: serde_json::Value,
+    /// The stitched reconstructions ([`RECONSTRUCTION_FILE`] in the job dir).
+    pub reconstruction: PathBuf,
+}
+
+/// Reconstructs both splits with the trained bundle (the adapter, through PtychoPINN's own
+/// inference API), then scores the stitched objects with the toolkit's one scoring code (`recon::score_files`).
+/// `config` has absolute paths ([`prepare`]).
+pub fn score(
+    config: &TrainingConfig,
+    trainer: &TrainerProgram,
+    ctx: &mut JobContext<'_>,
+) -> Result<Scored, String> {
+    let python = interpreter(config, trainer)?;
+    let dir = &config.output_dir;
+    let adapter = dir.join(ADAPTER_FILE);
+    let out = dir.join(RECONSTRUCTION_FILE);
+    npz_contract::atomic::write_atomic(&adapter, ADAPTER_SOURCE.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", adapter.display()))?;
+    if out.exists() {
+        std::fs::remove_file(&out).map_err(|e| format!("cannot remove the earlier {e}"))?;
+    }
+    let mut command = Command::new(&python);
+    command
+        .arg(&adapter)
+        .arg("--bundle-dir")
+        .arg(dir)
+        .arg("--train")
+        .arg(&config.train_data_file)
+        .arg("--test")
+        .arg(&config.test_data_file)
+        .arg("--out")
+        .arg(&out)
+        .args(["--gridsize", &config.gridsize.to_string()])
+        .args(["--neighbor-count", &config.neighbor_count.to_string()])
+        .args(["--seed", &config.rng_seeds.grouping.to_string()])
+        .current_dir(dir);
+    ctx.log_line("");
+    ctx.log_line(&format!(
+        "Scoring: reconstructing both splits with the trained bundle (in {}):",
+        dir.display()
+    ));
+    let shown: Vec<String> = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| crate::shell::shell_word(&a.to_string_lossy()))
+        .collect();
+    ctx.log_line(&format!("$ {}", shown.join(" ")));
+    let status = run_logged(command, ctx).map_err(|e| {
+        format!(
+            "cannot run the inference adapter with {} (from ${PYTHON_ENV_VAR} or the trainer's \
+             `#!` line): {e}; set ${PYTHON_ENV_VAR} to PtychoPINN's interpreter",
+            python.display()
+        )
+    })?;
+    if !status.success() {
+        return Err(format!(
+            "the inference adapter ({} {ADAPTER_FILE}) ended with {status}; see the job log \
+             (PtychoPINN must be importable by ${PYTHON_ENV_VAR} or the trainer's interpreter: \
+             installed, or on PYTHONPATH)",
+            python.display()
+        ));
+    }
+    let options = recon::EvalOptions {
+        ssim_sigma: config.metrics_config.ms_ssim_sigma,
+        ..recon::EvalOptions::default()
+    };
+    // The one scoring code of the toolkit, on the file the adapter wrote.
+    let split = |split: recon::Split, truth: &Path| -> Result<serde_json::Value, String> {
+        let metrics =
+            recon::score_files(truth, &out, Some(split), &options).map_err(|e| e.to_string())?;
+        serde_json::to_value(metrics).map_err(|e| e.to_string())
+    };
+    let train = split(recon::Split::Train, &config.train_data_file)?;
+    let test = split(recon::Split::Test, &config.test_data_file)?;
+    Ok(Scored {
+        metrics: serde_json::json!({"train": train, "test": test}),
+        reconstruction: out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebangs_that_name_a_python() {
+        let py = |s: &str| shebang_python(s.as_bytes());
+        assert_eq!(py("#!/v/bin/python3\nx"), Some("/v/bin/python3".into()));
+        assert_eq!(py("#!/usr/bin/env python\n"), Some("python".into()));
+        assert_eq!(
+            py("#!/usr/bin/env -S python3.11 -u\n"),
+            Some("python3.11".into())
+        );
+        assert_eq!(py("#!/bin/sh\nexec python x"), None);
+        assert_eq!(py("print('no shebang')"), None);
+    }
+
+    #[test]
+    fn lightning_csv_gives_the_last_training_loss_and_the_epochs() {
+        let csv = "epoch,step,train_loss_step,train_loss_epoch,val_loss\n\
+                   0,3,0.9,,\n0,7,,0.8,0.95\n1,11,0.5,,\n1,15,,0.45,0.6\n";
+        assert_eq!(parse_lightning_csv(csv), Some((Some(0.45), 2)));
+        let only_val = "epoch,step,val_loss\n0,1,0.3\n";
+        assert_eq!(parse_lightning_csv(only_val), Some((None, 1)));
+        assert_eq!(parse_lightning_csv("step,loss\n1,2\n"), None);
+    }
+
+    #[test]
+    fn only_64_128_256_train_with_ptychopinn() {
+        for n in [64, 128, 256] {
+            assert_eq!(patch_size_problem(n, BackendKind::Tensorflow), None);
+        }
+        let message = patch_size_problem(32, BackendKind::Tensorflow).unwrap();
+        assert!(
+            message.starts_with("patch_size_pixels=32: PtychoPINN's model"),
+            "{message}"
+        );
+        assert!(message.contains("--preset pinn-small") && message.contains("--backend native"));
+        assert!(patch_size_problem(96, BackendKind::Pytorch).is_some());
+        assert_eq!(patch_size_problem(32, BackendKind::Native), None);
+    }
+}

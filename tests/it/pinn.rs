@@ -1,0 +1,259 @@
+//! The PtychoPINN backends without TensorFlow: what is refused before any trainer starts, the
+//! invocation the real trainer needs, and scoring through the inference adapter's contract
+//! (a stand-in interpreter writes the reconstruction). The real trainer runs in
+//! `cargo xtask pinn-check` (CI), which needs its venv.
+
+use crate::common::{cli, python_numpy, read_json};
+use crate::train::{train_in, write_fake_trainer, write_tree};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Regression (issue 11): the `tiny` preset (N = 32) started every job and each failed after
+/// 25-45 s of trainer start-up with `Unsupported input size: 32`; now it is refused at once.
+#[test]
+fn n32_study_with_tensorflow_is_refused_in_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let output = cli()
+        .current_dir(dir.path())
+        .args([
+            "study",
+            "--preset",
+            "tiny",
+            "--backend",
+            "tensorflow",
+            "--out",
+            "s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stderr,
+        "error: study 'tiny' cannot train: patch_size_pixels=32: PtychoPINN's model (--backend \
+         tensorflow) takes N = 64, 128 or 256 only; use --preset pinn-small (N = 64) or default \
+         (N = 128), set patch_size_pixels in the study file, or train this study with --backend \
+         native\n"
+    );
+    // Nothing was simulated.
+    assert!(!dir.path().join("s/phase_c").exists());
+    assert!(start.elapsed() < Duration::from_secs(30));
+    // The dry run executes nothing, so it is not refused.
+    let output = cli()
+        .current_dir(dir.path())
+        .args([
+            "-q",
+            "study",
+            "--preset",
+            "tiny",
+            "--backend",
+            "tensorflow",
+            "--dry-run",
+        ])
+        .args(["--out", "dry"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}
+
+/// `train` refuses what PtychoPINN cannot train before any job starts (no job log is written): a patch size it does not take, and more groups than a view has.
+#[test]
+fn train_refuses_before_the_trainer_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_fake_trainer(&root.join("ptycho_train"), "NEVER", 0);
+    let run = |extra: &[&str]| {
+        let mut cmd = train_in(root, "artifacts");
+        cmd.args(["--trainer", "./ptycho_train"]).args(extra);
+        cmd.output().unwrap()
+    };
+    let output = run(&["--preset", "tiny"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("patch_size_pixels=32: PtychoPINN's model"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = run(&["--dose", "1e3", "--n-groups", "9"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "baseline dose=1000: --n-groups 9 asks for more groups than the view supplies \
+             (train 8, test 8 positions;"
+        ) && stderr.contains("dense dose=1000: --n-groups 9")
+            && stderr.contains("give at most 8"),
+        "{stderr}"
+    );
+    assert!(
+        !root
+            .join("artifacts/dose_1000/baseline/gs1/train.log")
+            .exists()
+    );
+    // A gridsize-2 view with fewer than K + 1 positions per split.
+    let study = root.join("k9.toml");
+    std::fs::write(&study, "neighbor_count = 9\n").unwrap();
+    let mut cmd = train_in(root, "artifacts");
+    cmd.args([
+        "--trainer",
+        "./ptycho_train",
+        "--dose",
+        "1e3",
+        "--view",
+        "dense",
+    ])
+    .arg("--design")
+    .arg(&study);
+    let output = cmd.output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains(
+            "dense dose=1000: the view is too small for gridsize 2: a split has 8 positions but \
+             grouping with neighbor_count K=9 needs at least 10 per split"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// A stand-in for PtychoPINN's interpreter: instead of running the adapter, it writes each
+/// split's ground truth as the reconstruction (a perfect PtychoPINN), with NumPy.
+fn write_stand_in_python(path: &Path) {
+    let script = r#"#!/bin/sh
+adapter="$1"; shift
+test -f "$adapter" || { echo "no adapter at $adapter" >&2; exit 5; }
+grep -q "load_inference_bundle" "$adapter" || { echo "not the adapter" >&2; exit 6; }
+while [ $# -gt 0 ]; do
+  case "$1" in --train) train="$2";; --test) test="$2";; --out) out="$2";; esac; shift 2
+done
+exec python3 -c '
+import sys, numpy as np
+tr, te, out = sys.argv[1:4]
+np.savez(out, train_object=np.load(tr)["objectGuess"], test_object=np.load(te)["objectGuess"])
+' "$train" "$test" "$out"
+"#;
+    std::fs::write(path, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn pinn_jobs_get_the_real_trainers_flags_and_are_scored_like_native_ones() {
+    python_numpy("", &[] as &[&str]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_fake_trainer(&root.join("ptycho_train"), "NEVER", 0);
+    write_stand_in_python(&root.join("python"));
+    let mut cmd = train_in(root, "artifacts");
+    cmd.args([
+        "--dose",
+        "1e4",
+        "--trainer",
+        "./ptycho_train",
+        "--epochs",
+        "2",
+    ])
+    .env("PTYCHO_PYTHON", root.join("python"));
+    let output = cmd.output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
+    for job in manifest["jobs"].as_array().unwrap() {
+        let dir = root.join(job["artifact_dir"].as_str().unwrap());
+        let r = &job["result"];
+        assert_eq!(r["status"], "success", "{r}");
+        assert_eq!(r["reconstruction_path"], "pinn_reconstruction.npz");
+        assert!(r.get("scoring_error").is_none(), "{r}");
+        for split in ["train", "test"] {
+            let m = &r["metrics"][split];
+            assert!(m["fienup_nrmse"].as_f64().unwrap() < 1e-5, "{m}");
+            assert!(m["phase"]["ssim"].as_f64().unwrap() > 0.999, "{m}");
+            assert!(m["fienup_nrmse_initial"].as_f64().unwrap() > 0.0, "{m}");
+        }
+        let yaml = std::fs::read_to_string(dir.join("ptychopinn_config.yaml")).unwrap();
+        assert!(yaml.contains("model:\n  N: 128\n"), "{yaml}");
+        let log = std::fs::read_to_string(dir.join("train.log")).unwrap();
+        let abs = std::fs::canonicalize(root).unwrap();
+        for needle in [
+            format!(
+                "--config {}",
+                abs.join(&dir).join("ptychopinn_config.yaml").display()
+            ),
+            format!("--train_data_file {}", abs.display()),
+            "--neighbor_count 7 --n_groups 8".to_string(),
+            "K=7 n_groups=8".to_string(),
+            "Scored both splits against objectGuess.".to_string(),
+        ] {
+            assert!(
+                log.contains(&needle)
+                    || log.contains(
+                        &needle.replace(&*abs.to_string_lossy(), &root.to_string_lossy())
+                    ),
+                "{needle} not in:\n{log}"
+            );
+        }
+        assert!(dir.join("pinn_adapter.py").is_file());
+        let config = read_json(&dir.join("training_config.json"));
+        assert_eq!(config["pinn"]["n_groups"], 8);
+        assert_eq!(config["pinn"]["train_positions"], 8);
+    }
+    // The report tables PINN jobs like native ones.
+    let output = cli()
+        .current_dir(root)
+        .args(["report", "artifacts"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let csv = std::fs::read_to_string(root.join("artifacts/report/metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let ssim = header
+        .iter()
+        .position(|h| *h == "test.phase.ssim")
+        .expect("a metrics column");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    for row in rows {
+        assert!(row[ssim].parse::<f64>().unwrap() > 0.999, "{csv}");
+    }
+}
+
+/// Without `$PTYCHO_PYTHON` and with a trainer that is not a Python script, the job's training
+/// result stands and its scoring error says what to set.
+#[test]
+fn scoring_without_an_interpreter_keeps_the_training_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_fake_trainer(&root.join("ptycho_train"), "NEVER", 0);
+    let mut cmd = train_in(root, "artifacts");
+    cmd.args([
+        "--dose",
+        "1e3",
+        "--view",
+        "baseline",
+        "--trainer",
+        "./ptycho_train",
+    ]);
+    let output = cmd.output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
+    let r = &manifest["jobs"][0]["result"];
+    assert_eq!(r["status"], "success");
+    assert!(r.get("metrics").is_none() && r.get("reconstruction_path").is_none());
+    let error = r["scoring_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("no Python to run the inference adapter: $PTYCHO_PYTHON is not set")
+            && error.contains("export PTYCHO_PYTHON="),
+        "{error}"
+    );
+}
