@@ -5,6 +5,7 @@
 //! [`exit::INPUT_ERROR`].
 
 mod cmd_collect;
+mod cmd_compare;
 mod cmd_design;
 mod cmd_diff;
 mod cmd_generate;
@@ -15,6 +16,7 @@ mod cmd_study;
 mod cmd_train;
 mod cmd_validate;
 mod exit;
+mod methods;
 mod output;
 mod progress;
 mod study_args;
@@ -50,8 +52,10 @@ enum Command {
     Collect(cmd_collect::Args),
     /// Write the study report (summary.md, metrics.csv, plots) for an artifact root.
     Report(cmd_report::Args),
-    /// Compare two artifact roots the way a reviewer needs.
+    /// Compare two artifact roots (or study or comparison folders) the way a reviewer needs.
     Diff(cmd_diff::Args),
+    /// Compare methods' artifact roots over the same Phase C/D data (tables, plots, pictures).
+    Compare(cmd_compare::Args),
     /// Run a whole study: design check, Phase C, Phase D, training and report.
     Study(cmd_study::Args),
 }
@@ -69,6 +73,7 @@ fn main() -> std::process::ExitCode {
         Command::Collect(args) => cmd_collect::run(args),
         Command::Report(args) => cmd_report::run(args),
         Command::Diff(args) => cmd_diff::run(args),
+        Command::Compare(args) => cmd_compare::run(args),
         Command::Study(args) => cmd_study::run(args, &progress),
     };
     match result {

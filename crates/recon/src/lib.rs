@@ -10,6 +10,7 @@ mod data;
 pub mod fft;
 mod job;
 mod metrics;
+mod register;
 mod rng;
 mod solver;
 pub mod synthetic;
@@ -24,6 +25,7 @@ pub use job::{
 pub use metrics::{
     EvalOptions, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane, Region, evaluate,
 };
+pub use register::{Registered, register, register_to_file};
 pub use solver::{EPS, Engine, Reconstruction, Settings, reconstruct, reconstruct_until};
 pub use study_design::Algorithm;
 

@@ -1,7 +1,10 @@
 //! Training manifest, skip summary, reports, plots and run diffs
 #![deny(missing_docs)]
 
+pub mod compare;
 pub mod diff;
 pub mod manifest;
+pub mod pictures;
+pub mod png;
 pub mod report;
 pub mod svg;

@@ -72,7 +72,12 @@ fn tick_label(v: f64, step: Option<f64>) -> String {
             let text = format!("{v:.0e}");
             text.replace("e0", "")
         }
-        None => format!("{v}"),
+        // Log ticks are m x 10^e computed in floating point (6 x 0.1 = 0.6000000000000001):
+        // print the one significant digit they stand for.
+        None => {
+            let decimals = (-(v.log10() + 1e-9).floor()).max(0.0) as usize;
+            format!("{v:.decimals$}")
+        }
     }
 }
 
@@ -343,6 +348,19 @@ mod tests {
             .map(|t| tick_label(*t, None))
             .collect();
         assert_eq!(labels, ["1000", "1e4", "1e5"]);
+        // Regression: a loss plot's axis read `0.6000000000000001` (6 x 10^-1 in floats).
+        let loss = Axis {
+            lo: -0.3,
+            hi: -0.1,
+            log: true,
+        };
+        let labels: Vec<String> = loss
+            .ticks()
+            .0
+            .iter()
+            .map(|t| tick_label(*t, None))
+            .collect();
+        assert_eq!(labels, ["0.5", "0.6", "0.7"]);
     }
 
     #[test]
