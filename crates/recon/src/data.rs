@@ -35,6 +35,14 @@ pub struct Rounding {
     pub padding: [usize; 4],
 }
 
+/// Top-left (row, column) of the N x N patch centred at column `x`, row `y`:
+/// `round_half_even(c - N/2)`, as torch.round does (pty-chi's integer mode). The solver and
+/// the scoring region use this one rule, so both see the same pixels.
+pub(crate) fn rounded_topleft(x: f64, y: f64, n: usize) -> [f64; 2] {
+    let half = (n / 2) as f64;
+    [(y - half).round_ties_even(), (x - half).round_ties_even()]
+}
+
 /// A dataset ready for the solver.
 pub(crate) struct Prepared {
     pub n: usize,
@@ -114,7 +122,7 @@ impl Dataset {
             if !x.is_finite() || !y.is_finite() {
                 return bad(format!("position {j} is not finite: x={x}, y={y}"));
             }
-            let (ty, tx) = ((y - half).round_ties_even(), (x - half).round_ties_even());
+            let [ty, tx] = rounded_topleft(x, y, n);
             for off in [(ty - (y - half)).abs(), (tx - (x - half)).abs()] {
                 max_off = max_off.max(off);
                 sum_off += off;

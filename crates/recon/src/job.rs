@@ -2,7 +2,8 @@
 //! at once when two threads are allowed: the splits are independent, so the bits do not
 //! depend on it), score them against `objectGuess`, and write the bundle.
 
-use crate::metrics::{EvalOptions, Metrics, evaluate};
+use crate::metrics::{EvalOptions, Metrics};
+use crate::score::Truth;
 use crate::solver::{EPS, Reconstruction, Settings, reconstruct_until};
 use crate::{Dataset, FftPath, ReconError, Rounding};
 use ndarray::{Array2, Ix1, Ix2, Ix3};
@@ -135,16 +136,15 @@ pub fn run_job(
 ) -> Result<JobOutcome, ReconError> {
     let run = |split: Split, path: &Path| -> Result<(Reconstruction, SplitOutcome), ReconError> {
         let (data, truth) = read_split(path)?;
+        // The scored region comes from the dataset's own probeGuess and positions, never from
+        // the refined probe: every run on these data is scored over the same pixels.
+        let truth = Truth::new(truth, data.probe.clone(), &data.xcoords, &data.ycoords)
+            .map_err(|e| in_split(split, path, e))?;
         let rec = reconstruct_until(&data, &request.settings, &mut |e, l| on_epoch(split, e, l))
             .map_err(|e| in_split(split, path, e))?;
-        let metrics = evaluate(
-            rec.object.view(),
-            truth.view(),
-            rec.probe.view(),
-            &rec.positions_topleft_yx,
-            &request.eval,
-        )
-        .map_err(|e| in_split(split, path, e))?;
+        let metrics = truth
+            .score(rec.object.view(), &request.eval)
+            .map_err(|e| in_split(split, path, e))?;
         let outcome = SplitOutcome {
             final_loss: rec.loss_history.last().copied().unwrap_or(f64::NAN),
             loss_history: rec.loss_history.clone(),

@@ -1,7 +1,9 @@
 //! The native ptychographic solver (ePIE, rPIE) and its reconstruction metrics.
 //!
 //! [`reconstruct`] runs one split ([`Dataset`]: amplitudes, positions, probe) with
-//! [`Settings`]; [`evaluate`] scores the result against the ground-truth object; [`run_job`]
+//! [`Settings`]; [`evaluate`] scores the result against the ground-truth object, and
+//! [`score_files`] / [`score_object`] score any reconstruction against a DATA-001 truth file
+//! (the one scoring code of every method); [`run_job`]
 //! does a whole job of the native backend (read both splits' NPZ, reconstruct, score, write
 //! the bundle [`BUNDLE_FILE`]).
 #![deny(missing_docs)]
@@ -12,6 +14,7 @@ mod job;
 mod metrics;
 mod register;
 mod rng;
+mod score;
 mod solver;
 pub mod synthetic;
 #[cfg(test)]
@@ -23,9 +26,11 @@ pub use job::{
     BUNDLE_FILE, BUNDLE_FORMAT, JobOutcome, JobRequest, Split, SplitOutcome, read_split, run_job,
 };
 pub use metrics::{
-    EvalOptions, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane, Region, evaluate,
+    EvalOptions, FRC_RING_WIDTH, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane,
+    Region, evaluate,
 };
 pub use register::{Registered, register, register_to_file};
+pub use score::{Truth, read_object, score_files, score_object};
 pub use solver::{EPS, Engine, Reconstruction, Settings, reconstruct, reconstruct_until};
 pub use study_design::Algorithm;
 

@@ -47,7 +47,8 @@ pub struct Metrics {
     /// Fienup's invariant NRMSE of the complex object (after the plane is removed):
     /// `min_g sqrt(sum |g O - T|^2 / sum |T|^2)` over complex constants g.
     pub fienup_nrmse: f64,
-    /// The same figure for the flat start (ones): what the reconstruction improved on.
+    /// The same figure for the flat start (ones), registered the same way (global phase and
+    /// its own fitted plane): what the reconstruction improved on.
     pub fienup_nrmse_initial: f64,
     /// The phase removed from the reconstruction: `offset + slope_x dx + slope_y dy`, with dx,
     /// dy measured from the region's weighted centroid.
@@ -65,6 +66,12 @@ pub struct Region {
     pub rows: [usize; 2],
     /// Its bounding box columns `[first, last + 1)`.
     pub cols: [usize; 2],
+    /// Scan positions of the dataset (what the view holds).
+    pub positions: usize,
+    /// Mean over the region's pixels of the number of probe footprints covering the pixel (a
+    /// footprint: where one exposure's |P|^2 reaches the region's threshold x max |P|^2). It
+    /// says how often the view saw each pixel: a sparse view scores lower for this reason.
+    pub mean_exposures: f64,
 }
 
 /// Scores of one real image (amplitude or phase).
@@ -75,9 +82,11 @@ pub struct ImageMetrics {
     /// `10 log10(range^2 / MSE)`, dB, capped at 300.
     pub psnr_db: f64,
     /// The data range used by PSNR and SSIM: amplitude, max |truth| over the region;
-    /// phase, 2 pi.
+    /// phase, 2 pi (SSIM sees the phase mapped to [0, 1] as (phi + pi) / 2 pi, range 1).
     pub data_range: f64,
-    /// Mean SSIM over the region (Gaussian window restricted to the region).
+    /// Mean SSIM over the region's interior: pixels whose whole Gaussian window (radius
+    /// `round(3.5 sigma)`) lies in the region, as scikit-image crops the window's reach from
+    /// the border (all region pixels, window restricted to the region, when none does).
     pub ssim: f64,
     /// FRC crossing of the 0.5 threshold.
     pub frc_05: FrcCrossing,
@@ -85,14 +94,18 @@ pub struct ImageMetrics {
     pub frc_half_bit: FrcCrossing,
 }
 
-/// Where a Fourier ring correlation first falls below a threshold.
+/// Where a Fourier ring correlation first falls below a threshold (rings of
+/// [`FRC_RING_WIDTH`] bins; the DC ring never counts).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FrcCrossing {
-    /// Spatial frequency, cycles per pixel (0.5 = Nyquist when it never crosses).
-    pub frequency: f64,
-    /// 1 / frequency, pixels: the resolution.
-    pub resolution_px: f64,
-    /// False when the FRC stays above the threshold up to Nyquist.
+    /// Spatial frequency, cycles per pixel, of the crossing; the last ring's (near Nyquist)
+    /// when it never falls below; null when the curve is below the threshold from the first
+    /// ring on (not resolved at any frequency).
+    pub frequency: Option<f64>,
+    /// 1 / frequency, pixels: the resolution (null when not resolved; a lower bound when
+    /// `crossed` is false and it is not null).
+    pub resolution_px: Option<f64>,
+    /// True when the FRC rises above the threshold and then falls below it before Nyquist.
     pub crossed: bool,
 }
 
@@ -124,7 +137,8 @@ pub fn evaluate(
         )));
     }
     let (h, w) = truth.dim();
-    let mask = scanned_region(probe, topleft_yx, (h, w), options.illumination_threshold);
+    let (mask, exposures) =
+        scanned_region(probe, topleft_yx, (h, w), options.illumination_threshold);
     let pixels: Vec<(usize, usize)> = mask.indexed_iter().filter(|e| *e.1).map(|e| e.0).collect();
     if pixels.is_empty() {
         return Err(ReconError::BadInput(
@@ -137,20 +151,25 @@ pub fn evaluate(
     let c1 = pixels.iter().map(|p| p.1).max().unwrap_or(0) + 1;
     let c64 = |v: Complex32| Complex64::new(f64::from(v.re), f64::from(v.im));
 
-    let plane = fit_phase_plane(&pixels, |p| c64(object[p]) * c64(truth[p]).conj());
-    let (cx, cy) = plane.1;
-    let plane = plane.0;
-    let ramp = |(r, c): (usize, usize)| {
-        plane.offset_rad
-            + plane.slope_x_rad_per_px * (c as f64 - cx)
-            + plane.slope_y_rad_per_px * (r as f64 - cy)
-    };
     let (bh, bw) = (r1 - r0, c1 - c0);
+    // One registration (global phase + fitted plane) for every object scored, the flat start
+    // included, so that "improvement over the start" compares like with like.
+    let register = |o: &dyn Fn((usize, usize)) -> Complex64| {
+        let (plane, (cx, cy)) = fit_phase_plane(&pixels, |p| o(p) * c64(truth[p]).conj());
+        let ramp = |(r, c): (usize, usize)| {
+            plane.offset_rad
+                + plane.slope_x_rad_per_px * (c as f64 - cx)
+                + plane.slope_y_rad_per_px * (r as f64 - cy)
+        };
+        let aligned = Array2::from_shape_fn((bh, bw), |(r, c)| {
+            let p = (r + r0, c + c0);
+            o(p) * Complex64::from_polar(1.0, -ramp(p))
+        });
+        (plane, aligned)
+    };
     // Bounding-box crops: aligned reconstruction, truth, region mask.
-    let aligned = Array2::from_shape_fn((bh, bw), |(r, c)| {
-        let p = (r + r0, c + c0);
-        c64(object[p]) * Complex64::from_polar(1.0, -ramp(p))
-    });
+    let (plane, aligned) = register(&|p| c64(object[p]));
+    let (_, flat_start) = register(&|_| Complex64::new(1.0, 0.0));
     let tcrop = Array2::from_shape_fn((bh, bw), |(r, c)| c64(truth[(r + r0, c + c0)]));
     let mcrop = Array2::from_shape_fn((bh, bw), |(r, c)| mask[(r + r0, c + c0)]);
 
@@ -176,8 +195,20 @@ pub fn evaluate(
         options,
     );
     let phase = image_metrics(&r_phase, &t_phase, &mcrop, 2.0 * PI, options);
-
-    let ones = Array2::from_elem((bh, bw), Complex64::new(1.0, 0.0));
+    // SSIM on phase mapped to [0, 1], (phi + pi) / 2 pi, as PtychoPINN's evaluation does:
+    // on signed, zero-centred phase SSIM's luminance term divides by local means near zero,
+    // and a registered 0.3 rad error alone halved it.
+    let to_unit = |a: &Array2<f64>| a.mapv(|v| (v + PI) / (2.0 * PI));
+    let phase = ImageMetrics {
+        ssim: ssim(
+            &to_unit(&r_phase),
+            &to_unit(&t_phase),
+            &mcrop,
+            1.0,
+            options.ssim_sigma,
+        ),
+        ..phase
+    };
     Ok(Metrics {
         region: Region {
             rule: format!(
@@ -187,36 +218,45 @@ pub fn evaluate(
             pixels: pixels.len(),
             rows: [r0, r1],
             cols: [c0, c1],
+            positions: topleft_yx.len(),
+            mean_exposures: pixels.iter().map(|&p| f64::from(exposures[p])).sum::<f64>()
+                / pixels.len() as f64,
         },
         amplitude,
         phase,
         fienup_nrmse: fienup_nrmse(&aligned, &tcrop, &mcrop),
-        fienup_nrmse_initial: fienup_nrmse(&ones, &tcrop, &mcrop),
+        fienup_nrmse_initial: fienup_nrmse(&flat_start, &tcrop, &mcrop),
         phase_plane: plane,
     })
 }
 
-/// Pixels whose summed probe intensity reaches `threshold` x the probe's peak intensity.
+/// Pixels whose summed probe intensity reaches `threshold` x the probe's peak intensity, and
+/// per pixel the number of exposures whose own intensity there reaches that level.
 pub(crate) fn scanned_region(
     probe: ArrayView2<Complex32>,
     topleft_yx: &[[i64; 2]],
     (h, w): (usize, usize),
     threshold: f64,
-) -> Array2<bool> {
-    let mut illum = Array2::<f64>::zeros((h, w));
-    for &[ty, tx] in topleft_yx {
-        for ((i, k), p) in probe.indexed_iter() {
-            let (r, c) = (ty + i as i64, tx + k as i64);
-            if r >= 0 && c >= 0 && (r as usize) < h && (c as usize) < w {
-                illum[(r as usize, c as usize)] += f64::from(p.norm_sqr());
-            }
-        }
-    }
+) -> (Array2<bool>, Array2<u32>) {
     let peak = probe
         .iter()
         .map(|p| f64::from(p.norm_sqr()))
         .fold(0.0, f64::max);
-    illum.mapv(|v| peak > 0.0 && v >= threshold * peak)
+    let mut illum = Array2::<f64>::zeros((h, w));
+    let mut count = Array2::<u32>::zeros((h, w));
+    for &[ty, tx] in topleft_yx {
+        for ((i, k), p) in probe.indexed_iter() {
+            let (r, c) = (ty + i as i64, tx + k as i64);
+            if r >= 0 && c >= 0 && (r as usize) < h && (c as usize) < w {
+                let v = f64::from(p.norm_sqr());
+                illum[(r as usize, c as usize)] += v;
+                if peak > 0.0 && v >= threshold * peak {
+                    count[(r as usize, c as usize)] += 1;
+                }
+            }
+        }
+    }
+    (illum.mapv(|v| peak > 0.0 && v >= threshold * peak), count)
 }
 
 /// Global phase, then a weighted least-squares plane fitted to the wrapped residual phase of
@@ -336,23 +376,34 @@ fn fienup_nrmse(g: &Array2<Complex64>, f: &Array2<Complex64>, mask: &Array2<bool
     (err / ff).sqrt()
 }
 
-/// Mean SSIM over the region, local statistics from a Gaussian window restricted to the
-/// region (normalised by the window's weight inside it).
+/// Window radius of the Gaussian: scipy's `int(truncate * sigma + 0.5)` with truncate 3.5,
+/// the window scikit-image's `structural_similarity(gaussian_weights=True)` uses.
+fn gaussian_radius(sigma: f64) -> usize {
+    ((3.5 * sigma + 0.5).floor() as usize).max(1)
+}
+
+/// Mean SSIM over the region's interior; local statistics from a Gaussian window restricted
+/// to the region (normalised by the window's weight inside it, which is all of it in the
+/// interior, so there it equals scikit-image's map with `use_sample_covariance=False`).
 fn ssim(x: &Array2<f64>, y: &Array2<f64>, mask: &Array2<bool>, range: f64, sigma: f64) -> f64 {
     let m = mask.mapv(|b| if b { 1.0 } else { 0.0 });
-    let blur = |a: &Array2<f64>| gaussian_blur(&(a * &m), sigma);
-    let norm = gaussian_blur(&m, sigma);
+    let radius = gaussian_radius(sigma);
+    let blur = |a: &Array2<f64>| gaussian_blur(&(a * &m), sigma, radius);
+    let norm = gaussian_blur(&m, sigma, radius);
     let (mx, my) = (blur(x), blur(y));
     let (mxx, myy, mxy) = (blur(&(x * x)), blur(&(y * y)), blur(&(x * y)));
     let (c1, c2) = ((0.01 * range).powi(2), (0.03 * range).powi(2));
+    let interior = interior_of(mask, radius);
+    let any_interior = interior.iter().any(|&b| b);
     let (mut sum, mut count) = (0.0, 0usize);
     for (e, &inside) in mask.indexed_iter() {
-        if !inside || norm[e] <= 0.0 {
+        let counted = if any_interior { interior[e] } else { inside };
+        if !counted || norm[e] <= 0.0 {
             continue;
         }
         let (ux, uy) = (mx[e] / norm[e], my[e] / norm[e]);
-        let vx = (mxx[e] / norm[e] - ux * ux).max(0.0);
-        let vy = (myy[e] / norm[e] - uy * uy).max(0.0);
+        let vx = mxx[e] / norm[e] - ux * ux;
+        let vy = myy[e] / norm[e] - uy * uy;
         let cxy = mxy[e] / norm[e] - ux * uy;
         sum +=
             ((2.0 * ux * uy + c1) * (2.0 * cxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
@@ -361,9 +412,26 @@ fn ssim(x: &Array2<f64>, y: &Array2<f64>, mask: &Array2<bool>, range: f64, sigma
     sum / count.max(1) as f64
 }
 
-/// Separable Gaussian filter, truncated at 3.5 sigma, zero outside the image.
-fn gaussian_blur(a: &Array2<f64>, sigma: f64) -> Array2<f64> {
-    let radius = (3.5 * sigma).ceil().max(1.0) as isize;
+/// Pixels of `mask` whose (2 radius + 1)^2 square lies inside `mask` and the image.
+fn interior_of(mask: &Array2<bool>, radius: usize) -> Array2<bool> {
+    let (h, w) = mask.dim();
+    // Erode along columns, then along rows (a square is separable).
+    let erode = |src: &Array2<bool>, along_rows: bool| {
+        Array2::from_shape_fn((h, w), |(r, c)| {
+            let (pos, len) = if along_rows { (r, h) } else { (c, w) };
+            if pos < radius || pos + radius >= len {
+                return false;
+            }
+            (pos - radius..=pos + radius)
+                .all(|q| if along_rows { src[(q, c)] } else { src[(r, q)] })
+        })
+    };
+    erode(&erode(mask, false), true)
+}
+
+/// Separable Gaussian filter truncated at `radius`, zero outside the image.
+fn gaussian_blur(a: &Array2<f64>, sigma: f64, radius: usize) -> Array2<f64> {
+    let radius = radius as isize;
     let taps: Vec<f64> = (-radius..=radius)
         .map(|d| (-(d * d) as f64 / (2.0 * sigma * sigma)).exp())
         .collect();
@@ -387,9 +455,27 @@ fn gaussian_blur(a: &Array2<f64>, sigma: f64) -> Array2<f64> {
     pass(&pass(a, false), true)
 }
 
-/// FRC of two real images over the region: mean-subtracted, masked, Hann-windowed, zero
-/// padded to a square; rings one frequency bin wide. Returns the 0.5 and half-bit crossings.
-fn frc(x: &Array2<f64>, y: &Array2<f64>, mask: &Array2<bool>) -> (FrcCrossing, FrcCrossing) {
+/// Width of an FRC ring, frequency bins. With one-bin rings ring 1 holds 8 samples and its
+/// correlation is mostly noise; three bins put about 37 samples in ring 1 and 3 x 2 pi k
+/// in ring k, enough for a correlation to mean something, while ring centres stay 3 / s
+/// cycles per pixel apart (the crossing is interpolated between them).
+pub const FRC_RING_WIDTH: usize = 3;
+
+/// The FRC curve of two real images over the region: mean-subtracted, masked, Hann-windowed,
+/// zero padded to an s x s square. Ring 0 is the DC sample alone (always +-1, never searched);
+/// ring k >= 1 holds the samples at radius (0.5 + (k - 1) W, 0.5 + k W] bins, W =
+/// [`FRC_RING_WIDTH`], centred at (0.5 + (k - 0.5) W) / s cycles per pixel; rings whose centre
+/// passes Nyquist are left out.
+struct FrcCurve {
+    /// Correlation per ring.
+    values: Vec<f64>,
+    /// Samples per ring.
+    counts: Vec<usize>,
+    /// Centre frequency per ring, cycles per pixel.
+    freqs: Vec<f64>,
+}
+
+fn frc_curve(x: &Array2<f64>, y: &Array2<f64>, mask: &Array2<bool>) -> FrcCurve {
     let (h, w) = x.dim();
     let s = h.max(w).max(2);
     let hann = |i: usize, len: usize| {
@@ -418,8 +504,19 @@ fn frc(x: &Array2<f64>, y: &Array2<f64>, mask: &Array2<bool>) -> (FrcCrossing, F
         buf
     };
     let (fx, fy) = (prepare(x), prepare(y));
-    let rings = s / 2 + 1;
-    let (mut num, mut p1, mut p2, mut count) = (
+    let width = FRC_RING_WIDTH as f64;
+    let centre = |k: usize| {
+        if k == 0 {
+            0.0
+        } else {
+            0.5 + (k as f64 - 0.5) * width
+        }
+    };
+    let mut rings = 1;
+    while centre(rings) <= s as f64 / 2.0 {
+        rings += 1;
+    }
+    let (mut num, mut p1, mut p2, mut counts) = (
         vec![0.0; rings],
         vec![0.0; rings],
         vec![0.0; rings],
@@ -434,50 +531,81 @@ fn frc(x: &Array2<f64>, y: &Array2<f64>, mask: &Array2<bool>) -> (FrcCrossing, F
     };
     for ky in 0..s {
         for kx in 0..s {
-            let ring = (freq(ky).hypot(freq(kx))).round() as usize;
+            let radius = freq(ky).hypot(freq(kx));
+            let ring = if radius < 0.5 {
+                0
+            } else {
+                ((radius - 0.5) / width).ceil().max(1.0) as usize
+            };
             if ring < rings {
                 let (a, b) = (fx[ky * s + kx], fy[ky * s + kx]);
                 num[ring] += (a * b.conj()).re;
                 p1[ring] += a.norm_sqr();
                 p2[ring] += b.norm_sqr();
-                count[ring] += 1;
+                counts[ring] += 1;
             }
         }
     }
-    let curve: Vec<f64> = (0..rings)
+    let values = (0..rings)
         .map(|r| {
             let d = (p1[r] * p2[r]).sqrt();
             if d > 0.0 { num[r] / d } else { 0.0 }
         })
         .collect();
-    let crossing = |threshold: &dyn Fn(usize) -> f64| {
-        for r in 1..rings {
-            let (prev, here) = (curve[r - 1] - threshold(r - 1), curve[r] - threshold(r));
-            if here < 0.0 {
-                let t = if prev > 0.0 {
-                    prev / (prev - here)
-                } else {
-                    0.0
-                };
-                let f = ((r - 1) as f64 + t).max(0.5) / s as f64;
-                return FrcCrossing {
-                    frequency: f,
-                    resolution_px: 1.0 / f,
-                    crossed: true,
-                };
-            }
-        }
-        FrcCrossing {
-            frequency: 0.5,
-            resolution_px: 2.0,
-            crossed: false,
-        }
-    };
+    FrcCurve {
+        values,
+        counts,
+        freqs: (0..rings).map(|k| centre(k) / s as f64).collect(),
+    }
+}
+
+/// The 0.5 and half-bit crossings of the FRC of `x` and `y` over the region.
+fn frc(x: &Array2<f64>, y: &Array2<f64>, mask: &Array2<bool>) -> (FrcCrossing, FrcCrossing) {
+    let curve = frc_curve(x, y, mask);
     let half_bit = |r: usize| {
-        let n = (count[r].max(1) as f64).sqrt();
+        let n = (curve.counts[r].max(1) as f64).sqrt();
         (0.2071 + 1.9102 / n) / (1.2071 + 0.9102 / n)
     };
-    (crossing(&|_| 0.5), crossing(&half_bit))
+    (crossing(&curve, &|_| 0.5), crossing(&curve, &half_bit))
+}
+
+/// The first fall below `threshold` after ring 0 (DC), linearly interpolated between ring
+/// centres. Below already at ring 1: not resolved (no frequency). Above up to the last ring:
+/// not crossed, resolution at least that of the last ring.
+fn crossing(curve: &FrcCurve, threshold: &dyn Fn(usize) -> f64) -> FrcCrossing {
+    let rings = curve.values.len();
+    for r in 1..rings {
+        let here = curve.values[r] - threshold(r);
+        if here >= 0.0 {
+            continue;
+        }
+        if r == 1 {
+            return FrcCrossing {
+                frequency: None,
+                resolution_px: None,
+                crossed: false,
+            };
+        }
+        let prev = curve.values[r - 1] - threshold(r - 1);
+        let t = prev / (prev - here);
+        let f = curve.freqs[r - 1] + t * (curve.freqs[r] - curve.freqs[r - 1]);
+        return FrcCrossing {
+            frequency: Some(f),
+            resolution_px: Some(1.0 / f),
+            crossed: true,
+        };
+    }
+    let f = curve
+        .freqs
+        .last()
+        .copied()
+        .unwrap_or(0.5)
+        .max(f64::MIN_POSITIVE);
+    FrcCrossing {
+        frequency: Some(f),
+        resolution_px: Some(1.0 / f),
+        crossed: false,
+    }
 }
 
 /// In-place 2-D forward FFT of an s x s buffer (evaluation only; f64, on the same pinned
@@ -553,6 +681,8 @@ mod tests {
             !m.phase.frc_05.crossed && !m.amplitude.frc_half_bit.crossed,
             "{m:?}"
         );
+        // Stays above up to the last ring: resolved at least to about Nyquist.
+        assert!(m.phase.frc_05.resolution_px.unwrap() < 2.2, "{m:?}");
         assert!(
             (m.phase_plane.slope_x_rad_per_px - 0.03).abs() < 1e-4,
             "{m:?}"
@@ -593,8 +723,162 @@ mod tests {
         assert!(a.phase.psnr_db > b.phase.psnr_db && a.phase.ssim > b.phase.ssim);
         assert!(a.phase.frc_05.frequency >= b.phase.frc_05.frequency);
         assert!(b.phase.frc_05.crossed);
+        assert_eq!(a.region.positions, 25);
         let json = serde_json::to_string(&a).unwrap();
         let back: Metrics = serde_json::from_str(&json).unwrap();
         assert!((back.fienup_nrmse - a.fienup_nrmse).abs() < 1e-12 && back.region == a.region);
+    }
+
+    fn score(object: &Array2<Complex32>, truth: &Array2<Complex32>) -> Metrics {
+        evaluate(
+            object.view(),
+            truth.view(),
+            probe(16).view(),
+            &positions(),
+            &EvalOptions::default(),
+        )
+        .unwrap()
+    }
+
+    /// SplitMix64 in [-1, 1): deterministic noise without a dependency.
+    fn noise(seed: u64, len: usize) -> Vec<f32> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^= z >> 31;
+                (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    // Regression (issue 12, defect 1): SSIM on signed, zero-centred phase fell to 0.40 for a
+    // plain 0.3 rad error; on phase mapped to [0, 1] a constant offset costs nothing, and a
+    // small local error costs little.
+    #[test]
+    fn phase_ssim_ignores_constant_offsets_and_is_mild_on_small_errors() {
+        let truth = object(48, 48);
+        for offset in [0.3f32, -2.0, 3.0] {
+            let shifted = truth.mapv(|t| t * Complex32::from_polar(1.0, offset));
+            let m = score(&shifted, &truth);
+            assert!(m.phase.ssim > 0.999_999, "{offset}: {m:?}");
+            assert!(m.fienup_nrmse < 1e-5, "{offset}: {m:?}");
+        }
+        let n = noise(7, 48 * 48);
+        let noisy = Array2::from_shape_fn((48, 48), |(r, c)| {
+            truth[(r, c)] * Complex32::from_polar(1.0, 0.05 * n[r * 48 + c])
+        });
+        let m = score(&noisy, &truth);
+        assert!(m.phase.ssim > 0.8 && m.phase.ssim < 1.0, "{m:?}");
+    }
+
+    #[test]
+    fn identical_objects_score_zero_error_and_full_similarity() {
+        let truth = object(48, 48);
+        let m = score(&truth, &truth);
+        assert_eq!(m.fienup_nrmse, 0.0);
+        assert_eq!(m.amplitude.mae, 0.0);
+        assert_eq!(m.amplitude.psnr_db, PSNR_CAP_DB);
+        assert!((m.amplitude.ssim - 1.0).abs() < 1e-12 && (m.phase.ssim - 1.0).abs() < 1e-12);
+    }
+
+    // Regression (issue 12, defect 2): the crossing search took ring 0 (DC, always +-1) as the
+    // previous value, so pure noise "crossed" between DC and ring 1 and reported 2 x the
+    // region size. Noise is not resolved at any frequency.
+    #[test]
+    fn frc_of_pure_noise_is_not_resolved_and_dc_never_counts() {
+        // A truth without a phase trend: registering noise to a trend would put the trend
+        // into the noise's phase image (and correlate them for real).
+        let truth = Array2::from_shape_fn((48, 48), |(r, c)| {
+            let (x, y) = (c as f32 * PI as f32 / 6.0, r as f32 * PI as f32 / 6.0);
+            Complex32::from_polar(0.8 + 0.2 * x.cos(), 0.8 * x.sin() * y.cos())
+        });
+        for seed in 1..6 {
+            let (a, p) = (noise(seed, 48 * 48), noise(seed + 100, 48 * 48));
+            // Phase within +-1 rad: the phase image is then the noise itself (a phase drawn
+            // uniformly on the circle would be scored as truth + a wrapped difference).
+            let random = Array2::from_shape_fn((48, 48), |(r, c)| {
+                let k = r * 48 + c;
+                Complex32::from_polar(1.0 + 0.5 * a[k], p[k])
+            });
+            let m = score(&random, &truth);
+            for crossing in [&m.phase.frc_05, &m.amplitude.frc_05] {
+                assert_eq!(
+                    crossing,
+                    &FrcCrossing {
+                        frequency: None,
+                        resolution_px: None,
+                        crossed: false
+                    },
+                    "seed {seed}: {m:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn frc_rings_are_wide_and_dc_is_alone_in_ring_0() {
+        let ones = Array2::from_elem((40, 40), 1.0);
+        let mask = Array2::from_elem((40, 40), true);
+        let curve = frc_curve(&ones, &ones, &mask);
+        assert_eq!(curve.counts[0], 1);
+        assert!(curve.counts[1] >= 30, "{:?}", curve.counts);
+        assert!(curve.counts[2..].iter().all(|&n| n > curve.counts[1]));
+        assert!(*curve.freqs.last().unwrap() <= 0.5);
+        // DC and the rings centred at 2, 5, ..., 20 bins (20 = Nyquist of 40).
+        assert_eq!(curve.freqs.len(), 8);
+    }
+
+    // Regression (issue 12, defect 3): the flat start was scored without the phase-plane fit
+    // the result gets, which overstated the improvement. A ramp on the truth is removed for
+    // the flat start exactly as for a reconstruction.
+    #[test]
+    fn the_flat_start_is_registered_like_the_result() {
+        let flat = Array2::from_shape_fn((48, 48), |(r, c)| {
+            let (x, y) = (c as f32 / 7.0, r as f32 / 5.0);
+            Complex32::from_polar(0.7 + 0.3 * (x.sin() * y.cos()), 0.0)
+        });
+        let ramped = Array2::from_shape_fn((48, 48), |(r, c)| {
+            flat[(r, c)] * Complex32::from_polar(1.0, 0.05 * c as f32 + 0.03 * r as f32)
+        });
+        let (a, b) = (score(&flat, &flat), score(&ramped, &ramped));
+        assert!(
+            (a.fienup_nrmse_initial - b.fienup_nrmse_initial).abs() < 1e-4,
+            "{} vs {}",
+            a.fienup_nrmse_initial,
+            b.fienup_nrmse_initial
+        );
+    }
+
+    #[test]
+    fn mean_exposures_count_footprints_per_region_pixel() {
+        let truth = object(48, 48);
+        let one = evaluate(
+            truth.view(),
+            truth.view(),
+            probe(16).view(),
+            &[[10, 10]],
+            &EvalOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(one.region.positions, 1);
+        assert_eq!(one.region.mean_exposures, 1.0);
+        let twice = evaluate(
+            truth.view(),
+            truth.view(),
+            probe(16).view(),
+            &[[10, 10], [10, 10]],
+            &EvalOptions::default(),
+        )
+        .unwrap();
+        // Two exposures light a wider region than one; every footprint lies in it.
+        let footprints = twice.region.mean_exposures * twice.region.pixels as f64;
+        assert!((footprints - 2.0 * one.region.pixels as f64).abs() < 1e-9);
+        assert!(twice.region.pixels > one.region.pixels);
+        let many = score(&truth, &truth);
+        assert!(many.region.mean_exposures > 2.0, "{:?}", many.region);
     }
 }

@@ -3,7 +3,7 @@
 //! pictures of what a metric saw.
 
 use crate::metrics::{EvalOptions, fit_phase_plane, scanned_region};
-use crate::{ReconError, read_split};
+use crate::{ReconError, Truth};
 use ndarray::{Array2, ArrayView2};
 use num_complex::{Complex32, Complex64};
 use std::path::Path;
@@ -43,7 +43,7 @@ pub fn register(
             truth.dim()
         )));
     }
-    let mask = scanned_region(
+    let (mask, _) = scanned_region(
         probe,
         topleft_yx,
         truth.dim(),
@@ -90,25 +90,23 @@ pub fn register(
 }
 
 /// Registers `object` to the ground truth of a DATA-001 NPZ: its `objectGuess`, and the region
-/// its `probeGuess` lights at its coordinates (rounded as the solver rounds them; never a
-/// refined probe).
+/// its `probeGuess` lights at its coordinates ([`Truth`], as every score uses; never a refined
+/// probe).
 pub fn register_to_file(
     truth_npz: &Path,
     object: ArrayView2<Complex32>,
     options: &EvalOptions,
 ) -> Result<Registered, ReconError> {
-    let (data, truth) = read_split(truth_npz)?;
-    let in_file = |e: ReconError| match e {
-        ReconError::BadInput(m) => ReconError::BadInput(format!("{}: {m}", truth_npz.display())),
-        other => other,
-    };
-    let prepared = data.prepare().map_err(in_file)?;
+    let truth = Truth::read(truth_npz)?;
     register(
         object,
-        truth.view(),
-        data.probe.view(),
-        &prepared.topleft_grid,
+        truth.object.view(),
+        truth.probe.view(),
+        &truth.topleft_yx,
         options,
     )
-    .map_err(in_file)
+    .map_err(|e| match e {
+        ReconError::BadInput(m) => ReconError::BadInput(format!("{}: {m}", truth_npz.display())),
+        other => other,
+    })
 }
