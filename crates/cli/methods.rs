@@ -117,64 +117,6 @@ pub fn artifact_root(study_dir: &Path, method_name: &str, several: bool) -> Path
     }
 }
 
-/// The method roots of a study folder: `DIR/artifacts` when it holds a manifest, else every
-/// folder under it that does (sorted by name); named from their manifests.
-pub fn study_roots(study_dir: &Path) -> anyhow::Result<Vec<reporting::compare::MethodRoot>> {
-    let base = study_dir.join("artifacts");
-    let mut roots = Vec::new();
-    if base.join("training_manifest.json").is_file() {
-        roots.push(base);
-    } else if let Ok(entries) = std::fs::read_dir(&base) {
-        let mut dirs: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.join("training_manifest.json").is_file())
-            .collect();
-        dirs.sort();
-        roots = dirs;
-    }
-    anyhow::ensure!(
-        !roots.is_empty(),
-        "{} holds no artifact root (training_manifest.json) under artifacts/: is it a study \
-         folder written by `dose-overlap study`?",
-        study_dir.display()
-    );
-    roots
-        .into_iter()
-        .map(|root| {
-            let manifest = reporting::report::read_manifest(&root)?;
-            Ok(reporting::compare::MethodRoot {
-                name: reporting::compare::method_name(&root, &manifest),
-                root,
-            })
-        })
-        .collect()
-}
-
-/// What a folder given to `report` or `diff` is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FolderKind {
-    /// Holds `training_manifest.json`.
-    ArtifactRoot,
-    /// Holds `study.json` (and artifacts/).
-    Study,
-    /// Holds `comparison_manifest.json`.
-    Comparison,
-}
-
-/// Tells the kinds apart by their marker files; `None` when it is none of them.
-pub fn folder_kind(dir: &Path) -> Option<FolderKind> {
-    if dir.join("training_manifest.json").is_file() {
-        Some(FolderKind::ArtifactRoot)
-    } else if dir.join(reporting::compare::COMPARISON_MANIFEST).is_file() {
-        Some(FolderKind::Comparison)
-    } else if dir.join("study.json").is_file() {
-        Some(FolderKind::Study)
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

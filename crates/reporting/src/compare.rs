@@ -2,9 +2,10 @@
 //! side — `comparison_manifest.json`, `comparison_metrics.csv`, `comparison.md`, quality
 //! plots (one line per method and view) and pictures (truth and every method per job).
 //!
-//! Roots are refused unless every job they share was trained and tested on byte-identical
-//! data: the SHA-256 of each matched job's train and test NPZ is compared (paths alone could
-//! name different files on different machines, and equal files may sit at different paths).
+//! Roots are refused unless every job they share was trained and tested on the same data: the
+//! content SHA-256 of each matched job's train and test NPZ is compared (every member's bytes,
+//! with the paths Phase D records made study-relative). Paths alone could name different files
+//! on different machines, and equal data sits in different folders.
 
 use crate::pictures::{self, JobPicture};
 use crate::report::{PictureRef, ReportError, dose_label, read_manifest, write_file};
@@ -363,8 +364,8 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
                 let sha = match digest_cache.get(&path) {
                     Some(s) => s.clone(),
                     None => {
-                        let (sha, _) =
-                            runner::sha256_file(&path).map_err(|source| CompareError::Data {
+                        let sha =
+                            crate::content::digest(&path).map_err(|source| CompareError::Data {
                                 path: path.clone(),
                                 split: split.into(),
                                 dose: dose_label(key.0),
@@ -436,7 +437,7 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
     let manifest = json!({
         "format_version": COMPARISON_FORMAT_VERSION,
         "methods": method_entries,
-        "inputs_compared": "SHA-256 of each job's train and test NPZ, equal in every method that ran the job",
+        "inputs_compared": "content SHA-256 of each job's train and test NPZ (every member; recorded paths made study-relative), equal in every method that ran the job",
         "split_pictured": pictures::SPLIT,
         "jobs": job_entries,
         "matched_jobs": matched,

@@ -2,9 +2,11 @@
 #![deny(missing_docs)]
 
 pub mod compare;
+mod content;
 pub mod diff;
 pub mod manifest;
 pub mod pictures;
 pub mod png;
 pub mod report;
+pub mod review;
 pub mod svg;
