@@ -16,5 +16,7 @@ mod overlap;
 mod native;
 // `study`, `report`, `diff`, and the golden baseline.
 mod study;
+// The comparison phase: `study --backends`, `compare`, pictures, study folders, plot labels.
+mod compare;
 // SLURM executor, `run-job` and `collect` (real cluster when DOSE_OVERLAP_SLURM is set).
 mod slurm;

@@ -87,6 +87,9 @@ const GOLDEN_FILES: &[&str] = &[
     "native/training_manifest.json",
     "native/skip_summary.json",
     "native/report/summary.md",
+    "comparison/comparison_manifest.json",
+    "comparison/comparison_metrics.csv",
+    "comparison/comparison.md",
     "phase_d/dose_1000/overlap_report.json",
     "data_sha256.txt",
 ];
@@ -166,6 +169,34 @@ fn steps(study: &str) -> Vec<Step> {
         Step {
             name: "report",
             args: s(&["report", "native", "--out", "native/report"]),
+            ok: &[0],
+        },
+        // A second method on the same data, and the comparison phase over both.
+        Step {
+            name: "train_native_epie",
+            args: s(&[
+                "--quiet",
+                "train",
+                "--design",
+                study,
+                "--phase-c-root",
+                "phase_c",
+                "--phase-d-root",
+                "phase_d",
+                "--artifact-root",
+                "native_epie",
+                "--backend",
+                "native",
+                "--algorithm",
+                "epie",
+                "-j",
+                "2",
+            ]),
+            ok: &[0],
+        },
+        Step {
+            name: "compare",
+            args: s(&["compare", "native", "native_epie", "--out", "comparison"]),
             ok: &[0],
         },
     ]
@@ -350,7 +381,8 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
         .collect())
 }
 
-/// SHA-256 of every NPZ and bundle under the run folder, sorted by path: the data goldens.
+/// SHA-256 of every NPZ, bundle and picture under the run folder, sorted by path: the data
+/// goldens.
 fn data_hashes(run_dir: &Path) -> anyhow::Result<String> {
     let mut files = Vec::new();
     collect_files(run_dir, &mut files)?;
@@ -358,7 +390,12 @@ fn data_hashes(run_dir: &Path) -> anyhow::Result<String> {
     for file in files {
         let rel = file.strip_prefix(run_dir).unwrap_or(&file);
         let name = rel.to_string_lossy().replace('\\', "/");
-        if name.ends_with(".npz") || name.ends_with(".zip") || name.ends_with("overlap_report.json")
+        // Pictures too: their bytes are deterministic, and a change in them is a change in
+        // what a reader sees.
+        if name.ends_with(".npz")
+            || name.ends_with(".zip")
+            || name.ends_with(".png")
+            || name.ends_with("overlap_report.json")
         {
             writeln!(out, "{}  {name}", sha256_file(&file)?)?;
         }

@@ -621,8 +621,8 @@ fn markdown(
     let _ = writeln!(md, "# Comparison: {}\n", names.join(" vs "));
     let _ = writeln!(
         md,
-        "{} job(s) in every method, {} in all; the methods' data are the same files (SHA-256 of \
-         every job's train and test NPZ, see `{COMPARISON_MANIFEST}`).\n",
+        "{} job(s) in every method, {} in all; every job's train and test data are the same in \
+         every method that ran it (content SHA-256, see `{COMPARISON_MANIFEST}`).\n",
         matched,
         keys.len()
     );

@@ -363,6 +363,36 @@ mod tests {
         assert_eq!(labels, ["0.5", "0.6", "0.7"]);
     }
 
+    /// Every tick label over many axis ranges, log and linear, is a short round number.
+    #[test]
+    fn tick_labels_never_show_float_noise() {
+        let short = |label: &str| {
+            let mantissa = label.split('e').next().unwrap_or("");
+            let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+            let digits = digits.trim_start_matches('0');
+            let digits = if mantissa.contains('.') {
+                digits
+            } else {
+                digits.trim_end_matches('0')
+            };
+            digits.len() <= 2 && label.len() <= 8
+        };
+        for lo_k in -60..60 {
+            for span_k in 1..40 {
+                let lo = lo_k as f64 * 0.1;
+                let hi = lo + span_k as f64 * 0.07;
+                for log in [true, false] {
+                    let axis = Axis { lo, hi, log };
+                    let (ticks, step) = axis.ticks();
+                    for t in ticks {
+                        let label = tick_label(t, step);
+                        assert!(short(&label), "[{lo}, {hi}] log={log}: `{label}` for {t}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn empty_and_non_finite_data_still_render() {
         let chart = Chart {
