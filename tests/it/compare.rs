@@ -439,7 +439,7 @@ fn no_plot_label_has_float_noise() {
             if label.parse::<f64>().is_ok() {
                 numeric += 1;
                 assert!(
-                    significant_digits(label) <= 3 && label.len() <= 8,
+                    significant_digits(label) <= 4 && label.len() <= 7,
                     "{}: axis label `{label}`",
                     file.display()
                 );
