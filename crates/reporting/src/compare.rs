@@ -43,48 +43,20 @@ pub enum CompareError {
     Duplicate(String),
     /// The methods did not see the same data.
     #[error(
-        "the artifact roots were not trained on the same Phase C/D data: job dose {dose} {view} \
-         gs{gridsize} has {split} data {a_sha} in {a} ({a_path}) but {b_sha} in {b} ({b_path}); \
-         compare runs made from one Phase C/D tree"
+        "the artifact roots were not trained on the same Phase C/D data: {0}; compare runs made \
+         from one Phase C/D tree"
     )]
-    InputsDiffer {
-        /// Dose label.
-        dose: String,
-        /// View.
-        view: String,
-        /// Gridsize.
-        gridsize: u64,
-        /// `train` or `test`.
-        split: String,
-        /// First method.
-        a: String,
-        /// Its file.
-        a_path: String,
-        /// Its digest.
-        a_sha: String,
-        /// Second method.
-        b: String,
-        /// Its file.
-        b_path: String,
-        /// Its digest.
-        b_sha: String,
-    },
+    InputsDiffer(Box<InputMismatch>),
     /// A data file named by a manifest cannot be read.
     #[error(
-        "cannot read {path} ({split} data of dose {dose} {view} in {method}), needed to check \
-         that the methods saw the same data: {source}"
+        "cannot read {} ({what}), needed to check that the methods saw the same data: {source}",
+        path.display()
     )]
     Data {
         /// The file.
         path: PathBuf,
-        /// `train` or `test`.
-        split: String,
-        /// Dose label.
-        dose: String,
-        /// View.
-        view: String,
-        /// Method.
-        method: String,
+        /// Whose data it is (`train data of dose 1e+03 dense in native:rpie`).
+        what: String,
         /// The cause.
         #[source]
         source: std::io::Error,
@@ -97,6 +69,42 @@ pub enum CompareError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// One job whose data differ between two methods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputMismatch {
+    /// Dose label.
+    pub dose: String,
+    /// View.
+    pub view: String,
+    /// Gridsize.
+    pub gridsize: u64,
+    /// `train` or `test`.
+    pub split: String,
+    /// First method, its recorded file and digest.
+    pub a: (String, String, String),
+    /// Second method, its recorded file and digest.
+    pub b: (String, String, String),
+}
+
+impl std::fmt::Display for InputMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "job dose {} {} gs{} has {} data {} in {} ({}) but {} in {} ({})",
+            self.dose,
+            self.view,
+            self.gridsize,
+            self.split,
+            self.a.2,
+            self.a.0,
+            self.a.1,
+            self.b.2,
+            self.b.0,
+            self.b.1
+        )
+    }
 }
 
 /// A written comparison.
@@ -367,10 +375,12 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
                         let sha =
                             crate::content::digest(&path).map_err(|source| CompareError::Data {
                                 path: path.clone(),
-                                split: split.into(),
-                                dose: dose_label(key.0),
-                                view: key.1.clone(),
-                                method: l.method.name.clone(),
+                                what: format!(
+                                    "{split} data of dose {} {} in {}",
+                                    dose_label(key.0),
+                                    key.1,
+                                    l.method.name
+                                ),
                                 source,
                             })?;
                         digest_cache.insert(path.clone(), sha.clone());
@@ -380,18 +390,14 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
                 match &first {
                     None => first = Some((&l.method.name, recorded.display().to_string(), sha)),
                     Some((a, a_path, a_sha)) if *a_sha != sha => {
-                        return Err(CompareError::InputsDiffer {
+                        return Err(CompareError::InputsDiffer(Box::new(InputMismatch {
                             dose: dose_label(key.0),
                             view: key.1.clone(),
                             gridsize: key.2,
                             split: split.into(),
-                            a: a.to_string(),
-                            a_path: a_path.clone(),
-                            a_sha: a_sha.clone(),
-                            b: l.method.name.clone(),
-                            b_path: recorded.display().to_string(),
-                            b_sha: sha,
-                        });
+                            a: (a.to_string(), a_path.clone(), a_sha.clone()),
+                            b: (l.method.name.clone(), recorded.display().to_string(), sha),
+                        })));
                     }
                     Some(_) => {}
                 }
@@ -717,7 +723,8 @@ fn markdown(
         let _ = writeln!(
             md,
             "Registered as the metrics score them (global phase and fitted phase plane removed), \
-             cropped to the scored region (grey: outside it).\n"
+             cropped to the scored region (grey: outside it); each row's scale is set by the \
+             truth's range (values beyond it saturate).\n"
         );
         for p in refs {
             let _ = writeln!(md, "{}\n\n![{}]({})\n", p.caption, p.file, p.file);

@@ -433,7 +433,8 @@ pub fn build_with(
             md,
             "Registered as the metrics score them (global phase and fitted phase plane removed), \
              cropped to the scored region (grey: outside it). Amplitude on viridis, phase on a \
-             diverging map centred on zero, errors on inferno; images side by side share a scale.\n"
+             diverging map centred on zero, errors on inferno; images side by side share a scale, \
+             set by the truth's range (values beyond it saturate).\n"
         );
         for p in pictures {
             let _ = writeln!(md, "{}\n\n![{}]({})\n", p.caption, p.file, p.file);
@@ -640,7 +641,9 @@ pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportEr
         || artifact_root.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let (pictures, refs, notes) = root_pictures(artifact_root, &manifest, &title);
+    // Pictures are titled by the method (`native:rpie`), which the folder name need not say.
+    let method = crate::compare::method_name(artifact_root, &manifest);
+    let (pictures, refs, notes) = root_pictures(artifact_root, &manifest, &method);
     let mut report = build_with(&manifest, &title, &refs, &notes)
         .map_err(|message| ReportError::Parse { path, message })?;
     report.pictures = pictures;
@@ -664,13 +667,12 @@ pub(crate) fn write_file(target: &Path, bytes: &[u8]) -> Result<(), ReportError>
         })
 }
 
+/// PNG files (name, bytes), their references in summary.md, and notes on jobs not pictured.
+type RootPictures = (Vec<(String, Vec<u8>)>, Vec<PictureRef>, Vec<String>);
+
 /// The pictures of an artifact root: one figure per successful job and the phase grid; a note
 /// for each job whose files could not be read (the rest of the report does not need them).
-fn root_pictures(
-    root: &Path,
-    manifest: &Value,
-    title: &str,
-) -> (Vec<(String, Vec<u8>)>, Vec<PictureRef>, Vec<String>) {
+fn root_pictures(root: &Path, manifest: &Value, title: &str) -> RootPictures {
     let (loaded, notes) = crate::pictures::load_root(root, manifest);
     let mut files = Vec::new();
     let mut refs = Vec::new();

@@ -386,7 +386,10 @@ mod tests {
                     let (ticks, step) = axis.ticks();
                     for t in ticks {
                         let label = tick_label(t, step);
-                        assert!(short(&label, t), "[{lo}, {hi}] log={log}: `{label}` for {t}");
+                        assert!(
+                            short(&label, t),
+                            "[{lo}, {hi}] log={log}: `{label}` for {t}"
+                        );
                     }
                 }
             }
