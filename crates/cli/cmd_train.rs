@@ -54,6 +54,8 @@ pub enum AlgorithmArg {
     Epie,
     /// rPIE (Maiden, Johnson & Li 2017).
     Rpie,
+    /// Poisson maximum likelihood (full-batch, preconditioned gradient with momentum).
+    Ml,
 }
 
 /// Where the jobs run.
@@ -98,12 +100,21 @@ pub struct Args {
     /// Native solver algorithm (default: the study's).
     #[arg(long, value_enum)]
     pub algorithm: Option<AlgorithmArg>,
-    /// Native solver object step / rPIE weight, in (0, 1] (default: the study's).
+    /// Native solver alpha, in (0, 1]: ePIE object step; rPIE regularisation weight (smaller =
+    /// bigger steps where the probe is weak); ml initial step (default: the study's).
     #[arg(long, value_name = "A")]
     pub alpha: Option<f64>,
-    /// Native solver probe step, in (0, 1] (default: the study's).
+    /// Native solver beta, in (0, 1], with --refine-probe: ePIE probe step; rPIE probe
+    /// regularisation weight (smaller = bigger probe steps) (default: the study's).
     #[arg(long, value_name = "B")]
     pub beta: Option<f64>,
+    /// ml: weight of the smoothness prior, >= 0 (default: the study's).
+    #[arg(long, value_name = "W")]
+    pub smoothness: Option<f64>,
+    /// ml: stop when an epoch changes the object by less than this, relative; 0 = run every
+    /// epoch (default: the study's).
+    #[arg(long, value_name = "T")]
+    pub tolerance: Option<f64>,
     /// Refine the probe too (`--refine-probe` or `--refine-probe false`; default: the study's).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub refine_probe: Option<bool>,
@@ -438,11 +449,14 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
             algorithm: args.algorithm.map(|a| match a {
                 AlgorithmArg::Epie => study_design::Algorithm::Epie,
                 AlgorithmArg::Rpie => study_design::Algorithm::Rpie,
+                AlgorithmArg::Ml => study_design::Algorithm::Ml,
             }),
             alpha: args.alpha,
             beta: args.beta,
             refine_probe: args.refine_probe,
             seed: args.seed,
+            smoothness: args.smoothness,
+            tolerance: args.tolerance,
         },
         trainer,
         timestamp,

@@ -137,6 +137,7 @@ fn peer(path: &std::path::Path, epochs: u32) {
         ycoords: tl.column(0).iter().map(|&y| y as f64 + half).collect(),
         probe: probe.clone(),
         object_shape: truth.dim(),
+        intensity_scale: None,
     };
     // pty-chi's displayed loss (MSELossOfSqrt): the mean over every pixel of every pattern of
     // (|Psi| - a)^2, i.e. E_F x sum a^2 / (n N^2).

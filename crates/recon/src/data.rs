@@ -19,6 +19,9 @@ pub struct Dataset {
     pub probe: Array2<Complex32>,
     /// Shape (rows, columns) of `objectGuess`: the grid the object is reconstructed on.
     pub object_shape: (usize, usize),
+    /// `s` of `_metadata.intensity_scale`: counts = (s a)^2 (the toolkit's own files); `None`
+    /// for other files (ml then uses its Gaussian fallback).
+    pub intensity_scale: Option<f64>,
 }
 
 /// How scan positions were rounded to integer patch corners (pty-chi's integer mode).

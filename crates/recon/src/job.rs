@@ -3,8 +3,10 @@
 //! depend on it), score them against `objectGuess`, and write the bundle.
 
 use crate::metrics::{EvalOptions, Metrics};
+use crate::ml::MlReport;
 use crate::score::Truth;
-use crate::solver::{EPS, Reconstruction, Settings, reconstruct_until};
+use crate::solver::{EPS, Reconstruction, Settings, reconstruct_threads};
+use study_design::Algorithm;
 use crate::{Dataset, FftPath, ReconError, Rounding};
 use ndarray::{Array2, Ix1, Ix2, Ix3};
 use npz_contract::{Compression, NpzReader, NpzWriter};
@@ -80,6 +82,9 @@ pub struct SplitOutcome {
     pub rounding: Rounding,
     /// Scores against `objectGuess`.
     pub metrics: Metrics,
+    /// ml only: likelihood, prior weight, stopping rule and why it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ml: Option<MlReport>,
 }
 
 /// A finished job.
@@ -117,14 +122,43 @@ pub fn read_split(path: &Path) -> Result<(Dataset, Array2<Complex32>), ReconErro
     };
     let probe = complex2(&mut npz, "probeGuess")?;
     let truth = complex2(&mut npz, "objectGuess")?;
+    let intensity_scale = intensity_scale(&mut npz, path)?;
     let data = Dataset {
         diffraction,
         xcoords,
         ycoords,
         probe,
         object_shape: truth.dim(),
+        intensity_scale,
     };
     Ok((data, truth))
+}
+
+/// `_metadata.intensity_scale` (s, with counts = (s a)^2), when the file has a unicode JSON
+/// `_metadata` that holds it (the toolkit's Phase C and D files); `None` otherwise.
+fn intensity_scale(npz: &mut NpzReader, path: &Path) -> Result<Option<f64>, ReconError> {
+    let unicode = npz
+        .member("_metadata")
+        .is_some_and(|m| m.dtype.kind == npz_contract::DtypeKind::Unicode);
+    if !unicode {
+        return Ok(None);
+    }
+    let text = npz.read_string("_metadata")?;
+    let Ok(serde_json::Value::Object(meta)) = serde_json::from_str::<serde_json::Value>(&text)
+    else {
+        return Ok(None);
+    };
+    match meta.get("intensity_scale") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(s) if s.is_finite() && s > 0.0 => Ok(Some(s)),
+            _ => Err(ReconError::BadInput(format!(
+                "{}: _metadata intensity_scale = {v} must be a positive number (counts = \
+                 (intensity_scale x diffraction)^2); fix or remove it",
+                path.display()
+            ))),
+        },
+    }
 }
 
 /// Reads both splits, reconstructs and scores them, writes the bundle. `on_epoch(split,
@@ -134,14 +168,21 @@ pub fn run_job(
     request: &JobRequest,
     on_epoch: &(dyn Fn(Split, u32, f64) -> ControlFlow<()> + Sync),
 ) -> Result<JobOutcome, ReconError> {
+    // ePIE and rPIE are sequential: the two splits run side by side. ml parallelises inside a
+    // split (its chunks balance better than a large train split beside a small test one), so
+    // its splits run one after the other, each on every thread.
+    let ml = request.settings.algorithm == Algorithm::Ml;
+    let inner_threads = if ml { request.threads.max(1) } else { 1 };
     let run = |split: Split, path: &Path| -> Result<(Reconstruction, SplitOutcome), ReconError> {
         let (data, truth) = read_split(path)?;
         // The scored region comes from the dataset's own probeGuess and positions, never from
         // the refined probe: every run on these data is scored over the same pixels.
         let truth = Truth::new(truth, data.probe.clone(), &data.xcoords, &data.ycoords)
             .map_err(|e| in_split(split, path, e))?;
-        let rec = reconstruct_until(&data, &request.settings, &mut |e, l| on_epoch(split, e, l))
-            .map_err(|e| in_split(split, path, e))?;
+        let rec = reconstruct_threads(&data, &request.settings, inner_threads, &mut |e, l| {
+            on_epoch(split, e, l)
+        })
+        .map_err(|e| in_split(split, path, e))?;
         let metrics = truth
             .score(rec.object.view(), &request.eval)
             .map_err(|e| in_split(split, path, e))?;
@@ -152,10 +193,11 @@ pub fn run_job(
             positions: data.len(),
             rounding: rec.rounding.clone(),
             metrics,
+            ml: rec.ml.clone(),
         };
         Ok((rec, outcome))
     };
-    let ((train_rec, train), (test_rec, test)) = if request.threads >= 2 {
+    let ((train_rec, train), (test_rec, test)) = if request.threads >= 2 && !ml {
         std::thread::scope(|scope| {
             let test = scope.spawn(|| run(Split::Test, &request.test_path));
             let train = run(Split::Train, &request.train_path);

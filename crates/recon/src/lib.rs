@@ -12,6 +12,7 @@ mod data;
 pub mod fft;
 mod job;
 mod metrics;
+mod ml;
 mod register;
 mod rng;
 mod score;
@@ -29,9 +30,13 @@ pub use metrics::{
     EvalOptions, FRC_RING_WIDTH, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane,
     Region, evaluate,
 };
+pub use ml::{CHUNKS, DELTA_COUNTS, GAMMA, MOMENTUM, MlEngine, MlReport, NoiseModel};
 pub use register::{Registered, register, register_to_file};
 pub use score::{Truth, read_object, score_files, score_object};
-pub use solver::{EPS, Engine, Reconstruction, Settings, reconstruct, reconstruct_until};
+pub use solver::{
+    DIVERGE_EF, DIVERGE_FACTOR, EPS, Engine, Reconstruction, Settings, reconstruct,
+    reconstruct_threads, reconstruct_until,
+};
 pub use study_design::Algorithm;
 
 /// Why a reconstruction could not run.
@@ -50,15 +55,17 @@ pub enum ReconError {
     /// The solver settings are out of range.
     #[error("invalid solver settings: {0}")]
     BadSettings(String),
-    /// The iteration blew up.
+    /// The iteration blew up: a non-finite object, or E_F past the bound [`DIVERGE_EF`].
     #[error(
-        "the reconstruction diverged at epoch {epoch} (E_F = {loss}): lower solver.alpha \
-         (or use rpie)"
+        "diverged at epoch {epoch} (E_F = {loss:.4e}, bound max({DIVERGE_EF}, \
+         {DIVERGE_FACTOR} x epoch 1)): lower solver.alpha, raise rPIE's beta, or use ml"
     )]
     Diverged {
         /// Epoch (from 1).
         epoch: u32,
         /// Its loss.
         loss: f64,
+        /// E_F of every epoch up to and including this one.
+        loss_history: Vec<f64>,
     },
 }

@@ -5,6 +5,7 @@
 use crate::ReconError;
 use crate::data::{Dataset, Prepared, Rounding};
 use crate::fft::{Fft2, FftPath, Hooks};
+use crate::ml::{MlEngine, MlReport};
 use crate::rng::Rng;
 use ndarray::Array2;
 use num_complex::Complex32;
@@ -18,11 +19,13 @@ pub const EPS: f32 = 1e-7;
 /// Settings of one reconstruction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
-    /// ePIE or rPIE.
+    /// ePIE, rPIE or ml.
     pub algorithm: Algorithm,
-    /// ePIE object step; rPIE regularisation weight (1 = ePIE with unit step).
+    /// ePIE object step; rPIE regularisation weight (1 = ePIE with unit step; smaller = bigger
+    /// steps where the probe is weak); ml initial step (1 = the projection step).
     pub alpha: f64,
-    /// Probe step (ePIE) or probe regularisation weight (rPIE), when the probe is refined.
+    /// Probe step (ePIE) or probe regularisation weight (rPIE: smaller = bigger probe steps),
+    /// when the probe is refined.
     pub beta: f64,
     /// Epochs (passes over every position).
     pub epochs: u32,
@@ -37,6 +40,13 @@ pub struct Settings {
     pub gridsize: u32,
     /// K: each group is drawn from a position's K nearest neighbours (used when g > 1).
     pub neighbor_count: u32,
+    /// ml: weight of the smoothness prior (counts units; 0 = none).
+    #[serde(default)]
+    pub smoothness: f64,
+    /// ml: stop when an accepted step changes the object by less than this (relative L2);
+    /// 0 = fixed budget.
+    #[serde(default)]
+    pub tolerance: f64,
 }
 
 impl Settings {
@@ -56,6 +66,8 @@ impl Settings {
             seed: solver.seed.unwrap_or(grouping_seed),
             gridsize,
             neighbor_count,
+            smoothness: solver.smoothness,
+            tolerance: solver.tolerance,
         }
     }
 
@@ -65,8 +77,14 @@ impl Settings {
         g * g
     }
 
-    fn check(&self) -> Result<(), ReconError> {
+    pub(crate) fn check(&self) -> Result<(), ReconError> {
         let mut problems = Vec::new();
+        if !(self.smoothness.is_finite() && self.smoothness >= 0.0) {
+            problems.push(format!("smoothness={} must be >= 0", self.smoothness));
+        }
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
+            problems.push(format!("tolerance={} must be >= 0", self.tolerance));
+        }
         if !(self.alpha > 0.0 && self.alpha <= 1.0) {
             problems.push(format!("alpha={} must be in (0, 1]", self.alpha));
         }
@@ -109,6 +127,8 @@ pub struct Reconstruction {
     pub rounding: Rounding,
     /// The FFT code path used.
     pub fft_path: FftPath,
+    /// ml only: the likelihood, the prior weight and why it stopped.
+    pub ml: Option<MlReport>,
 }
 
 /// Reconstructs one split: `settings.epochs` epochs from a flat object (ones), calling
@@ -125,23 +145,90 @@ pub fn reconstruct(
 }
 
 /// [`reconstruct`] with a callback that may stop the run: [`ReconError::Cancelled`] when it
-/// breaks.
+/// breaks. One thread.
 pub fn reconstruct_until(
     data: &Dataset,
     settings: &Settings,
     on_epoch: &mut dyn FnMut(u32, f64) -> ControlFlow<()>,
 ) -> Result<Reconstruction, ReconError> {
-    let mut engine = Engine::new(data, settings)?;
-    for epoch in 1..=settings.epochs {
-        let loss = engine.run_epoch();
-        if !loss.is_finite() {
-            return Err(ReconError::Diverged { epoch, loss });
+    reconstruct_threads(data, settings, 1, on_epoch)
+}
+
+/// E_F above which a run has diverged (and above [`DIVERGE_FACTOR`] times its first epoch's).
+/// By the triangle inequality E_F <= (1 + sqrt(E_model / E_data))^2, so E_F > 10 needs a model
+/// whose diffraction carries over 4.7 times the measured energy: an object whose amplitude
+/// more than doubled on average, which no transmission object does. The zero object has
+/// E_F = 1; every working run here ends well below it.
+pub const DIVERGE_EF: f64 = 10.0;
+/// See [`DIVERGE_EF`]: a start that is bad on purpose (far from the data) is not a divergence
+/// until its loss has grown tenfold.
+pub const DIVERGE_FACTOR: f64 = 10.0;
+
+/// [`reconstruct_until`] on up to `threads` threads (ml only: ePIE and rPIE are sequential by
+/// nature); the bits do not depend on `threads`.
+pub fn reconstruct_threads(
+    data: &Dataset,
+    settings: &Settings,
+    threads: usize,
+    on_epoch: &mut dyn FnMut(u32, f64) -> ControlFlow<()>,
+) -> Result<Reconstruction, ReconError> {
+    let mut history: Vec<f64> = Vec::with_capacity(settings.epochs as usize);
+    let mut check = |epoch: u32, loss: f64| -> Result<(), ReconError> {
+        history.push(loss);
+        let bound = DIVERGE_EF.max(DIVERGE_FACTOR * history[0]);
+        if !loss.is_finite() || loss > bound {
+            return Err(ReconError::Diverged {
+                epoch,
+                loss,
+                loss_history: history.clone(),
+            });
         }
         if on_epoch(epoch, loss).is_break() {
             return Err(ReconError::Cancelled);
         }
+        Ok(())
+    };
+    if settings.algorithm == Algorithm::Ml {
+        let mut engine = MlEngine::new(data, settings, threads)?;
+        for epoch in 1..=settings.epochs {
+            let loss = engine.run_epoch();
+            check(epoch, loss)?;
+            if engine.converged() {
+                engine.mark_stopped();
+                break;
+            }
+        }
+        let (rec, report) = engine.finish();
+        return finite_object(rec.loss_history.clone(), Reconstruction {
+            ml: Some(report),
+            ..rec
+        });
     }
-    Ok(engine.finish())
+    let mut engine = Engine::new(data, settings)?;
+    for epoch in 1..=settings.epochs {
+        let loss = engine.run_epoch();
+        check(epoch, loss)?;
+    }
+    let rec = engine.finish();
+    finite_object(rec.loss_history.clone(), rec)
+}
+
+/// A non-finite pixel anywhere is a divergence too (E_F sees only illuminated pixels).
+fn finite_object(history: Vec<f64>, rec: Reconstruction) -> Result<Reconstruction, ReconError> {
+    let ok = rec
+        .object
+        .iter()
+        .chain(rec.probe.iter())
+        .all(|v| v.re.is_finite() && v.im.is_finite());
+    if ok {
+        Ok(rec)
+    } else {
+        Err(ReconError::Diverged {
+            epoch: rec.epochs_completed,
+            loss: history.last().copied().unwrap_or(f64::NAN),
+            loss_history: history,
+        })
+    }
 }
 
 /// The solver state, one epoch at a time (benches and tests drive it directly).
@@ -185,6 +272,11 @@ impl Engine {
     /// Checks and prepares `data`, plans the FFTs, allocates every buffer.
     pub fn new(data: &Dataset, settings: &Settings) -> Result<Engine, ReconError> {
         settings.check()?;
+        if settings.algorithm == Algorithm::Ml {
+            return Err(ReconError::BadSettings(
+                "the ePIE/rPIE engine cannot run ml: use MlEngine (or reconstruct)".into(),
+            ));
+        }
         let prep = data.prepare()?;
         let n = prep.n;
         let nn = n * n;
@@ -263,6 +355,7 @@ impl Engine {
             let c = match self.settings.algorithm {
                 Algorithm::Epie => alpha / max,
                 Algorithm::Rpie => 1.0 / ((1.0 - alpha) * p2 + alpha * max),
+                Algorithm::Ml => unreachable!("Engine::new refuses ml"),
             };
             *w = Complex32::new((c * f64::from(p.re)) as f32, (-c * f64::from(p.im)) as f32);
             let cf = c * inv_n2;
@@ -389,6 +482,7 @@ impl Engine {
                     let w = match self.settings.algorithm {
                         Algorithm::Epie => beta / max,
                         Algorithm::Rpie => 1.0 / ((1.0 - beta) * o2 + beta * max),
+                        Algorithm::Ml => unreachable!("Engine::new refuses ml"),
                     } as f32;
                     *acc += o.conj() * w * d;
                 }
@@ -454,6 +548,7 @@ impl Engine {
             positions_topleft_yx: self.prep.topleft_grid,
             rounding: self.prep.rounding,
             fft_path: self.fft.path(),
+            ml: None,
         }
     }
 }
@@ -568,7 +663,7 @@ fn project(spec: &mut [Complex32], amps_n: &[f32], n_eps: f32, resid: &mut [f32]
 }
 
 /// `sum x^2` over eight fixed lanes, then a fixed tree: the same bits on every machine.
-fn lane_sum_sq(x: &[f32]) -> f64 {
+pub(crate) fn lane_sum_sq(x: &[f32]) -> f64 {
     const L: usize = 8;
     let mut acc = [0f32; L];
     let mut chunks = x.chunks_exact(L);

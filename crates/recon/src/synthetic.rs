@@ -105,6 +105,7 @@ pub fn dataset(
         ycoords: ys.to_vec(),
         probe: probe.clone(),
         object_shape: object.dim(),
+        intensity_scale: None,
     }
 }
 
@@ -130,6 +131,8 @@ pub fn epie_settings(epochs: u32) -> Settings {
         seed: 0,
         gridsize: 1,
         neighbor_count: 7,
+        smoothness: 0.0,
+        tolerance: 0.0,
     }
 }
 

@@ -27,6 +27,9 @@ pub struct BackendOutcome {
     pub loss_history: Option<serde_json::Value>,
     /// Metrics against ground truth, in the backend's shape.
     pub metrics: Option<serde_json::Value>,
+    /// What the solver did beyond the loss (ml: likelihood, prior weight, stopping rule and
+    /// why it stopped), in the backend's shape.
+    pub solver: Option<serde_json::Value>,
 }
 
 /// Why a backend did not produce a bundle.
@@ -36,6 +39,14 @@ pub enum BackendError {
     /// flag to use, which file is bad).
     #[error("{0}")]
     Failed(String),
+    /// The job failed part way (e.g. the solver diverged); its loss history so far is kept.
+    #[error("{message}")]
+    FailedWithHistory {
+        /// What went wrong and what to do.
+        message: String,
+        /// Loss per epoch up to the failure, in the backend's shape.
+        loss_history: serde_json::Value,
+    },
     /// The backend stopped because [`JobContext::is_cancelled`] became true.
     #[error("interrupted")]
     Interrupted,

@@ -124,6 +124,7 @@ pub fn collect(
             results.push(JobResult::Failed(FailedResult {
                 backend,
                 error: format!("SLURM task {task} is still {state}"),
+                loss_history: None,
             }));
             continue;
         }
@@ -156,6 +157,7 @@ pub fn collect(
                         task_outcome(plan, task, scheduler),
                         log.display()
                     ),
+                    loss_history: None,
                 })
             }
             (Err(why), None) => {
@@ -169,6 +171,7 @@ pub fn collect(
                         "no result ({why}): {never}; run it with `{}`",
                         plan.run_job_command(planned.index)
                     ),
+                    loss_history: None,
                 })
             }
         };

@@ -139,6 +139,12 @@ pub struct SolverSettings {
     pub refine_probe: bool,
     /// Seed of the visiting order and grouping (the solver's seed, else `rng_seeds.grouping`).
     pub seed: u64,
+    /// ml: weight of the smoothness prior (0 = none).
+    #[serde(default)]
+    pub smoothness: f64,
+    /// ml: relative object change that stops the run (0 = every epoch).
+    #[serde(default)]
+    pub tolerance: f64,
 }
 
 /// Command-line overrides of the study's settings; `None` keeps the study's value.
@@ -156,6 +162,10 @@ pub struct ConfigOverrides {
     pub refine_probe: Option<bool>,
     /// `--seed`.
     pub seed: Option<u64>,
+    /// `--smoothness`.
+    pub smoothness: Option<f64>,
+    /// `--tolerance`.
+    pub tolerance: Option<f64>,
 }
 
 impl ConfigOverrides {
@@ -179,6 +189,12 @@ impl ConfigOverrides {
         }
         if let Some(seed) = self.seed {
             s.seed = Some(seed);
+        }
+        if let Some(smoothness) = self.smoothness {
+            s.smoothness = smoothness;
+        }
+        if let Some(tolerance) = self.tolerance {
+            s.tolerance = tolerance;
         }
         let problems = s.validate();
         (s, problems)
@@ -260,6 +276,8 @@ impl TrainingConfig {
                 beta: solver.beta,
                 refine_probe: solver.refine_probe,
                 seed: solver.seed.unwrap_or(design.rng_seeds.grouping),
+                smoothness: solver.smoothness,
+                tolerance: solver.tolerance,
             },
             trainer: if backend.uses_trainer_program() {
                 trainer.cloned()

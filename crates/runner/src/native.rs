@@ -33,6 +33,8 @@ pub fn settings(config: &TrainingConfig) -> Settings {
         seed: config.solver.seed,
         gridsize: config.gridsize,
         neighbor_count: config.neighbor_count,
+        smoothness: config.solver.smoothness,
+        tolerance: config.solver.tolerance,
     }
 }
 
@@ -86,7 +88,7 @@ impl Backend for NativeBackend {
         };
         ctx.log_line(&format!(
             "native solver: {:?} alpha={} beta={} epochs={} refine_probe={} seed={} gridsize={} \
-             neighbor_count={} threads={threads} fft={:?}",
+             neighbor_count={} smoothness={} tolerance={} threads={threads} fft={:?}",
             settings.algorithm,
             settings.alpha,
             settings.beta,
@@ -95,6 +97,8 @@ impl Backend for NativeBackend {
             settings.seed,
             settings.gridsize,
             settings.neighbor_count,
+            settings.smoothness,
+            settings.tolerance,
             recon::FftPath::detect(),
         ));
         let epochs = settings.epochs;
@@ -125,6 +129,17 @@ impl Backend for NativeBackend {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(ReconError::Cancelled) => return Err(BackendError::Interrupted),
+            Err(e @ ReconError::Diverged { .. }) => {
+                let message = format!("native solver: {e}");
+                ctx.log_line(&message);
+                let ReconError::Diverged { loss_history, .. } = e else {
+                    unreachable!()
+                };
+                return Err(BackendError::FailedWithHistory {
+                    message,
+                    loss_history: serde_json::json!(loss_history),
+                });
+            }
             Err(e) => {
                 let message = format!("native solver: {e}");
                 ctx.log_line(&message);
@@ -163,6 +178,13 @@ impl Backend for NativeBackend {
                 "train": outcome.train.metrics,
                 "test": outcome.test.metrics,
             })),
+            solver: outcome.train.ml.as_ref().map(|train| {
+                serde_json::json!({
+                    "algorithm": "ml",
+                    "train": train,
+                    "test": outcome.test.ml,
+                })
+            }),
         })
     }
 }

@@ -69,6 +69,9 @@ pub struct TrainedResult {
     /// Reconstruction metrics against ground truth, in the backend's shape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<serde_json::Value>,
+    /// What the solver did beyond the loss (ml: likelihood, prior weight, stopping rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver: Option<serde_json::Value>,
 }
 
 /// A job that failed.
@@ -79,6 +82,9 @@ pub struct FailedResult {
     pub backend: String,
     /// What went wrong and what to do about it.
     pub error: String,
+    /// Loss per epoch up to the failure (a diverged solver keeps its history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_history: Option<serde_json::Value>,
 }
 
 /// A job stopped (or never started) because the run was interrupted.

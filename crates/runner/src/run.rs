@@ -37,6 +37,7 @@ fn failed(planned: &PlannedJob, error: String) -> JobResult {
     JobResult::Failed(FailedResult {
         backend: planned.config.backend.as_str().to_string(),
         error,
+        loss_history: None,
     })
 }
 
@@ -128,6 +129,7 @@ fn success(planned: &PlannedJob, outcome: BackendOutcome) -> JobResult {
         bundle_size_bytes,
         loss_history: outcome.loss_history,
         metrics: outcome.metrics,
+        solver: outcome.solver,
     })
 }
 
@@ -281,6 +283,14 @@ pub fn run_job(
         match trained {
             Ok(Ok(outcome)) => success(planned, outcome),
             Ok(Err(BackendError::Failed(error))) => failed(planned, error),
+            Ok(Err(BackendError::FailedWithHistory {
+                message,
+                loss_history,
+            })) => JobResult::Failed(FailedResult {
+                backend: planned.config.backend.as_str().to_string(),
+                error: message,
+                loss_history: Some(loss_history),
+            }),
             Ok(Err(BackendError::Interrupted)) => interrupted(planned, plan, ctx.cancel, true),
             Err(payload) => failed(
                 planned,

@@ -375,6 +375,7 @@ impl Backend for PtychoPinnBackend {
             epochs_completed,
             loss_history: None,
             metrics: None,
+            solver: None,
         })
     }
 }

@@ -10,6 +10,9 @@ pub enum Algorithm {
     Epie,
     /// rPIE (Maiden, Johnson & Li 2017).
     Rpie,
+    /// Poisson maximum likelihood: full-batch preconditioned gradient with momentum
+    /// (crates/recon ml.rs).
+    Ml,
 }
 
 impl Algorithm {
@@ -18,6 +21,7 @@ impl Algorithm {
         match self {
             Algorithm::Epie => "epie",
             Algorithm::Rpie => "rpie",
+            Algorithm::Ml => "ml",
         }
     }
 }
@@ -28,9 +32,11 @@ impl Algorithm {
 pub struct Solver {
     /// Algorithm.
     pub algorithm: Algorithm,
-    /// Object step (ePIE) or regularisation weight (rPIE).
+    /// Object step (ePIE), regularisation weight (rPIE: smaller = bigger steps where the probe
+    /// is weak), or initial step of `ml` (1 = the projection step).
     pub alpha: f64,
-    /// Probe step, when the probe is refined.
+    /// Probe step (ePIE) or probe regularisation weight (rPIE: smaller = bigger probe steps),
+    /// when the probe is refined; `ml` uses alpha for the probe too.
     pub beta: f64,
     /// Epochs per split.
     pub epochs: u32,
@@ -38,6 +44,14 @@ pub struct Solver {
     pub refine_probe: bool,
     /// Seed of the visiting order and grouping; `None` uses `rng_seeds.grouping`.
     pub seed: Option<u64>,
+    /// `ml` only: weight of the smoothness prior `sum |O_p - O_q|^2` over adjacent pixels, in
+    /// units of the Poisson log-likelihood of the counts (0 = none).
+    #[serde(default)]
+    pub smoothness: f64,
+    /// `ml` only: stop when an epoch changes the object by less than this (relative L2);
+    /// 0 = run every epoch (fixed budget).
+    #[serde(default)]
+    pub tolerance: f64,
 }
 
 impl Default for Solver {
@@ -56,6 +70,8 @@ impl Default for Solver {
             epochs: 30,
             refine_probe: false,
             seed: None,
+            smoothness: 0.0,
+            tolerance: 0.0,
         }
     }
 }
@@ -69,6 +85,12 @@ impl Solver {
         }
         if !(self.beta > 0.0 && self.beta <= 1.0) {
             problems.push(format!("solver.beta={} must be in (0, 1]", self.beta));
+        }
+        if !(self.smoothness.is_finite() && self.smoothness >= 0.0) {
+            problems.push(format!("solver.smoothness={} must be >= 0", self.smoothness));
+        }
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
+            problems.push(format!("solver.tolerance={} must be >= 0", self.tolerance));
         }
         if self.epochs == 0 {
             problems.push("solver.epochs must be at least 1".to_string());

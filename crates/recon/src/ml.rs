@@ -1,0 +1,654 @@
+//! The maximum-likelihood engine (`ml`): full-batch gradient descent on the negative Poisson
+//! log-likelihood of the measured counts, preconditioned by the illumination, with momentum, a
+//! monotone safeguard instead of a line search, and an optional smoothness prior.
+//!
+//! Model and units. With `Psi_j = FFT2(P O_j)` (orthonormal) and the toolkit's amplitudes
+//! `a = sqrt(counts) / s` (`s` = `intensity_scale` in the file's `_metadata`), the expected
+//! counts are `s^2 |Psi|^2`, and the objective in counts is
+//!
+//! `F(O, P) = s^2 sum_j sum_u [ |Psi|^2 - a^2 ln(|Psi|^2 + delta) ] + lambda R(O)`,
+//!
+//! `R(O) = sum |O_p - O_q|^2` over horizontally and vertically adjacent pixels, `delta` a floor
+//! of [`DELTA_COUNTS`] counts on the model intensity. Files without `intensity_scale` use the
+//! documented Gaussian fallback: `2 s^2 sum (|Psi| - a)^2` with `s = 1` (amplitude least
+//! squares; the factor 2 s^2 is the variance-stabilised Poisson likelihood of sqrt(counts), so
+//! both models have the same curvature at the solution and share one preconditioner).
+//!
+//! One epoch is one evaluation of F and its gradient at a point: per position one FFT round
+//! trip (as an ePIE step), `Psi -> r Psi` with `r = a^2 / (|Psi|^2 + delta)` (Poisson) or
+//! `a / |Psi|` (Gaussian), and `chi_j = psi_j - IFFT(r Psi_j)` (dF/dpsi* up to the factor),
+//! accumulated into `sum conj(P) chi_j` (object) and `sum conj(O_j) chi_j` (probe). The step
+//! `O += v`, `v = mu v - alpha G / D` with `D = 2 s^2 (sum_j |P_j|^2 + gamma max) + 4 lambda`
+//! is the projection (Newton) step of both models at alpha = 1; a step whose F is higher than
+//! the current point's is undone: first the momentum is dropped, then alpha halves. The
+//! accepted iterates therefore never increase F, which bounds the iteration without a line
+//! search (no extra FFTs).
+//!
+//! Determinism: positions are cut into [`CHUNKS`] fixed index ranges, each with its own
+//! accumulators, summed in chunk order; threads only decide who computes a chunk. Grouping
+//! (gridsize > 1) does not exist for a full-batch gradient: every position contributes once
+//! to every epoch's gradient, so `ml` ignores the K-choose-C groups (gridsize 2 gives the
+//! gridsize 1 result on the same data).
+
+use crate::ReconError;
+use crate::data::{Dataset, Prepared};
+use crate::fft::{Fft2, Hooks};
+use crate::solver::{EPS, Settings, lane_sum_sq};
+use num_complex::Complex32;
+use serde::{Deserialize, Serialize};
+
+/// Fixed number of position chunks (the unit of parallel work and of the ordered reduction).
+pub const CHUNKS: usize = 4;
+/// Floor on the model intensity in the Poisson likelihood, in counts per pixel: keeps the
+/// gradient finite where a pixel counts photons and the model predicts none.
+pub const DELTA_COUNTS: f64 = 0.01;
+/// Illumination floor of the preconditioner, relative to its maximum: pixels seen by the edge
+/// of the probe only take bounded steps.
+pub const GAMMA: f64 = 0.02;
+/// Heavy-ball momentum.
+pub const MOMENTUM: f64 = 0.9;
+
+fn tune(name: &str, default: f64) -> f64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Which likelihood the `ml` engine minimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseModel {
+    /// Poisson counts: the file carries `intensity_scale` (the toolkit's own Phase C/D files).
+    Poisson,
+    /// Amplitude least squares: the fallback for files without `intensity_scale`.
+    Gaussian,
+}
+
+/// Why an `ml` run stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MlReport {
+    /// The likelihood used.
+    pub noise_model: NoiseModel,
+    /// `s` used (1 for the Gaussian fallback).
+    pub intensity_scale: f64,
+    /// The smoothness prior's weight lambda (counts units).
+    pub smoothness: f64,
+    /// The stopping rule, in words.
+    pub stopping_rule: String,
+    /// `tolerance` (relative change of the object) or `budget` (all epochs run).
+    pub stopped_by: String,
+    /// F (counts units, the saturated constant removed) after each epoch, accepted iterate.
+    pub objective_history: Vec<f64>,
+    /// Epochs whose step was undone by the safeguard.
+    pub rejected_steps: u32,
+    /// The relative object change of the last accepted step.
+    pub last_relative_change: f64,
+}
+
+/// One chunk's scratch and accumulators.
+struct Chunk {
+    range: std::ops::Range<usize>,
+    fft: Fft2,
+    buf: Vec<Complex32>,
+    spec: Vec<Complex32>,
+    resid: Vec<f32>,
+    /// Object rows `row0..row0 + rows` of the gradient.
+    row0: usize,
+    grad: Vec<Complex32>,
+    probe_grad: Vec<Complex32>,
+    /// sum |O_j|^2 per probe pixel (probe preconditioner).
+    obj_norm: Vec<f32>,
+    /// sum |P|^2 per object pixel (object preconditioner, when the probe moves).
+    illum: Vec<f32>,
+    ef: f64,
+    nll: f64,
+}
+
+/// The `ml` solver state.
+pub struct MlEngine {
+    settings: Settings,
+    threads: usize,
+    n: usize,
+    prep: Prepared,
+    noise: NoiseModel,
+    s2: f64,
+    object: Vec<Complex32>,
+    probe: Vec<Complex32>,
+    chunks: Vec<Chunk>,
+    /// The current (accepted) point's gradient, F, E_F.
+    grad: Vec<Complex32>,
+    probe_grad: Vec<Complex32>,
+    f_cur: f64,
+    ef_cur: f64,
+    /// 1 / D on the object grid and on the probe.
+    inv_d: Vec<f32>,
+    inv_dp: Vec<f32>,
+    v: Vec<Complex32>,
+    vp: Vec<Complex32>,
+    /// The point under evaluation is `base + v` (base = the accepted point).
+    base: Vec<Complex32>,
+    base_probe: Vec<Complex32>,
+    base_grad: Vec<Complex32>,
+    base_probe_grad: Vec<Complex32>,
+    base_inv_d: Vec<f32>,
+    base_inv_dp: Vec<f32>,
+    /// sum_j |P_j|^2 on the object grid, and sum_j |O_j|^2 on the probe (reduction buffers).
+    illum: Vec<f32>,
+    obj_norm: Vec<f32>,
+    alpha: f64,
+    evaluated: bool,
+    rejected: u32,
+    last_change: f64,
+    loss_history: Vec<f64>,
+    objective_history: Vec<f64>,
+    stopped: bool,
+}
+
+impl MlEngine {
+    /// Checks and prepares `data`; `threads` (1 to [`CHUNKS`] useful) only changes the speed.
+    pub fn new(data: &Dataset, settings: &Settings, threads: usize) -> Result<MlEngine, ReconError> {
+        settings.check()?;
+        let prep = data.prepare()?;
+        let n = prep.n;
+        let nn = n * n;
+        let count = prep.topleft.len();
+        let (noise, s) = match data.intensity_scale {
+            Some(s) if s.is_finite() && s > 0.0 => (NoiseModel::Poisson, s),
+            Some(s) => {
+                return Err(ReconError::BadInput(format!(
+                    "_metadata intensity_scale = {s}: must be finite and > 0 (it converts \
+                     amplitudes back to counts)"
+                )));
+            }
+            None => (NoiseModel::Gaussian, 1.0),
+        };
+        let zero = Complex32::new(0.0, 0.0);
+        let cols = prep.grid.1;
+        let chunks = (0..CHUNKS)
+            .map(|c| {
+                let range = count * c / CHUNKS..count * (c + 1) / CHUNKS;
+                let (lo, hi) = prep.topleft[range.clone()]
+                    .iter()
+                    .fold((usize::MAX, 0), |(lo, hi), &(ty, _)| {
+                        (lo.min(ty), hi.max(ty + n))
+                    });
+                let (row0, rows) = if range.is_empty() { (0, 0) } else { (lo, hi - lo) };
+                Chunk {
+                    range,
+                    fft: Fft2::new(n),
+                    buf: vec![zero; nn],
+                    spec: vec![zero; nn],
+                    resid: vec![0.0; nn],
+                    row0,
+                    grad: vec![zero; rows * cols],
+                    probe_grad: if settings.refine_probe { vec![zero; nn] } else { Vec::new() },
+                    obj_norm: if settings.refine_probe { vec![0.0; nn] } else { Vec::new() },
+                    illum: vec![0.0; rows * cols],
+                    ef: 0.0,
+                    nll: 0.0,
+                }
+            })
+            .collect();
+        let grid_len = prep.grid.0 * cols;
+        let mut engine = MlEngine {
+            settings: settings.clone(),
+            threads: threads.clamp(1, CHUNKS),
+            n,
+            noise,
+            s2: s * s,
+            object: vec![Complex32::new(1.0, 0.0); grid_len],
+            probe: data.probe.iter().copied().collect(),
+            chunks,
+            grad: vec![zero; grid_len],
+            probe_grad: vec![zero; nn],
+            f_cur: f64::INFINITY,
+            ef_cur: f64::NAN,
+            inv_d: vec![0.0; grid_len],
+            inv_dp: vec![0.0; nn],
+            v: vec![zero; grid_len],
+            vp: vec![zero; nn],
+            base: Vec::new(),
+            base_probe: Vec::new(),
+            base_grad: vec![zero; grid_len],
+            base_probe_grad: vec![zero; nn],
+            base_inv_d: vec![0.0; grid_len],
+            base_inv_dp: vec![0.0; nn],
+            illum: vec![0.0; grid_len],
+            obj_norm: vec![0.0; nn],
+            alpha: 1.0,
+            evaluated: false,
+            rejected: 0,
+            last_change: f64::NAN,
+            loss_history: Vec::with_capacity(settings.epochs as usize),
+            objective_history: Vec::with_capacity(settings.epochs as usize),
+            stopped: false,
+            prep,
+        };
+        engine.base = engine.object.clone();
+        engine.base_probe = engine.probe.clone();
+        Ok(engine)
+    }
+
+    /// The likelihood in use.
+    pub fn noise_model(&self) -> NoiseModel {
+        self.noise
+    }
+
+    /// Replaces the object on the objectGuess grid (a warm start; tests start from the truth).
+    pub fn set_object(&mut self, object: ndarray::ArrayView2<Complex32>) -> Result<(), ReconError> {
+        let [top, bottom, left, right] = self.prep.rounding.padding;
+        let (rows, cols) = self.prep.grid;
+        if object.dim() != (rows - top - bottom, cols - left - right) {
+            return Err(ReconError::BadInput(format!(
+                "start object is {:?} but objectGuess is {:?}",
+                object.dim(),
+                (rows - top - bottom, cols - left - right)
+            )));
+        }
+        for ((r, c), v) in object.indexed_iter() {
+            self.object[(r + top) * cols + c + left] = *v;
+        }
+        self.base.copy_from_slice(&self.object);
+        self.evaluated = false;
+        Ok(())
+    }
+
+    /// One pass over every position at the current point: F, E_F and both gradients.
+    fn evaluate(&mut self) -> (f64, f64) {
+        let n = self.n;
+        let nn = n * n;
+        let cols = self.prep.grid.1;
+        let refine = self.settings.refine_probe;
+        let poisson = self.noise == NoiseModel::Poisson;
+        // delta in the unnormalised units of |spec|^2 = N^2 |Psi|^2.
+        let n2_delta = (nn as f64 * tune("ML_DELTA", DELTA_COUNTS) / self.s2) as f32;
+        let n_eps = n as f32 * EPS;
+        let inv_n2 = 1.0 / nn as f32;
+        // The object preconditioner moves only with the probe.
+        let with_illum = refine || !self.evaluated;
+        let (object, probe, prep) = (&self.object, &self.probe, &self.prep);
+        let work = |chunk: &mut Chunk| {
+            chunk.grad.fill(Complex32::new(0.0, 0.0));
+            if with_illum {
+                chunk.illum.fill(0.0);
+            }
+            if refine {
+                chunk.probe_grad.fill(Complex32::new(0.0, 0.0));
+                chunk.obj_norm.fill(0.0);
+            }
+            let (mut ef, mut nll) = (0f64, 0f64);
+            for j in chunk.range.clone() {
+                let (ty, tx) = prep.topleft[j];
+                let mut hooks = GradHooks {
+                    n,
+                    at: ty * cols + tx,
+                    gat: (ty - chunk.row0) * cols + tx,
+                    stride: cols,
+                    object,
+                    probe,
+                    amps: &prep.amps[j * nn..][..nn],
+                    poisson,
+                    n2_delta,
+                    n_eps,
+                    inv_n2,
+                    resid: &mut chunk.resid,
+                    ef: 0.0,
+                    nll: 0.0,
+                    grad: &mut chunk.grad,
+                    illum: if with_illum { Some(&mut chunk.illum) } else { None },
+                    probe_grad: if refine { Some((&mut chunk.probe_grad, &mut chunk.obj_norm)) } else { None },
+                };
+                chunk.fft.round_trip(&mut chunk.buf, &mut chunk.spec, &mut hooks);
+                ef += hooks.ef;
+                nll += hooks.nll;
+            }
+            chunk.ef = ef;
+            chunk.nll = nll;
+        };
+        if self.threads == 1 {
+            self.chunks.iter_mut().for_each(work);
+        } else {
+            let per = self.chunks.len().div_ceil(self.threads);
+            std::thread::scope(|scope| {
+                let mut parts = self.chunks.chunks_mut(per);
+                let mine = parts.next();
+                for part in parts {
+                    scope.spawn(move || part.iter_mut().for_each(work));
+                }
+                if let Some(part) = mine {
+                    part.iter_mut().for_each(work);
+                }
+            });
+        }
+        // The fixed-order reduction: chunk 0, 1, ... whatever the thread count.
+        self.grad.fill(Complex32::new(0.0, 0.0));
+        if with_illum {
+            self.illum.fill(0.0);
+        }
+        let (mut ef, mut nll) = (0f64, 0f64);
+        if refine {
+            self.probe_grad.fill(Complex32::new(0.0, 0.0));
+            self.obj_norm.fill(0.0);
+        }
+        for chunk in &self.chunks {
+            let at = chunk.row0 * cols;
+            for (g, cg) in self.grad[at..].iter_mut().zip(&chunk.grad) {
+                *g += cg;
+            }
+            if with_illum {
+                for (i, ci) in self.illum[at..].iter_mut().zip(&chunk.illum) {
+                    *i += ci;
+                }
+            }
+            if refine {
+                for (g, c) in self.probe_grad.iter_mut().zip(&chunk.probe_grad) {
+                    *g += c;
+                }
+                for (o, c) in self.obj_norm.iter_mut().zip(&chunk.obj_norm) {
+                    *o += c;
+                }
+            }
+            ef += chunk.ef;
+            nll += chunk.nll;
+        }
+        // Data term in counts: s^2 x (Poisson deviance / 2, or 2 x amplitude squares), the
+        // unnormalised N^2 removed.
+        let data_f = match self.noise {
+            NoiseModel::Poisson => self.s2 * nll / nn as f64,
+            NoiseModel::Gaussian => 2.0 * self.s2 * ef / nn as f64,
+        };
+        // Gradient scale: dF/dpsi* is s^2 chi (Poisson) or 2 s^2 chi (Gaussian).
+        let gscale = match self.noise {
+            NoiseModel::Poisson => self.s2,
+            NoiseModel::Gaussian => 2.0 * self.s2,
+        } as f32;
+        let lambda = self.settings.smoothness;
+        let prior = self.add_prior_gradient(gscale, lambda as f32);
+        // Preconditioners from this point's illumination (they move with the probe).
+        let two_s2 = (2.0 * self.s2) as f32;
+        if with_illum {
+            let max_w = self.illum.iter().fold(0f32, |m, &w| m.max(w));
+            let floor = (tune("ML_GAMMA", GAMMA) * f64::from(max_w)) as f32;
+            let prior_diag = 4.0 * lambda as f32;
+            for (d, w) in self.inv_d.iter_mut().zip(&self.illum) {
+                *d = 1.0 / (two_s2 * (w + floor) + prior_diag);
+            }
+        }
+        if refine {
+            for g in &mut self.probe_grad {
+                *g *= gscale;
+            }
+            let max_o = self.obj_norm.iter().fold(0f32, |m, &w| m.max(w));
+            let floor = (GAMMA * f64::from(max_o)) as f32;
+            for (d, w) in self.inv_dp.iter_mut().zip(&self.obj_norm) {
+                *d = 1.0 / (two_s2 * (w + floor));
+            }
+        }
+        (data_f + lambda * prior, ef / nn as f64 / self.prep.sum_a2)
+    }
+
+    /// Scales the data gradient to counts and adds lambda dR/dO* = lambda sum_q (O_p - O_q);
+    /// returns R(O).
+    fn add_prior_gradient(&mut self, gscale: f32, lambda: f32) -> f64 {
+        let (rows, cols) = self.prep.grid;
+        for g in &mut self.grad {
+            *g *= gscale;
+        }
+        if lambda == 0.0 {
+            return 0.0;
+        }
+        let o = &self.object;
+        let mut r = 0f64;
+        for y in 0..rows {
+            let mut row_r = 0f32;
+            for x in 0..cols {
+                let p = y * cols + x;
+                if x + 1 < cols {
+                    let d = o[p] - o[p + 1];
+                    row_r += d.norm_sqr();
+                    self.grad[p] += d * lambda;
+                    self.grad[p + 1] -= d * lambda;
+                }
+                if y + 1 < rows {
+                    let d = o[p] - o[p + cols];
+                    row_r += d.norm_sqr();
+                    self.grad[p] += d * lambda;
+                    self.grad[p + cols] -= d * lambda;
+                }
+            }
+            r += f64::from(row_r);
+        }
+        r
+    }
+
+    /// Runs one epoch (one evaluation and one step) and returns E_F of the accepted point.
+    pub fn run_epoch(&mut self) -> f64 {
+        let (f, ef) = self.evaluate();
+        if !self.evaluated {
+            // The start point: nothing to compare with.
+            self.evaluated = true;
+            self.accept(f, ef);
+        } else if f <= self.f_cur || !f.is_finite() && !self.f_cur.is_finite() {
+            self.accept(f, ef);
+            self.alpha = (self.alpha * tune("ML_GROW", 1.0)).min(tune("ML_AMAX", 1.0));
+        } else {
+            // Undo: back to the accepted point and its gradient; without momentum the step
+            // itself was too long.
+            self.rejected += 1;
+            let had_momentum = self.v.iter().any(|v| v.re != 0.0 || v.im != 0.0);
+            if !had_momentum {
+                self.alpha *= 0.5;
+            }
+            self.object.copy_from_slice(&self.base);
+            self.probe.copy_from_slice(&self.base_probe);
+            self.grad.copy_from_slice(&self.base_grad);
+            self.probe_grad.copy_from_slice(&self.base_probe_grad);
+            self.inv_d.copy_from_slice(&self.base_inv_d);
+            self.inv_dp.copy_from_slice(&self.base_inv_dp);
+            self.v.fill(Complex32::new(0.0, 0.0));
+            self.vp.fill(Complex32::new(0.0, 0.0));
+        }
+        self.loss_history.push(self.ef_cur);
+        self.objective_history.push(self.f_cur);
+        self.propose();
+        self.ef_cur
+    }
+
+    fn accept(&mut self, f: f64, ef: f64) {
+        // Relative change of the object on this accepted step (|v| / |O_base|).
+        let (mut dv, mut o2) = (0f64, 0f64);
+        for (o, b) in self.object.iter().zip(&self.base) {
+            dv += f64::from((o - b).norm_sqr());
+            o2 += f64::from(b.norm_sqr());
+        }
+        self.last_change = (dv / o2.max(f64::MIN_POSITIVE)).sqrt();
+        self.f_cur = f;
+        self.ef_cur = ef;
+        self.base.copy_from_slice(&self.object);
+        self.base_probe.copy_from_slice(&self.probe);
+        self.base_grad.copy_from_slice(&self.grad);
+        self.base_probe_grad.copy_from_slice(&self.probe_grad);
+        self.base_inv_d.copy_from_slice(&self.inv_d);
+        self.base_inv_dp.copy_from_slice(&self.inv_dp);
+    }
+
+    /// The next point: `base + v`, `v = mu v - alpha G / D`.
+    fn propose(&mut self) {
+        let mu = tune("ML_MU", MOMENTUM) as f32;
+        let alpha = self.alpha as f32;
+        for (((o, b), v), (g, d)) in self
+            .object
+            .iter_mut()
+            .zip(&self.base)
+            .zip(&mut self.v)
+            .zip(self.grad.iter().zip(&self.inv_d))
+        {
+            *v = *v * mu - g * (alpha * d);
+            *o = b + *v;
+        }
+        if self.settings.refine_probe {
+            for (((p, b), v), (g, d)) in self
+                .probe
+                .iter_mut()
+                .zip(&self.base_probe)
+                .zip(&mut self.vp)
+                .zip(self.probe_grad.iter().zip(&self.inv_dp))
+            {
+                *v = *v * mu - g * (alpha * d);
+                *p = b + *v;
+            }
+        }
+    }
+
+    /// True once the relative change of the last accepted step fell below the tolerance.
+    pub fn converged(&self) -> bool {
+        self.settings.tolerance > 0.0
+            && self.loss_history.len() > 1
+            && self.last_change < self.settings.tolerance
+    }
+
+    /// E_F of every epoch run so far.
+    pub fn loss_history(&self) -> &[f64] {
+        &self.loss_history
+    }
+
+    /// Marks the run as stopped by the tolerance (for the report).
+    pub(crate) fn mark_stopped(&mut self) {
+        self.stopped = true;
+    }
+
+    /// The accepted object on the objectGuess grid.
+    pub fn object(&self) -> ndarray::Array2<Complex32> {
+        let [top, bottom, left, right] = self.prep.rounding.padding;
+        let (rows, cols) = self.prep.grid;
+        let (h, w) = (rows - top - bottom, cols - left - right);
+        ndarray::Array2::from_shape_fn((h, w), |(r, c)| self.base[(r + top) * cols + c + left])
+    }
+
+    /// The result: the accepted point, its history and the stopping facts.
+    pub fn finish(self) -> (crate::Reconstruction, MlReport) {
+        let n = self.n;
+        let report = MlReport {
+            noise_model: self.noise,
+            intensity_scale: self.s2.sqrt(),
+            smoothness: self.settings.smoothness,
+            stopping_rule: if self.settings.tolerance > 0.0 {
+                format!(
+                    "stop when an accepted step changes the object by less than {} (relative \
+                     L2), else after {} epochs",
+                    self.settings.tolerance, self.settings.epochs
+                )
+            } else {
+                format!("fixed budget of {} epochs", self.settings.epochs)
+            },
+            stopped_by: if self.stopped { "tolerance" } else { "budget" }.into(),
+            objective_history: self.objective_history.clone(),
+            rejected_steps: self.rejected,
+            last_relative_change: self.last_change,
+        };
+        let rec = crate::Reconstruction {
+            object: self.object(),
+            probe: ndarray::Array2::from_shape_vec((n, n), self.base_probe)
+                .expect("probe is N x N"),
+            epochs_completed: self.loss_history.len() as u32,
+            loss_history: self.loss_history,
+            positions_topleft_yx: self.prep.topleft_grid,
+            rounding: self.prep.rounding,
+            fft_path: self.chunks[0].fft.path(),
+            ml: None,
+        };
+        (rec, report)
+    }
+}
+
+/// One position's gradient work inside the round trip.
+struct GradHooks<'a> {
+    n: usize,
+    /// Patch top-left in `object`, and in the chunk's gradient band.
+    at: usize,
+    gat: usize,
+    stride: usize,
+    object: &'a [Complex32],
+    probe: &'a [Complex32],
+    amps: &'a [f32],
+    poisson: bool,
+    n2_delta: f32,
+    n_eps: f32,
+    inv_n2: f32,
+    resid: &'a mut [f32],
+    ef: f64,
+    nll: f64,
+    grad: &'a mut [Complex32],
+    illum: Option<&'a mut Vec<f32>>,
+    probe_grad: Option<(&'a mut Vec<Complex32>, &'a mut Vec<f32>)>,
+}
+
+impl Hooks for GradHooks<'_> {
+    fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
+        let n = self.n;
+        for (i, row) in rows.chunks_exact_mut(n).enumerate() {
+            let o = &self.object[self.at + (r0 + i) * self.stride..][..n];
+            let p = &self.probe[(r0 + i) * n..][..n];
+            for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
+                *b = p * o;
+            }
+        }
+    }
+
+    fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {
+        let amps = &self.amps[k0 * self.n..][..rows.len()];
+        let resid = &mut self.resid[..rows.len()];
+        if self.poisson {
+            // r = (N a)^2 / (|spec|^2 + N^2 delta) = a^2 / (|Psi|^2 + delta).
+            let mut nll = 0f64;
+            for ((f, &a), e) in rows.iter_mut().zip(amps).zip(resid.iter_mut()) {
+                let m2 = f.re * f.re + f.im * f.im;
+                *e = m2.sqrt() - a;
+                let y = a * a;
+                let lam = m2 + self.n2_delta;
+                // Half the Poisson deviance: the saturated term makes F >= 0 and its sums
+                // well conditioned; only counting pixels need the logarithm.
+                nll += f64::from(if y > 0.0 { lam - y - y * (lam / y).ln() } else { lam });
+                let r = y / lam;
+                *f = Complex32::new(f.re * r, f.im * r);
+            }
+            self.nll += nll;
+        } else {
+            for ((f, &a), e) in rows.iter_mut().zip(amps).zip(resid.iter_mut()) {
+                let m = (f.re * f.re + f.im * f.im).sqrt();
+                *e = m - a;
+                let r = a / (m + self.n_eps);
+                *f = Complex32::new(f.re * r, f.im * r);
+            }
+        }
+        self.ef += lane_sum_sq(resid);
+    }
+
+    fn drain(&mut self, r0: usize, rows: &mut [Complex32]) {
+        let n = self.n;
+        for (i, row) in rows.chunks_exact(n).enumerate() {
+            let y = r0 + i;
+            let o = &self.object[self.at + y * self.stride..][..n];
+            let p = &self.probe[y * n..][..n];
+            let g = &mut self.grad[self.gat + y * self.stride..][..n];
+            for (((g, o), p), b) in g.iter_mut().zip(o).zip(p).zip(row) {
+                // chi = psi - IFFT(r Psi); the buffer holds N^2 IFFT(r Psi).
+                let chi = p * o - b * self.inv_n2;
+                *g += p.conj() * chi;
+            }
+            if let Some(illum) = self.illum.as_mut() {
+                let w = &mut illum[self.gat + y * self.stride..][..n];
+                for (w, p) in w.iter_mut().zip(p) {
+                    *w += p.norm_sqr();
+                }
+            }
+            if let Some((pg, on)) = self.probe_grad.as_mut() {
+                let pg = &mut pg[y * n..][..n];
+                let on = &mut on[y * n..][..n];
+                for (((pg, on), o), (p, b)) in pg.iter_mut().zip(on).zip(o).zip(p.iter().zip(row)) {
+                    let chi = p * o - b * self.inv_n2;
+                    *pg += o.conj() * chi;
+                    *on += o.norm_sqr();
+                }
+            }
+        }
+    }
+}
