@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The methods the two-method tiny study runs.
-const METHODS: &str = "native:epie,native:rpie";
+const METHODS: &str = "native:epie,native:ml";
 
 /// One two-method tiny study for the tests that only read it (a study costs seconds).
 fn shared_study() -> &'static Path {
@@ -44,10 +44,10 @@ fn two_methods_get_their_own_roots_and_a_comparison() {
     let out = shared_study();
     for file in [
         "artifacts/native-epie/training_manifest.json",
-        "artifacts/native-rpie/dose_1000/dense/gs2/native_bundle.npz",
+        "artifacts/native-ml/dose_1000/dense/gs2/native_bundle.npz",
         "report/native-epie/summary.md",
-        "report/native-rpie/pictures/phase_grid.png",
-        "report/native-rpie/pictures/dose_1000_dense_gs2.png",
+        "report/native-ml/pictures/phase_grid.png",
+        "report/native-ml/pictures/dose_1000_dense_gs2.png",
         "comparison/comparison_manifest.json",
         "comparison/comparison_metrics.csv",
         "comparison/comparison.md",
@@ -73,7 +73,7 @@ fn two_methods_get_their_own_roots_and_a_comparison() {
         methods,
         [
             ("native:epie", "../artifacts/native-epie"),
-            ("native:rpie", "../artifacts/native-rpie")
+            ("native:ml", "../artifacts/native-ml")
         ]
     );
     assert_eq!(manifest["matched_jobs"], 6);
@@ -105,10 +105,7 @@ fn comparison_csv_holds_the_manifests_metrics() {
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 6 * 2 * 2);
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    for (method, slug) in [
-        ("native:epie", "native-epie"),
-        ("native:rpie", "native-rpie"),
-    ] {
+    for (method, slug) in [("native:epie", "native-epie"), ("native:ml", "native-ml")] {
         let m = read_json(&out.join(format!("artifacts/{slug}/training_manifest.json")));
         for job in m["jobs"].as_array().unwrap() {
             for split in ["train", "test"] {
@@ -134,7 +131,7 @@ fn comparison_csv_holds_the_manifests_metrics() {
 #[test]
 fn comparison_tables_mark_the_best_method() {
     let md = std::fs::read_to_string(shared_study().join("comparison/comparison.md")).unwrap();
-    assert!(md.starts_with("# Comparison: native:epie vs native:rpie\n"));
+    assert!(md.starts_with("# Comparison: native:epie vs native:ml\n"));
     let section = md
         .split("## phase.mae (test split; lower is better, best in bold)")
         .nth(1)
@@ -163,8 +160,8 @@ fn comparison_tables_mark_the_best_method() {
     for label in [
         "native:epie baseline gs1",
         "native:epie dense gs2",
-        "native:rpie baseline gs1",
-        "native:rpie dense gs2",
+        "native:ml baseline gs1",
+        "native:ml dense gs2",
     ] {
         assert!(svg.contains(&format!("data-label=\"{label}\"")), "{label}");
     }
@@ -180,7 +177,7 @@ fn pictures_are_deterministic_pngs_the_reports_show() {
     assert!(summary.contains("![pictures/dose_1000_baseline_gs1.png]"));
     let (w, h) = png_size(&out.join("report/native-epie/pictures/dose_1000_baseline_gs1.png"));
     assert!(w > 300 && h > 150, "{w} x {h}");
-    let (w, h) = png_size(&out.join("comparison/pictures/phase_grid_native-rpie.png"));
+    let (w, h) = png_size(&out.join("comparison/pictures/phase_grid_native-ml.png"));
     assert!(w > 300 && h > 300, "{w} x {h}");
     let dir = tempfile::tempdir().unwrap();
     let again = dir.path().join("again");
@@ -194,8 +191,8 @@ fn pictures_are_deterministic_pngs_the_reports_show() {
     common::succeeded(&output);
     for (a, b) in [
         (
-            "report/native-rpie/pictures/dose_10000_dense_gs2.png",
-            "native-rpie/pictures/dose_10000_dense_gs2.png",
+            "report/native-ml/pictures/dose_10000_dense_gs2.png",
+            "native-ml/pictures/dose_10000_dense_gs2.png",
         ),
         (
             "comparison/pictures/side_by_side_dose_1000_baseline_gs1.png",
@@ -225,7 +222,7 @@ fn compare_command_checks_the_inputs() {
     let output = cli()
         .arg("compare")
         .arg(out.join("artifacts/native-epie"))
-        .arg(out.join("artifacts/native-rpie"))
+        .arg(out.join("artifacts/native-ml"))
         .arg("--out")
         .arg(&cmp)
         .output()
@@ -253,7 +250,7 @@ fn compare_command_checks_the_inputs() {
     common::succeeded(&output);
     let refused = cli()
         .arg("compare")
-        .arg(out.join("artifacts/native-rpie"))
+        .arg(out.join("artifacts/native-ml"))
         .arg(format!("other={}", other.join("artifacts").display()))
         .arg("--out")
         .arg(dir.path().join("refused"))
@@ -268,14 +265,14 @@ fn compare_command_checks_the_inputs() {
     // Two roots of one method need names.
     let twice = cli()
         .arg("compare")
-        .arg(out.join("artifacts/native-rpie"))
-        .arg(out.join("artifacts/native-rpie"))
+        .arg(out.join("artifacts/native-ml"))
+        .arg(out.join("artifacts/native-ml"))
         .arg("--out")
         .arg(dir.path().join("twice"))
         .output()
         .unwrap();
     assert_eq!(twice.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&twice.stderr).contains("are both `native:rpie`"));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("are both `native:ml`"));
 }
 
 /// `diff` of two study folders: each method's run, the data by content digest, study.json.
@@ -313,7 +310,7 @@ fn diff_takes_study_and_comparison_folders() {
         "~ study.json name: \"tiny\" -> \"renamed\"",
         "~ data phase_d/dose_1000/overlap_report.json: content SHA-256 differs",
         "== method native:epie\n  ~ job dose=1e+03 view=baseline gs1\n      result.metrics.test.phase.ssim:",
-        "== method native:rpie\n  runs are equal",
+        "== method native:ml\n  runs are equal",
         "folders differ: 3 finding(s)",
     ] {
         assert!(text.contains(needle), "{needle} not in\n{text}");

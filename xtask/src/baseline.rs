@@ -171,7 +171,7 @@ fn steps(study: &str) -> Vec<Step> {
             args: s(&["report", "native", "--out", "native/report"]),
             ok: &[0],
         },
-        // A second method on the same data, and the comparison phase over both.
+        // Two more methods on the same data, and the comparison phase over the three.
         Step {
             name: "train_native_epie",
             args: s(&[
@@ -195,8 +195,37 @@ fn steps(study: &str) -> Vec<Step> {
             ok: &[0],
         },
         Step {
+            name: "train_native_ml",
+            args: s(&[
+                "--quiet",
+                "train",
+                "--design",
+                study,
+                "--phase-c-root",
+                "phase_c",
+                "--phase-d-root",
+                "phase_d",
+                "--artifact-root",
+                "native_ml",
+                "--backend",
+                "native",
+                "--algorithm",
+                "ml",
+                "-j",
+                "2",
+            ]),
+            ok: &[0],
+        },
+        Step {
             name: "compare",
-            args: s(&["compare", "native", "native_epie", "--out", "comparison"]),
+            args: s(&[
+                "compare",
+                "native",
+                "native_epie",
+                "native_ml",
+                "--out",
+                "comparison",
+            ]),
             ok: &[0],
         },
     ]

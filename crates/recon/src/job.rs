@@ -6,7 +6,6 @@ use crate::metrics::{EvalOptions, Metrics};
 use crate::ml::MlReport;
 use crate::score::Truth;
 use crate::solver::{EPS, Reconstruction, Settings, reconstruct_threads};
-use study_design::Algorithm;
 use crate::{Dataset, FftPath, ReconError, Rounding};
 use ndarray::{Array2, Ix1, Ix2, Ix3};
 use npz_contract::{Compression, NpzReader, NpzWriter};
@@ -15,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use study_design::Algorithm;
 
 /// File name of the native backend's bundle in a job's artifact dir.
 pub const BUNDLE_FILE: &str = "native_bundle.npz";

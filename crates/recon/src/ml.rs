@@ -49,7 +49,10 @@ pub const GAMMA: f64 = 0.02;
 pub const MOMENTUM: f64 = 0.9;
 
 fn tune(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Which likelihood the `ml` engine minimises.
@@ -144,7 +147,11 @@ pub struct MlEngine {
 
 impl MlEngine {
     /// Checks and prepares `data`; `threads` (1 to [`CHUNKS`] useful) only changes the speed.
-    pub fn new(data: &Dataset, settings: &Settings, threads: usize) -> Result<MlEngine, ReconError> {
+    pub fn new(
+        data: &Dataset,
+        settings: &Settings,
+        threads: usize,
+    ) -> Result<MlEngine, ReconError> {
         settings.check()?;
         let prep = data.prepare()?;
         let n = prep.n;
@@ -170,7 +177,11 @@ impl MlEngine {
                     .fold((usize::MAX, 0), |(lo, hi), &(ty, _)| {
                         (lo.min(ty), hi.max(ty + n))
                     });
-                let (row0, rows) = if range.is_empty() { (0, 0) } else { (lo, hi - lo) };
+                let (row0, rows) = if range.is_empty() {
+                    (0, 0)
+                } else {
+                    (lo, hi - lo)
+                };
                 Chunk {
                     range,
                     fft: Fft2::new(n),
@@ -179,8 +190,16 @@ impl MlEngine {
                     resid: vec![0.0; nn],
                     row0,
                     grad: vec![zero; rows * cols],
-                    probe_grad: if settings.refine_probe { vec![zero; nn] } else { Vec::new() },
-                    obj_norm: if settings.refine_probe { vec![0.0; nn] } else { Vec::new() },
+                    probe_grad: if settings.refine_probe {
+                        vec![zero; nn]
+                    } else {
+                        Vec::new()
+                    },
+                    obj_norm: if settings.refine_probe {
+                        vec![0.0; nn]
+                    } else {
+                        Vec::new()
+                    },
                     illum: vec![0.0; rows * cols],
                     ef: 0.0,
                     nll: 0.0,
@@ -293,10 +312,20 @@ impl MlEngine {
                     ef: 0.0,
                     nll: 0.0,
                     grad: &mut chunk.grad,
-                    illum: if with_illum { Some(&mut chunk.illum) } else { None },
-                    probe_grad: if refine { Some((&mut chunk.probe_grad, &mut chunk.obj_norm)) } else { None },
+                    illum: if with_illum {
+                        Some(&mut chunk.illum)
+                    } else {
+                        None
+                    },
+                    probe_grad: if refine {
+                        Some((&mut chunk.probe_grad, &mut chunk.obj_norm))
+                    } else {
+                        None
+                    },
                 };
-                chunk.fft.round_trip(&mut chunk.buf, &mut chunk.spec, &mut hooks);
+                chunk
+                    .fft
+                    .round_trip(&mut chunk.buf, &mut chunk.spec, &mut hooks);
                 ef += hooks.ef;
                 nll += hooks.nll;
             }
@@ -606,7 +635,11 @@ impl Hooks for GradHooks<'_> {
                 let lam = m2 + self.n2_delta;
                 // Half the Poisson deviance: the saturated term makes F >= 0 and its sums
                 // well conditioned; only counting pixels need the logarithm.
-                nll += f64::from(if y > 0.0 { lam - y - y * (lam / y).ln() } else { lam });
+                nll += f64::from(if y > 0.0 {
+                    lam - y - y * (lam / y).ln()
+                } else {
+                    lam
+                });
                 let r = y / lam;
                 *f = Complex32::new(f.re * r, f.im * r);
             }

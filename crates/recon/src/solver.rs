@@ -199,10 +199,13 @@ pub fn reconstruct_threads(
             }
         }
         let (rec, report) = engine.finish();
-        return finite_object(rec.loss_history.clone(), Reconstruction {
-            ml: Some(report),
-            ..rec
-        });
+        return finite_object(
+            rec.loss_history.clone(),
+            Reconstruction {
+                ml: Some(report),
+                ..rec
+            },
+        );
     }
     let mut engine = Engine::new(data, settings)?;
     for epoch in 1..=settings.epochs {

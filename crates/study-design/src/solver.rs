@@ -87,7 +87,10 @@ impl Solver {
             problems.push(format!("solver.beta={} must be in (0, 1]", self.beta));
         }
         if !(self.smoothness.is_finite() && self.smoothness >= 0.0) {
-            problems.push(format!("solver.smoothness={} must be >= 0", self.smoothness));
+            problems.push(format!(
+                "solver.smoothness={} must be >= 0",
+                self.smoothness
+            ));
         }
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             problems.push(format!("solver.tolerance={} must be >= 0", self.tolerance));
