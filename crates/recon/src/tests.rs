@@ -15,6 +15,9 @@ fn settings(algorithm: Algorithm, alpha: f64) -> Settings {
         seed: 5,
         gridsize: 1,
         neighbor_count: 7,
+        // The ml engine's knobs (merged from `ml`): off, as in synthetic::epie_settings.
+        smoothness: 0.0,
+        tolerance: 0.0,
     }
 }
 
