@@ -327,6 +327,7 @@ impl Backend for FakeBackend {
             epochs_completed: config.epochs,
             loss_history: Some(serde_json::json!([0.5, 0.25, 0.125])),
             metrics: None,
+            solver: None,
         })
     }
 }
@@ -423,6 +424,7 @@ fn bad_bundles_fail_the_job() {
                 epochs_completed: 1,
                 loss_history: None,
                 metrics: None,
+                solver: None,
             })
         }
     }
@@ -540,6 +542,7 @@ fn results_round_trip_in_every_shape() {
             metrics: Some(
                 serde_json::json!({"test": {"phase": {"ssim": 0.987_654_321_012_345_6}}}),
             ),
+            solver: None,
         }),
         JobResult::Success(TrainedResult {
             backend: "tensorflow".into(),
@@ -550,10 +553,12 @@ fn results_round_trip_in_every_shape() {
             bundle_size_bytes: 10,
             loss_history: None,
             metrics: None,
+            solver: None,
         }),
         JobResult::Failed(FailedResult {
             backend: "pytorch".into(),
             error: "no".into(),
+            loss_history: None,
         }),
         JobResult::Interrupted(InterruptedResult {
             backend: "native".into(),
