@@ -289,11 +289,13 @@ mod tests {
                         metrics: with_extra.then(|| {
                             serde_json::json!({"test": {"phase": {"ssim": loss, "psnr": {"value": 31.5, "data_range": std::f64::consts::TAU}}}})
                         }),
+                        solver: None,
                     })
                 }),
             "[ -~]{0,40}".prop_map(|error| JobResult::Failed(FailedResult {
                 backend: "pytorch".into(),
-                error
+                error,
+                loss_history: None,
             })),
             any::<bool>().prop_map(|started| JobResult::Interrupted(InterruptedResult {
                 backend: "native".into(),
@@ -354,6 +356,7 @@ mod tests {
                 JobResult::Failed(FailedResult {
                     backend: "tensorflow".into(),
                     error: "e".into(),
+                    loss_history: None,
                 }),
             )],
             1,
