@@ -82,5 +82,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         sol.epochs,
         if sol.refine_probe { "refined" } else { "fixed" }
     );
+    // Estimated from the study alone (a base NPZ's own sizes are used by generate's check).
+    let e = study.estimate(None, study_design::SceneSize::default());
+    let human = study_design::human_bytes;
+    outln!(
+        "  estimate:            Phase C needs about {} of memory and writes {}; Phase D writes at most {}",
+        human(e.memory),
+        human(e.disk_phase_c),
+        human(e.disk_phase_d_max)
+    );
     Ok(crate::exit::OK)
 }

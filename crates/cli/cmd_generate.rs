@@ -27,6 +27,10 @@ pub struct Args {
     /// Worker threads (default: all cores). The output bytes do not depend on it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
+    /// Refuse (exit 2, before any work) when the estimated memory exceeds this (bytes, or
+    /// e.g. 512M, 8G). Default: the memory available on this machine.
+    #[arg(long, value_name = "SIZE", value_parser = crate::budget::parse_size)]
+    max_memory: Option<u64>,
 }
 
 /// Runs the command.
@@ -56,6 +60,23 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
             base.display()
         );
     }
+    // The study file's base_npz gets the same check as --base-npz.
+    if args.base_npz.is_none()
+        && let Some(base) = &study.simulation.base_npz
+        && !base.is_file()
+    {
+        anyhow::bail!(
+            "simulation.base_npz {} (in the study file) is not a file: give an NPZ with \
+             objectGuess and probeGuess",
+            base.display()
+        );
+    }
+    crate::budget::check(
+        &study,
+        args.dose.map(|_| 1),
+        args.base_npz.as_deref(),
+        args.max_memory,
+    )?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the Phase C root {}", args.out.display()))?;
     let threads = args.threads.map_or_else(

@@ -43,6 +43,10 @@ pub struct Args {
     /// Training jobs run at once (default: the number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
+    /// Refuse (exit 2, before any work) when Phase C's estimated memory exceeds this (bytes,
+    /// or e.g. 512M, 8G). Default: the memory available on this machine.
+    #[arg(long, value_name = "SIZE", value_parser = crate::budget::parse_size)]
+    max_memory: Option<u64>,
 }
 
 /// Parses one phase's arguments exactly as the command line would.
@@ -62,7 +66,25 @@ fn phase_args<T: clap::Args>(argv: Vec<OsString>) -> anyhow::Result<T> {
 /// Runs the command: exit 0 when every phase and job ended well, 1 when a training job failed,
 /// 2 when a phase could not run.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    // Before any work: every path the phases record in JSON, by the flag the user gave.
+    crate::paths::require_utf8("--out", &args.out)?;
+    if let Some(design) = &args.study.design {
+        crate::paths::require_utf8("--design", design)?;
+    }
+    if let Some(trainer) = &args.trainer {
+        crate::paths::require_utf8("--trainer", trainer)?;
+    }
     let study = args.study.load()?;
+    if let Some(base) = &study.simulation.base_npz
+        && !base.is_file()
+    {
+        anyhow::bail!(
+            "simulation.base_npz {} (in the study file) is not a file: give an NPZ with \
+             objectGuess and probeGuess",
+            base.display()
+        );
+    }
+    crate::budget::check(&study, None, None, args.max_memory)?;
     // Names as the comparison records them: plain `native` is the study's algorithm. Checked
     // before any phase runs, so a method this build cannot run costs nothing.
     let methods = args.methods(&study);
@@ -93,6 +115,9 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     ));
     let mut argv = vec![os("--out"), phase_c.clone().into()];
     argv.extend(design.iter().cloned());
+    if let Some(max) = args.max_memory {
+        argv.extend([os("--max-memory"), os(&max.to_string())]);
+    }
     let code = cmd_generate::run(phase_args(argv)?, progress)?;
     if code != exit::OK {
         anyhow::bail!("Phase C (generate) failed; see the messages above");

@@ -4,6 +4,7 @@
 //! returns the process exit code; errors bubble up as `anyhow` chains and exit with
 //! [`exit::INPUT_ERROR`].
 
+mod budget;
 mod cmd_collect;
 mod cmd_compare;
 mod cmd_design;
@@ -12,12 +13,14 @@ mod cmd_generate;
 mod cmd_overlap;
 mod cmd_report;
 mod cmd_run_job;
+mod cmd_score;
 mod cmd_study;
 mod cmd_train;
 mod cmd_validate;
 mod exit;
 mod methods;
 mod output;
+mod paths;
 mod progress;
 mod study_args;
 
@@ -50,6 +53,8 @@ enum Command {
     RunJob(cmd_run_job::Args),
     /// Merge per-job results into the training manifest and skip summary.
     Collect(cmd_collect::Args),
+    /// Score a reconstruction NPZ against a DATA-001 truth file (the metrics of a job).
+    Score(cmd_score::Args),
     /// Write the study report (summary.md, metrics.csv, plots) for an artifact root.
     Report(cmd_report::Args),
     /// Compare two artifact roots (or study or comparison folders) the way a reviewer needs.
@@ -71,6 +76,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => cmd_train::run(args, &progress),
         Command::RunJob(args) => cmd_run_job::run(args, &progress),
         Command::Collect(args) => cmd_collect::run(args),
+        Command::Score(args) => cmd_score::run(args),
         Command::Report(args) => cmd_report::run(args),
         Command::Diff(args) => cmd_diff::run(args),
         Command::Compare(args) => cmd_compare::run(args),
@@ -80,8 +86,25 @@ fn main() -> std::process::ExitCode {
         Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {
             progress.clear();
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", one_line(&err));
             std::process::ExitCode::from(exit::INPUT_ERROR)
         }
     }
+}
+
+/// The error chain as one line, `context: cause: cause`, each cause once: some library errors
+/// already end with their source's text (an I/O error's "No space left on device").
+fn one_line(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }

@@ -6,6 +6,10 @@ mod common;
 mod design;
 // `dose-overlap validate` and DATA-001 interop with NumPy-written files.
 mod validate;
+// NumPy parity: validate's verdicts against numpy.load on the committed ZIP-level corpus.
+mod parity;
+// Regressions of issue 13 (hostile input): each test is named after what broke.
+mod hostile;
 // `dose-overlap train`: job matrix, dry runs, child-process trainers, manifest, skip summary.
 mod train;
 // `dose-overlap generate`: Phase C trees.
@@ -14,6 +18,8 @@ mod generate;
 mod overlap;
 // `train --backend native`: real reconstructions, metrics, bundles.
 mod native;
+// `score` against scikit-image / NumPy fixtures, and its input errors.
+mod score;
 // `study`, `report`, `diff`, and the golden baseline.
 mod study;
 // The comparison phase: `study --backends`, `compare`, pictures, study folders, plot labels.

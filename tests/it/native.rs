@@ -242,6 +242,27 @@ fn native_scores_use_the_designs_ssim_sigma() {
         narrow.1, wide.1,
         "the reconstruction itself does not depend on the window"
     );
+    // `score` on a job's bundle prints exactly the job's `metrics.test`: one scoring code.
+    for (art, sigma) in [("narrow", None), ("wide", Some("3"))] {
+        let mut cmd = cli();
+        cmd.current_dir(root)
+            .args(["score", "--truth", "phase c/dose_10000/patched_test.npz"])
+            .arg("--recon")
+            .arg(format!("{art}/{job_dir}/native_bundle.npz"))
+            .args(["--split", "test", "--json"]);
+        if let Some(sigma) = sigma {
+            cmd.args(["--ssim-sigma", sigma]);
+        }
+        let out = cmd.output().unwrap();
+        succeeded(&out);
+        let scored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let manifest = read_json(&root.join(art).join("training_manifest.json"));
+        assert_eq!(
+            scored,
+            job(&manifest, "baseline", 1e4)["result"]["metrics"]["test"],
+            "{art}"
+        );
+    }
 }
 
 /// A job whose data cannot be read fails with a message naming the file; the others run.

@@ -1,9 +1,12 @@
-//! Project automation (`cargo xtask ...`): the golden baseline run and its evidence folder.
-//! A library as well as a binary, so that the integration tests can run the real check mode.
+//! Project automation (`cargo xtask ...`): the golden baseline run and its evidence folder, and
+//! the in-process fuzzer of hostile input (`fuzz`). A library as well as a binary, so that the
+//! integration tests can run the real check mode.
 //!
-//! Keep dependencies few (anyhow, serde_json, sha2): xtask builds on every call.
+//! Keep dependencies few (anyhow, serde_json, sha2, and the two crates the fuzzer exercises):
+//! xtask builds on every call.
 
 pub mod baseline;
+pub mod fuzz;
 mod textdiff;
 
 use anyhow::{Context, bail};
@@ -11,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// The command line of `cargo xtask`.
 pub const USAGE: &str = "usage: cargo xtask baseline [--check | --bless] [--with-tests] [--out DIR] \
-                     [--binary PATH] [--golden DIR]";
+                     [--binary PATH] [--golden DIR]\n       cargo xtask fuzz [--seconds N] [--seed S]";
 
 /// Runs `cargo xtask ARGS...` and returns the exit code.
 pub fn run(args: Vec<String>) -> anyhow::Result<u8> {
@@ -20,6 +23,7 @@ pub fn run(args: Vec<String>) -> anyhow::Result<u8> {
     };
     match task.as_str() {
         "baseline" => Ok(baseline::run(baseline::Options::parse(rest)?)?.code),
+        "fuzz" => fuzz::run(fuzz::Options::parse(rest)?),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(0)
@@ -52,4 +56,13 @@ pub fn capture(
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     ))
+}
+
+/// SHA-256 of `bytes` in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

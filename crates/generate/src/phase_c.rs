@@ -185,15 +185,31 @@ pub fn build_scene(study: &Study, base_npz: Option<&Path>) -> Result<Scene, Gene
         path: path.to_path_buf(),
         message,
     };
-    let bytes = std::fs::read(path).map_err(|source| {
+    let io_err = |source| {
         GenerateError::BaseNpz(NpzError::Io {
             path: path.to_path_buf(),
             action: "reading".into(),
             source,
         })
-    })?;
-    let digest = Sha256::digest(&bytes);
-    drop(bytes);
+    };
+    // A regular file only: a device (/dev/zero) or FIFO would be read without end.
+    if !std::fs::metadata(path).map_err(io_err)?.is_file() {
+        return Err(content(
+            "is not a regular file: give an NPZ with objectGuess and probeGuess".into(),
+        ));
+    }
+    // Hashed as a stream: the file is not held in memory.
+    let mut hasher = Sha256::new();
+    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let got = std::io::Read::read(&mut file, &mut buf).map_err(io_err)?;
+        if got == 0 {
+            break;
+        }
+        hasher.update(&buf[..got]);
+    }
+    let digest = hasher.finalize();
     let sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     let mut reader = NpzReader::open(path).map_err(GenerateError::BaseNpz)?;
     let object = reader
@@ -301,6 +317,12 @@ pub fn generate(
             "doses must be positive photon counts, got {bad}"
         )));
     }
+    use study_design::limits::{MAX_DOSE, MIN_DOSE};
+    if let Some(bad) = doses.iter().find(|d| !(MIN_DOSE..=MAX_DOSE).contains(*d)) {
+        return Err(GenerateError::Input(format!(
+            "doses must be between {MIN_DOSE:e} and {MAX_DOSE:e} photons per pattern, got {bad:e}"
+        )));
+    }
     let base = options
         .base_npz
         .as_deref()
@@ -344,6 +366,15 @@ pub fn generate(
         Compression::Stored
     };
     let mut summaries = Vec::new();
+    // All-zero counts are no measurement: nothing physical to reconstruct from.
+    if let Some(empty) = sim.doses.iter().find(|d| d.counts.iter().all(|&c| c == 0)) {
+        return Err(GenerateError::Input(format!(
+            "dose {:e} gives no photon in any of the {} patterns: the data would be all zeros; \
+             raise the dose (dose_list) or the number of positions (simulation.n_positions)",
+            empty.dose,
+            scene.xcoords.len()
+        )));
+    }
     for dose in &sim.doses {
         let summary = write_dose(study, out_root, &scene, &sim, dose, &split, compression)?;
         on_event(Event::Wrote(&summary));

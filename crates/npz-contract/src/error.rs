@@ -105,6 +105,18 @@ pub enum NpzError {
         /// Bytes needed.
         bytes: u128,
     },
+    /// The member is larger than this kind of member may be (a size limit of the reader).
+    #[error("{}: member '{key}' {what}, more than the limit of {limit}", path.display())]
+    Limit {
+        /// The file.
+        path: PathBuf,
+        /// The member's key.
+        key: String,
+        /// What the member holds.
+        what: String,
+        /// The limit and why it is there.
+        limit: String,
+    },
     /// A key given to the writer cannot be used.
     #[error("{}: cannot write key '{key}': {reason}", path.display())]
     InvalidKey {

@@ -95,6 +95,14 @@ impl Dtype {
                 order,
             };
         }
+        // NumPy's one-letter codes: `?` is bool, but a bare `b` is int8 (`b1` is bool).
+        if digits.is_empty() && letter == 'b' {
+            return Dtype {
+                kind: DtypeKind::Int,
+                itemsize: Some(1),
+                order,
+            };
+        }
         let count: Option<usize> = if digits.is_empty() && kind == DtypeKind::Bool {
             Some(1)
         } else if !digits.is_empty()

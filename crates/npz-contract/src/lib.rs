@@ -10,6 +10,7 @@ pub mod atomic;
 mod element;
 mod error;
 mod header;
+mod pyzip;
 mod reader;
 mod validate;
 mod writer;

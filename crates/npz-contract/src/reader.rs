@@ -12,7 +12,7 @@ use zip::ZipArchive;
 
 use crate::element::NpzElement;
 use crate::header::{self, Dtype, DtypeKind};
-use crate::{Compression, NpzError};
+use crate::{Compression, NpzError, pyzip};
 
 /// Bytes decoded per step when streaming a member: big enough to amortise calls, small enough
 /// to stay in cache between the read and the decode.
@@ -26,6 +26,21 @@ const PIPELINE_BUFFERS: usize = 3;
 
 /// Deflate cannot expand data more than 1032:1; a member claiming more lies about its size.
 const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// Largest 0-d string member read ([`NpzReader::read_string`], e.g. `_metadata`): provenance
+/// JSON is a few KiB; a declared size 1000x the file (deflate) must not become an allocation.
+pub const MAX_STRING_BYTES: u64 = 1 << 20;
+
+/// Most items a 1-d string member may hold for [`NpzReader::read_strings`] (each is a `String`
+/// in memory, whatever its stored width; `<U0` items store nothing at all).
+pub const MAX_STRING_ITEMS: usize = 1 << 22;
+
+/// Items reserved before any data is read; beyond this the array grows as data arrives, so a
+/// forged (deflate-inflated) size costs memory only once the data really exists.
+const INITIAL_RESERVE_BYTES: usize = 1 << 20;
+
+/// NumPy refuses `.npy` headers longer than this (`max_header_size`) unless told otherwise.
+const NUMPY_MAX_HEADER_LEN: usize = 10_000;
 
 /// One `.npy` member whose header passed inspection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +95,8 @@ pub struct RejectedMember {
     pub key: String,
     /// What is wrong with it.
     pub reason: String,
+    /// Its index in the archive.
+    index: usize,
 }
 
 /// A stored value that does not fit `T` (an integer out of range), naming the member.
@@ -133,7 +150,7 @@ impl NpzReader {
                 reason: format!("it is {what}"),
             });
         }
-        let file = File::open(path).map_err(|e| io_err("cannot open", e))?;
+        let mut file = File::open(path).map_err(|e| io_err("cannot open", e))?;
         let file_len = file
             .metadata()
             .map_err(|e| io_err("cannot read metadata", e))?
@@ -148,17 +165,25 @@ impl NpzReader {
             path: path.to_path_buf(),
             reason,
         })?;
+        let python = pyzip::python_view(&mut file, file_len);
         let archive =
             ZipArchive::new(BufReader::new(file)).map_err(|e| NpzError::NotAnArchive {
                 path: path.to_path_buf(),
                 reason: describe_zip_error(&e),
             })?;
+        let numpy_refuses = |why: String| NpzError::NotAnArchive {
+            path: path.to_path_buf(),
+            reason: format!("numpy.load cannot read it: {why}"),
+        };
+        let python = python.map_err(numpy_refuses)?;
+        pyzip::check_names(&python).map_err(numpy_refuses)?;
         let mut reader = NpzReader {
             path: path.to_path_buf(),
             archive,
             members: Vec::new(),
             rejected: Vec::new(),
         };
+        agree_with_python(&mut reader.archive, &python).map_err(numpy_refuses)?;
         for index in 0..reader.archive.len() {
             match inspect(&mut reader.archive, index, file_len) {
                 Ok(Some(info)) => reader.members.push(info),
@@ -225,21 +250,27 @@ impl NpzReader {
     /// Reads a numeric member as an array of `T` in standard (C) layout, converting within a
     /// kind (float and complex widths, integer widths with a range check, either byte order,
     /// Fortran order). A missing key, another kind or a pickled member is an error naming the
-    /// key, what was expected and what was found.
+    /// key, what was expected and what was found. Memory grows with the data actually read:
+    /// a member whose declared size its stored bytes do not hold fails when they run out.
     pub fn read<T: NpzElement>(&mut self, key: &str) -> Result<ArrayD<T>, NpzError> {
         let info = self.lookup(key)?;
         if !T::accepts(&info.dtype) {
             return Err(self.wrong_dtype(&info, T::EXPECTED));
         }
         let n = info.len();
-        let mut out: Vec<T> = Vec::new();
-        out.try_reserve_exact(n).map_err(|_| NpzError::TooLarge {
-            path: self.path.clone(),
+        let too_large = |path: &Path| NpzError::TooLarge {
+            path: path.to_path_buf(),
             key: key.to_string(),
             bytes: n as u128 * T::SIZE as u128,
-        })?;
+        };
+        let mut out: Vec<T> = Vec::new();
+        out.try_reserve_exact(n.min(INITIAL_RESERVE_BYTES / T::SIZE.max(1)))
+            .map_err(|_| too_large(&self.path))?;
         let path = self.path.clone();
-        self.stream_bytes(&info, |bytes| {
+        let align = info.dtype.itemsize.unwrap_or(1).max(1);
+        self.stream_bytes(&info, align, |bytes| {
+            out.try_reserve(bytes.len() / align)
+                .map_err(|_| too_large(&path))?;
             T::decode(&info.dtype, bytes, &mut out).map_err(|v| out_of_range::<T>(&path, &info, v))
         })?;
         let corrupt = |e: ndarray::ShapeError| NpzError::Corrupt {
@@ -269,7 +300,8 @@ impl NpzReader {
         }
         let path = self.path.clone();
         let mut items: Vec<T> = Vec::new();
-        self.stream_bytes(&info, |bytes| {
+        let align = info.dtype.itemsize.unwrap_or(1).max(1);
+        self.stream_bytes(&info, align, |bytes| {
             items.clear();
             T::decode(&info.dtype, bytes, &mut items)
                 .map_err(|v| out_of_range::<T>(&path, &info, v))?;
@@ -283,10 +315,44 @@ impl NpzReader {
     /// whose bytes are never interpreted).
     pub fn verify(&mut self, key: &str) -> Result<(), NpzError> {
         let info = self.lookup(key)?;
-        self.stream_bytes(&info, |_| Ok(()))
+        self.stream_bytes(&info, 1, |_| Ok(()))
     }
 
-    /// Reads a 0-d unicode (`<U`) member, e.g. a JSON `_metadata` string.
+    /// Reads every member that is not a `.npy` array (a `notes.txt`) through, so that the zip
+    /// layer checks its length and CRC-32: `numpy.load` lists such members as keys and reading
+    /// one checks them. Errors name the member.
+    pub fn verify_other_members(&mut self) -> Vec<String> {
+        let others: Vec<(usize, String)> = self
+            .rejected
+            .iter()
+            .filter(|r| r.reason.starts_with("not a .npy member"))
+            .map(|r| (r.index, r.name.clone()))
+            .collect();
+        let mut errors = Vec::new();
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        for (index, name) in others {
+            let result = self
+                .archive
+                .by_index(index)
+                .map_err(|e| describe_zip_error(&e))
+                .and_then(|mut member| {
+                    loop {
+                        match member.read(&mut buf) {
+                            Ok(0) => break Ok(()),
+                            Ok(_) => {}
+                            Err(e) => break Err(io_reason(e)),
+                        }
+                    }
+                });
+            if let Err(reason) = result {
+                errors.push(format!("member '{name}' is corrupt: {reason}"));
+            }
+        }
+        errors
+    }
+
+    /// Reads a 0-d unicode (`<U`) member, e.g. a JSON `_metadata` string, of at most
+    /// [`MAX_STRING_BYTES`] stored bytes.
     pub fn read_string(&mut self, key: &str) -> Result<String, NpzError> {
         let info = self.lookup(key)?;
         if !info.shape.is_empty() {
@@ -297,10 +363,30 @@ impl NpzReader {
                 found: info.shape_text(),
             });
         }
-        Ok(self.read_unicode(&info)?.pop().unwrap_or_default())
+        if info.dtype.kind == DtypeKind::Unicode && info.data_bytes > MAX_STRING_BYTES {
+            return Err(NpzError::Limit {
+                path: self.path.clone(),
+                key: key.to_string(),
+                what: format!(
+                    "is a {} string of {} bytes ({})",
+                    info.descr,
+                    info.data_bytes,
+                    info.dtype_name()
+                ),
+                limit: format!(
+                    "{MAX_STRING_BYTES} bytes for a 0-d string such as _metadata (provenance JSON is a few KiB)"
+                ),
+            });
+        }
+        let mut out = String::new();
+        self.for_each_string(&info, |s| {
+            out = s.to_string();
+            Ok(())
+        })?;
+        Ok(out)
     }
 
-    /// Reads a 1-d unicode (`<U`) member, e.g. `filenames`.
+    /// Reads a 1-d unicode (`<U`) member, e.g. `filenames`, of at most [`MAX_STRING_ITEMS`].
     pub fn read_strings(&mut self, key: &str) -> Result<Vec<String>, NpzError> {
         let info = self.lookup(key)?;
         if info.shape.len() != 1 {
@@ -311,48 +397,98 @@ impl NpzReader {
                 found: info.shape_text(),
             });
         }
-        self.read_unicode(&info)
-    }
-
-    fn read_unicode(&mut self, info: &MemberInfo) -> Result<Vec<String>, NpzError> {
-        if info.dtype.kind != DtypeKind::Unicode {
-            return Err(self.wrong_dtype(info, "unicode strings (<U)"));
-        }
-        let width = info.dtype.itemsize.unwrap_or(0);
-        let big = info.dtype.order == header::ByteOrder::Big;
-        let mut out: Vec<String> = Vec::new();
-        out.try_reserve_exact(info.len())
-            .map_err(|_| NpzError::TooLarge {
+        if info.dtype.kind == DtypeKind::Unicode && info.len() > MAX_STRING_ITEMS {
+            return Err(NpzError::Limit {
                 path: self.path.clone(),
-                key: info.key.clone(),
-                bytes: info.data_bytes.into(),
-            })?;
-        if width == 0 {
-            out.resize(info.len(), String::new());
-            return Ok(out);
+                key: key.to_string(),
+                what: format!("holds {} strings", info.len()),
+                limit: format!("{MAX_STRING_ITEMS} strings"),
+            });
         }
-        let path = self.path.clone();
-        self.stream_bytes(info, |bytes| {
-            for item in bytes.chunks_exact(width) {
-                out.push(decode_ucs4(item, big).map_err(|reason| NpzError::Corrupt {
-                    path: path.clone(),
-                    key: info.key.clone(),
-                    reason,
-                })?);
-            }
+        let mut out: Vec<String> = Vec::new();
+        self.for_each_string(&info, |s| {
+            out.push(s.to_string());
             Ok(())
         })?;
-        // Only 0-d and 1-d members come here, where C and Fortran order coincide.
         Ok(out)
     }
 
-    /// Reads the member's data in chunks of whole items (CHUNK_BYTES or one item) and hands
+    /// Checks a unicode member's items (valid code points) without holding them: the
+    /// validator's pass over `filenames`.
+    pub fn check_strings(&mut self, key: &str) -> Result<(), NpzError> {
+        let info = self.lookup(key)?;
+        self.for_each_string(&info, |_| Ok(()))
+    }
+
+    /// Streams a unicode member's items in storage order, decoding each as its code points
+    /// arrive (an item may span chunks; no buffer is sized from the declared width), and hands
+    /// each complete item to `visit`. Only 0-d and 1-d members come here, where C and Fortran
+    /// order coincide.
+    fn for_each_string(
+        &mut self,
+        info: &MemberInfo,
+        mut visit: impl FnMut(&str) -> Result<(), NpzError>,
+    ) -> Result<(), NpzError> {
+        if info.dtype.kind != DtypeKind::Unicode {
+            return Err(self.wrong_dtype(info, "unicode strings (<U)"));
+        }
+        let units_per_item = info.dtype.itemsize.unwrap_or(0) / 4;
+        if units_per_item == 0 {
+            // `<U0`: items hold nothing; each is the empty string.
+            for _ in 0..info.len() {
+                visit("")?;
+            }
+            return Ok(());
+        }
+        let big = info.dtype.order == header::ByteOrder::Big;
+        let path = self.path.clone();
+        let corrupt = |reason: String| NpzError::Corrupt {
+            path: path.clone(),
+            key: info.key.clone(),
+            reason,
+        };
+        // The item so far, and the NULs seen since its last non-NUL (NumPy strips trailing
+        // NULs only, so inner ones are kept once something follows them).
+        let mut item = String::new();
+        let (mut units, mut pending_nuls) = (0usize, 0usize);
+        self.stream_bytes(info, 4, |bytes| {
+            for c in bytes.chunks_exact(4) {
+                let w = [c[0], c[1], c[2], c[3]];
+                let u = if big {
+                    u32::from_be_bytes(w)
+                } else {
+                    u32::from_le_bytes(w)
+                };
+                if u == 0 {
+                    pending_nuls += 1;
+                } else {
+                    let ch = char::from_u32(u).ok_or_else(|| {
+                        corrupt(format!("invalid unicode code point {u:#x} in a <U string"))
+                    })?;
+                    // Bounded by the stored bytes: at most one char per 4 bytes read.
+                    item.extend(std::iter::repeat_n('\0', pending_nuls));
+                    pending_nuls = 0;
+                    item.push(ch);
+                }
+                units += 1;
+                if units == units_per_item {
+                    visit(&item)?;
+                    item.clear();
+                    (units, pending_nuls) = (0, 0);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Reads the member's data in chunks of whole `align`-byte units (about CHUNK_BYTES) and hands
     /// each to `sink`, then checks the member ends there, which also makes the zip reader
     /// verify the CRC. Large members are read on a scoped thread (inflate, CRC) while this one
     /// runs `sink` (decoding, page faults of the new array): the two costs overlap.
     fn stream_bytes(
         &mut self,
         info: &MemberInfo,
+        align: usize,
         mut sink: impl FnMut(&[u8]) -> Result<(), NpzError>,
     ) -> Result<(), NpzError> {
         let corrupt = |reason: String| NpzError::Corrupt {
@@ -368,8 +504,10 @@ impl NpzReader {
         member
             .read_exact(&mut skip)
             .map_err(|e| corrupt(io_reason(e)))?;
-        let itemsize = info.dtype.itemsize.unwrap_or(1).max(1);
-        let chunk = (CHUNK_BYTES / itemsize).max(1) * itemsize;
+        // Chunks hold whole units of `align` bytes (an item of a numeric dtype, a code point of
+        // a string), never a whole item of a declared width: buffers stay CHUNK_BYTES.
+        let align = align.clamp(1, 64);
+        let chunk = (CHUNK_BYTES / align).max(1) * align;
         let chunk = chunk.min(usize::try_from(info.data_bytes).unwrap_or(usize::MAX));
         let data_bytes = info.data_bytes;
 
@@ -460,31 +598,6 @@ fn check_end(member: &mut impl Read) -> Result<(), String> {
     }
 }
 
-/// Decodes one NUL-padded UCS-4 item.
-fn decode_ucs4(item: &[u8], big: bool) -> Result<String, String> {
-    let mut s = String::with_capacity(item.len() / 4);
-    let units: Vec<u32> = item
-        .chunks_exact(4)
-        .map(|c| {
-            let w = [c[0], c[1], c[2], c[3]];
-            if big {
-                u32::from_be_bytes(w)
-            } else {
-                u32::from_le_bytes(w)
-            }
-        })
-        .collect();
-    // NumPy strips trailing NULs only.
-    let end = units.iter().rposition(|&u| u != 0).map_or(0, |i| i + 1);
-    for &u in &units[..end] {
-        s.push(
-            char::from_u32(u)
-                .ok_or_else(|| format!("invalid unicode code point {u:#x} in a <U string"))?,
-        );
-    }
-    Ok(s)
-}
-
 /// Turns zip errors into sentences a user can act on.
 fn describe_zip_error(e: &zip::result::ZipError) -> String {
     use zip::result::ZipError;
@@ -563,6 +676,49 @@ fn precheck_directory(file: &File, file_len: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The `zip` crate must read every member where Python's `zipfile` does: same members in the
+/// same order, same names, headers, data offsets, sizes, CRCs and methods. Otherwise the bytes
+/// checked here are not the bytes NumPy would load.
+fn agree_with_python(
+    archive: &mut ZipArchive<BufReader<File>>,
+    python: &[pyzip::PyEntry],
+) -> Result<(), String> {
+    if archive.len() != python.len() {
+        return Err(format!(
+            "Python's zipfile lists {} member(s) where the central directory's offset gives {} \
+             (corrupt central-directory size or offset)",
+            python.len(),
+            archive.len()
+        ));
+    }
+    for (index, py) in python.iter().enumerate() {
+        // Members the zip crate cannot open are rejected (with its reason) when inspected.
+        let Ok(file) = archive.by_index_raw(index) else {
+            continue;
+        };
+        let method = match file.compression() {
+            zip::CompressionMethod::Stored => 0,
+            zip::CompressionMethod::Deflated => 8,
+            _ => continue,
+        };
+        let same = file.name() == py.name
+            && file.header_start() == py.header_offset
+            && file.data_start() == py.data_start
+            && file.compressed_size() == py.compress_size
+            && file.size() == py.file_size
+            && file.crc32() == py.crc
+            && method == py.method;
+        if !same {
+            return Err(format!(
+                "member '{}' is not where Python's zipfile reads it (corrupt central-directory offset \
+                 or sizes, or a second directory)",
+                py.name.escape_debug()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Inspects member `index`: `Ok(None)` for directories, `Err` for anything unreadable.
 fn inspect(
     archive: &mut ZipArchive<BufReader<File>>,
@@ -574,6 +730,7 @@ fn inspect(
         name: name.to_string(),
         key: name.strip_suffix(".npy").unwrap_or(name).to_string(),
         reason,
+        index,
     };
     let mut file = archive
         .by_index(index)
@@ -639,6 +796,16 @@ fn inspect(
             &name,
             format!(
                 "header length field says {} bytes but the member holds only {size} bytes (forged or truncated)",
+                preamble.header_len
+            ),
+        ));
+    }
+    if preamble.header_len > NUMPY_MAX_HEADER_LEN {
+        return Err(reject(
+            &name,
+            format!(
+                "header text is {} bytes; numpy.load refuses headers over {NUMPY_MAX_HEADER_LEN} \
+                 (max_header_size)",
                 preamble.header_len
             ),
         ));

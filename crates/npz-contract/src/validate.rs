@@ -294,12 +294,36 @@ impl Validator {
                     m.key
                 ));
             }
+            // A dtype this crate cannot size is one whose data it cannot check against the
+            // header: NumPy might not read it (numpy.load must read every key of a valid file).
+            if m.dtype.kind == DtypeKind::Other && !CONTRACT_KEYS.contains(&m.key.as_str()) {
+                self.errors.push(format!(
+                    "member '{}' has dtype '{}', which this tool cannot check (NumPy may not read it): \
+                     store a numeric, bool, bytes or unicode array, or remove the member",
+                    m.key, m.descr
+                ));
+            }
         }
 
         if options.header_only {
             return;
         }
-        self.check_values(reader, stack_key, metadata.as_ref());
+        // What the header checks already prove wrong is not read: every header error about a
+        // member starts with its key (the messages above), and such a member makes the file
+        // invalid whatever its data holds.
+        let proven_wrong: Vec<String> = reader
+            .members()
+            .iter()
+            .map(|m| m.key.clone())
+            .filter(|k| {
+                let prefix = format!("{k} ");
+                self.errors.iter().any(|e| e.starts_with(&prefix))
+            })
+            .collect();
+        self.check_values(reader, stack_key, metadata.as_ref(), &proven_wrong);
+        for e in reader.verify_other_members() {
+            self.error(e);
+        }
     }
 
     /// Checks the diffraction stack's dtype and layout; returns n and (H, W) when usable.
@@ -393,9 +417,16 @@ impl Validator {
         reader: &mut NpzReader,
         stack_key: &str,
         metadata: Option<&MemberInfo>,
+        proven_wrong: &[String],
     ) {
-        let mut streamed: Vec<String> = Vec::new();
-        if let Some(m) = reader.member(stack_key).filter(|m| is_float(m)).cloned() {
+        // Members proven wrong count as handled: they are neither decoded nor read through.
+        let mut streamed: Vec<String> = proven_wrong.to_vec();
+        let wrong = |key: &str| proven_wrong.iter().any(|k| k == key);
+        if let Some(m) = reader
+            .member(stack_key)
+            .filter(|m| is_float(m) && !wrong(&m.key))
+            .cloned()
+        {
             streamed.push(m.key.clone());
             let result = if m.dtype.itemsize == Some(4) {
                 amplitude_stats::<f32>(reader, &m.key)
@@ -410,7 +441,11 @@ impl Validator {
         let finite_c32 = |z: &Complex<f32>| z.re.is_finite() && z.im.is_finite();
         let finite_c64 = |z: &Complex<f64>| z.re.is_finite() && z.im.is_finite();
         for key in ["objectGuess", "probeGuess", "Y"] {
-            if let Some(m) = reader.member(key).filter(|m| is_complex(m)).cloned() {
+            if let Some(m) = reader
+                .member(key)
+                .filter(|m| is_complex(m) && !wrong(key))
+                .cloned()
+            {
                 streamed.push(key.to_string());
                 let result = if m.dtype.itemsize == Some(8) {
                     count_nonfinite::<Complex<f32>>(reader, key, finite_c32)
@@ -421,7 +456,7 @@ impl Validator {
             }
         }
         for key in ["xcoords", "ycoords", "xcoords_start", "ycoords_start"] {
-            if reader.member(key).is_some_and(is_float) {
+            if reader.member(key).is_some_and(is_float) && !wrong(key) {
                 streamed.push(key.to_string());
                 let result = count_nonfinite::<f64>(reader, key, |x| x.is_finite());
                 self.report_finite(reader.path(), key, result);
@@ -430,13 +465,17 @@ impl Validator {
         if reader
             .member("filenames")
             .is_some_and(|m| m.dtype.kind == DtypeKind::Unicode && m.shape.len() == 1)
+            && !wrong("filenames")
         {
             streamed.push("filenames".to_string());
-            if let Err(e) = reader.read_strings("filenames") {
+            // Streamed item by item: checked, never held.
+            if let Err(e) = reader.check_strings("filenames") {
                 self.error(strip_path(reader.path(), &e.to_string()));
             }
         }
-        if metadata.is_some_and(|m| m.dtype.kind == DtypeKind::Unicode && m.shape.is_empty()) {
+        if metadata.is_some_and(|m| m.dtype.kind == DtypeKind::Unicode && m.shape.is_empty())
+            && !wrong("_metadata")
+        {
             streamed.push("_metadata".to_string());
             match reader.read_string("_metadata") {
                 Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {

@@ -17,12 +17,91 @@ use crate::{Compression, NpzError};
 /// Bytes encoded per write.
 const CHUNK_BYTES: usize = 256 * 1024;
 
+/// The temporary file under the zip writer. After its first I/O error (a full disk) it
+/// accepts and discards everything: the error has already reached [`NpzWriter`]'s caller, and
+/// `ZipWriter`'s `Drop`, which finalises an unfinished archive and prints any failure raw to
+/// stderr ("ZipWriter drop failed: Io(...)"), then has nothing to print. A failed file is never
+/// committed ([`NpzWriter::finish`] checks), so discarding cannot produce a bad artifact.
+struct Sink {
+    file: AtomicFile,
+    failed: bool,
+    /// Position and length as the zip writer sees them, kept after a failure so that its
+    /// bookkeeping (it asserts on positions) stays consistent while writes are discarded.
+    pos: u64,
+    len: u64,
+}
+
+impl Sink {
+    fn new(file: AtomicFile) -> Sink {
+        Sink {
+            file,
+            failed: false,
+            pos: 0,
+            len: 0,
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.pos += n as u64;
+        self.len = self.len.max(self.pos);
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.failed {
+            match self.file.write(buf) {
+                Ok(n) => {
+                    self.advance(n);
+                    return Ok(n);
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        self.advance(buf.len());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        self.file.flush().inspect_err(|_| self.failed = true)
+    }
+}
+
+impl std::io::Seek for Sink {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        if !self.failed {
+            match self.file.seek(pos) {
+                Ok(p) => {
+                    self.pos = p;
+                    return Ok(p);
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        let base = |origin: u64, delta: i64| origin.saturating_add_signed(delta);
+        self.pos = match pos {
+            std::io::SeekFrom::Start(p) => p,
+            std::io::SeekFrom::Current(d) => base(self.pos, d),
+            std::io::SeekFrom::End(d) => base(self.len, d),
+        };
+        Ok(self.pos)
+    }
+}
+
 /// Writes an NPZ archive. Nothing appears at the target path until [`NpzWriter::finish`];
 /// dropped unfinished, the temporary file is removed.
 pub struct NpzWriter {
     path: PathBuf,
     compression: Compression,
-    zip: ZipWriter<BufWriter<AtomicFile>>,
+    zip: ZipWriter<BufWriter<Sink>>,
     keys: HashSet<String>,
     buf: Vec<u8>,
 }
@@ -47,7 +126,7 @@ impl NpzWriter {
         Ok(NpzWriter {
             path: path.to_path_buf(),
             compression,
-            zip: ZipWriter::new(BufWriter::with_capacity(CHUNK_BYTES, file)),
+            zip: ZipWriter::new(BufWriter::with_capacity(CHUNK_BYTES, Sink::new(file))),
             keys: HashSet::new(),
             buf: Vec::with_capacity(CHUNK_BYTES + 64),
         })
@@ -187,7 +266,13 @@ impl NpzWriter {
             zip::result::ZipError::Io(source) => io(source),
             other => io(std::io::Error::other(other.to_string())),
         })?;
-        let file = buffered.into_inner().map_err(|e| io(e.into_error()))?;
-        file.commit().map_err(io)
+        let sink = buffered.into_inner().map_err(|e| io(e.into_error()))?;
+        if sink.failed {
+            // An earlier write failed and its error was returned; never commit such a file.
+            return Err(io(std::io::Error::other(
+                "an earlier write to this archive failed",
+            )));
+        }
+        sink.file.commit().map_err(io)
     }
 }

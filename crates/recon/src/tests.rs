@@ -349,6 +349,42 @@ mod job {
         assert!(!req.bundle_path.exists());
     }
 
+    // Regression (issue 12, defect 4): the scored region came from the reconstructed probe, so
+    // with --refine-probe two runs on the same data were scored over different pixels. The
+    // job's scores are also exactly what `score_files` gives for its bundle: one scoring code.
+    #[test]
+    fn a_refined_probe_does_not_move_the_scored_region() {
+        let dir = fixture();
+        let go = |_: Split, _: u32, _: f64| ControlFlow::Continue(());
+        let fixed = run_job(&request(dir.path(), 1, "fixed.npz"), &go).unwrap();
+        let mut req = request(dir.path(), 1, "refined.npz");
+        req.settings.refine_probe = true;
+        let refined = run_job(&req, &go).unwrap();
+        let mut npz = NpzReader::open(&refined.bundle_path).unwrap();
+        let probe = npz.read::<Complex32>("test_probe").unwrap();
+        let (_, truth_probe) = {
+            let (data, truth) = crate::read_split(&dir.path().join("test data.npz")).unwrap();
+            (truth, data.probe)
+        };
+        let moved: f32 = probe
+            .iter()
+            .zip(truth_probe.iter())
+            .map(|(a, b)| (a - b).norm())
+            .fold(0.0, f32::max);
+        assert!(moved > 1e-3, "the probe was refined ({moved})");
+        for (a, b) in [(&fixed.train, &refined.train), (&fixed.test, &refined.test)] {
+            assert_eq!(a.metrics.region, b.metrics.region);
+        }
+        let rescored = crate::score_files(
+            &dir.path().join("test data.npz"),
+            &refined.bundle_path,
+            Some(Split::Test),
+            &EvalOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(rescored, refined.test.metrics);
+    }
+
     #[test]
     fn bad_files_are_named() {
         let dir = fixture();

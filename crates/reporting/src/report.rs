@@ -292,6 +292,48 @@ pub fn build_with(
         let _ = writeln!(md);
     }
 
+    // What each view holds: a sparse view sees each pixel fewer times, and scores lower for
+    // it; the reader must see that beside the scores.
+    let held: Vec<(&Job, &str, &Value)> = jobs
+        .iter()
+        .flat_map(|j| splits.map(|split| (j, split, &j.result["metrics"][split]["region"])))
+        .filter(|(_, _, region)| region["positions"].is_u64())
+        .collect();
+    if !held.is_empty() {
+        let _ = writeln!(
+            md,
+            "## What each view holds
+"
+        );
+        let _ = writeln!(
+            md,
+            "Exposures per pixel: the scored region's mean of sum_j |P_j|^2 / max |P|^2 (how \
+             many exposures at the probe's peak intensity each pixel received).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| dose | view | gs | split | positions | exposures per pixel | region pixels |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        for (j, split, region) in held {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {split} | {} | {} | {} |",
+                dose_label(j.dose),
+                j.view,
+                j.gridsize,
+                region["positions"],
+                region["mean_exposures"]
+                    .as_f64()
+                    .map_or("-".into(), |v| format!("{v:.2}")),
+                region["pixels"]
+                    .as_u64()
+                    .map_or("-".into(), |v| v.to_string()),
+            );
+        }
+        let _ = writeln!(md);
+    }
+
     for split in splits {
         // Tables show the headline figures; metrics.csv has every one.
         let all = metric_names(split);
@@ -312,10 +354,20 @@ pub fn build_with(
             let cells: Vec<String> = names
                 .iter()
                 .map(|n| {
-                    values
-                        .iter()
-                        .find(|(k, _)| k == n)
-                        .map_or("-".into(), |(_, v)| fmt_num(*v))
+                    values.iter().find(|(k, _)| k == n).map_or_else(
+                        || {
+                            // A null FRC resolution: the curve never rose above the threshold.
+                            let (parent, last) = n.rsplit_once('.').unwrap_or(("", n));
+                            let holder = parent
+                                .split('.')
+                                .fold(&j.result["metrics"][split], |v, key| &v[key]);
+                            match holder.get(last) {
+                                Some(Value::Null) => "not resolved".into(),
+                                _ => "-".into(),
+                            }
+                        },
+                        |(_, v)| fmt_num(*v),
+                    )
                 })
                 .collect();
             let _ = writeln!(
@@ -777,6 +829,50 @@ mod tests {
                 .criteria
                 .iter()
                 .any(|(t, ok)| t.starts_with("baseline gs1: phase.ssim") && !ok)
+        );
+    }
+
+    #[test]
+    fn the_report_says_what_each_view_holds_and_which_frc_is_not_resolved() {
+        let mut m = manifest();
+        let region = |positions: u64, exposures: f64| {
+            json!({"rule": "r", "pixels": 900, "rows": [0, 30], "cols": [0, 30],
+                "positions": positions, "mean_exposures": exposures})
+        };
+        m["jobs"][0]["result"]["metrics"]["test"]["region"] = region(287, 10.9667);
+        m["jobs"][1]["result"]["metrics"]["test"]["region"] = region(32, 1.3771);
+        m["jobs"][1]["result"]["metrics"]["test"]["phase"]["frc_05"] =
+            json!({"frequency": null, "resolution_px": null, "crossed": false});
+        m["jobs"][0]["result"]["metrics"]["test"]["phase"]["frc_05"] =
+            json!({"frequency": 0.05, "resolution_px": 20.0, "crossed": true});
+        let md = build(&m, "run").unwrap().files[0].1.clone();
+        assert!(md.contains("## What each view holds"), "{md}");
+        assert!(
+            md.contains("| 1e+03 | baseline | 1 | test | 287 | 10.97 | 900 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1e+03 | dense | 2 | test | 32 | 1.38 | 900 |"),
+            "{md}"
+        );
+        let dense_row = md
+            .lines()
+            .find(|l| l.starts_with("| 1e+03 | dense | 2 | 0.5000"))
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(dense_row.contains("not resolved"), "{dense_row}");
+        let baseline_row = md
+            .lines()
+            .find(|l| l.starts_with("| 1e+03 | baseline | 1 | 0.2000"))
+            .unwrap();
+        assert!(baseline_row.contains("20.00") && !baseline_row.contains("not resolved"));
+        // A job without the key shows a dash, not "not resolved".
+        let other = md
+            .lines()
+            .find(|l| l.starts_with("| 1e+04 | dense | 2 | 0.7000"))
+            .unwrap();
+        assert!(
+            other.contains(" - ") && !other.contains("not resolved"),
+            "{other}"
         );
     }
 }

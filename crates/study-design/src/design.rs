@@ -3,6 +3,62 @@
 use crate::named::NamedValues;
 use serde::{Deserialize, Serialize};
 
+/// Upper (and lower) bounds of every size-driving design value, checked by
+/// [`Design::validate`] before any work: a short study file must not be able to ask for more
+/// than a machine has, nor for values whose arithmetic overflows.
+pub mod limits {
+    /// Doses in one study (each is a Phase C folder of two files and 1 + views jobs per
+    /// gridsize; the fly64 study has 3).
+    pub const MAX_DOSES: usize = 1000;
+    /// Fewest photons per pattern: below one photon a pattern is mostly empty and the folder
+    /// `dose_<int>` would round to 0 or 1.
+    pub const MIN_DOSE: f64 = 1.0;
+    /// Most photons per pattern: counts are drawn and summed in f64, exact for integers up to
+    /// 2^53 (9.0e15); 1e15 keeps a pattern's total and every pixel's count exact.
+    pub const MAX_DOSE: f64 = 1e15;
+    /// Largest gridsize g (groups of g² positions; PtychoPINN uses 1 and 2).
+    pub const MAX_GRIDSIZE: u32 = 16;
+    /// Most gridsizes in one study.
+    pub const MAX_GRIDSIZES: usize = 16;
+    /// Largest K (nearest neighbours per group).
+    pub const MAX_NEIGHBOR_COUNT: u32 = 4096;
+    /// Largest patch size N (N² pixels per pattern; the fly64 study uses 128).
+    pub const MAX_PATCH_SIZE: u32 = 4096;
+    /// Most overlap views.
+    pub const MAX_VIEWS: usize = 64;
+    /// Longest view name (it is a folder and file-name prefix).
+    pub const MAX_VIEW_NAME_LEN: usize = 64;
+    /// Most training jobs (doses x (1 + views) x gridsizes).
+    pub const MAX_JOBS: u64 = 100_000;
+}
+
+/// Why `name` cannot be a view name, if it cannot. A view name is a folder
+/// (`dose_<int>/<view>/`) and a file prefix (`<view>_train.npz`), and `train` labels jobs with
+/// it: ASCII letters, digits, `_`, `-` and `.`, starting with a letter or digit (so `.`, `..`
+/// and hidden names are refused), at most [`limits::MAX_VIEW_NAME_LEN`] characters, and not
+/// `baseline` (the Phase C job's label).
+pub fn view_name_problem(name: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if name.is_empty() || name.len() > limits::MAX_VIEW_NAME_LEN {
+        return Some(format!(
+            "must be 1 to {} characters long",
+            limits::MAX_VIEW_NAME_LEN
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Some("must start with a letter or digit".into());
+    }
+    if let Some(c) = name.chars().find(|&c| !allowed(c)) {
+        return Some(format!(
+            "holds {c:?}: use only ASCII letters, digits, '_', '-' and '.'"
+        ));
+    }
+    if name.eq_ignore_ascii_case("baseline") {
+        return Some("is the Phase C job's label".into());
+    }
+    None
+}
+
 /// Axis along which Phase C splits positions into train and test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -140,21 +196,48 @@ impl Design {
         self.spacing_thresholds().get(view)
     }
 
-    /// C = g² for the largest gridsize (1 when there is none).
+    /// C = g² for the largest gridsize (1 when there is none; saturating, for designs not yet
+    /// validated).
     pub fn max_group_size(&self) -> u32 {
-        self.gridsizes.iter().map(|g| g * g).max().unwrap_or(1)
+        self.gridsizes
+            .iter()
+            .map(|g| g.saturating_mul(*g))
+            .max()
+            .unwrap_or(1)
     }
 
-    /// Every problem with the design, in a stable order; empty when it is valid.
+    /// Training jobs the design asks for at most: doses x (baseline + views) x gridsizes
+    /// (checked arithmetic; `None` on overflow).
+    pub fn max_jobs(&self) -> Option<u64> {
+        let views = u64::try_from(self.overlap_views.0.len())
+            .ok()?
+            .checked_add(1)?;
+        u64::try_from(self.dose_list.len())
+            .ok()?
+            .checked_mul(views)?
+            .checked_mul(u64::try_from(self.gridsizes.len()).ok()?)
+    }
+
+    /// Every problem with the design, in a stable order; empty when it is valid. Linear in
+    /// the number of doses and views, whatever their count.
     pub fn validate(&self) -> Vec<String> {
+        use limits::*;
         let mut problems = Vec::new();
         if self.dose_list.is_empty() {
             problems.push("dose_list must not be empty".to_string());
+        }
+        if self.dose_list.len() > MAX_DOSES {
+            problems.push(format!(
+                "dose_list has {} doses, more than {MAX_DOSES}: a study of that many doses is \
+                 {MAX_DOSES}+ Phase C folders; split it into several studies",
+                self.dose_list.len()
+            ));
         }
         let bad_doses: Vec<String> = self
             .dose_list
             .iter()
             .filter(|d| !(d.is_finite() && **d > 0.0))
+            .take(10)
             .map(|d| d.to_string())
             .collect();
         if !bad_doses.is_empty() {
@@ -163,15 +246,36 @@ impl Design {
                 bad_doses.join(", ")
             ));
         }
-        let mut seen = Vec::new();
-        for dose in &self.dose_list {
-            let folder = dose.round() as i64;
-            if dose.is_finite() && seen.contains(&folder) {
-                problems.push(format!(
-                    "dose_list has two doses in folder dose_{folder}: give each dose once"
-                ));
+        let out_of_range: Vec<String> = self
+            .dose_list
+            .iter()
+            .filter(|d| d.is_finite() && **d > 0.0 && !(MIN_DOSE..=MAX_DOSE).contains(*d))
+            .take(10)
+            .map(|d| format!("{d:e}"))
+            .collect();
+        if !out_of_range.is_empty() {
+            problems.push(format!(
+                "doses must be between {MIN_DOSE:e} and {MAX_DOSE:e} photons per pattern, got {}: \
+                 below 1 photon a pattern is empty, and above 1e15 the counts are no longer exact \
+                 integers",
+                out_of_range.join(", ")
+            ));
+        }
+        if self.dose_list.len() <= MAX_DOSES {
+            // Folders are `dose_<rounded int>`: two doses may not share one.
+            let mut seen = std::collections::HashSet::with_capacity(self.dose_list.len());
+            for dose in self
+                .dose_list
+                .iter()
+                .filter(|d| (MIN_DOSE..=MAX_DOSE).contains(*d))
+            {
+                let folder = dose.round() as i64;
+                if !seen.insert(folder) {
+                    problems.push(format!(
+                        "dose_list has two doses in folder dose_{folder}: give each dose once"
+                    ));
+                }
             }
-            seen.push(folder);
         }
         if self.gridsizes.is_empty() {
             problems.push("gridsizes must not be empty".to_string());
@@ -179,33 +283,96 @@ impl Design {
         if self.gridsizes.contains(&0) {
             problems.push("gridsizes must be at least 1, got 0".to_string());
         }
+        if self.gridsizes.len() > MAX_GRIDSIZES {
+            problems.push(format!(
+                "gridsizes lists {} values, more than {MAX_GRIDSIZES}",
+                self.gridsizes.len()
+            ));
+        }
+        if let Some(g) = self.gridsizes.iter().find(|g| **g > MAX_GRIDSIZE) {
+            problems.push(format!(
+                "gridsizes value {g} is above {MAX_GRIDSIZE} (groups of g² = {} positions)",
+                u64::from(*g) * u64::from(*g)
+            ));
+        }
+        let mut grids = std::collections::HashSet::new();
+        if let Some(g) = self.gridsizes.iter().find(|g| !grids.insert(**g)) {
+            problems.push(format!(
+                "gridsizes lists {g} twice: give each gridsize once"
+            ));
+        }
         let largest = self.gridsizes.iter().copied().max().unwrap_or(1);
-        let c = largest * largest;
-        if self.neighbor_count < c {
+        // u64: 65536² wraps to 0 in u32.
+        let c = u64::from(largest) * u64::from(largest);
+        if u64::from(self.neighbor_count) < c {
             problems.push(format!(
                 "neighbor_count={} must be ≥ C={c} for gridsize={largest} (OVERSAMPLING-001)",
+                self.neighbor_count
+            ));
+        }
+        if self.neighbor_count > MAX_NEIGHBOR_COUNT {
+            problems.push(format!(
+                "neighbor_count={} is above {MAX_NEIGHBOR_COUNT}",
                 self.neighbor_count
             ));
         }
         if self.patch_size_pixels == 0 {
             problems.push("patch_size_pixels must be positive, got 0".to_string());
         }
+        if self.patch_size_pixels > MAX_PATCH_SIZE {
+            problems.push(format!(
+                "patch_size_pixels={} is above {MAX_PATCH_SIZE} ({}² pixels per pattern)",
+                self.patch_size_pixels, self.patch_size_pixels
+            ));
+        }
+        if self.overlap_views.0.len() > MAX_VIEWS {
+            problems.push(format!(
+                "overlap_views names {} views, more than {MAX_VIEWS}",
+                self.overlap_views.0.len()
+            ));
+        }
+        match self.max_jobs() {
+            Some(jobs) if jobs <= MAX_JOBS => {}
+            jobs => problems.push(format!(
+                "the design asks for {} training jobs (doses x (1 + views) x gridsizes), more than \
+                 {MAX_JOBS}: fewer doses, views or gridsizes",
+                jobs.map_or("more than 2^64".to_string(), |j| j.to_string())
+            )),
+        }
         if self.overlap_views.0.is_empty() {
             problems.push("overlap_views must name at least one view".to_string());
         }
+        // Per-view checks only for a bounded number of views (the count is refused above).
+        let overrides = self.spacing_overrides.as_ref().map_or(0, |o| o.0.len());
+        if self.overlap_views.0.len() > MAX_VIEWS || overrides > MAX_VIEWS {
+            if overrides > MAX_VIEWS {
+                problems.push(format!(
+                    "spacing_thresholds names {overrides} views, more than {MAX_VIEWS}"
+                ));
+            }
+            return problems;
+        }
+        let mut folded = std::collections::HashSet::new();
         for (name, f) in self.overlap_views.iter() {
             if !(0.0..1.0).contains(&f) {
                 problems.push(format!("overlap_views['{name}']={f} must be in [0, 1)"));
             }
-            if name.is_empty() || name == "baseline" || name.contains(['/', '\\']) {
+            if let Some(why) = view_name_problem(name) {
                 problems.push(format!(
-                    "overlap view name '{name}' is not usable as a folder name; use e.g. 'dense'"
+                    "overlap view name '{}' is not usable as a folder name: it {why}; use e.g. 'dense'",
+                    name.escape_debug()
+                ));
+            } else if !folded.insert(name.to_ascii_lowercase()) {
+                // Case-insensitive file systems would put both in one folder.
+                problems.push(format!(
+                    "overlap view name '{name}' differs from another only in case: use distinct names"
                 ));
             }
         }
         if let Some(overrides) = &self.spacing_overrides {
+            let views: std::collections::HashSet<&str> = self.overlap_views.names().collect();
             for name in overrides.names() {
-                if self.overlap_views.get(name).is_none() {
+                if !views.contains(name) {
                     problems.push(format!(
                         "spacing_thresholds names '{name}', which is not in overlap_views"
                     ));

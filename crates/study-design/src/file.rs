@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 /// (seconds; tests and goldens).
 pub const PRESETS: &[&str] = &["default", "tiny"];
 
+/// Largest study file read (1 MiB): the largest study the limits allow is a few kB, and a file
+/// of a million doses is refused before it is parsed.
+pub const MAX_STUDY_FILE_BYTES: u64 = 1 << 20;
+
 /// Why a study could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
@@ -134,10 +138,34 @@ impl Study {
     /// Reads a study file: `.json` as JSON, anything else as TOML. A relative `base_npz` is
     /// taken relative to the file's folder. The study is validated.
     pub fn from_path(path: &Path) -> Result<Study, StudyError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| StudyError::Read {
+        let read_err = |cause| StudyError::Read {
             path: path.to_path_buf(),
             cause,
-        })?;
+        };
+        // A regular file of bounded size: /dev/zero or a FIFO would be read without end.
+        let meta = std::fs::metadata(path).map_err(read_err)?;
+        if !meta.is_file() {
+            return Err(read_err(std::io::Error::other(
+                "it is not a regular file (a directory, device or pipe)",
+            )));
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(
+                std::fs::File::open(path).map_err(read_err)?,
+                MAX_STUDY_FILE_BYTES + 1,
+            ),
+            &mut bytes,
+        )
+        .map_err(read_err)?;
+        if bytes.len() as u64 > MAX_STUDY_FILE_BYTES {
+            return Err(read_err(std::io::Error::other(format!(
+                "it is larger than {MAX_STUDY_FILE_BYTES} bytes, the limit for a study file \
+                 (a study of the largest allowed size is a few kB)"
+            ))));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| read_err(std::io::Error::other("it is not UTF-8 text")))?;
         let json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
@@ -146,7 +174,19 @@ impl Study {
             && base.is_relative()
         {
             let dir = path.parent().unwrap_or(Path::new("."));
-            study.simulation.base_npz = Some(dir.join(base));
+            let joined = dir.join(base);
+            // The resolved study is written as JSON (study.json): its paths must be UTF-8.
+            if joined.to_str().is_none() {
+                return Err(StudyError::Invalid {
+                    path: path.to_path_buf(),
+                    problems: vec![format!(
+                        "simulation.base_npz {} is relative to the study file's folder, whose path \
+                         is not valid UTF-8: give an absolute base_npz or move the study file",
+                        joined.display()
+                    )],
+                });
+            }
+            study.simulation.base_npz = Some(joined);
         }
         study.check(path)?;
         Ok(study)

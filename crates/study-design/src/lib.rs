@@ -3,13 +3,15 @@
 #![deny(missing_docs)]
 
 mod design;
+mod estimate;
 mod file;
 mod named;
 mod simulation;
 mod solver;
 
-pub use design::{Design, MetricsConfig, RngSeeds, SplitAxis};
-pub use file::{PRESETS, Study, StudyError};
+pub use design::{Design, MetricsConfig, RngSeeds, SplitAxis, limits, view_name_problem};
+pub use estimate::{Estimate, SceneSize, human_bytes};
+pub use file::{MAX_STUDY_FILE_BYTES, PRESETS, Study, StudyError};
 pub use named::NamedValues;
-pub use simulation::Simulation;
+pub use simulation::{MAX_OBJECT_SIZE, MAX_POSITIONS, Simulation};
 pub use solver::{Algorithm, Solver};

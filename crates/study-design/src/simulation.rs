@@ -3,6 +3,12 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Most scan positions in one study (each is N² pixels of diffraction and Y per dose).
+pub const MAX_POSITIONS: usize = 10_000_000;
+
+/// Largest built-in object side, in pixels.
+pub const MAX_OBJECT_SIZE: usize = 32_768;
+
 /// Phase C settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +66,18 @@ impl Simulation {
             problems.push(format!(
                 "simulation.n_positions={} must be at least 2 (one train and one test position)",
                 self.n_positions
+            ));
+        }
+        if self.n_positions > MAX_POSITIONS {
+            problems.push(format!(
+                "simulation.n_positions={} is above {MAX_POSITIONS}",
+                self.n_positions
+            ));
+        }
+        if self.object_size > MAX_OBJECT_SIZE {
+            problems.push(format!(
+                "simulation.object_size={} is above {MAX_OBJECT_SIZE} px",
+                self.object_size
             ));
         }
         if self.base_npz.is_none() && self.object_size <= n as usize {
