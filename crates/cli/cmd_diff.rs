@@ -1,14 +1,17 @@
-//! `dose-overlap diff`: compares two artifact roots (jobs, skips, results, digests, metrics).
+//! `dose-overlap diff`: compares two artifact roots (jobs, skips, results, digests, metrics), or
+//! two study or comparison folders (each method's run, the Phase C/D data by SHA-256, and the
+//! resolved study).
 
 use crate::output::outln;
+use reporting::review::{FolderKind, folder_kind};
 use std::path::PathBuf;
 
 /// Arguments of `dose-overlap diff`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Artifact root of the first run (A).
+    /// The first run (A): an artifact root, a study folder or a comparison folder.
     run_a: PathBuf,
-    /// Artifact root of the second run (B).
+    /// The second run (B), of the same kind.
     run_b: PathBuf,
     /// Print the comparison as JSON.
     #[arg(long)]
@@ -25,13 +28,38 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         "--tolerance must be a non-negative number, got {}",
         args.tolerance
     );
-    let diff = reporting::diff::diff_runs(&args.run_a, &args.run_b, args.tolerance)?;
-    if args.json {
-        outln!("{}", diff.to_json());
-    } else {
-        crate::output::emit(&diff.to_text());
-    }
-    Ok(if diff.equal {
+    let (ka, kb) = (folder_kind(&args.run_a), folder_kind(&args.run_b));
+    let equal = match (ka, kb) {
+        (Some(ka @ (FolderKind::Study | FolderKind::Comparison)), Some(kb))
+        | (Some(ka), Some(kb @ (FolderKind::Study | FolderKind::Comparison))) => {
+            anyhow::ensure!(
+                kb != FolderKind::ArtifactRoot && ka != FolderKind::ArtifactRoot,
+                "{} and {} are not of one kind (an artifact root and a study or comparison \
+                 folder): give two artifact roots, or two study or comparison folders",
+                args.run_a.display(),
+                args.run_b.display()
+            );
+            let diff =
+                reporting::review::diff_folders(&args.run_a, ka, &args.run_b, kb, args.tolerance)?;
+            if args.json {
+                outln!("{}", diff.to_json());
+            } else {
+                crate::output::emit(&diff.to_text());
+            }
+            diff.equal
+        }
+        // Artifact roots, or something unknown: its error names the missing manifest.
+        _ => {
+            let diff = reporting::diff::diff_runs(&args.run_a, &args.run_b, args.tolerance)?;
+            if args.json {
+                outln!("{}", diff.to_json());
+            } else {
+                crate::output::emit(&diff.to_text());
+            }
+            diff.equal
+        }
+    };
+    Ok(if equal {
         crate::exit::OK
     } else {
         crate::exit::FAILURE

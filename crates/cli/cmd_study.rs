@@ -1,13 +1,16 @@
 //! `dose-overlap study`: the whole study in one go — design check, Phase C, Phase D, training
-//! and report — into `DIR/phase_c`, `DIR/phase_d`, `DIR/artifacts` and `DIR/report`.
+//! and report per method, and the comparison — into `DIR/phase_c`, `DIR/phase_d`,
+//! `DIR/artifacts`, `DIR/report` and `DIR/comparison`. One method keeps `DIR/artifacts` and
+//! `DIR/report`; several get `DIR/artifacts/<method>` and `DIR/report/<method>` each.
 //!
 //! Each phase runs through its own command's code (parsed from the same flags a person would
 //! type), so a study's artifacts are exactly those of the phases run one by one.
 
+use crate::methods::{Method, MethodList, parse_methods};
 use crate::output::outln;
 use crate::progress::Progress;
 use crate::study_args::StudyArgs;
-use crate::{cmd_generate, cmd_overlap, cmd_report, cmd_train, exit, study_resume};
+use crate::{cmd_compare, cmd_generate, cmd_overlap, cmd_report, cmd_train, exit, study_resume};
 use anyhow::Context;
 use clap::Parser;
 use std::ffi::OsString;
@@ -21,9 +24,13 @@ pub struct Args {
     out: PathBuf,
     #[command(flatten)]
     study: StudyArgs,
-    /// Training backend (`native` runs the built-in solver; the others need PtychoPINN).
-    #[arg(long, value_enum, default_value_t = cmd_train::BackendArg::Native)]
-    backend: cmd_train::BackendArg,
+    /// Methods to run and compare, comma-separated: `native`, `native:<algorithm>` (epie, rpie,
+    /// ml), `tensorflow`, `pytorch` (the last two need PtychoPINN) [default: native].
+    #[arg(long, value_name = "LIST", value_parser = parse_methods, conflicts_with = "backend")]
+    backends: Option<MethodList>,
+    /// One method (`--backends` with a single entry).
+    #[arg(long, value_enum, value_name = "B")]
+    backend: Option<cmd_train::BackendArg>,
     /// PtychoPINN's trainer program, for the tensorflow and pytorch backends.
     #[arg(long, value_name = "PATH")]
     trainer: Option<PathBuf>,
@@ -79,14 +86,6 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         crate::paths::require_utf8("--trainer", trainer)?;
     }
     let study = args.study.load()?;
-    // Refused before Phase C: a study PtychoPINN cannot train should not cost a simulation.
-    let kind = runner::BackendKind::from(args.backend);
-    if !args.dry_run
-        && let Some(problem) =
-            runner::ptychopinn::patch_size_problem(study.design.patch_size_pixels, kind)
-    {
-        anyhow::bail!("study '{}' cannot train: {problem}", study.name);
-    }
     if let Some(base) = &study.simulation.base_npz
         && !base.is_file()
     {
@@ -97,6 +96,28 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         );
     }
     crate::budget::check(&study, None, None, args.max_memory)?;
+    // Names as the comparison records them: plain `native` is the study's algorithm. Checked
+    // before any phase runs, so a method this build cannot run costs nothing.
+    let methods = args.methods(&study);
+    for (k, m) in methods.iter().enumerate() {
+        m.train_args()?;
+        anyhow::ensure!(
+            !methods[..k].contains(m),
+            "--backends names `{}` twice (plain `native` is the study's algorithm, {})",
+            m.name(),
+            study.solver.algorithm.as_str()
+        );
+    }
+    // Refused before Phase C: a study PtychoPINN cannot train should not cost a simulation.
+    for m in &methods {
+        let kind = runner::BackendKind::from(m.backend);
+        if !args.dry_run
+            && let Some(problem) =
+                runner::ptychopinn::patch_size_problem(study.design.patch_size_pixels, kind)
+        {
+            anyhow::bail!("study '{}' cannot train: {problem}", study.name);
+        }
+    }
     let out = &args.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the study folder {}", out.display()))?;
@@ -110,7 +131,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         .context("writing the resolved study")?;
     let study_sha = runner::sha256_bytes(study_json.as_bytes());
     let (phase_c, phase_d) = (out.join("phase_c"), out.join("phase_d"));
-    let (artifacts, report) = (out.join("artifacts"), out.join("report"));
+    let report = out.join("report");
     let design: Vec<OsString> = vec!["--design".into(), study_file.clone().into()];
     let os = |s: &str| OsString::from(s);
 
@@ -182,26 +203,108 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         }
     }
 
-    progress.note("== Phase E (train)");
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
-    let backend = <cmd_train::BackendArg as clap::ValueEnum>::to_possible_value(&args.backend)
-        .expect("backends have names")
-        .get_name()
-        .to_string();
+    let several = methods.len() > 1;
+    let mut roots = Vec::new();
+    let mut train_code = exit::OK;
+    for method in &methods {
+        let name = method.name();
+        let root = crate::methods::artifact_root(out, &name, several);
+        let report = if several {
+            report.join(reporting::compare::slug(&name))
+        } else {
+            report.clone()
+        };
+        progress.note(&format!("== Phase E (train): {name}"));
+        let code = train_method(
+            &args, method, &phase_c, &phase_d, &root, &design, jobs, progress,
+        )?;
+        train_code = train_code.max(code);
+        if crate::signals::token()?.is_cancelled() {
+            // train said what finished; the report of an unfinished run would only repeat it.
+            progress.clear();
+            eprintln!("study interrupted: rerun the same command to resume it");
+            return Ok(exit::FAILURE);
+        }
+        progress.note(&format!("== report: {name}"));
+        let argv = vec![root.clone().into(), os("--out"), report.clone().into()];
+        cmd_report::run(phase_args(argv)?)?;
+        roots.push(reporting::compare::MethodRoot { name, root });
+    }
+    progress.note("== comparison");
+    cmd_compare::write(&roots, &comparison_dir(out))?;
+    progress.clear();
+    outln!("study '{}' written to {}", study.name, out.display());
+    if several {
+        outln!("reports: {}", report.join("<method>/summary.md").display());
+    } else {
+        outln!("report: {}", report.join("summary.md").display());
+    }
+    outln!(
+        "comparison: {}",
+        comparison_dir(out).join("comparison.md").display()
+    );
+    Ok(train_code)
+}
+
+/// `DIR/comparison`.
+fn comparison_dir(out: &std::path::Path) -> PathBuf {
+    out.join("comparison")
+}
+
+impl Args {
+    /// The methods asked for, with plain `native` resolved to the study's algorithm so that
+    /// names agree with what `compare` reads back from the artifacts.
+    fn methods(&self, study: &study_design::Study) -> Vec<Method> {
+        let given = match (&self.backends, self.backend) {
+            (Some(list), _) => list.0.clone(),
+            (None, Some(b)) => vec![Method {
+                backend: b,
+                algorithm: None,
+            }],
+            (None, None) => vec![Method {
+                backend: cmd_train::BackendArg::Native,
+                algorithm: None,
+            }],
+        };
+        given
+            .into_iter()
+            .map(|mut m| {
+                if m.backend == cmd_train::BackendArg::Native && m.algorithm.is_none() {
+                    m.algorithm = Some(study.solver.algorithm.as_str().to_string());
+                }
+                m
+            })
+            .collect()
+    }
+}
+
+/// Phase E for one method, through `train`'s own code.
+#[allow(clippy::too_many_arguments)]
+fn train_method(
+    args: &Args,
+    method: &Method,
+    phase_c: &std::path::Path,
+    phase_d: &std::path::Path,
+    root: &std::path::Path,
+    design: &[OsString],
+    jobs: u32,
+    progress: &Progress,
+) -> anyhow::Result<u8> {
+    let os = |s: &str| OsString::from(s);
     let mut argv = vec![
         os("--phase-c-root"),
         phase_c.into(),
         os("--phase-d-root"),
         phase_d.into(),
         os("--artifact-root"),
-        artifacts.clone().into(),
-        os("--backend"),
-        os(&backend),
+        root.into(),
         os("--jobs"),
         os(&jobs.to_string()),
     ];
+    argv.extend(method.train_args()?.iter().map(|a| os(a)));
     argv.extend(design.iter().cloned());
     if let Some(trainer) = &args.trainer {
         argv.extend([os("--trainer"), trainer.clone().into()]);
@@ -221,19 +324,5 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     if let Some(timeout) = args.job_timeout {
         argv.extend([os("--job-timeout"), os(&runner::format_duration(timeout))]);
     }
-    let train_code = cmd_train::run(phase_args(argv)?, progress)?;
-    if crate::signals::token()?.is_cancelled() {
-        // train said what finished; the report of an unfinished run would only repeat it.
-        progress.clear();
-        eprintln!("study interrupted: rerun the same command to resume it");
-        return Ok(exit::FAILURE);
-    }
-
-    progress.note("== report");
-    let argv = vec![artifacts.into(), os("--out"), report.clone().into()];
-    cmd_report::run(phase_args(argv)?)?;
-    progress.clear();
-    outln!("study '{}' written to {}", study.name, out.display());
-    outln!("report: {}", report.join("summary.md").display());
-    Ok(train_code)
+    cmd_train::run(phase_args(argv)?, progress)
 }

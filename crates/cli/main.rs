@@ -6,6 +6,7 @@
 
 mod budget;
 mod cmd_collect;
+mod cmd_compare;
 mod cmd_design;
 mod cmd_diff;
 mod cmd_generate;
@@ -18,6 +19,7 @@ mod cmd_train;
 mod cmd_validate;
 mod cmd_verify;
 mod exit;
+mod methods;
 mod output;
 mod paths;
 mod progress;
@@ -58,8 +60,10 @@ enum Command {
     Score(cmd_score::Args),
     /// Write the study report (summary.md, metrics.csv, plots) for an artifact root.
     Report(cmd_report::Args),
-    /// Compare two artifact roots the way a reviewer needs.
+    /// Compare two artifact roots (or study or comparison folders) the way a reviewer needs.
     Diff(cmd_diff::Args),
+    /// Compare methods' artifact roots over the same Phase C/D data (tables, plots, pictures).
+    Compare(cmd_compare::Args),
     /// Run a whole study: design check, Phase C, Phase D, training and report.
     Study(cmd_study::Args),
     /// Check an artifact root or study folder: manifest, results, bundles and inputs agree.
@@ -80,6 +84,7 @@ fn main() -> std::process::ExitCode {
         Command::Score(args) => cmd_score::run(args),
         Command::Report(args) => cmd_report::run(args),
         Command::Diff(args) => cmd_diff::run(args),
+        Command::Compare(args) => cmd_compare::run(args),
         Command::Study(args) => cmd_study::run(args, &progress),
         Command::Verify(args) => cmd_verify::run(args),
     };

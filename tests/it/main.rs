@@ -24,6 +24,8 @@ mod pinn;
 mod score;
 // `study`, `report`, `diff`, and the golden baseline.
 mod study;
+// The comparison phase: `study --backends`, `compare`, pictures, study folders, plot labels.
+mod compare;
 // SLURM executor, `run-job` and `collect` (real cluster when DOSE_OVERLAP_SLURM is set).
 mod slurm;
 // The JSON Schemas of schemas/: goldens and real artifacts conform.

@@ -87,6 +87,9 @@ const GOLDEN_FILES: &[&str] = &[
     "native/training_manifest.json",
     "native/skip_summary.json",
     "native/report/summary.md",
+    "comparison/comparison_manifest.json",
+    "comparison/comparison_metrics.csv",
+    "comparison/comparison.md",
     "phase_d/dose_1000/overlap_report.json",
     "data_sha256.txt",
 ];
@@ -172,6 +175,63 @@ fn steps(study: &str) -> Vec<Step> {
         Step {
             name: "verify_native",
             args: s(&["verify", "native"]),
+            ok: &[0],
+        },
+        // Two more methods on the same data, and the comparison phase over the three.
+        Step {
+            name: "train_native_epie",
+            args: s(&[
+                "--quiet",
+                "train",
+                "--design",
+                study,
+                "--phase-c-root",
+                "phase_c",
+                "--phase-d-root",
+                "phase_d",
+                "--artifact-root",
+                "native_epie",
+                "--backend",
+                "native",
+                "--algorithm",
+                "epie",
+                "-j",
+                "2",
+            ]),
+            ok: &[0],
+        },
+        Step {
+            name: "train_native_ml",
+            args: s(&[
+                "--quiet",
+                "train",
+                "--design",
+                study,
+                "--phase-c-root",
+                "phase_c",
+                "--phase-d-root",
+                "phase_d",
+                "--artifact-root",
+                "native_ml",
+                "--backend",
+                "native",
+                "--algorithm",
+                "ml",
+                "-j",
+                "2",
+            ]),
+            ok: &[0],
+        },
+        Step {
+            name: "compare",
+            args: s(&[
+                "compare",
+                "native",
+                "native_epie",
+                "native_ml",
+                "--out",
+                "comparison",
+            ]),
             ok: &[0],
         },
     ]
@@ -356,7 +416,8 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
         .collect())
 }
 
-/// SHA-256 of every NPZ and bundle under the run folder, sorted by path: the data goldens.
+/// SHA-256 of every NPZ, bundle and picture under the run folder, sorted by path: the data
+/// goldens.
 fn data_hashes(run_dir: &Path) -> anyhow::Result<String> {
     let mut files = Vec::new();
     collect_files(run_dir, &mut files)?;
@@ -364,7 +425,12 @@ fn data_hashes(run_dir: &Path) -> anyhow::Result<String> {
     for file in files {
         let rel = file.strip_prefix(run_dir).unwrap_or(&file);
         let name = rel.to_string_lossy().replace('\\', "/");
-        if name.ends_with(".npz") || name.ends_with(".zip") || name.ends_with("overlap_report.json")
+        // Pictures too: their bytes are deterministic, and a change in them is a change in
+        // what a reader sees.
+        if name.ends_with(".npz")
+            || name.ends_with(".zip")
+            || name.ends_with(".png")
+            || name.ends_with("overlap_report.json")
         {
             writeln!(out, "{}  {name}", sha256_file(&file)?)?;
         }

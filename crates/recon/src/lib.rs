@@ -13,6 +13,7 @@ pub mod fft;
 mod job;
 mod metrics;
 mod ml;
+mod register;
 mod rng;
 mod score;
 mod solver;
@@ -30,6 +31,7 @@ pub use metrics::{
     Region, evaluate,
 };
 pub use ml::{CHUNKS, DELTA_COUNTS, GAMMA, MEMORY, MlEngine, MlReport, NoiseModel};
+pub use register::{Registered, register, register_to_file};
 pub use score::{Truth, read_object, score_files, score_object};
 pub use solver::{
     DIVERGE_EF, DIVERGE_FACTOR, EPS, Engine, Reconstruction, Settings, reconstruct,

@@ -232,7 +232,7 @@ pub fn evaluate(
 
 /// Pixels whose summed probe intensity reaches `threshold` x the probe's peak intensity, and
 /// that sum in units of the peak (exposures at peak intensity, per pixel).
-fn scanned_region(
+pub(crate) fn scanned_region(
     probe: ArrayView2<Complex32>,
     topleft_yx: &[[i64; 2]],
     (h, w): (usize, usize),
@@ -260,7 +260,7 @@ fn scanned_region(
 /// Global phase, then a weighted least-squares plane fitted to the wrapped residual phase of
 /// `z = O conj(T)` (weights |z|), refined three times so moderate ramps survive wrapping.
 /// Returns the plane and the weighted centroid (x, y) it is measured from.
-fn fit_phase_plane(
+pub(crate) fn fit_phase_plane(
     pixels: &[(usize, usize)],
     z: impl Fn((usize, usize)) -> Complex64,
 ) -> (PhasePlane, (f64, f64)) {

@@ -218,6 +218,13 @@ fn compare(path: &str, a: &Value, b: &Value, tol: f64, out: &mut Vec<FieldChange
     }
 }
 
+/// The fields of two JSON values that differ (dotted paths; numbers within `tolerance`).
+pub fn diff_values(a: &Value, b: &Value, tolerance: f64) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    compare("", a, b, tolerance, &mut out);
+    out
+}
+
 /// Compares two parsed manifests.
 pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, String> {
     let roots = |m: &Value| -> Vec<String> {

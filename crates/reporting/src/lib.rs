@@ -1,8 +1,13 @@
 //! Training manifest, skip summary, reports, plots and run diffs
 #![deny(missing_docs)]
 
+pub mod compare;
+mod content;
 pub mod diff;
 pub mod manifest;
+pub mod pictures;
+pub mod png;
 pub mod report;
+pub mod review;
 pub mod svg;
 pub mod verify;

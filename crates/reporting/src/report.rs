@@ -1,5 +1,6 @@
 //! The study report of an artifact root: `summary.md`, `metrics.csv` and SVG plots, as pure
-//! functions of `training_manifest.json` (same manifest, same bytes).
+//! functions of `training_manifest.json` (same manifest, same bytes), and PNG pictures of the
+//! reconstructions, pure functions of the files the manifest names.
 
 use crate::svg::{Chart, Series};
 use serde_json::Value;
@@ -47,6 +48,17 @@ pub struct Report {
     pub criteria: Vec<(String, bool)>,
     /// Set when the manifest is from a run that did not finish: what to tell the user.
     pub unfinished: Option<String>,
+    /// `pictures/*.png`: file name (relative to the report folder) and bytes.
+    pub pictures: Vec<(String, Vec<u8>)>,
+}
+
+/// A picture shown in a report: its file (relative to the report folder) and a caption.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PictureRef {
+    /// `pictures/....png`.
+    pub file: String,
+    /// What it shows.
+    pub caption: String,
 }
 
 /// One job row, read from the manifest.
@@ -172,6 +184,17 @@ pub fn unfinished_note(manifest: &Value) -> Option<String> {
 
 /// Builds the report of `manifest` (the parsed `training_manifest.json`); `title` names the run.
 pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
+    build_with(manifest, title, &[], &[])
+}
+
+/// [`build`], with a `Pictures` section showing `pictures` and saying why others are missing
+/// (`notes`).
+pub fn build_with(
+    manifest: &Value,
+    title: &str,
+    pictures: &[PictureRef],
+    notes: &[String],
+) -> Result<Report, String> {
     let jobs = read_jobs(manifest)?;
     let skips = manifest["skipped_views"]
         .as_array()
@@ -469,6 +492,26 @@ pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
         let _ = writeln!(md);
     }
 
+    if !pictures.is_empty() || !notes.is_empty() {
+        let _ = writeln!(md, "## Pictures ({} split)\n", crate::pictures::SPLIT);
+        let _ = writeln!(
+            md,
+            "Registered as the metrics score them (global phase and fitted phase plane removed), \
+             cropped to the scored region (grey: outside it). Amplitude on viridis, phase on a \
+             diverging map centred on zero, errors on inferno; images side by side share a scale, \
+             set by the truth's range (values beyond it saturate).\n"
+        );
+        for p in pictures {
+            let _ = writeln!(md, "{}\n\n![{}]({})\n", p.caption, p.file, p.file);
+        }
+        for n in notes {
+            let _ = writeln!(md, "- not pictured: {}", n.replace('\n', " "));
+        }
+        if !notes.is_empty() {
+            let _ = writeln!(md);
+        }
+    }
+
     // Exit criteria.
     if unfinished.is_some() {
         criteria.push((
@@ -625,6 +668,7 @@ pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
         files,
         criteria,
         unfinished,
+        pictures: Vec::new(),
     })
 }
 
@@ -669,19 +713,62 @@ pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportEr
         || artifact_root.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let report =
-        build(&manifest, &title).map_err(|message| ReportError::Parse { path, message })?;
+    // Pictures are titled by the method (`native:rpie`), which the folder name need not say.
+    let method = crate::compare::method_name(artifact_root, &manifest);
+    let (pictures, refs, notes) = root_pictures(artifact_root, &manifest, &method);
+    let mut report = build_with(&manifest, &title, &refs, &notes)
+        .map_err(|message| ReportError::Parse { path, message })?;
+    report.pictures = pictures;
     for (name, contents) in &report.files {
-        let target = out.join(name);
-        let parent = target.parent().unwrap_or(out);
-        std::fs::create_dir_all(parent)
-            .and_then(|()| npz_contract::atomic::write_atomic(&target, contents.as_bytes()))
-            .map_err(|source| ReportError::Write {
-                path: target.clone(),
-                source,
-            })?;
+        write_file(&out.join(name), contents.as_bytes())?;
+    }
+    for (name, bytes) in &report.pictures {
+        write_file(&out.join(name), bytes)?;
     }
     Ok(report)
+}
+
+/// Writes one report file atomically, creating its folder.
+pub(crate) fn write_file(target: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let parent = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .and_then(|()| npz_contract::atomic::write_atomic(target, bytes))
+        .map_err(|source| ReportError::Write {
+            path: target.to_path_buf(),
+            source,
+        })
+}
+
+/// PNG files (name, bytes), their references in summary.md, and notes on jobs not pictured.
+type RootPictures = (Vec<(String, Vec<u8>)>, Vec<PictureRef>, Vec<String>);
+
+/// The pictures of an artifact root: one figure per successful job and the phase grid; a note
+/// for each job whose files could not be read (the rest of the report does not need them).
+fn root_pictures(root: &Path, manifest: &Value, title: &str) -> RootPictures {
+    let (loaded, notes) = crate::pictures::load_root(root, manifest);
+    let mut files = Vec::new();
+    let mut refs = Vec::new();
+    if let Some(grid) = crate::pictures::phase_grid(&loaded, &format!("{title}: phase, test split"))
+    {
+        let file = "pictures/phase_grid.png".to_string();
+        refs.push(PictureRef {
+            file: file.clone(),
+            caption: "Phase of every job: doses as rows, views as columns, one scale (the \
+                      \"SSIM grid\"; each image's phase SSIM under it)."
+                .into(),
+        });
+        files.push((file, grid));
+    }
+    for p in &loaded {
+        let label = format!("dose {} {} gs{}", dose_label(p.id.0), p.id.1, p.id.2);
+        let file = format!("pictures/{}.png", crate::pictures::job_stem(&p.id));
+        files.push((file.clone(), crate::pictures::job_figure(p, &label)));
+        refs.push(PictureRef {
+            file,
+            caption: format!("{label}: truth, reconstruction and |error|."),
+        });
+    }
+    (files, refs, notes)
 }
 
 #[cfg(test)]

@@ -58,6 +58,12 @@ fn tick_label(v: f64, step: Option<f64>) -> String {
         Some(step) => {
             let decimals = (-step.log10().floor()).max(0.0) as usize;
             let text = format!("{v:.decimals$}");
+            // Shortest form: 6, not 6.00, where the step has two decimals.
+            let text = if text.contains('.') {
+                text.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                text
+            };
             if text
                 .trim_start_matches('-')
                 .trim_matches(['0', '.'])
@@ -72,7 +78,12 @@ fn tick_label(v: f64, step: Option<f64>) -> String {
             let text = format!("{v:.0e}");
             text.replace("e0", "")
         }
-        None => format!("{v}"),
+        // Log ticks are m x 10^e computed in floating point (6 x 0.1 = 0.6000000000000001):
+        // print the one significant digit they stand for.
+        None => {
+            let decimals = (-(v.log10() + 1e-9).floor()).max(0.0) as usize;
+            format!("{v:.decimals$}")
+        }
     }
 }
 
@@ -343,6 +354,46 @@ mod tests {
             .map(|t| tick_label(*t, None))
             .collect();
         assert_eq!(labels, ["1000", "1e4", "1e5"]);
+        // Regression: a loss plot's axis read `0.6000000000000001` (6 x 10^-1 in floats).
+        let loss = Axis {
+            lo: -0.31,
+            hi: -0.1,
+            log: true,
+        };
+        let labels: Vec<String> = loss
+            .ticks()
+            .0
+            .iter()
+            .map(|t| tick_label(*t, None))
+            .collect();
+        assert_eq!(labels, ["0.5", "0.6", "0.7"]);
+    }
+
+    /// Every tick label over many axis ranges, log and linear, is a short round number.
+    #[test]
+    fn tick_labels_never_show_float_noise() {
+        // Noise shows as 17 digits; a round label is short and still names its tick.
+        let short = |label: &str, t: f64| {
+            let value: f64 = label.parse().unwrap_or(f64::NAN);
+            label.len() <= 7 && (value - t).abs() <= 1e-9 * t.abs().max(1e-300)
+        };
+        for lo_k in -60..60 {
+            for span_k in 1..40 {
+                let lo = lo_k as f64 * 0.1;
+                let hi = lo + span_k as f64 * 0.07;
+                for log in [true, false] {
+                    let axis = Axis { lo, hi, log };
+                    let (ticks, step) = axis.ticks();
+                    for t in ticks {
+                        let label = tick_label(t, step);
+                        assert!(
+                            short(&label, t),
+                            "[{lo}, {hi}] log={log}: `{label}` for {t}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

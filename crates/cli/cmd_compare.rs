@@ -1,0 +1,56 @@
+//! `dose-overlap compare`: the comparison phase over artifact roots that already exist (runs
+//! made apart, on a cluster, by hand), refused when their Phase C/D data differ.
+
+use crate::output::outln;
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// Arguments of `dose-overlap compare`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Artifact roots of `train` runs, as `ROOT` (named from its manifest: `native:rpie`,
+    /// `tensorflow`, ...) or `NAME=ROOT`.
+    #[arg(required = true, value_name = "ROOT")]
+    roots: Vec<String>,
+    /// The comparison folder.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let mut methods = Vec::new();
+    for given in &args.roots {
+        let (name, root) = match given.split_once('=') {
+            Some((n, r)) if !n.is_empty() && !n.contains('/') => {
+                (Some(n.to_string()), PathBuf::from(r))
+            }
+            _ => (None, PathBuf::from(given)),
+        };
+        let manifest = reporting::report::read_manifest(&root)
+            .with_context(|| format!("reading the artifact root {}", root.display()))?;
+        let name = name.unwrap_or_else(|| reporting::compare::method_name(&root, &manifest));
+        methods.push(reporting::compare::MethodRoot { name, root });
+    }
+    write(&methods, &args.out)
+}
+
+/// Writes the comparison of `methods` into `out` and lists what it wrote.
+pub fn write(
+    methods: &[reporting::compare::MethodRoot],
+    out: &std::path::Path,
+) -> anyhow::Result<u8> {
+    let comparison = reporting::compare::compare(methods, out)
+        .with_context(|| format!("comparing into {}", out.display()))?;
+    for (name, _) in comparison.files.iter().take(3) {
+        outln!("wrote {}", out.join(name).display());
+    }
+    outln!(
+        "{} method(s), {} job(s) in every one; {} plot(s), {} picture(s)",
+        methods.len(),
+        comparison.matched_jobs,
+        comparison.files.len().saturating_sub(3),
+        comparison.pictures.len()
+    );
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,139 @@
+//! Methods of a comparison on the command line: `native`, `native:<algorithm>` (epie, rpie,
+//! ml), `tensorflow`, `pytorch`; and where each method's artifacts go in a study folder.
+
+use crate::cmd_train::{AlgorithmArg, BackendArg};
+use clap::ValueEnum;
+use std::path::{Path, PathBuf};
+
+/// Native algorithms a method may name. `ml` is accepted here ahead of the engine: it runs
+/// when `train --algorithm` knows it.
+const ALGORITHMS: &[&str] = &["epie", "rpie", "ml"];
+
+/// One method: a backend and, for the native one, an algorithm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Method {
+    /// The backend.
+    pub backend: BackendArg,
+    /// `epie`, `rpie`, `ml` (native only; `None`: the study's).
+    pub algorithm: Option<String>,
+}
+
+impl Method {
+    /// `native:rpie`, `tensorflow`.
+    pub fn name(&self) -> String {
+        let backend = self
+            .backend
+            .to_possible_value()
+            .expect("backends have names")
+            .get_name()
+            .to_string();
+        match &self.algorithm {
+            Some(a) => format!("{backend}:{a}"),
+            None => backend,
+        }
+    }
+
+    /// `--backend B [--algorithm A]` for `train`; an error when this build lacks the algorithm.
+    pub fn train_args(&self) -> anyhow::Result<Vec<String>> {
+        let mut args = vec![
+            "--backend".to_string(),
+            self.name().split(':').next().unwrap_or("").to_string(),
+        ];
+        if let Some(a) = &self.algorithm {
+            anyhow::ensure!(
+                AlgorithmArg::from_str(a, false).is_ok(),
+                "method `{}`: this build of dose-overlap has no `{a}` solver algorithm yet \
+                 (available: {})",
+                self.name(),
+                AlgorithmArg::value_variants()
+                    .iter()
+                    .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            args.extend(["--algorithm".to_string(), a.clone()]);
+        }
+        Ok(args)
+    }
+}
+
+/// Parses one method.
+pub fn parse_method(text: &str) -> Result<Method, String> {
+    let (backend, algorithm) = match text.split_once(':') {
+        Some((b, a)) => (b, Some(a)),
+        None => (text, None),
+    };
+    let backend = BackendArg::from_str(backend, false).map_err(|_| {
+        format!("unknown method `{text}`: use native, native:<algorithm>, tensorflow or pytorch")
+    })?;
+    match algorithm {
+        None => Ok(Method {
+            backend,
+            algorithm: None,
+        }),
+        Some(_) if backend != BackendArg::Native => Err(format!(
+            "`{text}`: only the native backend takes an algorithm (native:epie, native:rpie, \
+             native:ml)"
+        )),
+        Some(a) if ALGORITHMS.contains(&a) => Ok(Method {
+            backend,
+            algorithm: Some(a.to_string()),
+        }),
+        Some(a) => Err(format!(
+            "`{text}`: unknown native algorithm `{a}`: use one of {}",
+            ALGORITHMS.join(", ")
+        )),
+    }
+}
+
+/// A comma-separated list of methods (one clap value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MethodList(pub Vec<Method>);
+
+/// Parses a comma-separated list; a method named twice is an error.
+pub fn parse_methods(text: &str) -> Result<MethodList, String> {
+    let mut out: Vec<Method> = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(format!("`{text}`: an empty method in the list"));
+        }
+        let m = parse_method(part)?;
+        if out.contains(&m) {
+            return Err(format!("`{text}`: method `{part}` is named twice"));
+        }
+        out.push(m);
+    }
+    Ok(MethodList(out))
+}
+
+/// Where each method's artifact root goes in a study folder: `DIR/artifacts` for one method (as
+/// before there were several), `DIR/artifacts/<slug>` for each of several.
+pub fn artifact_root(study_dir: &Path, method_name: &str, several: bool) -> PathBuf {
+    let base = study_dir.join("artifacts");
+    if several {
+        base.join(reporting::compare::slug(method_name))
+    } else {
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_parse_and_name_themselves() {
+        let ms = parse_methods("native:epie, native:ml,tensorflow,native").unwrap();
+        let names: Vec<String> = ms.0.iter().map(Method::name).collect();
+        assert_eq!(names, ["native:epie", "native:ml", "tensorflow", "native"]);
+        for bad in [
+            "nat",
+            "tensorflow:epie",
+            "native:sgd",
+            "native,native",
+            "native,,pytorch",
+        ] {
+            assert!(parse_methods(bad).is_err(), "{bad}");
+        }
+    }
+}

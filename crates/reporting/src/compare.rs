@@ -1,0 +1,768 @@
+//! The comparison phase: several methods' artifact roots over the same Phase C/D data, side by
+//! side — `comparison_manifest.json`, `comparison_metrics.csv`, `comparison.md`, quality
+//! plots (one line per method and view) and pictures (truth and every method per job).
+//!
+//! Roots are refused unless every job they share was trained and tested on the same data: the
+//! content SHA-256 of each matched job's train and test NPZ is compared (every member's bytes,
+//! with the paths Phase D records made study-relative). Paths alone could name different files
+//! on different machines, and equal data sits in different folders.
+
+use crate::pictures::{self, JobPicture};
+use crate::report::{PictureRef, ReportError, dose_label, read_manifest, write_file};
+use crate::svg::{Chart, Series};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
+
+/// File name of the comparison manifest.
+pub const COMPARISON_MANIFEST: &str = "comparison_manifest.json";
+/// Version of its format.
+pub const COMPARISON_FORMAT_VERSION: u32 = 1;
+
+/// One method's artifact root.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodRoot {
+    /// `native:rpie`, `tensorflow`, ...
+    pub name: String,
+    /// Its artifact root (holds `training_manifest.json`).
+    pub root: PathBuf,
+}
+
+/// Why a comparison could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// A manifest could not be read, or a file not written.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// Nothing to compare.
+    #[error("no artifact roots to compare")]
+    Empty,
+    /// Two roots carry the same method name.
+    #[error("two artifact roots are both `{0}`: name them apart (`NAME=ROOT`) or drop one")]
+    Duplicate(String),
+    /// The methods did not see the same data.
+    #[error(
+        "the artifact roots were not trained on the same Phase C/D data: {0}; compare runs made \
+         from one Phase C/D tree"
+    )]
+    InputsDiffer(Box<InputMismatch>),
+    /// A data file named by a manifest cannot be read.
+    #[error(
+        "cannot read {} ({what}), needed to check that the methods saw the same data: {source}",
+        path.display()
+    )]
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// Whose data it is (`train data of dose 1e+03 dense in native:rpie`).
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A comparison manifest is not of this format.
+    #[error("{path} is not a comparison manifest of format {COMPARISON_FORMAT_VERSION}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One job whose data differ between two methods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputMismatch {
+    /// Dose label.
+    pub dose: String,
+    /// View.
+    pub view: String,
+    /// Gridsize.
+    pub gridsize: u64,
+    /// `train` or `test`.
+    pub split: String,
+    /// First method, its recorded file and digest.
+    pub a: (String, String, String),
+    /// Second method, its recorded file and digest.
+    pub b: (String, String, String),
+}
+
+impl std::fmt::Display for InputMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "job dose {} {} gs{} has {} data {} in {} ({}) but {} in {} ({})",
+            self.dose,
+            self.view,
+            self.gridsize,
+            self.split,
+            self.a.2,
+            self.a.0,
+            self.a.1,
+            self.b.2,
+            self.b.0,
+            self.b.1
+        )
+    }
+}
+
+/// A written comparison.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// Text files (relative to the comparison folder) and contents.
+    pub files: Vec<(String, String)>,
+    /// `pictures/*.png` and their bytes.
+    pub pictures: Vec<(String, Vec<u8>)>,
+    /// Jobs present in every method.
+    pub matched_jobs: usize,
+}
+
+/// `native:rpie` -> `native-rpie`: a method's folder name.
+pub fn slug(method: &str) -> String {
+    method
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The method an artifact root holds: its backend, and for the native one the algorithm its
+/// jobs' `training_config.json` resolved (`native:rpie`).
+pub fn method_name(root: &Path, manifest: &Value) -> String {
+    let backend = manifest["backend"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_string();
+    if backend != "native" {
+        return backend;
+    }
+    let algorithm = manifest["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|job| {
+            let dir = pictures::job_dir(root, manifest, job);
+            let text = std::fs::read_to_string(dir.join("training_config.json")).ok()?;
+            let config: Value = serde_json::from_str(&text).ok()?;
+            config["solver"]["algorithm"].as_str().map(str::to_string)
+        });
+    match algorithm {
+        Some(a) => format!("native:{a}"),
+        None => backend,
+    }
+}
+
+/// `path` relative to `base` (both made absolute first, `.` and `..` folded), with `..` where
+/// needed.
+pub fn relative_to(path: &Path, base: &Path) -> PathBuf {
+    let parts = |p: &Path| -> Vec<std::ffi::OsString> {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut out = Vec::new();
+        for c in abs.components() {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::Normal(s) => out.push(s.to_os_string()),
+                _ => {}
+            }
+        }
+        out
+    };
+    let (p, b) = (parts(path), parts(base));
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut rel = PathBuf::new();
+    for _ in common..b.len() {
+        rel.push("..");
+    }
+    for c in &p[common..] {
+        rel.push(c);
+    }
+    if rel.as_os_str().is_empty() {
+        rel.push(".");
+    }
+    rel
+}
+
+/// Reads the methods of a comparison folder (roots resolved against the folder).
+pub fn read_methods(dir: &Path) -> Result<Vec<MethodRoot>, CompareError> {
+    let path = dir.join(COMPARISON_MANIFEST);
+    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let parse = |message: String| CompareError::Parse {
+        path: path.clone(),
+        message,
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?;
+    if value["format_version"].as_u64() != Some(u64::from(COMPARISON_FORMAT_VERSION)) {
+        return Err(parse(format!(
+            "format_version is {}",
+            value["format_version"]
+        )));
+    }
+    value["methods"]
+        .as_array()
+        .ok_or_else(|| parse("no `methods` array".into()))?
+        .iter()
+        .map(|m| {
+            Ok(MethodRoot {
+                name: m["name"]
+                    .as_str()
+                    .ok_or_else(|| parse("a method has no `name`".into()))?
+                    .to_string(),
+                root: dir.join(
+                    m["artifact_root"]
+                        .as_str()
+                        .ok_or_else(|| parse("a method has no `artifact_root`".into()))?,
+                ),
+            })
+        })
+        .collect()
+}
+
+/// Metrics tabulated in `comparison.md` (every one is in the CSV).
+const HEADLINE: &[&str] = &[
+    "phase.ssim",
+    "phase.psnr_db",
+    "phase.mae",
+    "phase.frc_05.resolution_px",
+    "amplitude.ssim",
+    "amplitude.psnr_db",
+    "amplitude.mae",
+    "fienup_nrmse",
+];
+/// Metrics plotted against dose.
+const PLOTTED: &[&str] = &[
+    "phase.ssim",
+    "phase.psnr_db",
+    "amplitude.ssim",
+    "fienup_nrmse",
+];
+
+fn lower_is_better(metric: &str) -> bool {
+    metric.ends_with("mae") || metric.contains("nrmse") || metric.ends_with("_px")
+}
+
+/// Four significant digits, as in the study report.
+fn fmt(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return v.to_string();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if !(-4..6).contains(&magnitude) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3 - magnitude).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+fn flatten(value: &Value, prefix: &str, out: &mut BTreeMap<String, f64>) {
+    match value {
+        Value::Number(n) => {
+            if let Some(v) = n.as_f64() {
+                out.insert(prefix.to_string(), v);
+            }
+        }
+        Value::Object(map) => {
+            for (key, child) in map {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(child, &name, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+type Key = (f64, String, u64);
+
+fn key_of(job: &Value) -> Option<Key> {
+    Some((
+        job["dose"].as_f64()?,
+        job["view"].as_str()?.to_string(),
+        job["gridsize"].as_u64()?,
+    ))
+}
+
+struct Loaded {
+    method: MethodRoot,
+    manifest: Value,
+    manifest_sha256: String,
+    jobs: Vec<(Key, Value)>,
+}
+
+impl Loaded {
+    fn job(&self, key: &Key) -> Option<&Value> {
+        self.jobs.iter().find(|(k, _)| k == key).map(|(_, j)| j)
+    }
+    fn metrics(&self, key: &Key, split: &str) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        if let Some(job) = self.job(key) {
+            flatten(&job["result"]["metrics"][split], "", &mut out);
+        }
+        out
+    }
+}
+
+/// Compares `methods` and writes the comparison into `out`.
+pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, CompareError> {
+    if methods.is_empty() {
+        return Err(CompareError::Empty);
+    }
+    for (k, m) in methods.iter().enumerate() {
+        if methods[..k].iter().any(|o| o.name == m.name) {
+            return Err(CompareError::Duplicate(m.name.clone()));
+        }
+    }
+    let mut loaded = Vec::new();
+    for method in methods {
+        let manifest = read_manifest(&method.root)?;
+        let path = method.root.join("training_manifest.json");
+        let (manifest_sha256, _) =
+            runner::sha256_file(&path).map_err(|source| ReportError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        let jobs = manifest["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|j| Some((key_of(j)?, j.clone())))
+            .collect();
+        loaded.push(Loaded {
+            method: method.clone(),
+            manifest,
+            manifest_sha256,
+            jobs,
+        });
+    }
+    let mut keys: Vec<Key> = Vec::new();
+    for l in &loaded {
+        for (k, _) in &l.jobs {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+
+    // The inputs: every job's data digests, equal across the methods that ran it.
+    let mut digest_cache: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut job_entries = Vec::new();
+    let mut matched = 0;
+    for key in &keys {
+        let mut digests: BTreeMap<&str, (String, String, String)> = BTreeMap::new();
+        for split in ["train", "test"] {
+            let mut first: Option<(&str, String, String)> = None;
+            for l in &loaded {
+                let Some(job) = l.job(key) else { continue };
+                let recorded =
+                    PathBuf::from(job[format!("{split}_data_path")].as_str().unwrap_or(""));
+                let path = pictures::resolve(&recorded, &l.method.root);
+                let sha = match digest_cache.get(&path) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let sha =
+                            crate::content::digest(&path).map_err(|source| CompareError::Data {
+                                path: path.clone(),
+                                what: format!(
+                                    "{split} data of dose {} {} in {}",
+                                    dose_label(key.0),
+                                    key.1,
+                                    l.method.name
+                                ),
+                                source,
+                            })?;
+                        digest_cache.insert(path.clone(), sha.clone());
+                        sha
+                    }
+                };
+                match &first {
+                    None => first = Some((&l.method.name, recorded.display().to_string(), sha)),
+                    Some((a, a_path, a_sha)) if *a_sha != sha => {
+                        return Err(CompareError::InputsDiffer(Box::new(InputMismatch {
+                            dose: dose_label(key.0),
+                            view: key.1.clone(),
+                            gridsize: key.2,
+                            split: split.into(),
+                            a: (a.to_string(), a_path.clone(), a_sha.clone()),
+                            b: (l.method.name.clone(), recorded.display().to_string(), sha),
+                        })));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some((_, p, sha)) = first {
+                digests.insert(split, (p, sha, String::new()));
+            }
+        }
+        let statuses: serde_json::Map<String, Value> = loaded
+            .iter()
+            .map(|l| {
+                let status = l
+                    .job(key)
+                    .and_then(|j| j["result"]["status"].as_str())
+                    .unwrap_or("absent");
+                (l.method.name.clone(), json!(status))
+            })
+            .collect();
+        let in_all = loaded.iter().all(|l| l.job(key).is_some());
+        matched += usize::from(in_all);
+        job_entries.push(json!({
+            "dose": key.0,
+            "view": key.1,
+            "gridsize": key.2,
+            "in_every_method": in_all,
+            "train_data_sha256": digests.get("train").map(|d| d.1.clone()),
+            "test_data_sha256": digests.get("test").map(|d| d.1.clone()),
+            "status": statuses,
+        }));
+    }
+    let method_entries: Vec<Value> = loaded
+        .iter()
+        .map(|l| {
+            json!({
+                "name": l.method.name,
+                "artifact_root": relative_to(&l.method.root, out).to_string_lossy().replace('\\', "/"),
+                "backend": l.manifest["backend"],
+                "manifest_sha256": l.manifest_sha256,
+                "jobs": l.jobs.len(),
+            })
+        })
+        .collect();
+    let manifest = json!({
+        "format_version": COMPARISON_FORMAT_VERSION,
+        "methods": method_entries,
+        "inputs_compared": "content SHA-256 of each job's train and test NPZ (every member; recorded paths made study-relative), equal in every method that ran the job",
+        "split_pictured": pictures::SPLIT,
+        "jobs": job_entries,
+        "matched_jobs": matched,
+    });
+    let manifest_text =
+        serde_json::to_string_pretty(&manifest).expect("a JSON value serialises") + "\n";
+
+    // comparison_metrics.csv: one row per job, method and split; every metric any has.
+    let mut columns: Vec<String> = Vec::new();
+    for l in &loaded {
+        for key in &keys {
+            for split in ["train", "test"] {
+                for name in l.metrics(key, split).into_keys() {
+                    if !columns.contains(&name) {
+                        columns.push(name);
+                    }
+                }
+            }
+        }
+    }
+    columns.sort();
+    let mut csv = String::from("dose,view,gridsize,method,split,status");
+    for c in &columns {
+        let _ = write!(csv, ",{c}");
+    }
+    csv.push('\n');
+    for key in &keys {
+        for l in &loaded {
+            let Some(job) = l.job(key) else { continue };
+            for split in ["test", "train"] {
+                let m = l.metrics(key, split);
+                let _ = write!(
+                    csv,
+                    "{},{},{},{},{split},{}",
+                    key.0,
+                    key.1,
+                    key.2,
+                    l.method.name,
+                    job["result"]["status"].as_str().unwrap_or("unknown")
+                );
+                for c in &columns {
+                    let _ = write!(
+                        csv,
+                        ",{}",
+                        m.get(c).map_or(String::new(), |v| v.to_string())
+                    );
+                }
+                csv.push('\n');
+            }
+        }
+    }
+
+    // Plots: one line per method and view.
+    let test_names: Vec<String> = {
+        let mut v: Vec<String> = Vec::new();
+        for l in &loaded {
+            for key in &keys {
+                v.extend(l.metrics(key, "test").into_keys());
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
+    };
+    let mut plots: Vec<(String, String)> = Vec::new();
+    let views: Vec<(String, u64)> = {
+        let mut v: Vec<(String, u64)> = Vec::new();
+        for k in &keys {
+            if !v.contains(&(k.1.clone(), k.2)) {
+                v.push((k.1.clone(), k.2));
+            }
+        }
+        v
+    };
+    for metric in PLOTTED
+        .iter()
+        .filter(|m| test_names.iter().any(|n| n == *m))
+    {
+        let mut series = Vec::new();
+        for l in &loaded {
+            for (view, gs) in &views {
+                let points: Vec<(f64, f64)> = keys
+                    .iter()
+                    .filter(|k| &k.1 == view && k.2 == *gs)
+                    .filter_map(|k| Some((k.0, *l.metrics(k, "test").get(*metric)?)))
+                    .collect();
+                if !points.is_empty() {
+                    series.push(Series {
+                        label: format!("{} {view} gs{gs}", l.method.name),
+                        points,
+                    });
+                }
+            }
+        }
+        let chart = Chart {
+            title: format!("{metric} (test split) vs dose, per method"),
+            x_label: "dose (photons per pattern)".into(),
+            y_label: metric.to_string(),
+            log_x: true,
+            log_y: false,
+            series,
+        };
+        plots.push((
+            format!("plots/quality_{}.svg", metric.replace('.', "_")),
+            chart.to_svg(),
+        ));
+    }
+
+    // Pictures.
+    let mut by_method: Vec<Vec<JobPicture>> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    for l in &loaded {
+        let (p, n) = pictures::load_root(&l.method.root, &l.manifest);
+        notes.extend(n.into_iter().map(|n| format!("{}: {n}", l.method.name)));
+        by_method.push(p);
+    }
+    let mut picture_files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut refs: Vec<PictureRef> = Vec::new();
+    for key in &keys {
+        let row: Vec<(String, Option<&JobPicture>)> = loaded
+            .iter()
+            .zip(&by_method)
+            .map(|(l, ps)| (l.method.name.clone(), ps.iter().find(|p| &p.id == key)))
+            .collect();
+        let label = format!("dose {} {} gs{}", dose_label(key.0), key.1, key.2);
+        if let Some(png) = pictures::side_by_side(&row, &label) {
+            let file = format!("pictures/side_by_side_{}.png", pictures::job_stem(key));
+            refs.push(PictureRef {
+                file: file.clone(),
+                caption: format!("{label}: truth and every method, one scale per row."),
+            });
+            picture_files.push((file, png));
+        }
+    }
+    for (l, ps) in loaded.iter().zip(&by_method) {
+        let title = format!("{}: phase, test split", l.method.name);
+        if let Some(png) = pictures::phase_grid(ps, &title) {
+            let file = format!("pictures/phase_grid_{}.png", slug(&l.method.name));
+            refs.push(PictureRef {
+                file: file.clone(),
+                caption: format!(
+                    "{}: phase of every job, doses as rows and views as columns (the \"SSIM grid\").",
+                    l.method.name
+                ),
+            });
+            picture_files.push((file, png));
+        }
+    }
+
+    let md = markdown(&loaded, &keys, &test_names, &plots, &refs, &notes, matched);
+    let mut files = vec![
+        (COMPARISON_MANIFEST.to_string(), manifest_text),
+        ("comparison_metrics.csv".to_string(), csv),
+        ("comparison.md".to_string(), md),
+    ];
+    files.extend(plots);
+    for (name, text) in &files {
+        write_file(&out.join(name), text.as_bytes())?;
+    }
+    for (name, bytes) in &picture_files {
+        write_file(&out.join(name), bytes)?;
+    }
+    Ok(Comparison {
+        files,
+        pictures: picture_files,
+        matched_jobs: matched,
+    })
+}
+
+fn markdown(
+    loaded: &[Loaded],
+    keys: &[Key],
+    test_names: &[String],
+    plots: &[(String, String)],
+    refs: &[PictureRef],
+    notes: &[String],
+    matched: usize,
+) -> String {
+    let mut md = String::new();
+    let names: Vec<&str> = loaded.iter().map(|l| l.method.name.as_str()).collect();
+    let _ = writeln!(md, "# Comparison: {}\n", names.join(" vs "));
+    let _ = writeln!(
+        md,
+        "{} job(s) in every method, {} in all; every job's train and test data are the same in \
+         every method that ran it (content SHA-256, see `{COMPARISON_MANIFEST}`).\n",
+        matched,
+        keys.len()
+    );
+    let _ = writeln!(
+        md,
+        "| method | artifact root | jobs | ended well | manifest SHA-256 |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for l in loaded {
+        let ok = l
+            .jobs
+            .iter()
+            .filter(|(_, j)| matches!(j["result"]["status"].as_str(), Some("success" | "dry_run")))
+            .count();
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | {} | {} | `{}` |",
+            l.method.name,
+            l.method.root.file_name().map_or_else(
+                || l.method.root.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            ),
+            l.jobs.len(),
+            ok,
+            l.manifest_sha256
+        );
+    }
+    let _ = writeln!(md);
+    let headline: Vec<&str> = HEADLINE
+        .iter()
+        .copied()
+        .filter(|h| test_names.iter().any(|n| n == h))
+        .collect();
+    for metric in &headline {
+        let better = if lower_is_better(metric) {
+            "lower"
+        } else {
+            "higher"
+        };
+        let _ = writeln!(
+            md,
+            "## {metric} (test split; {better} is better, best in bold)\n"
+        );
+        let _ = writeln!(md, "| dose | view | gs | {} |", names.join(" | "));
+        let _ = writeln!(md, "|---|---|---|{}", "---|".repeat(names.len()));
+        for key in keys {
+            let values: Vec<Option<f64>> = loaded
+                .iter()
+                .map(|l| {
+                    l.metrics(key, "test")
+                        .get(*metric)
+                        .copied()
+                        .filter(|v| v.is_finite())
+                })
+                .collect();
+            let best = values.iter().flatten().copied().reduce(|a, b| {
+                if lower_is_better(metric) {
+                    a.min(b)
+                } else {
+                    a.max(b)
+                }
+            });
+            let several = values.iter().flatten().count() > 1;
+            let cells: Vec<String> = values
+                .iter()
+                .map(|v| match v {
+                    Some(v) if several && Some(*v) == best => format!("**{}**", fmt(*v)),
+                    Some(v) => fmt(*v),
+                    None => "-".into(),
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                dose_label(key.0),
+                key.1,
+                key.2,
+                cells.join(" | ")
+            );
+        }
+        let _ = writeln!(md);
+    }
+    if !plots.is_empty() {
+        let _ = writeln!(md, "## Quality against dose\n");
+        for (name, _) in plots {
+            let _ = writeln!(md, "![{name}]({name})");
+        }
+        let _ = writeln!(md);
+    }
+    if !refs.is_empty() || !notes.is_empty() {
+        let _ = writeln!(md, "## Pictures ({} split)\n", pictures::SPLIT);
+        let _ = writeln!(
+            md,
+            "Registered as the metrics score them (global phase and fitted phase plane removed), \
+             cropped to the scored region (grey: outside it); each row's scale is set by the \
+             truth's range (values beyond it saturate).\n"
+        );
+        for p in refs {
+            let _ = writeln!(md, "{}\n\n![{}]({})\n", p.caption, p.file, p.file);
+        }
+        for n in notes {
+            let _ = writeln!(md, "- not pictured: {}", n.replace('\n', " "));
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_and_relative_paths() {
+        assert_eq!(slug("native:epie"), "native-epie");
+        assert_eq!(slug("tensorflow"), "tensorflow");
+        assert_eq!(
+            relative_to(
+                Path::new("/s/artifacts/native-epie"),
+                Path::new("/s/comparison")
+            ),
+            PathBuf::from("../artifacts/native-epie")
+        );
+        assert_eq!(
+            relative_to(Path::new("/s/a"), Path::new("/s/a")),
+            PathBuf::from(".")
+        );
+    }
+
+    #[test]
+    fn lower_is_better_for_errors_only() {
+        assert!(lower_is_better("phase.mae"));
+        assert!(lower_is_better("fienup_nrmse"));
+        assert!(lower_is_better("phase.frc_05.resolution_px"));
+        assert!(!lower_is_better("phase.ssim"));
+        assert!(!lower_is_better("amplitude.psnr_db"));
+    }
+}
