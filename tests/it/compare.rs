@@ -367,7 +367,7 @@ fn unknown_methods_are_usage_errors() {
             "tensorflow:epie",
             "only the native backend takes an algorithm",
         ),
-        ("native,native:rpie", "names `native:rpie` twice"),
+        ("native,native:ml", "names `native:ml` twice"),
     ] {
         let output = cli()
             .args([

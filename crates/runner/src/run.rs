@@ -145,11 +145,20 @@ fn interrupted(
 fn relative_bundle_path(bundle: &Path, artifact_dir: &Path) -> Option<String> {
     let relative: PathBuf = match bundle.strip_prefix(artifact_dir) {
         Ok(rel) => rel.to_path_buf(),
-        // One side absolute, the other relative: compare the real locations.
+        // One side absolute, the other relative: compare absolute paths, then the real
+        // locations of the folders (never of the file itself: it may be a planted link, which
+        // `checked_bundle` reports as such).
         Err(_) => {
-            let bundle = bundle.canonicalize().ok()?;
-            let dir = artifact_dir.canonicalize().ok()?;
-            bundle.strip_prefix(dir).ok()?.to_path_buf()
+            let bundle = std::path::absolute(bundle).ok()?;
+            let dir = std::path::absolute(artifact_dir).ok()?;
+            match bundle.strip_prefix(&dir) {
+                Ok(rel) => rel.to_path_buf(),
+                Err(_) => {
+                    let parent = bundle.parent()?.canonicalize().ok()?;
+                    let dir = dir.canonicalize().ok()?;
+                    parent.strip_prefix(dir).ok()?.join(bundle.file_name()?)
+                }
+            }
         }
     };
     let parts: Option<Vec<&str>> = relative
