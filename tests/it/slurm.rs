@@ -373,10 +373,13 @@ fn slurm_failures_name_their_task_state_and_log() {
     assert_eq!(output.status.code(), Some(1));
     let (job_id, error) = job_3_failed_alone(root);
     let task_log = format!("artifacts/slurm/{job_id}_3.log");
+    // The trainer gets absolute data paths (it runs in the job dir).
+    let corrupt = root.join("phase_d/dose_10000/dense/dense_train.npz");
     assert!(
-        error.contains(
-            "its last output line: `corrupt NPZ: phase_d/dose_10000/dense/dense_train.npz`"
-        ),
+        error.contains(&format!(
+            "its last output line: `corrupt NPZ: {}`",
+            corrupt.display()
+        )),
         "{error}"
     );
     assert!(

@@ -232,7 +232,7 @@ impl Plan {
                         request.n_groups,
                         request.python.clone(),
                     ) {
-                        Ok(settings) => config.pinn = Some(settings),
+                        Ok(settings) => config.pinn = settings,
                         Err(found) => problems.extend(found),
                     }
                 }

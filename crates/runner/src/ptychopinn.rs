@@ -69,28 +69,21 @@ fn positions(path: &Path) -> Result<u64, String> {
 }
 
 /// Resolves a job's [`PinnSettings`], or says why PtychoPINN cannot train it: each problem
-/// names the job, the setting and the fix.
+/// names the job, the setting and the fix. `Ok(None)` when a split cannot be read: that job
+/// then fails on its own when the trainer reads it (one bad file never stops the others).
 pub fn resolve_settings(
     config: &TrainingConfig,
     n_groups: Option<u32>,
     python: Option<PathBuf>,
-) -> Result<PinnSettings, Vec<String>> {
+) -> Result<Option<PinnSettings>, Vec<String>> {
     let job = format!("{} dose={}", config.view, config.dose);
     let mut problems = Vec::new();
-    let mut count = |path: &Path| match positions(path) {
-        Ok(n) => n,
-        Err(e) => {
-            problems.push(format!("{job}: cannot read the positions of {e}"));
-            0
-        }
+    let (Ok(train), Ok(test)) = (
+        positions(&config.train_data_file),
+        positions(&config.test_data_file),
+    ) else {
+        return Ok(None);
     };
-    let (train, test) = (
-        count(&config.train_data_file),
-        count(&config.test_data_file),
-    );
-    if !problems.is_empty() {
-        return Err(problems);
-    }
     let g = u64::from(config.gridsize);
     let k = u64::from(config.neighbor_count);
     if g > 1 && k < g * g {
@@ -138,13 +131,13 @@ pub fn resolve_settings(
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(PinnSettings {
+    Ok(Some(PinnSettings {
         n_groups,
         n_groups_rule: rule,
         train_positions: train,
         test_positions: test,
         python,
-    })
+    }))
 }
 
 /// The trainer's full command line for `config`: its documented flags, then what the real
@@ -196,12 +189,8 @@ fn absolute(path: &Path) -> Result<PathBuf, BackendError> {
 /// The configuration with absolute paths (the trainer runs in the job dir), and the YAML
 /// written where `--config` points.
 pub fn prepare(config: &TrainingConfig) -> Result<TrainingConfig, BackendError> {
-    if config.pinn.is_none() {
-        return Err(BackendError::failed(
-            "training_config.json has no PtychoPINN settings (n_groups): the plan is from \
-             another version or a dry run; rerun `dose-overlap train`",
-        ));
-    }
+    // No settings: a split could not be read when the job was planned; the trainer is still
+    // run (without --n_groups) and fails on that file, naming it, as it would by hand.
     let mut abs = config.clone();
     abs.train_data_file = absolute(&config.train_data_file)?;
     abs.test_data_file = absolute(&config.test_data_file)?;
