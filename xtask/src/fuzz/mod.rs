@@ -263,13 +263,21 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
     let (mut npz_cases, mut study_cases, mut valid_kept) = (0u64, 0u64, 0usize);
     let mut valid_paths = Vec::new();
     let mut case = 0u64;
+    let mut mutator_panics = 0u64;
     while Instant::now() < deadline && findings.len() < 50 {
         let mut rng = Rng::new(options.seed, case);
         case += 1;
         // Three NPZ cases for every study case: NPZ judging is the costlier surface.
         if !case.is_multiple_of(4) {
             let seed = &npz_seeds[rng.below(npz_seeds.len())];
-            let input = mutate::npz(seed, &mut rng, &npz_seeds);
+            // A panic in the mutator itself is the harness's bug, not the product's: skip
+            // the case (counted), never end the run without a word.
+            let Ok(input) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                mutate::npz(seed, &mut rng, &npz_seeds)
+            })) else {
+                mutator_panics += 1;
+                continue;
+            };
             std::fs::write(&case_npz, &input).context("writing target/fuzz/current.npz")?;
             let mut valid = false;
             let found = measure(&format!("NPZ case {case}"), "npz", &input, || {
@@ -289,7 +297,12 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
             findings.extend(found);
         } else {
             let (seed, json) = &study_seeds[rng.below(study_seeds.len())];
-            let text = mutate::study(seed, *json, &mut rng);
+            let Ok(text) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                mutate::study(seed, *json, &mut rng)
+            })) else {
+                mutator_panics += 1;
+                continue;
+            };
             std::fs::write(work.join("current.toml"), &text)?;
             let found = measure(
                 &format!("study case {case}"),
@@ -311,6 +324,9 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
         worst_bytes as f64 / f64::from(1u32 << 20),
         worst_time
     );
+    if mutator_panics > 0 {
+        eprintln!("fuzz: {mutator_panics} case(s) skipped: the mutator itself panicked");
+    }
     findings.extend(numpy_check(&root, &valid_paths)?);
     for f in &findings {
         let digest = crate::sha256_hex(&f.input);
