@@ -121,6 +121,21 @@ pub struct PhasePlane {
     pub slope_y_rad_per_px: f64,
 }
 
+/// A reconstruction is scored only on the truth's own grid.
+pub(crate) fn same_grid(
+    object: ArrayView2<Complex32>,
+    truth: ArrayView2<Complex32>,
+) -> Result<(), ReconError> {
+    if object.dim() != truth.dim() {
+        return Err(ReconError::BadInput(format!(
+            "reconstruction is {:?} but objectGuess is {:?}",
+            object.dim(),
+            truth.dim()
+        )));
+    }
+    Ok(())
+}
+
 /// Scores `object` against `truth` (same grid) over the region illuminated by `probe` at the
 /// integer top-left corners `topleft_yx`.
 pub fn evaluate(
@@ -130,13 +145,7 @@ pub fn evaluate(
     topleft_yx: &[[i64; 2]],
     options: &EvalOptions,
 ) -> Result<Metrics, ReconError> {
-    if object.dim() != truth.dim() {
-        return Err(ReconError::BadInput(format!(
-            "reconstruction is {:?} but objectGuess is {:?}",
-            object.dim(),
-            truth.dim()
-        )));
-    }
+    same_grid(object, truth)?;
     let (h, w) = truth.dim();
     let (mask, exposures) =
         scanned_region(probe, topleft_yx, (h, w), options.illumination_threshold);

@@ -669,14 +669,15 @@ struct GradHooks<'a> {
 
 impl Hooks for GradHooks<'_> {
     fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
-        let n = self.n;
-        for (i, row) in rows.chunks_exact_mut(n).enumerate() {
-            let o = &self.object[self.at + (r0 + i) * self.stride..][..n];
-            let p = &self.probe[(r0 + i) * n..][..n];
-            for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
-                *b = p * o;
-            }
-        }
+        crate::solver::exit_wave_rows(
+            self.object,
+            self.probe,
+            self.at,
+            self.stride,
+            self.n,
+            r0,
+            rows,
+        );
     }
 
     fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {

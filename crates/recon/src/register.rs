@@ -36,13 +36,7 @@ pub fn register(
     topleft_yx: &[[i64; 2]],
     options: &EvalOptions,
 ) -> Result<Registered, ReconError> {
-    if object.dim() != truth.dim() {
-        return Err(ReconError::BadInput(format!(
-            "reconstruction is {:?} but objectGuess is {:?}",
-            object.dim(),
-            truth.dim()
-        )));
-    }
+    crate::metrics::same_grid(object, truth)?;
     let (mask, _) = scanned_region(
         probe,
         topleft_yx,

@@ -572,16 +572,38 @@ struct SingleHooks<'a> {
     loss: f64,
 }
 
+/// The exit wave `P * O_patch` for the rows from `r0` on, the patch's top-left at `at` in an
+/// object `stride` wide: the first FFT's input, shared by the engines' hooks.
+#[inline]
+pub(crate) fn exit_wave_rows(
+    object: &[Complex32],
+    probe: &[Complex32],
+    at: usize,
+    stride: usize,
+    n: usize,
+    r0: usize,
+    rows: &mut [Complex32],
+) {
+    for (i, row) in rows.chunks_exact_mut(n).enumerate() {
+        let o = &object[at + (r0 + i) * stride..][..n];
+        let p = &probe[(r0 + i) * n..][..n];
+        for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
+            *b = p * o;
+        }
+    }
+}
+
 impl Hooks for SingleHooks<'_> {
     fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
-        let n = self.n;
-        for (i, row) in rows.chunks_exact_mut(n).enumerate() {
-            let o = &self.object[self.at + (r0 + i) * self.stride..][..n];
-            let p = &self.probe[(r0 + i) * n..][..n];
-            for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
-                *b = p * o;
-            }
-        }
+        exit_wave_rows(
+            self.object,
+            self.probe,
+            self.at,
+            self.stride,
+            self.n,
+            r0,
+            rows,
+        );
     }
 
     fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {
