@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 /// The repository root (where `golden/` lives).
 pub fn project_root() -> PathBuf {
@@ -151,4 +152,28 @@ pub fn validate_artifacts(dir: &Path) -> usize {
         }
     }
     checked
+}
+
+/// Whether process `pid` runs (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
+    // A zombie is dead for our purpose.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// Waits up to 5 s for process `pid` to be gone; fails naming `what`.
+pub fn wait_gone(pid: u32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} (pid {pid}) is still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -257,3 +257,121 @@ fn scoring_without_an_interpreter_keeps_the_training_result() {
         "{error}"
     );
 }
+
+/// A stand-in interpreter whose "adapter" starts a child that ignores SIGTERM and hangs,
+/// recording both pids in the job dir (`adapter.pid`, `adapter_child.pid`).
+fn write_hanging_python(path: &Path) {
+    let script = r#"#!/bin/sh
+while [ $# -gt 0 ]; do case "$1" in --bundle-dir) dir="$2";; esac; shift; done
+trap '' TERM
+sleep 600 &
+echo $! > "$dir/adapter_child.pid"
+echo $$ > "$dir/adapter.pid"
+wait
+"#;
+    std::fs::write(path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn pid_in(file: &Path) -> Option<u32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+/// Regression (issue 11): the inference adapter was not under the watchdog, so a hanging
+/// adapter ignored --job-timeout. It is now contained like the trainer: the job fails with the
+/// timeout and the adapter's processes are gone.
+#[test]
+fn a_hanging_adapter_times_out_with_its_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_fake_trainer(&root.join("ptycho_train"), "NEVER", 0);
+    write_hanging_python(&root.join("python"));
+    let start = Instant::now();
+    let output = train_in(root, "artifacts")
+        .args([
+            "--dose",
+            "1e3",
+            "--view",
+            "baseline",
+            "--trainer",
+            "./ptycho_train",
+        ])
+        .args(["--job-timeout", "2s"])
+        .env("PTYCHO_PYTHON", root.join("python"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    // 2 s, then the 5 s grace for processes that ignore SIGTERM.
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
+    let job = &manifest["jobs"][0];
+    let r = &job["result"];
+    assert_eq!(r["status"], "failed", "{r}");
+    let error = r["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("timed out after 2s (--job-timeout)"),
+        "{error}"
+    );
+    let job_dir = root.join(job["artifact_dir"].as_str().unwrap());
+    let log = std::fs::read_to_string(job_dir.join("train.log")).unwrap();
+    assert!(
+        log.contains("Timed out: the inference adapter and its processes were stopped."),
+        "{log}"
+    );
+    for file in ["adapter.pid", "adapter_child.pid"] {
+        let pid = pid_in(&job_dir.join(file)).expect("the adapter ran");
+        crate::common::wait_gone(pid, file);
+    }
+}
+
+/// Regression (issue 11): a SIGKILLed `dose-overlap` left its inference adapter running.
+#[test]
+fn the_adapter_dies_with_a_sigkilled_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_fake_trainer(&root.join("ptycho_train"), "NEVER", 0);
+    write_hanging_python(&root.join("python"));
+    let mut runner = std::process::Command::new(env!("CARGO_BIN_EXE_dose-overlap"))
+        .current_dir(root)
+        .args([
+            "-q",
+            "train",
+            "--phase-c-root",
+            "phase_c",
+            "--phase-d-root",
+            "phase_d",
+        ])
+        .args([
+            "--artifact-root",
+            "artifacts",
+            "--dose",
+            "1e3",
+            "--view",
+            "baseline",
+        ])
+        .args(["--trainer", "./ptycho_train"])
+        .env("PTYCHO_PYTHON", root.join("python"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let job_dir = root.join("artifacts/dose_1000/baseline/gs1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pid_in(&job_dir.join("adapter.pid")).is_none() {
+        assert!(Instant::now() < deadline, "the adapter never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    for file in ["adapter.pid", "adapter_child.pid"] {
+        crate::common::wait_gone(pid_in(&job_dir.join(file)).unwrap(), file);
+    }
+}

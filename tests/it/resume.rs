@@ -2,7 +2,7 @@
 //! points (SIGKILL and SIGTERM, `train` and `study`) followed by reruns, and contained fake
 //! trainers (a grandchild, a hang, an orphan, a symlinked bundle, planted log links, a log cap).
 
-use crate::common::{self, cli, read_json, validate_artifacts};
+use crate::common::{self, cli, read_json, validate_artifacts, wait_gone};
 use crate::train::{write_fake_trainer, write_tree};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -526,28 +526,6 @@ fn a_second_run_on_a_locked_root_exits_2_and_a_dead_holder_does_not_block() {
     write_fake_trainer(&root.join("ptycho_train"), "NEVER", 0);
     let third = train().output().unwrap();
     common::succeeded(&third);
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie is dead for our purpose.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
-
-fn wait_gone(pid: u32, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "{what} (pid {pid}) is still running"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A fake trainer whose body (after the flag parsing that sets `$out`) is `body`.

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 /// The patch sizes N PtychoPINN's model accepts (`Unsupported input size` otherwise).
 pub const ACCEPTED_PATCH_SIZES: [u32; 3] = [64, 128, 256];
@@ -308,32 +307,19 @@ fn interpreter(config: &TrainingConfig, trainer: &TrainerProgram) -> Result<Path
     })
 }
 
-/// Runs `command` with its output appended to the job log, in its own process group, until
-/// it ends or the run is cancelled.
-fn run_logged(
-    mut command: Command,
-    ctx: &mut JobContext<'_>,
-) -> Result<std::process::ExitStatus, String> {
-    ctx.log.sync().map_err(|e| e.to_string())?;
-    let out = ctx.log.try_clone_file().map_err(|e| e.to_string())?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
-    command.stdin(Stdio::null()).stdout(out).stderr(err);
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command.spawn().map_err(|e| e.to_string())?;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) if ctx.is_cancelled() => {
-                crate::trainer::stop(&mut child);
-                return Err("interrupted".into());
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => {
-                crate::trainer::stop(&mut child);
-                return Err(e.to_string());
-            }
-        }
+/// Why scoring gave no metrics.
+#[derive(Debug)]
+pub enum ScoreError {
+    /// The adapter was stopped (Ctrl-C / SIGTERM of the run, or `--job-timeout`): the job is
+    /// interrupted or timed out, not scored.
+    Stopped,
+    /// Scoring failed; the training result stands and this is its `scoring_error`.
+    Failed(String),
+}
+
+impl From<String> for ScoreError {
+    fn from(message: String) -> Self {
+        ScoreError::Failed(message)
     }
 }
 
@@ -348,12 +334,14 @@ pub struct Scored {
 
 /// Reconstructs both splits with the trained bundle (the adapter, through PtychoPINN's own
 /// inference API), then scores the stitched objects with the toolkit's one scoring code (`recon::score_files`).
-/// `config` has absolute paths ([`prepare`]).
+/// `config` has absolute paths ([`prepare`]). The adapter is contained like the trainer
+/// (`contain`): its own process group under the watchdog, stopped on Ctrl-C, at
+/// `--job-timeout`, and with `dose-overlap` itself.
 pub fn score(
     config: &TrainingConfig,
     trainer: &TrainerProgram,
     ctx: &mut JobContext<'_>,
-) -> Result<Scored, String> {
+) -> Result<Scored, ScoreError> {
     let python = interpreter(config, trainer)?;
     let dir = &config.output_dir;
     let adapter = dir.join(ADAPTER_FILE);
@@ -388,20 +376,32 @@ pub fn score(
         .map(|a| crate::shell::shell_word(&a.to_string_lossy()))
         .collect();
     ctx.log_line(&format!("$ {}", shown.join(" ")));
-    let status = run_logged(command, ctx).map_err(|e| {
+    ctx.log.sync().map_err(|e| e.to_string())?;
+    let contained = crate::contain::run_contained(command, ctx).map_err(|e| {
         format!(
             "cannot run the inference adapter with {} (from ${PYTHON_ENV_VAR} or the trainer's \
              `#!` line): {e}; set ${PYTHON_ENV_VAR} to PtychoPINN's interpreter",
             python.display()
         )
     })?;
+    if let Some(why) = contained.stopped {
+        ctx.log_line("");
+        ctx.log_line(match why {
+            crate::contain::Stopped::Cancelled => "Interrupted: the inference adapter was stopped.",
+            crate::contain::Stopped::TimedOut => {
+                "Timed out: the inference adapter and its processes were stopped."
+            }
+        });
+        return Err(ScoreError::Stopped);
+    }
+    let status = contained.status;
     if !status.success() {
-        return Err(format!(
+        return Err(ScoreError::Failed(format!(
             "the inference adapter ({} {ADAPTER_FILE}) ended with {status}; see the job log \
              (PtychoPINN must be importable by ${PYTHON_ENV_VAR} or the trainer's interpreter: \
              installed, or on PYTHONPATH)",
             python.display()
-        ));
+        )));
     }
     let options = recon::EvalOptions {
         ssim_sigma: config.metrics_config.ms_ssim_sigma,

@@ -77,34 +77,6 @@ fn describe_status(status: ExitStatus) -> String {
     status.to_string()
 }
 
-/// Stops the trainer and its process group: SIGTERM, up to 5 s to finish, then SIGKILL for
-/// whatever is left. (std has no API for process groups; `kill` is run as a program.)
-pub(crate) fn stop(child: &mut std::process::Child) {
-    #[cfg(unix)]
-    {
-        let group = format!("-{}", child.id());
-        let signal = |name: &str| {
-            Command::new("kill")
-                .args([name, "--", &group])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if signal("-TERM") {
-            for _ in 0..250 {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        }
-        signal("-KILL");
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// What the trainer's output says about its progress: the last `Epoch N/M` and the last
 /// training loss (`loss: 0.12` as Keras prints it, `loss=0.12` / `train_loss=0.12` as
 /// Lightning does; `val_loss` is not the training loss).
@@ -366,8 +338,14 @@ impl Backend for PtychoPinnBackend {
                     ctx.log_line("Scored both splits against objectGuess.");
                     (Some(scored.metrics), Some(scored.reconstruction), None)
                 }
-                Err(_) if ctx.is_cancelled() => return Err(BackendError::Interrupted),
-                Err(e) => {
+                // Cancelled, or past --job-timeout: the runner says which.
+                Err(crate::ptychopinn::ScoreError::Stopped) => {
+                    return Err(BackendError::Interrupted);
+                }
+                Err(crate::ptychopinn::ScoreError::Failed(_)) if ctx.is_cancelled() => {
+                    return Err(BackendError::Interrupted);
+                }
+                Err(crate::ptychopinn::ScoreError::Failed(e)) => {
                     ctx.log_line(&format!("Scoring failed: {e}"));
                     (None, None, Some(e))
                 }
