@@ -5,6 +5,10 @@
 //! `ml_peer run SPLIT.npz EPOCHS SMOOTHNESS THREADS`: ml from ones, probe fixed, each epoch
 //! timed; prints `RESULT {json}` with seconds per epoch (median) and the test metrics.
 //!
+//! `ml_peer ratio SPLIT.npz EPOCHS`: one ePIE epoch and one ml epoch (smoothness 8, the default) in turn,
+//! each on one thread, EPOCHS times; prints `RESULT {json}` with the median of each and of
+//! their per-pair ratio (alternating in one process keeps a noisy machine's drift out of it).
+//!
 //! `ml_peer score TRUTH.npz RECON.npz`: prints `RESULT {json}` with the metrics of RECON's
 //! `object` against TRUTH (the `score` command's code, `recon::score_files`).
 
@@ -70,8 +74,49 @@ fn main() {
                 })
             );
         }
+        "ratio" => {
+            let path = Path::new(arg(1));
+            let epochs: u32 = arg(2)
+                .parse()
+                .unwrap_or_else(|_| fail("EPOCHS: an integer"));
+            let (data, _) = read_split(path).unwrap_or_else(|e| fail(&e.to_string()));
+            let mut epie = recon::Engine::new(&data, &synthetic::epie_settings(epochs))
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let settings = Settings {
+                algorithm: recon::Algorithm::Ml,
+                smoothness: 8.0,
+                ..synthetic::epie_settings(epochs)
+            };
+            let mut ml =
+                MlEngine::new(&data, &settings, 1).unwrap_or_else(|e| fail(&e.to_string()));
+            let (mut te, mut tm, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..epochs {
+                let t = Instant::now();
+                epie.run_epoch();
+                let e = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                ml.run_epoch();
+                let m = t.elapsed().as_secs_f64();
+                te.push(e);
+                tm.push(m);
+                ratio.push(m / e);
+            }
+            println!(
+                "RESULT {}",
+                serde_json::json!({
+                    "file": path, "epochs": epochs, "positions": data.len(),
+                    "epie_epoch_s_median": median(te), "ml_epoch_s_median": median(tm),
+                    "ml_over_epie_median": median(ratio),
+                })
+            );
+        }
         other => fail(&format!("unknown mode {other}: run or score")),
     }
+}
+
+fn median(mut x: Vec<f64>) -> f64 {
+    x.sort_by(f64::total_cmp);
+    x[x.len() / 2]
 }
 
 fn fail(message: &str) -> ! {
