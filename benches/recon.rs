@@ -60,7 +60,7 @@ fn ml_epoch(c: &mut Criterion) {
     group.bench_function("epie_epoch", |b| b.iter(|| black_box(epie.run_epoch())));
     let settings = Settings {
         algorithm: Algorithm::Ml,
-        smoothness: 8.0,
+        smoothness: 10.0,
         ..synthetic::epie_settings(1)
     };
     for threads in [1usize, 2] {

@@ -10,7 +10,7 @@
 # engine on the test split of every dose of a study made by `dose-overlap study --out
 # STUDY_DIR` (STUDY_DIR/phase_c/dose_*/patched_test.npz, the baseline view), both from ones
 # with the probe fixed, both scored by the toolkit's scoring code (ml_peer score), timed per
-# epoch. Env: LSQML_EPOCHS (default 100), ML_EPOCHS (default 300), SMOOTHNESS (default 8),
+# epoch. Env: LSQML_EPOCHS (default 100), ML_EPOCHS (default 300), SMOOTHNESS (default 10),
 # DOSES (default: every dose_* folder). Prints per dose: s/epoch of each, the ratio, and the
 # Fienup NRMSE of each.
 # Env:   PEERS_DIR (default /work/shared/peers), EPOCHS (default 5: pty-chi's epochs; the
@@ -48,7 +48,7 @@ if [ "${1:-}" = "--study" ]; then
         "$peer" score "$split" "$work/lsqml_$dose.npz" | grep '^RESULT ' \
             | sed "s/^RESULT /{\"peer\": \"lsqml_score\", \"dose\": $dose, \"r\": /; s/\$/}/" >> "$out"
         echo "dose $dose: ml (${ML_EPOCHS:-300} epochs)" >&2
-        "$peer" run "$split" "${ML_EPOCHS:-300}" "${SMOOTHNESS:-8}" 2 | grep '^RESULT ' \
+        "$peer" run "$split" "${ML_EPOCHS:-300}" "${SMOOTHNESS:-10}" 2 | grep '^RESULT ' \
             | sed "s/^RESULT /{\"peer\": \"ml\", \"dose\": $dose, \"r\": /; s/\$/}/" >> "$out"
     done
     python3 - "$out" <<'PY'

@@ -5,7 +5,7 @@
 //! `ml_peer run SPLIT.npz EPOCHS SMOOTHNESS THREADS`: ml from ones, probe fixed, each epoch
 //! timed; prints `RESULT {json}` with seconds per epoch (median) and the test metrics.
 //!
-//! `ml_peer ratio SPLIT.npz EPOCHS`: one ePIE epoch and one ml epoch (smoothness 8, the default) in turn,
+//! `ml_peer ratio SPLIT.npz EPOCHS`: one ePIE epoch and one ml epoch (smoothness 10, the default) in turn,
 //! each on one thread, EPOCHS times; prints `RESULT {json}` with the median of each and of
 //! their per-pair ratio (alternating in one process keeps a noisy machine's drift out of it).
 //!
@@ -84,7 +84,7 @@ fn main() {
                 .unwrap_or_else(|e| fail(&e.to_string()));
             let settings = Settings {
                 algorithm: recon::Algorithm::Ml,
-                smoothness: 8.0,
+                smoothness: 10.0,
                 ..synthetic::epie_settings(epochs)
             };
             let mut ml =
