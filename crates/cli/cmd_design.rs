@@ -75,12 +75,21 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         if sim.compress { "deflated" } else { "stored" }
     );
     outln!(
-        "  solver:              {}, alpha {}, beta {}, {} epochs, probe {}",
+        "  solver:              {}, alpha {}, beta {}, {} epochs, probe {}{}",
         sol.algorithm.as_str(),
         sol.alpha,
         sol.beta,
         sol.epochs,
-        if sol.refine_probe { "refined" } else { "fixed" }
+        if sol.refine_probe { "refined" } else { "fixed" },
+        if sol.algorithm == study_design::Algorithm::Ml {
+            format!(", smoothness {}", sol.smoothness)
+        } else {
+            String::new()
+        }
+    );
+    outln!(
+        "  pinn:                {} epochs (tensorflow, pytorch)",
+        study.pinn.epochs
     );
     // Estimated from the study alone (a base NPZ's own sizes are used by generate's check).
     let e = study.estimate(None, study_design::SceneSize::default());

@@ -34,7 +34,8 @@ pub struct Args {
     /// PtychoPINN's trainer program, for the tensorflow and pytorch backends.
     #[arg(long, value_name = "PATH")]
     trainer: Option<PathBuf>,
-    /// Epochs per job (default: the study's solver epochs).
+    /// Epochs per job, for every method (default: the study's `[solver] epochs` for native, its
+    /// `[pinn] epochs` for tensorflow and pytorch).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Option<u32>,
     /// PtychoPINN's `--n_groups` (see `train --help`).

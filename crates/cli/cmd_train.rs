@@ -160,7 +160,8 @@ pub struct Args {
     /// PtychoPINN's trainer program (default: $PTYCHO_TRAIN, else `ptycho_train` on PATH).
     #[arg(long, value_name = "PATH")]
     pub trainer: Option<PathBuf>,
-    /// Epochs per job (default: the study's solver epochs).
+    /// Epochs per job, for every method (default: the study's `[solver] epochs` for native, its
+    /// `[pinn] epochs` for tensorflow and pytorch).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: Option<u32>,
     /// PtychoPINN's `--n_groups`: groups per split, at most the smaller split's positions

@@ -11,7 +11,7 @@ pub struct StudyArgs {
     /// [solver] tables. Default: the built-in fly64 study.
     #[arg(long, value_name = "FILE", conflicts_with = "preset")]
     pub design: Option<PathBuf>,
-    /// A built-in study instead of a file: `default` or `tiny`.
+    /// A built-in study instead of a file: `default`, `tiny` or `pinn-small` (N = 64, for PtychoPINN).
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
 }

@@ -375,3 +375,38 @@ fn the_adapter_dies_with_a_sigkilled_runner() {
         crate::common::wait_gone(pid_in(&job_dir.join(file)).unwrap(), file);
     }
 }
+
+/// A study comparing a network with the native solver needs two epoch counts: PtychoPINN jobs
+/// train for `[pinn] epochs`, native ones for `[solver] epochs`, and `--epochs` sets both.
+#[test]
+fn pinn_jobs_train_for_the_pinn_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    std::fs::write(
+        root.join("study.toml"),
+        "[solver]\nepochs = 3\n[pinn]\nepochs = 7\n",
+    )
+    .unwrap();
+    let epochs = |backend: &str, extra: &[&str]| {
+        let artifacts = format!("art_{backend}_{}", extra.len());
+        let output = train_in(root, &artifacts)
+            .args(["--design", "study.toml", "--backend", backend, "--dry-run"])
+            .args(["--dose", "1e3", "--view", "baseline"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let config = read_json(
+            &root
+                .join(&artifacts)
+                .join("dose_1000/baseline/gs1/training_config.json"),
+        );
+        config["epochs"].as_u64().unwrap()
+    };
+    assert_eq!(epochs("tensorflow", &[]), 7);
+    assert_eq!(epochs("pytorch", &[]), 7);
+    assert_eq!(epochs("native", &[]), 3);
+    assert_eq!(epochs("tensorflow", &["--epochs", "2"]), 2);
+    assert_eq!(epochs("native", &["--epochs", "2"]), 2);
+}

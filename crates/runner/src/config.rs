@@ -125,7 +125,8 @@ impl TrainerProgram {
 }
 
 /// Settings of the native solver (the study's `[solver]` table with command-line overrides).
-/// The number of epochs is [`TrainingConfig::epochs`], shared by every backend.
+/// The number of epochs is [`TrainingConfig::epochs`] (`[solver] epochs` for the native
+/// backend, `[pinn] epochs` for PtychoPINN's).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SolverSettings {
@@ -225,7 +226,8 @@ pub struct TrainingConfig {
     pub log_path: PathBuf,
     /// nphotons = the dose.
     pub nphotons: f64,
-    /// Epochs to train (every backend).
+    /// Epochs to train: the study's `[solver] epochs` (native) or `[pinn] epochs` (tensorflow,
+    /// pytorch), or `--epochs`.
     pub epochs: u32,
     /// K, the nearest neighbours a position is grouped from.
     pub neighbor_count: u32,

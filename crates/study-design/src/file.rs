@@ -1,10 +1,10 @@
-//! A whole study: the design plus `[simulation]` and `[solver]`, from a preset or a TOML/JSON
+//! A whole study: the design plus `[simulation]`, `[solver]` and `[pinn]`, from a preset or a TOML/JSON
 //! file that overrides a preset key by key.
 
 use crate::design::{Design, MetricsConfig, RngSeeds, SplitAxis};
 use crate::named::NamedValues;
 use crate::simulation::Simulation;
-use crate::solver::Solver;
+use crate::solver::{Pinn, Solver};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -66,6 +66,8 @@ pub struct Study {
     pub simulation: Simulation,
     /// Native solver settings.
     pub solver: Solver,
+    /// PtychoPINN settings (the tensorflow and pytorch methods).
+    pub pinn: Pinn,
 }
 
 /// The file form: every key optional, overriding the preset it starts from.
@@ -85,6 +87,7 @@ struct RawStudy {
     metrics_config: Option<serde_json::Value>,
     simulation: Option<serde_json::Value>,
     solver: Option<serde_json::Value>,
+    pinn: Option<serde_json::Value>,
 }
 
 /// The full file form written by [`Study::to_study_json`].
@@ -102,6 +105,7 @@ struct StudyExport<'a> {
     metrics_config: &'a MetricsConfig,
     simulation: &'a Simulation,
     solver: &'a Solver,
+    pinn: &'a Pinn,
 }
 
 impl Default for Study {
@@ -119,6 +123,7 @@ impl Study {
                 design: Design::default(),
                 simulation: Simulation::default_study(),
                 solver: Solver::default(),
+                pinn: Pinn::default(),
             }),
             "tiny" => Some(Study {
                 name: "tiny".into(),
@@ -131,6 +136,7 @@ impl Study {
                     epochs: 20,
                     ..Solver::default()
                 },
+                pinn: Pinn::default(),
             }),
             // PtychoPINN's model takes N = 64, 128 or 256 only; this is the default study
             // (doses, views, K, seeds) at N = 64 with a few hundred positions.
@@ -142,6 +148,7 @@ impl Study {
                 },
                 simulation: Simulation::pinn_small(),
                 solver: Solver::default(),
+                pinn: Pinn::default(),
             }),
             _ => None,
         }
@@ -238,14 +245,16 @@ impl Study {
             simulation: overlay(&base.simulation, raw.simulation, "simulation")
                 .map_err(parse_err)?,
             solver: overlay(&base.solver, raw.solver, "solver").map_err(parse_err)?,
+            pinn: overlay(&base.pinn, raw.pinn, "pinn").map_err(parse_err)?,
         })
     }
 
-    /// Every problem with the study: design, simulation and solver.
+    /// Every problem with the study: design, simulation, solver and pinn.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = self.design.validate();
         problems.extend(self.simulation.validate(self.design.patch_size_pixels));
         problems.extend(self.solver.validate());
+        problems.extend(self.pinn.validate());
         problems
     }
 
@@ -278,6 +287,7 @@ impl Study {
             metrics_config: &d.metrics_config,
             simulation: &self.simulation,
             solver: &self.solver,
+            pinn: &self.pinn,
         };
         serde_json::to_string_pretty(&export).expect("a study always serialises")
     }
@@ -324,7 +334,7 @@ mod tests {
     fn keys_override_the_preset_and_keep_view_order() {
         let study = parse(
             "preset = 'tiny'\ndose_list = [500.0]\noverlap_views = { sparse = 0.2, dense = 0.7 }\n\
-             [rng_seeds]\nsimulation = 7\n[solver]\nepochs = 3\n",
+             [rng_seeds]\nsimulation = 7\n[solver]\nepochs = 3\n[pinn]\nepochs = 12\n",
         )
         .unwrap();
         assert_eq!(study.design.dose_list, vec![500.0]);
@@ -336,12 +346,17 @@ mod tests {
         assert_eq!(study.design.rng_seeds.grouping, 123);
         assert_eq!(study.design.patch_size_pixels, 32);
         assert_eq!(study.solver.epochs, 3);
+        assert_eq!(study.pinn.epochs, 12);
+        let problems = parse("[pinn]\nepochs = 0").unwrap().validate();
+        assert_eq!(problems, ["pinn.epochs=0 must be in 1..=100000"]);
     }
 
     #[test]
     fn unknown_keys_are_named() {
         let err = parse("dose_lst = [1.0]").unwrap_err().to_string();
         assert!(err.contains("unknown field `dose_lst`"), "{err}");
+        let err = parse("[pinn]\nepoch = 3").unwrap_err().to_string();
+        assert!(err.contains("in `pinn`: unknown field `epoch`"), "{err}");
         let err = parse("[solver]\nepoch = 3").unwrap_err().to_string();
         assert!(err.contains("in `solver`: unknown field `epoch`"), "{err}");
         let err = parse("preset = 'huge'").unwrap_err().to_string();

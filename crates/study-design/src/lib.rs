@@ -14,4 +14,4 @@ pub use estimate::{Estimate, SceneSize, human_bytes};
 pub use file::{MAX_STUDY_FILE_BYTES, PRESETS, Study, StudyError};
 pub use named::NamedValues;
 pub use simulation::{MAX_OBJECT_SIZE, MAX_POSITIONS, Simulation};
-pub use solver::{Algorithm, Solver};
+pub use solver::{Algorithm, MAX_PINN_EPOCHS, Pinn, Solver};

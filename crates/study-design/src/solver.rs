@@ -10,8 +10,7 @@ pub enum Algorithm {
     Epie,
     /// rPIE (Maiden, Johnson & Li 2017).
     Rpie,
-    /// Poisson maximum likelihood: full-batch preconditioned gradient with momentum
-    /// (crates/recon ml.rs).
+    /// Poisson maximum likelihood: full-batch preconditioned L-BFGS (crates/recon ml.rs).
     Ml,
 }
 
@@ -103,5 +102,38 @@ impl Solver {
             problems.push("solver.epochs must be at least 1".to_string());
         }
         problems
+    }
+}
+
+/// The `[pinn]` table of a study file: settings of the PtychoPINN methods (`tensorflow`,
+/// `pytorch`), kept apart from `[solver]` because a network and an iterative solver need
+/// very different epoch counts (a study comparing them runs both).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pinn {
+    /// Training epochs per job (PtychoPINN's `--nepochs`; its own default is 50).
+    pub epochs: u32,
+}
+
+impl Default for Pinn {
+    fn default() -> Self {
+        Pinn { epochs: 50 }
+    }
+}
+
+/// The most PtychoPINN epochs a study may ask for (a bound against typos, not a budget).
+pub const MAX_PINN_EPOCHS: u32 = 100_000;
+
+impl Pinn {
+    /// Every problem with these settings.
+    pub fn validate(&self) -> Vec<String> {
+        if (1..=MAX_PINN_EPOCHS).contains(&self.epochs) {
+            Vec::new()
+        } else {
+            vec![format!(
+                "pinn.epochs={} must be in 1..={MAX_PINN_EPOCHS}",
+                self.epochs
+            )]
+        }
     }
 }
