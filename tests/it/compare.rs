@@ -445,3 +445,40 @@ fn no_plot_label_has_float_noise() {
     }
     assert!(numeric > 100, "only {numeric} numeric labels found");
 }
+
+/// Regression (issue 15, seen with PtychoPINN on pinn-small): a method that scored worse than
+/// the object of ones on every job showed only its numbers; the comparison now says which
+/// jobs are not below the flat start.
+#[test]
+fn the_comparison_names_jobs_no_better_than_the_flat_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = study(dir.path(), "one", &["--backends", "native:epie"]);
+    let manifest_path = out.join("artifacts/training_manifest.json");
+    let mut manifest = read_json(&manifest_path);
+    let job = manifest["jobs"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|j| j["dose"] == 1000.0 && j["view"] == "baseline")
+        .unwrap();
+    job["result"]["metrics"]["test"]["fienup_nrmse"] = serde_json::json!(9.0);
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let cmp = dir.path().join("cmp");
+    let output = cli()
+        .arg("compare")
+        .arg(out.join("artifacts"))
+        .arg("--out")
+        .arg(&cmp)
+        .output()
+        .unwrap();
+    common::succeeded(&output);
+    let md = std::fs::read_to_string(cmp.join("comparison.md")).unwrap();
+    assert!(
+        md.contains("| native:epie | 5 of 6 | 1e+03 baseline gs1 (9.000 vs "),
+        "{md}"
+    );
+}

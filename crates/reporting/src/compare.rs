@@ -657,6 +657,59 @@ fn markdown(
         );
     }
     let _ = writeln!(md);
+    // How many jobs of each method get closer to the truth than the flat start they are
+    // scored against (the object of ones, registered the same way): a method below it on
+    // every job has learned nothing the scoring sees, whatever its loss says.
+    let flat: Vec<(usize, usize, Vec<String>)> = loaded
+        .iter()
+        .map(|l| {
+            let (mut scored, mut below, mut not) = (0, 0, Vec::new());
+            for key in keys {
+                let m = l.metrics(key, "test");
+                if let (Some(v), Some(f)) = (m.get("fienup_nrmse"), m.get("fienup_nrmse_initial")) {
+                    scored += 1;
+                    if v < f {
+                        below += 1;
+                    } else {
+                        not.push(format!(
+                            "{} {} gs{} ({} vs {})",
+                            dose_label(key.0),
+                            key.1,
+                            key.2,
+                            fmt(*v),
+                            fmt(*f)
+                        ));
+                    }
+                }
+            }
+            (scored, below, not)
+        })
+        .collect();
+    if flat.iter().any(|(scored, _, _)| *scored > 0) {
+        let _ = writeln!(
+            md,
+            "## Against the flat start (test split, fienup_nrmse)
+"
+        );
+        let _ = writeln!(
+            md,
+            "| method | jobs below the flat start | not below (NRMSE vs flat) |"
+        );
+        let _ = writeln!(md, "|---|---|---|");
+        for (l, (scored, below, not)) in loaded.iter().zip(&flat) {
+            let _ = writeln!(
+                md,
+                "| {} | {below} of {scored} | {} |",
+                l.method.name,
+                if not.is_empty() {
+                    "-".to_string()
+                } else {
+                    not.join(", ")
+                }
+            );
+        }
+        let _ = writeln!(md);
+    }
     let headline: Vec<&str> = HEADLINE
         .iter()
         .copied()

@@ -543,6 +543,40 @@ pub fn build_with(
             bundles_ok,
         ));
     }
+    // A reconstruction no closer to the truth than the object of ones it started from (or, for
+    // a network, than that object) has learned nothing the scoring can see: said, not hidden.
+    let against_flat: Vec<(&Job, f64, f64)> = jobs
+        .iter()
+        .filter_map(|j| {
+            let m = j.metrics("test");
+            let get = |k: &str| m.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+            Some((j, get("fienup_nrmse")?, get("fienup_nrmse_initial")?))
+        })
+        .collect();
+    if !against_flat.is_empty() {
+        let worse: Vec<String> = against_flat
+            .iter()
+            .filter(|(_, v, flat)| v.partial_cmp(flat) != Some(std::cmp::Ordering::Less))
+            .map(|(j, v, flat)| {
+                format!(
+                    "{} dose {}: {} vs {}",
+                    j.label(),
+                    dose_label(j.dose),
+                    fmt_num(*v),
+                    fmt_num(*flat)
+                )
+            })
+            .collect();
+        let mut text = format!(
+            "every scored job beats the flat start on fienup_nrmse (test) ({}/{})",
+            against_flat.len() - worse.len(),
+            against_flat.len()
+        );
+        if !worse.is_empty() {
+            text.push_str(&format!("; not: {}", worse.join(", ")));
+        }
+        criteria.push((text, worse.is_empty()));
+    }
     if let Some(metric) = chosen.first() {
         let lower_is_better =
             metric.ends_with("mae") || metric.contains("nrmse") || metric.ends_with("_px");
@@ -849,6 +883,28 @@ mod tests {
                 .criteria
                 .iter()
                 .any(|(t, ok)| t.starts_with("baseline gs1: phase.ssim") && !ok)
+        );
+    }
+
+    /// Regression (issue 15, seen with PtychoPINN on pinn-small): every job scored worse than
+    /// the object of ones and the report said nothing about it.
+    #[test]
+    fn a_job_no_better_than_the_flat_start_is_named() {
+        let mut m = manifest();
+        for (j, (v, flat)) in [(0.2, 0.4), (0.5, 0.4)].into_iter().enumerate() {
+            m["jobs"][j]["result"]["metrics"]["test"]["fienup_nrmse"] = json!(v);
+            m["jobs"][j]["result"]["metrics"]["test"]["fienup_nrmse_initial"] = json!(flat);
+        }
+        let report = build(&m, "run").unwrap();
+        let (text, ok) = report
+            .criteria
+            .iter()
+            .find(|(t, _)| t.starts_with("every scored job beats the flat start"))
+            .expect("the criterion is there");
+        assert!(!ok);
+        assert!(
+            text.ends_with("(1/2); not: dense gs2 dose 1e+03: 0.5000 vs 0.4000"),
+            "{text}"
         );
     }
 
