@@ -120,6 +120,8 @@ pub struct MlEngine {
     object: Vec<Complex32>,
     probe: Vec<Complex32>,
     chunks: Vec<Chunk>,
+    /// Positions in the order the chunks take them (row-major by top-left corner).
+    order: Vec<usize>,
     /// Per position, one bit per detector pixel (the `amps` layout) set where photons were
     /// counted: the Poisson logarithm visits only those (1/32 of the amplitudes' memory).
     counted: Vec<u64>,
@@ -185,12 +187,18 @@ impl MlEngine {
         };
         let zero = Complex32::new(0.0, 0.0);
         let cols = prep.grid.1;
+        // Chunks of positions in row order (ties by column, then index): each chunk's
+        // gradient band is then about a quarter of the grid, not all of it, which is what
+        // the reduction and the band clearing cost.
+        let mut order: Vec<usize> = (0..count).collect();
+        order.sort_by_key(|&j| (prep.topleft[j], j));
         let chunks = (0..CHUNKS)
             .map(|c| {
                 let range = count * c / CHUNKS..count * (c + 1) / CHUNKS;
-                let (lo, hi) = prep.topleft[range.clone()]
+                let (lo, hi) = order[range.clone()]
                     .iter()
-                    .fold((usize::MAX, 0), |(lo, hi), &(ty, _)| {
+                    .fold((usize::MAX, 0), |(lo, hi), &j| {
+                        let ty = prep.topleft[j].0;
                         (lo.min(ty), hi.max(ty + n))
                     });
                 let (row0, rows) = if range.is_empty() {
@@ -246,6 +254,7 @@ impl MlEngine {
             object: vec![Complex32::new(1.0, 0.0); grid_len],
             probe: data.probe.iter().copied().collect(),
             chunks,
+            order,
             counted,
             words,
             grad: vec![zero; grid_len],
@@ -318,6 +327,7 @@ impl MlEngine {
         // The object preconditioner moves only with the probe.
         let with_illum = refine || !self.evaluated;
         let (object, probe, prep) = (&self.object, &self.probe, &self.prep);
+        let order = &self.order;
         let (counted, words) = (&self.counted, self.words);
         let work = |chunk: &mut Chunk| {
             chunk.grad.fill(Complex32::new(0.0, 0.0));
@@ -329,7 +339,7 @@ impl MlEngine {
                 chunk.obj_norm.fill(0.0);
             }
             let (mut ef, mut nll) = (0f64, 0f64);
-            for j in chunk.range.clone() {
+            for &j in &order[chunk.range.clone()] {
                 let (ty, tx) = prep.topleft[j];
                 let mut hooks = GradHooks {
                     n,
