@@ -17,6 +17,9 @@ use std::process::Command;
 pub const ACCEPTED_PATCH_SIZES: [u32; 3] = [64, 128, 256];
 /// The YAML in the job dir that carries N (`model:` / `N: ...`) to the trainer's `--config`.
 pub const PINN_CONFIG_FILE: &str = "ptychopinn_config.yaml";
+/// The learning rate passed to the PyTorch trainer: PtychoPINN's own default.
+pub const PYTORCH_LEARNING_RATE: &str = "0.001";
+
 /// The inference adapter, written into the job dir before it runs.
 pub const ADAPTER_FILE: &str = "pinn_adapter.py";
 /// The stitched reconstructions (`train_object`, `test_object`), beside the bundle.
@@ -166,6 +169,11 @@ pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
     if config.backend == BackendKind::Pytorch {
         // Its default is CUDA; this toolkit trains on CPU unless told otherwise.
         flag("--torch-accelerator", "cpu".into());
+        // Any --torch-* flag makes train.py build its execution config from the flags, with
+        // a learning rate of None unless given, which that config then rejects (`'<=' not
+        // supported between instances of 'NoneType' and 'int'`, every job, pinned snapshot).
+        // 1e-3 is PtychoPINN's own default (PyTorchExecutionConfig.learning_rate).
+        flag("--torch-learning-rate", PYTORCH_LEARNING_RATE.into());
     }
     args
 }

@@ -692,6 +692,11 @@ printf 'weights' > "$out/wts.h5.zip"
                 "{log}"
             );
             assert!(log.contains("--nphotons 1000.0 --nepochs 3"), "{log}");
+            // Regression: the real trainer rejects --torch-accelerator without a learning rate.
+            assert!(
+                log.contains("--torch-accelerator cpu --torch-learning-rate 0.001"),
+                "{log}"
+            );
             assert!(log.find(LOG_MARKER).unwrap() < log.find("backend pytorch").unwrap());
             assert!(
                 log.trim_end().ends_with("epoch(s), final loss 0.25"),
