@@ -410,3 +410,50 @@ fn pinn_jobs_train_for_the_pinn_epochs() {
     assert_eq!(epochs("tensorflow", &["--epochs", "2"]), 2);
     assert_eq!(epochs("native", &["--epochs", "2"]), 2);
 }
+
+/// A PyTorch bundle (Lightning weights, `model.pth`) cannot go through the TensorFlow inference
+/// API the adapter uses: the training result stands and `scoring_error` says why, in the
+/// adapter's own words (found running the PyTorch path: the adapter died in a traceback).
+#[test]
+fn a_pytorch_bundle_is_trained_but_its_scoring_error_says_why() {
+    python_numpy("", &[] as &[&str]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    let trainer = root.join("ptycho_train");
+    std::fs::write(
+        &trainer,
+        r#"#!/bin/sh
+while [ $# -gt 0 ]; do case "$1" in --output_dir) out="$2";; esac; shift 2; done
+echo "Epoch 1/1"; echo "loss: 0.5"
+exec python3 -c 'import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("diffraction_to_obj/model.pth", b"weights")' "$out/wts.h5.zip"
+"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&trainer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = train_in(root, "artifacts")
+        .args([
+            "--dose",
+            "1e3",
+            "--view",
+            "baseline",
+            "--backend",
+            "pytorch",
+        ])
+        .args(["--trainer", "./ptycho_train"])
+        .env("PTYCHO_PYTHON", "python3")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
+    let r = &manifest["jobs"][0]["result"];
+    assert_eq!(r["status"], "success", "{r}");
+    let error = r["scoring_error"].as_str().unwrap();
+    assert!(
+        error.contains("its last output line: `pinn_adapter: wts.h5.zip is a PyTorch bundle"),
+        "{error}"
+    );
+}

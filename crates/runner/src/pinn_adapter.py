@@ -92,6 +92,22 @@ def reconstruct(model, cfg, path, args):
 
 def main():
     args = parse_args()
+    import zipfile
+    bundle = os.path.join(args.bundle_dir, "wts.h5.zip")
+    try:
+        with zipfile.ZipFile(bundle) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile) as e:
+        sys.exit(f"pinn_adapter: cannot read the bundle {bundle} as a zip archive: {e}")
+    if any(name.endswith(".pth") for name in names):
+        # PyTorch bundles hold Lightning weights (model.pth), which PtychoPINN's TensorFlow
+        # inference API cannot load; its PyTorch inference path needs its own scaling
+        # contract and reassembly, which this adapter does not drive yet.
+        sys.exit(
+            "pinn_adapter: wts.h5.zip is a PyTorch bundle (model.pth inside); this adapter "
+            "reconstructs TensorFlow bundles only, so the PyTorch job is trained but not "
+            "scored (train with --backend tensorflow to score PtychoPINN)"
+        )
     try:
         import numpy as np
         import ptycho  # noqa: F401

@@ -404,10 +404,15 @@ pub fn score(
     }
     let status = contained.status;
     if !status.success() {
+        let last = contained
+            .output
+            .last_line
+            .map(|l| format!("; its last output line: `{l}`"))
+            .unwrap_or_default();
         return Err(ScoreError::Failed(format!(
-            "the inference adapter ({} {ADAPTER_FILE}) ended with {status}; see the job log \
-             (PtychoPINN must be importable by ${PYTHON_ENV_VAR} or the trainer's interpreter: \
-             installed, or on PYTHONPATH)",
+            "the inference adapter ({} {ADAPTER_FILE}) ended with {status}{last}; see the job \
+             log (PtychoPINN must be importable by ${PYTHON_ENV_VAR} or the trainer's \
+             interpreter: installed, or on PYTHONPATH)",
             python.display()
         )));
     }
