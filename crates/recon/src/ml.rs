@@ -241,7 +241,7 @@ impl MlEngine {
         {
             for (i, &a) in frame.iter().enumerate() {
                 if a > 0.0 {
-                    mask[i / 64] |= 1 << (i % 64);
+                    mask[i / 64] |= 1u64 << (i % 64);
                 }
             }
         }
@@ -557,10 +557,16 @@ impl MlEngine {
         let len = self.grad.len();
         yv.resize(sv.len(), Complex32::new(0.0, 0.0));
         // y = grad - base_grad and the three inner products, in one pass.
-        let (mut sy, mut ss, mut yy) =
-            diff_dots(&sv[..len], &self.grad, &self.base_grad, &mut yv[..len]);
+        let (mut sy, mut ss, mut yy) = par_diff_dots(
+            self.threads,
+            &sv[..len],
+            &self.grad,
+            &self.base_grad,
+            &mut yv[..len],
+        );
         if refine {
-            let (a, b, c) = diff_dots(
+            let (a, b, c) = par_diff_dots(
+                self.threads,
                 &sv[len..],
                 &self.probe_grad,
                 &self.base_probe_grad,
@@ -594,7 +600,7 @@ impl MlEngine {
         let m = self.memory.len();
         let theta = match self.memory.back() {
             Some((_, yv, rho)) => {
-                let yhy = lanes(yv, h0, |y, h| y.norm_sqr() * h);
+                let yhy = par_lanes(self.threads, yv, h0, |y, h| y.norm_sqr() * h);
                 (1.0 / rho / yhy) as f32
             }
             None => 1.0,
@@ -609,15 +615,17 @@ impl MlEngine {
         // per pair and loop instead of two; the memory traffic bounds this part).
         let pair = |i: usize| &self.memory[i];
         let mut a = vec![0f64; m];
-        a[m - 1] = pair(m - 1).2 * dot(&pair(m - 1).0, &q);
+        let threads = self.threads;
+        a[m - 1] = pair(m - 1).2 * par_lanes(threads, &pair(m - 1).0, &q, re_dot);
         for i in (1..m).rev() {
             let ai = a[i] as f32;
-            let next = axpy_dot(&mut q, &pair(i).1, -ai, None, &pair(i - 1).0);
+            let next = par_axpy_dot(threads, &mut q, &pair(i).1, -ai, None, &pair(i - 1).0);
             a[i - 1] = pair(i - 1).2 * next;
         }
         // q -= a_0 y_0, q *= -theta H0, and <y_0, q>: one pass.
         let mut b = pair(0).2
-            * axpy_dot(
+            * par_axpy_dot(
+                threads,
                 &mut q,
                 &pair(0).1,
                 -(a[0] as f32),
@@ -626,7 +634,7 @@ impl MlEngine {
             );
         for (i, &ai) in a.iter().enumerate().take(m - 1) {
             let c = (-ai - b) as f32;
-            b = pair(i + 1).2 * axpy_dot(&mut q, &pair(i).0, c, None, &pair(i + 1).1);
+            b = pair(i + 1).2 * par_axpy_dot(threads, &mut q, &pair(i).0, c, None, &pair(i + 1).1);
         }
         (q, Some((m - 1, (-a[m - 1] - b) as f32)))
     }
@@ -643,7 +651,8 @@ impl MlEngine {
         };
         let mut step = std::mem::take(&mut self.step);
         step.resize(q.len(), zero);
-        (self.step_ss, self.base_ss) = step_into(
+        (self.step_ss, self.base_ss) = par_step_into(
+            self.threads,
             &mut self.object,
             &mut step[..len],
             &self.base,
@@ -653,7 +662,8 @@ impl MlEngine {
             alpha,
         );
         if self.settings.refine_probe {
-            step_into(
+            par_step_into(
+                self.threads,
                 &mut self.probe,
                 &mut step[len..],
                 &self.base_probe,
@@ -750,13 +760,145 @@ fn lane_sum_excess(lam: &[f32], amps: &[f32]) -> f64 {
     f64::from(sum) + tail
 }
 
-/// Re <a, b> in f64 (eight fixed lanes: vectorises, and the same bits on every machine).
-fn dot(a: &[Complex32], b: &[Complex32]) -> f64 {
-    lanes(a, b, re_dot)
-}
-
 fn re_dot(a: &Complex32, b: &Complex32) -> f32 {
     a.re * b.re + a.im * b.im
+}
+
+/// Fixed segments of the grid-sized vectors in the passes of the L-BFGS step: each segment
+/// sums in its own lanes and the segments add up in order, so the bits do not depend on how
+/// many threads run them (the passes are a quarter of an epoch on one thread).
+const SEGMENTS: usize = 4;
+
+fn segment_len(n: usize) -> usize {
+    n.div_ceil(SEGMENTS).max(1)
+}
+
+/// Runs `f` on each part, on up to `threads` threads; results in part order.
+fn run_parts<P: Send, R: Send>(threads: usize, parts: Vec<P>, f: impl Fn(P) -> R + Sync) -> Vec<R> {
+    if threads <= 1 || parts.len() <= 1 {
+        return parts.into_iter().map(f).collect();
+    }
+    let per = parts.len().div_ceil(threads.min(parts.len()));
+    let mut groups: Vec<Vec<P>> = Vec::new();
+    let mut rest = parts.into_iter().peekable();
+    while rest.peek().is_some() {
+        groups.push(rest.by_ref().take(per).collect());
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let mut groups = groups.into_iter();
+        let mine = groups.next().unwrap_or_default();
+        let others: Vec<_> = groups
+            .map(|g| scope.spawn(move || g.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out: Vec<R> = mine.into_iter().map(f).collect();
+        for handle in others {
+            out.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            );
+        }
+        out
+    })
+}
+
+/// [`lanes`] over [`SEGMENTS`] fixed segments.
+fn par_lanes<A: Sync, B: Sync>(
+    threads: usize,
+    a: &[A],
+    b: &[B],
+    term: impl Fn(&A, &B) -> f32 + Sync,
+) -> f64 {
+    let n = a.len().min(b.len());
+    let sl = segment_len(n);
+    let parts: Vec<_> = a[..n].chunks(sl).zip(b[..n].chunks(sl)).collect();
+    run_parts(threads, parts, |(a, b)| lanes(a, b, &term))
+        .iter()
+        .sum()
+}
+
+/// [`axpy_dot`] over [`SEGMENTS`] fixed segments.
+fn par_axpy_dot(
+    threads: usize,
+    q: &mut [Complex32],
+    x: &[Complex32],
+    k: f32,
+    scale: Option<(&[f32], f32)>,
+    d: &[Complex32],
+) -> f64 {
+    let sl = segment_len(q.len());
+    let parts: Vec<_> = q
+        .chunks_mut(sl)
+        .enumerate()
+        .map(|(i, q)| {
+            let r = i * sl..i * sl + q.len();
+            (
+                q,
+                &x[r.clone()],
+                scale.map(|(h, t)| (&h[r.clone()], t)),
+                &d[r],
+            )
+        })
+        .collect();
+    run_parts(threads, parts, |(q, x, scale, d)| {
+        axpy_dot(q, x, k, scale, d)
+    })
+    .iter()
+    .sum()
+}
+
+/// [`step_into`] over [`SEGMENTS`] fixed segments.
+#[allow(clippy::too_many_arguments)]
+fn par_step_into(
+    threads: usize,
+    x: &mut [Complex32],
+    step: &mut [Complex32],
+    base: &[Complex32],
+    q: &[Complex32],
+    t: Option<&[Complex32]>,
+    c: f32,
+    alpha: f32,
+) -> (f64, f64) {
+    let sl = segment_len(x.len());
+    let parts: Vec<_> = x
+        .chunks_mut(sl)
+        .zip(step.chunks_mut(sl))
+        .enumerate()
+        .map(|(i, (x, st))| {
+            let r = i * sl..i * sl + x.len();
+            (x, st, &base[r.clone()], &q[r.clone()], t.map(|t| &t[r]))
+        })
+        .collect();
+    run_parts(threads, parts, |(x, st, b, q, t)| {
+        step_into(x, st, b, q, t, c, alpha)
+    })
+    .iter()
+    .fold((0.0, 0.0), |(a, b), (u, v)| (a + u, b + v))
+}
+
+/// [`diff_dots`] over [`SEGMENTS`] fixed segments.
+fn par_diff_dots(
+    threads: usize,
+    s: &[Complex32],
+    a: &[Complex32],
+    b: &[Complex32],
+    out: &mut [Complex32],
+) -> (f64, f64, f64) {
+    let sl = segment_len(out.len());
+    let parts: Vec<_> = out
+        .chunks_mut(sl)
+        .enumerate()
+        .map(|(i, o)| {
+            let r = i * sl..i * sl + o.len();
+            (o, &s[r.clone()], &a[r.clone()], &b[r])
+        })
+        .collect();
+    run_parts(threads, parts, |(o, s, a, b)| diff_dots(s, a, b, o))
+        .iter()
+        .fold((0.0, 0.0, 0.0), |(x, y, z), (u, v, w)| {
+            (x + u, y + v, z + w)
+        })
 }
 
 /// `y = a - b` into `out`, and Re <s, y>, |s|^2, |y|^2 (as [`lanes`]), in one pass.
