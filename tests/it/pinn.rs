@@ -5,7 +5,7 @@
 
 use crate::common::{cli, python_numpy, read_json};
 use crate::train::{train_in, write_fake_trainer, write_tree};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn text(bytes: &[u8]) -> String {
@@ -278,30 +278,26 @@ fn pid_in(file: &Path) -> Option<u32> {
     std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }
 
+/// A job whose trainer succeeds and whose inference adapter hangs (`write_hanging_python`):
+/// `train` of the 1e3 baseline job with `extra` flags, and the job's artifact dir.
+fn hanging_adapter_job(root: &Path, extra: &[&str]) -> (std::process::Command, PathBuf) {
+    write_tree(root, &["dense"]);
+    write_fake_trainer(&root.join("t"), "NEVER", 0);
+    write_hanging_python(&root.join("python"));
+    let mut cmd = crate::resume::fake_train(root, extra);
+    cmd.env("PTYCHO_PYTHON", root.join("python"));
+    (cmd, root.join(crate::resume::JOB))
+}
+
 /// Regression (issue 11): the inference adapter was not under the watchdog, so a hanging
 /// adapter ignored --job-timeout. It is now contained like the trainer: the job fails with the
 /// timeout and the adapter's processes are gone.
 #[test]
 fn a_hanging_adapter_times_out_with_its_processes() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    write_tree(root, &["dense"]);
-    write_fake_trainer(&root.join("ptycho_train"), "NEVER", 0);
-    write_hanging_python(&root.join("python"));
+    let (mut cmd, job_dir) = hanging_adapter_job(dir.path(), &["--job-timeout", "2s"]);
     let start = Instant::now();
-    let output = train_in(root, "artifacts")
-        .args([
-            "--dose",
-            "1e3",
-            "--view",
-            "baseline",
-            "--trainer",
-            "./ptycho_train",
-        ])
-        .args(["--job-timeout", "2s"])
-        .env("PTYCHO_PYTHON", root.join("python"))
-        .output()
-        .unwrap();
+    let output = cmd.output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     // 2 s, then the 5 s grace for processes that ignore SIGTERM.
     assert!(
@@ -309,16 +305,13 @@ fn a_hanging_adapter_times_out_with_its_processes() {
         "{:?}",
         start.elapsed()
     );
-    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
-    let job = &manifest["jobs"][0];
-    let r = &job["result"];
+    let r = &read_json(&job_dir.join("result.json"))["result"];
     assert_eq!(r["status"], "failed", "{r}");
     let error = r["error"].as_str().unwrap();
     assert!(
         error.starts_with("timed out after 2s (--job-timeout)"),
         "{error}"
     );
-    let job_dir = root.join(job["artifact_dir"].as_str().unwrap());
     let log = std::fs::read_to_string(job_dir.join("train.log")).unwrap();
     assert!(
         log.contains("Timed out: the inference adapter and its processes were stopped."),
@@ -334,36 +327,8 @@ fn a_hanging_adapter_times_out_with_its_processes() {
 #[test]
 fn the_adapter_dies_with_a_sigkilled_runner() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    write_tree(root, &["dense"]);
-    write_fake_trainer(&root.join("ptycho_train"), "NEVER", 0);
-    write_hanging_python(&root.join("python"));
-    let mut runner = std::process::Command::new(env!("CARGO_BIN_EXE_dose-overlap"))
-        .current_dir(root)
-        .args([
-            "-q",
-            "train",
-            "--phase-c-root",
-            "phase_c",
-            "--phase-d-root",
-            "phase_d",
-        ])
-        .args([
-            "--artifact-root",
-            "artifacts",
-            "--dose",
-            "1e3",
-            "--view",
-            "baseline",
-        ])
-        .args(["--trainer", "./ptycho_train"])
-        .env("PTYCHO_PYTHON", root.join("python"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let job_dir = root.join("artifacts/dose_1000/baseline/gs1");
+    let (mut cmd, job_dir) = hanging_adapter_job(dir.path(), &[]);
+    let mut runner = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while pid_in(&job_dir.join("adapter.pid")).is_none() {
         assert!(Instant::now() < deadline, "the adapter never started");

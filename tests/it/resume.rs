@@ -538,7 +538,8 @@ fn trainer(path: &Path, body: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn fake_train(root: &Path, extra: &[&str]) -> Command {
+/// `dose-overlap train` of the 1e3 baseline job with the trainer `./t`, into `art/`.
+pub(crate) fn fake_train(root: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(root)
         .env("SOURCE_DATE_EPOCH", "1762245266")
@@ -565,7 +566,8 @@ fn fake_train(root: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-const JOB: &str = "art/dose_1000/baseline/gs1";
+/// The artifact dir of [`fake_train`]'s job.
+pub(crate) const JOB: &str = "art/dose_1000/baseline/gs1";
 
 /// Regression: a trainer's grandchild appended to train.log after the outcome line and wrote
 /// into the job dir after `train` exited 0.
