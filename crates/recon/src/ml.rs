@@ -962,31 +962,19 @@ fn step_into(
         *x = b + v;
         (f64::from(v.norm_sqr()), f64::from(b.norm_sqr()))
     };
-    match t {
-        Some(t) => {
-            let t = &t[..n];
-            for i in 0..n {
-                let (u, v) = one(&mut x[i], &mut step[i], base[i], q[i] + t[i] * c);
-                if i < body {
-                    st[i % L] += u;
-                    bs[i % L] += v;
-                } else {
-                    tst += u;
-                    tbs += v;
-                }
-            }
-        }
-        None => {
-            for i in 0..n {
-                let (u, v) = one(&mut x[i], &mut step[i], base[i], q[i]);
-                if i < body {
-                    st[i % L] += u;
-                    bs[i % L] += v;
-                } else {
-                    tst += u;
-                    tbs += v;
-                }
-            }
+    let t = t.map(|t| &t[..n]);
+    for i in 0..n {
+        let d = match t {
+            Some(t) => q[i] + t[i] * c,
+            None => q[i],
+        };
+        let (u, v) = one(&mut x[i], &mut step[i], base[i], d);
+        if i < body {
+            st[i % L] += u;
+            bs[i % L] += v;
+        } else {
+            tst += u;
+            tbs += v;
         }
     }
     (tree(st) + tst, tree(bs) + tbs)
@@ -1044,7 +1032,7 @@ fn axpy_dot(
             }
         }
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    tree(acc) + tail
 }
 
 /// `sum term(a_i, b_i)` in f64 over eight fixed lanes, then a fixed tree.
@@ -1073,7 +1061,6 @@ fn lanes2<A, B>(a: &[A], b: &[B], term: impl Fn(&A, &B) -> (f32, f32)) -> (f64, 
         tx += f64::from(u);
         ty += f64::from(v);
     }
-    let tree = |s: [f64; L]| ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
     (tree(x) + tx, tree(y) + ty)
 }
 
