@@ -666,9 +666,11 @@ fn markdown(
             let (mut scored, mut below, mut not) = (0, 0, Vec::new());
             for key in keys {
                 let m = l.metrics(key, "test");
-                if let (Some(v), Some(f)) = (m.get("fienup_nrmse"), m.get("fienup_nrmse_initial")) {
+                if let Some((v, f, is_below)) =
+                    crate::report::against_flat_start(|k| m.get(k).copied())
+                {
                     scored += 1;
-                    if v < f {
+                    if is_below {
                         below += 1;
                     } else {
                         not.push(format!(
@@ -676,8 +678,8 @@ fn markdown(
                             dose_label(key.0),
                             key.1,
                             key.2,
-                            fmt(*v),
-                            fmt(*f)
+                            fmt(v),
+                            fmt(f)
                         ));
                     }
                 }

@@ -84,6 +84,14 @@ impl Job<'_> {
     }
 }
 
+/// A job's test Fienup NRMSE against its flat start's (the object of ones, scored the same
+/// way), from `get` (a metric by its flattened name): `(nrmse, flat, nrmse < flat)` when both
+/// are there. The one rule of `report`'s criterion and `compare`'s table.
+pub(crate) fn against_flat_start(get: impl Fn(&str) -> Option<f64>) -> Option<(f64, f64, bool)> {
+    let (v, flat) = (get("fienup_nrmse")?, get("fienup_nrmse_initial")?);
+    Some((v, flat, v < flat))
+}
+
 /// `1e+03`, like Python's `f"{dose:.0e}"`.
 pub fn dose_label(dose: f64) -> String {
     let s = format!("{dose:.0e}");
@@ -545,19 +553,19 @@ pub fn build_with(
     }
     // A reconstruction no closer to the truth than the object of ones it started from (or, for
     // a network, than that object) has learned nothing the scoring can see: said, not hidden.
-    let against_flat: Vec<(&Job, f64, f64)> = jobs
+    let against_flat: Vec<(&Job, (f64, f64, bool))> = jobs
         .iter()
         .filter_map(|j| {
             let m = j.metrics("test");
-            let get = |k: &str| m.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-            Some((j, get("fienup_nrmse")?, get("fienup_nrmse_initial")?))
+            let verdict = against_flat_start(|k| m.iter().find(|(n, _)| n == k).map(|(_, v)| *v));
+            Some((j, verdict?))
         })
         .collect();
     if !against_flat.is_empty() {
         let worse: Vec<String> = against_flat
             .iter()
-            .filter(|(_, v, flat)| v.partial_cmp(flat) != Some(std::cmp::Ordering::Less))
-            .map(|(j, v, flat)| {
+            .filter(|(_, (_, _, below))| !below)
+            .map(|(j, (v, flat, _))| {
                 format!(
                     "{} dose {}: {} vs {}",
                     j.label(),
