@@ -250,13 +250,15 @@ pub struct TrainingConfig {
 }
 
 impl TrainingConfig {
-    /// Resolves the configuration of `job` from the study, the backend and the (already
-    /// validated) solver settings.
+    /// Resolves the configuration of `job` from the study, the backend, the (already
+    /// validated) solver settings and `--epochs`. A network trains for the study's
+    /// `[pinn] epochs`, the native solver for `solver.epochs`; `--epochs` sets both.
     pub fn resolve(
         job: &TrainingJob,
         study: &Study,
         backend: BackendKind,
         solver: &Solver,
+        epochs_flag: Option<u32>,
         trainer: Option<&TrainerProgram>,
     ) -> TrainingConfig {
         let design = &study.design;
@@ -271,7 +273,11 @@ impl TrainingConfig {
             output_dir: job.artifact_dir.clone(),
             log_path: job.log_path.clone(),
             nphotons: job.dose,
-            epochs: solver.epochs,
+            epochs: if backend.uses_trainer_program() {
+                epochs_flag.unwrap_or(study.pinn.epochs)
+            } else {
+                solver.epochs
+            },
             neighbor_count: design.neighbor_count,
             patch_size_pixels: design.patch_size_pixels,
             rng_seeds: design.rng_seeds.clone(),

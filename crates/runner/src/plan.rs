@@ -224,16 +224,9 @@ impl Plan {
                     request.study,
                     request.backend,
                     &solver,
+                    request.overrides.epochs,
                     request.trainer.as_ref(),
                 );
-                // A network trains for the study's `[pinn] epochs`, the native solver for its
-                // `[solver] epochs`; `--epochs` sets both.
-                if request.backend.uses_trainer_program() {
-                    config.epochs = request
-                        .overrides
-                        .epochs
-                        .unwrap_or(request.study.pinn.epochs);
-                }
                 if pinn {
                     match crate::ptychopinn::resolve_settings(
                         &config,
