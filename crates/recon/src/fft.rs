@@ -80,7 +80,7 @@ impl Fft2 {
     /// identity `middle` returns N^2 a), in blocks of rows; see [`Hooks`]. Only the two
     /// transposed writes stream whole arrays through L2; every hook runs on rows in L1.
     /// `a` and `spec` are N x N.
-    #[inline]
+    #[inline(always)]
     pub fn round_trip<H: Hooks>(
         &mut self,
         a: &mut [Complex32],
@@ -135,7 +135,7 @@ impl Hooks for Plain<'_> {
 /// transposed into `dst`: `dst[c * n + r0 + i] = rows[i * n + c]`. With 8 rows, every
 /// destination write is 8 consecutive values (one 64-byte line) and the reads are 8
 /// sequential streams.
-#[inline]
+#[inline(always)]
 fn transpose_block(rows: &[Complex32], dst: &mut [Complex32], r0: usize, n: usize) {
     let height = rows.len() / n;
     if height == BLOCK {

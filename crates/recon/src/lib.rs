@@ -16,6 +16,7 @@ mod ml;
 mod register;
 mod rng;
 mod score;
+mod simd;
 mod solver;
 pub mod synthetic;
 #[cfg(test)]

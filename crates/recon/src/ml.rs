@@ -24,13 +24,18 @@
 //! (it doubles back towards 1 on acceptance). The accepted iterates therefore never increase
 //! F, which bounds the iteration without a line search (no extra FFTs).
 //!
-//! Cost: an epoch is the FFT round trips plus a few passes over the object grid (the L-BFGS
-//! recursion, each update fused with the next inner product); the Poisson logarithm is taken
-//! only at counted pixels (a bitmask per position). About 1.4-1.5x an ePIE epoch on one
-//! thread (`ml_peer ratio`, `benches/recon.rs`).
+//! Cost: an epoch is the FFT round trips plus a few passes over the object grid (the chunk
+//! sums with the prior, and the L-BFGS recursion, each update fused with the next inner
+//! product; the recursion's first two sums come from the pass that makes the pair). The
+//! Poisson logarithm is taken only at counted pixels (a bitmask per position). Everything
+//! parallel runs on the engine's own pool, kept for its life (a scoped thread spawn costs
+//! 35-40 us on the 2-core machine, and an epoch has about ten parallel parts); the hot loops
+//! are compiled for AVX2 where the CPU has it ([`crate::simd`]). About 1.4-1.5x an ePIE
+//! epoch on one thread (`ml_peer ratio`, `benches/recon.rs`).
 //!
 //! Determinism: positions are cut into [`CHUNKS`] fixed index ranges, each with its own
-//! accumulators, summed in chunk order; threads only decide who computes a chunk. Grouping
+//! accumulators, summed in chunk order, and the grid passes into fixed segments; threads
+//! only decide who computes a part. Grouping
 //! (gridsize > 1) does not exist for a full-batch gradient: every position contributes once
 //! to every epoch's gradient, so `ml` ignores the K-choose-C groups (gridsize 2 gives the
 //! gridsize 1 result on the same data).
@@ -38,8 +43,10 @@
 use crate::ReconError;
 use crate::data::{Dataset, Prepared};
 use crate::fft::{Fft2, Hooks};
+use crate::simd::fast_fn;
 use crate::solver::{EPS, Settings, lane_sum_sq};
 use num_complex::Complex32;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Fixed number of position chunks (the unit of parallel work and of the ordered reduction).
@@ -88,6 +95,16 @@ pub struct MlReport {
     pub last_relative_change: f64,
 }
 
+/// An L-BFGS curvature pair: object then probe.
+struct Pair {
+    s: Vec<Complex32>,
+    y: Vec<Complex32>,
+    /// 1 / Re <s, y>.
+    rho: f64,
+    /// sum |y|^2 / D, when D cannot change before the pair is used (probe fixed).
+    yhy: Option<f64>,
+}
+
 /// One chunk's scratch and accumulators.
 struct Chunk {
     range: std::ops::Range<usize>,
@@ -112,7 +129,7 @@ struct Chunk {
 /// The `ml` solver state.
 pub struct MlEngine {
     settings: Settings,
-    threads: usize,
+    par: Par,
     n: usize,
     prep: Prepared,
     noise: NoiseModel,
@@ -153,8 +170,14 @@ pub struct MlEngine {
     /// change of an accepted step.
     step_ss: f64,
     base_ss: f64,
-    /// L-BFGS memory: (s, y, 1 / Re<s, y>), oldest first; object then probe.
-    memory: std::collections::VecDeque<(Vec<Complex32>, Vec<Complex32>, f64)>,
+    /// L-BFGS memory, oldest first.
+    memory: std::collections::VecDeque<Pair>,
+    /// Re <s, G> of the newest pair and the accepted gradient, when the pass that made the
+    /// pair computed it for this gradient (probe fixed; the pair was the last accepted step):
+    /// the two-loop recursion's first inner product, without a pass of its own.
+    newest_s_dot_grad: Option<f64>,
+    /// The direction's buffer, kept across epochs.
+    q: Vec<Complex32>,
     evaluated: bool,
     rejected: u32,
     last_change: f64,
@@ -247,7 +270,7 @@ impl MlEngine {
         }
         let mut engine = MlEngine {
             settings: settings.clone(),
-            threads: threads.clamp(1, CHUNKS),
+            par: Par::new(threads.clamp(1, CHUNKS)),
             n,
             noise,
             s2: s * s,
@@ -276,6 +299,8 @@ impl MlEngine {
             step_ss: 0.0,
             base_ss: 0.0,
             memory: std::collections::VecDeque::new(),
+            newest_s_dot_grad: None,
+            q: Vec::new(),
             evaluated: false,
             rejected: 0,
             last_change: f64::NAN,
@@ -326,83 +351,27 @@ impl MlEngine {
         let inv_n2 = 1.0 / nn as f32;
         // The object preconditioner moves only with the probe.
         let with_illum = refine || !self.evaluated;
-        let (object, probe, prep) = (&self.object, &self.probe, &self.prep);
-        let order = &self.order;
-        let (counted, words) = (&self.counted, self.words);
-        let work = |chunk: &mut Chunk| {
-            chunk.grad.fill(Complex32::new(0.0, 0.0));
-            if with_illum {
-                chunk.illum.fill(0.0);
-            }
-            if refine {
-                chunk.probe_grad.fill(Complex32::new(0.0, 0.0));
-                chunk.obj_norm.fill(0.0);
-            }
-            let (mut ef, mut nll) = (0f64, 0f64);
-            for &j in &order[chunk.range.clone()] {
-                let (ty, tx) = prep.topleft[j];
-                let mut hooks = GradHooks {
-                    n,
-                    at: ty * cols + tx,
-                    gat: (ty - chunk.row0) * cols + tx,
-                    stride: cols,
-                    object,
-                    probe,
-                    amps: &prep.amps[j * nn..][..nn],
-                    counted: &counted[j * words..][..words],
-                    poisson,
-                    n2_delta,
-                    n_eps,
-                    inv_n2,
-                    resid: &mut chunk.resid,
-                    lam: &mut chunk.lam,
-                    ef: 0.0,
-                    nll: 0.0,
-                    grad: &mut chunk.grad,
-                    illum: if with_illum {
-                        Some(&mut chunk.illum)
-                    } else {
-                        None
-                    },
-                    probe_grad: if refine {
-                        Some((&mut chunk.probe_grad, &mut chunk.obj_norm))
-                    } else {
-                        None
-                    },
-                };
-                chunk
-                    .fft
-                    .round_trip(&mut chunk.buf, &mut chunk.spec, &mut hooks);
-                ef += hooks.ef;
-                nll += hooks.nll;
-            }
-            chunk.ef = ef;
-            chunk.nll = nll;
+        let ctx = EvalCtx {
+            n,
+            cols,
+            refine,
+            poisson,
+            n2_delta,
+            n_eps,
+            inv_n2,
+            with_illum,
+            object: &self.object,
+            probe: &self.probe,
+            prep: &self.prep,
+            order: &self.order,
+            counted: &self.counted,
+            words: self.words,
         };
-        if self.threads == 1 {
-            self.chunks.iter_mut().for_each(work);
-        } else {
-            let per = self.chunks.len().div_ceil(self.threads);
-            std::thread::scope(|scope| {
-                let mut parts = self.chunks.chunks_mut(per);
-                let mine = parts.next();
-                for part in parts {
-                    scope.spawn(move || part.iter_mut().for_each(work));
-                }
-                if let Some(part) = mine {
-                    part.iter_mut().for_each(work);
-                }
-            });
-        }
-        // The fixed-order reduction: chunk 0, 1, ... whatever the thread count.
-        self.grad.fill(Complex32::new(0.0, 0.0));
-        if with_illum {
-            self.illum.fill(0.0);
-        }
-        let (mut ef, mut nll) = (0f64, 0f64);
-        if refine {
-            self.probe_grad.fill(Complex32::new(0.0, 0.0));
-            self.obj_norm.fill(0.0);
+        let work = |chunk: &mut Chunk| chunk_work(&ctx, chunk);
+        match &self.par.pool {
+            None => self.chunks.iter_mut().for_each(work),
+            // Work-stealing only decides who computes a chunk; each keeps its own sums.
+            Some(pool) => pool.install(|| self.chunks.par_iter_mut().for_each(work)),
         }
         // Gradient scale: dF/dpsi* is s^2 chi (Poisson) or 2 s^2 chi (Gaussian); applied in
         // the reduction (no pass of its own).
@@ -410,16 +379,17 @@ impl MlEngine {
             NoiseModel::Poisson => self.s2,
             NoiseModel::Gaussian => 2.0 * self.s2,
         } as f32;
+        let lambda = self.settings.smoothness;
+        // The fixed-order reduction (chunk 0, 1, ... whatever the thread count) and the
+        // prior, over fixed row segments of the grid.
+        let prior_rows = self.reduce_object(gscale, lambda as f32, with_illum);
+        let prior: f64 = prior_rows.iter().sum();
+        let (mut ef, mut nll) = (0f64, 0f64);
+        if refine {
+            self.probe_grad.fill(Complex32::new(0.0, 0.0));
+            self.obj_norm.fill(0.0);
+        }
         for chunk in &self.chunks {
-            let at = chunk.row0 * cols;
-            for (g, cg) in self.grad[at..].iter_mut().zip(&chunk.grad) {
-                *g += cg * gscale;
-            }
-            if with_illum {
-                for (i, ci) in self.illum[at..].iter_mut().zip(&chunk.illum) {
-                    *i += ci;
-                }
-            }
             if refine {
                 for (g, c) in self.probe_grad.iter_mut().zip(&chunk.probe_grad) {
                     *g += c;
@@ -437,8 +407,6 @@ impl MlEngine {
             NoiseModel::Poisson => self.s2 * nll / nn as f64,
             NoiseModel::Gaussian => 2.0 * self.s2 * ef / nn as f64,
         };
-        let lambda = self.settings.smoothness;
-        let prior = self.add_prior_gradient(lambda as f32);
         // Preconditioners from this point's illumination (they move with the probe).
         let two_s2 = (2.0 * self.s2) as f32;
         if with_illum {
@@ -462,35 +430,34 @@ impl MlEngine {
         (data_f + lambda * prior, ef / nn as f64 / self.prep.sum_a2)
     }
 
-    /// Adds lambda dR/dO* = lambda sum_q (O_p - O_q) to the (counts-scaled) data gradient;
-    /// returns R(O).
-    fn add_prior_gradient(&mut self, lambda: f32) -> f64 {
+    /// The object gradient of the point just evaluated: the chunks' bands summed in chunk
+    /// order and scaled by `gscale`, plus lambda dR/dO* = lambda sum_q (O_p - O_q); and the
+    /// illumination when `with_illum`. Returns R(O) per grid row (summed in row order by the
+    /// caller). Rows are cut into fixed segments, so the bits do not depend on the threads.
+    fn reduce_object(&mut self, gscale: f32, lambda: f32, with_illum: bool) -> Vec<f64> {
         let (rows, cols) = self.prep.grid;
-        if lambda == 0.0 {
-            return 0.0;
-        }
-        let o = &self.object;
-        let mut r = 0f64;
-        for y in 0..rows {
-            let mut row_r = 0f32;
-            for x in 0..cols {
-                let p = y * cols + x;
-                if x + 1 < cols {
-                    let d = o[p] - o[p + 1];
-                    row_r += d.norm_sqr();
-                    self.grad[p] += d * lambda;
-                    self.grad[p + 1] -= d * lambda;
-                }
-                if y + 1 < rows {
-                    let d = o[p] - o[p + cols];
-                    row_r += d.norm_sqr();
-                    self.grad[p] += d * lambda;
-                    self.grad[p + cols] -= d * lambda;
-                }
-            }
-            r += f64::from(row_r);
-        }
-        r
+        let seg_rows = rows.div_ceil(SEGMENTS).max(1);
+        let (object, chunks) = (&self.object, &self.chunks);
+        let parts: Vec<_> = self
+            .grad
+            .chunks_mut(seg_rows * cols)
+            .zip(self.illum.chunks_mut(seg_rows * cols))
+            .enumerate()
+            .map(|(i, (g, w))| (i * seg_rows, g, w))
+            .collect();
+        let ctx = ReduceCtx {
+            rows,
+            cols,
+            gscale,
+            lambda,
+            with_illum,
+            object,
+            chunks,
+        };
+        let per_segment = self.par.run(parts, |(y0, grad, illum)| {
+            reduce_segment(&ctx, y0, grad, illum)
+        });
+        per_segment.into_iter().flatten().collect()
     }
 
     /// Runs one epoch (one evaluation and one step) and returns E_F of the accepted point.
@@ -549,35 +516,53 @@ impl MlEngine {
         let (spare, mut yv) = match self.memory.len() {
             // Reuse the oldest pair's buffers when the memory is full.
             MEMORY => {
-                let (s, y, _) = self.memory.pop_front().expect("memory is full");
-                (s, y)
+                let pair = self.memory.pop_front().expect("memory is full");
+                (pair.s, pair.y)
             }
             _ => (Vec::new(), Vec::new()),
         };
         let len = self.grad.len();
         yv.resize(sv.len(), Complex32::new(0.0, 0.0));
-        // y = grad - base_grad and the three inner products, in one pass.
-        let (mut sy, mut ss, mut yy) = par_diff_dots(
-            self.threads,
+        // y = grad - base_grad and the inner products, in one pass. With the probe fixed,
+        // inv_d is the preconditioner of every later direction, and grad becomes the
+        // accepted gradient: the direction's first two sums are made here.
+        let mut dots = par_diff_dots(
+            &self.par,
             &sv[..len],
             &self.grad,
             &self.base_grad,
+            &self.inv_d,
             &mut yv[..len],
         );
         if refine {
-            let (a, b, c) = par_diff_dots(
-                self.threads,
+            let probe = par_diff_dots(
+                &self.par,
                 &sv[len..],
                 &self.probe_grad,
                 &self.base_probe_grad,
+                &self.inv_dp,
                 &mut yv[len..],
             );
-            (sy, ss, yy) = (sy + a, ss + b, yy + c);
+            dots = dots.plus(&probe);
         }
+        let Dots {
+            sy,
+            ss,
+            yy,
+            yhy,
+            sg,
+        } = dots;
         if sy.is_finite() && sy > 1e-10 * (ss * yy).sqrt() {
-            self.memory.push_back((sv, yv, 1.0 / sy));
+            self.memory.push_back(Pair {
+                s: sv,
+                y: yv,
+                rho: 1.0 / sy,
+                yhy: (!refine).then_some(yhy),
+            });
+            self.newest_s_dot_grad = (!refine).then_some(sg);
             self.step = spare;
         } else {
+            self.newest_s_dot_grad = None;
             self.step = sv;
         }
     }
@@ -586,28 +571,34 @@ impl MlEngine {
     /// newest pair; with an empty memory, the preconditioned gradient step `-G / D`.
     /// The last forward update `q += c s_last` is left to the caller (fused with the step):
     /// the second value is `(last pair, c)`.
-    fn direction(&self) -> (Vec<Complex32>, Option<(usize, f32)>) {
+    fn direction(&mut self) -> (Vec<Complex32>, Option<(usize, f32)>) {
         let refine = self.settings.refine_probe;
-        let mut q: Vec<Complex32> = self.base_grad.clone();
-        let joined: Vec<f32>;
-        let h0: &[f32] = if refine {
-            q.extend_from_slice(&self.base_probe_grad);
-            joined = [&self.base_inv_d[..], &self.base_inv_dp[..]].concat();
-            &joined
+        let (joined_g, joined_h): (Vec<Complex32>, Vec<f32>);
+        let (g, h0): (&[Complex32], &[f32]) = if refine {
+            joined_g = [&self.base_grad[..], &self.base_probe_grad[..]].concat();
+            joined_h = [&self.base_inv_d[..], &self.base_inv_dp[..]].concat();
+            (&joined_g, &joined_h)
         } else {
-            &self.base_inv_d
+            (&self.base_grad, &self.base_inv_d)
         };
+        // q is written from g by the first pass (no copy of its own).
+        let mut q = std::mem::take(&mut self.q);
+        q.resize(g.len(), Complex32::new(0.0, 0.0));
+        let mut src = Some(g);
         let m = self.memory.len();
+        let par = &self.par;
         let theta = match self.memory.back() {
-            Some((_, yv, rho)) => {
-                let yhy = par_lanes(self.threads, yv, h0, |y, h| y.norm_sqr() * h);
-                (1.0 / rho / yhy) as f32
+            Some(p) => {
+                let yhy = p
+                    .yhy
+                    .unwrap_or_else(|| par_lanes(par, &p.y, h0, norm_weighted));
+                (1.0 / p.rho / yhy) as f32
             }
             None => 1.0,
         };
         if m == 0 {
-            for (q, h) in q.iter_mut().zip(h0) {
-                *q *= -theta * h;
+            for ((q, g), h) in q.iter_mut().zip(g).zip(h0) {
+                *q = g * (-theta * h);
             }
             return (q, None);
         }
@@ -615,26 +606,38 @@ impl MlEngine {
         // per pair and loop instead of two; the memory traffic bounds this part).
         let pair = |i: usize| &self.memory[i];
         let mut a = vec![0f64; m];
-        let threads = self.threads;
-        a[m - 1] = pair(m - 1).2 * par_lanes(threads, &pair(m - 1).0, &q, re_dot);
+        let first = self
+            .newest_s_dot_grad
+            .unwrap_or_else(|| par_lanes(par, &pair(m - 1).s, g, dot_re));
+        a[m - 1] = pair(m - 1).rho * first;
         for i in (1..m).rev() {
             let ai = a[i] as f32;
-            let next = par_axpy_dot(threads, &mut q, &pair(i).1, -ai, None, &pair(i - 1).0);
-            a[i - 1] = pair(i - 1).2 * next;
+            let next = par_axpy_dot(
+                par,
+                &mut q,
+                src.take(),
+                &pair(i).y,
+                -ai,
+                None,
+                &pair(i - 1).s,
+            );
+            a[i - 1] = pair(i - 1).rho * next;
         }
         // q -= a_0 y_0, q *= -theta H0, and <y_0, q>: one pass.
-        let mut b = pair(0).2
+        let mut b = pair(0).rho
             * par_axpy_dot(
-                threads,
+                par,
                 &mut q,
-                &pair(0).1,
+                src.take(),
+                &pair(0).y,
                 -(a[0] as f32),
                 Some((h0, -theta)),
-                &pair(0).1,
+                &pair(0).y,
             );
         for (i, &ai) in a.iter().enumerate().take(m - 1) {
             let c = (-ai - b) as f32;
-            b = pair(i + 1).2 * par_axpy_dot(threads, &mut q, &pair(i).0, c, None, &pair(i + 1).1);
+            b = pair(i + 1).rho
+                * par_axpy_dot(par, &mut q, None, &pair(i).s, c, None, &pair(i + 1).y);
         }
         (q, Some((m - 1, (-a[m - 1] - b) as f32)))
     }
@@ -646,13 +649,13 @@ impl MlEngine {
         let len = self.object.len();
         let zero = Complex32::new(0.0, 0.0);
         let (tail, c) = match last {
-            Some((i, c)) => (Some(&self.memory[i].0), c),
+            Some((i, c)) => (Some(&self.memory[i].s), c),
             None => (None, 0.0),
         };
         let mut step = std::mem::take(&mut self.step);
         step.resize(q.len(), zero);
         (self.step_ss, self.base_ss) = par_step_into(
-            self.threads,
+            &self.par,
             &mut self.object,
             &mut step[..len],
             &self.base,
@@ -663,7 +666,7 @@ impl MlEngine {
         );
         if self.settings.refine_probe {
             par_step_into(
-                self.threads,
+                &self.par,
                 &mut self.probe,
                 &mut step[len..],
                 &self.base_probe,
@@ -674,6 +677,7 @@ impl MlEngine {
             );
         }
         self.step = step;
+        self.q = q;
     }
 
     /// True once the relative change of the last accepted step fell below the tolerance.
@@ -737,8 +741,168 @@ impl MlEngine {
     }
 }
 
+/// What [`reduce_segment`] reads.
+struct ReduceCtx<'a> {
+    rows: usize,
+    cols: usize,
+    gscale: f32,
+    lambda: f32,
+    with_illum: bool,
+    object: &'a [Complex32],
+    chunks: &'a [Chunk],
+}
+
+fast_fn! {
+    /// Rows `y0..` of the object gradient (`grad`) and of the illumination: see
+    /// [`MlEngine::reduce_object`]. Returns R(O) of each row.
+    fn reduce_segment(
+        ctx: &ReduceCtx<'_>,
+        y0: usize,
+        grad: &mut [Complex32],
+        illum: &mut [f32],
+    ) -> Vec<f64> {
+        let ReduceCtx { rows, cols, gscale, lambda, with_illum, object, chunks } = *ctx;
+        let y1 = y0 + grad.len() / cols;
+        grad.fill(Complex32::new(0.0, 0.0));
+        if with_illum {
+            illum.fill(0.0);
+        }
+        for chunk in chunks {
+            let band = chunk.grad.len() / cols;
+            let (lo, hi) = (chunk.row0.max(y0), (chunk.row0 + band).min(y1));
+            if lo >= hi {
+                continue;
+            }
+            let at = (lo - chunk.row0) * cols;
+            let len = (hi - lo) * cols;
+            let out = (lo - y0) * cols;
+            for (g, cg) in grad[out..][..len].iter_mut().zip(&chunk.grad[at..][..len]) {
+                *g += cg * gscale;
+            }
+            if with_illum {
+                for (w, cw) in illum[out..][..len]
+                    .iter_mut()
+                    .zip(&chunk.illum[at..][..len])
+                {
+                    *w += cw;
+                }
+            }
+        }
+        if lambda == 0.0 {
+            return Vec::new();
+        }
+        // Each pixel's prior terms in the order of a raster scan over the pixel pairs (the
+        // pair above, the pair to the left, then its own pairs to the right and below), each
+        // as a pass over the row (they vectorise); R in lanes per row.
+        let mut r = Vec::with_capacity(y1 - y0);
+        for y in y0..y1 {
+            let row = &object[y * cols..][..cols];
+            let g = &mut grad[(y - y0) * cols..][..cols];
+            if y > 0 {
+                let up = &object[(y - 1) * cols..][..cols];
+                for ((g, u), o) in g.iter_mut().zip(up).zip(row) {
+                    *g -= (u - o) * lambda;
+                }
+            }
+            for ((g, l), o) in g[1..].iter_mut().zip(row).zip(&row[1..]) {
+                *g -= (l - o) * lambda;
+            }
+            for ((g, o), right) in g.iter_mut().zip(row).zip(&row[1..]) {
+                *g += (o - right) * lambda;
+            }
+            let mut row_r = lanes(row, &row[1..], |o, right| (o - right).norm_sqr());
+            if y + 1 < rows {
+                let down = &object[(y + 1) * cols..][..cols];
+                for ((g, o), d) in g.iter_mut().zip(row).zip(down) {
+                    *g += (o - d) * lambda;
+                }
+                row_r += lanes(row, down, |o, d| (o - d).norm_sqr());
+            }
+            r.push(row_r);
+        }
+        r
+    }
+}
+
+/// What [`chunk_work`] reads: the point under evaluation and the data.
+struct EvalCtx<'a> {
+    n: usize,
+    cols: usize,
+    refine: bool,
+    poisson: bool,
+    n2_delta: f32,
+    n_eps: f32,
+    inv_n2: f32,
+    with_illum: bool,
+    object: &'a [Complex32],
+    probe: &'a [Complex32],
+    prep: &'a Prepared,
+    order: &'a [usize],
+    counted: &'a [u64],
+    words: usize,
+}
+
+fast_fn! {
+    /// One chunk's share of an evaluation: its positions' round trips into its own sums.
+    fn chunk_work(ctx: &EvalCtx<'_>, chunk: &mut Chunk) {
+        let EvalCtx { n, cols, refine, poisson, n2_delta, n_eps, inv_n2, with_illum, .. } = *ctx;
+        let (object, probe, prep, order, counted, words) =
+            (ctx.object, ctx.probe, ctx.prep, ctx.order, ctx.counted, ctx.words);
+        let nn = n * n;
+        chunk.grad.fill(Complex32::new(0.0, 0.0));
+        if with_illum {
+            chunk.illum.fill(0.0);
+        }
+        if refine {
+            chunk.probe_grad.fill(Complex32::new(0.0, 0.0));
+            chunk.obj_norm.fill(0.0);
+        }
+        let (mut ef, mut nll) = (0f64, 0f64);
+        for &j in &order[chunk.range.clone()] {
+            let (ty, tx) = prep.topleft[j];
+            let mut hooks = GradHooks {
+                n,
+                at: ty * cols + tx,
+                gat: (ty - chunk.row0) * cols + tx,
+                stride: cols,
+                object,
+                probe,
+                amps: &prep.amps[j * nn..][..nn],
+                counted: &counted[j * words..][..words],
+                poisson,
+                n2_delta,
+                n_eps,
+                inv_n2,
+                resid: &mut chunk.resid,
+                lam: &mut chunk.lam,
+                ef: 0.0,
+                nll: 0.0,
+                grad: &mut chunk.grad,
+                illum: if with_illum {
+                    Some(&mut chunk.illum)
+                } else {
+                    None
+                },
+                probe_grad: if refine {
+                    Some((&mut chunk.probe_grad, &mut chunk.obj_norm))
+                } else {
+                    None
+                },
+            };
+            chunk
+                .fft
+                .round_trip(&mut chunk.buf, &mut chunk.spec, &mut hooks);
+            ef += hooks.ef;
+            nll += hooks.nll;
+        }
+        chunk.ef = ef;
+        chunk.nll = nll;
+    }
+}
+
 /// `sum (lam - a^2)` over eight fixed f32 lanes, then a fixed tree (vectorises; the terms
 /// are about sqrt(counts) each and of either sign, so f32 lanes keep the sum exact enough).
+#[inline(always)]
 fn lane_sum_excess(lam: &[f32], amps: &[f32]) -> f64 {
     const L: usize = 8;
     let mut acc = [0f32; L];
@@ -760,6 +924,7 @@ fn lane_sum_excess(lam: &[f32], amps: &[f32]) -> f64 {
     f64::from(sum) + tail
 }
 
+#[inline(always)]
 fn re_dot(a: &Complex32, b: &Complex32) -> f32 {
     a.re * b.re + a.im * b.im
 }
@@ -773,55 +938,68 @@ fn segment_len(n: usize) -> usize {
     n.div_ceil(SEGMENTS).max(1)
 }
 
-/// Runs `f` on each part, on up to `threads` threads; results in part order.
-fn run_parts<P: Send, R: Send>(threads: usize, parts: Vec<P>, f: impl Fn(P) -> R + Sync) -> Vec<R> {
-    if threads <= 1 || parts.len() <= 1 {
-        return parts.into_iter().map(f).collect();
-    }
-    let per = parts.len().div_ceil(threads.min(parts.len()));
-    let mut groups: Vec<Vec<P>> = Vec::new();
-    let mut rest = parts.into_iter().peekable();
-    while rest.peek().is_some() {
-        groups.push(rest.by_ref().take(per).collect());
-    }
-    let f = &f;
-    std::thread::scope(|scope| {
-        let mut groups = groups.into_iter();
-        let mine = groups.next().unwrap_or_default();
-        let others: Vec<_> = groups
-            .map(|g| scope.spawn(move || g.into_iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        let mut out: Vec<R> = mine.into_iter().map(f).collect();
-        for handle in others {
-            out.extend(
-                handle
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-            );
-        }
-        out
-    })
+/// Where the engine's parallel parts run: inline, or on a pool of its own threads kept for the
+/// engine's life (a scoped spawn costs 35-40 us on the 2-core machine, and an epoch has about
+/// ten parallel parts). The work is cut into fixed parts before it reaches the pool, so the
+/// bits do not depend on it.
+struct Par {
+    pool: Option<rayon::ThreadPool>,
 }
 
-/// [`lanes`] over [`SEGMENTS`] fixed segments.
-fn par_lanes<A: Sync, B: Sync>(
-    threads: usize,
-    a: &[A],
-    b: &[B],
-    term: impl Fn(&A, &B) -> f32 + Sync,
-) -> f64 {
+impl Par {
+    fn new(threads: usize) -> Par {
+        // A pool that cannot be built (thread limits) leaves the engine on one thread: slower,
+        // same bits.
+        let pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("ml-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        Par { pool }
+    }
+
+    /// Runs `f` on each part; results in part order.
+    fn run<P: Send, R: Send>(&self, parts: Vec<P>, f: impl Fn(P) -> R + Sync + Send) -> Vec<R> {
+        match &self.pool {
+            Some(pool) if parts.len() > 1 => {
+                pool.install(|| parts.into_par_iter().map(f).collect())
+            }
+            _ => parts.into_iter().map(f).collect(),
+        }
+    }
+}
+
+/// A [`lanes`] sum (`pass`) over [`SEGMENTS`] fixed segments.
+fn par_lanes<A: Sync, B: Sync>(par: &Par, a: &[A], b: &[B], pass: fn(&[A], &[B]) -> f64) -> f64 {
     let n = a.len().min(b.len());
     let sl = segment_len(n);
     let parts: Vec<_> = a[..n].chunks(sl).zip(b[..n].chunks(sl)).collect();
-    run_parts(threads, parts, |(a, b)| lanes(a, b, &term))
-        .iter()
-        .sum()
+    par.run(parts, |(a, b)| pass(a, b)).iter().sum()
 }
 
-/// [`axpy_dot`] over [`SEGMENTS`] fixed segments.
+fast_fn! {
+    /// Re <a, b> (as [`lanes`]).
+    fn dot_re(a: &[Complex32], b: &[Complex32]) -> f64 {
+        lanes(a, b, re_dot)
+    }
+}
+
+fast_fn! {
+    /// sum |y|^2 h (as [`lanes`]).
+    fn norm_weighted(y: &[Complex32], h: &[f32]) -> f64 {
+        lanes(y, h, |y, h| y.norm_sqr() * h)
+    }
+}
+
+/// [`axpy_dot`] over [`SEGMENTS`] fixed segments, q first set to `src` when given.
 fn par_axpy_dot(
-    threads: usize,
+    par: &Par,
     q: &mut [Complex32],
+    src: Option<&[Complex32]>,
     x: &[Complex32],
     k: f32,
     scale: Option<(&[f32], f32)>,
@@ -835,13 +1013,19 @@ fn par_axpy_dot(
             let r = i * sl..i * sl + q.len();
             (
                 q,
+                src.map(|s| &s[r.clone()]),
                 &x[r.clone()],
                 scale.map(|(h, t)| (&h[r.clone()], t)),
                 &d[r],
             )
         })
         .collect();
-    run_parts(threads, parts, |(q, x, scale, d)| {
+    par.run(parts, |(q, src, x, scale, d)| {
+        // q's first pass copies its start into it a segment at a time (still in cache for
+        // the update), not as a whole-array copy of its own.
+        if let Some(src) = src {
+            q.copy_from_slice(src);
+        }
         axpy_dot(q, x, k, scale, d)
     })
     .iter()
@@ -851,7 +1035,7 @@ fn par_axpy_dot(
 /// [`step_into`] over [`SEGMENTS`] fixed segments.
 #[allow(clippy::too_many_arguments)]
 fn par_step_into(
-    threads: usize,
+    par: &Par,
     x: &mut [Complex32],
     step: &mut [Complex32],
     base: &[Complex32],
@@ -870,177 +1054,232 @@ fn par_step_into(
             (x, st, &base[r.clone()], &q[r.clone()], t.map(|t| &t[r]))
         })
         .collect();
-    run_parts(threads, parts, |(x, st, b, q, t)| {
+    par.run(parts, |(x, st, b, q, t)| {
         step_into(x, st, b, q, t, c, alpha)
     })
     .iter()
     .fold((0.0, 0.0), |(a, b), (u, v)| (a + u, b + v))
 }
 
-/// [`diff_dots`] over [`SEGMENTS`] fixed segments.
+/// The sums of [`diff_dots`].
+#[derive(Clone, Copy)]
+struct Dots {
+    /// Re <s, y>, |s|^2, |y|^2.
+    sy: f64,
+    ss: f64,
+    yy: f64,
+    /// sum |y|^2 h.
+    yhy: f64,
+    /// Re <s, a>.
+    sg: f64,
+}
+
+impl Dots {
+    fn plus(&self, o: &Dots) -> Dots {
+        Dots {
+            sy: self.sy + o.sy,
+            ss: self.ss + o.ss,
+            yy: self.yy + o.yy,
+            yhy: self.yhy + o.yhy,
+            sg: self.sg + o.sg,
+        }
+    }
+}
+
+/// [`diff_dots`] over [`SEGMENTS`] fixed segments (those of [`par_lanes`] on the same
+/// length, so each sum has the bits `par_lanes` would give it).
 fn par_diff_dots(
-    threads: usize,
+    par: &Par,
     s: &[Complex32],
     a: &[Complex32],
     b: &[Complex32],
+    h: &[f32],
     out: &mut [Complex32],
-) -> (f64, f64, f64) {
+) -> Dots {
     let sl = segment_len(out.len());
     let parts: Vec<_> = out
         .chunks_mut(sl)
         .enumerate()
         .map(|(i, o)| {
             let r = i * sl..i * sl + o.len();
-            (o, &s[r.clone()], &a[r.clone()], &b[r])
+            (o, &s[r.clone()], &a[r.clone()], &b[r.clone()], &h[r])
         })
         .collect();
-    run_parts(threads, parts, |(o, s, a, b)| diff_dots(s, a, b, o))
-        .iter()
-        .fold((0.0, 0.0, 0.0), |(x, y, z), (u, v, w)| {
-            (x + u, y + v, z + w)
-        })
-}
-
-/// `y = a - b` into `out`, and Re <s, y>, |s|^2, |y|^2 (as [`lanes`]), in one pass.
-fn diff_dots(
-    s: &[Complex32],
-    a: &[Complex32],
-    b: &[Complex32],
-    out: &mut [Complex32],
-) -> (f64, f64, f64) {
-    const L: usize = 8;
-    let n = out.len();
-    let body = n - n % L;
-    let (s, a, b) = (&s[..n], &a[..n], &b[..n]);
-    let (mut sy, mut ss, mut yy) = ([0f64; L], [0f64; L], [0f64; L]);
-    let (ob, ot) = out.split_at_mut(body);
-    for (((o, s), a), b) in ob
-        .chunks_exact_mut(L)
-        .zip(s.chunks_exact(L))
-        .zip(a.chunks_exact(L))
-        .zip(b.chunks_exact(L))
-    {
-        for l in 0..L {
-            let y = a[l] - b[l];
-            o[l] = y;
-            sy[l] += f64::from(re_dot(&s[l], &y));
-            ss[l] += f64::from(s[l].norm_sqr());
-            yy[l] += f64::from(y.norm_sqr());
-        }
-    }
-    let (mut tsy, mut tss, mut tyy) = (0f64, 0f64, 0f64);
-    for (i, o) in ot.iter_mut().enumerate() {
-        let y = a[body + i] - b[body + i];
-        *o = y;
-        tsy += f64::from(re_dot(&s[body + i], &y));
-        tss += f64::from(s[body + i].norm_sqr());
-        tyy += f64::from(y.norm_sqr());
-    }
-    (tree(sy) + tsy, tree(ss) + tss, tree(yy) + tyy)
-}
-
-/// `step = alpha (q + c t)` (`t` the last pair's s, when there is one), `x = base + step`;
-/// returns |step|^2 and |base|^2 (as [`lanes`]). One pass.
-fn step_into(
-    x: &mut [Complex32],
-    step: &mut [Complex32],
-    base: &[Complex32],
-    q: &[Complex32],
-    t: Option<&[Complex32]>,
-    c: f32,
-    alpha: f32,
-) -> (f64, f64) {
-    const L: usize = 8;
-    let n = x.len();
-    let body = n - n % L;
-    let (base, q) = (&base[..n], &q[..n]);
-    let (mut st, mut bs) = ([0f64; L], [0f64; L]);
-    let (mut tst, mut tbs) = (0f64, 0f64);
-    let one = |x: &mut Complex32, step: &mut Complex32, b: Complex32, d: Complex32| {
-        let v = d * alpha;
-        *step = v;
-        *x = b + v;
-        (f64::from(v.norm_sqr()), f64::from(b.norm_sqr()))
+    let zero = Dots {
+        sy: 0.0,
+        ss: 0.0,
+        yy: 0.0,
+        yhy: 0.0,
+        sg: 0.0,
     };
-    let t = t.map(|t| &t[..n]);
-    for i in 0..n {
-        let d = match t {
-            Some(t) => q[i] + t[i] * c,
-            None => q[i],
-        };
-        let (u, v) = one(&mut x[i], &mut step[i], base[i], d);
-        if i < body {
-            st[i % L] += u;
-            bs[i % L] += v;
-        } else {
-            tst += u;
-            tbs += v;
+    par.run(parts, |(o, s, a, b, h)| diff_dots(s, a, b, h, o))
+        .iter()
+        .fold(zero, |acc, d| acc.plus(d))
+}
+
+fast_fn! {
+    /// `y = a - b` into `out`, and Re <s, y>, |s|^2, |y|^2, sum |y|^2 h and Re <s, a> (each
+    /// as [`lanes`]), in one pass.
+    fn diff_dots(
+        s: &[Complex32],
+        a: &[Complex32],
+        b: &[Complex32],
+        h: &[f32],
+        out: &mut [Complex32],
+    ) -> Dots {
+        const L: usize = 8;
+        let n = out.len();
+        let body = n - n % L;
+        let (s, a, b, h) = (&s[..n], &a[..n], &b[..n], &h[..n]);
+        let [mut sy, mut ss, mut yy, mut yhy, mut sg] = [[0f64; L]; 5];
+        let (ob, ot) = out.split_at_mut(body);
+        for ((((o, s), a), b), h) in ob
+            .chunks_exact_mut(L)
+            .zip(s.chunks_exact(L))
+            .zip(a.chunks_exact(L))
+            .zip(b.chunks_exact(L))
+            .zip(h.chunks_exact(L))
+        {
+            for l in 0..L {
+                let y = a[l] - b[l];
+                o[l] = y;
+                sy[l] += f64::from(re_dot(&s[l], &y));
+                ss[l] += f64::from(s[l].norm_sqr());
+                yy[l] += f64::from(y.norm_sqr());
+                yhy[l] += f64::from(y.norm_sqr() * h[l]);
+                sg[l] += f64::from(re_dot(&s[l], &a[l]));
+            }
+        }
+        let [mut tsy, mut tss, mut tyy, mut tyhy, mut tsg] = [0f64; 5];
+        for (i, o) in ot.iter_mut().enumerate() {
+            let k = body + i;
+            let y = a[k] - b[k];
+            *o = y;
+            tsy += f64::from(re_dot(&s[k], &y));
+            tss += f64::from(s[k].norm_sqr());
+            tyy += f64::from(y.norm_sqr());
+            tyhy += f64::from(y.norm_sqr() * h[k]);
+            tsg += f64::from(re_dot(&s[k], &a[k]));
+        }
+        Dots {
+            sy: tree(sy) + tsy,
+            ss: tree(ss) + tss,
+            yy: tree(yy) + tyy,
+            yhy: tree(yhy) + tyhy,
+            sg: tree(sg) + tsg,
         }
     }
-    (tree(st) + tst, tree(bs) + tbs)
+}
+
+fast_fn! {
+    /// `step = alpha (q + c t)` (`t` the last pair's s, when there is one), `x = base + step`;
+    /// returns |step|^2 and |base|^2 (as [`lanes`]). One pass.
+    fn step_into(
+        x: &mut [Complex32],
+        step: &mut [Complex32],
+        base: &[Complex32],
+        q: &[Complex32],
+        t: Option<&[Complex32]>,
+        c: f32,
+        alpha: f32,
+    ) -> (f64, f64) {
+        const L: usize = 8;
+        let n = x.len();
+        let body = n - n % L;
+        let (base, q) = (&base[..n], &q[..n]);
+        let (mut st, mut bs) = ([0f64; L], [0f64; L]);
+        let (mut tst, mut tbs) = (0f64, 0f64);
+        let one = |x: &mut Complex32, step: &mut Complex32, b: Complex32, d: Complex32| {
+            let v = d * alpha;
+            *step = v;
+            *x = b + v;
+            (f64::from(v.norm_sqr()), f64::from(b.norm_sqr()))
+        };
+        let t = t.map(|t| &t[..n]);
+        for i in 0..n {
+            let d = match t {
+                Some(t) => q[i] + t[i] * c,
+                None => q[i],
+            };
+            let (u, v) = one(&mut x[i], &mut step[i], base[i], d);
+            if i < body {
+                st[i % L] += u;
+                bs[i % L] += v;
+            } else {
+                tst += u;
+                tbs += v;
+            }
+        }
+        (tree(st) + tst, tree(bs) + tbs)
+    }
 }
 
 /// The fixed summation tree of eight lanes.
+#[inline(always)]
 fn tree(s: [f64; 8]) -> f64 {
     ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]))
 }
 
-/// `q += k x`, then (optionally) `q *= scale h`, and returns Re <d, q> of the result, summed
-/// as [`lanes`].
-fn axpy_dot(
-    q: &mut [Complex32],
-    x: &[Complex32],
-    k: f32,
-    scale: Option<(&[f32], f32)>,
-    d: &[Complex32],
-) -> f64 {
-    const L: usize = 8;
-    let n = q.len();
-    let body = n - n % L;
-    let (x, d) = (&x[..n], &d[..n]);
-    let mut acc = [0f64; L];
-    let mut tail = 0f64;
-    let (qb, qt) = q.split_at_mut(body);
-    let lanes = qb
-        .chunks_exact_mut(L)
-        .zip(x.chunks_exact(L))
-        .zip(d.chunks_exact(L));
-    match scale {
-        None => {
-            for ((q, x), d) in lanes {
-                for l in 0..L {
-                    q[l] += x[l] * k;
-                    acc[l] += f64::from(re_dot(&d[l], &q[l]));
+fast_fn! {
+    /// `q += k x`, then (optionally) `q *= scale h`, and returns Re <d, q> of the result,
+    /// summed as [`lanes`].
+    fn axpy_dot(
+        q: &mut [Complex32],
+        x: &[Complex32],
+        k: f32,
+        scale: Option<(&[f32], f32)>,
+        d: &[Complex32],
+    ) -> f64 {
+        const L: usize = 8;
+        let n = q.len();
+        let body = n - n % L;
+        let (x, d) = (&x[..n], &d[..n]);
+        let mut acc = [0f64; L];
+        let mut tail = 0f64;
+        let (qb, qt) = q.split_at_mut(body);
+        let lanes = qb
+            .chunks_exact_mut(L)
+            .zip(x.chunks_exact(L))
+            .zip(d.chunks_exact(L));
+        match scale {
+            None => {
+                for ((q, x), d) in lanes {
+                    for l in 0..L {
+                        q[l] += x[l] * k;
+                        acc[l] += f64::from(re_dot(&d[l], &q[l]));
+                    }
+                }
+                for (i, q) in qt.iter_mut().enumerate() {
+                    *q += x[body + i] * k;
+                    tail += f64::from(re_dot(&d[body + i], q));
                 }
             }
-            for (i, q) in qt.iter_mut().enumerate() {
-                *q += x[body + i] * k;
-                tail += f64::from(re_dot(&d[body + i], q));
-            }
-        }
-        Some((h, t)) => {
-            let h = &h[..n];
-            for (((q, x), d), h) in lanes.zip(h.chunks_exact(L)) {
-                for l in 0..L {
-                    q[l] = (q[l] + x[l] * k) * (t * h[l]);
-                    acc[l] += f64::from(re_dot(&d[l], &q[l]));
+            Some((h, t)) => {
+                let h = &h[..n];
+                for (((q, x), d), h) in lanes.zip(h.chunks_exact(L)) {
+                    for l in 0..L {
+                        q[l] = (q[l] + x[l] * k) * (t * h[l]);
+                        acc[l] += f64::from(re_dot(&d[l], &q[l]));
+                    }
+                }
+                for (i, q) in qt.iter_mut().enumerate() {
+                    *q = (*q + x[body + i] * k) * (t * h[body + i]);
+                    tail += f64::from(re_dot(&d[body + i], q));
                 }
             }
-            for (i, q) in qt.iter_mut().enumerate() {
-                *q = (*q + x[body + i] * k) * (t * h[body + i]);
-                tail += f64::from(re_dot(&d[body + i], q));
-            }
         }
+        tree(acc) + tail
     }
-    tree(acc) + tail
 }
 
 /// `sum term(a_i, b_i)` in f64 over eight fixed lanes, then a fixed tree.
+#[inline(always)]
 fn lanes<A, B>(a: &[A], b: &[B], term: impl Fn(&A, &B) -> f32) -> f64 {
     lanes2(a, b, |a, b| (term(a, b), 0.0)).0
 }
 
 /// Two sums at once, as [`lanes`] (one pass over the data).
+#[inline(always)]
 fn lanes2<A, B>(a: &[A], b: &[B], term: impl Fn(&A, &B) -> (f32, f32)) -> (f64, f64) {
     const L: usize = 8;
     let (mut x, mut y) = ([0f64; L], [0f64; L]);
@@ -1090,6 +1329,7 @@ struct GradHooks<'a> {
 }
 
 impl Hooks for GradHooks<'_> {
+    #[inline(always)]
     fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
         crate::solver::exit_wave_rows(
             self.object,
@@ -1102,6 +1342,7 @@ impl Hooks for GradHooks<'_> {
         );
     }
 
+    #[inline(always)]
     fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {
         let amps = &self.amps[k0 * self.n..][..rows.len()];
         let resid = &mut self.resid[..rows.len()];
@@ -1157,6 +1398,7 @@ impl Hooks for GradHooks<'_> {
         self.ef += lane_sum_sq(resid);
     }
 
+    #[inline(always)]
     fn drain(&mut self, r0: usize, rows: &mut [Complex32]) {
         let n = self.n;
         for (i, row) in rows.chunks_exact(n).enumerate() {

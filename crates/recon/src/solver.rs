@@ -7,6 +7,7 @@ use crate::data::{Dataset, Prepared, Rounding};
 use crate::fft::{Fft2, FftPath, Hooks};
 use crate::ml::{MlEngine, MlReport};
 use crate::rng::Rng;
+use crate::simd::fast_fn;
 use ndarray::Array2;
 use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
@@ -409,8 +410,7 @@ impl Engine {
             resid: &mut self.resid,
             loss: 0.0,
         };
-        self.fft
-            .round_trip(&mut self.bufs[0], &mut self.spec, &mut hooks);
+        single_trip(&mut self.fft, &mut self.bufs[0], &mut self.spec, &mut hooks);
         hooks.loss
     }
 
@@ -450,8 +450,7 @@ impl Engine {
                 resid: &mut self.resid,
                 loss: 0.0,
             };
-            self.fft
-                .round_trip(&mut self.bufs[m], &mut self.spec, &mut hooks);
+            group_trip(&mut self.fft, &mut self.bufs[m], &mut self.spec, &mut hooks);
             // E_F counts every position once per epoch: its own (anchor) evaluation.
             if m == 0 {
                 loss = hooks.loss;
@@ -574,7 +573,7 @@ struct SingleHooks<'a> {
 
 /// The exit wave `P * O_patch` for the rows from `r0` on, the patch's top-left at `at` in an
 /// object `stride` wide: the first FFT's input, shared by the engines' hooks.
-#[inline]
+#[inline(always)]
 pub(crate) fn exit_wave_rows(
     object: &[Complex32],
     probe: &[Complex32],
@@ -593,7 +592,32 @@ pub(crate) fn exit_wave_rows(
     }
 }
 
+fast_fn! {
+    /// One position's round trip, fixed probe (the hot loop of ePIE and rPIE).
+    fn single_trip(
+        fft: &mut Fft2,
+        buf: &mut [Complex32],
+        spec: &mut [Complex32],
+        hooks: &mut SingleHooks<'_>,
+    ) {
+        fft.round_trip(buf, spec, hooks)
+    }
+}
+
+fast_fn! {
+    /// One group member's round trip.
+    fn group_trip(
+        fft: &mut Fft2,
+        buf: &mut [Complex32],
+        spec: &mut [Complex32],
+        hooks: &mut GroupHooks<'_>,
+    ) {
+        fft.round_trip(buf, spec, hooks)
+    }
+}
+
 impl Hooks for SingleHooks<'_> {
+    #[inline(always)]
     fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
         exit_wave_rows(
             self.object,
@@ -606,11 +630,13 @@ impl Hooks for SingleHooks<'_> {
         );
     }
 
+    #[inline(always)]
     fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {
         let amps = &self.amps[k0 * self.n..][..rows.len()];
         self.loss += project(rows, amps, self.n_eps, &mut self.resid[..rows.len()]);
     }
 
+    #[inline(always)]
     fn drain(&mut self, r0: usize, rows: &mut [Complex32]) {
         let n = self.n;
         for (i, row) in rows.chunks_exact(n).enumerate() {
@@ -641,6 +667,7 @@ struct GroupHooks<'a> {
 }
 
 impl Hooks for GroupHooks<'_> {
+    #[inline(always)]
     fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
         let n = self.n;
         for (i, row) in rows.chunks_exact_mut(n).enumerate() {
@@ -653,11 +680,13 @@ impl Hooks for GroupHooks<'_> {
         }
     }
 
+    #[inline(always)]
     fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {
         let amps = &self.amps[k0 * self.n..][..rows.len()];
         self.loss += project(rows, amps, self.n_eps, &mut self.resid[..rows.len()]);
     }
 
+    #[inline(always)]
     fn drain(&mut self, r0: usize, rows: &mut [Complex32]) {
         let at = r0 * self.n;
         let (p, o) = (
@@ -677,6 +706,7 @@ impl Hooks for GroupHooks<'_> {
 /// returns `sum (|spec| - N a)^2` = N^2 `sum (|Psi| - a)^2`. The modulus is
 /// `sqrt(norm_sqr)`, never `hypot`. The residuals go through `resid` so that the projection
 /// loop has no reduction (it vectorises) and the sum runs on eight fixed lanes.
+#[inline(always)]
 fn project(spec: &mut [Complex32], amps_n: &[f32], n_eps: f32, resid: &mut [f32]) -> f64 {
     for ((f, &a), r) in spec.iter_mut().zip(amps_n).zip(resid.iter_mut()) {
         let m = (f.re * f.re + f.im * f.im).sqrt();
@@ -688,6 +718,7 @@ fn project(spec: &mut [Complex32], amps_n: &[f32], n_eps: f32, resid: &mut [f32]
 }
 
 /// `sum x^2` over eight fixed lanes, then a fixed tree: the same bits on every machine.
+#[inline(always)]
 pub(crate) fn lane_sum_sq(x: &[f32]) -> f64 {
     const L: usize = 8;
     let mut acc = [0f32; L];

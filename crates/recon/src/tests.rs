@@ -500,6 +500,45 @@ fn ml_beats_epie_on_poisson_counts() {
     );
 }
 
+/// Every value of a reconstruction's object and probe, as bits.
+fn bits(r: &Reconstruction) -> Vec<u32> {
+    r.object
+        .iter()
+        .chain(r.probe.iter())
+        .flat_map(|v| [v.re.to_bits(), v.im.to_bits()])
+        .collect()
+}
+
+#[test]
+fn every_engine_gives_the_same_bits_with_and_without_avx2() {
+    let (data, _) = scene();
+    let data = noisy(&data, 0.1, 3);
+    for (algorithm, refine_probe) in [
+        (Algorithm::Ml, false),
+        (Algorithm::Ml, true),
+        (Algorithm::Epie, false),
+        (Algorithm::Rpie, true),
+    ] {
+        let s = Settings {
+            epochs: 6,
+            smoothness: 1.0,
+            refine_probe,
+            ..settings(algorithm, 1.0)
+        };
+        // One thread: the switch is per thread.
+        let run = |portable| {
+            crate::simd::with_portable(portable, || {
+                reconstruct_threads(&data, &s, 1, &mut |_, _| ControlFlow::Continue(())).unwrap()
+            })
+        };
+        let (fast, portable) = (run(false), run(true));
+        let what = format!("{algorithm:?}, refine {refine_probe}");
+        assert_eq!(fast.loss_history, portable.loss_history, "{what}");
+        assert_eq!(fast.ml, portable.ml, "{what}");
+        assert_eq!(bits(&fast), bits(&portable), "{what}");
+    }
+}
+
 #[test]
 fn ml_is_bit_identical_for_any_thread_count_and_stops_on_its_tolerance() {
     let (data, _) = scene();
@@ -510,21 +549,26 @@ fn ml_is_bit_identical_for_any_thread_count_and_stops_on_its_tolerance() {
         refine_probe: true,
         ..settings(Algorithm::Ml, 1.0)
     };
-    let run = |threads| {
-        reconstruct_threads(&data, &s, threads, &mut |_, _| ControlFlow::Continue(())).unwrap()
-    };
-    let one = run(1);
-    for threads in [2, 3, 4] {
-        let other = run(threads);
-        assert_eq!(one.loss_history, other.loss_history, "{threads} threads");
-        let bits = |r: &Reconstruction| -> Vec<u32> {
-            r.object
-                .iter()
-                .chain(r.probe.iter())
-                .flat_map(|v| [v.re.to_bits(), v.im.to_bits()])
-                .collect()
+    // The probe refined and fixed (the fixed probe takes the recursion's first sums from the
+    // pass that made the pair).
+    for s in [
+        s.clone(),
+        Settings {
+            refine_probe: false,
+            ..s.clone()
+        },
+    ] {
+        let run = |threads| {
+            reconstruct_threads(&data, &s, threads, &mut |_, _| ControlFlow::Continue(())).unwrap()
         };
-        assert_eq!(bits(&one), bits(&other), "{threads} threads");
+        let one = run(1);
+        for threads in [2, 3, 4] {
+            let other = run(threads);
+            let what = format!("{threads} threads, refine {}", s.refine_probe);
+            assert_eq!(one.loss_history, other.loss_history, "{what}");
+            assert_eq!(one.ml, other.ml, "{what}");
+            assert_eq!(bits(&one), bits(&other), "{what}");
+        }
     }
     let loose = Settings {
         epochs: 200,
