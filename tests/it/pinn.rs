@@ -376,49 +376,236 @@ fn pinn_jobs_train_for_the_pinn_epochs() {
     assert_eq!(epochs("native", &["--epochs", "2"]), 2);
 }
 
-/// A PyTorch bundle (Lightning weights, `model.pth`) cannot go through the TensorFlow inference
-/// API the adapter uses: the training result stands and `scoring_error` says why, in the
-/// adapter's own words (found running the PyTorch path: the adapter died in a traceback).
-#[test]
-fn a_pytorch_bundle_is_trained_but_its_scoring_error_says_why() {
-    python_numpy("", &[] as &[&str]);
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    write_tree(root, &["dense"]);
-    let trainer = root.join("ptycho_train");
+/// A stand-in for PtychoPINN's PyTorch side on PYTHONPATH, for `python3` with NumPy only:
+/// `torch` (NumPy arrays for tensors), `ptycho.workflows.components.load_data` (one group seeded
+/// at every position: itself and its nearest neighbours, `X_full` a scaled copy of the
+/// diffraction) and `ptycho_torch.workflows.components.load_inference_bundle_torch`, whose
+/// model checks that `forward_predict` gets what PtychoPINN's trainer fed it (`X_full` channel
+/// first, `coords_relative` as (B, C, 1, 2), the probe as (B, C, 1, N, N), an input scale
+/// of one) and returns, per channel, the true object at that channel's position (NaN when
+/// `$FAKE_TORCH_NAN` is set: diverged weights).
+fn write_stand_in_ptycho_torch(dir: &Path) {
+    let files: [(&str, &str); 7] = [
+        (
+            "torch/__init__.py",
+            r#"import contextlib, numpy as np
+float32 = np.float32
+def from_numpy(a): return a
+def ones(shape, dtype=None): return np.ones(shape, dtype)
+def no_grad(): return contextlib.nullcontext()
+def manual_seed(seed): pass
+"#,
+        ),
+        ("ptycho/__init__.py", ""),
+        ("ptycho/workflows/__init__.py", ""),
+        (
+            "ptycho/workflows/components.py",
+            r#"import numpy as np
+GROUPED = []  # (X_full, true patches) of each split, in the order the adapter asks
+class Raw:
+    def __init__(self, path):
+        d = np.load(path)
+        self.xcoords, self.ycoords = d["xcoords"], d["ycoords"]
+        self.diff3d, self.probeGuess = d["diffraction"], d["probeGuess"]
+        self.objectGuess = d["objectGuess"]
+    def generate_grouped_data(self, N, K=4, nsamples=1, gridsize=1, seed=None, **kw):
+        count, c = len(self.xcoords), gridsize ** 2
+        assert nsamples == count and N == self.diff3d.shape[-1], (nsamples, count, N)
+        pts = np.stack([self.xcoords, self.ycoords], 1)
+        nn = np.array([np.argsort(((pts - p) ** 2).sum(1), kind="stable")[:c] for p in pts])
+        coords_nn = np.transpose(np.array([self.xcoords[nn], self.ycoords[nn]]), [1, 0, 2])[:, None]
+        offsets = coords_nn.mean(axis=3, keepdims=True)
+        x_full = (3.0 * np.transpose(self.diff3d[nn], [0, 2, 3, 1])).astype(np.float32)
+        big = np.pad(self.objectGuess, N, constant_values=1)
+        def patch(x, y):
+            t, l = int(np.round(y - N / 2)) + N, int(np.round(x - N / 2)) + N
+            return big[t:t + N, l:l + N]
+        truth = np.array([[patch(self.xcoords[j], self.ycoords[j]) for j in g] for g in nn])
+        GROUPED.append((x_full, truth.astype(np.complex64)))
+        return {"X_full": x_full, "coords_nn": coords_nn, "coords_offsets": offsets,
+                "coords_relative": -(coords_nn - offsets), "nn_indices": nn}
+def load_data(path, **kw):
+    return Raw(path)
+"#,
+        ),
+        ("ptycho_torch/__init__.py", ""),
+        ("ptycho_torch/workflows/__init__.py", ""),
+        (
+            "ptycho_torch/workflows/components.py",
+            r#"import json, os, zipfile, numpy as np
+from ptycho.workflows import components as tf_side
+class Tensor:
+    def __init__(self, a): self.a = a
+    def detach(self): return self
+    def cpu(self): return self
+    def numpy(self): return self.a
+class Config:
+    def __init__(self, **kw): self.__dict__.update(kw)
+class Model:
+    def __init__(self, n, c):
+        self.data_config = Config(N=n, C=c)
+        self.model_config = Config(mode="Unsupervised", object_big=True)
+        self.served, self.evaluating, self.n, self.c = 0, False, n, c
+    def to(self, device):
+        assert device == "cpu", device
+        return self
+    def eval(self):
+        self.evaluating = True
+        return self
+    def forward_predict(self, x, positions, probe, input_scale_factor):
+        assert self.evaluating, "forward_predict before eval()"
+        x_full, truth = tf_side.GROUPED[0]
+        b, s, n, c = x.shape[0], self.served, self.n, self.c
+        assert x.dtype == np.float32 and np.array_equal(x, x_full.transpose(0, 3, 1, 2)[s:s + b]), \
+            "x is not X_full, channel first"
+        assert positions.shape == (b, c, 1, 2), positions.shape
+        assert probe.shape == (b, c, 1, n, n) and probe.dtype == np.complex64, probe.shape
+        assert input_scale_factor.shape == (b, 1, 1, 1) and np.all(input_scale_factor == 1)
+        self.served += b
+        if self.served == len(x_full):
+            tf_side.GROUPED.pop(0)
+            self.served = 0
+        out = truth[s:s + b].copy()
+        if os.environ.get("FAKE_TORCH_NAN"):
+            out[:] = np.nan
+        return Tensor(out)
+def load_inference_bundle_torch(bundle_dir, model_name="diffraction_to_obj"):
+    with zipfile.ZipFile(os.path.join(bundle_dir, "wts.h5.zip")) as z:
+        cfg = json.loads(z.read("diffraction_to_obj/params.json"))
+    return {"diffraction_to_obj": Model(cfg["N"], cfg["C"])}, {"N": cfg["N"], "intensity_scale": 1.0}
+"#,
+        ),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// A stand-in PyTorch trainer: writes a bundle shaped like PtychoPINN's (`model.pth` inside),
+/// with the patch size of its data and the channels of its gridsize.
+fn write_fake_pytorch_trainer(path: &Path) {
     std::fs::write(
-        &trainer,
+        path,
         r#"#!/bin/sh
-while [ $# -gt 0 ]; do case "$1" in --output_dir) out="$2";; esac; shift 2; done
+while [ $# -gt 0 ]; do
+  case "$1" in --output_dir) out="$2";; --train_data_file) train="$2";; --gridsize) g="$2";; esac
+  shift 2
+done
 echo "Epoch 1/1"; echo "loss: 0.5"
-exec python3 -c 'import sys, zipfile
+if [ -n "$FAKE_TORCH_DIVERGE" ]; then
+  mkdir -p "$out/lightning_logs/version_0"
+  printf 'epoch,poisson_train_loss_step,poisson_val_loss,step\n0,inf,,0\n0,,nan,1\n' \
+    > "$out/lightning_logs/version_0/metrics.csv"
+fi
+exec python3 -c 'import json, sys, zipfile, numpy as np
+n = int(np.load(sys.argv[2])["diffraction"].shape[-1])
 with zipfile.ZipFile(sys.argv[1], "w") as z:
-    z.writestr("diffraction_to_obj/model.pth", b"weights")' "$out/wts.h5.zip"
+    z.writestr("diffraction_to_obj/model.pth", b"weights")
+    z.writestr("diffraction_to_obj/params.json", json.dumps({"N": n, "C": int(sys.argv[3]) ** 2}))' "$out/wts.h5.zip" "$train" "$g"
 "#,
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&trainer, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let output = train_in(root, "artifacts")
-        .args([
-            "--dose",
-            "1e3",
-            "--view",
-            "baseline",
-            "--backend",
-            "pytorch",
-        ])
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Regression (issue 11): PyTorch jobs trained but were never scored (the adapter loaded
+/// TensorFlow bundles only). A PyTorch bundle now goes through PtychoPINN's PyTorch inference
+/// API (the stand-in of `write_stand_in_ptycho_torch`) with the trainer's input scaling, and its
+/// per-position patches through the same stitching and scoring as TensorFlow's: a model that
+/// returns the truth scores as the truth, at gridsize 1 and 2.
+#[test]
+fn a_pytorch_bundle_is_scored_through_ptycho_torch() {
+    python_numpy("", &[] as &[&str]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_fake_pytorch_trainer(&root.join("ptycho_train"));
+    write_stand_in_ptycho_torch(&root.join("fakepy"));
+    let train = |artifacts: &str, nan: bool| {
+        let mut cmd = train_in(root, artifacts);
+        cmd.args(["--dose", "1e3", "--backend", "pytorch"])
+            .args(["--trainer", "./ptycho_train"])
+            .env("PTYCHO_PYTHON", "python3")
+            .env("PYTHONPATH", root.join("fakepy"));
+        if nan {
+            cmd.env("FAKE_TORCH_NAN", "1");
+        }
+        let output = cmd.output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        read_json(&root.join(artifacts).join("training_manifest.json"))
+    };
+    let manifest = train("artifacts", false);
+    let jobs = manifest["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2);
+    for job in jobs {
+        let r = &job["result"];
+        let job_dir = root.join(job["artifact_dir"].as_str().unwrap());
+        let log = std::fs::read_to_string(job_dir.join("train.log")).unwrap();
+        assert_eq!(r["status"], "success", "{r}");
+        assert!(r.get("scoring_error").is_none(), "{r}\n{log}");
+        assert_eq!(r["reconstruction_path"], "pinn_reconstruction.npz");
+        for split in ["train", "test"] {
+            let m = &r["metrics"][split];
+            assert!(m["fienup_nrmse"].as_f64().unwrap() < 1e-5, "{m}");
+            assert!(m["fienup_nrmse_initial"].as_f64().unwrap() > 0.0, "{m}");
+        }
+        let c = if job["gridsize"] == 2 { 4 } else { 1 };
+        for needle in [
+            "pinn_adapter: PyTorch bundle: N=8, C=".to_string(),
+            format!("8 positions, 8 groups of {c}, {} patches (8, 8)", 8 * c),
+            "Scored both splits against objectGuess.".to_string(),
+        ] {
+            assert!(log.contains(&needle), "{needle} not in:\n{log}");
+        }
+    }
+    // The same checks the native and TensorFlow reconstructions pass: complex64, the shape of
+    // each split's objectGuess.
+    let recon = root.join("artifacts/dose_1000/dense/gs2/pinn_reconstruction.npz");
+    let shapes = python_numpy(
+        "import sys, numpy as np\nd = np.load(sys.argv[1])\n\
+         print(sorted(d.files), d['train_object'].dtype, d['train_object'].shape, d['test_object'].shape)",
+        &[&recon],
+    );
+    assert_eq!(
+        shapes.trim(),
+        "['test_object', 'train_object'] complex64 (40, 40) (40, 40)"
+    );
+    // Diverged weights: the training result stands, scoring_error says why.
+    let manifest = train("nan", true);
+    for job in manifest["jobs"].as_array().unwrap() {
+        let r = &job["result"];
+        assert_eq!(r["status"], "success", "{r}");
+        assert!(r.get("metrics").is_none(), "{r}");
+        let error = r["scoring_error"].as_str().unwrap();
+        assert!(
+            error.contains("the model returned non-finite patches (")
+                && error.contains("the trained weights are not finite"),
+            "{error}"
+        );
+    }
+    // A training loss of inf in Lightning's log (what the pinned trainer did at gridsize 2,
+    // dose 1e5) fails the job, unscored, though the trainer exited 0.
+    let output = train_in(root, "diverged")
+        .args(["--dose", "1e3", "--backend", "pytorch"])
         .args(["--trainer", "./ptycho_train"])
         .env("PTYCHO_PYTHON", "python3")
+        .env("PYTHONPATH", root.join("fakepy"))
+        .env("FAKE_TORCH_DIVERGE", "1")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let manifest = read_json(&root.join("artifacts/training_manifest.json"));
-    let r = &manifest["jobs"][0]["result"];
-    assert_eq!(r["status"], "success", "{r}");
-    let error = r["scoring_error"].as_str().unwrap();
-    assert!(
-        error.contains("its last output line: `pinn_adapter: wts.h5.zip is a PyTorch bundle"),
-        "{error}"
-    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let manifest = read_json(&root.join("diverged/training_manifest.json"));
+    for job in manifest["jobs"].as_array().unwrap() {
+        let r = &job["result"];
+        assert_eq!(r["status"], "failed", "{r}");
+        assert!(r.get("metrics").is_none(), "{r}");
+        let error = r["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("diverged at epoch 1: ") && error.contains("metrics.csv"),
+            "{error}"
+        );
+    }
 }

@@ -7,6 +7,13 @@ of its code. Output: one NPZ with `train_object` and `test_object` (complex64, t
 split's objectGuess), written atomically. Patch placement follows the native solver's rule:
 top-left corner round(c - N/2), ties to even; patches are averaged with the probe's |P|^2 as
 weight, and pixels no patch reaches are 1 (the native solver's flat start).
+
+Both backends' bundles are read: a TensorFlow bundle through `ptycho.workflows.components.
+load_inference_bundle` (Keras `diffraction_to_obj`, one patch per group at the group's centre);
+a PyTorch bundle (Lightning weights, `diffraction_to_obj/model.pth`) through
+`ptycho_torch.workflows.components.load_inference_bundle_torch` and the Lightning module's
+`forward_predict` (one patch per position of each group, at that position). Either way the
+patches go through the same `stitch`, so both backends are scored alike.
 """
 
 import argparse
@@ -90,24 +97,145 @@ def reconstruct(model, cfg, path, args):
     return stitch(patches, xs, ys, probe, truth_shape)
 
 
-def main():
-    args = parse_args()
-    import zipfile
-    bundle = os.path.join(args.bundle_dir, "wts.h5.zip")
+def torch_group_inputs(dset, probe_guess, n, channels):
+    """The inputs PtychoPINN's PyTorch trainer fed the model, for one split's groups (NumPy).
+
+    Its Lightning dataset (ptycho_torch.workflows.components._build_lightning_dataloaders) takes
+    the container's X, which is `X_full` of RawData.generate_grouped_data (amplitudes normalised
+    by ptycho.raw_data.normalize_data: mean sum of squares (N/2)^2), channel-last -> channel-
+    first; `coords_relative` (B, 1, 2, C) -> (B, C, 1, 2); the probe as (C, 1, N, N) per sample;
+    and an input scale of 1 (the container has no rms_scaling_constant). That is also what
+    ptycho_torch.inference feeds it (raw diffraction times _training_normalization_scale, the
+    same normalisation). A learned or parity scale is applied inside the model.
+    """
+    import numpy as np
+
+    x = np.ascontiguousarray(np.asarray(dset["X_full"], dtype=np.float32).transpose(0, 3, 1, 2))
+    positions = np.asarray(dset["coords_relative"], dtype=np.float32).transpose(0, 3, 1, 2)
+    positions = np.ascontiguousarray(positions)
+    if x.shape[1] != channels or x.shape[2:] != (n, n):
+        sys.exit(f"pinn_adapter: grouped diffraction {x.shape} does not match the bundle's "
+                 f"model ({channels} channels of {n}x{n})")
+    probe = np.asarray(probe_guess, dtype=np.complex64).reshape(1, 1, n, n)
+    return x, positions, np.ascontiguousarray(np.broadcast_to(probe, (channels, 1, n, n)))
+
+
+def torch_reconstruct(model, n, path, args):
+    """One split through the PyTorch model: (B * C, N, N) patches, each at its own position."""
+    import numpy as np
+    import torch
+    from ptycho.workflows.components import load_data
+
+    raw = load_data(path)
+    count = len(raw.xcoords)
+    channels = args.gridsize ** 2
+    # One group seeded at every position, as the TensorFlow path (and training with this
+    # toolkit's --n_groups) does.
+    dset = raw.generate_grouped_data(
+        n, K=args.neighbor_count, nsamples=count, gridsize=args.gridsize, seed=args.seed
+    )
+    x, positions, probe = torch_group_inputs(dset, raw.probeGuess, n, channels)
+    groups = x.shape[0]
+    batch = 16  # the trainer's batch size
+    out = []
+    with torch.no_grad():
+        for start in range(0, groups, batch):
+            b = len(x[start:start + batch])
+            pred = model.forward_predict(
+                torch.from_numpy(x[start:start + batch]),
+                torch.from_numpy(positions[start:start + batch]),
+                torch.from_numpy(np.ascontiguousarray(np.broadcast_to(probe, (b,) + probe.shape))),
+                torch.ones((b, 1, 1, 1), dtype=torch.float32),
+            )
+            out.append(np.asarray(pred.detach().cpu().numpy()))
+    patches = np.concatenate(out) if out else np.zeros((0, channels, n, n), np.complex64)
+    if patches.shape != (groups, channels, n, n) or not np.iscomplexobj(patches):
+        sys.exit(f"pinn_adapter: the model returned {patches.shape} ({patches.dtype}) for "
+                 f"{groups} groups of {channels} (expected complex ({groups}, {channels}, {n}, "
+                 f"{n}))")
+    bad = int(np.count_nonzero(~np.isfinite(patches).all(axis=(2, 3))))
+    if bad:
+        sys.exit(f"pinn_adapter: {os.path.basename(path)}: the model returned non-finite patches "
+                 f"({bad} of {groups * channels}): the trained weights are not "
+                 "finite (a training loss of inf or nan in lightning_logs/*/metrics.csv says "
+                 "the training diverged)")
+    # Channel c of a group is the object at that group's c-th position (PtychoPINN's
+    # reassembly shifts it by the position minus the group's centre), so each patch is placed
+    # at its own position; positions in several groups are averaged by stitch().
+    coords = np.asarray(dset["coords_nn"], dtype=np.float64)  # (B, 1, 2, C)
+    xs = coords[:, 0, 0, :].reshape(-1)
+    ys = coords[:, 0, 1, :].reshape(-1)
+    patches = patches.reshape(groups * channels, n, n)
+    with np.load(path) as data:
+        truth_shape = data["objectGuess"].shape
+        probe_guess = data["probeGuess"]
+    amp = np.abs(patches)
+    phase = np.angle(patches)
+    print(f"pinn_adapter: {os.path.basename(path)}: {count} positions, {groups} groups of "
+          f"{channels}, {patches.shape[0]} patches {patches.shape[1:]} -> object {truth_shape}; "
+          f"patch |O| mean {amp.mean():.4g} (spread over patches {amp.mean(axis=(1, 2)).std():.3g}), "
+          f"phase std {phase.std():.3g}", flush=True)
+    return stitch(patches, xs, ys, probe_guess, truth_shape)
+
+
+def torch_objects(args):
+    """Both splits' objects from a PyTorch bundle, through PtychoPINN's PyTorch inference API."""
     try:
-        with zipfile.ZipFile(bundle) as z:
-            names = z.namelist()
-    except (OSError, zipfile.BadZipFile) as e:
-        sys.exit(f"pinn_adapter: cannot read the bundle {bundle} as a zip archive: {e}")
-    if any(name.endswith(".pth") for name in names):
-        # PyTorch bundles hold Lightning weights (model.pth), which PtychoPINN's TensorFlow
-        # inference API cannot load; its PyTorch inference path needs its own scaling
-        # contract and reassembly, which this adapter does not drive yet.
+        import numpy as np
+        import torch
+        import ptycho_torch  # noqa: F401
+    except ImportError as e:
         sys.exit(
-            "pinn_adapter: wts.h5.zip is a PyTorch bundle (model.pth inside); this adapter "
-            "reconstructs TensorFlow bundles only, so the PyTorch job is trained but not "
-            "scored (train with --backend tensorflow to score PtychoPINN)"
+            f"pinn_adapter: wts.h5.zip is a PyTorch bundle, and {sys.executable} cannot import "
+            f"PtychoPINN's PyTorch backend: {e}; point $PTYCHO_PYTHON at the interpreter of "
+            "its PyTorch environment (scripts/setup-ptychopinn-venv.sh --torch)"
         )
+    from ptycho_torch.workflows.components import load_inference_bundle_torch
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    models, params_dict = load_inference_bundle_torch(args.bundle_dir)
+    model = models["diffraction_to_obj"]
+    if not hasattr(model, "forward_predict"):
+        sys.exit(f"pinn_adapter: the PyTorch bundle's diffraction_to_obj is a "
+                 f"{type(model).__name__}, not a trained Lightning module")
+    model.to("cpu")
+    model.eval()
+    model_config = getattr(model, "model_config", None)
+    data_config = getattr(model, "data_config", None)
+    try:
+        from ptycho_torch.scaling_contract import (
+            CI_SCALE_CONTRACT, ci_scaling_active, resolve_scale_contract)
+    except ImportError:
+        pass
+    else:
+        if model_config is not None and ci_scaling_active(model_config):
+            profile = resolve_scale_contract(
+                getattr(data_config, "scale_contract_version", None),
+                getattr(data_config, "measurement_domain", None),
+            )
+            if profile.version == CI_SCALE_CONTRACT:
+                sys.exit("pinn_adapter: the bundle was trained with the ci_intensity_v2 scale "
+                         "contract, whose patches PtychoPINN defines only through its own "
+                         "barycentric VarPro reassembly; this adapter scores legacy-scaled "
+                         "bundles only")
+    n = int(getattr(data_config, "N", 0) or params_dict.get("N"))
+    channels = int(getattr(data_config, "C", args.gridsize ** 2))
+    if channels != args.gridsize ** 2:
+        sys.exit(f"pinn_adapter: the bundle's model takes {channels} channels per group, not "
+                 f"gridsize {args.gridsize}'s {args.gridsize ** 2}")
+    print(f"pinn_adapter: PyTorch bundle: N={n}, C={channels}, "
+          f"mode={getattr(model_config, 'mode', '?')}, "
+          f"object_big={getattr(model_config, 'object_big', '?')}, "
+          f"intensity_scale={params_dict.get('intensity_scale')}", flush=True)
+    return {
+        f"{split}_object": torch_reconstruct(model, n, path, args)
+        for split, path in (("train", args.train), ("test", args.test))
+    }
+
+
+def tf_objects(args):
+    """Both splits' objects from a TensorFlow bundle, through PtychoPINN's inference API."""
     try:
         import numpy as np
         import ptycho  # noqa: F401
@@ -125,11 +253,30 @@ def main():
     model, cfg = load_inference_bundle(args.bundle_dir)
     from ptycho import params
     params.cfg["gridsize"] = args.gridsize
-    objects = {}
-    for split, path in (("train", args.train), ("test", args.test)):
-        objects[f"{split}_object"] = reconstruct(model, cfg, path, args)
-        if not np.all(np.isfinite(objects[f"{split}_object"])):
-            sys.exit(f"pinn_adapter: the {split} reconstruction holds non-finite values")
+    return {
+        f"{split}_object": reconstruct(model, cfg, path, args)
+        for split, path in (("train", args.train), ("test", args.test))
+    }
+
+
+def main():
+    args = parse_args()
+    import zipfile
+    bundle = os.path.join(args.bundle_dir, "wts.h5.zip")
+    try:
+        with zipfile.ZipFile(bundle) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile) as e:
+        sys.exit(f"pinn_adapter: cannot read the bundle {bundle} as a zip archive: {e}")
+    # A PyTorch bundle holds Lightning weights (diffraction_to_obj/model.pth); PtychoPINN's
+    # TensorFlow inference API cannot load them.
+    pytorch = any(name.endswith(".pth") for name in names)
+    objects = torch_objects(args) if pytorch else tf_objects(args)
+    import numpy as np
+    for key, obj in objects.items():
+        if not np.all(np.isfinite(obj)):
+            sys.exit(f"pinn_adapter: the {key.split('_')[0]} reconstruction holds non-finite "
+                     "values")
     tmp = args.out + ".tmp.npz"
     np.savez(tmp, **objects)
     os.replace(tmp, args.out)
