@@ -208,9 +208,20 @@ pub fn prepare(config: &TrainingConfig) -> Result<TrainingConfig, BackendError> 
     Ok(abs)
 }
 
-/// The last training loss and the epochs trained, from PyTorch Lightning's CSV log
-/// (`<output_dir>/lightning_logs/version_<highest>/metrics.csv`).
-pub fn lightning_metrics(output_dir: &Path) -> Option<(Option<f64>, u32)> {
+/// What PyTorch Lightning's CSV log says about a training run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LightningLog {
+    /// The last finite training loss.
+    pub final_loss: Option<f64>,
+    /// Epochs trained.
+    pub epochs: u32,
+    /// The first epoch (1-based) whose training loss is `inf` or `nan`: the training
+    /// diverged there.
+    pub diverged_at: Option<u32>,
+}
+
+/// [`LightningLog`] of `<output_dir>/lightning_logs/version_<highest>/metrics.csv`.
+pub fn lightning_metrics(output_dir: &Path) -> Option<LightningLog> {
     let logs = output_dir.join("lightning_logs");
     let version = std::fs::read_dir(&logs)
         .ok()?
@@ -226,8 +237,9 @@ pub fn lightning_metrics(output_dir: &Path) -> Option<(Option<f64>, u32)> {
 }
 
 /// [`lightning_metrics`] on the CSV text: the loss column is `train_loss_epoch`, else
-/// `train_loss`, else the first `*loss_epoch` that is not a validation loss.
-pub fn parse_lightning_csv(text: &str) -> Option<(Option<f64>, u32)> {
+/// `train_loss`, else the first `*loss_epoch` that is not a validation loss; divergence is a
+/// non-finite value in any training-loss column (per step or per epoch).
+pub fn parse_lightning_csv(text: &str) -> Option<LightningLog> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next()?.split(',').map(str::trim).collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
@@ -239,12 +251,30 @@ pub fn parse_lightning_csv(text: &str) -> Option<(Option<f64>, u32)> {
                 .iter()
                 .position(|h| h.ends_with("loss_epoch") && !h.starts_with("val"))
         });
-    let (mut last_loss, mut max_epoch) = (None, None::<u32>);
+    let train_loss_cols: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.contains("loss") && !h.starts_with("val"))
+        .map(|(i, _)| i)
+        .collect();
+    let (mut last_loss, mut max_epoch, mut diverged_at) = (None, None::<u32>, None);
     for line in lines {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        if let Some(e) = cells.get(epoch_col).and_then(|c| c.parse::<f64>().ok()) {
-            let e = e as u32;
+        let epoch = cells
+            .get(epoch_col)
+            .and_then(|c| c.parse::<f64>().ok())
+            .map(|e| e as u32);
+        if let Some(e) = epoch {
             max_epoch = Some(max_epoch.map_or(e, |m| m.max(e)));
+        }
+        let non_finite = train_loss_cols.iter().any(|&c| {
+            cells
+                .get(c)
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|v| !v.is_finite())
+        });
+        if non_finite && diverged_at.is_none() {
+            diverged_at = Some(epoch.unwrap_or(0) + 1);
         }
         if let Some(v) = loss_col
             .and_then(|c| cells.get(c))
@@ -254,7 +284,11 @@ pub fn parse_lightning_csv(text: &str) -> Option<(Option<f64>, u32)> {
             last_loss = Some(v);
         }
     }
-    Some((last_loss, max_epoch? + 1))
+    Some(LightningLog {
+        final_loss: last_loss,
+        epochs: max_epoch? + 1,
+        diverged_at,
+    })
 }
 
 /// `program` as the runner sees it: a path with a folder in it made absolute (the child runs
@@ -455,10 +489,25 @@ mod tests {
     fn lightning_csv_gives_the_last_training_loss_and_the_epochs() {
         let csv = "epoch,step,train_loss_step,train_loss_epoch,val_loss\n\
                    0,3,0.9,,\n0,7,,0.8,0.95\n1,11,0.5,,\n1,15,,0.45,0.6\n";
-        assert_eq!(parse_lightning_csv(csv), Some((Some(0.45), 2)));
+        let log = |final_loss, epochs, diverged_at| {
+            Some(LightningLog {
+                final_loss,
+                epochs,
+                diverged_at,
+            })
+        };
+        assert_eq!(parse_lightning_csv(csv), log(Some(0.45), 2, None));
         let only_val = "epoch,step,val_loss\n0,1,0.3\n";
-        assert_eq!(parse_lightning_csv(only_val), Some((None, 1)));
+        assert_eq!(parse_lightning_csv(only_val), log(None, 1, None));
         assert_eq!(parse_lightning_csv("step,loss\n1,2\n"), None);
+        // What the pinned PyTorch trainer wrote at gridsize 2 (dose 1e5): inf at its first
+        // step, then nan; a nan validation loss alone is not the training's.
+        let diverged = "epoch,learning_rate,poisson_train_loss_epoch,poisson_train_loss_step,\
+                        poisson_val_loss,step\n0,,,inf,,0\n0,,,nan,,1\n0,,,,nan,1\n\
+                        0,0.001,nan,,,1\n";
+        assert_eq!(parse_lightning_csv(diverged), log(None, 1, Some(1)));
+        let val_only_nan = "epoch,train_loss_epoch,val_loss\n0,0.5,nan\n";
+        assert_eq!(parse_lightning_csv(val_only_nan), log(Some(0.5), 1, None));
     }
 
     #[test]

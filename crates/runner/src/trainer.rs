@@ -86,6 +86,9 @@ pub struct TrainerProgress {
     pub last_epoch: Option<u32>,
     /// The last training loss printed.
     pub final_loss: Option<f64>,
+    /// The epoch (the last `Epoch N/M` before it, else 1) where a training loss was printed
+    /// as `nan` or `inf`: the training diverged.
+    pub diverged_at: Option<u32>,
 }
 
 /// Scans trainer output (progress bars use `\r` and backspaces; both are separators here).
@@ -99,6 +102,16 @@ pub fn parse_trainer_output(text: &str) -> TrainerProgress {
             .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
             .unwrap_or(rest.len());
         rest[..end].parse::<f64>().ok().filter(|v| v.is_finite())
+    };
+    // Keras prints `loss: nan`, Lightning `loss=inf`.
+    let non_finite_at = |start: usize| {
+        let rest = text[start..].trim_start_matches(['+', '-']);
+        let word = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .map_or(rest, |end| &rest[..end]);
+        ["nan", "inf", "infinity"]
+            .iter()
+            .any(|w| word.eq_ignore_ascii_case(w))
     };
     let mut i = 0;
     while i < bytes.len() {
@@ -132,6 +145,8 @@ pub fn parse_trainer_output(text: &str) -> TrainerProgress {
                     }
                     if let Some(value) = number_at(j) {
                         progress.final_loss = Some(value);
+                    } else if progress.diverged_at.is_none() && non_finite_at(j) {
+                        progress.diverged_at = Some(progress.last_epoch.unwrap_or(1));
                     }
                 }
             }
@@ -170,6 +185,9 @@ impl OutputScanner {
         let progress = &mut self.out.progress;
         progress.last_epoch = found.last_epoch.or(progress.last_epoch);
         progress.final_loss = found.final_loss.or(progress.final_loss);
+        if found.diverged_at.is_some() && progress.diverged_at.is_none() {
+            progress.diverged_at = Some(progress.last_epoch.unwrap_or(1));
+        }
         let trimmed = text.trim();
         if !trimmed.is_empty() {
             self.out.last_line = Some(trimmed.to_string());
@@ -312,14 +330,30 @@ impl Backend for PtychoPinnBackend {
         }
         let mut progress = output.progress;
         // Lightning prints no epoch lines by default; its CSV log has the losses.
+        let mut source = "its output";
         if config.backend == BackendKind::Pytorch
-            && let Some((loss, epochs)) = crate::ptychopinn::lightning_metrics(&config.output_dir)
+            && let Some(log) = crate::ptychopinn::lightning_metrics(&config.output_dir)
         {
-            progress.last_epoch = Some(epochs);
-            progress.final_loss = loss.or(progress.final_loss);
+            progress.last_epoch = Some(log.epochs);
+            progress.final_loss = log.final_loss.or(progress.final_loss);
+            progress.diverged_at = progress.diverged_at.or(log.diverged_at);
+            source = "lightning_logs/version_*/metrics.csv";
             ctx.log_line(&format!(
-                "From lightning_logs/version_*/metrics.csv: {epochs} epoch(s), final loss {loss:?}."
+                "From {source}: {} epoch(s), final loss {:?}.",
+                log.epochs, log.final_loss
             ));
+        }
+        // Weights trained through an inf or nan loss are not a model: the job fails (and is
+        // not scored), whatever the trainer's exit status says.
+        if let Some(epoch) = progress.diverged_at {
+            return Err(BackendError::failed(format!(
+                "diverged at epoch {epoch}: the PtychoPINN trainer {} reported a training loss \
+                 of inf or nan ({source}) and exited 0; its bundle is kept in {} but is not \
+                 scored. PtychoPINN's own training diverged on this job: see the job log {}",
+                trainer.describe(),
+                config.output_dir.display(),
+                log_path.display()
+            )));
         }
         let epochs_completed = progress.last_epoch.unwrap_or_else(|| {
             ctx.log_line(&format!(
@@ -375,9 +409,33 @@ mod tests {
             parse_trainer_output(text),
             TrainerProgress {
                 last_epoch: Some(2),
-                final_loss: Some(0.25)
+                final_loss: Some(0.25),
+                diverged_at: None,
             }
         );
+    }
+
+    #[test]
+    fn a_nan_or_inf_training_loss_is_divergence_at_its_epoch() {
+        let text = "Epoch 1/5\n10/10 - loss: 0.9 - val_loss: 0.8\nEpoch 2/5\n10/10 - loss: nan - \
+                    val_loss: nan\nEpoch 3/5\n10/10 - loss: nan\n";
+        let progress = parse_trainer_output(text);
+        assert_eq!(progress.diverged_at, Some(2));
+        assert_eq!(progress.final_loss, Some(0.9));
+        // Line by line, as the scanner reads a live trainer.
+        let mut scanner = OutputScanner::default();
+        scanner.feed(text.as_bytes());
+        assert_eq!(scanner.finish().progress.diverged_at, Some(2));
+        assert_eq!(
+            parse_trainer_output("Epoch 1: train_loss=inf").diverged_at,
+            Some(1)
+        );
+        // Only the training loss counts, and a word merely starting with `inf` is no number.
+        assert_eq!(
+            parse_trainer_output("loss: 0.3 - val_loss: nan").diverged_at,
+            None
+        );
+        assert_eq!(parse_trainer_output("loss: information").diverged_at, None);
     }
 
     #[test]
@@ -387,7 +445,8 @@ mod tests {
             parse_trainer_output(text),
             TrainerProgress {
                 last_epoch: None,
-                final_loss: Some(0.015)
+                final_loss: Some(0.015),
+                diverged_at: None,
             }
         );
     }
