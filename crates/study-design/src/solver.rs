@@ -64,8 +64,9 @@ impl Default for Solver {
     /// 0.061 (300). 10 at 300 epochs is better than 6 and 8 at every dose and inside the
     /// issue's targets (0.25 / 0.12 / 0.08); 12 trades 1e3 for 1e4 and 1e5. At 1e3 the last
     /// digits move with the rounding of any code change (about 0.01): the low spatial
-    /// frequencies converge last (with the final engine code the study's report reads 0.235 /
-    /// 0.105 / 0.062). 300 epochs cost about 9 s of CPU per baseline split.
+    /// frequencies converge last (the study's report read 0.235 / 0.105 / 0.062, and 0.239 /
+    /// 0.105 / 0.062 once the prior's sum went into lanes). 300 epochs cost about 8 s of CPU
+    /// per baseline split.
     fn default() -> Self {
         Solver {
             algorithm: Algorithm::Ml,
