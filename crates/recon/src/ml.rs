@@ -526,24 +526,26 @@ impl MlEngine {
         // y = grad - base_grad and the inner products, in one pass. With the probe fixed,
         // inv_d is the preconditioner of every later direction, and grad becomes the
         // accepted gradient: the direction's first two sums are made here.
+        let (y_object, y_probe) = yv.split_at_mut(len);
         let mut dots = par_diff_dots(
             &self.par,
-            &sv[..len],
-            &self.grad,
-            &self.base_grad,
-            &self.inv_d,
-            &mut yv[..len],
+            (
+                y_object,
+                &sv[..len],
+                &self.grad,
+                &self.base_grad,
+                &self.inv_d,
+            ),
         );
         if refine {
-            let probe = par_diff_dots(
-                &self.par,
+            let probe = (
+                y_probe,
                 &sv[len..],
-                &self.probe_grad,
-                &self.base_probe_grad,
-                &self.inv_dp,
-                &mut yv[len..],
+                &self.probe_grad[..],
+                &self.base_probe_grad[..],
+                &self.inv_dp[..],
             );
-            dots = dots.plus(&probe);
+            dots = dots.plus(&par_diff_dots(&self.par, probe));
         }
         let Dots {
             sy,
@@ -654,27 +656,33 @@ impl MlEngine {
         };
         let mut step = std::mem::take(&mut self.step);
         step.resize(q.len(), zero);
-        (self.step_ss, self.base_ss) = par_step_into(
-            &self.par,
-            &mut self.object,
-            &mut step[..len],
-            &self.base,
-            &q[..len],
-            tail.map(|t| &t[..len]),
-            c,
-            alpha,
-        );
+        let (tail, probe_tail) = (tail.map(|t| &t[..len]), tail.map(|t| &t[len..]));
+        let (object_step, probe_step) = step.split_at_mut(len);
+        (self.step_ss, self.base_ss) = self
+            .par
+            .segments(
+                len,
+                (
+                    &mut self.object[..],
+                    object_step,
+                    &self.base[..],
+                    &q[..len],
+                    tail,
+                ),
+                |part| step_into(part, c, alpha),
+            )
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (u, v)| (a + u, b + v));
         if self.settings.refine_probe {
-            par_step_into(
-                &self.par,
-                &mut self.probe,
-                &mut step[len..],
-                &self.base_probe,
+            let part = (
+                &mut self.probe[..],
+                probe_step,
+                &self.base_probe[..],
                 &q[len..],
-                tail.map(|t| &t[len..]),
-                c,
-                alpha,
+                probe_tail,
             );
+            self.par
+                .segments(part.0.len(), part, |part| step_into(part, c, alpha));
         }
         self.step = step;
         self.q = q;
@@ -938,6 +946,52 @@ fn segment_len(n: usize) -> usize {
     n.div_ceil(SEGMENTS).max(1)
 }
 
+/// Slices that are cut at the same index into the parts of a segmented pass.
+trait Cut: Sized {
+    fn cut(self, at: usize) -> (Self, Self);
+}
+
+impl<T> Cut for &[T] {
+    fn cut(self, at: usize) -> (Self, Self) {
+        self.split_at(at.min(self.len()))
+    }
+}
+
+impl<T> Cut for &mut [T] {
+    fn cut(self, at: usize) -> (Self, Self) {
+        let at = at.min(self.len());
+        self.split_at_mut(at)
+    }
+}
+
+impl<C: Cut> Cut for Option<C> {
+    fn cut(self, at: usize) -> (Self, Self) {
+        match self {
+            Some(c) => {
+                let (a, b) = c.cut(at);
+                (Some(a), Some(b))
+            }
+            None => (None, None),
+        }
+    }
+}
+
+macro_rules! cut_tuple {
+    ($($t:ident),+) => {
+        impl<$($t: Cut),+> Cut for ($($t,)+) {
+            #[allow(non_snake_case)]
+            fn cut(self, at: usize) -> (Self, Self) {
+                let ($($t,)+) = self;
+                $(let $t = $t.cut(at);)+
+                (($($t.0,)+), ($($t.1,)+))
+            }
+        }
+    };
+}
+cut_tuple!(A, B);
+cut_tuple!(A, B, C, D);
+cut_tuple!(A, B, C, D, E);
+
 /// Where the engine's parallel parts run: inline, or on a pool of its own threads kept for the
 /// engine's life (a scoped spawn costs 35-40 us on the 2-core machine, and an epoch has about
 /// ten parallel parts). The work is cut into fixed parts before it reaches the pool, so the
@@ -962,6 +1016,26 @@ impl Par {
         Par { pool }
     }
 
+    /// Runs `f` on [`SEGMENTS`] fixed segments of `whole` (slices `len` long, cut at the same
+    /// places); results in segment order.
+    fn segments<P: Cut + Send, R: Send>(
+        &self,
+        len: usize,
+        whole: P,
+        f: impl Fn(P) -> R + Sync + Send,
+    ) -> Vec<R> {
+        let sl = segment_len(len);
+        let mut parts = Vec::with_capacity(SEGMENTS);
+        let (mut rest, mut left) = (whole, len);
+        while left > sl {
+            let (head, tail) = rest.cut(sl);
+            parts.push(head);
+            (rest, left) = (tail, left - sl);
+        }
+        parts.push(rest);
+        self.run(parts, f)
+    }
+
     /// Runs `f` on each part; results in part order.
     fn run<P: Send, R: Send>(&self, parts: Vec<P>, f: impl Fn(P) -> R + Sync + Send) -> Vec<R> {
         match &self.pool {
@@ -976,9 +1050,9 @@ impl Par {
 /// A [`lanes`] sum (`pass`) over [`SEGMENTS`] fixed segments.
 fn par_lanes<A: Sync, B: Sync>(par: &Par, a: &[A], b: &[B], pass: fn(&[A], &[B]) -> f64) -> f64 {
     let n = a.len().min(b.len());
-    let sl = segment_len(n);
-    let parts: Vec<_> = a[..n].chunks(sl).zip(b[..n].chunks(sl)).collect();
-    par.run(parts, |(a, b)| pass(a, b)).iter().sum()
+    par.segments(n, (&a[..n], &b[..n]), |(a, b)| pass(a, b))
+        .iter()
+        .sum()
 }
 
 fast_fn! {
@@ -995,7 +1069,8 @@ fast_fn! {
     }
 }
 
-/// [`axpy_dot`] over [`SEGMENTS`] fixed segments, q first set to `src` when given.
+/// [`axpy_dot`] over [`SEGMENTS`] fixed segments, q first set to `src` when given (a
+/// segment at a time, still in cache for the update).
 fn par_axpy_dot(
     par: &Par,
     q: &mut [Complex32],
@@ -1005,60 +1080,15 @@ fn par_axpy_dot(
     scale: Option<(&[f32], f32)>,
     d: &[Complex32],
 ) -> f64 {
-    let sl = segment_len(q.len());
-    let parts: Vec<_> = q
-        .chunks_mut(sl)
-        .enumerate()
-        .map(|(i, q)| {
-            let r = i * sl..i * sl + q.len();
-            (
-                q,
-                src.map(|s| &s[r.clone()]),
-                &x[r.clone()],
-                scale.map(|(h, t)| (&h[r.clone()], t)),
-                &d[r],
-            )
-        })
-        .collect();
-    par.run(parts, |(q, src, x, scale, d)| {
-        // q's first pass copies its start into it a segment at a time (still in cache for
-        // the update), not as a whole-array copy of its own.
+    let (h, t) = (scale.map(|s| s.0), scale.map_or(0.0, |s| s.1));
+    par.segments(q.len(), (q, src, x, h, d), |(q, src, x, h, d)| {
         if let Some(src) = src {
             q.copy_from_slice(src);
         }
-        axpy_dot(q, x, k, scale, d)
+        axpy_dot((q, x, h, d), k, t)
     })
     .iter()
     .sum()
-}
-
-/// [`step_into`] over [`SEGMENTS`] fixed segments.
-#[allow(clippy::too_many_arguments)]
-fn par_step_into(
-    par: &Par,
-    x: &mut [Complex32],
-    step: &mut [Complex32],
-    base: &[Complex32],
-    q: &[Complex32],
-    t: Option<&[Complex32]>,
-    c: f32,
-    alpha: f32,
-) -> (f64, f64) {
-    let sl = segment_len(x.len());
-    let parts: Vec<_> = x
-        .chunks_mut(sl)
-        .zip(step.chunks_mut(sl))
-        .enumerate()
-        .map(|(i, (x, st))| {
-            let r = i * sl..i * sl + x.len();
-            (x, st, &base[r.clone()], &q[r.clone()], t.map(|t| &t[r]))
-        })
-        .collect();
-    par.run(parts, |(x, st, b, q, t)| {
-        step_into(x, st, b, q, t, c, alpha)
-    })
-    .iter()
-    .fold((0.0, 0.0), |(a, b), (u, v)| (a + u, b + v))
 }
 
 /// The sums of [`diff_dots`].
@@ -1088,23 +1118,7 @@ impl Dots {
 
 /// [`diff_dots`] over [`SEGMENTS`] fixed segments (those of [`par_lanes`] on the same
 /// length, so each sum has the bits `par_lanes` would give it).
-fn par_diff_dots(
-    par: &Par,
-    s: &[Complex32],
-    a: &[Complex32],
-    b: &[Complex32],
-    h: &[f32],
-    out: &mut [Complex32],
-) -> Dots {
-    let sl = segment_len(out.len());
-    let parts: Vec<_> = out
-        .chunks_mut(sl)
-        .enumerate()
-        .map(|(i, o)| {
-            let r = i * sl..i * sl + o.len();
-            (o, &s[r.clone()], &a[r.clone()], &b[r.clone()], &h[r])
-        })
-        .collect();
+fn par_diff_dots(par: &Par, part: DotsPart<'_>) -> Dots {
     let zero = Dots {
         sy: 0.0,
         ss: 0.0,
@@ -1112,21 +1126,25 @@ fn par_diff_dots(
         yhy: 0.0,
         sg: 0.0,
     };
-    par.run(parts, |(o, s, a, b, h)| diff_dots(s, a, b, h, o))
+    par.segments(part.0.len(), part, diff_dots)
         .iter()
         .fold(zero, |acc, d| acc.plus(d))
 }
 
+/// `diff_dots`'s slices: `out` (y), s, a, b, h.
+type DotsPart<'a> = (
+    &'a mut [Complex32],
+    &'a [Complex32],
+    &'a [Complex32],
+    &'a [Complex32],
+    &'a [f32],
+);
+
 fast_fn! {
     /// `y = a - b` into `out`, and Re <s, y>, |s|^2, |y|^2, sum |y|^2 h and Re <s, a> (each
     /// as [`lanes`]), in one pass.
-    fn diff_dots(
-        s: &[Complex32],
-        a: &[Complex32],
-        b: &[Complex32],
-        h: &[f32],
-        out: &mut [Complex32],
-    ) -> Dots {
+    fn diff_dots(part: DotsPart<'_>) -> Dots {
+        let (out, s, a, b, h) = part;
         const L: usize = 8;
         let n = out.len();
         let body = n - n % L;
@@ -1171,18 +1189,20 @@ fast_fn! {
     }
 }
 
+/// `step_into`'s slices: x, step, base, q and the last pair's s.
+type StepPart<'a> = (
+    &'a mut [Complex32],
+    &'a mut [Complex32],
+    &'a [Complex32],
+    &'a [Complex32],
+    Option<&'a [Complex32]>,
+);
+
 fast_fn! {
     /// `step = alpha (q + c t)` (`t` the last pair's s, when there is one), `x = base + step`;
     /// returns |step|^2 and |base|^2 (as [`lanes`]). One pass.
-    fn step_into(
-        x: &mut [Complex32],
-        step: &mut [Complex32],
-        base: &[Complex32],
-        q: &[Complex32],
-        t: Option<&[Complex32]>,
-        c: f32,
-        alpha: f32,
-    ) -> (f64, f64) {
+    fn step_into(part: StepPart<'_>, c: f32, alpha: f32) -> (f64, f64) {
+        let (x, step, base, q, t) = part;
         const L: usize = 8;
         let n = x.len();
         let body = n - n % L;
@@ -1220,16 +1240,20 @@ fn tree(s: [f64; 8]) -> f64 {
     ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]))
 }
 
+/// `axpy_dot`'s slices: q, x, h (the scale's, when there is one) and d.
+type AxpyPart<'a> = (
+    &'a mut [Complex32],
+    &'a [Complex32],
+    Option<&'a [f32]>,
+    &'a [Complex32],
+);
+
 fast_fn! {
-    /// `q += k x`, then (optionally) `q *= scale h`, and returns Re <d, q> of the result,
+    /// `q += k x`, then (optionally) `q *= t h`, and returns Re <d, q> of the result,
     /// summed as [`lanes`].
-    fn axpy_dot(
-        q: &mut [Complex32],
-        x: &[Complex32],
-        k: f32,
-        scale: Option<(&[f32], f32)>,
-        d: &[Complex32],
-    ) -> f64 {
+    fn axpy_dot(part: AxpyPart<'_>, k: f32, t: f32) -> f64 {
+        let (q, x, h, d) = part;
+        let scale = h.map(|h| (h, t));
         const L: usize = 8;
         let n = q.len();
         let body = n - n % L;
