@@ -104,6 +104,27 @@ struct Step {
 
 fn steps(study: &str) -> Vec<Step> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    // `train` on the study's Phase C and D into `root`, with `extra` flags.
+    let train = |name, root, extra: &[&str]| Step {
+        name,
+        args: s(&[
+            &[
+                "--quiet",
+                "train",
+                "--design",
+                study,
+                "--phase-c-root",
+                "phase_c",
+                "--phase-d-root",
+                "phase_d",
+                "--artifact-root",
+                root,
+            ],
+            extra,
+        ]
+        .concat()),
+        ok: &[0],
+    };
     vec![
         Step {
             name: "design",
@@ -129,43 +150,12 @@ fn steps(study: &str) -> Vec<Step> {
             ]),
             ok: &[0],
         },
-        Step {
-            name: "train_dry_run",
-            args: s(&[
-                "--quiet",
-                "train",
-                "--design",
-                study,
-                "--phase-c-root",
-                "phase_c",
-                "--phase-d-root",
-                "phase_d",
-                "--artifact-root",
-                "dry",
-                "--dry-run",
-            ]),
-            ok: &[0],
-        },
-        Step {
-            name: "train_native",
-            args: s(&[
-                "--quiet",
-                "train",
-                "--design",
-                study,
-                "--phase-c-root",
-                "phase_c",
-                "--phase-d-root",
-                "phase_d",
-                "--artifact-root",
-                "native",
-                "--backend",
-                "native",
-                "-j",
-                "2",
-            ]),
-            ok: &[0],
-        },
+        train("train_dry_run", "dry", &["--dry-run"]),
+        train(
+            "train_native",
+            "native",
+            &["--backend", "native", "-j", "2"],
+        ),
         Step {
             name: "report",
             args: s(&["report", "native", "--out", "native/report"]),
@@ -178,50 +168,16 @@ fn steps(study: &str) -> Vec<Step> {
             ok: &[0],
         },
         // Two more methods on the same data, and the comparison phase over the three.
-        Step {
-            name: "train_native_epie",
-            args: s(&[
-                "--quiet",
-                "train",
-                "--design",
-                study,
-                "--phase-c-root",
-                "phase_c",
-                "--phase-d-root",
-                "phase_d",
-                "--artifact-root",
-                "native_epie",
-                "--backend",
-                "native",
-                "--algorithm",
-                "epie",
-                "-j",
-                "2",
-            ]),
-            ok: &[0],
-        },
-        Step {
-            name: "train_native_ml",
-            args: s(&[
-                "--quiet",
-                "train",
-                "--design",
-                study,
-                "--phase-c-root",
-                "phase_c",
-                "--phase-d-root",
-                "phase_d",
-                "--artifact-root",
-                "native_ml",
-                "--backend",
-                "native",
-                "--algorithm",
-                "ml",
-                "-j",
-                "2",
-            ]),
-            ok: &[0],
-        },
+        train(
+            "train_native_epie",
+            "native_epie",
+            &["--backend", "native", "--algorithm", "epie", "-j", "2"],
+        ),
+        train(
+            "train_native_ml",
+            "native_ml",
+            &["--backend", "native", "--algorithm", "ml", "-j", "2"],
+        ),
         Step {
             name: "compare",
             args: s(&[
