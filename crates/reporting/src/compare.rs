@@ -8,7 +8,9 @@
 //! on different machines, and equal data sits in different folders.
 
 use crate::pictures::{self, JobPicture};
-use crate::report::{PictureRef, ReportError, dose_label, read_manifest, write_file};
+use crate::report::{
+    HEADLINE, PLOTTED, PictureRef, ReportError, dose_label, read_manifest, write_file,
+};
 use crate::svg::{Chart, Series};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -227,25 +229,6 @@ pub fn read_methods(dir: &Path) -> Result<Vec<MethodRoot>, CompareError> {
         })
         .collect()
 }
-
-/// Metrics tabulated in `comparison.md` (every one is in the CSV).
-const HEADLINE: &[&str] = &[
-    "phase.ssim",
-    "phase.psnr_db",
-    "phase.mae",
-    "phase.frc_05.resolution_px",
-    "amplitude.ssim",
-    "amplitude.psnr_db",
-    "amplitude.mae",
-    "fienup_nrmse",
-];
-/// Metrics plotted against dose.
-const PLOTTED: &[&str] = &[
-    "phase.ssim",
-    "phase.psnr_db",
-    "amplitude.ssim",
-    "fienup_nrmse",
-];
 
 fn lower_is_better(metric: &str) -> bool {
     metric.ends_with("mae") || metric.contains("nrmse") || metric.ends_with("_px")

@@ -162,8 +162,9 @@ fn read_jobs(manifest: &Value) -> Result<Vec<Job<'_>>, String> {
         .collect()
 }
 
-/// Metrics shown in the tables (when the jobs have them; metrics.csv has every one).
-const HEADLINE: &[&str] = &[
+/// Metrics shown in the tables of `report` and `compare` (when the jobs have them; the CSVs
+/// have every one).
+pub(crate) const HEADLINE: &[&str] = &[
     "phase.ssim",
     "phase.psnr_db",
     "phase.mae",
@@ -175,8 +176,8 @@ const HEADLINE: &[&str] = &[
     "fienup_nrmse",
 ];
 
-/// Metrics plotted against dose, when the jobs have them.
-const PLOTTED: &[&str] = &[
+/// Metrics plotted against dose by `report` and `compare`, when the jobs have them.
+pub(crate) const PLOTTED: &[&str] = &[
     "phase.ssim",
     "phase.psnr_db",
     "amplitude.ssim",
