@@ -256,6 +256,18 @@ fn scoring_without_an_interpreter_keeps_the_training_result() {
             && error.contains("export PTYCHO_PYTHON="),
         "{error}"
     );
+    // Not complete: a rerun trains and scores it again (here previewed), with the reason.
+    let preview = train_in(root, "artifacts")
+        .args(["--dose", "1e3", "--view", "baseline"])
+        .args(["--trainer", "./ptycho_train", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(preview.status.code(), Some(0), "{}", text(&preview.stderr));
+    let stdout = text(&preview.stdout);
+    assert!(
+        stdout.contains("baseline/dose=1e+03: run: last run's scoring failed"),
+        "{stdout}"
+    );
 }
 
 /// A stand-in interpreter whose "adapter" starts a child that ignores SIGTERM and hangs,

@@ -1,7 +1,8 @@
 //! Resuming a run: which jobs of a plan are verified complete on disk and need not run again.
 //!
-//! A job is skipped only when its `result.json` says success, the SHA-256 of its resolved
-//! config equals the new config's, the size and SHA-256 of its train and test NPZ equal those
+//! A job is skipped only when its `result.json` says success with no `scoring_error` (a job
+//! whose scoring failed trains again and is scored), the SHA-256 of its resolved config equals
+//! the new config's, the size and SHA-256 of its train and test NPZ equal those
 //! recorded when it ran, and its bundle (a regular file inside the artifact dir) re-hashes to
 //! the recorded digest. Everything else runs again, with a reason a person can read.
 
@@ -166,6 +167,10 @@ fn decide_one(planned: &PlannedJob, force: bool, threads: usize) -> Decision {
     let JobResult::Success(trained) = &record.result else {
         return Decision::Run(format!("last run ended {}", record.result.status()));
     };
+    // A trained job that could not be scored is not complete: its result has no metrics.
+    if trained.scoring_error.is_some() {
+        return Decision::Run("last run's scoring failed (see its scoring_error)".to_string());
+    }
     let Ok(new_text) = planned.config.to_json() else {
         return Decision::Run("config cannot be serialised".to_string());
     };
