@@ -33,6 +33,24 @@ fn study(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     out
 }
 
+/// Rows of a figure drawn as a panel's rule: grey (160) across most of the width.
+fn panel_rules(path: &Path) -> usize {
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut reader = png::Decoder::new(file).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    let (w, h) = (info.width as usize, info.height as usize);
+    (0..h)
+        .filter(|y| {
+            let grey = (0..w)
+                .filter(|x| buf[(y * w + x) * 3..][..3] == [160, 160, 160])
+                .count();
+            grey > w * 3 / 4
+        })
+        .count()
+}
+
 fn png_size(path: &Path) -> (u32, u32) {
     let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
     let reader = png::Decoder::new(file).read_info().unwrap();
@@ -77,6 +95,10 @@ fn two_methods_get_their_own_roots_and_a_comparison() {
         ]
     );
     assert_eq!(manifest["matched_jobs"], 6);
+    assert_eq!(
+        manifest["splits_pictured"],
+        serde_json::json!(["train", "test"])
+    );
     // The manifest digest is the manifest's SHA-256.
     let bytes = std::fs::read(out.join("artifacts/native-epie/training_manifest.json")).unwrap();
     use sha2::Digest;
@@ -127,27 +149,77 @@ fn comparison_csv_holds_the_manifests_metrics() {
     }
 }
 
-/// comparison.md: a table per headline metric, methods as columns, the best of each row bold.
+/// comparison.md: a table per headline metric, each method's train and test values side by
+/// side, the best of each row and split bold.
 #[test]
 fn comparison_tables_mark_the_best_method() {
     let md = std::fs::read_to_string(shared_study().join("comparison/comparison.md")).unwrap();
     assert!(md.starts_with("# Comparison: native:epie vs native:ml\n"));
     let section = md
-        .split("## phase.mae (test split; lower is better, best in bold)")
+        .split("## phase.mae (train and test split; lower is better, best of each split in bold)")
         .nth(1)
         .expect("a phase.mae table")
         .split("\n## ")
         .next()
         .unwrap();
+    assert!(
+        section.contains(
+            "| dose | view | gs | native:epie train | native:epie test | native:ml train | native:ml test |"
+        ),
+        "{section}"
+    );
     let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| 1e")).collect();
     assert_eq!(rows.len(), 6, "{section}");
+    let csv =
+        std::fs::read_to_string(shared_study().join("comparison/comparison_metrics.csv")).unwrap();
     for row in rows {
         let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
-        let (a, b) = (cells[3], cells[4]);
         let value = |c: &str| c.trim_matches('*').parse::<f64>().unwrap();
-        let bold_a = a.starts_with("**");
-        assert_ne!(bold_a, b.starts_with("**"), "exactly one best: {row}");
-        assert_eq!(bold_a, value(a) <= value(b), "lower is better: {row}");
+        // Columns: epie train, epie test, ml train, ml test; the best within each split.
+        for (a, b) in [(cells[3], cells[5]), (cells[4], cells[6])] {
+            let bold_a = a.starts_with("**");
+            assert_ne!(
+                bold_a,
+                b.starts_with("**"),
+                "exactly one best per split: {row}"
+            );
+            assert_eq!(bold_a, value(a) <= value(b), "lower is better: {row}");
+        }
+        // The train and test values are the CSV's (4 significant digits).
+        let dose: f64 = match cells[0] {
+            "1e+03" => 1000.0,
+            "1e+04" => 10000.0,
+            _ => 100000.0,
+        };
+        for (k, (method, split)) in [
+            ("native:epie", "train"),
+            ("native:epie", "test"),
+            ("native:ml", "train"),
+            ("native:ml", "test"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+            let col = header.iter().position(|h| *h == "phase.mae").unwrap();
+            let line = csv
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').collect::<Vec<&str>>())
+                .find(|r| {
+                    r[0].parse::<f64>().unwrap() == dose
+                        && r[1] == cells[1]
+                        && r[3] == method
+                        && r[4] == split
+                })
+                .unwrap();
+            let exact: f64 = line[col].parse().unwrap();
+            let shown = value(cells[3 + k]);
+            assert!(
+                (shown - exact).abs() <= 1e-3 * exact.abs(),
+                "{method} {split}: {shown} vs {exact} in {row}"
+            );
+        }
     }
     assert!(md.contains("![plots/quality_phase_ssim.svg](plots/quality_phase_ssim.svg)"));
     assert!(md.contains(
@@ -175,10 +247,22 @@ fn pictures_are_deterministic_pngs_the_reports_show() {
     let summary = std::fs::read_to_string(out.join("report/native-epie/summary.md")).unwrap();
     assert!(summary.contains("![pictures/phase_grid.png](pictures/phase_grid.png)"));
     assert!(summary.contains("![pictures/dose_1000_baseline_gs1.png]"));
+    assert!(summary.contains("## Pictures (train and test split)"));
     let (w, h) = png_size(&out.join("report/native-epie/pictures/dose_1000_baseline_gs1.png"));
-    assert!(w > 300 && h > 150, "{w} x {h}");
+    assert!(w > 300 && h > 2 * 150, "{w} x {h}");
     let (w, h) = png_size(&out.join("comparison/pictures/phase_grid_native-ml.png"));
-    assert!(w > 300 && h > 300, "{w} x {h}");
+    assert!(w > 300 && h > 2 * 300, "{w} x {h}");
+    // Every picture has a train panel above a test panel: two panel rules.
+    for file in [
+        "report/native-epie/pictures/phase_grid.png",
+        "report/native-epie/pictures/dose_1000_baseline_gs1.png",
+        "comparison/pictures/phase_grid_native-ml.png",
+        "comparison/pictures/side_by_side_dose_1000_dense_gs2.png",
+    ] {
+        assert_eq!(panel_rules(&out.join(file)), 2, "{file}: a panel per split");
+    }
+    let md = std::fs::read_to_string(out.join("comparison/comparison.md")).unwrap();
+    assert!(md.contains("## Pictures (train and test split)"), "{md}");
     let dir = tempfile::tempdir().unwrap();
     let again = dir.path().join("again");
     let output = cli()
@@ -478,7 +562,7 @@ fn the_comparison_names_jobs_no_better_than_the_flat_start() {
     common::succeeded(&output);
     let md = std::fs::read_to_string(cmp.join("comparison.md")).unwrap();
     assert!(
-        md.contains("| native:epie | 5 of 6 | 1e+03 baseline gs1 (9.000 vs "),
+        md.contains("| native:epie | test | 5 of 6 | 1e+03 baseline gs1 (9.000 vs "),
         "{md}"
     );
 }

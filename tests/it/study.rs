@@ -49,6 +49,35 @@ fn tiny_study_runs_every_phase_and_reports() {
     assert_eq!(jobs.len(), 6);
     assert!(jobs.iter().all(|j| j["result"]["status"] == "success"));
     assert_eq!(manifest["skipped_count"], 3);
+    // summary.md: one metrics table, each job's train split right above its test split.
+    let summary = std::fs::read_to_string(out.join("report/summary.md")).unwrap();
+    let table = summary
+        .split("## Metrics (train and test split)\n")
+        .nth(1)
+        .expect("the metrics table")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    assert!(
+        table.contains("| dose | view | gs | split | phase.ssim |"),
+        "{table}"
+    );
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.starts_with("| 1e"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 2 * jobs.len(), "{table}");
+    for (pair, job) in rows.chunks(2).zip(jobs) {
+        assert_eq!((pair[0][3], pair[1][3]), ("train", "test"), "{table}");
+        assert_eq!(pair[0][..3], pair[1][..3]);
+        for (row, split) in pair.iter().zip(["train", "test"]) {
+            let ssim = job["result"]["metrics"][split]["phase"]["ssim"]
+                .as_f64()
+                .unwrap();
+            assert_eq!(row[4], format!("{ssim:.4}"), "{split}: {table}");
+        }
+    }
     // The study file beside the results reproduces the run's design.
     let study = read_json(&out.join("study.json"));
     assert_eq!(study["name"], "tiny");

@@ -427,7 +427,7 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
         "format_version": COMPARISON_FORMAT_VERSION,
         "methods": method_entries,
         "inputs_compared": "content SHA-256 of each job's train and test NPZ (every member; recorded paths made study-relative), equal in every method that ran the job",
-        "split_pictured": pictures::SPLIT,
+        "splits_pictured": pictures::SPLITS,
         "jobs": job_entries,
         "matched_jobs": matched,
     });
@@ -491,6 +491,20 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
         v.dedup();
         v
     };
+    // The tables show what either split has.
+    let table_names: Vec<String> = {
+        let mut v: Vec<String> = Vec::new();
+        for l in &loaded {
+            for key in &keys {
+                for split in pictures::SPLITS {
+                    v.extend(l.metrics(key, split).into_keys());
+                }
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
+    };
     let mut plots: Vec<(String, String)> = Vec::new();
     let views: Vec<(String, u64)> = {
         let mut v: Vec<(String, u64)> = Vec::new();
@@ -546,29 +560,37 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
     let mut picture_files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut refs: Vec<PictureRef> = Vec::new();
     for key in &keys {
-        let row: Vec<(String, Option<&JobPicture>)> = loaded
+        let row: Vec<(String, Vec<&JobPicture>)> = loaded
             .iter()
             .zip(&by_method)
-            .map(|(l, ps)| (l.method.name.clone(), ps.iter().find(|p| &p.id == key)))
+            .map(|(l, ps)| {
+                (
+                    l.method.name.clone(),
+                    ps.iter().filter(|p| &p.id == key).collect(),
+                )
+            })
             .collect();
         let label = format!("dose {} {} gs{}", dose_label(key.0), key.1, key.2);
         if let Some(png) = pictures::side_by_side(&row, &label) {
             let file = format!("pictures/side_by_side_{}.png", pictures::job_stem(key));
             refs.push(PictureRef {
                 file: file.clone(),
-                caption: format!("{label}: truth and every method, one scale per row."),
+                caption: format!(
+                    "{label}: truth and every method, train split above test split; one scale \
+                     per kind of image in both."
+                ),
             });
             picture_files.push((file, png));
         }
     }
     for (l, ps) in loaded.iter().zip(&by_method) {
-        let title = format!("{}: phase, test split", l.method.name);
+        let title = format!("{}: phase, train and test split", l.method.name);
         if let Some(png) = pictures::phase_grid(ps, &title) {
             let file = format!("pictures/phase_grid_{}.png", slug(&l.method.name));
             refs.push(PictureRef {
                 file: file.clone(),
                 caption: format!(
-                    "{}: phase of every job, doses as rows and views as columns (the \"SSIM grid\").",
+                    "{}: phase of every job, train split above test split, doses as rows and views as columns (the \"SSIM grid\").",
                     l.method.name
                 ),
             });
@@ -576,7 +598,7 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
         }
     }
 
-    let md = markdown(&loaded, &keys, &test_names, &plots, &refs, &notes, matched);
+    let md = markdown(&loaded, &keys, &table_names, &plots, &refs, &notes, matched);
     let mut files = vec![
         (COMPARISON_MANIFEST.to_string(), manifest_text),
         ("comparison_metrics.csv".to_string(), csv),
@@ -596,10 +618,14 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
     })
 }
 
+/// One method's standing against the flat start on one split: the split, jobs scored, jobs
+/// below the flat start, and the others (job, NRMSE vs flat).
+type FlatStart = (&'static str, usize, usize, Vec<String>);
+
 fn markdown(
     loaded: &[Loaded],
     keys: &[Key],
-    test_names: &[String],
+    table_names: &[String],
     plots: &[(String, String)],
     refs: &[PictureRef],
     notes: &[String],
@@ -642,100 +668,116 @@ fn markdown(
     let _ = writeln!(md);
     // How many jobs of each method get closer to the truth than the flat start they are
     // scored against (the object of ones, registered the same way): a method below it on
-    // every job has learned nothing the scoring sees, whatever its loss says.
-    let flat: Vec<(usize, usize, Vec<String>)> = loaded
+    // every job has learned nothing the scoring sees, whatever its loss says. Per split: a
+    // self-supervised method may fit its training data and still not generalise.
+    let flat: Vec<Vec<FlatStart>> = loaded
         .iter()
         .map(|l| {
-            let (mut scored, mut below, mut not) = (0, 0, Vec::new());
-            for key in keys {
-                let m = l.metrics(key, "test");
-                if let Some((v, f, is_below)) =
-                    crate::report::against_flat_start(|k| m.get(k).copied())
-                {
-                    scored += 1;
-                    if is_below {
-                        below += 1;
-                    } else {
-                        not.push(format!(
-                            "{} {} gs{} ({} vs {})",
-                            dose_label(key.0),
-                            key.1,
-                            key.2,
-                            fmt(v),
-                            fmt(f)
-                        ));
+            pictures::SPLITS
+                .iter()
+                .map(|split| {
+                    let (mut scored, mut below, mut not) = (0, 0, Vec::new());
+                    for key in keys {
+                        let m = l.metrics(key, split);
+                        if let Some((v, f, is_below)) =
+                            crate::report::against_flat_start(|k| m.get(k).copied())
+                        {
+                            scored += 1;
+                            if is_below {
+                                below += 1;
+                            } else {
+                                not.push(format!(
+                                    "{} {} gs{} ({} vs {})",
+                                    dose_label(key.0),
+                                    key.1,
+                                    key.2,
+                                    fmt(v),
+                                    fmt(f)
+                                ));
+                            }
+                        }
                     }
-                }
-            }
-            (scored, below, not)
+                    (*split, scored, below, not)
+                })
+                .filter(|(_, scored, _, _)| *scored > 0)
+                .collect()
         })
         .collect();
-    if flat.iter().any(|(scored, _, _)| *scored > 0) {
+    if flat.iter().any(|splits| !splits.is_empty()) {
         let _ = writeln!(
             md,
-            "## Against the flat start (test split, fienup_nrmse)
-"
+            "## Against the flat start (train and test split, fienup_nrmse)\n"
         );
         let _ = writeln!(
             md,
-            "| method | jobs below the flat start | not below (NRMSE vs flat) |"
+            "| method | split | jobs below the flat start | not below (NRMSE vs flat) |"
         );
-        let _ = writeln!(md, "|---|---|---|");
-        for (l, (scored, below, not)) in loaded.iter().zip(&flat) {
-            let _ = writeln!(
-                md,
-                "| {} | {below} of {scored} | {} |",
-                l.method.name,
-                if not.is_empty() {
-                    "-".to_string()
-                } else {
-                    not.join(", ")
-                }
-            );
+        let _ = writeln!(md, "|---|---|---|---|");
+        for (l, splits) in loaded.iter().zip(&flat) {
+            for (split, scored, below, not) in splits {
+                let _ = writeln!(
+                    md,
+                    "| {} | {split} | {below} of {scored} | {} |",
+                    l.method.name,
+                    if not.is_empty() {
+                        "-".to_string()
+                    } else {
+                        not.join(", ")
+                    }
+                );
+            }
         }
         let _ = writeln!(md);
     }
     let headline: Vec<&str> = HEADLINE
         .iter()
         .copied()
-        .filter(|h| test_names.iter().any(|n| n == h))
+        .filter(|h| table_names.iter().any(|n| n == h))
+        .collect();
+    // Each method's train and test values side by side; the best is found per split, never
+    // a train value against a test value.
+    let columns: Vec<String> = names
+        .iter()
+        .flat_map(|n| pictures::SPLITS.map(|split| format!("{n} {split}")))
         .collect();
     for metric in &headline {
-        let better = if lower_is_better(metric) {
-            "lower"
-        } else {
-            "higher"
-        };
+        let lower = lower_is_better(metric);
+        let better = if lower { "lower" } else { "higher" };
         let _ = writeln!(
             md,
-            "## {metric} (test split; {better} is better, best in bold)\n"
+            "## {metric} (train and test split; {better} is better, best of each split in bold)\n"
         );
-        let _ = writeln!(md, "| dose | view | gs | {} |", names.join(" | "));
-        let _ = writeln!(md, "|---|---|---|{}", "---|".repeat(names.len()));
+        let _ = writeln!(md, "| dose | view | gs | {} |", columns.join(" | "));
+        let _ = writeln!(md, "|---|---|---|{}", "---|".repeat(columns.len()));
         for key in keys {
-            let values: Vec<Option<f64>> = loaded
+            let values: Vec<[Option<f64>; 2]> = loaded
                 .iter()
                 .map(|l| {
-                    l.metrics(key, "test")
-                        .get(*metric)
-                        .copied()
-                        .filter(|v| v.is_finite())
+                    pictures::SPLITS.map(|split| {
+                        l.metrics(key, split)
+                            .get(*metric)
+                            .copied()
+                            .filter(|v| v.is_finite())
+                    })
                 })
                 .collect();
-            let best = values.iter().flatten().copied().reduce(|a, b| {
-                if lower_is_better(metric) {
-                    a.min(b)
-                } else {
-                    a.max(b)
-                }
-            });
-            let several = values.iter().flatten().count() > 1;
+            let per_split: Vec<(Option<f64>, bool)> = (0..pictures::SPLITS.len())
+                .map(|s| {
+                    let of_split = || values.iter().filter_map(|v| v[s]);
+                    let best = of_split().reduce(|a, b| if lower { a.min(b) } else { a.max(b) });
+                    (best, of_split().count() > 1)
+                })
+                .collect();
             let cells: Vec<String> = values
                 .iter()
-                .map(|v| match v {
-                    Some(v) if several && Some(*v) == best => format!("**{}**", fmt(*v)),
-                    Some(v) => fmt(*v),
-                    None => "-".into(),
+                .flat_map(|v| v.iter().enumerate())
+                .map(|(s, v)| {
+                    let (best, several) = per_split[s];
+                    match v {
+                        Some(v) if several && Some(*v) == best => format!("**{}**", fmt(*v)),
+                        Some(v) => fmt(*v),
+                        None => "-".into(),
+                    }
                 })
                 .collect();
             let _ = writeln!(
@@ -757,12 +799,14 @@ fn markdown(
         let _ = writeln!(md);
     }
     if !refs.is_empty() || !notes.is_empty() {
-        let _ = writeln!(md, "## Pictures ({} split)\n", pictures::SPLIT);
+        let _ = writeln!(md, "## Pictures (train and test split)\n");
         let _ = writeln!(
             md,
-            "Registered as the metrics score them (global phase and fitted phase plane removed), \
-             cropped to the scored region (grey: outside it); each row's scale is set by the \
-             truth's range (values beyond it saturate).\n"
+            "Each picture has a panel per split, the train split above the test split, each \
+             against its own truth. Registered as the metrics score them (global phase and \
+             fitted phase plane removed), cropped to the scored region (grey: outside it); each \
+             kind of image has one scale in both panels, set by the truth's range (values beyond \
+             it saturate).\n"
         );
         for p in refs {
             let _ = writeln!(md, "{}\n\n![{}]({})\n", p.caption, p.file, p.file);
@@ -792,6 +836,48 @@ mod tests {
         assert_eq!(
             relative_to(Path::new("/s/a"), Path::new("/s/a")),
             PathBuf::from(".")
+        );
+    }
+
+    /// The best of a row is found per split: a method's train value is never weighed against
+    /// another's test value, and each method shows both splits side by side.
+    #[test]
+    fn tables_show_both_splits_and_mark_the_best_per_split() {
+        let method = |name: &str, train: f64, test: f64| {
+            let job = json!({"dose": 1000.0, "view": "dense", "gridsize": 2, "result": {
+                "status": "success", "metrics": {
+                    "train": {"phase": {"ssim": train}, "fienup_nrmse": 0.9, "fienup_nrmse_initial": 0.5},
+                    "test": {"phase": {"ssim": test}, "fienup_nrmse": 0.2, "fienup_nrmse_initial": 0.5}}}});
+            Loaded {
+                method: MethodRoot {
+                    name: name.into(),
+                    root: PathBuf::from(name),
+                },
+                manifest: json!({"jobs": [job.clone()]}),
+                manifest_sha256: "0".repeat(64),
+                jobs: vec![(key_of(&job).unwrap(), job)],
+            }
+        };
+        // a fits its training data best; b generalises best, with a test value below a's train.
+        let loaded = [method("a", 0.9, 0.5), method("b", 0.7, 0.6)];
+        let keys = [(1000.0, "dense".to_string(), 2)];
+        let names = ["fienup_nrmse".to_string(), "phase.ssim".to_string()];
+        let md = markdown(&loaded, &keys, &names, &[], &[], &[], 1);
+        let table = md
+            .split("## phase.ssim (train and test split; higher is better, best of each split in bold)\n")
+            .nth(1)
+            .expect("a phase.ssim table");
+        assert!(
+            table.contains(
+                "| dose | view | gs | a train | a test | b train | b test |\n|---|---|---|---|---|---|---|\n\
+                 | 1e+03 | dense | 2 | **0.9000** | 0.5000 | 0.7000 | **0.6000** |\n"
+            ),
+            "{table}"
+        );
+        // Against the flat start, per split: a train split above it is named.
+        assert!(
+            md.contains("| a | train | 0 of 1 | 1e+03 dense gs2 (0.9000 vs 0.5000) |\n| a | test | 1 of 1 | - |"),
+            "{md}"
         );
     }
 

@@ -1,8 +1,10 @@
 //! Pictures of reconstructions: per job, truth / reconstruction / error (amplitude and phase);
 //! per method, a dose x view grid of phase images; per dose and view in a comparison, the truth
-//! and every method side by side. Every image is registered and cropped exactly as the metrics
+//! and every method side by side. Every figure has a panel per split, the train split above
+//! the test split (a self-supervised method's fit above its generalisation; a solver's
+//! reconstruction of each split). Every image is registered and cropped exactly as the metrics
 //! score it (`recon::register_to_file`), and images that are compared share a colour scale,
-//! set by the truth's range (0.5% to 99.5%).
+//! set by the truth's range (0.5% to 99.5%) over both splits.
 
 use crate::png::{Canvas, Colormap, GLYPH_H, INK, Scale, text_width};
 use ndarray::{Array2, Ix2};
@@ -11,8 +13,8 @@ use recon::{EvalOptions, Registered};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// The split pictured (the held-out one, as in the report's headline tables).
-pub const SPLIT: &str = "test";
+/// The splits pictured, in the order of their panels (and of the report's tables).
+pub const SPLITS: [&str; 2] = ["train", "test"];
 
 /// A job's identity: dose, view, gridsize.
 pub type JobId = (f64, String, u64);
@@ -22,11 +24,13 @@ pub fn job_stem(id: &JobId) -> String {
     format!("dose_{}_{}_gs{}", id.0.round() as i64, id.1, id.2)
 }
 
-/// A successful job's reconstruction of [`SPLIT`], registered to its ground truth.
+/// A successful job's reconstruction of one split, registered to that split's ground truth.
 #[derive(Clone, Debug)]
 pub struct JobPicture {
     /// Which job.
     pub id: JobId,
+    /// Which split (one of [`SPLITS`]).
+    pub split: &'static str,
     /// The registered images.
     pub images: Registered,
     /// The job's phase SSIM of the split, when its result has one.
@@ -57,7 +61,8 @@ pub fn job_dir(root: &Path, manifest: &Value, job: &Value) -> PathBuf {
     }
 }
 
-/// Reads `<split>_object` (or `object`) of a reconstruction NPZ.
+/// Reads `<split>_object` (or `object`, one object on the objectGuess grid for both splits)
+/// of a reconstruction NPZ.
 pub fn read_object(path: &Path, split: &str) -> Result<Array2<Complex32>, String> {
     let mut npz = npz_contract::NpzReader::open(path).map_err(|e| e.to_string())?;
     let member = format!("{split}_object");
@@ -72,9 +77,17 @@ pub fn read_object(path: &Path, split: &str) -> Result<Array2<Complex32>, String
         .map_err(|_| format!("{}: `{name}` must be a 2-d complex array", path.display()))
 }
 
-/// Loads the picture of one manifest job; `Ok(None)` when the job has no reconstruction
-/// (dry run, failure), `Err` when its files cannot be read.
-pub fn load_job(root: &Path, manifest: &Value, job: &Value) -> Result<Option<JobPicture>, String> {
+/// Loads the picture of one split of one manifest job: its reconstruction from the result's
+/// `reconstruction_path` (else the native bundle), registered to the split's data file (the
+/// job's `<split>_data_path`: objectGuess, probeGuess and positions define the scored region).
+/// `Ok(None)` when the job has no reconstruction (dry run, failure), `Err` when its files
+/// cannot be read.
+pub fn load_job(
+    root: &Path,
+    manifest: &Value,
+    job: &Value,
+    split: &'static str,
+) -> Result<Option<JobPicture>, String> {
     let result = &job["result"];
     if result["status"] != "success" {
         return Ok(None);
@@ -95,39 +108,71 @@ pub fn load_job(root: &Path, manifest: &Value, job: &Value) -> Result<Option<Job
     );
     let recon_path = job_dir(root, manifest, job).join(rel);
     let truth = resolve(
-        Path::new(job[format!("{SPLIT}_data_path")].as_str().unwrap_or("")),
+        Path::new(job[format!("{split}_data_path")].as_str().unwrap_or("")),
         root,
     );
-    let object = read_object(&recon_path, SPLIT)?;
+    let object = read_object(&recon_path, split)?;
     let images = recon::register_to_file(&truth, object.view(), &EvalOptions::default())
         .map_err(|e| format!("registering {}: {e}", recon_path.display()))?;
     Ok(Some(JobPicture {
         id,
+        split,
         images,
-        phase_ssim: result["metrics"][SPLIT]["phase"]["ssim"].as_f64(),
+        phase_ssim: result["metrics"][split]["phase"]["ssim"].as_f64(),
     }))
 }
 
-/// Loads every successful job of an artifact root, in manifest order; a note (job and
-/// reason) for each that cannot be pictured.
+/// Loads both splits of every successful job of an artifact root, in manifest order (per job,
+/// the splits in [`SPLITS`] order); a note (job, split and reason) for each that cannot be
+/// pictured.
 pub fn load_root(root: &Path, manifest: &Value) -> (Vec<JobPicture>, Vec<String>) {
     let mut pictures = Vec::new();
     let mut notes = Vec::new();
     for job in manifest["jobs"].as_array().into_iter().flatten() {
-        match load_job(root, manifest, job) {
-            Ok(Some(p)) => pictures.push(p),
-            Ok(None) => {}
-            Err(e) => notes.push(format!(
-                "dose {} {} gs{}: {e}",
-                job["dose"]
-                    .as_f64()
-                    .map_or("?".into(), crate::report::dose_label),
-                job["view"].as_str().unwrap_or("?"),
-                job["gridsize"]
-            )),
+        for split in SPLITS {
+            match load_job(root, manifest, job, split) {
+                Ok(Some(p)) => pictures.push(p),
+                Ok(None) => {}
+                Err(e) => notes.push(format!(
+                    "dose {} {} gs{}, {split} split: {e}",
+                    job["dose"]
+                        .as_f64()
+                        .map_or("?".into(), crate::report::dose_label),
+                    job["view"].as_str().unwrap_or("?"),
+                    job["gridsize"]
+                )),
+            }
         }
     }
     (pictures, notes)
+}
+
+/// The jobs of `pictures` in order of first appearance, each with its pictures (one per split
+/// it has, in [`SPLITS`] order).
+pub fn by_job(pictures: &[JobPicture]) -> Vec<(JobId, Vec<&JobPicture>)> {
+    let mut out: Vec<(JobId, Vec<&JobPicture>)> = Vec::new();
+    for p in pictures {
+        match out.iter_mut().find(|(id, _)| *id == p.id) {
+            Some((_, ps)) => ps.push(p),
+            None => out.push((p.id.clone(), vec![p])),
+        }
+    }
+    for (_, ps) in &mut out {
+        ps.sort_by_key(|p| split_rank(p.split));
+    }
+    out
+}
+
+fn split_rank(split: &str) -> usize {
+    SPLITS
+        .iter()
+        .position(|s| *s == split)
+        .unwrap_or(SPLITS.len())
+}
+
+/// The heading of a split's panel.
+fn panel_heading(split: &str) -> String {
+    format!("{split} split")
 }
 
 /// One image of a figure.
@@ -139,8 +184,10 @@ struct Cell {
     note: Option<String>,
 }
 
-/// A row of a figure: its label, its cells (a gap where `None`), and its colour bars.
+/// A row of a figure: the heading of the panel it opens (if it opens one), its label, its
+/// cells (a gap where `None`), and its colour bars.
 struct Row {
+    heading: Option<String>,
     label: String,
     cells: Vec<Option<Cell>>,
     scales: Vec<(String, Scale)>,
@@ -192,51 +239,85 @@ fn cell(values: Array2<f64>, mask: &Array2<bool>, scale: usize, note: Option<Str
     }
 }
 
-/// Per job: truth, reconstruction and |error| of the amplitude and the phase.
-pub fn job_figure(p: &JobPicture, title: &str) -> Vec<u8> {
-    let r = &p.images;
-    let amp_err = (&r.amplitude - &r.truth_amplitude).mapv(f64::abs);
-    let phase_err = (&r.phase - &r.truth_phase).mapv(f64::abs);
-    let amp = amplitude_scale(&[r]);
-    let phase = phase_scale(&[r]);
-    let rows = vec![
-        Row {
+fn amplitude_error(r: &Registered) -> Array2<f64> {
+    (&r.amplitude - &r.truth_amplitude).mapv(f64::abs)
+}
+
+fn phase_error(r: &Registered) -> Array2<f64> {
+    (&r.phase - &r.truth_phase).mapv(f64::abs)
+}
+
+/// Each error image with the mask of its registered images.
+fn masked<'a>(
+    errors: &'a [Array2<f64>],
+    images: &[&'a Registered],
+) -> Vec<(&'a Array2<f64>, &'a Array2<bool>)> {
+    errors
+        .iter()
+        .zip(images)
+        .map(|(e, r)| (e, &r.mask))
+        .collect()
+}
+
+/// The picture of `split` among one method's pictures of a job.
+fn of_split<'a>(pictures: &[&'a JobPicture], split: &str) -> Option<&'a JobPicture> {
+    pictures.iter().copied().find(|p| p.split == split)
+}
+
+fn ssim_note(p: &JobPicture) -> Option<String> {
+    p.phase_ssim.map(|s| format!("ssim {s:.3}"))
+}
+
+/// Per job: truth, reconstruction and |error| of the amplitude and the phase, a panel per
+/// split (`pictures`: the job's pictures, one per split); each kind of image on one scale in
+/// both panels. `None` without pictures.
+pub fn job_figure(pictures: &[&JobPicture], title: &str) -> Option<Vec<u8>> {
+    if pictures.is_empty() {
+        return None;
+    }
+    let mut ordered = pictures.to_vec();
+    ordered.sort_by_key(|p| split_rank(p.split));
+    let images: Vec<&Registered> = ordered.iter().map(|p| &p.images).collect();
+    let amp_errs: Vec<Array2<f64>> = images.iter().map(|r| amplitude_error(r)).collect();
+    let phase_errs: Vec<Array2<f64>> = images.iter().map(|r| phase_error(r)).collect();
+    let amp = amplitude_scale(&images);
+    let amp_err = error_scale(&masked(&amp_errs, &images));
+    let phase = phase_scale(&images);
+    let phase_err = error_scale(&masked(&phase_errs, &images));
+    let mut rows = Vec::new();
+    for ((p, a_err), p_err) in ordered.iter().zip(amp_errs).zip(phase_errs) {
+        let r = &p.images;
+        rows.push(Row {
+            heading: Some(panel_heading(p.split)),
             label: "amplitude".into(),
-            scales: vec![
-                ("amplitude".into(), amp),
-                ("|error|".into(), error_scale(&[(&amp_err, &r.mask)])),
-            ],
+            scales: vec![("amplitude".into(), amp), ("|error|".into(), amp_err)],
             cells: vec![
                 Some(cell(r.truth_amplitude.clone(), &r.mask, 0, None)),
                 Some(cell(r.amplitude.clone(), &r.mask, 0, None)),
-                Some(cell(amp_err, &r.mask, 1, None)),
+                Some(cell(a_err, &r.mask, 1, None)),
             ],
-        },
-        Row {
+        });
+        rows.push(Row {
+            heading: None,
             label: "phase (rad)".into(),
-            scales: vec![
-                ("phase".into(), phase),
-                ("|error|".into(), error_scale(&[(&phase_err, &r.mask)])),
-            ],
+            scales: vec![("phase".into(), phase), ("|error|".into(), phase_err)],
             cells: vec![
                 Some(cell(r.truth_phase.clone(), &r.mask, 0, None)),
-                Some(cell(
-                    r.phase.clone(),
-                    &r.mask,
-                    0,
-                    p.phase_ssim.map(|s| format!("ssim {s:.3}")),
-                )),
-                Some(cell(phase_err, &r.mask, 1, None)),
+                Some(cell(r.phase.clone(), &r.mask, 0, ssim_note(p))),
+                Some(cell(p_err, &r.mask, 1, None)),
             ],
-        },
-    ];
+        });
+    }
     let columns = ["truth", "reconstruction", "|error|"].map(String::from);
-    figure(title, &columns, &rows).to_png()
+    Some(figure(title, &columns, &rows).to_png())
 }
 
-/// Per method: phase images of every job, doses as rows and views as columns, on one scale,
-/// with the truth first in each row.
+/// Per method: phase images of every job, doses as rows and views as columns, a panel per
+/// split, all on one scale, with the split's truth first in each row.
 pub fn phase_grid(pictures: &[JobPicture], title: &str) -> Option<Vec<u8>> {
+    if pictures.is_empty() {
+        return None;
+    }
     let mut doses: Vec<f64> = Vec::new();
     let mut views: Vec<(String, u64)> = Vec::new();
     for p in pictures {
@@ -248,108 +329,99 @@ pub fn phase_grid(pictures: &[JobPicture], title: &str) -> Option<Vec<u8>> {
             views.push(v);
         }
     }
-    if pictures.is_empty() {
-        return None;
-    }
     let all: Vec<&Registered> = pictures.iter().map(|p| &p.images).collect();
     let scale = phase_scale(&all);
-    let rows = doses
-        .iter()
-        .enumerate()
-        .map(|(k, dose)| {
-            let in_row: Vec<&JobPicture> = pictures.iter().filter(|p| p.id.0 == *dose).collect();
-            let truth = in_row
-                .first()
-                .map(|p| cell(p.images.truth_phase.clone(), &p.images.mask, 0, None));
-            let mut cells = vec![truth];
+    let mut rows: Vec<Row> = Vec::new();
+    for split in SPLITS {
+        let mut opened = false;
+        for dose in &doses {
+            let in_row: Vec<&JobPicture> = pictures
+                .iter()
+                .filter(|p| p.id.0 == *dose && p.split == split)
+                .collect();
+            let Some(first) = in_row.first() else {
+                continue;
+            };
+            let mut cells = vec![Some(cell(
+                first.images.truth_phase.clone(),
+                &first.images.mask,
+                0,
+                None,
+            ))];
             for (view, gs) in &views {
                 cells.push(
                     in_row
                         .iter()
                         .find(|p| &p.id.1 == view && p.id.2 == *gs)
-                        .map(|p| {
-                            cell(
-                                p.images.phase.clone(),
-                                &p.images.mask,
-                                0,
-                                p.phase_ssim.map(|s| format!("ssim {s:.3}")),
-                            )
-                        }),
+                        .map(|p| cell(p.images.phase.clone(), &p.images.mask, 0, ssim_note(p))),
                 );
             }
-            Row {
+            rows.push(Row {
+                heading: (!opened).then(|| panel_heading(split)),
                 label: format!("dose {}", crate::report::dose_label(*dose)),
                 cells,
-                scales: if k == 0 {
+                scales: if rows.is_empty() {
                     vec![("phase".into(), scale)]
                 } else {
                     Vec::new()
                 },
-            }
-        })
-        .collect::<Vec<_>>();
+            });
+            opened = true;
+        }
+    }
     let mut columns = vec!["truth".to_string()];
     columns.extend(views.iter().map(|(v, g)| format!("{v} gs{g}")));
     Some(figure(title, &columns, &rows).to_png())
 }
 
 /// In a comparison: for one job, the truth and each method's reconstruction (amplitude, phase,
-/// |phase error|), each row on one scale. `methods` pairs a method's name with its picture.
-pub fn side_by_side(methods: &[(String, Option<&JobPicture>)], title: &str) -> Option<Vec<u8>> {
-    let present: Vec<&JobPicture> = methods.iter().filter_map(|m| m.1).collect();
-    let first = present.first()?;
-    let images: Vec<&Registered> = present.iter().map(|p| &p.images).collect();
-    let errors: Vec<Array2<f64>> = images
-        .iter()
-        .map(|r| (&r.phase - &r.truth_phase).mapv(f64::abs))
-        .collect();
-    let err_scale = error_scale(
-        &images
-            .iter()
-            .zip(&errors)
-            .map(|(r, e)| (e, &r.mask))
-            .collect::<Vec<_>>(),
-    );
-    let t = &first.images;
-    let mut amp_cells = vec![Some(cell(t.truth_amplitude.clone(), &t.mask, 0, None))];
-    let mut phase_cells = vec![Some(cell(t.truth_phase.clone(), &t.mask, 0, None))];
-    let mut err_cells = vec![None];
-    for (_, p) in methods {
-        amp_cells.push(p.map(|p| cell(p.images.amplitude.clone(), &p.images.mask, 0, None)));
-        phase_cells.push(p.map(|p| {
-            cell(
-                p.images.phase.clone(),
-                &p.images.mask,
-                0,
-                p.phase_ssim.map(|s| format!("ssim {s:.3}")),
-            )
-        }));
-        err_cells.push(p.map(|p| {
-            cell(
-                (&p.images.phase - &p.images.truth_phase).mapv(f64::abs),
-                &p.images.mask,
-                0,
-                None,
-            )
-        }));
+/// |phase error|), a panel per split, each kind of image on one scale in both panels.
+/// `methods` pairs a method's name with its pictures of the job (one per split it has).
+pub fn side_by_side(methods: &[(String, Vec<&JobPicture>)], title: &str) -> Option<Vec<u8>> {
+    let present: Vec<&JobPicture> = methods.iter().flat_map(|m| m.1.iter().copied()).collect();
+    if present.is_empty() {
+        return None;
     }
-    let rows = vec![
-        Row {
+    let images: Vec<&Registered> = present.iter().map(|p| &p.images).collect();
+    let errors: Vec<Array2<f64>> = images.iter().map(|r| phase_error(r)).collect();
+    let err_scale = error_scale(&masked(&errors, &images));
+    let amp_scale = amplitude_scale(&images);
+    let ph_scale = phase_scale(&images);
+    let mut rows = Vec::new();
+    for split in SPLITS {
+        let Some(first) = methods.iter().find_map(|m| of_split(&m.1, split)) else {
+            continue;
+        };
+        let t = &first.images;
+        let mut amp_cells = vec![Some(cell(t.truth_amplitude.clone(), &t.mask, 0, None))];
+        let mut phase_cells = vec![Some(cell(t.truth_phase.clone(), &t.mask, 0, None))];
+        let mut err_cells = vec![None];
+        for (_, ps) in methods {
+            let p = of_split(ps, split);
+            amp_cells.push(p.map(|p| cell(p.images.amplitude.clone(), &p.images.mask, 0, None)));
+            phase_cells
+                .push(p.map(|p| cell(p.images.phase.clone(), &p.images.mask, 0, ssim_note(p))));
+            err_cells.push(p.map(|p| cell(phase_error(&p.images), &p.images.mask, 0, None)));
+        }
+        rows.push(Row {
+            heading: Some(panel_heading(split)),
             label: "amplitude".into(),
             cells: amp_cells,
-            scales: vec![("amplitude".into(), amplitude_scale(&images))],
-        },
-        Row {
+            scales: vec![("amplitude".into(), amp_scale)],
+        });
+        rows.push(Row {
+            heading: None,
             label: "phase (rad)".into(),
             cells: phase_cells,
-            scales: vec![("phase".into(), phase_scale(&images))],
-        },
-        Row {
+            scales: vec![("phase".into(), ph_scale)],
+        });
+        rows.push(Row {
+            heading: None,
             label: "|phase error|".into(),
             cells: err_cells,
             scales: vec![("rad".into(), err_scale)],
-        },
-    ];
+        });
+    }
     let mut columns = vec!["truth".to_string()];
     columns.extend(methods.iter().map(|m| m.0.clone()));
     Some(figure(title, &columns, &rows).to_png())
@@ -362,7 +434,14 @@ const BAR_W: usize = 12;
 const BAR_TEXT: usize = 60;
 const LINE: usize = GLYPH_H + 5;
 
-/// Lays out a figure: title, column headers, and per row a label, cells and colour bars.
+/// Height of a panel's heading: its text and rule.
+const HEADING: usize = LINE + 4;
+/// The rule under a panel's heading.
+const RULE: [u8; 3] = [160, 160, 160];
+
+/// Lays out a figure: title, column headers, and per row a label, cells and colour bars; a row
+/// with a heading opens a panel (the heading over a rule across the figure, then the column
+/// headers again), so that each panel reads on its own.
 fn figure(title: &str, columns: &[String], rows: &[Row]) -> Canvas {
     let cells = || rows.iter().flat_map(|r| r.cells.iter().flatten());
     let max_h = cells().map(|c| c.values.nrows()).max().unwrap_or(1);
@@ -379,20 +458,54 @@ fn figure(title: &str, columns: &[String], rows: &[Row]) -> Canvas {
         .map(|r| text_width(&r.label, 1))
         .max()
         .unwrap_or(0);
+    let heading_w = rows
+        .iter()
+        .filter_map(|r| r.heading.as_deref())
+        .map(|h| text_width(h, 1))
+        .max()
+        .unwrap_or(0);
     let bars = rows.iter().map(|r| r.scales.len()).max().unwrap_or(0);
     let left = MARGIN + label_w + GAP;
     let width = (left + columns.len() * (cell_w + GAP) + bars * (BAR_W + BAR_TEXT) + MARGIN)
-        .max(MARGIN * 2 + text_width(title, 2));
+        .max(MARGIN * 2 + text_width(title, 2))
+        .max(MARGIN * 2 + heading_w);
     let top = MARGIN + 2 * GLYPH_H + GAP;
-    let height = top + LINE + rows.len() * row_h + MARGIN;
+    // Where each row's images start: column headers above the first row, and a heading and
+    // the column headers again above each row that opens a panel.
+    let mut headers_at = Vec::new();
+    let mut headings_at = Vec::new();
+    let mut rows_at = Vec::with_capacity(rows.len());
+    let mut y = top;
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(h) = &row.heading {
+            headings_at.push((y, h.as_str()));
+            y += HEADING;
+        }
+        if i == 0 || row.heading.is_some() {
+            headers_at.push(y);
+            y += LINE;
+        }
+        rows_at.push(y);
+        y += row_h;
+    }
+    if rows.is_empty() {
+        headers_at.push(y);
+        y += LINE;
+    }
+    let height = y + MARGIN;
     let mut canvas = Canvas::new(width, height);
     canvas.text(MARGIN, MARGIN, title, 2, INK);
-    for (k, name) in columns.iter().enumerate() {
-        let x = left + k * (cell_w + GAP) + (cell_w - text_width(name, 1)) / 2;
-        canvas.text(x, top, name, 1, INK);
+    for (y, heading) in headings_at {
+        canvas.text(MARGIN, y, heading, 1, INK);
+        canvas.fill(MARGIN, y + GLYPH_H + 2, width - 2 * MARGIN, 1, RULE);
     }
-    for (i, row) in rows.iter().enumerate() {
-        let y = top + LINE + i * row_h;
+    for y in headers_at {
+        for (k, name) in columns.iter().enumerate() {
+            let x = left + k * (cell_w + GAP) + (cell_w - text_width(name, 1)) / 2;
+            canvas.text(x, y, name, 1, INK);
+        }
+    }
+    for (row, y) in rows.iter().zip(rows_at) {
         canvas.text(MARGIN, y + cell_h / 2 - GLYPH_H / 2, &row.label, 1, INK);
         for (k, c) in row.cells.iter().enumerate() {
             let Some(c) = c else { continue };
@@ -447,27 +560,63 @@ mod tests {
         (reader.info().width, reader.info().height)
     }
 
+    fn picture(dose: f64, split: &'static str, shift: f64) -> JobPicture {
+        JobPicture {
+            id: (dose, "dense".into(), 2),
+            split,
+            images: registered(shift),
+            phase_ssim: Some(0.5),
+        }
+    }
+
     #[test]
     fn figures_are_deterministic_pngs() {
-        let p = JobPicture {
-            id: (1e3, "dense".into(), 2),
-            images: registered(0.05),
-            phase_ssim: Some(0.5),
-        };
-        let a = job_figure(&p, "dose 1e+03 dense gs2");
-        assert_eq!(a, job_figure(&p, "dose 1e+03 dense gs2"));
+        let p = picture(1e3, "test", 0.05);
+        let a = job_figure(&[&p], "dose 1e+03 dense gs2").unwrap();
+        assert_eq!(a, job_figure(&[&p], "dose 1e+03 dense gs2").unwrap());
         let (w, h) = decode(&a);
         assert!(w > 3 * 24 * 4 && h > 2 * 20 * 4, "{w} x {h}");
-        let q = JobPicture {
-            id: (1e4, "dense".into(), 2),
-            ..p.clone()
-        };
+        let q = picture(1e4, "test", 0.05);
         let grid = phase_grid(&[p.clone(), q], "grid").unwrap();
         decode(&grid);
-        let sbs = side_by_side(&[("a".into(), Some(&p)), ("b".into(), None)], "x").unwrap();
+        let sbs = side_by_side(&[("a".into(), vec![&p]), ("b".into(), Vec::new())], "x").unwrap();
         decode(&sbs);
-        assert!(side_by_side(&[("a".into(), None)], "x").is_none());
+        assert!(side_by_side(&[("a".into(), Vec::new())], "x").is_none());
         assert!(phase_grid(&[], "x").is_none());
+        assert!(job_figure(&[], "x").is_none());
+    }
+
+    /// Both splits: a panel each (train above test), whatever order the pictures come in.
+    #[test]
+    fn each_split_gets_a_panel() {
+        let train = picture(1e3, "train", 0.02);
+        let test = picture(1e3, "test", 0.05);
+        let one = job_figure(&[&test], "t").unwrap();
+        let both = job_figure(&[&train, &test], "t").unwrap();
+        assert_eq!(both, job_figure(&[&test, &train], "t").unwrap());
+        let ((w1, h1), (w2, h2)) = (decode(&one), decode(&both));
+        assert_eq!(w1, w2);
+        assert!(h2 > h1 + 2 * 20 * 4, "{h1} -> {h2}");
+        let grid_one = decode(&phase_grid(std::slice::from_ref(&test), "g").unwrap());
+        let grid_both = decode(&phase_grid(&[train.clone(), test.clone()], "g").unwrap());
+        assert!(
+            grid_both.1 > grid_one.1 + 20 * 4,
+            "{grid_one:?} -> {grid_both:?}"
+        );
+        let sbs_one = decode(&side_by_side(&[("a".into(), vec![&test])], "s").unwrap());
+        let sbs_both = decode(&side_by_side(&[("a".into(), vec![&train, &test])], "s").unwrap());
+        assert!(
+            sbs_both.1 > sbs_one.1 + 3 * 20 * 4,
+            "{sbs_one:?} -> {sbs_both:?}"
+        );
+        // by_job groups a root's pictures per job, splits in panel order.
+        let other = picture(1e4, "train", 0.0);
+        let all = [test.clone(), other, train];
+        let groups = by_job(&all);
+        assert_eq!(groups.len(), 2);
+        let splits: Vec<&str> = groups[0].1.iter().map(|p| p.split).collect();
+        assert_eq!(splits, ["train", "test"]);
+        assert_eq!(groups[1].0, (1e4, "dense".to_string(), 2));
     }
 
     #[test]

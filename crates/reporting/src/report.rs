@@ -209,7 +209,8 @@ pub fn build_with(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let splits = ["test", "train"];
+    // Train beside test everywhere: a self-supervised method's fit beside its generalisation.
+    let splits = crate::pictures::SPLITS;
     let metric_names = |split: &str| -> Vec<String> {
         let set: BTreeSet<String> = jobs
             .iter()
@@ -356,50 +357,62 @@ pub fn build_with(
         let _ = writeln!(md);
     }
 
-    for split in splits {
-        // Tables show the headline figures; metrics.csv has every one.
-        let all = metric_names(split);
-        let headline: Vec<String> = HEADLINE
-            .iter()
-            .filter(|h| all.iter().any(|n| n == *h))
-            .map(|h| h.to_string())
-            .collect();
-        let names = if headline.is_empty() { all } else { headline };
-        if names.is_empty() {
-            continue;
-        }
-        let _ = writeln!(md, "## Metrics ({split} split)\n");
-        let _ = writeln!(md, "| dose | view | gs | {} |", names.join(" | "));
-        let _ = writeln!(md, "|---|---|---|{}", "---|".repeat(names.len()));
+    // Tables show the headline figures; metrics.csv has every one. One table, a row per job
+    // and split, so that each job's train value sits right above its test value.
+    let all: Vec<String> = splits
+        .iter()
+        .flat_map(|split| metric_names(split))
+        .collect::<BTreeSet<String>>()
+        .into_iter()
+        .collect();
+    let headline: Vec<String> = HEADLINE
+        .iter()
+        .filter(|h| all.iter().any(|n| n == *h))
+        .map(|h| h.to_string())
+        .collect();
+    let names = if headline.is_empty() { all } else { headline };
+    if !names.is_empty() {
+        let _ = writeln!(md, "## Metrics (train and test split)\n");
+        let _ = writeln!(
+            md,
+            "Per job, the train split above the test split: for a self-supervised method \
+             (PtychoPINN) its fit to the data it was trained on, then its generalisation to \
+             held-out data; a native solver reconstructs each split directly.\n"
+        );
+        let _ = writeln!(md, "| dose | view | gs | split | {} |", names.join(" | "));
+        let _ = writeln!(md, "|---|---|---|---|{}", "---|".repeat(names.len()));
         for j in &jobs {
-            let values = j.metrics(split);
-            let cells: Vec<String> = names
-                .iter()
-                .map(|n| {
-                    values.iter().find(|(k, _)| k == n).map_or_else(
-                        || {
-                            // A null FRC resolution: the curve never rose above the threshold.
-                            let (parent, last) = n.rsplit_once('.').unwrap_or(("", n));
-                            let holder = parent
-                                .split('.')
-                                .fold(&j.result["metrics"][split], |v, key| &v[key]);
-                            match holder.get(last) {
-                                Some(Value::Null) => "not resolved".into(),
-                                _ => "-".into(),
-                            }
-                        },
-                        |(_, v)| fmt_num(*v),
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} |",
-                dose_label(j.dose),
-                j.view,
-                j.gridsize,
-                cells.join(" | ")
-            );
+            for split in splits {
+                let values = j.metrics(split);
+                let cells: Vec<String> = names
+                    .iter()
+                    .map(|n| {
+                        values.iter().find(|(k, _)| k == n).map_or_else(
+                            || {
+                                // A null FRC resolution: the curve never rose above the
+                                // threshold.
+                                let (parent, last) = n.rsplit_once('.').unwrap_or(("", n));
+                                let holder = parent
+                                    .split('.')
+                                    .fold(&j.result["metrics"][split], |v, key| &v[key]);
+                                match holder.get(last) {
+                                    Some(Value::Null) => "not resolved".into(),
+                                    _ => "-".into(),
+                                }
+                            },
+                            |(_, v)| fmt_num(*v),
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {split} | {} |",
+                    dose_label(j.dose),
+                    j.view,
+                    j.gridsize,
+                    cells.join(" | ")
+                );
+            }
         }
         let _ = writeln!(md);
     }
@@ -502,13 +515,16 @@ pub fn build_with(
     }
 
     if !pictures.is_empty() || !notes.is_empty() {
-        let _ = writeln!(md, "## Pictures ({} split)\n", crate::pictures::SPLIT);
+        let _ = writeln!(md, "## Pictures (train and test split)\n");
         let _ = writeln!(
             md,
-            "Registered as the metrics score them (global phase and fitted phase plane removed), \
-             cropped to the scored region (grey: outside it). Amplitude on viridis, phase on a \
-             diverging map centred on zero, errors on inferno; images side by side share a scale, \
-             set by the truth's range (values beyond it saturate).\n"
+            "Each picture has a panel per split, the train split above the test split, each \
+             against its own truth (the split's objectGuess over the region its probeGuess and \
+             positions cover). Registered as the metrics score them (global phase and fitted \
+             phase plane removed), cropped to the scored region (grey: outside it). Amplitude on \
+             viridis, phase on a diverging map centred on zero, errors on inferno; images side by \
+             side share a scale in both panels, set by the truth's range (values beyond it \
+             saturate).\n"
         );
         for p in pictures {
             let _ = writeln!(md, "{}\n\n![{}]({})\n", p.caption, p.file, p.file);
@@ -785,30 +801,39 @@ pub(crate) fn write_file(target: &Path, bytes: &[u8]) -> Result<(), ReportError>
 /// PNG files (name, bytes), their references in summary.md, and notes on jobs not pictured.
 type RootPictures = (Vec<(String, Vec<u8>)>, Vec<PictureRef>, Vec<String>);
 
-/// The pictures of an artifact root: one figure per successful job and the phase grid; a note
-/// for each job whose files could not be read (the rest of the report does not need them).
+/// The pictures of an artifact root: one figure per successful job and the phase grid, each
+/// with a train and a test panel; a note for each job and split whose files could not be read
+/// (the rest of the report does not need them).
 fn root_pictures(root: &Path, manifest: &Value, title: &str) -> RootPictures {
     let (loaded, notes) = crate::pictures::load_root(root, manifest);
     let mut files = Vec::new();
     let mut refs = Vec::new();
-    if let Some(grid) = crate::pictures::phase_grid(&loaded, &format!("{title}: phase, test split"))
+    if let Some(grid) =
+        crate::pictures::phase_grid(&loaded, &format!("{title}: phase, train and test split"))
     {
         let file = "pictures/phase_grid.png".to_string();
         refs.push(PictureRef {
             file: file.clone(),
-            caption: "Phase of every job: doses as rows, views as columns, one scale (the \
-                      \"SSIM grid\"; each image's phase SSIM under it)."
+            caption: "Phase of every job, train split above test split: doses as rows, views as \
+                      columns, one scale (the \"SSIM grid\"; each image's phase SSIM under it)."
                 .into(),
         });
         files.push((file, grid));
     }
-    for p in &loaded {
-        let label = format!("dose {} {} gs{}", dose_label(p.id.0), p.id.1, p.id.2);
-        let file = format!("pictures/{}.png", crate::pictures::job_stem(&p.id));
-        files.push((file.clone(), crate::pictures::job_figure(p, &label)));
+    for (id, pictures) in crate::pictures::by_job(&loaded) {
+        let label = format!("dose {} {} gs{}", dose_label(id.0), id.1, id.2);
+        let Some(png) = crate::pictures::job_figure(&pictures, &label) else {
+            continue;
+        };
+        let file = format!("pictures/{}.png", crate::pictures::job_stem(&id));
+        let splits = match pictures.as_slice() {
+            [one] => format!("{} split only", one.split),
+            _ => "train split above test split".to_string(),
+        };
+        files.push((file.clone(), png));
         refs.push(PictureRef {
             file,
-            caption: format!("{label}: truth, reconstruction and |error|."),
+            caption: format!("{label}: truth, reconstruction and |error|; {splits}."),
         });
     }
     (files, refs, notes)
@@ -825,7 +850,7 @@ mod tests {
                 "status": "success", "backend": "native", "epochs_completed": 3, "final_loss": 0.01,
                 "loss_history": {"train": [0.3, 0.1, 0.01]},
                 "bundle_path": "native_bundle.npz", "bundle_sha256": "a".repeat(64), "bundle_size_bytes": 10,
-                "metrics": {"test": {"phase": {"ssim": ssim, "mae": 1.0 - ssim}}, "train": {"phase": {"ssim": ssim}}}}})
+                "metrics": {"test": {"phase": {"ssim": ssim, "mae": 1.0 - ssim}}, "train": {"phase": {"ssim": ssim + 0.05}}}}})
         };
         json!({"timestamp": "2025-11-04T08:34:26.000000Z", "jobs": [
             job(1e3, "baseline", 1, 0.2), job(1e3, "dense", 2, 0.5),
@@ -868,6 +893,31 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("- [x] every selected job ended well (4/4)"));
+        // One metrics table: each job's train split right above its test split.
+        let table = md
+            .split("## Metrics (train and test split)\n")
+            .nth(1)
+            .expect("the metrics table")
+            .split("\n## ")
+            .next()
+            .unwrap();
+        assert!(
+            table.contains("| dose | view | gs | split | phase.ssim | phase.mae |"),
+            "{table}"
+        );
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 1e")).collect();
+        assert_eq!(
+            rows[..2],
+            [
+                "| 1e+03 | baseline | 1 | train | 0.2500 | - |",
+                "| 1e+03 | baseline | 1 | test | 0.2000 | 0.8000 |"
+            ],
+            "{table}"
+        );
+        assert_eq!(rows.len(), 4 * 2);
+        assert!(
+            !md.contains("## Metrics (test split)") && !md.contains("## Metrics (train split)")
+        );
         let csv = &report.files[1].1;
         assert_eq!(
             csv.lines().next().unwrap(),
@@ -942,18 +992,18 @@ mod tests {
         );
         let dense_row = md
             .lines()
-            .find(|l| l.starts_with("| 1e+03 | dense | 2 | 0.5000"))
+            .find(|l| l.starts_with("| 1e+03 | dense | 2 | test | 0.5000"))
             .unwrap_or_else(|| panic!("{md}"));
         assert!(dense_row.contains("not resolved"), "{dense_row}");
         let baseline_row = md
             .lines()
-            .find(|l| l.starts_with("| 1e+03 | baseline | 1 | 0.2000"))
+            .find(|l| l.starts_with("| 1e+03 | baseline | 1 | test | 0.2000"))
             .unwrap();
         assert!(baseline_row.contains("20.00") && !baseline_row.contains("not resolved"));
         // A job without the key shows a dash, not "not resolved".
         let other = md
             .lines()
-            .find(|l| l.starts_with("| 1e+04 | dense | 2 | 0.7000"))
+            .find(|l| l.starts_with("| 1e+04 | dense | 2 | test | 0.7000"))
             .unwrap();
         assert!(
             other.contains(" - ") && !other.contains("not resolved"),
