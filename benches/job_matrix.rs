@@ -87,7 +87,7 @@ fn plan(study: &Study, root: &Path) -> Plan {
         overrides: ConfigOverrides::default(),
         trainer: None,
         timestamp: "2025-11-04T08:34:26.000000Z".to_string(),
-        n_groups: None,
+        pinn: Default::default(),
         python: None,
     })
     .expect("the bench tree enumerates")

@@ -87,9 +87,26 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             String::new()
         }
     );
+    let pinn = &study.pinn;
+    let batches: Vec<String> = d
+        .gridsizes
+        .iter()
+        .map(|&g| match pinn.batch_size_for(g) {
+            Some((b, _)) => format!("{b} at gridsize {g}"),
+            None => format!("none at gridsize {g}"),
+        })
+        .collect();
+    let groups = pinn
+        .n_groups
+        .map_or("the smaller split's positions".to_string(), |n| {
+            n.to_string()
+        });
     outln!(
-        "  pinn:                {} epochs (tensorflow, pytorch)",
-        study.pinn.epochs
+        "  pinn:                {} epochs, batch {}, groups {}, accelerator {} (tensorflow, pytorch)",
+        pinn.epochs,
+        batches.join(", "),
+        groups,
+        pinn.accelerator
     );
     // Estimated from the study alone (a base NPZ's own sizes are used by generate's check).
     let e = study.estimate(None, study_design::SceneSize::default());

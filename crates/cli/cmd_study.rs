@@ -41,6 +41,9 @@ pub struct Args {
     /// PtychoPINN's `--n_groups` (see `train --help`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     n_groups: Option<u32>,
+    /// Where PtychoPINN trains: auto, cpu or gpu (see `train --help`).
+    #[arg(long, value_name = "WHERE", value_parser = cmd_train::parse_accelerator)]
+    accelerator: Option<study_design::Accelerator>,
     /// Enumerate the training jobs and write their configs, but train nothing.
     #[arg(long)]
     dry_run: bool,
@@ -315,6 +318,9 @@ fn train_method(
     }
     if let Some(n) = args.n_groups {
         argv.extend([os("--n-groups"), os(&n.to_string())]);
+    }
+    if let Some(accelerator) = args.accelerator {
+        argv.extend([os("--accelerator"), os(accelerator.as_str())]);
     }
     if args.dry_run {
         argv.push(os("--dry-run"));

@@ -92,6 +92,11 @@ impl<'a> LiveManifest<'a> {
 /// The command's own log (its stdout and stderr), under the artifact root.
 pub const COMMAND_LOG: &str = "training_cli.log";
 
+/// `--accelerator auto|cpu|gpu`.
+pub fn parse_accelerator(s: &str) -> Result<study_design::Accelerator, String> {
+    s.parse()
+}
+
 /// Backends on the command line.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendArg {
@@ -168,6 +173,11 @@ pub struct Args {
     /// (default: that many, one group seeded at every position).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub n_groups: Option<u32>,
+    /// Where PtychoPINN trains: `auto` (a GPU when its framework sees one, else the CPU), `cpu`
+    /// (GPUs hidden) or `gpu` (the job fails at once without one) (default: the study's
+    /// `[pinn] accelerator`, else auto).
+    #[arg(long, value_name = "WHERE", value_parser = parse_accelerator)]
+    pub accelerator: Option<study_design::Accelerator>,
     /// Native solver algorithm (default: the study's).
     #[arg(long, value_enum)]
     pub algorithm: Option<AlgorithmArg>,
@@ -572,7 +582,10 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
         },
         trainer,
         timestamp,
-        n_groups: args.n_groups,
+        pinn: runner::ptychopinn::PinnOverrides {
+            n_groups: args.n_groups,
+            accelerator: args.accelerator,
+        },
         python: std::env::var_os(runner::ptychopinn::PYTHON_ENV_VAR)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from),

@@ -96,6 +96,31 @@ fn train_refuses_before_the_trainer_starts() {
             .join("artifacts/dose_1000/baseline/gs1/train.log")
             .exists()
     );
+    // A batch size that would merge the groups of a gridsize-2 batch, and one PtychoPINN's
+    // config refuses, are refused with the reason.
+    for (value, reason) in [
+        (
+            "16",
+            "pinn.batch_size=16 would merge groups at gridsize 2: 16 groups x 2² = 64 patches \
+             per batch",
+        ),
+        ("12", "pinn.batch_size=12 must be a power of 2"),
+    ] {
+        let study = root.join(format!("batch{value}.toml"));
+        std::fs::write(&study, format!("[pinn]\nbatch_size = {value}\n")).unwrap();
+        let output = run(&["--dose", "1e3", "--design", study.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+        assert!(
+            text(&output.stderr).contains(reason),
+            "{}",
+            text(&output.stderr)
+        );
+        assert!(
+            !root
+                .join("artifacts/dose_1000/baseline/gs1/train.log")
+                .exists()
+        );
+    }
     // A gridsize-2 view with fewer than K + 1 positions per split.
     let study = root.join("k9.toml");
     std::fs::write(&study, "neighbor_count = 9\n").unwrap();
@@ -201,8 +226,18 @@ fn pinn_jobs_get_the_real_trainers_flags_and_are_scored_like_native_ones() {
                 "{needle} not in:\n{log}"
             );
         }
+        // Regression (issue 20): jobs ran with PtychoPINN's default batch of 16 groups, and at
+        // gridsize 2 its patch reassembly summed every 16 x 4 = 64-patch batch into one object.
+        let batch = if job["gridsize"] == 2 { 8 } else { 16 };
+        for needle in [
+            format!("--batch_size {batch}"),
+            format!("batch_size={batch}"),
+        ] {
+            assert!(log.contains(&needle), "{needle} not in:\n{log}");
+        }
         assert!(dir.join("pinn_adapter.py").is_file());
         let config = read_json(&dir.join("training_config.json"));
+        assert_eq!(config["pinn"]["batch_size"], batch);
         assert_eq!(config["pinn"]["n_groups"], 8);
         assert_eq!(config["pinn"]["train_positions"], 8);
     }

@@ -65,6 +65,7 @@ while [ $# -gt 0 ]; do
     --train_data_file) train="$2";; --test_data_file) test="$2";; --output_dir) out="$2";;
     --backend) backend="$2";; --gridsize) g="$2";; --nphotons) n="$2";; --nepochs) e="$2";;
     --config) config="$2";; --neighbor_count) k="$2";; --n_groups) groups="$2";;
+    --batch_size) batch="$2";;
     *) echo "unknown flag $1" >&2; exit 64;;
   esac
   shift 2
@@ -73,7 +74,7 @@ if [ ! -f "$out/training_config.json" ]; then echo "training_config.json missing
 test -f "$train" && test -f "$test" || {{ echo "data missing" >&2; exit 8; }}
 grep -q "^  N: " "$config" || {{ echo "no N in $config" >&2; exit 10; }}
 test "$(pwd -P)" = "$(cd "$out" && pwd -P)" || {{ echo "not run in its output dir" >&2; exit 11; }}
-echo "fake ptycho_train backend=$backend gridsize=$g nphotons=$n K=$k n_groups=$groups"
+echo "fake ptycho_train backend=$backend gridsize=$g nphotons=$n K=$k n_groups=$groups batch_size=$batch"
 sleep {sleep_seconds} &
 echo $! > "$out/worker.pid"
 wait $!

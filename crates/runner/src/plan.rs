@@ -82,8 +82,9 @@ pub struct PlanRequest<'a> {
     pub trainer: Option<TrainerProgram>,
     /// The manifest timestamp ([`manifest_timestamp`]).
     pub timestamp: String,
-    /// `--n-groups` (PtychoPINN backends; `None`: [`crate::ptychopinn::N_GROUPS_AUTO_RULE`]).
-    pub n_groups: Option<u32>,
+    /// `--n-groups` and `--accelerator` (PtychoPINN backends; what is not given comes from the
+    /// study's `[pinn]` table, else [`crate::ptychopinn::N_GROUPS_AUTO_RULE`] and `auto`).
+    pub pinn: crate::ptychopinn::PinnOverrides,
     /// `$PTYCHO_PYTHON`, the inference adapter's interpreter (PtychoPINN backends).
     pub python: Option<PathBuf>,
 }
@@ -230,7 +231,8 @@ impl Plan {
                 if pinn {
                     match crate::ptychopinn::resolve_settings(
                         &config,
-                        request.n_groups,
+                        &request.study.pinn,
+                        &request.pinn,
                         request.python.clone(),
                     ) {
                         Ok(settings) => config.pinn = settings,

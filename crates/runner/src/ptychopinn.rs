@@ -12,6 +12,7 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use study_design::{Accelerator, Pinn};
 
 /// The patch sizes N PtychoPINN's model accepts (`Unsupported input size` otherwise).
 pub const ACCEPTED_PATCH_SIZES: [u32; 3] = [64, 128, 256];
@@ -48,6 +49,34 @@ pub struct PinnSettings {
     /// `$PTYCHO_PYTHON` when planning: the adapter's interpreter. `None`: the interpreter of
     /// the trainer's `#!` line, when the trainer is a Python script.
     pub python: Option<PathBuf>,
+    /// `--batch_size`: groups per training batch, kept below the point where PtychoPINN's
+    /// reassembly merges the groups of a batch (B x gridsize² < 64). Configs written before
+    /// it existed ran with PtychoPINN's default, 16.
+    #[serde(default = "pinn_default_batch")]
+    pub batch_size: u32,
+    /// Where `batch_size` came from (`[pinn] batch_size`, or the auto rule).
+    #[serde(default = "pinn_default_batch_rule")]
+    pub batch_size_rule: String,
+    /// Where the trainer runs (`--accelerator`, else `[pinn] accelerator`).
+    #[serde(default)]
+    pub accelerator: Accelerator,
+}
+
+fn pinn_default_batch() -> u32 {
+    study_design::PINN_DEFAULT_BATCH_SIZE
+}
+
+fn pinn_default_batch_rule() -> String {
+    "PtychoPINN's default (not passed)".to_string()
+}
+
+/// What a PtychoPINN job may set beyond the study's `[pinn]` table: the command-line flags.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PinnOverrides {
+    /// `--n-groups`.
+    pub n_groups: Option<u32>,
+    /// `--accelerator`.
+    pub accelerator: Option<Accelerator>,
 }
 
 /// The problem with patch size `n` for a PtychoPINN backend, with the fix.
@@ -75,11 +104,17 @@ fn positions(path: &Path) -> Result<u64, String> {
 /// then fails on its own when the trainer reads it (one bad file never stops the others).
 pub fn resolve_settings(
     config: &TrainingConfig,
-    n_groups: Option<u32>,
+    pinn: &Pinn,
+    overrides: &PinnOverrides,
     python: Option<PathBuf>,
 ) -> Result<Option<PinnSettings>, Vec<String>> {
     let job = format!("{} dose={}", config.view, config.dose);
     let mut problems = Vec::new();
+    let (n_groups, n_groups_flag) = match (overrides.n_groups, pinn.n_groups) {
+        (Some(n), _) => (Some(n), "--n-groups"),
+        (None, Some(n)) => (Some(n), "[pinn] n_groups"),
+        (None, None) => (None, ""),
+    };
     let (Ok(train), Ok(test)) = (
         positions(&config.train_data_file),
         positions(&config.test_data_file),
@@ -112,13 +147,13 @@ pub fn resolve_settings(
         Some(n) => {
             if u64::from(n) > smaller {
                 problems.push(format!(
-                    "{job}: --n-groups {n} asks for more groups than the view supplies (train \
-                     {train}, test {test} positions; PtychoPINN groups both splits with it and \
-                     this toolkit does not enable its oversampling): give at most {smaller}, \
-                     or leave --n-groups out ({N_GROUPS_AUTO_RULE})"
+                    "{job}: {n_groups_flag} {n} asks for more groups than the view supplies \
+                     (train {train}, test {test} positions; PtychoPINN groups both splits with \
+                     it and this toolkit does not enable its oversampling): give at most \
+                     {smaller}, or leave {n_groups_flag} out ({N_GROUPS_AUTO_RULE})"
                 ));
             }
-            (n, "--n-groups".to_string())
+            (n, n_groups_flag.to_string())
         }
         None => (
             u32::try_from(smaller).unwrap_or(u32::MAX),
@@ -130,15 +165,40 @@ pub fn resolve_settings(
             "{job}: no groups to train on (train {train}, test {test} positions)"
         ));
     }
+    let batch = match pinn.batch_size_for(config.gridsize) {
+        Some((b, rule)) => {
+            // A study file's batch size is checked against the study's gridsizes when it is
+            // loaded; this catches a job planned some other way.
+            if let Some(problem) = study_design::pinn_batch_problem(b, config.gridsize) {
+                problems.push(format!("{job}: {problem}"));
+            }
+            Some((b, rule.to_string()))
+        }
+        None => {
+            problems.push(format!(
+                "{job}: gridsize {} cannot train with PtychoPINN without merging groups: one \
+                 group is {} patches, and its patch reassembly sums every group of a batch into \
+                 one object from {} patches on; use a gridsize of at most 7",
+                config.gridsize,
+                config.gridsize * config.gridsize,
+                study_design::PINN_MERGE_PATCHES
+            ));
+            None
+        }
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
+    let (batch_size, batch_size_rule) = batch.expect("no problem means a batch size");
     Ok(Some(PinnSettings {
         n_groups,
         n_groups_rule: rule,
         train_positions: train,
         test_positions: test,
         python,
+        batch_size,
+        batch_size_rule,
+        accelerator: overrides.accelerator.unwrap_or(pinn.accelerator),
     }))
 }
 
@@ -165,10 +225,17 @@ pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
     flag("--neighbor_count", config.neighbor_count.to_string().into());
     if let Some(pinn) = &config.pinn {
         flag("--n_groups", pinn.n_groups.to_string().into());
+        // Always given: PtychoPINN's default 16 merges the groups of every gridsize-2 batch.
+        flag("--batch_size", pinn.batch_size.to_string().into());
     }
     if config.backend == BackendKind::Pytorch {
-        // Its default is CUDA; this toolkit trains on CPU unless told otherwise.
-        flag("--torch-accelerator", "cpu".into());
+        // PtychoPINN's own `auto` takes CUDA when torch sees it, else the CPU; `gpu` makes
+        // Lightning fail without one. A plan made before `--accelerator` existed ran on CPU.
+        let accelerator = config
+            .pinn
+            .as_ref()
+            .map_or(Accelerator::Cpu, |p| p.accelerator);
+        flag("--torch-accelerator", accelerator.as_str().into());
         // Any --torch-* flag makes train.py build its execution config from the flags, with
         // a learning rate of None unless given, which that config then rejects (`'<=' not
         // supported between instances of 'NoneType' and 'int'`, every job, pinned snapshot).
@@ -176,6 +243,16 @@ pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
         flag("--torch-learning-rate", PYTORCH_LEARNING_RATE.into());
     }
     args
+}
+
+/// The environment variables a job's trainer and adapter get beyond dose-overlap's own:
+/// `--accelerator cpu` hides every GPU (TensorFlow has no flag for it; PyTorch also gets
+/// `--torch-accelerator cpu`).
+pub fn trainer_env(config: &TrainingConfig) -> Vec<(&'static str, &'static str)> {
+    match config.pinn.as_ref().map(|p| p.accelerator) {
+        Some(Accelerator::Cpu) => vec![("CUDA_VISIBLE_DEVICES", "")],
+        _ => Vec::new(),
+    }
 }
 
 /// The YAML that carries N: PtychoPINN reads N only from `model:` / `N:` of its `--config`

@@ -61,7 +61,7 @@ impl Tree {
             },
             trainer: Some(TrainerProgram::resolve(None, None)),
             timestamp: manifest_timestamp(Some("1762245266")).unwrap(),
-            n_groups: None,
+            pinn: crate::ptychopinn::PinnOverrides::default(),
             python: None,
         })
         .unwrap()
@@ -165,7 +165,7 @@ fn invalid_overrides_are_reported() {
         },
         trainer: None,
         timestamp: "t".into(),
-        n_groups: None,
+        pinn: crate::ptychopinn::PinnOverrides::default(),
         python: None,
     })
     .unwrap_err()
@@ -968,7 +968,7 @@ mod filtering {
             overrides: ConfigOverrides::default(),
             trainer: None,
             timestamp: "t".into(),
-            n_groups: None,
+            pinn: crate::ptychopinn::PinnOverrides::default(),
             python: None,
         })
     }

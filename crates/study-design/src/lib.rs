@@ -14,4 +14,7 @@ pub use estimate::{Estimate, SceneSize, human_bytes};
 pub use file::{MAX_STUDY_FILE_BYTES, PRESETS, Study, StudyError};
 pub use named::NamedValues;
 pub use simulation::{MAX_OBJECT_SIZE, MAX_POSITIONS, Simulation};
-pub use solver::{Algorithm, MAX_PINN_EPOCHS, Pinn, Solver};
+pub use solver::{
+    Accelerator, Algorithm, MAX_PINN_EPOCHS, PINN_DEFAULT_BATCH_SIZE, PINN_MERGE_PATCHES, Pinn,
+    Solver, pinn_batch_problem, pinn_max_batch_size,
+};

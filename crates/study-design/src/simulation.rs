@@ -72,6 +72,16 @@ impl Simulation {
         }
     }
 
+    /// The `pinn-1k` study (N = 64): 2,200 positions on a 640 px object, so that each split
+    /// holds more than 1,024 patterns (1,077 train and 1,123 test with seed 42).
+    pub fn pinn_1k() -> Self {
+        Simulation {
+            n_positions: 2200,
+            object_size: 640,
+            ..Simulation::pinn_small()
+        }
+    }
+
     /// Every problem with these settings for patch size `n`.
     pub fn validate(&self, n: u32) -> Vec<String> {
         let mut problems = Vec::new();

@@ -107,6 +107,98 @@ impl Solver {
     }
 }
 
+/// Where a PtychoPINN trainer runs (`[pinn] accelerator`, `--accelerator`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accelerator {
+    /// The trainer's framework picks a GPU when it sees one, else the CPU.
+    #[default]
+    Auto,
+    /// GPUs hidden from the trainer (`CUDA_VISIBLE_DEVICES=`, `--torch-accelerator cpu`).
+    Cpu,
+    /// A GPU, or the job fails before training.
+    Gpu,
+}
+
+impl Accelerator {
+    /// Every value, in the order `--help` lists them.
+    pub const ALL: [Accelerator; 3] = [Accelerator::Auto, Accelerator::Cpu, Accelerator::Gpu];
+
+    /// The name in study files, on the command line and in artifacts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accelerator::Auto => "auto",
+            Accelerator::Cpu => "cpu",
+            Accelerator::Gpu => "gpu",
+        }
+    }
+
+    fn is_auto(&self) -> bool {
+        *self == Accelerator::Auto
+    }
+}
+
+impl std::fmt::Display for Accelerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Accelerator {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Accelerator::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown accelerator '{s}': use auto, cpu or gpu"))
+    }
+}
+
+/// PtychoPINN's own training batch size (`TrainingConfig.batch_size`, `--batch_size`).
+pub const PINN_DEFAULT_BATCH_SIZE: u32 = 16;
+
+/// Patches per batch at which PtychoPINN's patch reassembly merges groups:
+/// `ReassemblePatchesLayer` (`ptycho/custom_layers.py`) calls
+/// `_reassemble_position_batched` (`ptycho/tf_helper.py`) with `batch_size = 64`, and that
+/// function sums every patch of the batch into one canvas once the batch holds 64 or more
+/// patches (`tf.cond(num_patches < batch_size, original, batched)`). A batch of B groups of
+/// gridsize g holds B g² patches.
+pub const PINN_MERGE_PATCHES: u32 = 64;
+
+/// The largest batch (a power of 2, as PtychoPINN's config requires) whose groups stay apart
+/// at gridsize `g`: B g² < [`PINN_MERGE_PATCHES`]. `None` when even one group reaches it
+/// (g >= 8).
+pub fn pinn_max_batch_size(gridsize: u32) -> Option<u32> {
+    let patches = u64::from(gridsize) * u64::from(gridsize);
+    (0..=31)
+        .rev()
+        .map(|k| 1u32 << k)
+        .find(|&b| u64::from(b) * patches < u64::from(PINN_MERGE_PATCHES))
+}
+
+/// Why batch size `b` is wrong for PtychoPINN at gridsize `g`, with the fix.
+pub fn pinn_batch_problem(b: u32, g: u32) -> Option<String> {
+    if b == 0 || !b.is_power_of_two() {
+        return Some(format!(
+            "pinn.batch_size={b} must be a power of 2 (PtychoPINN's config refuses any other)"
+        ));
+    }
+    let patches = u64::from(b) * u64::from(g) * u64::from(g);
+    if patches < u64::from(PINN_MERGE_PATCHES) {
+        return None;
+    }
+    let fix = match pinn_max_batch_size(g) {
+        Some(max) => format!("use at most {max} at gridsize {g}, or leave batch_size out (auto)"),
+        None => format!("no batch size keeps one group of {} patches apart", g * g),
+    };
+    Some(format!(
+        "pinn.batch_size={b} would merge groups at gridsize {g}: {b} groups x {g}² = {patches} \
+         patches per batch, and PtychoPINN's patch reassembly (ReassemblePatchesLayer, \
+         ptycho/tf_helper.py _reassemble_position_batched) sums every group of a batch into one \
+         object once a batch holds {PINN_MERGE_PATCHES} or more patches; {fix}"
+    ))
+}
+
 /// The `[pinn]` table of a study file: settings of the PtychoPINN methods (`tensorflow`,
 /// `pytorch`), kept apart from `[solver]` because a network and an iterative solver need
 /// very different epoch counts (a study comparing them runs both).
@@ -115,11 +207,27 @@ impl Solver {
 pub struct Pinn {
     /// Training epochs per job (PtychoPINN's `--nepochs`; its own default is 50).
     pub epochs: u32,
+    /// `--batch_size` (groups per training batch). `None`: PtychoPINN's own 16 where that
+    /// keeps groups apart, else the largest power of 2 that does ([`pinn_max_batch_size`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
+    /// `--n_groups` (groups drawn from each split). `None`: the smaller split's position
+    /// count (one group seeded at every position). `--n-groups` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_groups: Option<u32>,
+    /// Where the trainer runs. `--accelerator` overrides it.
+    #[serde(default, skip_serializing_if = "Accelerator::is_auto")]
+    pub accelerator: Accelerator,
 }
 
 impl Default for Pinn {
     fn default() -> Self {
-        Pinn { epochs: 50 }
+        Pinn {
+            epochs: 50,
+            batch_size: None,
+            n_groups: None,
+            accelerator: Accelerator::Auto,
+        }
     }
 }
 
@@ -127,15 +235,53 @@ impl Default for Pinn {
 pub const MAX_PINN_EPOCHS: u32 = 100_000;
 
 impl Pinn {
-    /// Every problem with these settings.
-    pub fn validate(&self) -> Vec<String> {
-        if (1..=MAX_PINN_EPOCHS).contains(&self.epochs) {
-            Vec::new()
-        } else {
-            vec![format!(
+    /// Every problem with these settings for a study of these gridsizes.
+    pub fn validate(&self, gridsizes: &[u32]) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(1..=MAX_PINN_EPOCHS).contains(&self.epochs) {
+            problems.push(format!(
                 "pinn.epochs={} must be in 1..={MAX_PINN_EPOCHS}",
                 self.epochs
-            )]
+            ));
+        }
+        if let Some(b) = self.batch_size {
+            let mut found: Vec<String> = Vec::new();
+            for &g in gridsizes {
+                if let Some(p) = pinn_batch_problem(b, g)
+                    && !found.contains(&p)
+                {
+                    found.push(p);
+                }
+            }
+            if gridsizes.is_empty()
+                && let Some(p) = pinn_batch_problem(b, 1)
+            {
+                found.push(p);
+            }
+            problems.extend(found);
+        }
+        if self.n_groups == Some(0) {
+            problems.push("pinn.n_groups=0 must be at least 1".to_string());
+        }
+        problems
+    }
+
+    /// The batch size a job of gridsize `g` trains with, and where it came from; `None` when
+    /// no batch keeps groups apart at `g`.
+    pub fn batch_size_for(&self, g: u32) -> Option<(u32, &'static str)> {
+        match self.batch_size {
+            Some(b) => Some((b, "[pinn] batch_size")),
+            None => pinn_max_batch_size(g).map(|max| {
+                if max >= PINN_DEFAULT_BATCH_SIZE {
+                    (PINN_DEFAULT_BATCH_SIZE, "auto: PtychoPINN's default 16")
+                } else {
+                    (
+                        max,
+                        "auto: the largest power of 2 with batch x gridsize² < 64 (PtychoPINN's \
+                         reassembly merges the groups of a batch from 64 patches on)",
+                    )
+                }
+            }),
         }
     }
 }
