@@ -5,19 +5,25 @@
 #
 #   scripts/setup-ptychopinn-venv.sh            TensorFlow path (about 2.8 GB, 6-7 min of pip)
 #   scripts/setup-ptychopinn-venv.sh --torch    also the PyTorch path (about 3 GB more, 11 min)
+#   scripts/setup-ptychopinn-venv.sh --gpu      TensorFlow that can use an NVIDIA GPU: the pins
+#                                                with tensorflow[and-cuda] in place of
+#                                                tensorflow-cpu (same version), in its own venv
 #
-# Where: $PTYCHO_VENV, else target/ptychopinn-venv (target/ptychopinn-venv-torch for PyTorch).
+# Where: $PTYCHO_VENV, else target/ptychopinn-venv (target/ptychopinn-venv-gpu with --gpu;
+# the PyTorch venv is that name with -torch; PyPI's torch wheel is already the CUDA build).
 # PtychoPINN itself is GPL-3.0 and is never copied: the venv sees ../shared/peers/ptychopinn/src
 # through a .pth file, and the wrapper runs its scripts/training/train.py from there.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 peer="${PTYCHOPINN_PEER:-$root/../shared/peers/ptychopinn}"
 torch=0
+gpu=0
 for arg in "$@"; do
   case "$arg" in
     --torch) torch=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--torch]" >&2; exit 2 ;;
+    --gpu) gpu=1 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [--torch] [--gpu]" >&2; exit 2 ;;
   esac
 done
 if [ ! -f "$peer/requirements-tf.txt" ] || [ ! -f "$peer/src/scripts/training/train.py" ]; then
@@ -27,9 +33,23 @@ if [ ! -f "$peer/requirements-tf.txt" ] || [ ! -f "$peer/src/scripts/training/tr
 fi
 peer="$(cd "$peer" && pwd)"
 python="${PYTHON:-python3}"
-venv="${PTYCHO_VENV:-$root/target/ptychopinn-venv}"
+if [ "$gpu" = 1 ]; then
+  venv="${PTYCHO_VENV:-$root/target/ptychopinn-venv-gpu}"
+else
+  venv="${PTYCHO_VENV:-$root/target/ptychopinn-venv}"
+fi
 mkdir -p "$(dirname "$venv")"
 venv="$(cd "$(dirname "$venv")" && pwd)/$(basename "$venv")"
+# The TensorFlow requirements: the pins, or with --gpu the same version's CUDA build (the pins
+# name tensorflow-cpu, which never sees a GPU).
+req_tf="$peer/requirements-tf.txt"
+if [ "$gpu" = 1 ]; then
+  grep -q '^tensorflow-cpu==' "$req_tf" \
+    || { echo "error: $req_tf pins no tensorflow-cpu to swap for its CUDA build" >&2; exit 2; }
+  mkdir -p "$venv.req"
+  sed 's/^tensorflow-cpu==/tensorflow[and-cuda]==/' "$req_tf" > "$venv.req/requirements-tf.txt"
+  req_tf="$venv.req/requirements-tf.txt"
+fi
 pip_quiet=(--disable-pip-version-check --quiet)
 
 # The pins (and this script) as a stamp: a venv built from the same ones is reused.
@@ -55,14 +75,14 @@ WRAP
 }
 
 build_tf() {
-  local stamp; stamp="$(stamp_of "$peer/requirements-tf.txt")"
+  local stamp; stamp="$(stamp_of "$req_tf")"
   if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.dose-overlap-stamp" 2>/dev/null)" = "$stamp" ]; then
     echo "== TensorFlow venv up to date: $venv" >&2
   else
     echo "== building the TensorFlow venv in $venv (pip, several minutes)" >&2
     rm -rf "$venv"
     "$python" -m venv "$venv"
-    "$venv/bin/pip" install "${pip_quiet[@]}" -r "$peer/requirements-tf.txt"
+    "$venv/bin/pip" install "${pip_quiet[@]}" -r "$req_tf"
     echo "$stamp" > "$venv/.dose-overlap-stamp"
   fi
   # `import ptycho` works in the venv (the inference adapter needs it) without copying it.
@@ -74,7 +94,7 @@ build_tf() {
 
 build_torch() {
   local tv="${venv}-torch" stamp
-  stamp="$(stamp_of "$peer/requirements-tf.txt" "$peer/requirements-torch.txt")"
+  stamp="$(stamp_of "$req_tf" "$peer/requirements-torch.txt")"
   if [ -x "$tv/bin/python" ] && [ "$(cat "$tv/.dose-overlap-stamp" 2>/dev/null)" = "$stamp" ]; then
     echo "== PyTorch venv up to date: $tv" >&2
   else

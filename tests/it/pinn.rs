@@ -151,12 +151,27 @@ fn train_refuses_before_the_trainer_starts() {
 /// split's ground truth as the reconstruction (a perfect PtychoPINN), with NumPy.
 fn write_stand_in_python(path: &Path) {
     let script = r#"#!/bin/sh
+if [ "$1" = "-c" ]; then
+  # The GPU check of --accelerator gpu: a GPU exists when $FAKE_GPU is set, unless
+  # CUDA_VISIBLE_DEVICES hides it.
+  case "$2" in *tensorflow*) fw=TensorFlow;; *torch*) fw=PyTorch;; *) exit 70;; esac
+  if [ -n "$FAKE_GPU" ] && [ "${CUDA_VISIBLE_DEVICES-unset}" != "" ]; then
+    echo "stand-in GPU probe: $fw sees 1 GPU(s)"; exit 0
+  fi
+  echo "stand-in GPU probe: $fw sees 0 GPU(s)"; exit 3
+fi
 adapter="$1"; shift
 test -f "$adapter" || { echo "no adapter at $adapter" >&2; exit 5; }
 grep -q "load_inference_bundle" "$adapter" || { echo "not the adapter" >&2; exit 6; }
+facts=""
 while [ $# -gt 0 ]; do
-  case "$1" in --train) train="$2";; --test) test="$2";; --out) out="$2";; esac; shift 2
+  case "$1" in --train) train="$2";; --test) test="$2";; --out) out="$2";; --facts) facts="$2";; esac
+  shift 2
 done
+# What the real adapter reads from a Keras 3 bundle: the scale's float32 start.
+if [ -n "$facts" ]; then
+  printf '{"intensity_scale": {"initial": 0.9882117688026185, "trained": 0.9882117509841919, "trainable": true}}' > "$facts"
+fi
 exec python3 -c '
 import sys, numpy as np
 tr, te, out = sys.argv[1:4]
@@ -654,5 +669,245 @@ fn a_pytorch_bundle_is_scored_through_ptycho_torch() {
             error.starts_with("diverged at epoch 1: ") && error.contains("metrics.csv"),
             "{error}"
         );
+    }
+}
+
+/// A stand-in trainer for both backends that behaves as PtychoPINN's does about devices: a GPU
+/// exists when `$FAKE_GPU` is set and `CUDA_VISIBLE_DEVICES` does not hide it; the TensorFlow
+/// path prints `No GPU found, using CPU instead.` or TensorFlow's `Created device ...GPU:0`
+/// line, Lightning its `GPU available: X, used: Y` line (and fails under `gpu` without one).
+fn write_device_trainer(path: &Path) {
+    std::fs::write(
+        path,
+        r#"#!/bin/sh
+ta=none
+while [ $# -gt 0 ]; do
+  case "$1" in --output_dir) out="$2";; --backend) b="$2";; --torch-accelerator) ta="$2";; esac
+  shift 2
+done
+echo "stand-in trainer: backend=$b torch_accelerator=$ta CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-unset}"
+gpu=""
+if [ -n "$FAKE_GPU" ] && [ "${CUDA_VISIBLE_DEVICES-unset}" != "" ]; then gpu=1; fi
+if [ "$b" = pytorch ]; then
+  avail=False; [ -n "$gpu" ] && avail=True
+  if [ "$ta" = gpu ] && [ -z "$gpu" ]; then echo "MisconfigurationException: No supported gpu backend found!" >&2; exit 1; fi
+  used=False; [ -n "$gpu" ] && [ "$ta" != cpu ] && used=True
+  echo "INFO: GPU available: $avail (cuda), used: $used"
+elif [ -n "$gpu" ]; then
+  echo "I0000 gpu_device.cc:2022] Created device /job:localhost/replica:0/task:0/device:GPU:0 with 79100 MB memory:  -> device: 0, name: NVIDIA H100" >&2
+else
+  echo "No GPU found, using CPU instead."
+fi
+echo "Epoch 1/1"; echo "8/8 - loss: 0.5000"
+printf 'weights' > "$out/wts.h5.zip"
+"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `--accelerator` (and `[pinn] accelerator`) reaches both backends: `auto` lets the framework
+/// take a GPU when it sees one, `cpu` hides GPUs from TensorFlow (`CUDA_VISIBLE_DEVICES=`) and
+/// passes `--torch-accelerator cpu`, `gpu` fails the job before the trainer starts when there
+/// is none. The device the trainer's output names goes into result.json and the report, with
+/// the intensity scale the adapter read from the bundle.
+#[test]
+fn the_accelerator_reaches_both_backends_and_the_device_used_is_recorded() {
+    python_numpy("", &[] as &[&str]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_device_trainer(&root.join("ptycho_train"));
+    write_stand_in_python(&root.join("python"));
+    std::fs::write(root.join("cpu.toml"), "[pinn]\naccelerator = \"cpu\"\n").unwrap();
+    // (backend, --accelerator or the study file, GPU present) -> (exit, device, torch flag,
+    // what the trainer saw of CUDA_VISIBLE_DEVICES)
+    type Case<'a> = (
+        &'a str,
+        &'a [&'a str],
+        bool,
+        i32,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+    );
+    let cases: [Case; 12] = [
+        ("tensorflow", &[], false, 0, Some("cpu"), "none", "unset"),
+        ("tensorflow", &[], true, 0, Some("gpu"), "none", "unset"),
+        (
+            "tensorflow",
+            &["--accelerator", "cpu"],
+            true,
+            0,
+            Some("cpu"),
+            "none",
+            "",
+        ),
+        (
+            "tensorflow",
+            &["--design", "cpu.toml"],
+            true,
+            0,
+            Some("cpu"),
+            "none",
+            "",
+        ),
+        (
+            "tensorflow",
+            &["--accelerator", "gpu"],
+            true,
+            0,
+            Some("gpu"),
+            "none",
+            "unset",
+        ),
+        (
+            "tensorflow",
+            &["--accelerator", "gpu"],
+            false,
+            1,
+            None,
+            "",
+            "",
+        ),
+        ("pytorch", &[], false, 0, Some("cpu"), "auto", "unset"),
+        ("pytorch", &[], true, 0, Some("gpu"), "auto", "unset"),
+        (
+            "pytorch",
+            &["--accelerator", "cpu"],
+            true,
+            0,
+            Some("cpu"),
+            "cpu",
+            "",
+        ),
+        (
+            "pytorch",
+            &["--design", "cpu.toml"],
+            true,
+            0,
+            Some("cpu"),
+            "cpu",
+            "",
+        ),
+        (
+            "pytorch",
+            &["--accelerator", "gpu"],
+            true,
+            0,
+            Some("gpu"),
+            "gpu",
+            "unset",
+        ),
+        ("pytorch", &["--accelerator", "gpu"], false, 1, None, "", ""),
+    ];
+    for (i, (backend, flags, gpu, code, device, torch_flag, visible)) in cases.iter().enumerate() {
+        let artifacts = format!("a{i}");
+        let mut cmd = train_in(root, &artifacts);
+        cmd.args(["--dose", "1e3", "--view", "baseline", "--backend", backend])
+            .args(["--trainer", "./ptycho_train"])
+            .args(*flags)
+            .env("PTYCHO_PYTHON", root.join("python"))
+            .env_remove("CUDA_VISIBLE_DEVICES");
+        if *gpu {
+            cmd.env("FAKE_GPU", "1");
+        }
+        let output = cmd.output().unwrap();
+        let case = format!("case {i}: {backend} {flags:?} gpu={gpu}");
+        assert_eq!(
+            output.status.code(),
+            Some(*code),
+            "{case}: {}",
+            text(&output.stderr)
+        );
+        let job_dir = root.join(&artifacts).join("dose_1000/baseline/gs1");
+        let log = std::fs::read_to_string(job_dir.join("train.log")).unwrap();
+        let r = &read_json(&job_dir.join("result.json"))["result"];
+        match device {
+            Some(device) => {
+                assert_eq!(r["status"], "success", "{case}: {r}\n{log}");
+                assert_eq!(r["pinn"]["device"], *device, "{case}: {r}");
+                let trainer_saw = format!(
+                    "stand-in trainer: backend={backend} torch_accelerator={torch_flag} \
+                     CUDA_VISIBLE_DEVICES={visible}\n"
+                );
+                assert!(
+                    log.contains(&trainer_saw),
+                    "{case}: {trainer_saw} not in\n{log}"
+                );
+                assert!(
+                    log.contains(&format!("Device: {device} (")),
+                    "{case}: {log}"
+                );
+                let scale = &r["pinn"]["intensity_scale"];
+                assert_eq!(scale["status"], "frozen", "{case}: {r}");
+            }
+            None => {
+                // Refused before the trainer started, with what to do.
+                assert_eq!(r["status"], "failed", "{case}: {r}");
+                let error = r["error"].as_str().unwrap();
+                let framework = if *backend == "pytorch" {
+                    "PyTorch"
+                } else {
+                    "TensorFlow"
+                };
+                assert!(
+                    error.starts_with(&format!("--accelerator gpu, but {framework} in "))
+                        && error.contains("sees no GPU")
+                        && error.contains("use --accelerator auto"),
+                    "{case}: {error}"
+                );
+                assert!(!log.contains("stand-in trainer:"), "{case}: {log}");
+                assert!(!job_dir.join("wts.h5.zip").exists(), "{case}");
+            }
+        }
+    }
+    // The report says where each job trained and that the scale stayed frozen.
+    let output = cli()
+        .current_dir(root)
+        .args(["report", "a1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let summary = std::fs::read_to_string(root.join("a1/report/summary.md")).unwrap();
+    assert!(
+        summary.contains("## PtychoPINN training")
+            && summary
+                .contains("| 1e+03 | baseline | 1 | auto | gpu | frozen (0.9882 -> 0.9882) |")
+            && summary.contains("**Not PtychoPINN as published:** 1 job(s) kept"),
+        "{summary}"
+    );
+}
+
+/// `scripts/gpu-check.sh` (for a person with a GPU) stops at once on a machine without one,
+/// saying so, before it builds or downloads anything.
+#[test]
+fn the_gpu_check_refuses_at_once_without_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    // An nvidia-smi that lists no GPU (as on a machine with the driver tools but no device).
+    let smi = dir.path().join("nvidia-smi");
+    std::fs::write(&smi, "#!/bin/sh\necho 'No devices were found'\nexit 6\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gpu-check.sh");
+    for path in [
+        format!("{}:/usr/bin:/bin", dir.path().display()),
+        "/usr/bin:/bin".into(),
+    ] {
+        let start = Instant::now();
+        let output = std::process::Command::new("bash")
+            .arg(&script)
+            .env("PATH", &path)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+        assert!(
+            text(&output.stderr).starts_with("gpu-check: no NVIDIA GPU on this machine"),
+            "{}",
+            text(&output.stderr)
+        );
+        assert!(start.elapsed() < Duration::from_secs(10));
     }
 }

@@ -259,7 +259,36 @@ pub fn check_artifacts(artifacts: &Path, epochs: u32) -> anyhow::Result<Vec<Stri
                 format!("metrics.{split} incomplete: {m}"),
             );
         }
+        // Issue 20: whole groups in every batch (B x gridsize² < 64: 16 at 1, 8 at 2).
+        let batch = if job["gridsize"] == 2 { 8 } else { 16 };
         let log = std::fs::read_to_string(dir.join("train.log")).unwrap_or_default();
+        let batch = batch.to_string();
+        let batch_given = log.lines().filter(|l| l.starts_with("$ ")).any(|l| {
+            l.split_whitespace()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .any(|w| w == ["--batch_size", batch.as_str()])
+        });
+        check(
+            batch_given,
+            format!("the trainer's command line in train.log lacks `--batch_size {batch}`"),
+        );
+        let pinn = &r["pinn"];
+        check(
+            matches!(pinn["device"].as_str(), Some("cpu" | "gpu")),
+            format!("the device used is not recorded: pinn {pinn}"),
+        );
+        check(
+            matches!(
+                pinn["intensity_scale"]["status"].as_str(),
+                Some("trained" | "frozen" | "fixed")
+            ) && pinn["intensity_scale"]["initial"].as_f64().is_some(),
+            format!("the intensity scale is not recorded: pinn {pinn}"),
+        );
+        eprintln!(
+            "pinn-check: {label}: device {}, intensity scale {}",
+            pinn["device"], pinn["intensity_scale"]
+        );
         for needle in [
             "Phase E5 Training Execution",
             "--config ",

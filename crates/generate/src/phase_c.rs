@@ -975,7 +975,9 @@ mod tests {
     }
 
     #[test]
-    fn presets_give_an_accepted_dense_and_a_rejected_sparse_view() {
+    fn presets_give_the_views_they_are_designed_for() {
+        // The fly64-derived presets keep its rejected sparse view; pinn-1k is built so that
+        // both of its views hold enough groups at gridsize 2.
         for name in study_design::PRESETS {
             let study = Study::preset(name).unwrap();
             let d = &study.design;
@@ -994,7 +996,7 @@ mod tests {
                 let accepted = train_ok && test_ok;
                 assert_eq!(
                     accepted,
-                    view == "dense",
+                    view == "dense" || *name == "pinn-1k",
                     "{name}/{view}: kept {train_kept} and {test_kept}"
                 );
             }

@@ -411,6 +411,7 @@ mod tests {
                         solver: with_extra.then(|| serde_json::json!({"algorithm": "ml"})),
                         reconstruction_path: with_extra.then(|| "pinn_reconstruction.npz".into()),
                         scoring_error: (!with_extra).then(|| "no Python".into()),
+                        pinn: None,
                     })
                 }),
             ("[ -~]{0,40}", any::<bool>()).prop_map(|(error, with_history)| JobResult::Failed(FailedResult {

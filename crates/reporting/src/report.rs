@@ -293,6 +293,7 @@ pub fn build_with(
         );
     }
     let _ = writeln!(md);
+    pinn_section(&mut md, &jobs);
 
     let _ = writeln!(md, "## Skipped views\n");
     if skips.is_empty() {
@@ -837,6 +838,64 @@ fn root_pictures(root: &Path, manifest: &Value, title: &str) -> RootPictures {
         });
     }
     (files, refs, notes)
+}
+
+/// How PtychoPINN jobs trained: where (asked and used) and what became of the intensity scale,
+/// with what a frozen scale means. Nothing for a study without PtychoPINN jobs.
+fn pinn_section(md: &mut String, jobs: &[Job]) {
+    let pinn: Vec<(&Job, &Value)> = jobs
+        .iter()
+        .filter(|j| j.result["pinn"].is_object())
+        .map(|j| (j, &j.result["pinn"]))
+        .collect();
+    if pinn.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## PtychoPINN training\n");
+    let _ = writeln!(
+        md,
+        "| dose | view | gridsize | accelerator | device used | intensity scale (start -> bundle) |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let mut frozen = 0;
+    for (j, p) in &pinn {
+        let scale = &p["intensity_scale"];
+        let scale_text = match (
+            scale["status"].as_str(),
+            scale["initial"].as_f64(),
+            scale["trained"].as_f64(),
+        ) {
+            (Some(status), Some(a), Some(b)) => {
+                if status == "frozen" {
+                    frozen += 1;
+                }
+                format!("{status} ({} -> {})", fmt_num(a), fmt_num(b))
+            }
+            _ => "unknown (not scored)".to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            dose_label(j.dose),
+            j.view,
+            j.gridsize,
+            p["accelerator"].as_str().unwrap_or("?"),
+            p["device"].as_str().unwrap_or("not reported"),
+            scale_text
+        );
+    }
+    let _ = writeln!(md);
+    if frozen > 0 {
+        let _ = writeln!(
+            md,
+            "> **Not PtychoPINN as published:** {frozen} job(s) kept PtychoPINN's learnable \
+             intensity scale at its start, sqrt(nphotons) / (N / 2). PtychoPINN marks it \
+             trainable, but under Keras 3 (what its pins install) the plain `tf.Variable` that \
+             holds it is not a trained weight, so the bundle's value equals its start. The \
+             network was trained with the scale fixed; a model whose data needs another scale \
+             must absorb it in its weights.\n"
+        );
+    }
 }
 
 #[cfg(test)]

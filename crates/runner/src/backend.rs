@@ -35,6 +35,8 @@ pub struct BackendOutcome {
     pub reconstruction: Option<PathBuf>,
     /// Why a trained job has no metrics (scoring failed; the training result stands).
     pub scoring_error: Option<String>,
+    /// A PtychoPINN trainer's device and intensity scale.
+    pub pinn: Option<crate::result::PinnFacts>,
 }
 
 /// Why a backend did not produce a bundle.

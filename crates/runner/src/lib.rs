@@ -38,8 +38,8 @@ pub use plan::{
     PLAN_FILE, PLAN_FORMAT_VERSION, Plan, PlanError, PlanRequest, PlannedJob, manifest_timestamp,
 };
 pub use result::{
-    DryRunSummary, FailedResult, InputDigests, InterruptedResult, JobResult, RESULT_FILE,
-    RESULT_FORMAT_VERSION, ResultRecord, TrainedResult,
+    DryRunSummary, FailedResult, InputDigests, IntensityScale, InterruptedResult, JobResult,
+    PinnFacts, RESULT_FILE, RESULT_FORMAT_VERSION, ResultRecord, ScaleStatus, TrainedResult,
 };
 pub use run::{
     JobLimits, LOG_MARKER, RunContext, checked_bundle, clear_results, execute, execute_resumed,

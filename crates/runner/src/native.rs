@@ -187,6 +187,7 @@ impl Backend for NativeBackend {
             }),
             reconstruction: None,
             scoring_error: None,
+            pinn: None,
         })
     }
 }

@@ -30,7 +30,40 @@ def parse_args():
     p.add_argument("--gridsize", type=int, required=True)
     p.add_argument("--neighbor-count", type=int, required=True)
     p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--facts", help="JSON to write: the bundle's intensity scale and its start")
     return p.parse_args()
+
+
+def tf_intensity_scale():
+    """The TensorFlow bundle's intensity scale (saved from the trained log_scale variable by
+    ptycho.model_manager.save) beside its start, sqrt(nphotons) / (N / 2)
+    (ptycho.train_pinn.calculate_intensity_scale), read from the loaded bundle's params."""
+    import math
+    from ptycho import params
+    p = params.params()
+    return {
+        "initial": math.sqrt(float(p["nphotons"])) / (float(p["N"]) / 2),
+        "trained": float(p["intensity_scale"]),
+        "trainable": bool(p.get("intensity_scale.trainable", True)),
+    }
+
+
+def torch_intensity_scale(model, model_config, params_dict):
+    """The PyTorch bundle's scale: exp of its `log_scale` parameter when the model has one
+    (trainable), else the configured value, beside the configured start."""
+    import math
+    initial = getattr(model_config, "intensity_scale", None)
+    if initial is None:
+        initial = params_dict.get("intensity_scale")
+    trainable = bool(getattr(model_config, "intensity_scale_trainable", False))
+    trained = initial
+    named = getattr(model, "named_parameters", None)
+    for name, value in (named() if callable(named) else []):
+        if name.split(".")[-1] == "log_scale":
+            trained = math.exp(float(value.detach().cpu().reshape(-1)[0]))
+    if initial is None:
+        return None
+    return {"initial": float(initial), "trained": float(trained), "trainable": trainable}
 
 
 def stitch(patches, xs, ys, probe, shape):
@@ -224,6 +257,7 @@ def torch_objects(args):
     if channels != args.gridsize ** 2:
         sys.exit(f"pinn_adapter: the bundle's model takes {channels} channels per group, not "
                  f"gridsize {args.gridsize}'s {args.gridsize ** 2}")
+    FACTS["intensity_scale"] = torch_intensity_scale(model, model_config, params_dict)
     print(f"pinn_adapter: PyTorch bundle: N={n}, C={channels}, "
           f"mode={getattr(model_config, 'mode', '?')}, "
           f"object_big={getattr(model_config, 'object_big', '?')}, "
@@ -252,11 +286,19 @@ def tf_objects(args):
     np.random.seed(args.seed)
     model, cfg = load_inference_bundle(args.bundle_dir)
     from ptycho import params
+    try:
+        FACTS["intensity_scale"] = tf_intensity_scale()
+    except (KeyError, TypeError, ValueError) as e:
+        print(f"pinn_adapter: the bundle's intensity scale cannot be read: {e!r}", flush=True)
     params.cfg["gridsize"] = args.gridsize
     return {
         f"{split}_object": reconstruct(model, cfg, path, args)
         for split, path in (("train", args.train), ("test", args.test))
     }
+
+
+# What the adapter learnt about the bundle, for --facts.
+FACTS = {"intensity_scale": None}
 
 
 def main():
@@ -281,6 +323,15 @@ def main():
     np.savez(tmp, **objects)
     os.replace(tmp, args.out)
     print(f"pinn_adapter: wrote {args.out}", flush=True)
+    if args.facts:
+        import json
+        scale = FACTS["intensity_scale"]
+        if scale is not None:
+            print(f"pinn_adapter: intensity scale: start {scale['initial']!r}, bundle "
+                  f"{scale['trained']!r}, trainable {scale['trainable']}", flush=True)
+        with open(args.facts + ".tmp", "w") as f:
+            json.dump(FACTS, f)
+        os.replace(args.facts + ".tmp", args.facts)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ pub const PYTORCH_LEARNING_RATE: &str = "0.001";
 pub const ADAPTER_FILE: &str = "pinn_adapter.py";
 /// The stitched reconstructions (`train_object`, `test_object`), beside the bundle.
 pub const RECONSTRUCTION_FILE: &str = "pinn_reconstruction.npz";
+/// What the adapter read from the bundle beyond the patches (its intensity scale), in the
+/// job dir.
+pub const ADAPTER_FACTS_FILE: &str = "pinn_adapter_facts.json";
 /// The interpreter of the adapter, when set.
 pub const PYTHON_ENV_VAR: &str = "PTYCHO_PYTHON";
 
@@ -426,6 +429,84 @@ fn interpreter(config: &TrainingConfig, trainer: &TrainerProgram) -> Result<Path
     })
 }
 
+/// Exit status of the GPU probe when the framework sees no GPU.
+const NO_GPU: i32 = 3;
+
+/// `--accelerator gpu`: fails the job before the trainer starts unless the trainer's framework
+/// (TensorFlow or PyTorch, in the adapter's interpreter) sees a GPU. TensorFlow has no flag
+/// that makes it refuse the CPU, so the toolkit asks it first.
+pub fn require_gpu(
+    config: &TrainingConfig,
+    trainer: &TrainerProgram,
+    ctx: &mut JobContext<'_>,
+) -> Result<(), BackendError> {
+    let python = interpreter(config, trainer).map_err(|e| {
+        BackendError::failed(format!("--accelerator gpu cannot check for a GPU: {e}"))
+    })?;
+    let (framework, probe) = match config.backend {
+        BackendKind::Pytorch => (
+            "PyTorch",
+            "import sys, torch\n\
+             n = torch.cuda.device_count() if torch.cuda.is_available() else 0\n\
+             print(f'dose-overlap GPU probe: PyTorch {torch.__version__} sees {n} CUDA GPU(s)')\n\
+             sys.exit(0 if n else 3)\n",
+        ),
+        _ => (
+            "TensorFlow",
+            "import sys, tensorflow as tf\n\
+             gpus = tf.config.list_physical_devices('GPU')\n\
+             print(f'dose-overlap GPU probe: TensorFlow {tf.__version__} sees {len(gpus)} GPU(s)')\n\
+             sys.exit(0 if gpus else 3)\n",
+        ),
+    };
+    ctx.log_line(&format!(
+        "--accelerator gpu: asking {framework} ({}) for a GPU before training:",
+        python.display()
+    ));
+    let mut command = Command::new(&python);
+    command
+        .args(["-c", probe])
+        .envs(trainer_env(config))
+        .current_dir(&config.output_dir);
+    let contained = crate::contain::run_contained(command, ctx).map_err(|e| {
+        BackendError::failed(format!(
+            "--accelerator gpu cannot run {} to check for a GPU: {e}; set ${PYTHON_ENV_VAR} to \
+             PtychoPINN's interpreter",
+            python.display()
+        ))
+    })?;
+    if contained.stopped.is_some() {
+        return Err(BackendError::Interrupted);
+    }
+    match contained.status.code() {
+        Some(0) => Ok(()),
+        Some(NO_GPU) => Err(BackendError::failed(format!(
+            "--accelerator gpu, but {framework} in {} sees no GPU (CUDA_VISIBLE_DEVICES={}); the \
+             trainer was not started. Run this job where a GPU is{}, or use --accelerator auto \
+             (a GPU when there is one, else the CPU) or cpu",
+            python.display(),
+            std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".to_string()),
+            if config.backend == BackendKind::Pytorch {
+                ""
+            } else {
+                " with a TensorFlow that can use it (the pins install tensorflow-cpu: \
+                 scripts/setup-ptychopinn-venv.sh --gpu builds their CUDA build)"
+            }
+        ))),
+        _ => Err(BackendError::failed(format!(
+            "--accelerator gpu: the GPU check with {} ended with {}{}; the trainer was not \
+             started (can it import {framework}? see the job log)",
+            python.display(),
+            contained.status,
+            contained
+                .output
+                .last_line
+                .map(|l| format!(" (`{l}`)"))
+                .unwrap_or_default()
+        ))),
+    }
+}
+
 /// Why scoring gave no metrics.
 #[derive(Debug)]
 pub enum ScoreError {
@@ -449,6 +530,39 @@ pub struct Scored {
     pub metrics: serde_json::Value,
     /// The stitched reconstructions ([`RECONSTRUCTION_FILE`] in the job dir).
     pub reconstruction: PathBuf,
+    /// The bundle's intensity scale beside its start (`None` when the adapter could not
+    /// read it).
+    pub intensity_scale: Option<crate::result::IntensityScale>,
+}
+
+/// The adapter's facts file: `{"intensity_scale": {"initial", "trained", "trainable"} | null}`.
+fn read_adapter_facts(path: &Path) -> Result<Option<crate::result::IntensityScale>, String> {
+    #[derive(Deserialize)]
+    struct Scale {
+        initial: f64,
+        trained: f64,
+        trainable: bool,
+    }
+    #[derive(Deserialize)]
+    struct Facts {
+        intensity_scale: Option<Scale>,
+    }
+    // Bounded: the adapter writes a few hundred bytes.
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(
+        &mut io::Read::take(
+            std::fs::File::open(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            1 << 16,
+        ),
+        &mut bytes,
+    )
+    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let facts: Facts = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not the adapter's facts: {e}", path.display()))?;
+    Ok(facts
+        .intensity_scale
+        .map(|s| crate::result::IntensityScale::new(s.initial, s.trained, s.trainable)))
 }
 
 /// Reconstructs both splits with the trained bundle (the adapter, through PtychoPINN's own
@@ -465,10 +579,14 @@ pub fn score(
     let dir = &config.output_dir;
     let adapter = dir.join(ADAPTER_FILE);
     let out = dir.join(RECONSTRUCTION_FILE);
+    let facts = dir.join(ADAPTER_FACTS_FILE);
     npz_contract::atomic::write_atomic(&adapter, ADAPTER_SOURCE.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", adapter.display()))?;
-    if out.exists() {
-        std::fs::remove_file(&out).map_err(|e| format!("cannot remove the earlier {e}"))?;
+    for earlier in [&out, &facts] {
+        if earlier.exists() {
+            std::fs::remove_file(earlier)
+                .map_err(|e| format!("cannot remove the earlier {}: {e}", earlier.display()))?;
+        }
     }
     let mut command = Command::new(&python);
     command
@@ -484,6 +602,9 @@ pub fn score(
         .args(["--gridsize", &config.gridsize.to_string()])
         .args(["--neighbor-count", &config.neighbor_count.to_string()])
         .args(["--seed", &config.rng_seeds.grouping.to_string()])
+        .arg("--facts")
+        .arg(&facts)
+        .envs(trainer_env(config))
         .current_dir(dir);
     ctx.log_line("");
     ctx.log_line(&format!(
@@ -539,9 +660,25 @@ pub fn score(
     };
     let train = split(recon::Split::Train, &config.train_data_file)?;
     let test = split(recon::Split::Test, &config.test_data_file)?;
+    // A stand-in or older adapter may write no facts: the scale is then unknown, not wrong.
+    let intensity_scale = if facts.is_file() {
+        match read_adapter_facts(&facts) {
+            Ok(scale) => scale,
+            Err(e) => {
+                ctx.log_line(&format!("The intensity scale is unknown: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(scale) = &intensity_scale {
+        ctx.log_line(&format!("PtychoPINN's {}.", scale.describe()));
+    }
     Ok(Scored {
         metrics: serde_json::json!({"train": train, "test": test}),
         reconstruction: out,
+        intensity_scale,
     })
 }
 

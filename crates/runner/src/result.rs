@@ -80,6 +80,102 @@ pub struct TrainedResult {
     /// Why scoring a trained job failed (it has no `metrics`; its training result stands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scoring_error: Option<String>,
+    /// What a PtychoPINN trainer did that a reader must know (the device it used, whether its
+    /// intensity scale trained); absent for native jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinn: Option<PinnFacts>,
+}
+
+/// What a PtychoPINN job's trainer and bundle said about how it trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnFacts {
+    /// Where the job asked to train (`auto`, `cpu`, `gpu`).
+    pub accelerator: study_design::Accelerator,
+    /// The device the trainer's output says it trained on (`cpu`, `gpu`); `null` when its
+    /// output did not say.
+    pub device: Option<String>,
+    /// The trainer's line that says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_evidence: Option<String>,
+    /// PtychoPINN's learnable intensity scale, read from the bundle by the inference adapter
+    /// (absent when scoring did not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intensity_scale: Option<IntensityScale>,
+}
+
+/// PtychoPINN's intensity scale (diffraction in / out of the network is multiplied / divided
+/// by it): its start, the bundle's value, and what that means.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntensityScale {
+    /// The start: TensorFlow sqrt(nphotons) / (N / 2); PyTorch its config's `intensity_scale`.
+    pub initial: f64,
+    /// The bundle's value after training.
+    pub trained: f64,
+    /// Whether PtychoPINN's configuration marks it trainable.
+    pub trainable: bool,
+    /// `trained` (it moved), `frozen` (trainable, but the bundle's value equals its start:
+    /// not PtychoPINN as published) or `fixed` (its configuration does not train it).
+    pub status: ScaleStatus,
+}
+
+/// What became of the intensity scale in training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleStatus {
+    /// It moved from its start.
+    Trained,
+    /// Marked trainable, yet the bundle's value equals its start (TensorFlow under Keras 3:
+    /// a plain `tf.Variable` in a layer is not a trained weight).
+    Frozen,
+    /// Not trainable by PtychoPINN's own configuration.
+    Fixed,
+}
+
+impl IntensityScale {
+    /// Relative change below which the scale did not train: the bundle stores it as float32,
+    /// so an untouched start differs from its f64 value by about 1e-8.
+    pub const UNCHANGED: f64 = 1e-6;
+
+    /// Classifies a bundle's scale.
+    pub fn new(initial: f64, trained: f64, trainable: bool) -> IntensityScale {
+        let moved = !(initial.is_finite() && trained.is_finite())
+            || ((trained - initial) / initial).abs() > Self::UNCHANGED;
+        let status = match (trainable, moved) {
+            (_, true) => ScaleStatus::Trained,
+            (true, false) => ScaleStatus::Frozen,
+            (false, false) => ScaleStatus::Fixed,
+        };
+        IntensityScale {
+            initial,
+            trained,
+            trainable,
+            status,
+        }
+    }
+
+    /// One sentence for a log or report.
+    pub fn describe(&self) -> String {
+        match self.status {
+            ScaleStatus::Trained => format!(
+                "intensity scale trained: {:.6} -> {:.6} (x{:.4})",
+                self.initial,
+                self.trained,
+                self.trained / self.initial
+            ),
+            ScaleStatus::Frozen => format!(
+                "intensity scale FROZEN at its start {:.6}: PtychoPINN marks it trainable, but \
+                 the bundle's value equals its start (Keras 3 does not train the plain \
+                 tf.Variable PtychoPINN keeps it in); not PtychoPINN as published",
+                self.initial
+            ),
+            ScaleStatus::Fixed => format!(
+                "intensity scale fixed at {:.6} by PtychoPINN's configuration (not trainable)",
+                self.trained
+            ),
+        }
+    }
 }
 
 /// A job that failed.

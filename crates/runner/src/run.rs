@@ -274,6 +274,7 @@ fn success(planned: &PlannedJob, outcome: BackendOutcome) -> JobResult {
             .reconstruction
             .and_then(|p| relative_bundle_path(&p, dir)),
         scoring_error: outcome.scoring_error,
+        pinn: outcome.pinn,
     })
 }
 

@@ -338,6 +338,7 @@ impl Backend for FakeBackend {
             solver: None,
             reconstruction: None,
             scoring_error: None,
+            pinn: None,
         })
     }
 }
@@ -437,6 +438,7 @@ fn bad_bundles_fail_the_job() {
                 solver: None,
                 reconstruction: None,
                 scoring_error: None,
+                pinn: None,
             })
         }
     }
@@ -557,6 +559,7 @@ fn results_round_trip_in_every_shape() {
             solver: Some(serde_json::json!({"algorithm": "ml"})),
             reconstruction_path: None,
             scoring_error: None,
+            pinn: None,
         }),
         JobResult::Success(TrainedResult {
             backend: "tensorflow".into(),
@@ -570,6 +573,7 @@ fn results_round_trip_in_every_shape() {
             solver: None,
             reconstruction_path: Some("pinn_reconstruction.npz".into()),
             scoring_error: Some("no Python".into()),
+            pinn: None,
         }),
         JobResult::Failed(FailedResult {
             backend: "pytorch".into(),
@@ -694,7 +698,7 @@ printf 'weights' > "$out/wts.h5.zip"
             assert!(log.contains("--nphotons 1000.0 --nepochs 3"), "{log}");
             // Regression: the real trainer rejects --torch-accelerator without a learning rate.
             assert!(
-                log.contains("--torch-accelerator cpu --torch-learning-rate 0.001"),
+                log.contains("--torch-accelerator auto --torch-learning-rate 0.001"),
                 "{log}"
             );
             assert!(log.find(LOG_MARKER).unwrap() < log.find("backend pytorch").unwrap());

@@ -8,6 +8,7 @@ use crate::shell::{shell_path, shell_word};
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::process::{Command, ExitStatus};
+use study_design::Accelerator;
 
 /// The bundle PtychoPINN's trainer writes into its output dir.
 pub const PTYCHOPINN_BUNDLE: &str = "wts.h5.zip";
@@ -156,12 +157,45 @@ pub fn parse_trainer_output(text: &str) -> TrainerProgress {
     progress
 }
 
-/// What the trainer printed, scanned once as it is read back: its progress and its last
-/// non-empty line (for an error message).
+/// The device a line of trainer output says the trainer runs on (`"cpu"` or `"gpu"`):
+/// PtychoPINN's TensorFlow path prints `No GPU found, using CPU instead.` when TensorFlow sees
+/// none (`ptycho/tf_helper.py`), and TensorFlow logs `Created device .../device:GPU:0` when it
+/// takes one; Lightning (the PyTorch path) prints `GPU available: True (cuda), used: True`.
+pub fn device_in_line(line: &str) -> Option<&'static str> {
+    if line.contains("No GPU found, using CPU instead") {
+        return Some("cpu");
+    }
+    if line.contains("Created device") && line.contains("device:GPU:") {
+        return Some("gpu");
+    }
+    let rest = &line[line.find("GPU available: ")?..];
+    let used = &rest[rest.find("used: ")? + "used: ".len()..];
+    if used.starts_with("True") {
+        Some("gpu")
+    } else if used.starts_with("False") {
+        Some("cpu")
+    } else {
+        None
+    }
+}
+
+/// The device the trainer's output named, with the line that named it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceSeen {
+    /// `"cpu"` or `"gpu"`.
+    pub device: &'static str,
+    /// The line, trimmed (at most 200 characters).
+    pub evidence: String,
+}
+
+/// What the trainer printed, scanned once as it is read back: its progress, the device it
+/// trained on and its last non-empty line (for an error message).
 #[derive(Debug, Default, PartialEq)]
 pub struct TrainerOutput {
     /// The last `Epoch N/M` and training loss.
     pub progress: TrainerProgress,
+    /// The device its output named; a GPU named anywhere wins over a CPU named elsewhere.
+    pub device: Option<DeviceSeen>,
     /// The last non-empty line, trimmed.
     pub last_line: Option<String>,
 }
@@ -189,6 +223,19 @@ impl OutputScanner {
             progress.diverged_at = Some(progress.last_epoch.unwrap_or(1));
         }
         let trimmed = text.trim();
+        if let Some(device) = device_in_line(trimmed)
+            && self
+                .out
+                .device
+                .as_ref()
+                .is_none_or(|seen| seen.device == "cpu")
+            && (device == "gpu" || self.out.device.is_none())
+        {
+            self.out.device = Some(DeviceSeen {
+                device,
+                evidence: trimmed.chars().take(200).collect(),
+            });
+        }
         if !trimmed.is_empty() {
             self.out.last_line = Some(trimmed.to_string());
         }
@@ -259,6 +306,14 @@ impl Backend for PtychoPinnBackend {
         }
         // Absolute paths, the N YAML written: the trainer runs in the job dir.
         let config = &crate::ptychopinn::prepare(config)?;
+        // A plan made before `--accelerator` existed trained on the CPU.
+        let accelerator = config
+            .pinn
+            .as_ref()
+            .map_or(Accelerator::Cpu, |p| p.accelerator);
+        if accelerator == Accelerator::Gpu {
+            crate::ptychopinn::require_gpu(config, trainer, ctx)?;
+        }
         let args = trainer_args(config);
         ctx.log_line(&format!(
             "Running the PtychoPINN trainer {} in {}:",
@@ -277,7 +332,10 @@ impl Backend for PtychoPinnBackend {
         })?;
         // The child runs in the job dir: a relative program path is taken from here first.
         let mut command = Command::new(crate::ptychopinn::program_path(&trainer.program));
-        command.args(&args).current_dir(&config.output_dir);
+        command
+            .args(&args)
+            .envs(crate::ptychopinn::trainer_env(config))
+            .current_dir(&config.output_dir);
         // Contained: its own process group with a watchdog, output through a pipe into the
         // log (capped), stopped on Ctrl-C / SIGTERM and at --job-timeout (`contain`).
         let contained = crate::contain::run_contained(command, ctx)
@@ -328,6 +386,26 @@ impl Backend for PtychoPinnBackend {
                 log_path.display()
             )));
         }
+        let device = output.device.clone();
+        match &device {
+            Some(seen) => ctx.log_line(&format!(
+                "Device: {} (the trainer's output: `{}`).",
+                seen.device, seen.evidence
+            )),
+            None => ctx.log_line("Device: the trainer's output did not say which."),
+        }
+        if accelerator == Accelerator::Gpu
+            && let Some(seen) = device.as_ref().filter(|s| s.device == "cpu")
+        {
+            return Err(BackendError::failed(format!(
+                "--accelerator gpu, but the PtychoPINN trainer {} trained on the CPU (its \
+                 output: `{}`); its bundle is kept in {} but is not scored. Check the GPU \
+                 drivers of its environment, or use --accelerator auto or cpu",
+                trainer.describe(),
+                seen.evidence,
+                config.output_dir.display()
+            )));
+        }
         let mut progress = output.progress;
         // Lightning prints no epoch lines by default; its CSV log has the losses.
         let mut source = "its output";
@@ -366,11 +444,16 @@ impl Backend for PtychoPinnBackend {
             ctx.log_line("The trainer printed no training loss; final_loss is null.");
         }
         // The training result stands whatever scoring gives.
-        let (metrics, reconstruction, scoring_error) =
+        let (metrics, reconstruction, scoring_error, intensity_scale) =
             match crate::ptychopinn::score(config, trainer, ctx) {
                 Ok(scored) => {
                     ctx.log_line("Scored both splits against objectGuess.");
-                    (Some(scored.metrics), Some(scored.reconstruction), None)
+                    (
+                        Some(scored.metrics),
+                        Some(scored.reconstruction),
+                        None,
+                        scored.intensity_scale,
+                    )
                 }
                 // Cancelled, or past --job-timeout: the runner says which.
                 Err(crate::ptychopinn::ScoreError::Stopped) => {
@@ -381,9 +464,15 @@ impl Backend for PtychoPinnBackend {
                 }
                 Err(crate::ptychopinn::ScoreError::Failed(e)) => {
                     ctx.log_line(&format!("Scoring failed: {e}"));
-                    (None, None, Some(e))
+                    (None, None, Some(e), None)
                 }
             };
+        let pinn = crate::result::PinnFacts {
+            accelerator,
+            device: device.as_ref().map(|d| d.device.to_string()),
+            device_evidence: device.map(|d| d.evidence),
+            intensity_scale,
+        };
         Ok(BackendOutcome {
             bundle: config.output_dir.join(PTYCHOPINN_BUNDLE),
             final_loss: progress.final_loss,
@@ -393,6 +482,7 @@ impl Backend for PtychoPinnBackend {
             solver: None,
             reconstruction,
             scoring_error,
+            pinn: Some(pinn),
         })
     }
 }
@@ -400,6 +490,54 @@ impl Backend for PtychoPinnBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_device_named_by_each_trainer() {
+        for (line, device) in [
+            ("No GPU found, using CPU instead.", Some("cpu")),
+            (
+                "I0000 00:00:1 gpu_device.cc:2022] Created device \
+                 /job:localhost/replica:0/task:0/device:GPU:0 with 79100 MB memory",
+                Some("gpu"),
+            ),
+            ("INFO: GPU available: True (cuda), used: True", Some("gpu")),
+            ("INFO: GPU available: True (cuda), used: False", Some("cpu")),
+            (
+                "2026 - INFO - GPU available: False, used: False",
+                Some("cpu"),
+            ),
+            (
+                "Created device /job:localhost/replica:0/task:0/device:CPU:0",
+                None,
+            ),
+            ("Epoch 1/3", None),
+        ] {
+            assert_eq!(device_in_line(line), device, "{line}");
+        }
+        // A GPU named anywhere wins; the first CPU line stays the evidence otherwise.
+        let mut scanner = OutputScanner::default();
+        scanner.feed(b"No GPU found, using CPU instead.\nINFO: GPU available: True (cuda), used: True\nNo GPU found, using CPU instead.\n");
+        let seen = scanner.finish().device.unwrap();
+        assert_eq!(seen.device, "gpu");
+        assert!(seen.evidence.starts_with("INFO: GPU available"));
+    }
+
+    #[test]
+    fn a_bundle_scale_equal_to_its_float32_start_is_frozen() {
+        use crate::result::{IntensityScale, ScaleStatus};
+        // The pinned TensorFlow trainer, pinn-1k, dose 1e3: sqrt(1000) / 32 saved as float32.
+        let frozen = IntensityScale::new(0.9882117688026185, 0.9882117509841919, true);
+        assert_eq!(frozen.status, ScaleStatus::Frozen);
+        assert!(frozen.describe().contains("FROZEN"));
+        assert_eq!(
+            IntensityScale::new(0.988, 1.057, true).status,
+            ScaleStatus::Trained
+        );
+        assert_eq!(
+            IntensityScale::new(10000.0, 10000.0, false).status,
+            ScaleStatus::Fixed
+        );
+    }
 
     #[test]
     fn keras_output() {

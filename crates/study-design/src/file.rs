@@ -366,6 +366,23 @@ mod tests {
         assert_eq!(study.pinn.epochs, 12);
         let problems = parse("[pinn]\nepochs = 0").unwrap().validate();
         assert_eq!(problems, ["pinn.epochs=0 must be in 1..=100000"]);
+        // The default gridsizes are 1 and 2: 16 merges gridsize-2 groups, 8 keeps them apart.
+        let problems = parse("[pinn]\nbatch_size = 16").unwrap().validate();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("pinn.batch_size=16 would merge groups at gridsize 2"));
+        assert!(
+            parse("[pinn]\nbatch_size = 8")
+                .unwrap()
+                .validate()
+                .is_empty()
+        );
+        let study = parse("gridsizes = [1]\n[pinn]\nbatch_size = 16\naccelerator = 'gpu'").unwrap();
+        assert!(study.validate().is_empty());
+        assert_eq!(study.pinn.accelerator, crate::Accelerator::Gpu);
+        let err = parse("[pinn]\naccelerator = 'tpu'")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `tpu`"), "{err}");
     }
 
     #[test]
@@ -379,7 +396,7 @@ mod tests {
         let err = parse("preset = 'huge'").unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown preset 'huge': use one of default, tiny, pinn-small"
+            "unknown preset 'huge': use one of default, tiny, pinn-small, pinn-1k"
         );
     }
 

@@ -285,3 +285,32 @@ impl Pinn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinn_batches_keep_groups_below_the_merge_point() {
+        // (gridsize, largest batch with B x g² < 64, the batch a job gets by default)
+        for (g, max, auto) in [
+            (1, Some(32), Some(16)),
+            (2, Some(8), Some(8)),
+            (3, Some(4), Some(4)),
+            (4, Some(2), Some(2)),
+            (5, Some(2), Some(2)),
+            (6, Some(1), Some(1)),
+            (7, Some(1), Some(1)),
+            (8, None, None),
+        ] {
+            assert_eq!(pinn_max_batch_size(g), max, "gridsize {g}");
+            assert_eq!(Pinn::default().batch_size_for(g).map(|b| b.0), auto);
+        }
+        // PtychoPINN's default at gridsize 2 is exactly the merge point.
+        assert!(pinn_batch_problem(16, 2).is_some());
+        assert!(pinn_batch_problem(8, 2).is_none());
+        assert!(pinn_batch_problem(32, 1).is_none());
+        assert!(pinn_batch_problem(64, 1).is_some());
+        assert!(pinn_batch_problem(0, 1).is_some());
+    }
+}
