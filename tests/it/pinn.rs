@@ -306,6 +306,19 @@ fn scoring_without_an_interpreter_keeps_the_training_result() {
             && error.contains("export PTYCHO_PYTHON="),
         "{error}"
     );
+    // Regression (issue 25): `verify` passed this root while `train` would redo the job.
+    let output = cli()
+        .current_dir(root)
+        .args(["verify", "artifacts"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    let listed = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(
+        listed.contains("job 1e+03/baseline/gs1: trained but not scored (scoring_error: no Python")
+            && listed.contains("a rerun of `train` trains and scores it again"),
+        "{listed}"
+    );
     // Not complete: a rerun trains and scores it again (here previewed), with the reason.
     let preview = train_in(root, "artifacts")
         .args(["--dose", "1e3", "--view", "baseline"])

@@ -216,6 +216,14 @@ fn verify_root(root: &Path, out: &mut Verification) {
         let JobResult::Success(trained) = &record.result else {
             continue;
         };
+        // Resume's rule (runner::resume): a trained job without metrics is not complete.
+        if let Some(error) = &trained.scoring_error {
+            problems.push(format!(
+                "{label}: trained but not scored (scoring_error: {}): a rerun of `train` \
+                 trains and scores it again",
+                error.lines().next().unwrap_or("")
+            ));
+        }
         let bundle = dir.join(&trained.bundle_path);
         match runner::checked_bundle(&bundle, &dir).and_then(|_| {
             runner::hash_bundle(&bundle)
