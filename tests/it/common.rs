@@ -177,3 +177,10 @@ pub fn wait_gone(pid: u32, what: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Writes an executable script (a stand-in trainer, interpreter or tool) to `path`.
+pub fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

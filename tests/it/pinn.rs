@@ -178,12 +178,7 @@ tr, te, out = sys.argv[1:4]
 np.savez(out, train_object=np.load(tr)["objectGuess"], test_object=np.load(te)["objectGuess"])
 ' "$train" "$test" "$out"
 "#;
-    std::fs::write(path, script).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    crate::common::write_script(path, script);
 }
 
 #[test]
@@ -344,9 +339,7 @@ echo $! > "$dir/adapter_child.pid"
 echo $$ > "$dir/adapter.pid"
 wait
 "#;
-    std::fs::write(path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    crate::common::write_script(path, script);
 }
 
 fn pid_in(file: &Path) -> Option<u32> {
@@ -561,7 +554,7 @@ def load_inference_bundle_torch(bundle_dir, model_name="diffraction_to_obj"):
 /// A stand-in PyTorch trainer: writes a bundle shaped like PtychoPINN's (`model.pth` inside),
 /// with the patch size of its data and the channels of its gridsize.
 fn write_fake_pytorch_trainer(path: &Path) {
-    std::fs::write(
+    crate::common::write_script(
         path,
         r#"#!/bin/sh
 while [ $# -gt 0 ]; do
@@ -580,10 +573,7 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
     z.writestr("diffraction_to_obj/model.pth", b"weights")
     z.writestr("diffraction_to_obj/params.json", json.dumps({"N": n, "C": int(sys.argv[3]) ** 2}))' "$out/wts.h5.zip" "$train" "$g"
 "#,
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
 }
 
 /// Regression (issue 11): PyTorch jobs trained but were never scored (the adapter loaded
@@ -690,7 +680,7 @@ fn a_pytorch_bundle_is_scored_through_ptycho_torch() {
 /// path prints `No GPU found, using CPU instead.` or TensorFlow's `Created device ...GPU:0`
 /// line, Lightning its `GPU available: X, used: Y` line (and fails under `gpu` without one).
 fn write_device_trainer(path: &Path) {
-    std::fs::write(
+    crate::common::write_script(
         path,
         r#"#!/bin/sh
 ta=none
@@ -714,10 +704,7 @@ fi
 echo "Epoch 1/1"; echo "8/8 - loss: 0.5000"
 printf 'weights' > "$out/wts.h5.zip"
 "#,
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
 }
 
 /// `--accelerator` (and `[pinn] accelerator`) reaches both backends: `auto` lets the framework
@@ -900,9 +887,7 @@ fn the_gpu_check_refuses_at_once_without_a_gpu() {
     let dir = tempfile::tempdir().unwrap();
     // An nvidia-smi that lists no GPU (as on a machine with the driver tools but no device).
     let smi = dir.path().join("nvidia-smi");
-    std::fs::write(&smi, "#!/bin/sh\necho 'No devices were found'\nexit 6\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    crate::common::write_script(&smi, "#!/bin/sh\necho 'No devices were found'\nexit 6\n");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gpu-check.sh");
     for path in [
         format!("{}:/usr/bin:/bin", dir.path().display()),

@@ -533,9 +533,7 @@ fn trainer(path: &Path, body: &str) {
     let script = format!(
         "#!/bin/sh\nwhile [ $# -gt 0 ]; do case \"$1\" in --output_dir) out=\"$2\";; esac; shift 2; done\n{body}\n"
     );
-    std::fs::write(path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    crate::common::write_script(path, &script);
 }
 
 /// `dose-overlap train` of the 1e3 baseline job with the trainer `./t`, into `art/`.

@@ -88,12 +88,7 @@ done
 printf 'weights %s %s %s' "$backend" "$g" "$n" > "$out/wts.h5.zip"
 "#
     );
-    std::fs::write(path, script).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    crate::common::write_script(path, &script);
 }
 
 /// `train` run in `root` with relative roots, as a user in the study folder would type it.

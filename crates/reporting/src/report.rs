@@ -879,8 +879,11 @@ fn pinn_section(md: &mut String, jobs: &[Job]) {
             dose_label(j.dose),
             j.view,
             j.gridsize,
-            p["accelerator"].as_str().unwrap_or("?"),
-            p["device"].as_str().unwrap_or("not reported"),
+            p["accelerator"].as_str().unwrap_or("?").replace('|', "\\|"),
+            p["device"]
+                .as_str()
+                .unwrap_or("not reported")
+                .replace('|', "\\|"),
             scale_text
         );
     }

@@ -234,11 +234,10 @@ pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
     if config.backend == BackendKind::Pytorch {
         // PtychoPINN's own `auto` takes CUDA when torch sees it, else the CPU; `gpu` makes
         // Lightning fail without one. A plan made before `--accelerator` existed ran on CPU.
-        let accelerator = config
-            .pinn
-            .as_ref()
-            .map_or(Accelerator::Cpu, |p| p.accelerator);
-        flag("--torch-accelerator", accelerator.as_str().into());
+        flag(
+            "--torch-accelerator",
+            job_accelerator(config).as_str().into(),
+        );
         // Any --torch-* flag makes train.py build its execution config from the flags, with
         // a learning rate of None unless given, which that config then rejects (`'<=' not
         // supported between instances of 'NoneType' and 'int'`, every job, pinned snapshot).
@@ -248,13 +247,22 @@ pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
     args
 }
 
+/// Where a job trains: its `pinn.accelerator`; a plan made before `--accelerator` existed
+/// (no `pinn` settings) trained on the CPU.
+pub fn job_accelerator(config: &TrainingConfig) -> Accelerator {
+    config
+        .pinn
+        .as_ref()
+        .map_or(Accelerator::Cpu, |p| p.accelerator)
+}
+
 /// The environment variables a job's trainer and adapter get beyond dose-overlap's own:
-/// `--accelerator cpu` hides every GPU (TensorFlow has no flag for it; PyTorch also gets
+/// `cpu` hides every GPU (TensorFlow has no flag for it; PyTorch also gets
 /// `--torch-accelerator cpu`).
 pub fn trainer_env(config: &TrainingConfig) -> Vec<(&'static str, &'static str)> {
-    match config.pinn.as_ref().map(|p| p.accelerator) {
-        Some(Accelerator::Cpu) => vec![("CUDA_VISIBLE_DEVICES", "")],
-        _ => Vec::new(),
+    match job_accelerator(config) {
+        Accelerator::Cpu => vec![("CUDA_VISIBLE_DEVICES", "")],
+        Accelerator::Auto | Accelerator::Gpu => Vec::new(),
     }
 }
 

@@ -223,13 +223,12 @@ impl OutputScanner {
             progress.diverged_at = Some(progress.last_epoch.unwrap_or(1));
         }
         let trimmed = text.trim();
+        // The first line that names a device is the evidence, unless a later one names a GPU.
         if let Some(device) = device_in_line(trimmed)
-            && self
-                .out
-                .device
-                .as_ref()
-                .is_none_or(|seen| seen.device == "cpu")
-            && (device == "gpu" || self.out.device.is_none())
+            && match &self.out.device {
+                None => true,
+                Some(seen) => seen.device == "cpu" && device == "gpu",
+            }
         {
             self.out.device = Some(DeviceSeen {
                 device,
@@ -306,11 +305,7 @@ impl Backend for PtychoPinnBackend {
         }
         // Absolute paths, the N YAML written: the trainer runs in the job dir.
         let config = &crate::ptychopinn::prepare(config)?;
-        // A plan made before `--accelerator` existed trained on the CPU.
-        let accelerator = config
-            .pinn
-            .as_ref()
-            .map_or(Accelerator::Cpu, |p| p.accelerator);
+        let accelerator = crate::ptychopinn::job_accelerator(config);
         if accelerator == Accelerator::Gpu {
             crate::ptychopinn::require_gpu(config, trainer, ctx)?;
         }

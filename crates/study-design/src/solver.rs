@@ -245,20 +245,17 @@ impl Pinn {
             ));
         }
         if let Some(b) = self.batch_size {
-            let mut found: Vec<String> = Vec::new();
-            for &g in gridsizes {
-                if let Some(p) = pinn_batch_problem(b, g)
-                    && !found.contains(&p)
-                {
-                    found.push(p);
+            // One problem per distinct reason (a non-power of 2 is the same at every gridsize).
+            let gridsizes: &[u32] = if gridsizes.is_empty() {
+                &[1]
+            } else {
+                gridsizes
+            };
+            for p in gridsizes.iter().filter_map(|&g| pinn_batch_problem(b, g)) {
+                if !problems.contains(&p) {
+                    problems.push(p);
                 }
             }
-            if gridsizes.is_empty()
-                && let Some(p) = pinn_batch_problem(b, 1)
-            {
-                found.push(p);
-            }
-            problems.extend(found);
         }
         if self.n_groups == Some(0) {
             problems.push("pinn.n_groups=0 must be at least 1".to_string());
