@@ -169,6 +169,11 @@ while [ $# -gt 0 ]; do
   shift 2
 done
 # What the real adapter reads from a Keras 3 bundle: the scale's float32 start.
+case "$FAKE_FACTS" in
+  fifo) mkfifo "$facts"; facts="";;
+  link) ln -s /etc/passwd "$facts"; facts="";;
+  junk) head -c 200000 /dev/zero | tr '\0' x > "$facts"; facts="";;
+esac
 if [ -n "$facts" ]; then
   printf '{"intensity_scale": {"initial": 0.9882117688026185, "trained": 0.9882117509841919, "trainable": true}}' > "$facts"
 fi
@@ -907,5 +912,49 @@ fn the_gpu_check_refuses_at_once_without_a_gpu() {
             text(&output.stderr)
         );
         assert!(start.elapsed() < Duration::from_secs(10));
+    }
+}
+
+/// The adapter's facts file is an artifact a hostile or broken interpreter writes: a FIFO or a
+/// link there is never opened or followed, a huge file is read only so far, and the job's
+/// training and scoring results stand with the intensity scale unknown.
+#[test]
+fn a_hostile_facts_file_leaves_the_scale_unknown() {
+    python_numpy("", &[] as &[&str]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_tree(root, &["dense"]);
+    write_fake_trainer(&root.join("ptycho_train"), "NEVER", 0);
+    write_stand_in_python(&root.join("python"));
+    for (kind, logged) in [
+        ("fifo", "is not a regular file (not read)"),
+        ("link", "is not a regular file (not read)"),
+        ("junk", "is not the adapter's facts"),
+    ] {
+        let start = Instant::now();
+        let output = train_in(root, kind)
+            .args(["--dose", "1e3", "--view", "baseline"])
+            .args(["--trainer", "./ptycho_train"])
+            .env("PTYCHO_PYTHON", root.join("python"))
+            .env("FAKE_FACTS", kind)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{kind}: {}",
+            text(&output.stderr)
+        );
+        assert!(start.elapsed() < Duration::from_secs(60), "{kind}");
+        let job = root.join(kind).join("dose_1000/baseline/gs1");
+        let r = &read_json(&job.join("result.json"))["result"];
+        assert_eq!(r["status"], "success", "{kind}: {r}");
+        assert!(r["metrics"]["test"].is_object(), "{kind}: {r}");
+        assert!(r["pinn"].get("intensity_scale").is_none(), "{kind}: {r}");
+        let log = std::fs::read_to_string(job.join("train.log")).unwrap();
+        assert!(
+            log.contains("The intensity scale is unknown: ") && log.contains(logged),
+            "{kind}: {log}"
+        );
     }
 }

@@ -669,16 +669,20 @@ pub fn score(
     let train = split(recon::Split::Train, &config.train_data_file)?;
     let test = split(recon::Split::Test, &config.test_data_file)?;
     // A stand-in or older adapter may write no facts: the scale is then unknown, not wrong.
-    let intensity_scale = if facts.is_file() {
-        match read_adapter_facts(&facts) {
-            Ok(scale) => scale,
-            Err(e) => {
-                ctx.log_line(&format!("The intensity scale is unknown: {e}"));
-                None
-            }
+    // Only a regular file is read: a link or a FIFO there is never followed or opened.
+    let intensity_scale = match std::fs::symlink_metadata(&facts) {
+        Err(_) => None,
+        Ok(meta) if !meta.is_file() => {
+            ctx.log_line(&format!(
+                "The intensity scale is unknown: {} is not a regular file (not read).",
+                facts.display()
+            ));
+            None
         }
-    } else {
-        None
+        Ok(_) => read_adapter_facts(&facts).unwrap_or_else(|e| {
+            ctx.log_line(&format!("The intensity scale is unknown: {e}"));
+            None
+        }),
     };
     if let Some(scale) = &intensity_scale {
         ctx.log_line(&format!("PtychoPINN's {}.", scale.describe()));
