@@ -1,10 +1,10 @@
 //! `dose-overlap run-job`: runs exactly one job of a resolved plan through the same runner code
 //! as a local `train`, and writes its `<artifact_dir>/result.json` (SLURM array tasks call it).
 
-use crate::cmd_train::{bundle_lines, job_error_line, stop_on_signals};
 use crate::exit;
 use crate::output::outln;
 use crate::progress::Progress;
+use crate::run::{bundle_lines, job_error_line};
 use runner::{Plan, RunContext};
 use std::path::PathBuf;
 
@@ -25,7 +25,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     let (plan, plan_id) = Plan::read(&args.plan)?;
     plan.check_location(&args.plan)?;
     let planned = plan.job(args.index, &args.plan)?;
-    let cancel = stop_on_signals()?;
+    let cancel = crate::signals::token()?;
     let backend = runner::backend_for(plan.backend);
     progress.stage("run-job", 1);
     let report_progress = |line: &str| progress.note(line);

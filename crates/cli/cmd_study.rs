@@ -6,7 +6,7 @@
 //! Each phase runs through its own command's code (parsed from the same flags a person would
 //! type), so a study's artifacts are exactly those of the phases run one by one.
 
-use crate::methods::{Method, MethodList, parse_methods};
+use crate::methods::{BackendArg, Method, MethodList, parse_accelerator, parse_methods};
 use crate::output::outln;
 use crate::progress::Progress;
 use crate::study_args::StudyArgs;
@@ -30,7 +30,7 @@ pub struct Args {
     backends: Option<MethodList>,
     /// One method (`--backends` with a single entry).
     #[arg(long, value_enum, value_name = "B")]
-    backend: Option<cmd_train::BackendArg>,
+    backend: Option<BackendArg>,
     /// PtychoPINN's trainer program, for the tensorflow and pytorch backends.
     #[arg(long, value_name = "PATH")]
     trainer: Option<PathBuf>,
@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     n_groups: Option<u32>,
     /// Where PtychoPINN trains: auto, cpu or gpu (see `train --help`).
-    #[arg(long, value_name = "WHERE", value_parser = cmd_train::parse_accelerator)]
+    #[arg(long, value_name = "WHERE", value_parser = parse_accelerator)]
     accelerator: Option<study_design::Accelerator>,
     /// Enumerate the training jobs and write their configs, but train nothing.
     #[arg(long)]
@@ -269,14 +269,14 @@ impl Args {
                 algorithm: None,
             }],
             (None, None) => vec![Method {
-                backend: cmd_train::BackendArg::Native,
+                backend: BackendArg::Native,
                 algorithm: None,
             }],
         };
         given
             .into_iter()
             .map(|mut m| {
-                if m.backend == cmd_train::BackendArg::Native && m.algorithm.is_none() {
+                if m.backend == BackendArg::Native && m.algorithm.is_none() {
                     m.algorithm = Some(study.solver.algorithm.as_str().to_string());
                 }
                 m

@@ -6,128 +6,20 @@
 //! assembled from the plan and the results (the same code `collect` uses after a cluster run).
 
 use crate::exit;
-use crate::output::outln;
+use crate::methods::{AlgorithmArg, BackendArg, parse_accelerator};
 use crate::progress::Progress;
+use crate::run::{CommandLog, execute_local, finish_run};
 use crate::study_args::StudyArgs;
 use anyhow::Context;
 use job_matrix::{JobFilter, format_dose};
-use reporting::manifest::{RunInProgress, TrainingManifest};
 use runner::resume::Decision;
-use runner::{
-    BackendKind, CancelToken, ConfigOverrides, JobResult, Plan, PlanRequest, PlannedJob,
-    RunContext, TrainerProgram,
-};
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use runner::{BackendKind, ConfigOverrides, Plan, PlanRequest, TrainerProgram};
+use std::path::PathBuf;
 
 mod slurm;
 
-/// The manifest of a run in progress, rewritten atomically as jobs start and finish (at most
-/// every [`LiveManifest::EVERY`], so a 10,000-job dry run does not write it 20,000 times).
-struct LiveManifest<'a> {
-    plan: &'a Plan,
-    run: RunInProgress,
-    state: Mutex<LiveState>,
-}
-
-struct LiveState {
-    done: Vec<Option<JobResult>>,
-    running: Vec<bool>,
-    written: Instant,
-}
-
-impl<'a> LiveManifest<'a> {
-    const EVERY: Duration = Duration::from_millis(200);
-
-    /// Replaces the previous manifest at once: from now on it says the run is in progress.
-    fn start(plan: &'a Plan, done: &[Option<JobResult>]) -> anyhow::Result<LiveManifest<'a>> {
-        let live = LiveManifest {
-            plan,
-            run: RunInProgress::this_process(),
-            state: Mutex::new(LiveState {
-                done: done.to_vec(),
-                running: vec![false; done.len()],
-                written: Instant::now(),
-            }),
-        };
-        let state = live.lock();
-        live.write(&state)
-            .context("cannot mark the manifest as in progress")?;
-        drop(state);
-        Ok(live)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, LiveState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self, state: &LiveState) -> Result<(), reporting::manifest::ManifestError> {
-        TrainingManifest::in_progress(self.plan, &state.done, &state.running, &self.run)?
-            .write_manifest_only()
-            .map(|_| ())
-    }
-
-    fn update(&self, change: impl FnOnce(&mut LiveState)) {
-        let mut state = self.lock();
-        change(&mut state);
-        if state.written.elapsed() >= Self::EVERY {
-            // A failed update leaves the previous in-progress manifest: still not a claim.
-            let _ = self.write(&state);
-            state.written = Instant::now();
-        }
-    }
-
-    fn started(&self, index: usize) {
-        self.update(|s| s.running[index] = true);
-    }
-
-    fn finished(&self, index: usize, result: &JobResult) {
-        self.update(|s| s.done[index] = Some(result.clone()));
-    }
-}
-
 /// The command's own log (its stdout and stderr), under the artifact root.
 pub const COMMAND_LOG: &str = "training_cli.log";
-
-/// `--accelerator auto|cpu|gpu`.
-pub fn parse_accelerator(s: &str) -> Result<study_design::Accelerator, String> {
-    s.parse()
-}
-
-/// Backends on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendArg {
-    /// PtychoPINN's TensorFlow trainer (`ptycho_train`), as a child process.
-    Tensorflow,
-    /// PtychoPINN's PyTorch trainer (`ptycho_train --backend pytorch`).
-    Pytorch,
-    /// The built-in ePIE/rPIE solver (no Python, no GPU).
-    Native,
-}
-
-impl From<BackendArg> for BackendKind {
-    fn from(arg: BackendArg) -> BackendKind {
-        match arg {
-            BackendArg::Tensorflow => BackendKind::Tensorflow,
-            BackendArg::Pytorch => BackendKind::Pytorch,
-            BackendArg::Native => BackendKind::Native,
-        }
-    }
-}
-
-/// Native solver algorithms on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlgorithmArg {
-    /// ePIE (Maiden & Rodenburg 2009).
-    Epie,
-    /// rPIE (Maiden, Johnson & Li 2017).
-    Rpie,
-    /// Poisson maximum likelihood (full-batch, preconditioned gradient with momentum).
-    Ml,
-}
 
 /// Where the jobs run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,21 +163,6 @@ pub struct SlurmArgs {
     pub poll_interval: u64,
 }
 
-impl Default for SlurmArgs {
-    /// The command line's defaults.
-    fn default() -> Self {
-        SlurmArgs {
-            partition: None,
-            time_limit: None,
-            array_limit: 8,
-            sbatch_args: Vec::new(),
-            max_array_size: None,
-            wait: false,
-            poll_interval: 5,
-        }
-    }
-}
-
 /// `64M`, `512K`, `1G` or bytes: a `--log-limit`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
@@ -320,76 +197,6 @@ fn parse_dose(text: &str) -> Result<f64, String> {
     }
 }
 
-/// The command's stdout and stderr, also written to a log file under the artifact root.
-pub struct CommandLog {
-    file: Mutex<Option<File>>,
-}
-
-impl CommandLog {
-    /// Creates (truncates) the log and writes the command line as its first line.
-    pub fn create(path: &Path) -> anyhow::Result<CommandLog> {
-        // Never through a symlink planted at its path (the link is replaced, not followed).
-        let mut file = runner::create_fresh(path)
-            .with_context(|| format!("cannot create the command log {}", path.display()))?;
-        let argv: Vec<String> = std::env::args_os()
-            .map(|a| runner::shell::shell_word(&a.to_string_lossy()))
-            .collect();
-        writeln!(file, "$ {}", argv.join(" "))
-            .with_context(|| format!("cannot write the command log {}", path.display()))?;
-        Ok(CommandLog {
-            file: Mutex::new(Some(file)),
-        })
-    }
-
-    fn write(&self, stream: &str, line: &str) {
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        // The log is a convenience copy: failing to write it must not fail the run.
-        // One write per line (`writeln!` on a File makes one per piece).
-        if let Some(f) = file.as_mut()
-            && f.write_all(format!("[{stream}] {line}\n").as_bytes())
-                .is_err()
-        {
-            *file = None;
-        }
-    }
-
-    /// A result line: stdout and the log.
-    pub fn out(&self, line: &str) {
-        outln!("{line}");
-        self.write("stdout", line);
-    }
-
-    /// Information: progress display (stderr) and the log.
-    pub fn note(&self, progress: &Progress, line: &str) {
-        progress.note(line);
-        self.write("stderr", line);
-    }
-
-    /// A progress step: display and log.
-    pub fn step(&self, progress: &Progress, line: &str) {
-        progress.step(line);
-        self.write("stderr", line);
-    }
-
-    /// A problem: always on stderr (even with --quiet) and in the log.
-    pub fn error(&self, progress: &Progress, line: &str) {
-        progress.clear();
-        eprintln!("{line}");
-        self.write("stderr", line);
-    }
-
-    /// Records how the command ended.
-    pub fn finish(&self, result: &anyhow::Result<u8>) {
-        match result {
-            Ok(code) => self.write("exit", &code.to_string()),
-            Err(err) => {
-                self.write("stderr", &format!("error: {err:#}"));
-                self.write("exit", &exit::INPUT_ERROR.to_string());
-            }
-        }
-    }
-}
-
 /// Runs the command.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
@@ -413,111 +220,6 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     let result = train(&args, progress, &log);
     log.finish(&result);
     result
-}
-
-/// `1 dry run`, `8 success, 1 failed`: the statuses of `results`, in a fixed order.
-pub fn status_counts(results: &[JobResult]) -> String {
-    let mut parts = Vec::new();
-    for (status, label) in [
-        ("success", "success"),
-        ("dry_run", "dry run"),
-        ("failed", "failed"),
-        ("interrupted", "interrupted"),
-    ] {
-        let n = results.iter().filter(|r| r.status() == status).count();
-        if n > 0 {
-            parts.push(format!("{n} {label}"));
-        }
-    }
-    parts.join(", ")
-}
-
-/// The stdout lines of a finished job with a bundle (the original system's form).
-pub fn bundle_lines(planned: &PlannedJob, result: &JobResult) -> Vec<String> {
-    let JobResult::Success(r) = result else {
-        return Vec::new();
-    };
-    let tag = format!(
-        "{}/dose={}",
-        planned.job.view,
-        format_dose(planned.job.dose)
-    );
-    vec![
-        format!("    → Bundle [{tag}]: {}", r.bundle_path),
-        format!("    → SHA256 [{tag}]: {}", r.bundle_sha256),
-        format!("    → Size [{tag}]: {} bytes", r.bundle_size_bytes),
-    ]
-}
-
-/// `error: job dense/dose=1e+03 failed: <error> (log: <train.log>)`; the log is not named twice
-/// when the error already points at it.
-pub fn job_error_line(planned: &PlannedJob, status: &str, error: &str) -> String {
-    let log = planned.job.log_path.display().to_string();
-    let log_note = if error.contains(&log) {
-        String::new()
-    } else {
-        format!(" (log: {log})")
-    };
-    format!(
-        "error: job {} {status}: {error}{log_note}",
-        planned.job.label()
-    )
-}
-
-/// Writes the manifest and skip summary of `plan` and `results`, prints their lines, reports
-/// failed and interrupted jobs on stderr, and returns the exit code.
-pub fn finish_run(
-    plan: &Plan,
-    results: &[JobResult],
-    progress: &Progress,
-    log: &CommandLog,
-) -> anyhow::Result<u8> {
-    let manifest = TrainingManifest::assemble(plan, results)?;
-    let (manifest_path, summary_path) = manifest.write()?;
-    log.out(&format!(
-        "→ Training manifest written to {} ({} job(s): {})",
-        manifest_path.display(),
-        results.len(),
-        status_counts(results)
-    ));
-    if !manifest.skipped_views.is_empty() {
-        log.out(&format!(
-            "→ Skip summary written to {} ({} view(s) skipped)",
-            summary_path.display(),
-            manifest.skipped_count
-        ));
-    }
-    // Failures one per line (a person acts on each), at most MAX_LISTED of them; interrupted
-    // jobs were already summed up when the run stopped.
-    const MAX_LISTED: usize = 20;
-    let failed: Vec<(&PlannedJob, &str)> = plan
-        .jobs
-        .iter()
-        .zip(results)
-        .filter_map(|(planned, result)| match result {
-            JobResult::Failed(f) => Some((planned, f.error.as_str())),
-            _ => None,
-        })
-        .collect();
-    for (planned, error) in failed.iter().take(MAX_LISTED) {
-        log.error(progress, &job_error_line(planned, "failed", error));
-    }
-    if failed.len() > MAX_LISTED {
-        log.error(
-            progress,
-            &format!(
-                "error: {} more job(s) failed; {} lists every error",
-                failed.len() - MAX_LISTED,
-                manifest_path.display()
-            ),
-        );
-    }
-    let code = if results.iter().all(JobResult::is_ok) {
-        exit::OK
-    } else {
-        exit::FAILURE
-    };
-    Ok(code)
 }
 
 fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u8> {
@@ -668,7 +370,7 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
         timeout: args.job_timeout,
         log_limit: args.log_limit,
     };
-    let results = execute_local_resumed(
+    let results = execute_local(
         &plan,
         &plan_id,
         args.jobs as usize,
@@ -683,19 +385,14 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
 
 /// Shows each job's resume decision (`dose_1000/baseline/gs1: skip: verified`): on stdout for
 /// a dry run, else on stderr; nothing when no job had run before (a fresh root). Every
-/// decision also goes to the command log. Returns how many jobs are skipped.
-fn report_decisions(
-    plan: &Plan,
-    decisions: &[Decision],
-    progress: &Progress,
-    log: &CommandLog,
-) -> usize {
+/// decision also goes to the command log.
+fn report_decisions(plan: &Plan, decisions: &[Decision], progress: &Progress, log: &CommandLog) {
     let fresh = decisions
         .iter()
         .all(|d| matches!(d, Decision::Run(r) if r == "no earlier result"));
     let skipped = decisions.iter().filter(|d| d.is_skip()).count();
     if fresh {
-        return 0;
+        return;
     }
     for (planned, decision) in plan.jobs.iter().zip(decisions) {
         let line = format!("{}: {}", planned.job.label(), decision.describe());
@@ -712,94 +409,4 @@ fn report_decisions(
             decisions.len() - skipped
         ),
     );
-    skipped
-}
-
-/// A token that Ctrl-C and SIGTERM cancel (a second signal ends the process at once); the
-/// same process-wide token every time.
-pub fn stop_on_signals() -> anyhow::Result<CancelToken> {
-    crate::signals::token()
-}
-
-/// Runs every job of `plan` here, on `threads` threads, printing each job's bundle lines in
-/// matrix order; Ctrl-C / SIGTERM stop it cleanly.
-#[allow(dead_code)] // the plain entry point, for callers that run a plan without resuming it
-pub fn execute_local(
-    plan: &Plan,
-    plan_id: &str,
-    threads: usize,
-    progress: &Progress,
-    log: &CommandLog,
-) -> anyhow::Result<Vec<JobResult>> {
-    let done = vec![None; plan.jobs.len()];
-    execute_local_resumed(
-        plan,
-        plan_id,
-        threads,
-        progress,
-        log,
-        done,
-        runner::JobLimits::default(),
-    )
-}
-
-/// [`execute_local`] for a resumed run: jobs with a result in `done` are not run. While it
-/// runs, the manifest on disk is an unfinished run's (`run_in_progress`, each job pending,
-/// running or done), replaced by the final one at the end.
-pub fn execute_local_resumed(
-    plan: &Plan,
-    plan_id: &str,
-    threads: usize,
-    progress: &Progress,
-    log: &CommandLog,
-    done: Vec<Option<JobResult>>,
-    limits: runner::JobLimits,
-) -> anyhow::Result<Vec<JobResult>> {
-    let cancel = stop_on_signals()?;
-    let tracker = LiveManifest::start(plan, &done)?;
-    let backend = runner::backend_for(plan.backend);
-    let stage = if plan.dry_run { "dry run" } else { "train" };
-    progress.stage(stage, plan.jobs.len() as u64);
-    let report_progress = |line: &str| progress.note(line);
-    // The cores are shared among the jobs running at once.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let ctx = RunContext {
-        plan_id,
-        cancel: &cancel,
-        progress: &report_progress,
-        threads_per_job: (cores / threads.clamp(1, plan.jobs.len().max(1))).max(1),
-        limits,
-    };
-    let on_started = |index: usize| tracker.started(index);
-    let on_finished = |planned: &PlannedJob, result: &JobResult| {
-        tracker.finished(planned.index, result);
-        log.step(
-            progress,
-            &format!("{} {}", planned.job.label(), result.status()),
-        );
-        for line in bundle_lines(planned, result) {
-            log.out(&line);
-        }
-    };
-    let results = runner::execute_resumed(
-        plan,
-        threads,
-        backend.as_ref(),
-        &ctx,
-        done,
-        &on_started,
-        &on_finished,
-    );
-    if cancel.is_cancelled() {
-        let done = results.iter().filter(|r| r.is_ok()).count();
-        log.error(
-            progress,
-            &format!(
-                "interrupted by {}: {done} job(s) finished, {} did not; the manifest says which",
-                cancel.cause(),
-                results.len() - done
-            ),
-        );
-    }
-    Ok(results)
 }

@@ -23,6 +23,7 @@ mod methods;
 mod output;
 mod paths;
 mod progress;
+mod run;
 mod signals;
 mod study_args;
 mod study_resume;

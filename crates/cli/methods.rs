@@ -1,9 +1,47 @@
-//! Methods of a comparison on the command line: `native`, `native:<algorithm>` (epie, rpie,
-//! ml), `tensorflow`, `pytorch`; and where each method's artifacts go in a study folder.
+//! Methods on the command line: `--backend`, `--algorithm` and `--accelerator` values (`train`
+//! and `study`), the methods of a comparison (`native`, `native:<algorithm>` (epie, rpie, ml),
+//! `tensorflow`, `pytorch`), and where each method's artifacts go in a study folder.
 
-use crate::cmd_train::{AlgorithmArg, BackendArg};
 use clap::ValueEnum;
+use runner::BackendKind;
 use std::path::{Path, PathBuf};
+
+/// `--accelerator auto|cpu|gpu`.
+pub fn parse_accelerator(s: &str) -> Result<study_design::Accelerator, String> {
+    s.parse()
+}
+
+/// Backends on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendArg {
+    /// PtychoPINN's TensorFlow trainer (`ptycho_train`), as a child process.
+    Tensorflow,
+    /// PtychoPINN's PyTorch trainer (`ptycho_train --backend pytorch`).
+    Pytorch,
+    /// The built-in ePIE/rPIE solver (no Python, no GPU).
+    Native,
+}
+
+impl From<BackendArg> for BackendKind {
+    fn from(arg: BackendArg) -> BackendKind {
+        match arg {
+            BackendArg::Tensorflow => BackendKind::Tensorflow,
+            BackendArg::Pytorch => BackendKind::Pytorch,
+            BackendArg::Native => BackendKind::Native,
+        }
+    }
+}
+
+/// Native solver algorithms on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlgorithmArg {
+    /// ePIE (Maiden & Rodenburg 2009).
+    Epie,
+    /// rPIE (Maiden, Johnson & Li 2017).
+    Rpie,
+    /// Poisson maximum likelihood (full-batch, preconditioned gradient with momentum).
+    Ml,
+}
 
 /// Native algorithms a method may name. `ml` is accepted here ahead of the engine: it runs
 /// when `train --algorithm` knows it.

@@ -2,9 +2,10 @@
 //! with `sbatch --parsable`, records the submission, and with `--wait` polls `squeue` until the
 //! tasks are done and then collects, exactly as `dose-overlap collect` does.
 
-use super::{Args, CommandLog};
+use super::Args;
 use crate::exit;
 use crate::progress::Progress;
+use crate::run::{CommandLog, collect, collect_command};
 use anyhow::Context;
 use runner::Plan;
 use runner::slurm::{
@@ -111,7 +112,7 @@ pub fn submit(
     if !args.slurm.wait {
         log.out(&format!(
             "→ When the tasks are done: {}",
-            crate::cmd_collect::collect_command(artifact_root)
+            collect_command(artifact_root)
         ));
         return Ok(exit::OK);
     }
@@ -124,7 +125,7 @@ pub fn submit(
     )? {
         return Ok(exit::FAILURE);
     }
-    crate::cmd_collect::collect(artifact_root, &plan.path(), progress, log)
+    collect(artifact_root, &plan.path(), progress, log)
 }
 
 /// Polls squeue until no task of `submission` is queued or running (true); Ctrl-C or SIGTERM
@@ -137,7 +138,7 @@ fn wait_for(
     log: &CommandLog,
 ) -> anyhow::Result<bool> {
     use runner::slurm::Scheduler;
-    let cancel = super::stop_on_signals()?;
+    let cancel = crate::signals::token()?;
     let ids: Vec<String> = submission.arrays.iter().map(|a| a.job_id.clone()).collect();
     let mut last = String::new();
     loop {
@@ -164,7 +165,7 @@ fn wait_for(
                         "stopped waiting ({}); the tasks keep running on the cluster: collect \
                          them later with `{}`",
                         cancel.cause(),
-                        crate::cmd_collect::collect_command(artifact_root)
+                        collect_command(artifact_root)
                     ),
                 );
                 return Ok(false);
