@@ -3,6 +3,7 @@
 
 use crate::output::outln;
 use anyhow::Context;
+use reporting::compare::MethodRoot;
 use std::path::PathBuf;
 
 /// Arguments of `dose-overlap compare`.
@@ -17,29 +18,45 @@ pub struct Args {
     out: PathBuf,
 }
 
-/// Runs the command.
-pub fn run(args: Args) -> anyhow::Result<u8> {
-    let mut methods = Vec::new();
-    for given in &args.roots {
-        let (name, root) = match given.split_once('=') {
-            Some((n, r)) if !n.is_empty() && !n.contains('/') => {
-                (Some(n.to_string()), PathBuf::from(r))
-            }
-            _ => (None, PathBuf::from(given)),
-        };
-        let manifest = reporting::report::read_manifest(&root)
-            .with_context(|| format!("reading the artifact root {}", root.display()))?;
-        let name = name.unwrap_or_else(|| reporting::compare::method_name(&root, &manifest));
-        methods.push(reporting::compare::MethodRoot { name, root });
-    }
-    write(&methods, &args.out)
+/// `compare`'s settings, resolved from [`Args`] once (or built by `study` and `report`).
+pub struct Options {
+    /// The methods, each named, with its artifact root.
+    pub methods: Vec<MethodRoot>,
+    /// The comparison folder.
+    pub out: PathBuf,
 }
 
-/// Writes the comparison of `methods` into `out` and lists what it wrote.
-pub fn write(
-    methods: &[reporting::compare::MethodRoot],
-    out: &std::path::Path,
-) -> anyhow::Result<u8> {
+impl Args {
+    /// Names each root: `NAME=ROOT` as given, else from its manifest (which must read).
+    pub fn resolve(self) -> anyhow::Result<Options> {
+        let mut methods = Vec::new();
+        for given in &self.roots {
+            let (name, root) = match given.split_once('=') {
+                Some((n, r)) if !n.is_empty() && !n.contains('/') => {
+                    (Some(n.to_string()), PathBuf::from(r))
+                }
+                _ => (None, PathBuf::from(given)),
+            };
+            let manifest = reporting::report::read_manifest(&root)
+                .with_context(|| format!("reading the artifact root {}", root.display()))?;
+            let name = name.unwrap_or_else(|| reporting::compare::method_name(&root, &manifest));
+            methods.push(MethodRoot { name, root });
+        }
+        Ok(Options {
+            methods,
+            out: self.out,
+        })
+    }
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    execute(&args.resolve()?)
+}
+
+/// Writes the comparison of the methods into the comparison folder and lists what it wrote.
+pub fn execute(options: &Options) -> anyhow::Result<u8> {
+    let (methods, out) = (&options.methods, &options.out);
     let comparison = reporting::compare::compare(methods, out)
         .with_context(|| format!("comparing into {}", out.display()))?;
     for (name, _) in comparison.files.iter().take(3) {

@@ -3,10 +3,11 @@
 
 use crate::exit;
 use crate::output::outln;
+use crate::progress::Progress;
 use crate::study_args::StudyArgs;
 use anyhow::Context;
 use std::path::PathBuf;
-use study_design::Design;
+use study_design::{Design, Study};
 
 /// Arguments of `dose-overlap generate`.
 #[derive(clap::Args)]
@@ -33,37 +34,81 @@ pub struct Args {
     max_memory: Option<u64>,
 }
 
+/// `generate`'s settings, resolved from [`Args`] once (or built by `study`).
+pub struct Options {
+    /// The Phase C root to write.
+    pub out: PathBuf,
+    /// The study.
+    pub study: Study,
+    /// `--base-npz`, checked to be a file (`None`: the study's `simulation.base_npz`, if any).
+    pub base_npz: Option<PathBuf>,
+    /// `--dose`, a positive number (`None`: every dose of the design).
+    pub dose: Option<f64>,
+    /// Worker threads.
+    pub threads: usize,
+    /// `--max-memory`.
+    pub max_memory: Option<u64>,
+}
+
+impl Args {
+    /// Loads the study and checks the flags, in the order the command always has.
+    pub fn resolve(self, progress: &Progress) -> anyhow::Result<Options> {
+        let study = self.study.load()?;
+        if let Some(dose) = self.dose {
+            if !(dose.is_finite() && dose > 0.0) {
+                anyhow::bail!(
+                    "--dose {dose} is not a positive number of photons (e.g. --dose 1e4)"
+                );
+            }
+            let folder = Design::dose_dir_name(dose);
+            if !study
+                .design
+                .dose_list
+                .iter()
+                .any(|d| Design::dose_dir_name(*d) == folder)
+            {
+                progress.note(&format!(
+                    "note: --dose {dose} is not in the design's dose_list; `train` will not look for {folder}"
+                ));
+            }
+        }
+        if let Some(base) = &self.base_npz
+            && !base.is_file()
+        {
+            anyhow::bail!(
+                "--base-npz {} is not a file: give an NPZ with objectGuess and probeGuess",
+                base.display()
+            );
+        }
+        let threads = self.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |t| t as usize,
+        );
+        Ok(Options {
+            out: self.out,
+            study,
+            base_npz: self.base_npz,
+            dose: self.dose,
+            threads,
+            max_memory: self.max_memory,
+        })
+    }
+}
+
 /// Runs the command.
-pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u8> {
+pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
     crate::signals::token()?;
-    let study = args.study.load()?;
-    if let Some(dose) = args.dose {
-        if !(dose.is_finite() && dose > 0.0) {
-            anyhow::bail!("--dose {dose} is not a positive number of photons (e.g. --dose 1e4)");
-        }
-        let folder = Design::dose_dir_name(dose);
-        if !study
-            .design
-            .dose_list
-            .iter()
-            .any(|d| Design::dose_dir_name(*d) == folder)
-        {
-            progress.note(&format!(
-                "note: --dose {dose} is not in the design's dose_list; `train` will not look for {folder}"
-            ));
-        }
-    }
-    if let Some(base) = &args.base_npz
-        && !base.is_file()
-    {
-        anyhow::bail!(
-            "--base-npz {} is not a file: give an NPZ with objectGuess and probeGuess",
-            base.display()
-        );
-    }
+    execute(&args.resolve(progress)?, progress)
+}
+
+/// Phase C: refuses a study whose base NPZ is missing or whose memory estimate is too high,
+/// then simulates and writes every dose; returns the exit code.
+pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
+    crate::signals::token()?;
+    let study = &options.study;
     // The study file's base_npz gets the same check as --base-npz.
-    if args.base_npz.is_none()
+    if options.base_npz.is_none()
         && let Some(base) = &study.simulation.base_npz
         && !base.is_file()
     {
@@ -74,27 +119,24 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
         );
     }
     crate::budget::check(
-        &study,
-        args.dose.map(|_| 1),
-        args.base_npz.as_deref(),
-        args.max_memory,
+        study,
+        options.dose.map(|_| 1),
+        options.base_npz.as_deref(),
+        options.max_memory,
     )?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating the Phase C root {}", args.out.display()))?;
-    crate::signals::sweep_stale_temps(&args.out, &|line| progress.note(line));
+    let out = &options.out;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating the Phase C root {}", out.display()))?;
+    crate::signals::sweep_stale_temps(out, &|line| progress.note(line));
     // SIGTERM / Ctrl-C: temporary files removed, what finished said, exit 1.
     let guard = crate::signals::PhaseGuard::watch("Phase C (generate)")?;
-    let threads = args.threads.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get()),
-        |t| t as usize,
-    );
-    let options = generate::GenerateOptions {
-        doses: args.dose.map(|d| vec![d]),
-        base_npz: args.base_npz.clone(),
-        threads,
+    let generate_options = generate::GenerateOptions {
+        doses: options.dose.map(|d| vec![d]),
+        base_npz: options.base_npz.clone(),
+        threads: options.threads,
         fft_path: None,
     };
-    let n_doses = options
+    let n_doses = generate_options
         .doses
         .as_ref()
         .map_or(study.design.dose_list.len(), Vec::len);
@@ -122,7 +164,7 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
         }
     };
     let summary =
-        generate::generate(&study, &args.out, &options, &on_event).context("Phase C failed")?;
+        generate::generate(study, out, &generate_options, &on_event).context("Phase C failed")?;
     progress.clear();
     let (h, w) = summary.object_shape;
     let split = &summary.split;
@@ -143,7 +185,7 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
         split.test.len()
     );
     for d in &summary.doses {
-        let dir = d.train.parent().unwrap_or(&args.out);
+        let dir = d.train.parent().unwrap_or(out);
         outln!(
             "{:<14} s = {:<10.6} mean counts/pattern {:>12.1}  {:>7.1} MB  {}",
             Design::dose_dir_name(d.dose),

@@ -2,10 +2,11 @@
 
 use crate::exit;
 use crate::output::outln;
+use crate::progress::Progress;
 use crate::study_args::StudyArgs;
 use anyhow::Context;
 use std::path::PathBuf;
-use study_design::Design;
+use study_design::{Design, Study};
 
 /// Arguments of `dose-overlap overlap`.
 #[derive(clap::Args)]
@@ -21,24 +22,51 @@ pub struct Args {
     study: StudyArgs,
 }
 
-/// Runs the command: every dose is attempted; a dose that fails is reported on stderr and the
-/// command exits 2 after the others are done.
-pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u8> {
+/// `overlap`'s settings, resolved from [`Args`] once (or built by `study`).
+pub struct Options {
+    /// The Phase C root to read.
+    pub phase_c_root: PathBuf,
+    /// The Phase D root to write.
+    pub out: PathBuf,
+    /// The study.
+    pub study: Study,
+}
+
+impl Args {
+    /// Loads the study.
+    pub fn resolve(self) -> anyhow::Result<Options> {
+        Ok(Options {
+            study: self.study.load()?,
+            phase_c_root: self.phase_c_root,
+            out: self.out,
+        })
+    }
+}
+
+/// Runs the command.
+pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
     crate::signals::token()?;
-    let study = args.study.load()?;
-    let design = &study.design;
-    if !args.phase_c_root.is_dir() {
+    execute(&args.resolve()?, progress)
+}
+
+/// Phase D: every dose is attempted; a dose that fails is reported on stderr and the command
+/// exits 2 after the others are done.
+pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
+    crate::signals::token()?;
+    let design = &options.study.design;
+    let (phase_c_root, out) = (&options.phase_c_root, &options.out);
+    if !phase_c_root.is_dir() {
         anyhow::bail!(
             "Phase C root {} is not a folder: run `dose-overlap generate --out {}` first, or \
              check --phase-c-root",
-            args.phase_c_root.display(),
-            args.phase_c_root.display()
+            phase_c_root.display(),
+            phase_c_root.display()
         );
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating the Phase D root {}", args.out.display()))?;
-    crate::signals::sweep_stale_temps(&args.out, &|line| progress.note(line));
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating the Phase D root {}", out.display()))?;
+    crate::signals::sweep_stale_temps(out, &|line| progress.note(line));
     // SIGTERM / Ctrl-C: temporary files removed, what finished said, exit 1.
     let guard = crate::signals::PhaseGuard::watch("Phase D (overlap)")?;
 
@@ -47,9 +75,7 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
     let mut failures = Vec::new();
     for &dose in &design.dose_list {
         let dose_dir = Design::dose_dir_name(dose);
-        match overlap::run_dose(&args.phase_c_root, &args.out, dose, design, &|line| {
-            progress.note(line)
-        }) {
+        match overlap::run_dose(phase_c_root, out, dose, design, &|line| progress.note(line)) {
             Ok(outcome) => {
                 guard.finished(dose_dir.clone());
                 rows.push((dose_dir.clone(), outcome.report))
@@ -108,8 +134,7 @@ pub fn run(args: Args, progress: &crate::progress::Progress) -> anyhow::Result<u
          reports in {}",
         rows.len(),
         design.dose_list.len(),
-        args.out
-            .join("dose_<int>")
+        out.join("dose_<int>")
             .join(overlap::OVERLAP_REPORT)
             .display()
     );

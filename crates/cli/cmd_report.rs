@@ -3,6 +3,7 @@
 //! comparison again.
 
 use crate::output::outln;
+use crate::{cmd_compare, cmd_verify};
 use anyhow::Context;
 use reporting::review::{FolderKind, folder_kind, folder_methods};
 use std::path::{Path, PathBuf};
@@ -22,24 +23,53 @@ pub struct Args {
     verify: bool,
 }
 
+/// `report`'s settings (or built by `study`).
+pub struct Options {
+    /// An artifact root, a study folder or a comparison folder.
+    pub artifact_root: PathBuf,
+    /// `--out` (`None`: the default for the kind of folder).
+    pub out: Option<PathBuf>,
+    /// `--verify`.
+    pub verify: bool,
+}
+
+impl Args {
+    /// Nothing to check: the folder is read by [`execute`].
+    pub fn resolve(self) -> Options {
+        Options {
+            artifact_root: self.artifact_root,
+            out: self.out,
+            verify: self.verify,
+        }
+    }
+}
+
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    if args.verify {
-        let code = crate::cmd_verify::verify(&args.artifact_root)?;
+    execute(&args.resolve())
+}
+
+/// Writes the report(s) for the folder; returns the exit code.
+pub fn execute(options: &Options) -> anyhow::Result<u8> {
+    if options.verify {
+        let verify = cmd_verify::Options {
+            root: options.artifact_root.clone(),
+        };
+        let code = cmd_verify::execute(&verify)?;
         if code != crate::exit::OK {
             eprintln!(
                 "error: {} does not verify (mismatches above); no report written",
-                args.artifact_root.display()
+                options.artifact_root.display()
             );
             return Ok(code);
         }
     }
-    let dir = &args.artifact_root;
+    let dir = &options.artifact_root;
     match folder_kind(dir) {
         Some(FolderKind::Study) => {
             let methods = folder_methods(dir, FolderKind::Study)
                 .with_context(|| format!("reporting on {}", dir.display()))?;
-            let base = args.out.clone().unwrap_or_else(|| dir.join("report"));
+            let base = options.out.clone().unwrap_or_else(|| dir.join("report"));
             let several = methods.len() > 1;
             for m in &methods {
                 let out = if several {
@@ -49,21 +79,24 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 };
                 root_report(&m.root, &out)?;
             }
-            let comparison = match &args.out {
+            let comparison = match &options.out {
                 Some(out) => out.join("comparison"),
                 None => dir.join("comparison"),
             };
-            crate::cmd_compare::write(&methods, &comparison)
+            cmd_compare::execute(&cmd_compare::Options {
+                methods,
+                out: comparison,
+            })
         }
         Some(FolderKind::Comparison) => {
             let methods = folder_methods(dir, FolderKind::Comparison)
                 .with_context(|| format!("reporting on {}", dir.display()))?;
-            let out = args.out.clone().unwrap_or_else(|| dir.clone());
-            crate::cmd_compare::write(&methods, &out)
+            let out = options.out.clone().unwrap_or_else(|| dir.clone());
+            cmd_compare::execute(&cmd_compare::Options { methods, out })
         }
         // An artifact root, or nothing known: the artifact root's error names what is missing.
         _ => {
-            let out = args.out.clone().unwrap_or_else(|| dir.join("report"));
+            let out = options.out.clone().unwrap_or_else(|| dir.join("report"));
             root_report(dir, &out)
         }
     }

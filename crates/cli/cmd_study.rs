@@ -3,8 +3,9 @@
 //! `DIR/artifacts`, `DIR/report` and `DIR/comparison`. One method keeps `DIR/artifacts` and
 //! `DIR/report`; several get `DIR/artifacts/<method>` and `DIR/report/<method>` each.
 //!
-//! Each phase runs through its own command's code (parsed from the same flags a person would
-//! type), so a study's artifacts are exactly those of the phases run one by one.
+//! Each phase runs through its own command's `execute`, given the typed `Options` a person's
+//! flags would resolve to (the study as recorded in `DIR/study.json`, the phase folders, this
+//! command's settings), so a study's artifacts are exactly those of the phases run one by one.
 
 use crate::methods::{BackendArg, Method, MethodList, parse_accelerator, parse_methods};
 use crate::output::outln;
@@ -12,9 +13,10 @@ use crate::progress::Progress;
 use crate::study_args::StudyArgs;
 use crate::{cmd_compare, cmd_generate, cmd_overlap, cmd_report, cmd_train, exit, study_resume};
 use anyhow::Context;
-use clap::Parser;
-use std::ffi::OsString;
-use std::path::PathBuf;
+use runner::ptychopinn::PinnOverrides;
+use runner::{BackendKind, ConfigOverrides};
+use std::path::{Path, PathBuf};
+use study_design::Study;
 
 /// Arguments of `dose-overlap study`.
 #[derive(clap::Args)]
@@ -62,20 +64,6 @@ pub struct Args {
     max_memory: Option<u64>,
 }
 
-/// Parses one phase's arguments exactly as the command line would.
-#[derive(Parser)]
-#[command(no_binary_name = true)]
-struct Phase<T: clap::Args> {
-    #[command(flatten)]
-    args: T,
-}
-
-fn phase_args<T: clap::Args>(argv: Vec<OsString>) -> anyhow::Result<T> {
-    Phase::<T>::try_parse_from(argv)
-        .map(|p| p.args)
-        .map_err(|e| anyhow::anyhow!("internal: bad phase arguments: {e}"))
-}
-
 /// Runs the command: exit 0 when every phase and job ended well, 1 when a training job failed,
 /// 2 when a phase could not run.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
@@ -104,7 +92,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     // before any phase runs, so a method this build cannot run costs nothing.
     let methods = args.methods(&study);
     for (k, m) in methods.iter().enumerate() {
-        m.train_args()?;
+        m.algorithm()?;
         anyhow::ensure!(
             !methods[..k].contains(m),
             "--backends names `{}` twice (plain `native` is the study's algorithm, {})",
@@ -134,10 +122,15 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     npz_contract::atomic::write_atomic(&study_file, study_json.as_bytes())
         .context("writing the resolved study")?;
     let study_sha = runner::sha256_bytes(study_json.as_bytes());
+    // Every phase works on the study as recorded, read back as `--design DIR/study.json` reads
+    // it: rerunning a phase by hand with that file gives the same artifacts.
+    let recorded = StudyArgs {
+        design: Some(study_file.clone()),
+        preset: None,
+    }
+    .load()?;
     let (phase_c, phase_d) = (out.join("phase_c"), out.join("phase_d"));
     let report = out.join("report");
-    let design: Vec<OsString> = vec!["--design".into(), study_file.clone().into()];
-    let os = |s: &str| OsString::from(s);
 
     // Phase C's input is the base NPZ, if the study names one.
     // (Absolute: record paths are otherwise relative to the study folder.)
@@ -163,12 +156,15 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
                 study.name
             ));
             study_resume::forget(out, "phase_c").context("removing the Phase C record")?;
-            let mut argv = vec![os("--out"), phase_c.clone().into()];
-            argv.extend(design.iter().cloned());
-            if let Some(max) = args.max_memory {
-                argv.extend([os("--max-memory"), os(&max.to_string())]);
-            }
-            let code = cmd_generate::run(phase_args(argv)?, progress)?;
+            let generate = cmd_generate::Options {
+                out: phase_c.clone(),
+                study: recorded.clone(),
+                base_npz: None,
+                dose: None,
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                max_memory: args.max_memory,
+            };
+            let code = cmd_generate::execute(&generate, progress)?;
             if code != exit::OK {
                 anyhow::bail!("Phase C (generate) failed; see the messages above");
             }
@@ -191,14 +187,12 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             };
             progress.note(&format!("== Phase D (overlap): {why}"));
             study_resume::forget(out, "phase_d").context("removing the Phase D record")?;
-            let mut argv = vec![
-                os("--phase-c-root"),
-                phase_c.clone().into(),
-                os("--out"),
-                phase_d.clone().into(),
-            ];
-            argv.extend(design.iter().cloned());
-            let code = cmd_overlap::run(phase_args(argv)?, progress)?;
+            let overlap = cmd_overlap::Options {
+                phase_c_root: phase_c.clone(),
+                out: phase_d.clone(),
+                study: recorded.clone(),
+            };
+            let code = cmd_overlap::execute(&overlap, progress)?;
             if code != exit::OK {
                 anyhow::bail!("Phase D (overlap) failed; see the messages above");
             }
@@ -207,9 +201,10 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         }
     }
 
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
     let several = methods.len() > 1;
     let mut roots = Vec::new();
     let mut train_code = exit::OK;
@@ -222,9 +217,8 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             report.clone()
         };
         progress.note(&format!("== Phase E (train): {name}"));
-        let code = train_method(
-            &args, method, &phase_c, &phase_d, &root, &design, jobs, progress,
-        )?;
+        let train = args.train_options(&recorded, method, &phase_c, &phase_d, &root, jobs)?;
+        let code = cmd_train::execute(&train, progress)?;
         train_code = train_code.max(code);
         if crate::signals::token()?.is_cancelled() {
             // train said what finished; the report of an unfinished run would only repeat it.
@@ -233,12 +227,19 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             return Ok(exit::FAILURE);
         }
         progress.note(&format!("== report: {name}"));
-        let argv = vec![root.clone().into(), os("--out"), report.clone().into()];
-        cmd_report::run(phase_args(argv)?)?;
+        // Its exit code is the training's, already in `train_code`.
+        cmd_report::execute(&cmd_report::Options {
+            artifact_root: root.clone(),
+            out: Some(report.clone()),
+            verify: false,
+        })?;
         roots.push(reporting::compare::MethodRoot { name, root });
     }
     progress.note("== comparison");
-    cmd_compare::write(&roots, &comparison_dir(out))?;
+    cmd_compare::execute(&cmd_compare::Options {
+        methods: roots,
+        out: comparison_dir(out),
+    })?;
     progress.clear();
     outln!("study '{}' written to {}", study.name, out.display());
     if several {
@@ -254,7 +255,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
 }
 
 /// `DIR/comparison`.
-fn comparison_dir(out: &std::path::Path) -> PathBuf {
+fn comparison_dir(out: &Path) -> PathBuf {
     out.join("comparison")
 }
 
@@ -283,53 +284,157 @@ impl Args {
             })
             .collect()
     }
+
+    /// `train`'s options for one method's Phase E: the study's phase folders, this command's
+    /// settings, and `train`'s defaults for the flags `study` does not have.
+    fn train_options(
+        &self,
+        study: &Study,
+        method: &Method,
+        phase_c: &Path,
+        phase_d: &Path,
+        root: &Path,
+        jobs: usize,
+    ) -> anyhow::Result<cmd_train::Options> {
+        Ok(cmd_train::Options {
+            study: study.clone(),
+            phase_c_root: phase_c.to_path_buf(),
+            phase_d_root: phase_d.to_path_buf(),
+            artifact_root: root.to_path_buf(),
+            filters: job_matrix::JobFilter::default(),
+            backend: BackendKind::from(method.backend),
+            trainer: self.trainer.clone(),
+            overrides: ConfigOverrides {
+                epochs: self.epochs,
+                algorithm: method.algorithm()?,
+                ..ConfigOverrides::default()
+            },
+            pinn: PinnOverrides {
+                n_groups: self.n_groups,
+                accelerator: self.accelerator,
+            },
+            dry_run: self.dry_run,
+            strict: false,
+            force: self.force,
+            executor: cmd_train::Executor::Local {
+                jobs,
+                limits: runner::JobLimits {
+                    timeout: self.job_timeout,
+                    log_limit: runner::DEFAULT_LOG_LIMIT,
+                },
+            },
+        })
+    }
 }
 
-/// Phase E for one method, through `train`'s own code.
-#[allow(clippy::too_many_arguments)]
-fn train_method(
-    args: &Args,
-    method: &Method,
-    phase_c: &std::path::Path,
-    phase_d: &std::path::Path,
-    root: &std::path::Path,
-    design: &[OsString],
-    jobs: u32,
-    progress: &Progress,
-) -> anyhow::Result<u8> {
-    let os = |s: &str| OsString::from(s);
-    let mut argv = vec![
-        os("--phase-c-root"),
-        phase_c.into(),
-        os("--phase-d-root"),
-        phase_d.into(),
-        os("--artifact-root"),
-        root.into(),
-        os("--jobs"),
-        os(&jobs.to_string()),
-    ];
-    argv.extend(method.train_args()?.iter().map(|a| os(a)));
-    argv.extend(design.iter().cloned());
-    if let Some(trainer) = &args.trainer {
-        argv.extend([os("--trainer"), trainer.clone().into()]);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(no_binary_name = true)]
+    struct Flags<T: clap::Args> {
+        #[command(flatten)]
+        args: T,
     }
-    if let Some(epochs) = args.epochs {
-        argv.extend([os("--epochs"), os(&epochs.to_string())]);
+
+    fn parse<T: clap::Args>(argv: &[String]) -> T {
+        Flags::<T>::try_parse_from(argv).expect("flags parse").args
     }
-    if let Some(n) = args.n_groups {
-        argv.extend([os("--n-groups"), os(&n.to_string())]);
+
+    /// The `train` flags `study` passed before it built `train`'s options (its argv, issue 25,
+    /// knot 4), with `--preset tiny` for `--design DIR/study.json`.
+    fn train_argv(args: &Args, method: &Method, jobs: usize) -> Vec<String> {
+        let mut argv: Vec<String> = [
+            "--phase-c-root",
+            "s/phase_c",
+            "--phase-d-root",
+            "s/phase_d",
+            "--artifact-root",
+            "s/artifacts",
+            "--jobs",
+        ]
+        .map(String::from)
+        .to_vec();
+        argv.push(jobs.to_string());
+        argv.push("--backend".into());
+        argv.push(method.name().split(':').next().unwrap().into());
+        if let Some(a) = &method.algorithm {
+            argv.extend(["--algorithm".into(), a.clone()]);
+        }
+        argv.extend(["--preset".into(), "tiny".into()]);
+        if let Some(trainer) = &args.trainer {
+            argv.extend(["--trainer".into(), trainer.display().to_string()]);
+        }
+        if let Some(epochs) = args.epochs {
+            argv.extend(["--epochs".into(), epochs.to_string()]);
+        }
+        if let Some(n) = args.n_groups {
+            argv.extend(["--n-groups".into(), n.to_string()]);
+        }
+        if let Some(accelerator) = args.accelerator {
+            argv.extend(["--accelerator".into(), accelerator.as_str().into()]);
+        }
+        if args.dry_run {
+            argv.push("--dry-run".into());
+        }
+        if args.force {
+            argv.push("--force".into());
+        }
+        if let Some(timeout) = args.job_timeout {
+            argv.extend(["--job-timeout".into(), runner::format_duration(timeout)]);
+        }
+        argv
     }
-    if let Some(accelerator) = args.accelerator {
-        argv.extend([os("--accelerator"), os(accelerator.as_str())]);
+
+    /// What `study` gives `train` is what those flags resolve to, for every method.
+    #[test]
+    fn train_options_are_what_trains_flags_resolve_to() {
+        let study = Study::preset("tiny").unwrap();
+        let cases: [&[&str]; 4] = [
+            &[],
+            &["--backend", "native", "--epochs", "3", "--force", "-j", "2"],
+            &[
+                "--backends",
+                "native:ml,native:epie,tensorflow,pytorch",
+                "--trainer",
+                "/opt/ptycho_train",
+                "--n-groups",
+                "7",
+                "--accelerator",
+                "cpu",
+                "--dry-run",
+                "--job-timeout",
+                "1h30m",
+            ],
+            &[
+                "--backend",
+                "pytorch",
+                "--accelerator",
+                "gpu",
+                "--job-timeout",
+                "45s",
+            ],
+        ];
+        for case in cases {
+            let mut argv: Vec<String> = vec!["--out".into(), "s".into()];
+            argv.extend(case.iter().map(|s| s.to_string()));
+            let args: Args = parse(&argv);
+            for method in args.methods(&study) {
+                let jobs = args.jobs.map_or(3, |j| j as usize);
+                let (c, d, root) = (
+                    Path::new("s/phase_c"),
+                    Path::new("s/phase_d"),
+                    Path::new("s/artifacts"),
+                );
+                let typed = args
+                    .train_options(&study, &method, c, d, root, jobs)
+                    .unwrap();
+                let flags: cmd_train::Args = parse(&train_argv(&args, &method, jobs));
+                let resolved = flags.resolve(&|_| {}).unwrap();
+                assert_eq!(typed, resolved, "{case:?}, {}", method.name());
+            }
+        }
     }
-    if args.dry_run {
-        argv.push(os("--dry-run"));
-    }
-    if args.force {
-        argv.push(os("--force"));
-    }
-    if let Some(timeout) = args.job_timeout {
-        argv.extend([os("--job-timeout"), os(&runner::format_duration(timeout))]);
-    }
-    cmd_train::run(phase_args(argv)?, progress)
 }

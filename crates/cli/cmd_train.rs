@@ -12,18 +12,21 @@ use crate::run::{CommandLog, execute_local, finish_run};
 use crate::study_args::StudyArgs;
 use anyhow::Context;
 use job_matrix::{JobFilter, format_dose};
+use runner::ptychopinn::PinnOverrides;
 use runner::resume::Decision;
+use runner::slurm::SlurmSettings;
 use runner::{BackendKind, ConfigOverrides, Plan, PlanRequest, TrainerProgram};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use study_design::Study;
 
 mod slurm;
 
 /// The command's own log (its stdout and stderr), under the artifact root.
 pub const COMMAND_LOG: &str = "training_cli.log";
 
-/// Where the jobs run.
+/// Where the jobs run, on the command line.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Executor {
+pub enum ExecutorArg {
     /// Here, on `-j N` threads.
     Local,
     /// As a SLURM job array: one task per job, each running `dose-overlap run-job`.
@@ -108,8 +111,8 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: u32,
     /// Where the jobs run.
-    #[arg(long, value_enum, default_value_t = Executor::Local)]
-    pub executor: Executor,
+    #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+    pub executor: ExecutorArg,
     /// Rerun every job, also those verified complete (by default a job is skipped when its
     /// result says success and its config, inputs and bundle are unchanged).
     #[arg(long)]
@@ -197,48 +200,187 @@ fn parse_dose(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `train`'s settings, resolved from [`Args`] once (or built by `study`).
+#[derive(Debug, PartialEq)]
+pub struct Options {
+    /// The study.
+    pub study: Study,
+    /// The Phase C root to read.
+    pub phase_c_root: PathBuf,
+    /// The Phase D root to read.
+    pub phase_d_root: PathBuf,
+    /// Where the jobs, the manifest and the skip summary go.
+    pub artifact_root: PathBuf,
+    /// `--dose`, `--view`, `--gridsize`.
+    pub filters: JobFilter,
+    /// `--backend`.
+    pub backend: BackendKind,
+    /// `--trainer` (`None`: `$PTYCHO_TRAIN`, else `ptycho_train` on PATH).
+    pub trainer: Option<PathBuf>,
+    /// The native solver's and the epochs' overrides of the study.
+    pub overrides: ConfigOverrides,
+    /// PtychoPINN's overrides (`--n-groups`, `--accelerator`).
+    pub pinn: PinnOverrides,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--strict`.
+    pub strict: bool,
+    /// `--force` (local executor).
+    pub force: bool,
+    /// Where the jobs run, with that executor's settings.
+    pub executor: Executor,
+}
+
+/// Where the jobs run, resolved.
+#[derive(Debug, PartialEq)]
+pub enum Executor {
+    /// Here, `jobs` at once.
+    Local {
+        /// `-j`.
+        jobs: usize,
+        /// `--job-timeout`, `--log-limit`.
+        limits: runner::JobLimits,
+    },
+    /// As SLURM job array(s).
+    Slurm(slurm::Options),
+}
+
+impl Args {
+    /// Checks the flags and loads the study; notes on flags go to `note` (`run` resolves
+    /// once the command log exists, so that a refusal is logged too).
+    pub fn resolve(self, note: &dyn Fn(&str)) -> anyhow::Result<Options> {
+        let slurm = *self.slurm;
+        if self.executor == ExecutorArg::Local {
+            let slurm_only = [
+                (slurm.partition.is_some(), "--partition"),
+                (slurm.time_limit.is_some(), "--time-limit"),
+                (!slurm.sbatch_args.is_empty(), "--sbatch-arg"),
+                (slurm.max_array_size.is_some(), "--max-array-size"),
+                (slurm.wait, "--wait"),
+            ];
+            if let Some((_, flag)) = slurm_only.iter().find(|(given, _)| *given) {
+                anyhow::bail!("{flag} is an option of --executor slurm");
+            }
+        }
+        let backend = BackendKind::from(self.backend);
+        if let Some(line) = unused_trainer_note(backend, self.trainer.is_some()) {
+            note(line);
+        }
+        let study = self.study.load()?;
+        let executor = match self.executor {
+            ExecutorArg::Local => Executor::Local {
+                jobs: self.jobs as usize,
+                limits: runner::JobLimits {
+                    timeout: self.job_timeout,
+                    log_limit: self.log_limit,
+                },
+            },
+            ExecutorArg::Slurm => Executor::Slurm(slurm.resolve()),
+        };
+        Ok(Options {
+            study,
+            phase_c_root: self.phase_c_root,
+            phase_d_root: self.phase_d_root,
+            artifact_root: self.artifact_root,
+            filters: JobFilter {
+                dose: self.dose,
+                view: self.view,
+                gridsize: self.gridsize,
+            },
+            backend,
+            trainer: self.trainer,
+            overrides: ConfigOverrides {
+                epochs: self.epochs,
+                algorithm: self.algorithm.map(study_design::Algorithm::from),
+                alpha: self.alpha,
+                beta: self.beta,
+                refine_probe: self.refine_probe,
+                seed: self.seed,
+                smoothness: self.smoothness,
+                tolerance: self.tolerance,
+            },
+            pinn: PinnOverrides {
+                n_groups: self.n_groups,
+                accelerator: self.accelerator,
+            },
+            dry_run: self.dry_run,
+            strict: self.strict,
+            force: self.force,
+            executor,
+        })
+    }
+}
+
+impl SlurmArgs {
+    fn resolve(self) -> slurm::Options {
+        slurm::Options {
+            settings: SlurmSettings {
+                partition: self.partition,
+                time_limit: self.time_limit,
+                array_limit: self.array_limit,
+                extra_args: self.sbatch_args,
+                job_name: "dose-overlap-train".to_string(),
+            },
+            max_array_size: self
+                .max_array_size
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            wait: self.wait.then_some(self.poll_interval),
+        }
+    }
+}
+
+/// `--trainer` with the native backend: said, not refused.
+fn unused_trainer_note(backend: BackendKind, trainer: bool) -> Option<&'static str> {
+    (trainer && backend == BackendKind::Native)
+        .then_some("note: --trainer is not used by --backend native")
+}
+
 /// Runs the command.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
+    let root = args.artifact_root.clone();
+    in_artifact_root(&root, progress, |log| {
+        let options = args.resolve(&|line| log.note(progress, line))?;
+        train(&options, progress, log)
+    })
+}
+
+/// Phase E with `options`; returns the exit code.
+pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
+    in_artifact_root(&options.artifact_root, progress, |log| {
+        if let Some(line) = unused_trainer_note(options.backend, options.trainer.is_some()) {
+            log.note(progress, line);
+        }
+        train(options, progress, log)
+    })
+}
+
+/// Creates and locks the artifact root, sweeps dead runs' temporary files, and runs `work`
+/// with the command log, which records how it ended.
+fn in_artifact_root(
+    root: &Path,
+    progress: &Progress,
+    work: impl FnOnce(&CommandLog) -> anyhow::Result<u8>,
+) -> anyhow::Result<u8> {
     // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
     crate::signals::token()?;
-    if args.artifact_root.exists() && !args.artifact_root.is_dir() {
+    if root.exists() && !root.is_dir() {
         anyhow::bail!(
             "the artifact root {} is not a folder: give a folder (it is created if missing)",
-            args.artifact_root.display()
+            root.display()
         );
     }
-    std::fs::create_dir_all(&args.artifact_root).with_context(|| {
-        format!(
-            "cannot create the artifact root {}",
-            args.artifact_root.display()
-        )
-    })?;
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create the artifact root {}", root.display()))?;
     // One writer per root, taken before anything under it is touched (the command log too).
-    let _lock = runner::RootLock::acquire(&args.artifact_root)?;
-    crate::signals::sweep_stale_temps(&args.artifact_root, &|line| progress.note(line));
-    let log = CommandLog::create(&args.artifact_root.join(COMMAND_LOG))?;
-    let result = train(&args, progress, &log);
+    let _lock = runner::RootLock::acquire(root)?;
+    crate::signals::sweep_stale_temps(root, &|line| progress.note(line));
+    let log = CommandLog::create(&root.join(COMMAND_LOG))?;
+    let result = work(&log);
     log.finish(&result);
     result
 }
 
-fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u8> {
-    if args.executor == Executor::Local {
-        let slurm_only = [
-            (args.slurm.partition.is_some(), "--partition"),
-            (args.slurm.time_limit.is_some(), "--time-limit"),
-            (!args.slurm.sbatch_args.is_empty(), "--sbatch-arg"),
-            (args.slurm.max_array_size.is_some(), "--max-array-size"),
-            (args.slurm.wait, "--wait"),
-        ];
-        if let Some((_, flag)) = slurm_only.iter().find(|(given, _)| *given) {
-            anyhow::bail!("{flag} is an option of --executor slurm");
-        }
-    }
-    if args.trainer.is_some() && args.backend == BackendArg::Native {
-        log.note(progress, "note: --trainer is not used by --backend native");
-    }
-    let study = args.study.load()?;
+fn train(options: &Options, progress: &Progress, log: &CommandLog) -> anyhow::Result<u8> {
     let timestamp = runner::manifest_timestamp(
         std::env::var("SOURCE_DATE_EPOCH")
             .ok()
@@ -246,48 +388,28 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
             .as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
-    let backend = BackendKind::from(args.backend);
+    let backend = options.backend;
     let trainer = backend.uses_trainer_program().then(|| {
         TrainerProgram::resolve(
-            args.trainer.as_deref(),
+            options.trainer.as_deref(),
             std::env::var_os(TrainerProgram::ENV_VAR),
         )
     });
-    let filters = JobFilter {
-        dose: args.dose,
-        view: args.view.clone(),
-        gridsize: args.gridsize,
-    };
+    let filters = &options.filters;
     let plan = Plan::resolve(&PlanRequest {
-        study: &study,
-        phase_c_root: &args.phase_c_root,
-        phase_d_root: &args.phase_d_root,
-        artifact_root: &args.artifact_root,
+        study: &options.study,
+        phase_c_root: &options.phase_c_root,
+        phase_d_root: &options.phase_d_root,
+        artifact_root: &options.artifact_root,
         filters: filters.clone(),
         backend,
         // A SLURM dry run previews the real submission: its plan is the real run's.
-        dry_run: args.dry_run && args.executor == Executor::Local,
-        strict: args.strict,
-        overrides: ConfigOverrides {
-            epochs: args.epochs,
-            algorithm: args.algorithm.map(|a| match a {
-                AlgorithmArg::Epie => study_design::Algorithm::Epie,
-                AlgorithmArg::Rpie => study_design::Algorithm::Rpie,
-                AlgorithmArg::Ml => study_design::Algorithm::Ml,
-            }),
-            alpha: args.alpha,
-            beta: args.beta,
-            refine_probe: args.refine_probe,
-            seed: args.seed,
-            smoothness: args.smoothness,
-            tolerance: args.tolerance,
-        },
+        dry_run: options.dry_run && matches!(options.executor, Executor::Local { .. }),
+        strict: options.strict,
+        overrides: options.overrides.clone(),
         trainer,
         timestamp,
-        pinn: runner::ptychopinn::PinnOverrides {
-            n_groups: args.n_groups,
-            accelerator: args.accelerator,
-        },
+        pinn: options.pinn.clone(),
         python: std::env::var_os(runner::ptychopinn::PYTHON_ENV_VAR)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from),
@@ -321,11 +443,14 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
             ),
         );
     }
-    if args.executor == Executor::Slurm {
-        return slurm::submit(args, &plan, progress, log);
-    }
+    let (jobs, limits) = match &options.executor {
+        Executor::Slurm(slurm) => {
+            return slurm::submit(slurm, options.dry_run, &plan, progress, log);
+        }
+        Executor::Local { jobs, limits } => (*jobs, *limits),
+    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let decisions = runner::resume::decide(&plan, args.force, threads);
+    let decisions = runner::resume::decide(&plan, options.force, threads);
     report_decisions(&plan, &decisions, progress, log);
     // A dry run must not replace a real run's results with dry-run summaries: where the root
     // holds any, it only previews the decisions.
@@ -366,19 +491,7 @@ fn train(args: &Args, progress: &Progress, log: &CommandLog) -> anyhow::Result<u
             }
         }
     }
-    let limits = runner::JobLimits {
-        timeout: args.job_timeout,
-        log_limit: args.log_limit,
-    };
-    let results = execute_local(
-        &plan,
-        &plan_id,
-        args.jobs as usize,
-        progress,
-        log,
-        done,
-        limits,
-    )?;
+    let results = execute_local(&plan, &plan_id, jobs, progress, log, done, limits)?;
     progress.clear();
     finish_run(&plan, &results, progress, log)
 }
@@ -409,4 +522,24 @@ fn report_decisions(plan: &Plan, decisions: &[Decision], progress: &Progress, lo
             decisions.len() - skipped
         ),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `study` gives its jobs `--log-limit`'s default.
+    #[test]
+    fn log_limit_default_is_the_runners() {
+        let command = <Args as clap::Args>::augment_args(clap::Command::new("train"));
+        let flag = command
+            .get_arguments()
+            .find(|a| a.get_id() == "log_limit")
+            .and_then(|a| a.get_default_values().first().cloned())
+            .expect("--log-limit has a default");
+        assert_eq!(
+            parse_size(flag.to_str().unwrap()),
+            Ok(runner::DEFAULT_LOG_LIMIT)
+        );
+    }
 }

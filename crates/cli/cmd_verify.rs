@@ -5,7 +5,7 @@
 use crate::exit;
 use crate::output::outln;
 use anyhow::Context;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Arguments of `dose-overlap verify`.
 #[derive(clap::Args)]
@@ -14,13 +14,27 @@ pub struct Args {
     root: PathBuf,
 }
 
-/// Runs the command.
-pub fn run(args: Args) -> anyhow::Result<u8> {
-    verify(&args.root)
+/// `verify`'s settings (or built by `report --verify`).
+pub struct Options {
+    /// An artifact root or a study folder.
+    pub root: PathBuf,
 }
 
-/// Verifies `root`, printing the verdict and every mismatch on stdout; returns the exit code.
-pub fn verify(root: &Path) -> anyhow::Result<u8> {
+impl Args {
+    /// Nothing to check: the root is read by [`execute`].
+    pub fn resolve(self) -> Options {
+        Options { root: self.root }
+    }
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    execute(&args.resolve())
+}
+
+/// Verifies the root, printing the verdict and every mismatch on stdout; returns the exit code.
+pub fn execute(options: &Options) -> anyhow::Result<u8> {
+    let root = &options.root;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let found = reporting::verify::verify(root, threads)
         .with_context(|| format!("verifying {}", root.display()))?;

@@ -2,7 +2,11 @@
 //!
 //! Each subcommand lives in its own `cmd_*.rs` file with its `Args` and a `run` function that
 //! returns the process exit code; errors bubble up as `anyhow` chains and exit with
-//! [`exit::INPUT_ERROR`].
+//! [`exit::INPUT_ERROR`]. The phases other commands compose (`generate`, `overlap`, `train`,
+//! `report`, `compare`, `verify`) resolve their `Args` once into typed `Options` and do their
+//! work in `execute(&Options)`; `study` (and `report`) build those `Options` directly. What
+//! several commands share lives outside the `cmd_*` files (`run/`: running and collecting a
+//! plan's jobs), so that no command imports another for its machinery.
 
 mod budget;
 mod cmd_collect;

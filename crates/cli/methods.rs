@@ -43,6 +43,16 @@ pub enum AlgorithmArg {
     Ml,
 }
 
+impl From<AlgorithmArg> for study_design::Algorithm {
+    fn from(arg: AlgorithmArg) -> study_design::Algorithm {
+        match arg {
+            AlgorithmArg::Epie => study_design::Algorithm::Epie,
+            AlgorithmArg::Rpie => study_design::Algorithm::Rpie,
+            AlgorithmArg::Ml => study_design::Algorithm::Ml,
+        }
+    }
+}
+
 /// Native algorithms a method may name. `ml` is accepted here ahead of the engine: it runs
 /// when `train --algorithm` knows it.
 const ALGORITHMS: &[&str] = &["epie", "rpie", "ml"];
@@ -71,15 +81,14 @@ impl Method {
         }
     }
 
-    /// `--backend B [--algorithm A]` for `train`; an error when this build lacks the algorithm.
-    pub fn train_args(&self) -> anyhow::Result<Vec<String>> {
-        let mut args = vec![
-            "--backend".to_string(),
-            self.name().split(':').next().unwrap_or("").to_string(),
-        ];
-        if let Some(a) = &self.algorithm {
-            anyhow::ensure!(
-                AlgorithmArg::from_str(a, false).is_ok(),
+    /// The native algorithm this method names, as `train --algorithm` takes it (`None`: the
+    /// study's); an error when this build lacks it.
+    pub fn algorithm(&self) -> anyhow::Result<Option<study_design::Algorithm>> {
+        let Some(a) = &self.algorithm else {
+            return Ok(None);
+        };
+        let Ok(arg) = AlgorithmArg::from_str(a, false) else {
+            anyhow::bail!(
                 "method `{}`: this build of dose-overlap has no `{a}` solver algorithm yet \
                  (available: {})",
                 self.name(),
@@ -89,9 +98,8 @@ impl Method {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            args.extend(["--algorithm".to_string(), a.clone()]);
-        }
-        Ok(args)
+        };
+        Ok(Some(arg.into()))
     }
 }
 

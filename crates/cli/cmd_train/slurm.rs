@@ -2,7 +2,6 @@
 //! with `sbatch --parsable`, records the submission, and with `--wait` polls `squeue` until the
 //! tasks are done and then collects, exactly as `dose-overlap collect` does.
 
-use super::Args;
 use crate::exit;
 use crate::progress::Progress;
 use crate::run::{CommandLog, collect, collect_command};
@@ -15,6 +14,18 @@ use runner::slurm::{
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// `--executor slurm`'s settings, resolved.
+#[derive(Debug, PartialEq)]
+pub struct Options {
+    /// What `sbatch` is given.
+    pub settings: SlurmSettings,
+    /// `--max-array-size` (`None`: the cluster's MaxArraySize).
+    pub max_array_size: Option<usize>,
+    /// `--wait`: poll `squeue` every this many seconds (`--poll-interval`) until the tasks are
+    /// done, then collect.
+    pub wait: Option<u64>,
+}
+
 fn absolute(path: &Path, what: &str) -> anyhow::Result<PathBuf> {
     path.canonicalize()
         .with_context(|| format!("cannot resolve {what} {}", path.display()))
@@ -22,7 +33,8 @@ fn absolute(path: &Path, what: &str) -> anyhow::Result<PathBuf> {
 
 /// Submits `plan` as SLURM job array(s); see the module doc.
 pub fn submit(
-    args: &Args,
+    options: &Options,
+    dry_run: bool,
     plan: &Plan,
     progress: &Progress,
     log: &CommandLog,
@@ -34,24 +46,18 @@ pub fn submit(
     // Results of an earlier run of the same plan must not pass for this run's.
     runner::clear_results(plan)?;
     let plan_id = plan.write()?;
-    let settings = SlurmSettings {
-        partition: args.slurm.partition.clone(),
-        time_limit: args.slurm.time_limit.clone(),
-        array_limit: args.slurm.array_limit,
-        extra_args: args.slurm.sbatch_args.clone(),
-        job_name: "dose-overlap-train".to_string(),
-    };
+    let settings = &options.settings;
     let paths = ScriptPaths {
         exe: std::env::current_exe().context("cannot find the dose-overlap binary")?,
         plan: absolute(&plan.path(), "the plan")?,
         slurm_dir: absolute(&slurm_dir, "the SLURM folder")?,
         workdir: std::env::current_dir().context("cannot read the current folder")?,
     };
-    let script = render_script(plan, &settings, &paths);
+    let script = render_script(plan, settings, &paths);
     let script_path = slurm_dir.join(SCRIPT_FILE);
     npz_contract::atomic::write_atomic(&script_path, script.as_bytes())?;
 
-    if args.dry_run {
+    if dry_run {
         // The plan is that of the real run, so `sbatch` on the script runs it as previewed.
         log.note(
             progress,
@@ -66,8 +72,8 @@ pub fn submit(
     }
 
     let cli = SlurmCli;
-    let max = match args.slurm.max_array_size {
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    let max = match options.max_array_size {
+        Some(n) => n,
         None => cli.max_array_size().unwrap_or_else(|e| {
             log.note(
                 progress,
@@ -84,7 +90,7 @@ pub fn submit(
         arrays: Vec::new(),
     };
     for (first, count) in array_chunks(plan.jobs.len(), max) {
-        match cli.submit(&script_path, first, count, &settings) {
+        match cli.submit(&script_path, first, count, settings) {
             Ok(job_id) => {
                 log.out(&format!(
                     "→ Submitted SLURM array job {job_id}: {count} task(s), jobs {first}-{} of {}",
@@ -109,20 +115,14 @@ pub fn submit(
         }
     }
     submission.write(artifact_root)?;
-    if !args.slurm.wait {
+    let Some(poll_seconds) = options.wait else {
         log.out(&format!(
             "→ When the tasks are done: {}",
             collect_command(artifact_root)
         ));
         return Ok(exit::OK);
-    }
-    if !wait_for(
-        &submission,
-        artifact_root,
-        args.slurm.poll_interval,
-        progress,
-        log,
-    )? {
+    };
+    if !wait_for(&submission, artifact_root, poll_seconds, progress, log)? {
         return Ok(exit::FAILURE);
     }
     collect(artifact_root, &plan.path(), progress, log)
