@@ -150,7 +150,7 @@ fn overlap_of_the_tiny_tree_keeps_dense_and_rejects_sparse() {
     }
 }
 
-fn write_base(path: &Path, n: usize) {
+pub(crate) fn write_base(path: &Path, n: usize) {
     let object = Array2::from_shape_fn((3 * n, 3 * n), |(r, c)| {
         Complex32::from_polar(
             0.75 + 0.25 * ((r / 5 + c / 7) % 2) as f32,

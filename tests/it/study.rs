@@ -296,3 +296,41 @@ fn baseline_check_catches_a_perturbed_golden() {
         "{diff}"
     );
 }
+
+/// A study file's relative `base_npz` is relative to the study file's folder, and stays so
+/// when `study` records the study as `DIR/study.json` and every phase reads it back from there
+/// (the recorded path was relative and resolved against DIR: Phase C failed).
+#[test]
+fn a_relative_base_npz_in_a_study_file_reaches_phase_c() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::generate::write_base(&dir.path().join("base.npz"), 32);
+    std::fs::write(
+        dir.path().join("d.toml"),
+        "preset = 'tiny'\ndose_list = [1e3]\n[simulation]\nbase_npz = 'base.npz'\n",
+    )
+    .unwrap();
+    let out = cli()
+        .current_dir(dir.path())
+        .args([
+            "study",
+            "--design",
+            "d.toml",
+            "--out",
+            "s",
+            "--dry-run",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    common::succeeded(&out);
+    let recorded = read_json(&dir.path().join("s/study.json"));
+    let base = recorded["simulation"]["base_npz"].as_str().unwrap();
+    assert!(Path::new(base).is_absolute(), "recorded {base}");
+    let meta = read_json_metadata(&dir.path().join("s/phase_c/dose_1000/patched_train.npz"));
+    assert_eq!(meta["probe"]["file"], "base.npz");
+}
+
+fn read_json_metadata(path: &Path) -> Value {
+    let mut r = npz_contract::NpzReader::open(path).unwrap();
+    serde_json::from_str(&r.read_string("_metadata").unwrap()).unwrap()
+}

@@ -210,7 +210,9 @@ impl Study {
             && base.is_relative()
         {
             let dir = path.parent().unwrap_or(Path::new("."));
-            let joined = dir.join(base);
+            // Absolute, so that the study as recorded (`study.json` in a study folder, read
+            // back from there) still names the same file.
+            let joined = std::path::absolute(dir.join(base)).unwrap_or_else(|_| dir.join(base));
             // The resolved study is written as JSON (study.json): its paths must be UTF-8.
             if joined.to_str().is_none() {
                 return Err(StudyError::Invalid {
