@@ -7,11 +7,12 @@
 //! with the paths Phase D records made study-relative). Paths alone could name different files
 //! on different machines, and equal data sits in different folders.
 
+pub use crate::method::{method_name, slug};
+use crate::metrics::{HEADLINE, PLOTTED, SPLITS, against_flat_start, flatten, lower_is_better};
+use crate::output::{PictureRef, ReportError, read_manifest, write_file};
 use crate::pictures::{self, JobPicture};
-use crate::report::{
-    HEADLINE, PLOTTED, PictureRef, ReportError, dose_label, read_manifest, write_file,
-};
 use crate::svg::{Chart, Series};
+use crate::text::{dose_label, fmt_num};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -120,46 +121,6 @@ pub struct Comparison {
     pub matched_jobs: usize,
 }
 
-/// `native:rpie` -> `native-rpie`: a method's folder name.
-pub fn slug(method: &str) -> String {
-    method
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-/// The method an artifact root holds: its backend, and for the native one the algorithm its
-/// jobs' `training_config.json` resolved (`native:rpie`).
-pub fn method_name(root: &Path, manifest: &Value) -> String {
-    let backend = manifest["backend"]
-        .as_str()
-        .unwrap_or("unknown")
-        .to_string();
-    if backend != "native" {
-        return backend;
-    }
-    let algorithm = manifest["jobs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|job| {
-            let dir = pictures::job_dir(root, manifest, job);
-            let text = std::fs::read_to_string(dir.join("training_config.json")).ok()?;
-            let config: Value = serde_json::from_str(&text).ok()?;
-            config["solver"]["algorithm"].as_str().map(str::to_string)
-        });
-    match algorithm {
-        Some(a) => format!("native:{a}"),
-        None => backend,
-    }
-}
-
 /// `path` relative to `base` (both made absolute first, `.` and `..` folded), with `..` where
 /// needed.
 pub fn relative_to(path: &Path, base: &Path) -> PathBuf {
@@ -230,44 +191,6 @@ pub fn read_methods(dir: &Path) -> Result<Vec<MethodRoot>, CompareError> {
         .collect()
 }
 
-fn lower_is_better(metric: &str) -> bool {
-    metric.ends_with("mae") || metric.contains("nrmse") || metric.ends_with("_px")
-}
-
-/// Four significant digits, as in the study report.
-fn fmt(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return v.to_string();
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    if !(-4..6).contains(&magnitude) {
-        return format!("{v:.3e}");
-    }
-    let decimals = (3 - magnitude).max(0) as usize;
-    format!("{v:.decimals$}")
-}
-
-fn flatten(value: &Value, prefix: &str, out: &mut BTreeMap<String, f64>) {
-    match value {
-        Value::Number(n) => {
-            if let Some(v) = n.as_f64() {
-                out.insert(prefix.to_string(), v);
-            }
-        }
-        Value::Object(map) => {
-            for (key, child) in map {
-                let name = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten(child, &name, out);
-            }
-        }
-        _ => {}
-    }
-}
-
 type Key = (f64, String, u64);
 
 fn key_of(job: &Value) -> Option<Key> {
@@ -290,11 +213,14 @@ impl Loaded {
         self.jobs.iter().find(|(k, _)| k == key).map(|(_, j)| j)
     }
     fn metrics(&self, key: &Key, split: &str) -> BTreeMap<String, f64> {
-        let mut out = BTreeMap::new();
-        if let Some(job) = self.job(key) {
-            flatten(&job["result"]["metrics"][split], "", &mut out);
-        }
-        out
+        // By name; of two leaves with one name (a key with a dot in it), the last.
+        self.job(key)
+            .map(|job| {
+                flatten(&job["result"]["metrics"][split])
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -427,7 +353,7 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
         "format_version": COMPARISON_FORMAT_VERSION,
         "methods": method_entries,
         "inputs_compared": "content SHA-256 of each job's train and test NPZ (every member; recorded paths made study-relative), equal in every method that ran the job",
-        "splits_pictured": pictures::SPLITS,
+        "splits_pictured": SPLITS,
         "jobs": job_entries,
         "matched_jobs": matched,
     });
@@ -496,7 +422,7 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
         let mut v: Vec<String> = Vec::new();
         for l in &loaded {
             for key in &keys {
-                for split in pictures::SPLITS {
+                for split in SPLITS {
                     v.extend(l.metrics(key, split).into_keys());
                 }
             }
@@ -673,15 +599,13 @@ fn markdown(
     let flat: Vec<Vec<FlatStart>> = loaded
         .iter()
         .map(|l| {
-            pictures::SPLITS
+            SPLITS
                 .iter()
                 .map(|split| {
                     let (mut scored, mut below, mut not) = (0, 0, Vec::new());
                     for key in keys {
                         let m = l.metrics(key, split);
-                        if let Some((v, f, is_below)) =
-                            crate::report::against_flat_start(|k| m.get(k).copied())
-                        {
+                        if let Some((v, f, is_below)) = against_flat_start(|k| m.get(k).copied()) {
                             scored += 1;
                             if is_below {
                                 below += 1;
@@ -691,8 +615,8 @@ fn markdown(
                                     dose_label(key.0),
                                     key.1,
                                     key.2,
-                                    fmt(v),
-                                    fmt(f)
+                                    fmt_num(v),
+                                    fmt_num(f)
                                 ));
                             }
                         }
@@ -738,7 +662,7 @@ fn markdown(
     // a train value against a test value.
     let columns: Vec<String> = names
         .iter()
-        .flat_map(|n| pictures::SPLITS.map(|split| format!("{n} {split}")))
+        .flat_map(|n| SPLITS.map(|split| format!("{n} {split}")))
         .collect();
     for metric in &headline {
         let lower = lower_is_better(metric);
@@ -753,7 +677,7 @@ fn markdown(
             let values: Vec<[Option<f64>; 2]> = loaded
                 .iter()
                 .map(|l| {
-                    pictures::SPLITS.map(|split| {
+                    SPLITS.map(|split| {
                         l.metrics(key, split)
                             .get(*metric)
                             .copied()
@@ -761,7 +685,7 @@ fn markdown(
                     })
                 })
                 .collect();
-            let per_split: Vec<(Option<f64>, bool)> = (0..pictures::SPLITS.len())
+            let per_split: Vec<(Option<f64>, bool)> = (0..SPLITS.len())
                 .map(|s| {
                     let of_split = || values.iter().filter_map(|v| v[s]);
                     let best = of_split().reduce(|a, b| if lower { a.min(b) } else { a.max(b) });
@@ -774,8 +698,8 @@ fn markdown(
                 .map(|(s, v)| {
                     let (best, several) = per_split[s];
                     match v {
-                        Some(v) if several && Some(*v) == best => format!("**{}**", fmt(*v)),
-                        Some(v) => fmt(*v),
+                        Some(v) if several && Some(*v) == best => format!("**{}**", fmt_num(*v)),
+                        Some(v) => fmt_num(*v),
                         None => "-".into(),
                     }
                 })
@@ -879,14 +803,5 @@ mod tests {
             md.contains("| a | train | 0 of 1 | 1e+03 dense gs2 (0.9000 vs 0.5000) |\n| a | test | 1 of 1 | - |"),
             "{md}"
         );
-    }
-
-    #[test]
-    fn lower_is_better_for_errors_only() {
-        assert!(lower_is_better("phase.mae"));
-        assert!(lower_is_better("fienup_nrmse"));
-        assert!(lower_is_better("phase.frc_05.resolution_px"));
-        assert!(!lower_is_better("phase.ssim"));
-        assert!(!lower_is_better("amplitude.psnr_db"));
     }
 }

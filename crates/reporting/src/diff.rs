@@ -11,7 +11,7 @@ use std::path::Path;
 const VOLATILE: &[&str] = &["timestamp", "phase_c_root", "phase_d_root", "artifact_root"];
 
 /// Why two runs could not be compared: a manifest missing, unreadable or of the wrong shape.
-pub type DiffError = crate::report::ReportError;
+pub type DiffError = crate::output::ReportError;
 
 /// A job's identity.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -267,8 +267,9 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
         notes: Vec::new(),
     };
     for (name, m) in [("A", &a), ("B", &b)] {
-        if let Some(note) = crate::report::unfinished_note(m) {
-            diff.unfinished.push(format!("run {name}: {note}"));
+        if let Some(run) = crate::manifest::RunInProgress::in_json(m) {
+            diff.unfinished
+                .push(format!("run {name}: {}", run.describe()));
         }
     }
     let mut pinn = false;
@@ -361,8 +362,8 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
 /// Compares the manifests of two artifact roots.
 pub fn diff_runs(a: &Path, b: &Path, tolerance: f64) -> Result<RunDiff, DiffError> {
     let (ma, mb) = (
-        crate::report::read_manifest(a)?,
-        crate::report::read_manifest(b)?,
+        crate::output::read_manifest(a)?,
+        crate::output::read_manifest(b)?,
     );
     diff_manifests(&ma, &mb, tolerance).map_err(|message| DiffError::Parse {
         path: a.join("training_manifest.json"),
@@ -373,7 +374,7 @@ pub fn diff_runs(a: &Path, b: &Path, tolerance: f64) -> Result<RunDiff, DiffErro
 fn job_text(k: &JobKey) -> String {
     format!(
         "dose={} view={} gs{}",
-        crate::report::dose_label(k.dose),
+        crate::text::dose_label(k.dose),
         k.view,
         k.gridsize
     )
@@ -433,7 +434,7 @@ impl RunDiff {
             let _ = writeln!(
                 s,
                 "+ skip dose={} view={}: {}",
-                crate::report::dose_label(sk.dose),
+                crate::text::dose_label(sk.dose),
                 sk.view,
                 sk.reason
             );
@@ -442,7 +443,7 @@ impl RunDiff {
             let _ = writeln!(
                 s,
                 "- skip dose={} view={}: {}",
-                crate::report::dose_label(sk.dose),
+                crate::text::dose_label(sk.dose),
                 sk.view,
                 sk.reason
             );
@@ -451,7 +452,7 @@ impl RunDiff {
             let _ = writeln!(
                 s,
                 "~ skip dose={} view={}: reason {:?} -> {:?}",
-                crate::report::dose_label(a.dose),
+                crate::text::dose_label(a.dose),
                 a.view,
                 a.reason,
                 b.reason

@@ -76,6 +76,12 @@ impl RunInProgress {
         }
     }
 
+    /// The `run_in_progress` of a manifest read as JSON (as `diff` reads it), if it has one
+    /// of this shape.
+    pub fn in_json(manifest: &serde_json::Value) -> Option<RunInProgress> {
+        serde_json::from_value(manifest.get("run_in_progress")?.clone()).ok()
+    }
+
     /// `the run that wrote it (pid 12, started T) did not finish: it is still running, or it
     /// died` — for report and diff.
     pub fn describe(&self) -> String {

@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// The splits pictured, in the order of their panels (and of the report's tables).
-pub const SPLITS: [&str; 2] = ["train", "test"];
+pub use crate::metrics::SPLITS;
 
 /// A job's identity: dose, view, gridsize.
 pub type JobId = (f64, String, u64);
@@ -137,7 +137,7 @@ pub fn load_root(root: &Path, manifest: &Value) -> (Vec<JobPicture>, Vec<String>
                     "dose {} {} gs{}, {split} split: {e}",
                     job["dose"]
                         .as_f64()
-                        .map_or("?".into(), crate::report::dose_label),
+                        .map_or("?".into(), crate::text::dose_label),
                     job["view"].as_str().unwrap_or("?"),
                     job["gridsize"]
                 )),
@@ -358,7 +358,7 @@ pub fn phase_grid(pictures: &[JobPicture], title: &str) -> Option<Vec<u8>> {
             }
             rows.push(Row {
                 heading: (!opened).then(|| panel_heading(split)),
-                label: format!("dose {}", crate::report::dose_label(*dose)),
+                label: format!("dose {}", crate::text::dose_label(*dose)),
                 cells,
                 scales: if rows.is_empty() {
                     vec![("phase".into(), scale)]

@@ -2,42 +2,17 @@
 //! functions of `training_manifest.json` (same manifest, same bytes), and PNG pictures of the
 //! reconstructions, pure functions of the files the manifest names.
 
+use crate::manifest::RunInProgress;
+use crate::method::method_name;
+use crate::metrics::{HEADLINE, PLOTTED, SPLITS, against_flat_start, flatten, lower_is_better};
+use crate::output::write_file;
+pub use crate::output::{PictureRef, ReportError, read_manifest};
 use crate::svg::{Chart, Series};
+use crate::text::{dose_label, fmt_num};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-
-/// Why a report could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    /// The manifest is missing or unreadable.
-    #[error("cannot read {path} (is this an artifact root written by `dose-overlap train`?)")]
-    Read {
-        /// The manifest path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The manifest is not JSON of the expected shape.
-    #[error("{path} is not a training manifest: {message}")]
-    Parse {
-        /// The manifest path.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// A report file could not be written.
-    #[error("cannot write {path}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-}
+use std::path::Path;
 
 /// A rendered report: file name (relative to the report folder) and contents.
 #[derive(Debug, Clone)]
@@ -50,15 +25,6 @@ pub struct Report {
     pub unfinished: Option<String>,
     /// `pictures/*.png`: file name (relative to the report folder) and bytes.
     pub pictures: Vec<(String, Vec<u8>)>,
-}
-
-/// A picture shown in a report: its file (relative to the report folder) and a caption.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PictureRef {
-    /// `pictures/....png`.
-    pub file: String,
-    /// What it shows.
-    pub caption: String,
 }
 
 /// One job row, read from the manifest.
@@ -78,66 +44,7 @@ impl Job<'_> {
     }
     /// Numeric metric leaves of one split, as `group.name` -> value.
     fn metrics(&self, split: &str) -> Vec<(String, f64)> {
-        let mut out = Vec::new();
-        flatten(&self.result["metrics"][split], "", &mut out);
-        out
-    }
-}
-
-/// A job's test Fienup NRMSE against its flat start's (the object of ones, scored the same
-/// way), from `get` (a metric by its flattened name): `(nrmse, flat, nrmse < flat)` when both
-/// are there. The one rule of `report`'s criterion and `compare`'s table.
-pub(crate) fn against_flat_start(get: impl Fn(&str) -> Option<f64>) -> Option<(f64, f64, bool)> {
-    let (v, flat) = (get("fienup_nrmse")?, get("fienup_nrmse_initial")?);
-    Some((v, flat, v < flat))
-}
-
-/// `1e+03`, like Python's `f"{dose:.0e}"`.
-pub fn dose_label(dose: f64) -> String {
-    let s = format!("{dose:.0e}");
-    match s.split_once('e') {
-        Some((m, e)) => {
-            let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
-            format!("{m}e{sign}{digits:0>2}")
-        }
-        None => s,
-    }
-}
-
-/// Four significant digits, deterministic.
-fn fmt_num(v: f64) -> String {
-    if !v.is_finite() {
-        return v.to_string();
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    if !(-4..6).contains(&magnitude) {
-        return format!("{v:.3e}");
-    }
-    let decimals = (3 - magnitude).max(0) as usize;
-    format!("{v:.decimals$}")
-}
-
-fn flatten(value: &Value, prefix: &str, out: &mut Vec<(String, f64)>) {
-    match value {
-        Value::Number(n) => {
-            if let Some(v) = n.as_f64() {
-                out.push((prefix.to_string(), v));
-            }
-        }
-        Value::Object(map) => {
-            for (key, child) in map {
-                let name = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten(child, &name, out);
-            }
-        }
-        _ => {}
+        flatten(&self.result["metrics"][split])
     }
 }
 
@@ -162,35 +69,6 @@ fn read_jobs(manifest: &Value) -> Result<Vec<Job<'_>>, String> {
         .collect()
 }
 
-/// Metrics shown in the tables of `report` and `compare` (when the jobs have them; the CSVs
-/// have every one).
-pub(crate) const HEADLINE: &[&str] = &[
-    "phase.ssim",
-    "phase.psnr_db",
-    "phase.mae",
-    "phase.frc_05.resolution_px",
-    "amplitude.ssim",
-    "amplitude.psnr_db",
-    "amplitude.mae",
-    "amplitude.frc_05.resolution_px",
-    "fienup_nrmse",
-];
-
-/// Metrics plotted against dose by `report` and `compare`, when the jobs have them.
-pub(crate) const PLOTTED: &[&str] = &[
-    "phase.ssim",
-    "phase.psnr_db",
-    "amplitude.ssim",
-    "fienup_nrmse",
-];
-
-/// What to say about a manifest whose run did not finish (`run_in_progress` present), if so.
-pub fn unfinished_note(manifest: &Value) -> Option<String> {
-    let run = manifest.get("run_in_progress")?;
-    let run: crate::manifest::RunInProgress = serde_json::from_value(run.clone()).ok()?;
-    Some(run.describe())
-}
-
 /// Builds the report of `manifest` (the parsed `training_manifest.json`); `title` names the run.
 pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
     build_with(manifest, title, &[], &[])
@@ -210,7 +88,7 @@ pub fn build_with(
         .cloned()
         .unwrap_or_default();
     // Train beside test everywhere: a self-supervised method's fit beside its generalisation.
-    let splits = crate::pictures::SPLITS;
+    let splits = SPLITS;
     let metric_names = |split: &str| -> Vec<String> {
         let set: BTreeSet<String> = jobs
             .iter()
@@ -231,7 +109,7 @@ pub fn build_with(
         .filter_map(|j| j.result["backend"].as_str())
         .collect();
     let _ = writeln!(md, "# Study report: {title}\n");
-    let unfinished = unfinished_note(manifest);
+    let unfinished = RunInProgress::in_json(manifest).map(|run| run.describe());
     if let Some(note) = &unfinished {
         let _ = writeln!(md, "> **Warning:** {note}.\n");
     }
@@ -604,8 +482,7 @@ pub fn build_with(
         criteria.push((text, worse.is_empty()));
     }
     if let Some(metric) = chosen.first() {
-        let lower_is_better =
-            metric.ends_with("mae") || metric.contains("nrmse") || metric.ends_with("_px");
+        let lower_is_better = lower_is_better(metric);
         let score = |j: &Job| {
             j.metrics("test")
                 .into_iter()
@@ -751,19 +628,6 @@ fn loss_curves(history: &Value) -> Vec<(String, Vec<f64>)> {
     }
 }
 
-/// Reads and parses `<artifact_root>/training_manifest.json` (reports and diffs both start here).
-pub fn read_manifest(artifact_root: &Path) -> Result<Value, ReportError> {
-    let path = artifact_root.join("training_manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| ReportError::Parse {
-        path,
-        message: e.to_string(),
-    })
-}
-
 /// Reads `<artifact_root>/training_manifest.json`, builds the report and writes it under `out`
 /// (each file atomically). Returns the report.
 pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportError> {
@@ -774,7 +638,7 @@ pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportEr
         |n| n.to_string_lossy().into_owned(),
     );
     // Pictures are titled by the method (`native:rpie`), which the folder name need not say.
-    let method = crate::compare::method_name(artifact_root, &manifest);
+    let method = method_name(artifact_root, &manifest);
     let (pictures, refs, notes) = root_pictures(artifact_root, &manifest, &method);
     let mut report = build_with(&manifest, &title, &refs, &notes)
         .map_err(|message| ReportError::Parse { path, message })?;
@@ -786,17 +650,6 @@ pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportEr
         write_file(&out.join(name), bytes)?;
     }
     Ok(report)
-}
-
-/// Writes one report file atomically, creating its folder.
-pub(crate) fn write_file(target: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let parent = target.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)
-        .and_then(|()| npz_contract::atomic::write_atomic(target, bytes))
-        .map_err(|source| ReportError::Write {
-            path: target.to_path_buf(),
-            source,
-        })
 }
 
 /// PNG files (name, bytes), their references in summary.md, and notes on jobs not pictured.
@@ -919,14 +772,6 @@ mod tests {
             job(1e4, "baseline", 1, 0.4), job(1e4, "dense", 2, 0.7)],
             "skipped_views": [{"dose": 1000.0, "view": "sparse", "reason": "kept 3 | needed 8"}],
             "skipped_count": 1})
-    }
-
-    #[test]
-    fn dose_labels_match_python() {
-        assert_eq!(dose_label(1000.0), "1e+03");
-        assert_eq!(dose_label(1e5), "1e+05");
-        assert_eq!(dose_label(2.5e-3), "3e-03");
-        assert_eq!(dose_label(2500.0), "2e+03");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! changed between two of them — each method's run (as `diff` compares artifact roots), the
 //! Phase C/D data by SHA-256, and the resolved study (`study.json`).
 
-use crate::compare::{COMPARISON_MANIFEST, MethodRoot, method_name, read_methods};
+use crate::compare::{COMPARISON_MANIFEST, MethodRoot, read_methods};
 use crate::diff::{FieldChange, RunDiff, diff_runs, diff_values};
-use crate::report::{ReportError, read_manifest};
+use crate::method::method_name;
+use crate::output::{ReportError, read_manifest};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -204,7 +205,7 @@ fn data_digests(dir: &Path, kind: FolderKind) -> Result<BTreeMap<String, String>
                                 "dose {} {} gs{} {split} data",
                                 job["dose"]
                                     .as_f64()
-                                    .map_or("?".into(), crate::report::dose_label),
+                                    .map_or("?".into(), crate::text::dose_label),
                                 job["view"].as_str().unwrap_or("?"),
                                 job["gridsize"]
                             ),

@@ -1,0 +1,59 @@
+//! Numbers as the report, the comparison, the diff and the pictures print them: dose labels
+//! and four significant digits.
+
+/// `1e+03`, like Python's `f"{dose:.0e}"`.
+pub fn dose_label(dose: f64) -> String {
+    let s = format!("{dose:.0e}");
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
+            format!("{m}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
+/// Four significant digits, deterministic (`0.04708`, `25.48`, `1.234e-5`; any zero is `0`).
+pub(crate) fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if !(-4..6).contains(&magnitude) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3 - magnitude).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dose_labels_match_python() {
+        assert_eq!(dose_label(1000.0), "1e+03");
+        assert_eq!(dose_label(1e5), "1e+05");
+        assert_eq!(dose_label(2.5e-3), "3e-03");
+        assert_eq!(dose_label(2500.0), "2e+03");
+    }
+
+    #[test]
+    fn four_significant_digits() {
+        for (v, text) in [
+            (0.047083, "0.04708"),
+            (25.4811, "25.48"),
+            (0.0093204, "0.009320"),
+            (1234567.0, "1.235e6"),
+            (1.5e-5, "1.500e-5"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(fmt_num(v), text, "{v}");
+        }
+    }
+}
