@@ -7,6 +7,7 @@
 //! with the paths Phase D records made study-relative). Paths alone could name different files
 //! on different machines, and equal data sits in different folders.
 
+use crate::manifest::MANIFEST_FILE;
 pub use crate::method::{method_name, slug};
 use crate::metrics::{HEADLINE, PLOTTED, SPLITS, against_flat_start, flatten, lower_is_better};
 use crate::output::{PictureRef, ReportError, read_manifest, write_file};
@@ -237,7 +238,7 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
     let mut loaded = Vec::new();
     for method in methods {
         let manifest = read_manifest(&method.root)?;
-        let path = method.root.join("training_manifest.json");
+        let path = method.root.join(MANIFEST_FILE);
         let (manifest_sha256, _) =
             runner::sha256_file(&path).map_err(|source| ReportError::Read {
                 path: path.clone(),

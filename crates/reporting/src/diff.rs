@@ -366,7 +366,7 @@ pub fn diff_runs(a: &Path, b: &Path, tolerance: f64) -> Result<RunDiff, DiffErro
         crate::output::read_manifest(b)?,
     );
     diff_manifests(&ma, &mb, tolerance).map_err(|message| DiffError::Parse {
-        path: a.join("training_manifest.json"),
+        path: a.join(crate::manifest::MANIFEST_FILE),
         message,
     })
 }

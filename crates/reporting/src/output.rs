@@ -2,6 +2,7 @@
 //! read, a report folder's files written atomically, the pictures a report shows, and the
 //! errors of all of it.
 
+use crate::manifest::MANIFEST_FILE;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -47,7 +48,7 @@ pub struct PictureRef {
 
 /// Reads and parses `<artifact_root>/training_manifest.json` (reports and diffs both start here).
 pub fn read_manifest(artifact_root: &Path) -> Result<Value, ReportError> {
-    let path = artifact_root.join("training_manifest.json");
+    let path = artifact_root.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
         path: path.clone(),
         source,

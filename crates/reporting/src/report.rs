@@ -2,7 +2,7 @@
 //! functions of `training_manifest.json` (same manifest, same bytes), and PNG pictures of the
 //! reconstructions, pure functions of the files the manifest names.
 
-use crate::manifest::RunInProgress;
+use crate::manifest::{MANIFEST_FILE, RunInProgress};
 use crate::method::method_name;
 use crate::metrics::{HEADLINE, PLOTTED, SPLITS, against_flat_start, flatten, lower_is_better};
 use crate::output::write_file;
@@ -115,7 +115,7 @@ pub fn build_with(
     }
     let _ = writeln!(
         md,
-        "- manifest: `training_manifest.json`, timestamp {}",
+        "- manifest: `{MANIFEST_FILE}`, timestamp {}",
         manifest["timestamp"].as_str().unwrap_or("?")
     );
     let _ = writeln!(
@@ -632,7 +632,7 @@ fn loss_curves(history: &Value) -> Vec<(String, Vec<f64>)> {
 /// (each file atomically). Returns the report.
 pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportError> {
     let manifest = read_manifest(artifact_root)?;
-    let path = artifact_root.join("training_manifest.json");
+    let path = artifact_root.join(MANIFEST_FILE);
     let title = artifact_root.file_name().map_or_else(
         || artifact_root.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

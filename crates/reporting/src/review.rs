@@ -4,6 +4,7 @@
 
 use crate::compare::{COMPARISON_MANIFEST, MethodRoot, read_methods};
 use crate::diff::{FieldChange, RunDiff, diff_runs, diff_values};
+use crate::manifest::MANIFEST_FILE;
 use crate::method::method_name;
 use crate::output::{ReportError, read_manifest};
 use serde::Serialize;
@@ -26,7 +27,7 @@ pub enum FolderKind {
 
 /// Tells the kinds apart by their marker files; `None` when it is none of them.
 pub fn folder_kind(dir: &Path) -> Option<FolderKind> {
-    if dir.join("training_manifest.json").is_file() {
+    if dir.join(MANIFEST_FILE).is_file() {
         Some(FolderKind::ArtifactRoot)
     } else if dir.join(COMPARISON_MANIFEST).is_file() {
         Some(FolderKind::Comparison)
@@ -48,7 +49,7 @@ pub enum ReviewError {
     Compare(#[from] crate::compare::CompareError),
     /// The study folder holds no artifact root.
     #[error(
-        "{} holds no artifact root (training_manifest.json) in artifacts/ or artifacts/*/: is \
+        "{} holds no artifact root ({MANIFEST_FILE}) in artifacts/ or artifacts/*/: is \
          it a study folder written by `dose-overlap study`?",
         .0.display()
     )]
@@ -68,7 +69,7 @@ pub enum ReviewError {
 /// else every folder under it that does (sorted by name); named from their manifests.
 pub fn study_roots(study_dir: &Path) -> Result<Vec<MethodRoot>, ReviewError> {
     let base = study_dir.join("artifacts");
-    let roots = if base.join("training_manifest.json").is_file() {
+    let roots = if base.join(MANIFEST_FILE).is_file() {
         vec![base]
     } else {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
@@ -76,7 +77,7 @@ pub fn study_roots(study_dir: &Path) -> Result<Vec<MethodRoot>, ReviewError> {
                 entries
                     .filter_map(Result::ok)
                     .map(|e| e.path())
-                    .filter(|p| p.join("training_manifest.json").is_file())
+                    .filter(|p| p.join(MANIFEST_FILE).is_file())
                     .collect()
             })
             .unwrap_or_default();
@@ -379,7 +380,7 @@ mod tests {
         std::fs::write(d.join("study.json"), "{}").unwrap();
         assert_eq!(folder_kind(d), Some(FolderKind::Study));
         assert!(matches!(study_roots(d), Err(ReviewError::NoRoots(_))));
-        std::fs::write(d.join("training_manifest.json"), "{}").unwrap();
+        std::fs::write(d.join(MANIFEST_FILE), "{}").unwrap();
         assert_eq!(folder_kind(d), Some(FolderKind::ArtifactRoot));
     }
 }
