@@ -1,8 +1,8 @@
 //! What `report`, `compare` and `diff` share at their boundary: an artifact root's manifest
-//! read, a report folder's files written atomically, the pictures a report shows, and the
-//! errors of all of it.
+//! read (as JSON, or into its typed [`TrainingManifest`]), a report folder's files written
+//! atomically, the pictures a report shows, and the errors of all of it.
 
-use crate::manifest::MANIFEST_FILE;
+use crate::manifest::{MANIFEST_FILE, ManifestError, TrainingManifest};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +26,9 @@ pub enum ReportError {
         /// What is wrong.
         message: String,
     },
+    /// The manifest is not a training manifest of this format (the message names the file).
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
     /// A report file could not be written.
     #[error("cannot write {path}")]
     Write {
@@ -46,17 +49,32 @@ pub struct PictureRef {
     pub caption: String,
 }
 
-/// Reads and parses `<artifact_root>/training_manifest.json` (reports and diffs both start here).
-pub fn read_manifest(artifact_root: &Path) -> Result<Value, ReportError> {
+/// `<artifact_root>/training_manifest.json`, read as text.
+fn read_manifest_text(artifact_root: &Path) -> Result<(PathBuf, String), ReportError> {
     let path = artifact_root.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((path, text)),
+        Err(source) => Err(ReportError::Read { path, source }),
+    }
+}
+
+/// Reads and parses `<artifact_root>/training_manifest.json` as JSON (diffs compare it field by
+/// field; comparisons and reviews read it so).
+pub fn read_manifest(artifact_root: &Path) -> Result<Value, ReportError> {
+    let (path, text) = read_manifest_text(artifact_root)?;
     serde_json::from_str(&text).map_err(|e| ReportError::Parse {
         path,
         message: e.to_string(),
     })
+}
+
+/// Reads `<artifact_root>/training_manifest.json` into its typed, versioned form (the report
+/// reads it so): a file of another format or shape is an error that says what is wrong.
+pub(crate) fn read_training_manifest(
+    artifact_root: &Path,
+) -> Result<TrainingManifest, ReportError> {
+    let (path, text) = read_manifest_text(artifact_root)?;
+    Ok(TrainingManifest::from_json(&text, &path)?)
 }
 
 /// Writes one report file atomically, creating its folder.

@@ -2,13 +2,14 @@
 //! functions of `training_manifest.json` (same manifest, same bytes), and PNG pictures of the
 //! reconstructions, pure functions of the files the manifest names.
 
-use crate::manifest::{MANIFEST_FILE, RunInProgress};
+use crate::manifest::{MANIFEST_FILE, ManifestJob, RunInProgress, TrainingManifest};
 use crate::method::method_name;
 use crate::metrics::{HEADLINE, PLOTTED, SPLITS, against_flat_start, flatten, lower_is_better};
-use crate::output::write_file;
 pub use crate::output::{PictureRef, ReportError, read_manifest};
+use crate::output::{read_training_manifest, write_file};
 use crate::svg::{Chart, Series};
 use crate::text::{dose_label, fmt_num};
+use runner::{JobResult, PinnFacts, ScaleStatus, TrainedResult};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -31,62 +32,74 @@ pub struct Report {
 struct Job<'a> {
     dose: f64,
     view: &'a str,
-    gridsize: u64,
-    result: &'a Value,
+    gridsize: u32,
+    result: &'a JobResult,
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    fn of(job: &'a ManifestJob) -> Job<'a> {
+        Job {
+            dose: job.dose,
+            view: &job.view,
+            gridsize: job.gridsize,
+            result: &job.result,
+        }
+    }
     fn status(&self) -> &str {
-        self.result["status"].as_str().unwrap_or("unknown")
+        self.result.status()
     }
     fn label(&self) -> String {
         format!("{} gs{}", self.view, self.gridsize)
     }
+    /// The result of a job that trained.
+    fn trained(&self) -> Option<&'a TrainedResult> {
+        match self.result {
+            JobResult::Success(trained) => Some(trained),
+            _ => None,
+        }
+    }
+    /// The metrics of `split` as the backend recorded them (scored jobs only).
+    fn split_metrics(&self, split: &str) -> Option<&'a Value> {
+        self.trained()?.metrics.as_ref()?.get(split)
+    }
     /// Numeric metric leaves of one split, as `group.name` -> value.
     fn metrics(&self, split: &str) -> Vec<(String, f64)> {
-        flatten(&self.result["metrics"][split])
+        self.split_metrics(split).map(flatten).unwrap_or_default()
+    }
+    /// Loss per epoch: kept by a job that trained and by one that failed (a diverged
+    /// solver's history).
+    fn loss_history(&self) -> Option<&'a Value> {
+        match self.result {
+            JobResult::Success(trained) => trained.loss_history.as_ref(),
+            JobResult::Failed(failed) => failed.loss_history.as_ref(),
+            _ => None,
+        }
+    }
+    fn backend(&self) -> &'a str {
+        match self.result {
+            JobResult::DryRun(r) => &r.backend,
+            JobResult::Success(r) => &r.backend,
+            JobResult::Failed(r) => &r.backend,
+            JobResult::Interrupted(r) => &r.backend,
+        }
     }
 }
 
-fn read_jobs(manifest: &Value) -> Result<Vec<Job<'_>>, String> {
-    let jobs = manifest["jobs"].as_array().ok_or("no `jobs` array")?;
-    jobs.iter()
-        .enumerate()
-        .map(|(k, job)| {
-            Ok(Job {
-                dose: job["dose"]
-                    .as_f64()
-                    .ok_or(format!("jobs[{k}] has no numeric `dose`"))?,
-                view: job["view"]
-                    .as_str()
-                    .ok_or(format!("jobs[{k}] has no `view`"))?,
-                gridsize: job["gridsize"]
-                    .as_u64()
-                    .ok_or(format!("jobs[{k}] has no `gridsize`"))?,
-                result: &job["result"],
-            })
-        })
-        .collect()
-}
-
-/// Builds the report of `manifest` (the parsed `training_manifest.json`); `title` names the run.
-pub fn build(manifest: &Value, title: &str) -> Result<Report, String> {
+/// Builds the report of `manifest`; `title` names the run.
+pub fn build(manifest: &TrainingManifest, title: &str) -> Report {
     build_with(manifest, title, &[], &[])
 }
 
 /// [`build`], with a `Pictures` section showing `pictures` and saying why others are missing
 /// (`notes`).
 pub fn build_with(
-    manifest: &Value,
+    manifest: &TrainingManifest,
     title: &str,
     pictures: &[PictureRef],
     notes: &[String],
-) -> Result<Report, String> {
-    let jobs = read_jobs(manifest)?;
-    let skips = manifest["skipped_views"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+) -> Report {
+    let jobs: Vec<Job> = manifest.jobs.iter().map(Job::of).collect();
+    let skips = &manifest.skipped_views;
     // Train beside test everywhere: a self-supervised method's fit beside its generalisation.
     let splits = SPLITS;
     let metric_names = |split: &str| -> Vec<String> {
@@ -104,19 +117,19 @@ pub fn build_with(
         .filter(|j| matches!(j.status(), "success" | "dry_run"))
         .count();
     let n_failed = jobs.iter().filter(|j| j.status() == "failed").count();
-    let backends: BTreeSet<&str> = jobs
-        .iter()
-        .filter_map(|j| j.result["backend"].as_str())
-        .collect();
+    let backends: BTreeSet<&str> = jobs.iter().map(Job::backend).collect();
     let _ = writeln!(md, "# Study report: {title}\n");
-    let unfinished = RunInProgress::in_json(manifest).map(|run| run.describe());
+    let unfinished = manifest
+        .run_in_progress
+        .as_ref()
+        .map(RunInProgress::describe);
     if let Some(note) = &unfinished {
         let _ = writeln!(md, "> **Warning:** {note}.\n");
     }
     let _ = writeln!(
         md,
         "- manifest: `{MANIFEST_FILE}`, timestamp {}",
-        manifest["timestamp"].as_str().unwrap_or("?")
+        manifest.timestamp
     );
     let _ = writeln!(
         md,
@@ -143,14 +156,14 @@ pub fn build_with(
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
     for j in &jobs {
-        let r = j.result;
-        let status = match (j.status(), r["error"].as_str()) {
-            ("failed", Some(e)) => format!(
+        let status = match j.result {
+            JobResult::Failed(f) => format!(
                 "failed: {}",
-                e.lines().next().unwrap_or("").replace('|', "\\|")
+                f.error.lines().next().unwrap_or("").replace('|', "\\|")
             ),
-            (s, _) => s.to_string(),
+            r => r.status().to_string(),
         };
+        let trained = j.trained();
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -158,16 +171,12 @@ pub fn build_with(
             j.view,
             j.gridsize,
             status,
-            r["epochs_completed"]
-                .as_u64()
-                .map_or("-".into(), |e| e.to_string()),
-            r["final_loss"].as_f64().map_or("-".into(), fmt_num),
-            r["bundle_path"]
-                .as_str()
-                .map_or("-".into(), |p| format!("`{p}`")),
-            r["bundle_sha256"]
-                .as_str()
-                .map_or("-".into(), |h| format!("`{h}`")),
+            trained.map_or("-".into(), |t| t.epochs_completed.to_string()),
+            trained
+                .and_then(|t| t.final_loss)
+                .map_or("-".into(), fmt_num),
+            trained.map_or("-".into(), |t| format!("`{}`", t.bundle_path)),
+            trained.map_or("-".into(), |t| format!("`{}`", t.bundle_sha256)),
         );
     }
     let _ = writeln!(md);
@@ -178,17 +187,13 @@ pub fn build_with(
         let _ = writeln!(md, "None.\n");
     } else {
         let _ = writeln!(md, "| dose | view | reason |\n|---|---|---|");
-        for s in &skips {
+        for s in skips {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} |",
-                s["dose"].as_f64().map_or("?".into(), dose_label),
-                s["view"].as_str().unwrap_or("?"),
-                s["reason"]
-                    .as_str()
-                    .unwrap_or("")
-                    .replace('|', "\\|")
-                    .replace('\n', " ")
+                dose_label(s.dose),
+                s.view,
+                s.reason.replace('|', "\\|").replace('\n', " ")
             );
         }
         let _ = writeln!(md);
@@ -198,7 +203,8 @@ pub fn build_with(
     // it; the reader must see that beside the scores.
     let held: Vec<(&Job, &str, &Value)> = jobs
         .iter()
-        .flat_map(|j| splits.map(|split| (j, split, &j.result["metrics"][split]["region"])))
+        .flat_map(|j| splits.map(|split| (j, split)))
+        .filter_map(|(j, split)| Some((j, split, j.split_metrics(split)?.get("region")?)))
         .filter(|(_, _, region)| region["positions"].is_u64())
         .collect();
     if !held.is_empty() {
@@ -271,9 +277,10 @@ pub fn build_with(
                                 // A null FRC resolution: the curve never rose above the
                                 // threshold.
                                 let (parent, last) = n.rsplit_once('.').unwrap_or(("", n));
-                                let holder = parent
-                                    .split('.')
-                                    .fold(&j.result["metrics"][split], |v, key| &v[key]);
+                                let holder = parent.split('.').fold(
+                                    j.split_metrics(split).unwrap_or(&Value::Null),
+                                    |v, key| &v[key],
+                                );
                                 match holder.get(last) {
                                     Some(Value::Null) => "not resolved".into(),
                                     _ => "-".into(),
@@ -353,7 +360,7 @@ pub fn build_with(
     for dose in &doses {
         let mut series = Vec::new();
         for j in jobs.iter().filter(|j| j.dose == *dose) {
-            for (name, curve) in loss_curves(&j.result["loss_history"]) {
+            for (name, curve) in loss_curves(j.loss_history().unwrap_or(&Value::Null)) {
                 let label = if name.is_empty() {
                     j.label()
                 } else {
@@ -427,20 +434,16 @@ pub fn build_with(
         format!("every selected job ended well ({n_ok}/{})", jobs.len()),
         n_ok == jobs.len() && !jobs.is_empty(),
     ));
-    let count_ok = manifest["skipped_count"].as_u64() == Some(skips.len() as u64);
+    let count_ok = manifest.skipped_count == skips.len();
     criteria.push((
         format!("skip count agrees with the skip events ({})", skips.len()),
         count_ok,
     ));
-    let successes: Vec<&Job> = jobs.iter().filter(|j| j.status() == "success").collect();
+    let successes: Vec<&TrainedResult> = jobs.iter().filter_map(Job::trained).collect();
     if !successes.is_empty() {
-        let bundles_ok = successes.iter().all(|j| {
-            j.result["bundle_sha256"]
-                .as_str()
-                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-                && j.result["bundle_size_bytes"]
-                    .as_u64()
-                    .is_some_and(|s| s > 0)
+        let bundles_ok = successes.iter().all(|t| {
+            let h = &t.bundle_sha256;
+            h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) && t.bundle_size_bytes > 0
         });
         criteria.push((
             "every successful job has a bundle with its SHA-256 and size".into(),
@@ -566,7 +569,7 @@ pub fn build_with(
     }
     csv.push('\n');
     for j in &jobs {
-        let r = j.result;
+        let trained = j.trained();
         let _ = write!(
             csv,
             "{},{},{},{},{},{},{}",
@@ -574,13 +577,11 @@ pub fn build_with(
             j.view,
             j.gridsize,
             j.status(),
-            r["epochs_completed"]
-                .as_u64()
-                .map_or(String::new(), |e| e.to_string()),
-            r["final_loss"]
-                .as_f64()
+            trained.map_or(String::new(), |t| t.epochs_completed.to_string()),
+            trained
+                .and_then(|t| t.final_loss)
                 .map_or(String::new(), |v| v.to_string()),
-            r["bundle_sha256"].as_str().unwrap_or("")
+            trained.map_or("", |t| t.bundle_sha256.as_str())
         );
         for (split, cols) in [("test", &test_cols), ("train", &train_cols)] {
             let values = j.metrics(split);
@@ -601,12 +602,12 @@ pub fn build_with(
         ("metrics.csv".to_string(), csv),
     ];
     files.extend(plots);
-    Ok(Report {
+    Report {
         files,
         criteria,
         unfinished,
         pictures: Vec::new(),
-    })
+    }
 }
 
 /// Loss curves of a result's `loss_history`: a plain array, or an object of arrays per split.
@@ -631,17 +632,17 @@ fn loss_curves(history: &Value) -> Vec<(String, Vec<f64>)> {
 /// Reads `<artifact_root>/training_manifest.json`, builds the report and writes it under `out`
 /// (each file atomically). Returns the report.
 pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportError> {
-    let manifest = read_manifest(artifact_root)?;
-    let path = artifact_root.join(MANIFEST_FILE);
+    let manifest = read_training_manifest(artifact_root)?;
     let title = artifact_root.file_name().map_or_else(
         || artifact_root.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
     // Pictures are titled by the method (`native:rpie`), which the folder name need not say.
-    let method = method_name(artifact_root, &manifest);
-    let (pictures, refs, notes) = root_pictures(artifact_root, &manifest, &method);
-    let mut report = build_with(&manifest, &title, &refs, &notes)
-        .map_err(|message| ReportError::Parse { path, message })?;
+    // The method's name and the pictures read the manifest as JSON, as `compare` gives it.
+    let json = serde_json::to_value(&manifest).expect("a parsed manifest serialises");
+    let method = method_name(artifact_root, &json);
+    let (pictures, refs, notes) = root_pictures(artifact_root, &json, &method);
+    let mut report = build_with(&manifest, &title, &refs, &notes);
     report.pictures = pictures;
     for (name, contents) in &report.files {
         write_file(&out.join(name), contents.as_bytes())?;
@@ -696,10 +697,9 @@ fn root_pictures(root: &Path, manifest: &Value, title: &str) -> RootPictures {
 /// How PtychoPINN jobs trained: where (asked and used) and what became of the intensity scale,
 /// with what a frozen scale means. Nothing for a study without PtychoPINN jobs.
 fn pinn_section(md: &mut String, jobs: &[Job]) {
-    let pinn: Vec<(&Job, &Value)> = jobs
+    let pinn: Vec<(&Job, &PinnFacts)> = jobs
         .iter()
-        .filter(|j| j.result["pinn"].is_object())
-        .map(|j| (j, &j.result["pinn"]))
+        .filter_map(|j| Some((j, j.trained()?.pinn.as_ref()?)))
         .collect();
     if pinn.is_empty() {
         return;
@@ -712,19 +712,19 @@ fn pinn_section(md: &mut String, jobs: &[Job]) {
     let _ = writeln!(md, "|---|---|---|---|---|---|");
     let mut frozen = 0;
     for (j, p) in &pinn {
-        let scale = &p["intensity_scale"];
-        let scale_text = match (
-            scale["status"].as_str(),
-            scale["initial"].as_f64(),
-            scale["trained"].as_f64(),
-        ) {
-            (Some(status), Some(a), Some(b)) => {
-                if status == "frozen" {
+        let scale_text = match &p.intensity_scale {
+            Some(scale) => {
+                if scale.status == ScaleStatus::Frozen {
                     frozen += 1;
                 }
-                format!("{status} ({} -> {})", fmt_num(a), fmt_num(b))
+                format!(
+                    "{} ({} -> {})",
+                    scale_status(scale.status),
+                    fmt_num(scale.initial),
+                    fmt_num(scale.trained)
+                )
             }
-            _ => "unknown (not scored)".to_string(),
+            None => "unknown (not scored)".to_string(),
         };
         let _ = writeln!(
             md,
@@ -732,9 +732,9 @@ fn pinn_section(md: &mut String, jobs: &[Job]) {
             dose_label(j.dose),
             j.view,
             j.gridsize,
-            p["accelerator"].as_str().unwrap_or("?").replace('|', "\\|"),
-            p["device"]
-                .as_str()
+            p.accelerator.as_str().replace('|', "\\|"),
+            p.device
+                .as_deref()
                 .unwrap_or("not reported")
                 .replace('|', "\\|"),
             scale_text
@@ -754,6 +754,15 @@ fn pinn_section(md: &mut String, jobs: &[Job]) {
     }
 }
 
+/// The name `result.json` gives a scale status.
+fn scale_status(status: ScaleStatus) -> &'static str {
+    match status {
+        ScaleStatus::Trained => "trained",
+        ScaleStatus::Frozen => "frozen",
+        ScaleStatus::Fixed => "fixed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -761,22 +770,36 @@ mod tests {
 
     fn manifest() -> Value {
         let job = |dose: f64, view: &str, gs: u64, ssim: f64| {
-            json!({"dose": dose, "view": view, "gridsize": gs, "result": {
+            let dir = format!("run/dose_{dose}/{view}/gs{gs}");
+            json!({"dose": dose, "view": view, "gridsize": gs,
+                "train_data_path": "c/train.npz", "test_data_path": "c/test.npz",
+                "artifact_dir": dir, "log_path": format!("{dir}/train.log"), "result": {
                 "status": "success", "backend": "native", "epochs_completed": 3, "final_loss": 0.01,
                 "loss_history": {"train": [0.3, 0.1, 0.01]},
                 "bundle_path": "native_bundle.npz", "bundle_sha256": "a".repeat(64), "bundle_size_bytes": 10,
                 "metrics": {"test": {"phase": {"ssim": ssim, "mae": 1.0 - ssim}}, "train": {"phase": {"ssim": ssim + 0.05}}}}})
         };
-        json!({"timestamp": "2025-11-04T08:34:26.000000Z", "jobs": [
+        json!({"format_version": 1, "timestamp": "2025-11-04T08:34:26.000000Z",
+            "phase_c_root": "c", "phase_d_root": "d", "artifact_root": "run", "backend": "native",
+            "dry_run": false, "strict": false,
+            "filters": {"dose": null, "view": null, "gridsize": null}, "enumerated_count": 6,
+            "skip_summary_path": "skip_summary.json", "jobs": [
             job(1e3, "baseline", 1, 0.2), job(1e3, "dense", 2, 0.5),
             job(1e4, "baseline", 1, 0.4), job(1e4, "dense", 2, 0.7)],
             "skipped_views": [{"dose": 1000.0, "view": "sparse", "reason": "kept 3 | needed 8"}],
             "skipped_count": 1})
     }
 
+    /// The report of `manifest` (JSON of a typed manifest), titled `run`.
+    fn report(manifest: &Value) -> Report {
+        let manifest: TrainingManifest =
+            serde_json::from_value(manifest.clone()).expect("a manifest of format 1");
+        build(&manifest, "run")
+    }
+
     #[test]
     fn report_has_tables_plots_and_criteria() {
-        let report = build(&manifest(), "run").unwrap();
+        let report = report(&manifest());
         let names: Vec<&str> = report.files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -843,7 +866,7 @@ mod tests {
     fn failing_physics_is_reported_not_hidden() {
         let mut m = manifest();
         m["jobs"][2]["result"]["metrics"]["test"]["phase"]["ssim"] = json!(0.1);
-        let report = build(&m, "run").unwrap();
+        let report = report(&m);
         assert!(
             report
                 .criteria
@@ -861,7 +884,7 @@ mod tests {
             m["jobs"][j]["result"]["metrics"]["test"]["fienup_nrmse"] = json!(v);
             m["jobs"][j]["result"]["metrics"]["test"]["fienup_nrmse_initial"] = json!(flat);
         }
-        let report = build(&m, "run").unwrap();
+        let report = report(&m);
         let (text, ok) = report
             .criteria
             .iter()
@@ -887,7 +910,7 @@ mod tests {
             json!({"frequency": null, "resolution_px": null, "crossed": false});
         m["jobs"][0]["result"]["metrics"]["test"]["phase"]["frc_05"] =
             json!({"frequency": 0.05, "resolution_px": 20.0, "crossed": true});
-        let md = build(&m, "run").unwrap().files[0].1.clone();
+        let md = report(&m).files[0].1.clone();
         assert!(md.contains("## What each view holds"), "{md}");
         assert!(
             md.contains("| 1e+03 | baseline | 1 | test | 287 | 10.97 | 900 |"),
@@ -916,5 +939,35 @@ mod tests {
             other.contains(" - ") && !other.contains("not resolved"),
             "{other}"
         );
+    }
+
+    /// A manifest of no format this build reads is refused with a message that says what it
+    /// is, not reported with gaps (before the typed manifest, its missing fields printed `?`).
+    #[test]
+    fn a_manifest_of_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("run");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut m = manifest();
+        m.as_object_mut().unwrap().remove("format_version");
+        let path = root.join(crate::manifest::MANIFEST_FILE);
+        std::fs::write(&path, m.to_string()).unwrap();
+        let err = write_report(&root, &dir.path().join("out")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is not a training manifest of format 1: it has no format_version",
+                path.display()
+            )
+        );
+        m["format_version"] = json!(1);
+        m.as_object_mut().unwrap().remove("timestamp");
+        std::fs::write(&path, m.to_string()).unwrap();
+        let err = write_report(&root, &dir.path().join("out")).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `timestamp`"),
+            "{err}"
+        );
+        assert!(!dir.path().join("out").exists());
     }
 }
