@@ -1,5 +1,5 @@
-//! Numbers as the report, the comparison, the diff and the pictures print them: dose labels
-//! and four significant digits.
+//! Numbers and table cells as the report, the comparison, the diff and the pictures print
+//! them: dose labels, four significant digits, Markdown cells.
 
 /// `1e+03`, like Python's `f"{dose:.0e}"`.
 pub fn dose_label(dose: f64) -> String {
@@ -27,6 +27,11 @@ pub(crate) fn fmt_num(v: f64) -> String {
     }
     let decimals = (3 - magnitude).max(0) as usize;
     format!("{v:.decimals$}")
+}
+
+/// `text` as the content of one Markdown table cell: `|` escaped.
+pub(crate) fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
 }
 
 #[cfg(test)]

@@ -1,0 +1,44 @@
+//! `metrics.csv`: a row per job with its outcome and every metric of the test, then the train
+//! split (numbers as Rust prints them, empty where a job has none).
+
+use super::model::Model;
+use std::fmt::Write as _;
+
+/// The whole of `metrics.csv`.
+pub(super) fn metrics(m: &Model) -> String {
+    let splits = ["test", "train"];
+    let mut csv =
+        String::from("dose,view,gridsize,status,epochs_completed,final_loss,bundle_sha256");
+    for split in splits {
+        for name in m.metric_names(split) {
+            let _ = write!(csv, ",{split}.{name}");
+        }
+    }
+    csv.push('\n');
+    for j in &m.jobs {
+        let trained = j.trained();
+        let _ = write!(
+            csv,
+            "{},{},{},{},{},{},{}",
+            j.id.dose,
+            j.id.view,
+            j.id.gridsize,
+            j.result.status(),
+            trained.map_or(String::new(), |t| t.epochs_completed.to_string()),
+            trained
+                .and_then(|t| t.final_loss)
+                .map_or(String::new(), |v| v.to_string()),
+            trained.map_or("", |t| t.bundle_sha256.as_str())
+        );
+        for split in splits {
+            for name in m.metric_names(split) {
+                let v = j
+                    .metric(split, name)
+                    .map_or(String::new(), |v| v.to_string());
+                let _ = write!(csv, ",{v}");
+            }
+        }
+        csv.push('\n');
+    }
+    csv
+}

@@ -1,0 +1,342 @@
+//! The study report of an artifact root: `summary.md`, `metrics.csv` and SVG plots, as pure
+//! functions of `training_manifest.json` read into its typed [`TrainingManifest`] (same
+//! manifest, same bytes), and PNG pictures of the reconstructions, pure functions of the files
+//! the manifest names.
+//!
+//! `model.rs` computes what the report says once (rows, tables, charts from `plots.rs`, exit
+//! criteria from `criteria.rs`); `markdown.rs` and `csv.rs` render it and `svg.rs` draws its
+//! charts.
+
+mod criteria;
+mod csv;
+mod markdown;
+mod model;
+mod plots;
+
+use crate::manifest::TrainingManifest;
+use crate::method::method_name;
+pub use crate::output::{PictureRef, ReportError, read_manifest};
+use crate::output::{read_training_manifest, write_file};
+use crate::text::dose_label;
+use model::Model;
+use serde_json::Value;
+use std::path::Path;
+
+/// A rendered report: file name (relative to the report folder) and contents.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `summary.md`, `metrics.csv`, `plots/*.svg`, in a fixed order.
+    pub files: Vec<(String, String)>,
+    /// Exit criteria with their verdicts (also in `summary.md`).
+    pub criteria: Vec<(String, bool)>,
+    /// Set when the manifest is from a run that did not finish: what to tell the user.
+    pub unfinished: Option<String>,
+    /// `pictures/*.png`: file name (relative to the report folder) and bytes.
+    pub pictures: Vec<(String, Vec<u8>)>,
+}
+
+/// Builds the report of `manifest`; `title` names the run.
+pub fn build(manifest: &TrainingManifest, title: &str) -> Report {
+    build_with(manifest, title, &[], &[])
+}
+
+/// [`build`], with a `Pictures` section showing `pictures` and saying why others are missing
+/// (`notes`).
+pub fn build_with(
+    manifest: &TrainingManifest,
+    title: &str,
+    pictures: &[PictureRef],
+    notes: &[String],
+) -> Report {
+    let model = Model::of(manifest, title, pictures, notes);
+    let mut files = vec![
+        ("summary.md".to_string(), markdown::summary(&model)),
+        ("metrics.csv".to_string(), csv::metrics(&model)),
+    ];
+    files.extend(
+        model
+            .charts
+            .iter()
+            .map(|(name, chart)| (name.clone(), chart.to_svg())),
+    );
+    Report {
+        files,
+        criteria: model.criteria,
+        unfinished: model.unfinished,
+        pictures: Vec::new(),
+    }
+}
+
+/// Reads `<artifact_root>/training_manifest.json`, builds the report and writes it under `out`
+/// (each file atomically). Returns the report.
+pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportError> {
+    let manifest = read_training_manifest(artifact_root)?;
+    let title = artifact_root.file_name().map_or_else(
+        || artifact_root.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    // The method's name and the pictures read the manifest as JSON, as `compare` gives it.
+    let json = serde_json::to_value(&manifest).expect("a parsed manifest serialises");
+    // Pictures are titled by the method (`native:rpie`), which the folder name need not say.
+    let method = method_name(artifact_root, &json);
+    let (pictures, refs, notes) = root_pictures(artifact_root, &json, &method);
+    let mut report = build_with(&manifest, &title, &refs, &notes);
+    report.pictures = pictures;
+    for (name, contents) in &report.files {
+        write_file(&out.join(name), contents.as_bytes())?;
+    }
+    for (name, bytes) in &report.pictures {
+        write_file(&out.join(name), bytes)?;
+    }
+    Ok(report)
+}
+
+/// PNG files (name, bytes), their references in summary.md, and notes on jobs not pictured.
+type RootPictures = (Vec<(String, Vec<u8>)>, Vec<PictureRef>, Vec<String>);
+
+/// The pictures of an artifact root: one figure per successful job and the phase grid, each
+/// with a train and a test panel; a note for each job and split whose files could not be read
+/// (the rest of the report does not need them).
+fn root_pictures(root: &Path, manifest: &Value, title: &str) -> RootPictures {
+    let (loaded, notes) = crate::pictures::load_root(root, manifest);
+    let mut files = Vec::new();
+    let mut refs = Vec::new();
+    if let Some(grid) =
+        crate::pictures::phase_grid(&loaded, &format!("{title}: phase, train and test split"))
+    {
+        let file = "pictures/phase_grid.png".to_string();
+        refs.push(PictureRef {
+            file: file.clone(),
+            caption: "Phase of every job, train split above test split: doses as rows, views as \
+                      columns, one scale (the \"SSIM grid\"; each image's phase SSIM under it)."
+                .into(),
+        });
+        files.push((file, grid));
+    }
+    for (id, pictures) in crate::pictures::by_job(&loaded) {
+        let label = format!("dose {} {} gs{}", dose_label(id.0), id.1, id.2);
+        let Some(png) = crate::pictures::job_figure(&pictures, &label) else {
+            continue;
+        };
+        let file = format!("pictures/{}.png", crate::pictures::job_stem(&id));
+        let splits = match pictures.as_slice() {
+            [one] => format!("{} split only", one.split),
+            _ => "train split above test split".to_string(),
+        };
+        files.push((file.clone(), png));
+        refs.push(PictureRef {
+            file,
+            caption: format!("{label}: truth, reconstruction and |error|; {splits}."),
+        });
+    }
+    (files, refs, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn manifest() -> Value {
+        let job = |dose: f64, view: &str, gs: u64, ssim: f64| {
+            let dir = format!("run/dose_{dose}/{view}/gs{gs}");
+            json!({"dose": dose, "view": view, "gridsize": gs,
+                "train_data_path": "c/train.npz", "test_data_path": "c/test.npz",
+                "artifact_dir": dir, "log_path": format!("{dir}/train.log"), "result": {
+                "status": "success", "backend": "native", "epochs_completed": 3, "final_loss": 0.01,
+                "loss_history": {"train": [0.3, 0.1, 0.01]},
+                "bundle_path": "native_bundle.npz", "bundle_sha256": "a".repeat(64), "bundle_size_bytes": 10,
+                "metrics": {"test": {"phase": {"ssim": ssim, "mae": 1.0 - ssim}}, "train": {"phase": {"ssim": ssim + 0.05}}}}})
+        };
+        json!({"format_version": 1, "timestamp": "2025-11-04T08:34:26.000000Z",
+            "phase_c_root": "c", "phase_d_root": "d", "artifact_root": "run", "backend": "native",
+            "dry_run": false, "strict": false,
+            "filters": {"dose": null, "view": null, "gridsize": null}, "enumerated_count": 6,
+            "skip_summary_path": "skip_summary.json", "jobs": [
+            job(1e3, "baseline", 1, 0.2), job(1e3, "dense", 2, 0.5),
+            job(1e4, "baseline", 1, 0.4), job(1e4, "dense", 2, 0.7)],
+            "skipped_views": [{"dose": 1000.0, "view": "sparse", "reason": "kept 3 | needed 8"}],
+            "skipped_count": 1})
+    }
+
+    /// The report of `manifest` (JSON of a typed manifest), titled `run`.
+    fn report(manifest: &Value) -> Report {
+        let manifest: TrainingManifest =
+            serde_json::from_value(manifest.clone()).expect("a manifest of format 1");
+        build(&manifest, "run")
+    }
+
+    #[test]
+    fn report_has_tables_plots_and_criteria() {
+        let report = report(&manifest());
+        let names: Vec<&str> = report.files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "summary.md",
+                "metrics.csv",
+                "plots/quality_phase_ssim.svg",
+                "plots/loss_dose_1000.svg",
+                "plots/loss_dose_10000.svg"
+            ]
+        );
+        let md = &report.files[0].1;
+        assert!(
+            md.contains("| 1e+03 | sparse | kept 3 \\| needed 8 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "- [x] baseline gs1: phase.ssim (test) improves with dose (0.2000 → 0.4000)"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("- [x] every selected job ended well (4/4)"));
+        // One metrics table: each job's train split right above its test split.
+        let table = md
+            .split("## Metrics (train and test split)\n")
+            .nth(1)
+            .expect("the metrics table")
+            .split("\n## ")
+            .next()
+            .unwrap();
+        assert!(
+            table.contains("| dose | view | gs | split | phase.ssim | phase.mae |"),
+            "{table}"
+        );
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 1e")).collect();
+        assert_eq!(
+            rows[..2],
+            [
+                "| 1e+03 | baseline | 1 | train | 0.2500 | - |",
+                "| 1e+03 | baseline | 1 | test | 0.2000 | 0.8000 |"
+            ],
+            "{table}"
+        );
+        assert_eq!(rows.len(), 4 * 2);
+        assert!(
+            !md.contains("## Metrics (test split)") && !md.contains("## Metrics (train split)")
+        );
+        let csv = &report.files[1].1;
+        assert_eq!(
+            csv.lines().next().unwrap(),
+            "dose,view,gridsize,status,epochs_completed,final_loss,bundle_sha256,test.phase.mae,test.phase.ssim,train.phase.ssim"
+        );
+        assert!(csv.contains("\n1000,dense,2,success,3,0.01,"));
+        let svg = &report.files[2].1;
+        assert!(
+            svg.contains(r#"data-label="dense gs2""#)
+                && svg.contains(r#"data-x="10000" data-y="0.7""#),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn failing_physics_is_reported_not_hidden() {
+        let mut m = manifest();
+        m["jobs"][2]["result"]["metrics"]["test"]["phase"]["ssim"] = json!(0.1);
+        let report = report(&m);
+        assert!(
+            report
+                .criteria
+                .iter()
+                .any(|(t, ok)| t.starts_with("baseline gs1: phase.ssim") && !ok)
+        );
+    }
+
+    /// Regression (issue 15, seen with PtychoPINN on pinn-small): every job scored worse than
+    /// the object of ones and the report said nothing about it.
+    #[test]
+    fn a_job_no_better_than_the_flat_start_is_named() {
+        let mut m = manifest();
+        for (j, (v, flat)) in [(0.2, 0.4), (0.5, 0.4)].into_iter().enumerate() {
+            m["jobs"][j]["result"]["metrics"]["test"]["fienup_nrmse"] = json!(v);
+            m["jobs"][j]["result"]["metrics"]["test"]["fienup_nrmse_initial"] = json!(flat);
+        }
+        let report = report(&m);
+        let (text, ok) = report
+            .criteria
+            .iter()
+            .find(|(t, _)| t.starts_with("every scored job beats the flat start"))
+            .expect("the criterion is there");
+        assert!(!ok);
+        assert!(
+            text.ends_with("(1/2); not: dense gs2 dose 1e+03: 0.5000 vs 0.4000"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_report_says_what_each_view_holds_and_which_frc_is_not_resolved() {
+        let mut m = manifest();
+        let region = |positions: u64, exposures: f64| {
+            json!({"rule": "r", "pixels": 900, "rows": [0, 30], "cols": [0, 30],
+                "positions": positions, "mean_exposures": exposures})
+        };
+        m["jobs"][0]["result"]["metrics"]["test"]["region"] = region(287, 10.9667);
+        m["jobs"][1]["result"]["metrics"]["test"]["region"] = region(32, 1.3771);
+        m["jobs"][1]["result"]["metrics"]["test"]["phase"]["frc_05"] =
+            json!({"frequency": null, "resolution_px": null, "crossed": false});
+        m["jobs"][0]["result"]["metrics"]["test"]["phase"]["frc_05"] =
+            json!({"frequency": 0.05, "resolution_px": 20.0, "crossed": true});
+        let md = report(&m).files[0].1.clone();
+        assert!(md.contains("## What each view holds"), "{md}");
+        assert!(
+            md.contains("| 1e+03 | baseline | 1 | test | 287 | 10.97 | 900 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1e+03 | dense | 2 | test | 32 | 1.38 | 900 |"),
+            "{md}"
+        );
+        let dense_row = md
+            .lines()
+            .find(|l| l.starts_with("| 1e+03 | dense | 2 | test | 0.5000"))
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(dense_row.contains("not resolved"), "{dense_row}");
+        let baseline_row = md
+            .lines()
+            .find(|l| l.starts_with("| 1e+03 | baseline | 1 | test | 0.2000"))
+            .unwrap();
+        assert!(baseline_row.contains("20.00") && !baseline_row.contains("not resolved"));
+        // A job without the key shows a dash, not "not resolved".
+        let other = md
+            .lines()
+            .find(|l| l.starts_with("| 1e+04 | dense | 2 | test | 0.7000"))
+            .unwrap();
+        assert!(
+            other.contains(" - ") && !other.contains("not resolved"),
+            "{other}"
+        );
+    }
+
+    /// A manifest of no format this build reads is refused with a message that says what it
+    /// is, not reported with gaps (before the typed manifest, its missing fields printed `?`).
+    #[test]
+    fn a_manifest_of_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("run");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut m = manifest();
+        m.as_object_mut().unwrap().remove("format_version");
+        let path = root.join(crate::manifest::MANIFEST_FILE);
+        std::fs::write(&path, m.to_string()).unwrap();
+        let err = write_report(&root, &dir.path().join("out")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is not a training manifest of format 1: it has no format_version",
+                path.display()
+            )
+        );
+        m["format_version"] = json!(1);
+        m.as_object_mut().unwrap().remove("timestamp");
+        std::fs::write(&path, m.to_string()).unwrap();
+        let err = write_report(&root, &dir.path().join("out")).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `timestamp`"),
+            "{err}"
+        );
+        assert!(!dir.path().join("out").exists());
+    }
+}
