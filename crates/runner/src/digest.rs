@@ -1,12 +1,14 @@
 //! SHA-256 and size of a bundle or an input file, and reading files in 64 KiB chunks (bundles
 //! and trainer logs can be large). Input files are hashed once per process ([`file_digest`]):
 //! `study` checks Phase C's outputs and then `train` checks the same files as its inputs.
+//! A bundle is hashed only once [`checked_bundle`] found it a regular file inside its job dir,
+//! and read without following a link ([`hash_bundle`]).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -125,6 +127,92 @@ fn hex(bytes: &[u8]) -> String {
         out.push(DIGITS[usize::from(b & 15)] as char);
     }
     out
+}
+
+/// `wts.h5.zip` from `<artifact_dir>/wts.h5.zip`: the bundle's path relative to the artifact
+/// dir, with `/` separators; `None` when the bundle is not inside it.
+pub(crate) fn relative_bundle_path(bundle: &Path, artifact_dir: &Path) -> Option<String> {
+    let relative: PathBuf = match bundle.strip_prefix(artifact_dir) {
+        Ok(rel) => rel.to_path_buf(),
+        // One side absolute, the other relative: compare absolute paths, then the real
+        // locations of the folders (never of the file itself: it may be a planted link, which
+        // `checked_bundle` reports as such).
+        Err(_) => {
+            let bundle = std::path::absolute(bundle).ok()?;
+            let dir = std::path::absolute(artifact_dir).ok()?;
+            match bundle.strip_prefix(&dir) {
+                Ok(rel) => rel.to_path_buf(),
+                Err(_) => {
+                    let parent = bundle.parent()?.canonicalize().ok()?;
+                    let dir = dir.canonicalize().ok()?;
+                    parent.strip_prefix(dir).ok()?.join(bundle.file_name()?)
+                }
+            }
+        }
+    };
+    let parts: Option<Vec<&str>> = relative
+        .components()
+        .map(|c| match c {
+            Component::Normal(part) => part.to_str(),
+            _ => None,
+        })
+        .collect();
+    let parts = parts.filter(|p| !p.is_empty())?;
+    Some(parts.join("/"))
+}
+
+/// Checks that `bundle` is a regular file (not a symlink) whose real path is inside the real
+/// `artifact_dir`, and returns its path relative to the artifact dir.
+pub fn checked_bundle(bundle: &Path, artifact_dir: &Path) -> Result<String, String> {
+    let outside = || {
+        format!(
+            "the bundle {} is outside the job's artifact dir {}",
+            bundle.display(),
+            artifact_dir.display()
+        )
+    };
+    let relative = relative_bundle_path(bundle, artifact_dir).ok_or_else(outside)?;
+    let meta = std::fs::symlink_metadata(bundle)
+        .map_err(|e| format!("cannot read the bundle {}: {e}", bundle.display()))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "the bundle {} is a symbolic link (to {}); a bundle must be a regular file written \
+             in the job's artifact dir",
+            bundle.display(),
+            std::fs::read_link(bundle).map_or("?".into(), |t| t.display().to_string())
+        ));
+    }
+    if !meta.is_file() {
+        return Err(format!(
+            "the bundle {} is not a regular file",
+            bundle.display()
+        ));
+    }
+    // A folder on the way may be a link out of the artifact dir: compare the real paths.
+    let real = bundle
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve the bundle {}: {e}", bundle.display()))?;
+    let dir = artifact_dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", artifact_dir.display()))?;
+    if !real.starts_with(&dir) {
+        return Err(format!(
+            "{}; its real path is {}",
+            outside(),
+            real.display()
+        ));
+    }
+    Ok(relative)
+}
+
+/// SHA-256 and size of a bundle, read without following a symlink at its last component.
+pub fn hash_bundle(bundle: &Path) -> std::io::Result<(String, u64)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let file = options.open(bundle)?;
+    sha256_reader(file)
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@ pub use config::{
     BackendKind, CONFIG_FILE, CONFIG_FORMAT_VERSION, ConfigOverrides, SolverSettings,
     TrainerProgram, TrainerSource, TrainingConfig,
 };
-pub use digest::{FileDigest, file_digest, file_digests, sha256_bytes, sha256_file};
+pub use digest::{
+    FileDigest, checked_bundle, file_digest, file_digests, hash_bundle, sha256_bytes, sha256_file,
+};
 pub use lock::{LOCK_FILE, LockError, RootLock};
 pub use log::{DEFAULT_LOG_LIMIT, JobLog, create_fresh};
 pub use plan::{
@@ -42,8 +44,8 @@ pub use result::{
     PinnFacts, RESULT_FILE, RESULT_FORMAT_VERSION, ResultRecord, ScaleStatus, TrainedResult,
 };
 pub use run::{
-    JobLimits, LOG_MARKER, RunContext, checked_bundle, clear_results, execute, execute_resumed,
-    format_duration, hash_bundle, parse_duration, run_job,
+    JobLimits, LOG_MARKER, RunContext, clear_results, execute, execute_resumed, format_duration,
+    parse_duration, run_job,
 };
 pub use trainer::{
     OutputScanner, PTYCHOPINN_BUNDLE, PtychoPinnBackend, TrainerOutput, TrainerProgress,

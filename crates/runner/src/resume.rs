@@ -7,10 +7,9 @@
 //! the recorded digest. Everything else runs again, with a reason a person can read.
 
 use crate::config::TrainingConfig;
-use crate::digest::{FileDigest, file_digests, sha256_bytes};
+use crate::digest::{FileDigest, checked_bundle, file_digests, hash_bundle, sha256_bytes};
 use crate::plan::{Plan, PlannedJob};
 use crate::result::{InputDigests, JobResult, RESULT_FILE, ResultRecord};
-use crate::run::{checked_bundle, hash_bundle};
 use std::path::{Path, PathBuf};
 
 /// What to do with one job.
@@ -252,31 +251,6 @@ pub fn adopt(record: &ResultRecord, planned: &PlannedJob, plan_id: &str) -> std:
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn job_timeouts_parse_and_print() {
-        use crate::run::{format_duration, parse_duration};
-        use std::time::Duration;
-        for (text, secs) in [
-            ("45", 45),
-            ("90s", 90),
-            ("30m", 1800),
-            ("1h30m", 5400),
-            ("2h", 7200),
-        ] {
-            assert_eq!(
-                parse_duration(text),
-                Ok(Duration::from_secs(secs)),
-                "{text}"
-            );
-        }
-        for bad in ["", "0", "1x", "m", "5m3", "-1s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(format_duration(Duration::from_secs(61)), "1m1s");
-        assert_eq!(format_duration(Duration::from_secs(1)), "1s");
-    }
 
     #[test]
     fn config_changes_name_the_fields() {

@@ -3,6 +3,7 @@
 
 use crate::backend::{Backend, BackendError, BackendOutcome, JobContext};
 use crate::cancel::CancelToken;
+use crate::digest::{checked_bundle, hash_bundle, relative_bundle_path};
 use crate::log::JobLog;
 use crate::plan::{Plan, PlannedJob};
 use crate::result::{
@@ -11,7 +12,7 @@ use crate::result::{
 };
 use job_matrix::format_dose;
 use std::panic::AssertUnwindSafe;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -138,92 +139,6 @@ fn interrupted(
             plan.run_job_command(planned.index)
         ),
     })
-}
-
-/// `wts.h5.zip` from `<artifact_dir>/wts.h5.zip`: the bundle's path relative to the artifact
-/// dir, with `/` separators; `None` when the bundle is not inside it.
-fn relative_bundle_path(bundle: &Path, artifact_dir: &Path) -> Option<String> {
-    let relative: PathBuf = match bundle.strip_prefix(artifact_dir) {
-        Ok(rel) => rel.to_path_buf(),
-        // One side absolute, the other relative: compare absolute paths, then the real
-        // locations of the folders (never of the file itself: it may be a planted link, which
-        // `checked_bundle` reports as such).
-        Err(_) => {
-            let bundle = std::path::absolute(bundle).ok()?;
-            let dir = std::path::absolute(artifact_dir).ok()?;
-            match bundle.strip_prefix(&dir) {
-                Ok(rel) => rel.to_path_buf(),
-                Err(_) => {
-                    let parent = bundle.parent()?.canonicalize().ok()?;
-                    let dir = dir.canonicalize().ok()?;
-                    parent.strip_prefix(dir).ok()?.join(bundle.file_name()?)
-                }
-            }
-        }
-    };
-    let parts: Option<Vec<&str>> = relative
-        .components()
-        .map(|c| match c {
-            Component::Normal(part) => part.to_str(),
-            _ => None,
-        })
-        .collect();
-    let parts = parts.filter(|p| !p.is_empty())?;
-    Some(parts.join("/"))
-}
-
-/// Checks that `bundle` is a regular file (not a symlink) whose real path is inside the real
-/// `artifact_dir`, and returns its path relative to the artifact dir.
-pub fn checked_bundle(bundle: &Path, artifact_dir: &Path) -> Result<String, String> {
-    let outside = || {
-        format!(
-            "the bundle {} is outside the job's artifact dir {}",
-            bundle.display(),
-            artifact_dir.display()
-        )
-    };
-    let relative = relative_bundle_path(bundle, artifact_dir).ok_or_else(outside)?;
-    let meta = std::fs::symlink_metadata(bundle)
-        .map_err(|e| format!("cannot read the bundle {}: {e}", bundle.display()))?;
-    if meta.file_type().is_symlink() {
-        return Err(format!(
-            "the bundle {} is a symbolic link (to {}); a bundle must be a regular file written \
-             in the job's artifact dir",
-            bundle.display(),
-            std::fs::read_link(bundle).map_or("?".into(), |t| t.display().to_string())
-        ));
-    }
-    if !meta.is_file() {
-        return Err(format!(
-            "the bundle {} is not a regular file",
-            bundle.display()
-        ));
-    }
-    // A folder on the way may be a link out of the artifact dir: compare the real paths.
-    let real = bundle
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve the bundle {}: {e}", bundle.display()))?;
-    let dir = artifact_dir
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve {}: {e}", artifact_dir.display()))?;
-    if !real.starts_with(&dir) {
-        return Err(format!(
-            "{}; its real path is {}",
-            outside(),
-            real.display()
-        ));
-    }
-    Ok(relative)
-}
-
-/// SHA-256 and size of a bundle, read without following a symlink at its last component.
-pub fn hash_bundle(bundle: &Path) -> std::io::Result<(String, u64)> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-    let file = options.open(bundle)?;
-    crate::digest::sha256_reader(file)
 }
 
 /// The result of a backend that says it trained: the bundle checked, hashed and measured.
@@ -642,4 +557,32 @@ pub fn execute_resumed(
         .iter_mut()
         .filter_map(Option::take)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_timeouts_parse_and_print() {
+        for (text, secs) in [
+            ("45", 45),
+            ("90s", 90),
+            ("30m", 1800),
+            ("1h30m", 5400),
+            ("2h", 7200),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in ["", "0", "1x", "m", "5m3", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_secs(61)), "1m1s");
+        assert_eq!(format_duration(Duration::from_secs(1)), "1s");
+    }
 }
