@@ -111,6 +111,17 @@ pub enum JobState {
     Done,
 }
 
+/// Where a path the manifest records is read now: a path under the artifact root the run was
+/// given (`recorded_root`) is taken under `root`, the root as given now (another path to the
+/// same folder, or the folder moved); any other path as recorded. The one rule by which
+/// `verify` and the pictures of `report` and `compare` find a job's files.
+pub fn relocate(recorded: &Path, recorded_root: &Path, root: &Path) -> PathBuf {
+    match recorded.strip_prefix(recorded_root) {
+        Ok(rest) => root.join(rest),
+        Err(_) => recorded.to_path_buf(),
+    }
+}
+
 /// One job of the manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,15 +1,17 @@
 //! `dose-overlap verify`: does what an artifact root (or a study folder) claims hold on disk?
 //!
 //! For an artifact root: the manifest is a finished run's; the skip summary matches it; every
-//! job's `result.json` exists, is that job's, and says what the manifest says; its
-//! `training_config.json` is the one it ran with; a success's bundle is a regular file inside
-//! the job dir that re-hashes to the recorded digest and size; the train and test NPZ re-hash
-//! to the digests recorded when the job ran; no temporary file is left. For a study folder:
+//! job passes the job check (`runner::check::check_job`, the one `train` resumes by): its
+//! `result.json` exists, is that job's, and says what the manifest says; a success was scored;
+//! its `training_config.json` is the one it ran with; the train and test NPZ re-hash to the
+//! digests recorded when it ran; a success's bundle is a regular file inside the job dir that
+//! re-hashes to the recorded digest and size. No temporary file is left. For a study folder:
 //! the same for every artifact root under `artifacts/`, and the Phase C and Phase D outputs
 //! against their phase records ([`PhaseRecord`]). Every mismatch is listed, not only the first.
 
-use crate::manifest::{MANIFEST_FILE, TrainingManifest};
-use runner::{FileDigest, JobResult, RESULT_FILE, ResultRecord};
+use crate::manifest::{MANIFEST_FILE, TrainingManifest, relocate};
+use runner::check::{Depth, Expected, Finding, check_job};
+use runner::{FileDigest, RESULT_FILE};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -127,15 +129,6 @@ impl PhaseRecord {
     }
 }
 
-/// A path the manifest names, read from `root` now: a path under the artifact root as it was
-/// given then is mapped onto `root` as given now (verify can run from anywhere).
-fn locate(path: &Path, recorded_root: &str, root: &Path) -> PathBuf {
-    match path.strip_prefix(recorded_root) {
-        Ok(rest) => root.join(rest),
-        Err(_) => path.to_path_buf(),
-    }
-}
-
 fn verify_root(root: &Path, out: &mut Verification) {
     let problems = &mut out.problems;
     let manifest = match TrainingManifest::read(root) {
@@ -164,7 +157,7 @@ fn verify_root(root: &Path, out: &mut Verification) {
         }
         Err(e) => problems.push(format!("{}: {e}", summary_path.display())),
     }
-    let recorded_root = manifest.artifact_root.as_str();
+    let recorded_root = Path::new(&manifest.artifact_root);
     for job in &manifest.jobs {
         let label = format!(
             "job {}/{}/gs{}",
@@ -172,109 +165,106 @@ fn verify_root(root: &Path, out: &mut Verification) {
             job.view,
             job.gridsize
         );
-        let dir = locate(&job.artifact_dir, recorded_root, root);
-        let result_path = dir.join(RESULT_FILE);
-        let record = match std::fs::read_to_string(&result_path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| ResultRecord::from_json(&t))
-        {
-            Ok(record) => record,
-            Err(e) => {
-                problems.push(format!("{label}: {}: {e}", result_path.display()));
-                continue;
-            }
-        };
-        if record.dose != job.dose || record.view != job.view || record.gridsize != job.gridsize {
-            problems.push(format!(
-                "{label}: {} is the result of another job ({} gs{})",
-                result_path.display(),
-                record.view,
-                record.gridsize
-            ));
-            continue;
-        }
-        if serde_json::to_value(&record.result).ok() != serde_json::to_value(&job.result).ok() {
-            problems.push(format!(
-                "{label}: the manifest says {} but {} says {}",
-                job.result.status(),
-                result_path.display(),
-                record.result.status()
-            ));
-        }
-        let config_path = dir.join(runner::CONFIG_FILE);
-        match (std::fs::read(&config_path), &record.config_sha256) {
-            (Ok(bytes), Some(want)) if runner::sha256_bytes(&bytes) != *want => {
-                problems.push(format!(
-                    "{label}: {} is not the config the job ran with (its digest differs from \
-                     the result's)",
-                    config_path.display()
-                ));
-            }
-            (Err(e), _) => problems.push(format!("{label}: {}: {e}", config_path.display())),
-            _ => {}
-        }
-        let JobResult::Success(trained) = &record.result else {
-            continue;
-        };
-        // Resume's rule (runner::resume): a trained job without metrics is not complete.
-        if let Some(error) = &trained.scoring_error {
-            problems.push(format!(
-                "{label}: trained but not scored (scoring_error: {}): a rerun of `train` \
-                 trains and scores it again",
-                error.lines().next().unwrap_or("")
-            ));
-        }
-        let bundle = dir.join(&trained.bundle_path);
-        match runner::checked_bundle(&bundle, &dir).and_then(|_| {
-            runner::hash_bundle(&bundle)
-                .map_err(|e| format!("cannot read the bundle {}: {e}", bundle.display()))
-        }) {
-            Ok((sha, size)) => {
-                out.hashed += 1;
-                if sha != trained.bundle_sha256 || size != trained.bundle_size_bytes {
-                    problems.push(format!(
-                        "{label}: bundle {} re-hashes to {sha} ({size} bytes), the result \
-                         records {} ({} bytes)",
-                        bundle.display(),
-                        trained.bundle_sha256,
-                        trained.bundle_size_bytes
-                    ));
-                }
-            }
-            Err(e) => problems.push(format!("{label}: {e}")),
-        }
-        let Some(inputs) = &record.inputs else {
-            problems.push(format!(
-                "{label}: {} records no input digests (written by an older version): rerun \
-                 the job with --force",
-                result_path.display()
-            ));
-            continue;
-        };
-        for (name, path, want) in [
-            ("train", &job.train_data_path, &inputs.train),
-            ("test", &job.test_data_path, &inputs.test),
-        ] {
-            let path = locate(path, recorded_root, root);
-            match runner::file_digest(&path) {
-                Ok(got) => {
-                    out.hashed += 1;
-                    if got != *want {
-                        problems.push(format!(
-                            "{label}: {name} input {} changed since the job ran (size {} -> {}, \
-                             SHA-256 {} -> {})",
-                            path.display(),
-                            want.size_bytes,
-                            got.size_bytes,
-                            want.sha256,
-                            got.sha256
-                        ));
-                    }
-                }
-                Err(e) => problems.push(format!("{label}: {name} input unreadable: {e}")),
-            }
-        }
+        let dir = relocate(&job.artifact_dir, recorded_root, root);
+        let config = std::fs::read(dir.join(runner::CONFIG_FILE)).map_err(|e| e.to_string());
+        let train = relocate(&job.train_data_path, recorded_root, root);
+        let test = relocate(&job.test_data_path, recorded_root, root);
+        let check = check_job(
+            &Expected {
+                dir: &dir,
+                dose: job.dose,
+                view: &job.view,
+                gridsize: job.gridsize,
+                claimed: Some(&job.result),
+                config: match &config {
+                    Ok(bytes) => Ok(bytes.as_slice()),
+                    Err(e) => Err(e.clone()),
+                },
+                inputs: [&train, &test],
+                threads: 1,
+            },
+            Depth::All,
+        );
+        out.hashed += check.hashed;
+        problems.extend(
+            check
+                .findings
+                .iter()
+                .filter_map(|finding| problem(finding, &label, &dir)),
+        );
     }
+}
+
+/// How `verify` lists one finding of the job check (`None`: not a false claim).
+fn problem(finding: &Finding, label: &str, dir: &Path) -> Option<String> {
+    let result = dir.join(RESULT_FILE);
+    let result = result.display();
+    let config = dir.join(runner::CONFIG_FILE);
+    let config = config.display();
+    Some(match finding {
+        Finding::NoResult { error }
+        | Finding::ResultUnreadable { error }
+        | Finding::ResultUnusable { error } => format!("{label}: {result}: {error}"),
+        Finding::OtherJob { view, gridsize } => {
+            format!("{label}: {result} is the result of another job ({view} gs{gridsize})")
+        }
+        Finding::ClaimDiffers { claimed, recorded } => {
+            format!("{label}: the manifest says {claimed} but {result} says {recorded}")
+        }
+        // A job that says it failed, or a result too old to record its config's digest,
+        // claims nothing false (a rerun of `train` still redoes them).
+        Finding::NotTrained { .. } | Finding::NoConfigDigest => return None,
+        Finding::NotScored { scoring_error } => format!(
+            "{label}: trained but not scored (scoring_error: {}): a rerun of `train` trains \
+             and scores it again",
+            scoring_error.lines().next().unwrap_or("")
+        ),
+        Finding::ConfigUnavailable { error } => format!("{label}: {config}: {error}"),
+        Finding::ConfigDiffers { .. } => format!(
+            "{label}: {config} is not the config the job ran with (its digest differs from the \
+             result's)"
+        ),
+        Finding::NoInputDigests => format!(
+            "{label}: {result} records no input digests (written by an older version): rerun \
+             the job with --force"
+        ),
+        Finding::InputUnreadable { name, error, .. } => {
+            format!("{label}: {name} input unreadable: {error}")
+        }
+        Finding::InputChanged {
+            name,
+            path,
+            recorded,
+            now,
+        } => format!(
+            "{label}: {name} input {} changed since the job ran (size {} -> {}, SHA-256 {} -> \
+             {})",
+            path.display(),
+            recorded.size_bytes,
+            now.size_bytes,
+            recorded.sha256,
+            now.sha256
+        ),
+        Finding::BundleNotContained { error, .. } => format!("{label}: {error}"),
+        Finding::BundleUnreadable { path, error } => {
+            format!(
+                "{label}: cannot read the bundle {}: {error}",
+                path.display()
+            )
+        }
+        Finding::BundleAltered {
+            path,
+            recorded,
+            now,
+        } => format!(
+            "{label}: bundle {} re-hashes to {} ({} bytes), the result records {} ({} bytes)",
+            path.display(),
+            now.0,
+            now.1,
+            recorded.0,
+            recorded.1
+        ),
+    })
 }
 
 fn leftover_temps(dir: &Path, problems: &mut Vec<String>) {
@@ -371,4 +361,146 @@ pub fn verify(root: &Path, threads: usize) -> Result<Verification, VerifyError> 
     }
     leftover_temps(root, &mut out.problems);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runner::{
+        Backend, BackendError, BackendKind, BackendOutcome, CancelToken, ConfigOverrides,
+        JobContext, JobLimits, JobResult, Plan, PlanRequest, RunContext, TrainingConfig,
+    };
+
+    /// An NPZ with 8 positions (`xcoords`): enough for planning.
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut w =
+            npz_contract::NpzWriter::create(path, npz_contract::Compression::Stored).unwrap();
+        w.add("xcoords", &ndarray::Array1::<f64>::zeros(8)).unwrap();
+        w.finish().unwrap();
+    }
+
+    /// Writes a small bundle named after the job.
+    struct Bundler;
+    impl Backend for Bundler {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn train(
+            &self,
+            config: &TrainingConfig,
+            _: &mut JobContext<'_>,
+        ) -> Result<BackendOutcome, BackendError> {
+            let bundle = config.output_dir.join("bundle.zip");
+            std::fs::write(&bundle, format!("{} {}", config.view, config.dose)).unwrap();
+            Ok(BackendOutcome {
+                bundle,
+                final_loss: None,
+                epochs_completed: config.epochs,
+                loss_history: None,
+                metrics: None,
+                solver: None,
+                reconstruction: None,
+                scoring_error: None,
+                pinn: None,
+            })
+        }
+    }
+
+    /// Issue 25: `verify` lists every finding of the job check `train` resumes by, for a job
+    /// with several faults (its config on disk edited and its bundle tampered with).
+    #[test]
+    fn verify_lists_every_finding_of_the_job_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, d, art) = (
+            dir.path().join("phase_c"),
+            dir.path().join("phase_d"),
+            dir.path().join("art"),
+        );
+        for dose in ["dose_1000", "dose_10000", "dose_100000"] {
+            touch(&c.join(dose).join("patched_train.npz"));
+            touch(&c.join(dose).join("patched_test.npz"));
+        }
+        std::fs::create_dir_all(&d).unwrap();
+        let plan = Plan::resolve(&PlanRequest {
+            study: &study_design::Study::default(),
+            phase_c_root: &c,
+            phase_d_root: &d,
+            artifact_root: &art,
+            filters: job_matrix::JobFilter::default(),
+            backend: BackendKind::Native,
+            dry_run: false,
+            strict: false,
+            overrides: ConfigOverrides::default(),
+            trainer: None,
+            timestamp: runner::manifest_timestamp(Some("1762245266")).unwrap(),
+            pinn: runner::ptychopinn::PinnOverrides::default(),
+            python: None,
+        })
+        .unwrap();
+        let cancel = CancelToken::new();
+        let ctx = RunContext {
+            plan_id: "test",
+            cancel: &cancel,
+            progress: &|_: &str| {},
+            threads_per_job: 1,
+            limits: JobLimits::default(),
+        };
+        let results = runner::execute(&plan, 1, &Bundler, &ctx, &|_, _| {});
+        let manifest = TrainingManifest::assemble(&plan, &results).unwrap();
+        manifest.write().unwrap();
+        assert_eq!(verify(&art, 1).unwrap().problems, Vec::<String>::new());
+
+        let job = &manifest.jobs[0];
+        let JobResult::Success(trained) = &job.result else {
+            panic!("{:?}", job.result);
+        };
+        let config_path = job.artifact_dir.join(runner::CONFIG_FILE);
+        let mut config = std::fs::read(&config_path).unwrap();
+        config.push(b'\n');
+        std::fs::write(&config_path, &config).unwrap();
+        let bundle = job.artifact_dir.join(&trained.bundle_path);
+        std::fs::write(&bundle, b"tampered").unwrap();
+
+        let check = check_job(
+            &Expected {
+                dir: &job.artifact_dir,
+                dose: job.dose,
+                view: &job.view,
+                gridsize: job.gridsize,
+                claimed: Some(&job.result),
+                config: Ok(&config),
+                inputs: [&job.train_data_path, &job.test_data_path],
+                threads: 1,
+            },
+            Depth::All,
+        );
+        assert!(
+            matches!(
+                check.findings[..],
+                [Finding::ConfigDiffers { .. }, Finding::BundleAltered { .. }]
+            ),
+            "{:?}",
+            check.findings
+        );
+        let label = format!("job 1e+03/{}/gs{}", job.view, job.gridsize);
+        assert_eq!(
+            verify(&art, 1).unwrap().problems,
+            [
+                format!(
+                    "{label}: {} is not the config the job ran with (its digest differs from \
+                     the result's)",
+                    config_path.display()
+                ),
+                format!(
+                    "{label}: bundle {} re-hashes to {} (8 bytes), the result records {} ({} \
+                     bytes)",
+                    bundle.display(),
+                    runner::sha256_bytes(b"tampered"),
+                    trained.bundle_sha256,
+                    trained.bundle_size_bytes
+                ),
+            ]
+        );
+    }
 }

@@ -8,6 +8,7 @@
 
 mod backend;
 mod cancel;
+pub mod check;
 mod collect;
 mod config;
 mod contain;

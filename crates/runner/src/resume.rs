@@ -1,16 +1,18 @@
 //! Resuming a run: which jobs of a plan are verified complete on disk and need not run again.
 //!
-//! A job is skipped only when its `result.json` says success with no `scoring_error` (a job
-//! whose scoring failed trains again and is scored), the SHA-256 of its resolved config equals
-//! the new config's, the size and SHA-256 of its train and test NPZ equal those
-//! recorded when it ran, and its bundle (a regular file inside the artifact dir) re-hashes to
-//! the recorded digest. Everything else runs again, with a reason a person can read.
+//! A job is skipped only when the job check ([`crate::check::check_job`], against the config
+//! the job would run with now) finds nothing: its `result.json` says success with no
+//! `scoring_error` (a job whose scoring failed trains again and is scored), the SHA-256 of
+//! its resolved config equals the new config's, the size and SHA-256 of its train and test
+//! NPZ equal those recorded when it ran, and its bundle (a regular file inside the artifact
+//! dir) re-hashes to the recorded digest. Everything else runs again, for the check's first
+//! finding, said in words a person can read.
 
-use crate::config::TrainingConfig;
-use crate::digest::{FileDigest, checked_bundle, file_digests, hash_bundle, sha256_bytes};
+use crate::check::{Depth, Expected, Finding, check_job};
+use crate::digest::{file_digests, sha256_bytes};
 use crate::plan::{Plan, PlannedJob};
-use crate::result::{InputDigests, JobResult, RESULT_FILE, ResultRecord};
-use std::path::{Path, PathBuf};
+use crate::result::{RESULT_FILE, ResultRecord};
+use std::path::PathBuf;
 
 /// What to do with one job.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,25 +36,6 @@ impl Decision {
     pub fn is_skip(&self) -> bool {
         matches!(self, Decision::Skip(_))
     }
-}
-
-/// Size and SHA-256 of a job's train and test NPZ, hashed on up to `threads` threads.
-pub fn input_digests(config: &TrainingConfig, threads: usize) -> Result<InputDigests, String> {
-    let paths = [
-        config.train_data_file.clone(),
-        config.test_data_file.clone(),
-    ];
-    let mut digests = file_digests(&paths, threads).into_iter();
-    let mut next = |path: &Path| {
-        digests
-            .next()
-            .unwrap_or_else(|| Err(std::io::Error::other("not hashed")))
-            .map_err(|e| format!("cannot read the input {}: {e}", path.display()))
-    };
-    Ok(InputDigests {
-        train: next(&paths[0])?,
-        test: next(&paths[1])?,
-    })
 }
 
 /// `epochs 20 -> 300, solver.alpha 0.5 -> 0.7`: the fields that differ between two configs
@@ -117,94 +100,76 @@ fn why_config_changed(planned: &PlannedJob, recorded: &str, new_text: &str) -> S
     }
 }
 
-fn check_inputs(
-    recorded: &InputDigests,
-    now: &[std::io::Result<FileDigest>],
-    config: &TrainingConfig,
-) -> Option<String> {
-    for ((name, path), (was, is)) in [
-        ("train", &config.train_data_file),
-        ("test", &config.test_data_file),
-    ]
-    .into_iter()
-    .zip([(&recorded.train, &now[0]), (&recorded.test, &now[1])])
-    {
-        match is {
-            Err(e) => return Some(format!("input unreadable ({name} {}: {e})", path.display())),
-            Ok(is) if is != was => {
-                return Some(format!("input changed ({name} {})", path.display()));
-            }
-            Ok(_) => {}
+/// Why a job runs again, from the job check's first finding.
+fn reason(finding: &Finding, planned: &PlannedJob, new_text: &Result<String, String>) -> String {
+    match finding {
+        Finding::NoResult { .. } => "no earlier result".to_string(),
+        Finding::ResultUnreadable { error } => format!("result.json unreadable ({error})"),
+        Finding::ResultUnusable { error } => format!("result.json unusable ({error})"),
+        Finding::OtherJob { .. } => "result.json is another job's".to_string(),
+        // Resume claims nothing beyond the result itself; kept for completeness.
+        Finding::ClaimDiffers { recorded, .. } => {
+            format!("result.json says {recorded}, not what was claimed")
         }
+        Finding::NotTrained { status } => format!("last run ended {status}"),
+        Finding::NotScored { .. } => {
+            "last run's scoring failed (see its scoring_error)".to_string()
+        }
+        Finding::ConfigUnavailable { .. } => "config cannot be serialised".to_string(),
+        Finding::NoConfigDigest => "result has no config digest (an older version)".to_string(),
+        Finding::ConfigDiffers { recorded } => {
+            why_config_changed(planned, recorded, new_text.as_deref().unwrap_or_default())
+        }
+        Finding::NoInputDigests => "result has no input digests (an older version)".to_string(),
+        Finding::InputUnreadable { name, path, error } => {
+            format!("input unreadable ({name} {}: {error})", path.display())
+        }
+        Finding::InputChanged { name, path, .. } => {
+            format!("input changed ({name} {})", path.display())
+        }
+        Finding::BundleNotContained { missing: true, .. } => "bundle missing".to_string(),
+        Finding::BundleNotContained { missing: false, .. } => {
+            "bundle altered (not a regular file inside the job dir)".to_string()
+        }
+        Finding::BundleUnreadable { error, .. } => format!("bundle unreadable ({error})"),
+        Finding::BundleAltered { .. } => "bundle altered".to_string(),
     }
-    None
 }
 
-/// The decision for job `planned`, given the bytes of its new resolved config.
+/// The decision for job `planned`: skip it when the job check finds nothing, else run it for
+/// the first finding.
 fn decide_one(planned: &PlannedJob, force: bool, threads: usize) -> Decision {
     if force {
         return Decision::Run("--force".to_string());
     }
-    let result_path = planned.job.artifact_dir.join(RESULT_FILE);
-    let text = match std::fs::read_to_string(&result_path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Decision::Run("no earlier result".to_string());
-        }
-        Err(e) => return Decision::Run(format!("result.json unreadable ({e})")),
-    };
-    let record = match ResultRecord::from_json(&text) {
-        Ok(record) => record,
-        Err(e) => return Decision::Run(format!("result.json unusable ({e})")),
-    };
-    if record.view != planned.job.view
-        || record.gridsize != planned.job.gridsize
-        || record.dose != planned.job.dose
-    {
-        return Decision::Run("result.json is another job's".to_string());
-    }
-    let JobResult::Success(trained) = &record.result else {
-        return Decision::Run(format!("last run ended {}", record.result.status()));
-    };
-    // A trained job that could not be scored is not complete: its result has no metrics.
-    if trained.scoring_error.is_some() {
-        return Decision::Run("last run's scoring failed (see its scoring_error)".to_string());
-    }
-    let Ok(new_text) = planned.config.to_json() else {
-        return Decision::Run("config cannot be serialised".to_string());
-    };
-    let Some(recorded_config) = &record.config_sha256 else {
-        return Decision::Run("result has no config digest (an older version)".to_string());
-    };
-    if *recorded_config != sha256_bytes(new_text.as_bytes()) {
-        return Decision::Run(why_config_changed(planned, recorded_config, &new_text));
-    }
-    let Some(recorded_inputs) = &record.inputs else {
-        return Decision::Run("result has no input digests (an older version)".to_string());
-    };
-    let now = file_digests(
-        &[
-            planned.config.train_data_file.clone(),
-            planned.config.test_data_file.clone(),
-        ],
-        threads,
+    let new_text = planned.config.to_json().map_err(|e| e.to_string());
+    let job = &planned.job;
+    let check = check_job(
+        &Expected {
+            dir: &job.artifact_dir,
+            dose: job.dose,
+            view: &job.view,
+            gridsize: job.gridsize,
+            claimed: None,
+            config: match &new_text {
+                Ok(text) => Ok(text.as_bytes()),
+                Err(e) => Err(e.clone()),
+            },
+            inputs: [
+                &planned.config.train_data_file,
+                &planned.config.test_data_file,
+            ],
+            threads,
+        },
+        Depth::First,
     );
-    if let Some(reason) = check_inputs(recorded_inputs, &now, &planned.config) {
-        return Decision::Run(reason);
+    if let Some(finding) = check.findings.first() {
+        return Decision::Run(reason(finding, planned, &new_text));
     }
-    let bundle = planned.job.artifact_dir.join(&trained.bundle_path);
-    if std::fs::symlink_metadata(&bundle).is_err() {
-        return Decision::Run("bundle missing".to_string());
-    }
-    if checked_bundle(&bundle, &planned.job.artifact_dir).is_err() {
-        return Decision::Run("bundle altered (not a regular file inside the job dir)".to_string());
-    }
-    match hash_bundle(&bundle) {
-        Ok((sha, size)) if sha == trained.bundle_sha256 && size == trained.bundle_size_bytes => {
-            Decision::Skip(Box::new(record))
-        }
-        Ok(_) => Decision::Run("bundle altered".to_string()),
-        Err(e) => Decision::Run(format!("bundle unreadable ({e})")),
+    match check.record {
+        Some(record) => Decision::Skip(Box::new(record)),
+        // A check without a finding has read a result: never reached.
+        None => Decision::Run("no earlier result".to_string()),
     }
 }
 

@@ -317,7 +317,7 @@ pub fn run_job(
     let inputs = if plan.dry_run || written.is_err() {
         Ok(None)
     } else {
-        crate::resume::input_digests(&planned.config, ctx.threads_per_job.min(2)).map(Some)
+        crate::check::input_digests(&planned.config, ctx.threads_per_job.min(2)).map(Some)
     };
     let result = if let Err(e) = written {
         failed(

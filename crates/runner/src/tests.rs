@@ -394,6 +394,78 @@ fn failing_job_does_not_stop_the_others_and_threads_do_not_change_results() {
     }
 }
 
+/// Issue 25: resume and `verify` once checked a job with two copies of the same rules, which
+/// disagreed. Now one job check returns every finding of a job with several faults (here its
+/// config changed and its bundle was tampered with), and resume reruns it for the first.
+#[test]
+fn the_job_check_finds_every_fault_and_resume_acts_on_the_first() {
+    use crate::check::{Depth, Expected, Finding, check_job};
+    use crate::resume::{Decision, decide};
+    let tree = Tree::new();
+    let plan = tree.plan(BackendKind::Native, false, JobFilter::default());
+    let backend = FakeBackend {
+        fail_view: None,
+        size: 1000,
+    };
+    let (results, _) = run_all(&plan, &backend, 1);
+    let JobResult::Success(trained) = &results[0] else {
+        panic!("{:?}", results[0]);
+    };
+    let dir = &plan.jobs[0].job.artifact_dir;
+    let bundle = dir.join(&trained.bundle_path);
+    std::fs::write(&bundle, b"tampered").unwrap();
+    // The same plan with other epochs for this job: its config changed too.
+    let mut changed = plan.clone();
+    changed.jobs[0].config.epochs = 4;
+    let recorded_config = sha256_bytes(plan.jobs[0].config.to_json().unwrap().as_bytes());
+    let new_text = changed.jobs[0].config.to_json().unwrap();
+    let config = &changed.jobs[0].config;
+    let expected = Expected {
+        dir,
+        dose: config.dose,
+        view: &config.view,
+        gridsize: config.gridsize,
+        claimed: None,
+        config: Ok(new_text.as_bytes()),
+        inputs: [&config.train_data_file, &config.test_data_file],
+        threads: 1,
+    };
+    let all = check_job(&expected, Depth::All);
+    assert_eq!(
+        all.findings,
+        [
+            Finding::ConfigDiffers {
+                recorded: recorded_config
+            },
+            Finding::BundleAltered {
+                path: bundle.clone(),
+                recorded: (trained.bundle_sha256.clone(), 1000),
+                now: (sha256_bytes(b"tampered"), 8),
+            },
+        ]
+    );
+    assert_eq!(all.hashed, 3, "both inputs and the bundle");
+    assert_eq!(all.record.as_ref().map(|r| &r.result), Some(&results[0]));
+    // Resume stops at the first finding, hashing nothing, and says it in its words.
+    let first = check_job(&expected, Depth::First);
+    assert_eq!(first.findings, all.findings[..1]);
+    assert_eq!(first.hashed, 0);
+    let decisions = decide(&changed, false, 1);
+    assert_eq!(
+        decisions[0],
+        Decision::Run("config changed (epochs 3 -> 4)".to_string())
+    );
+    assert!(
+        decisions[1..].iter().all(Decision::is_skip),
+        "{decisions:?}"
+    );
+    // With the config it ran with, the next finding is the first.
+    assert_eq!(
+        decide(&plan, false, 1)[0],
+        Decision::Run("bundle altered".to_string())
+    );
+}
+
 #[test]
 fn bad_bundles_fail_the_job() {
     let tree = Tree::new();
