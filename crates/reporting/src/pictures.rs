@@ -51,14 +51,14 @@ pub fn resolve(recorded: &Path, root: &Path) -> PathBuf {
 }
 
 /// The artifact dir of `job` under the artifact root `root` as given now: the manifest records
-/// it under the root the run was given, which may have been another path to the same folder.
+/// it under the root the run was given, which may have been another path to the same folder
+/// ([`crate::manifest::relocate`]).
 pub fn job_dir(root: &Path, manifest: &Value, job: &Value) -> PathBuf {
-    let recorded = PathBuf::from(job["artifact_dir"].as_str().unwrap_or(""));
-    let recorded_root = PathBuf::from(manifest["artifact_root"].as_str().unwrap_or(""));
-    match recorded.strip_prefix(&recorded_root) {
-        Ok(rest) => root.join(rest),
-        Err(_) => resolve(&recorded, root),
-    }
+    crate::manifest::relocate(
+        Path::new(job["artifact_dir"].as_str().unwrap_or("")),
+        Path::new(manifest["artifact_root"].as_str().unwrap_or("")),
+        root,
+    )
 }
 
 /// Reads `<split>_object` (or `object`, one object on the objectGuess grid for both splits)
