@@ -308,7 +308,7 @@ impl TrainingConfig {
     /// Pretty JSON with a final newline (the bytes written to disk); fails only on a path
     /// that is not UTF-8.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
-        crate::artifact_json(self)
+        crate::artifact::artifact_json(self)
     }
 
     /// Parses a `training_config.json`.

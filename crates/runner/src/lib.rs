@@ -6,6 +6,7 @@
 //! The manifest is assembled from the plan and the results by the `reporting` crate.
 #![deny(missing_docs)]
 
+mod artifact;
 mod backend;
 mod cancel;
 pub mod check;
@@ -25,6 +26,7 @@ pub mod shell;
 pub mod slurm;
 mod trainer;
 
+pub use artifact::artifact_json;
 pub use backend::{Backend, BackendError, BackendOutcome, JobContext};
 pub use cancel::CancelToken;
 pub use collect::{Collection, PendingTask, collect, read_result};
@@ -52,14 +54,6 @@ pub use trainer::{
     OutputScanner, PTYCHOPINN_BUNDLE, PtychoPinnBackend, TrainerOutput, TrainerProgress,
     parse_trainer_output, scan_trainer_output, trainer_args,
 };
-
-/// The bytes of every JSON artifact (`plan.json`, `training_config.json`, `result.json`, the
-/// manifest, ...): pretty-printed, keys in struct order, ending with a newline.
-pub fn artifact_json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    Ok(text)
-}
 
 /// The backend that trains jobs of `kind`.
 pub fn backend_for(kind: BackendKind) -> Box<dyn Backend> {

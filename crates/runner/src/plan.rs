@@ -268,7 +268,7 @@ impl Plan {
 
     /// Pretty JSON with a final newline: the bytes of `plan.json`.
     pub fn to_json(&self) -> Result<String, PlanError> {
-        crate::artifact_json(self).map_err(|e| PlanError::Parse {
+        crate::artifact::artifact_json(self).map_err(|e| PlanError::Parse {
             path: self.path(),
             message: format!("cannot be serialised: {e}"),
         })

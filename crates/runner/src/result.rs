@@ -270,7 +270,7 @@ pub struct InputDigests {
 impl ResultRecord {
     /// Pretty JSON with a final newline.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
-        crate::artifact_json(self)
+        crate::artifact::artifact_json(self)
     }
 
     /// Parses a `result.json`, checking its format version.

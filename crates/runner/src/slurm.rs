@@ -191,7 +191,7 @@ impl Submission {
     /// Writes the record atomically.
     pub fn write(&self, artifact_root: &Path) -> Result<(), SlurmError> {
         let path = Submission::path(artifact_root);
-        let text = crate::artifact_json(self).map_err(|e| SlurmError::Record {
+        let text = crate::artifact::artifact_json(self).map_err(|e| SlurmError::Record {
             path: path.clone(),
             message: e.to_string(),
         })?;
