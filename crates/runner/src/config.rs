@@ -1,12 +1,19 @@
 //! The resolved training configuration: everything a backend may use, written to
 //! `<artifact_dir>/training_config.json` before the backend starts (this toolkit's form of the
 //! original CONFIG-001 rule: no backend code runs before its configuration is fixed).
+//!
+//! Each backend's section of it is data defined here (the native solver's
+//! [`SolverSettings`], PtychoPINN's in `config/pinn.rs`); resolving a section when planning
+//! and using it are the backend's.
+
+mod pinn;
+
+pub use pinn::{PinnSettings, TrainerProgram, TrainerSource};
 
 use job_matrix::TrainingJob;
 use serde::{Deserialize, Serialize};
-use std::ffi::OsString;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use study_design::{Algorithm, MetricsConfig, RngSeeds, Solver, Study};
 
 /// File name of the resolved configuration inside a job's artifact dir.
@@ -62,65 +69,6 @@ impl std::str::FromStr for BackendKind {
             .into_iter()
             .find(|b| b.as_str() == s)
             .ok_or_else(|| format!("unknown backend '{s}': use tensorflow, pytorch or native"))
-    }
-}
-
-/// Where the trainer program's path came from (for messages that say what to change).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TrainerSource {
-    /// `--trainer PATH`.
-    Flag,
-    /// `$PTYCHO_TRAIN`.
-    Env,
-    /// The default name, looked up on `PATH` when the job starts.
-    Path,
-}
-
-/// PtychoPINN's trainer program, as resolved when the plan was made.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainerProgram {
-    /// A path, or the bare name `ptycho_train` (then looked up on `PATH`).
-    pub program: PathBuf,
-    /// Where it came from.
-    pub source: TrainerSource,
-}
-
-impl TrainerProgram {
-    /// The program's name when nothing else is given.
-    pub const DEFAULT_NAME: &'static str = "ptycho_train";
-    /// The environment variable that names the program.
-    pub const ENV_VAR: &'static str = "PTYCHO_TRAIN";
-
-    /// `--trainer PATH`, else `$PTYCHO_TRAIN` (when set and not empty), else `ptycho_train`.
-    pub fn resolve(flag: Option<&Path>, env: Option<OsString>) -> TrainerProgram {
-        if let Some(path) = flag {
-            return TrainerProgram {
-                program: path.to_path_buf(),
-                source: TrainerSource::Flag,
-            };
-        }
-        match env.filter(|v| !v.is_empty()) {
-            Some(value) => TrainerProgram {
-                program: PathBuf::from(value),
-                source: TrainerSource::Env,
-            },
-            None => TrainerProgram {
-                program: PathBuf::from(Self::DEFAULT_NAME),
-                source: TrainerSource::Path,
-            },
-        }
-    }
-
-    /// `` `ptycho_train` (looked up on PATH) `` and the like.
-    pub fn describe(&self) -> String {
-        let origin = match self.source {
-            TrainerSource::Flag => "given by --trainer",
-            TrainerSource::Env => "from $PTYCHO_TRAIN",
-            TrainerSource::Path => "looked up on PATH",
-        };
-        format!("`{}` ({origin})", self.program.display())
     }
 }
 
@@ -246,7 +194,7 @@ pub struct TrainingConfig {
     /// What the real PtychoPINN trainer needs beyond the above (tensorflow and pytorch
     /// backends, when not a dry run): the group count and the adapter's interpreter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pinn: Option<crate::ptychopinn::PinnSettings>,
+    pub pinn: Option<PinnSettings>,
 }
 
 impl TrainingConfig {

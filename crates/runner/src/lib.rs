@@ -31,7 +31,7 @@ pub use backend::{Backend, BackendError, BackendOutcome, JobContext};
 pub use cancel::CancelToken;
 pub use collect::{Collection, PendingTask, collect, read_result};
 pub use config::{
-    BackendKind, CONFIG_FILE, CONFIG_FORMAT_VERSION, ConfigOverrides, SolverSettings,
+    BackendKind, CONFIG_FILE, CONFIG_FORMAT_VERSION, ConfigOverrides, PinnSettings, SolverSettings,
     TrainerProgram, TrainerSource, TrainingConfig,
 };
 pub use digest::{

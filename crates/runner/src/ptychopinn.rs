@@ -6,8 +6,8 @@
 //! solver's.
 
 use crate::backend::{BackendError, JobContext};
-use crate::config::{BackendKind, TrainerProgram, TrainingConfig};
-use serde::{Deserialize, Serialize};
+use crate::config::{BackendKind, PinnSettings, TrainerProgram, TrainingConfig};
+use serde::Deserialize;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,42 +36,6 @@ const ADAPTER_SOURCE: &str = include_str!("pinn_adapter.py");
 /// How `--n_groups` is chosen when it is not given (documented in README).
 pub const N_GROUPS_AUTO_RULE: &str = "auto: the smaller split's position count (PtychoPINN groups both splits with it; every \
      position seeds one group, so no oversampling is needed)";
-
-/// The PtychoPINN-only part of a job's resolved configuration, fixed when planning.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PinnSettings {
-    /// `--n_groups`: groups PtychoPINN draws from the training split (and the test split).
-    pub n_groups: u32,
-    /// Where `n_groups` came from: `--n-groups`, or [`N_GROUPS_AUTO_RULE`].
-    pub n_groups_rule: String,
-    /// Positions in the training split.
-    pub train_positions: u64,
-    /// Positions in the test split.
-    pub test_positions: u64,
-    /// `$PTYCHO_PYTHON` when planning: the adapter's interpreter. `None`: the interpreter of
-    /// the trainer's `#!` line, when the trainer is a Python script.
-    pub python: Option<PathBuf>,
-    /// `--batch_size`: groups per training batch, kept below the point where PtychoPINN's
-    /// reassembly merges the groups of a batch (B x gridsize² < 64). Configs written before
-    /// it existed ran with PtychoPINN's default, 16.
-    #[serde(default = "pinn_default_batch")]
-    pub batch_size: u32,
-    /// Where `batch_size` came from (`[pinn] batch_size`, or the auto rule).
-    #[serde(default = "pinn_default_batch_rule")]
-    pub batch_size_rule: String,
-    /// Where the trainer runs (`--accelerator`, else `[pinn] accelerator`).
-    #[serde(default)]
-    pub accelerator: Accelerator,
-}
-
-fn pinn_default_batch() -> u32 {
-    study_design::PINN_DEFAULT_BATCH_SIZE
-}
-
-fn pinn_default_batch_rule() -> String {
-    "PtychoPINN's default (not passed)".to_string()
-}
 
 /// What a PtychoPINN job may set beyond the study's `[pinn]` table: the command-line flags.
 #[derive(Clone, Debug, Default, PartialEq)]
