@@ -12,8 +12,8 @@ mod cancel;
 pub mod check;
 mod collect;
 mod config;
-mod contain;
 mod digest;
+mod external;
 mod lock;
 mod log;
 pub mod native;
@@ -24,7 +24,6 @@ pub mod resume;
 mod run;
 pub mod shell;
 pub mod slurm;
-mod trainer;
 
 pub use artifact::artifact_json;
 pub use backend::{Backend, BackendError, BackendOutcome, JobContext};
@@ -42,6 +41,7 @@ pub use log::{DEFAULT_LOG_LIMIT, JobLog, create_fresh};
 pub use plan::{
     PLAN_FILE, PLAN_FORMAT_VERSION, Plan, PlanError, PlanRequest, PlannedJob, manifest_timestamp,
 };
+pub use ptychopinn::PtychoPinnBackend;
 pub use result::{
     DryRunSummary, FailedResult, InputDigests, IntensityScale, InterruptedResult, JobResult,
     PinnFacts, RESULT_FILE, RESULT_FORMAT_VERSION, ResultRecord, ScaleStatus, TrainedResult,
@@ -49,10 +49,6 @@ pub use result::{
 pub use run::{
     JobLimits, LOG_MARKER, RunContext, clear_results, execute, execute_resumed, format_duration,
     parse_duration, run_job,
-};
-pub use trainer::{
-    OutputScanner, PTYCHOPINN_BUNDLE, PtychoPinnBackend, TrainerOutput, TrainerProgress,
-    parse_trainer_output, scan_trainer_output, trainer_args,
 };
 
 /// The backend that trains jobs of `kind`.

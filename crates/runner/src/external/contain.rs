@@ -1,5 +1,6 @@
-//! Contained trainer processes: a trainer and everything it starts live in one process group
-//! that ends with the job, whatever happens to the trainer or to `dose-overlap`.
+//! Contained child processes: a trainer (or adapter, or probe) and everything it starts live in
+//! one process group that ends with the job, whatever happens to it or to `dose-overlap`.
+//! Mechanism only: what its output means is the caller's [`OutputScanner`].
 //!
 //! The scheme needs no `unsafe` (no `pre_exec`, no `prctl`): before the trainer starts, a
 //! watchdog (`sh`, a few lines) is started as the leader of a new process group, reading a
@@ -13,8 +14,8 @@
 //! [`crate::JobLog::output`]), never straight into the file, so nothing writes to the log after
 //! the group has ended and the runner has written the outcome line.
 
+use super::output::{Lines, OutputScanner};
 use crate::backend::JobContext;
-use crate::trainer::{OutputScanner, TrainerOutput};
 use std::io::{self, Read};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -45,8 +46,8 @@ pub(crate) struct Contained {
     pub status: ExitStatus,
     /// Set when the runner stopped it.
     pub stopped: Option<Stopped>,
-    /// What its output said.
-    pub output: TrainerOutput,
+    /// Its last non-empty output line, trimmed (for an error message).
+    pub last_line: Option<String>,
 }
 
 struct Watchdog {
@@ -98,11 +99,12 @@ fn signal_group(pgid: u32, signal: &str) {
 }
 
 /// Runs `command` contained: in the watchdog's process group, output into the job's log,
-/// stopped on cancellation or at the job's deadline, its group ended when it exits.
-/// Returns the spawn error when the program cannot start.
+/// stopped on cancellation or at the job's deadline, its group ended when it exits; each line
+/// of its output goes to `scanner`. Returns the spawn error when the program cannot start.
 pub(crate) fn run_contained(
     mut command: Command,
     ctx: &mut JobContext<'_>,
+    scanner: &mut dyn OutputScanner,
 ) -> io::Result<Contained> {
     let mut watchdog = match Watchdog::spawn() {
         Ok(w) => Some(w),
@@ -151,7 +153,7 @@ pub(crate) fn run_contained(
     });
 
     let deadline = ctx.deadline();
-    let mut scanner = OutputScanner::default();
+    let mut lines = Lines::new(scanner);
     let mut stopping: Option<(Instant, Stopped)> = None;
     let mut exited: Option<(ExitStatus, Instant)> = None;
     let mut pipe_open = true;
@@ -161,7 +163,7 @@ pub(crate) fn run_contained(
             match received.recv_timeout(Duration::from_millis(20)) {
                 Ok(chunk) => {
                     ctx.log.output(&chunk);
-                    scanner.feed(&chunk);
+                    lines.feed(&chunk);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => pipe_open = false,
@@ -232,6 +234,6 @@ pub(crate) fn run_contained(
     Ok(Contained {
         status,
         stopped: stopping.map(|(_, why)| why),
-        output: scanner.finish(),
+        last_line: lines.finish(),
     })
 }
