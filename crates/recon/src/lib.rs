@@ -13,6 +13,7 @@ pub mod fft;
 mod job;
 mod metrics;
 mod ml;
+mod par;
 mod register;
 mod rng;
 mod score;

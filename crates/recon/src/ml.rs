@@ -43,10 +43,10 @@
 use crate::ReconError;
 use crate::data::{Dataset, Prepared};
 use crate::fft::{Fft2, Hooks};
+use crate::par::{Par, SEGMENTS};
 use crate::simd::fast_fn;
 use crate::solver::{EPS, Settings, lane_sum_sq};
 use num_complex::Complex32;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Fixed number of position chunks (the unit of parallel work and of the ordered reduction).
@@ -367,12 +367,9 @@ impl MlEngine {
             counted: &self.counted,
             words: self.words,
         };
-        let work = |chunk: &mut Chunk| chunk_work(&ctx, chunk);
-        match &self.par.pool {
-            None => self.chunks.iter_mut().for_each(work),
-            // Work-stealing only decides who computes a chunk; each keeps its own sums.
-            Some(pool) => pool.install(|| self.chunks.par_iter_mut().for_each(work)),
-        }
+        // Work-stealing only decides who computes a chunk; each keeps its own sums.
+        self.par
+            .each_mut(&mut self.chunks, |chunk| chunk_work(&ctx, chunk));
         // Gradient scale: dF/dpsi* is s^2 chi (Poisson) or 2 s^2 chi (Gaussian); applied in
         // the reduction (no pass of its own).
         let gscale = match self.noise {
@@ -936,116 +933,6 @@ fn lane_sum_excess(lam: &[f32], amps: &[f32]) -> f64 {
 #[inline(always)]
 fn re_dot(a: &Complex32, b: &Complex32) -> f32 {
     a.re * b.re + a.im * b.im
-}
-
-/// Fixed segments of the grid-sized vectors in the passes of the L-BFGS step: each segment
-/// sums in its own lanes and the segments add up in order, so the bits do not depend on how
-/// many threads run them (the passes are a quarter of an epoch on one thread).
-const SEGMENTS: usize = 4;
-
-fn segment_len(n: usize) -> usize {
-    n.div_ceil(SEGMENTS).max(1)
-}
-
-/// Slices that are cut at the same index into the parts of a segmented pass.
-trait Cut: Sized {
-    fn cut(self, at: usize) -> (Self, Self);
-}
-
-impl<T> Cut for &[T] {
-    fn cut(self, at: usize) -> (Self, Self) {
-        self.split_at(at.min(self.len()))
-    }
-}
-
-impl<T> Cut for &mut [T] {
-    fn cut(self, at: usize) -> (Self, Self) {
-        let at = at.min(self.len());
-        self.split_at_mut(at)
-    }
-}
-
-impl<C: Cut> Cut for Option<C> {
-    fn cut(self, at: usize) -> (Self, Self) {
-        match self {
-            Some(c) => {
-                let (a, b) = c.cut(at);
-                (Some(a), Some(b))
-            }
-            None => (None, None),
-        }
-    }
-}
-
-macro_rules! cut_tuple {
-    ($($t:ident),+) => {
-        impl<$($t: Cut),+> Cut for ($($t,)+) {
-            #[allow(non_snake_case)]
-            fn cut(self, at: usize) -> (Self, Self) {
-                let ($($t,)+) = self;
-                $(let $t = $t.cut(at);)+
-                (($($t.0,)+), ($($t.1,)+))
-            }
-        }
-    };
-}
-cut_tuple!(A, B);
-cut_tuple!(A, B, C, D);
-cut_tuple!(A, B, C, D, E);
-
-/// Where the engine's parallel parts run: inline, or on a pool of its own threads kept for the
-/// engine's life (a scoped spawn costs 35-40 us on the 2-core machine, and an epoch has about
-/// ten parallel parts). The work is cut into fixed parts before it reaches the pool, so the
-/// bits do not depend on it.
-struct Par {
-    pool: Option<rayon::ThreadPool>,
-}
-
-impl Par {
-    fn new(threads: usize) -> Par {
-        // A pool that cannot be built (thread limits) leaves the engine on one thread: slower,
-        // same bits.
-        let pool = (threads > 1)
-            .then(|| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("ml-{i}"))
-                    .build()
-                    .ok()
-            })
-            .flatten();
-        Par { pool }
-    }
-
-    /// Runs `f` on [`SEGMENTS`] fixed segments of `whole` (slices `len` long, cut at the same
-    /// places); results in segment order.
-    fn segments<P: Cut + Send, R: Send>(
-        &self,
-        len: usize,
-        whole: P,
-        f: impl Fn(P) -> R + Sync + Send,
-    ) -> Vec<R> {
-        let sl = segment_len(len);
-        let mut parts = Vec::with_capacity(SEGMENTS);
-        let (mut rest, mut left) = (whole, len);
-        while left > sl {
-            let (head, tail) = rest.cut(sl);
-            parts.push(head);
-            (rest, left) = (tail, left - sl);
-        }
-        parts.push(rest);
-        self.run(parts, f)
-    }
-
-    /// Runs `f` on each part; results in part order.
-    fn run<P: Send, R: Send>(&self, parts: Vec<P>, f: impl Fn(P) -> R + Sync + Send) -> Vec<R> {
-        match &self.pool {
-            Some(pool) if parts.len() > 1 => {
-                pool.install(|| parts.into_par_iter().map(f).collect())
-            }
-            _ => parts.into_iter().map(f).collect(),
-        }
-    }
 }
 
 /// A [`lanes`] sum (`pass`) over [`SEGMENTS`] fixed segments.
