@@ -2,10 +2,11 @@
 //! at once when two threads are allowed: the splits are independent, so the bits do not
 //! depend on it), score them against `objectGuess`, and write the bundle.
 
+use crate::kernels::EPS;
 use crate::metrics::{EvalOptions, Metrics};
 use crate::ml::MlReport;
 use crate::score::Truth;
-use crate::solver::{EPS, Reconstruction, Settings, reconstruct_threads};
+use crate::solver::{Reconstruction, Settings, reconstruct_threads};
 use crate::{Dataset, FftPath, ReconError, Rounding};
 use ndarray::{Array2, Ix1, Ix2, Ix3};
 use npz_contract::{Compression, NpzReader, NpzWriter};

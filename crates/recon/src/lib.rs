@@ -11,6 +11,7 @@
 mod data;
 pub mod fft;
 mod job;
+mod kernels;
 mod metrics;
 mod ml;
 mod par;
@@ -28,6 +29,7 @@ pub use fft::FftPath;
 pub use job::{
     BUNDLE_FILE, BUNDLE_FORMAT, JobOutcome, JobRequest, Split, SplitOutcome, read_split, run_job,
 };
+pub use kernels::EPS;
 pub use metrics::{
     EvalOptions, FRC_RING_WIDTH, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane,
     Region, evaluate,
@@ -36,8 +38,8 @@ pub use ml::{CHUNKS, DELTA_COUNTS, GAMMA, MEMORY, MlEngine, MlReport, NoiseModel
 pub use register::{Registered, register, register_to_file};
 pub use score::{Truth, read_object, score_files, score_object};
 pub use solver::{
-    DIVERGE_EF, DIVERGE_FACTOR, EPS, Engine, Reconstruction, Settings, reconstruct,
-    reconstruct_threads, reconstruct_until,
+    DIVERGE_EF, DIVERGE_FACTOR, Engine, Reconstruction, Settings, reconstruct, reconstruct_threads,
+    reconstruct_until,
 };
 pub use study_design::Algorithm;
 

@@ -5,6 +5,7 @@
 use crate::ReconError;
 use crate::data::{Dataset, Prepared, Rounding};
 use crate::fft::{Fft2, FftPath, Hooks};
+use crate::kernels::{EPS, exit_wave_rows, project};
 use crate::ml::{MlEngine, MlReport};
 use crate::rng::Rng;
 use crate::simd::fast_fn;
@@ -13,9 +14,6 @@ use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use study_design::Algorithm;
-
-/// The Fourier projection's regulariser: `Psi' = a Psi / (|Psi| + EPS)` (orthonormal units).
-pub const EPS: f32 = 1e-7;
 
 /// Settings of one reconstruction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -571,27 +569,6 @@ struct SingleHooks<'a> {
     loss: f64,
 }
 
-/// The exit wave `P * O_patch` for the rows from `r0` on, the patch's top-left at `at` in an
-/// object `stride` wide: the first FFT's input, shared by the engines' hooks.
-#[inline(always)]
-pub(crate) fn exit_wave_rows(
-    object: &[Complex32],
-    probe: &[Complex32],
-    at: usize,
-    stride: usize,
-    n: usize,
-    r0: usize,
-    rows: &mut [Complex32],
-) {
-    for (i, row) in rows.chunks_exact_mut(n).enumerate() {
-        let o = &object[at + (r0 + i) * stride..][..n];
-        let p = &probe[(r0 + i) * n..][..n];
-        for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
-            *b = p * o;
-        }
-    }
-}
-
 fast_fn! {
     /// One position's round trip, fixed probe (the hot loop of ePIE and rPIE).
     fn single_trip(
@@ -697,40 +674,6 @@ impl Hooks for GroupHooks<'_> {
             *b = *b * self.inv_n2 - p * o;
         }
     }
-}
-
-/// The Fourier projection on an unnormalised, transposed spectrum `spec` = N Psi, with the
-/// matching amplitudes stored as `N a` (unshifted, transposed): replaces spec by
-/// `N a spec / (|spec| + N eps)`, which the unnormalised inverse turns into N^2 times the
-/// orthonormal `IFFT(a Psi / (|Psi| + eps))` (callers fold the N^2 into their weights), and
-/// returns `sum (|spec| - N a)^2` = N^2 `sum (|Psi| - a)^2`. The modulus is
-/// `sqrt(norm_sqr)`, never `hypot`. The residuals go through `resid` so that the projection
-/// loop has no reduction (it vectorises) and the sum runs on eight fixed lanes.
-#[inline(always)]
-fn project(spec: &mut [Complex32], amps_n: &[f32], n_eps: f32, resid: &mut [f32]) -> f64 {
-    for ((f, &a), r) in spec.iter_mut().zip(amps_n).zip(resid.iter_mut()) {
-        let m = (f.re * f.re + f.im * f.im).sqrt();
-        *r = m - a;
-        let scale = a / (m + n_eps);
-        *f = Complex32::new(f.re * scale, f.im * scale);
-    }
-    lane_sum_sq(&resid[..spec.len()])
-}
-
-/// `sum x^2` over eight fixed lanes, then a fixed tree: the same bits on every machine.
-#[inline(always)]
-pub(crate) fn lane_sum_sq(x: &[f32]) -> f64 {
-    const L: usize = 8;
-    let mut acc = [0f32; L];
-    let mut chunks = x.chunks_exact(L);
-    for c in &mut chunks {
-        for l in 0..L {
-            acc[l] += c[l] * c[l];
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
-    let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    f64::from(sum) + f64::from(tail)
 }
 
 /// The `k` nearest other positions of every position, nearest first, ties by index.

@@ -1,0 +1,326 @@
+//! The engines' hot kernels: slice passes with their rules (`#[inline(always)]` or compiled
+//! twice by [`fast_fn!`], alias-free slice arguments, fixed summation orders: eight lanes, then
+//! a fixed tree), shared by the ePIE/rPIE engine (exit wave, Fourier projection) and the `ml`
+//! engine (the L-BFGS step's fused passes, the Poisson excess sum).
+
+use crate::simd::fast_fn;
+use num_complex::Complex32;
+
+/// The Fourier projection's regulariser: `Psi' = a Psi / (|Psi| + EPS)` (orthonormal units).
+pub const EPS: f32 = 1e-7;
+
+/// The exit wave `P * O_patch` for the rows from `r0` on, the patch's top-left at `at` in an
+/// object `stride` wide: the first FFT's input, shared by the engines' hooks.
+#[inline(always)]
+pub(crate) fn exit_wave_rows(
+    object: &[Complex32],
+    probe: &[Complex32],
+    at: usize,
+    stride: usize,
+    n: usize,
+    r0: usize,
+    rows: &mut [Complex32],
+) {
+    for (i, row) in rows.chunks_exact_mut(n).enumerate() {
+        let o = &object[at + (r0 + i) * stride..][..n];
+        let p = &probe[(r0 + i) * n..][..n];
+        for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
+            *b = p * o;
+        }
+    }
+}
+
+/// The Fourier projection on an unnormalised, transposed spectrum `spec` = N Psi, with the
+/// matching amplitudes stored as `N a` (unshifted, transposed): replaces spec by
+/// `N a spec / (|spec| + N eps)`, which the unnormalised inverse turns into N^2 times the
+/// orthonormal `IFFT(a Psi / (|Psi| + eps))` (callers fold the N^2 into their weights), and
+/// returns `sum (|spec| - N a)^2` = N^2 `sum (|Psi| - a)^2`. The modulus is
+/// `sqrt(norm_sqr)`, never `hypot`. The residuals go through `resid` so that the projection
+/// loop has no reduction (it vectorises) and the sum runs on eight fixed lanes.
+#[inline(always)]
+pub(crate) fn project(
+    spec: &mut [Complex32],
+    amps_n: &[f32],
+    n_eps: f32,
+    resid: &mut [f32],
+) -> f64 {
+    for ((f, &a), r) in spec.iter_mut().zip(amps_n).zip(resid.iter_mut()) {
+        let m = (f.re * f.re + f.im * f.im).sqrt();
+        *r = m - a;
+        let scale = a / (m + n_eps);
+        *f = Complex32::new(f.re * scale, f.im * scale);
+    }
+    lane_sum_sq(&resid[..spec.len()])
+}
+
+/// `sum x^2` over eight fixed lanes, then a fixed tree: the same bits on every machine.
+#[inline(always)]
+pub(crate) fn lane_sum_sq(x: &[f32]) -> f64 {
+    const L: usize = 8;
+    let mut acc = [0f32; L];
+    let mut chunks = x.chunks_exact(L);
+    for c in &mut chunks {
+        for l in 0..L {
+            acc[l] += c[l] * c[l];
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    f64::from(sum) + f64::from(tail)
+}
+
+/// `sum (lam - a^2)` over eight fixed f32 lanes, then a fixed tree (vectorises; the terms
+/// are about sqrt(counts) each and of either sign, so f32 lanes keep the sum exact enough).
+#[inline(always)]
+pub(crate) fn lane_sum_excess(lam: &[f32], amps: &[f32]) -> f64 {
+    const L: usize = 8;
+    let mut acc = [0f32; L];
+    let body = lam.len() - lam.len() % L;
+    for (l, a) in lam[..body]
+        .chunks_exact(L)
+        .zip(amps[..body].chunks_exact(L))
+    {
+        for i in 0..L {
+            acc[i] += l[i] - a[i] * a[i];
+        }
+    }
+    let tail: f64 = lam[body..]
+        .iter()
+        .zip(&amps[body..])
+        .map(|(&l, &a)| f64::from(l - a * a))
+        .sum();
+    let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    f64::from(sum) + tail
+}
+
+#[inline(always)]
+pub(crate) fn re_dot(a: &Complex32, b: &Complex32) -> f32 {
+    a.re * b.re + a.im * b.im
+}
+
+fast_fn! {
+    /// Re <a, b> (as [`lanes`]).
+    pub(crate) fn dot_re(a: &[Complex32], b: &[Complex32]) -> f64 {
+        lanes(a, b, re_dot)
+    }
+}
+
+fast_fn! {
+    /// sum |y|^2 h (as [`lanes`]).
+    pub(crate) fn norm_weighted(y: &[Complex32], h: &[f32]) -> f64 {
+        lanes(y, h, |y, h| y.norm_sqr() * h)
+    }
+}
+
+/// The sums of [`diff_dots`].
+#[derive(Clone, Copy)]
+pub(crate) struct Dots {
+    /// Re <s, y>, |s|^2, |y|^2.
+    pub(crate) sy: f64,
+    pub(crate) ss: f64,
+    pub(crate) yy: f64,
+    /// sum |y|^2 h.
+    pub(crate) yhy: f64,
+    /// Re <s, a>.
+    pub(crate) sg: f64,
+}
+
+impl Dots {
+    pub(crate) fn plus(&self, o: &Dots) -> Dots {
+        Dots {
+            sy: self.sy + o.sy,
+            ss: self.ss + o.ss,
+            yy: self.yy + o.yy,
+            yhy: self.yhy + o.yhy,
+            sg: self.sg + o.sg,
+        }
+    }
+}
+
+fast_fn! {
+    /// `y = a - b` into `out`, and Re <s, y>, |s|^2, |y|^2, sum |y|^2 h and Re <s, a> (each
+    /// as [`lanes`]), in one pass.
+    pub(crate) fn diff_dots(
+        out: &mut [Complex32],
+        s: &[Complex32],
+        a: &[Complex32],
+        b: &[Complex32],
+        h: &[f32],
+    ) -> Dots {
+        const L: usize = 8;
+        let n = out.len();
+        let body = n - n % L;
+        let (s, a, b, h) = (&s[..n], &a[..n], &b[..n], &h[..n]);
+        let [mut sy, mut ss, mut yy, mut yhy, mut sg] = [[0f64; L]; 5];
+        let (ob, ot) = out.split_at_mut(body);
+        for ((((o, s), a), b), h) in ob
+            .chunks_exact_mut(L)
+            .zip(s.chunks_exact(L))
+            .zip(a.chunks_exact(L))
+            .zip(b.chunks_exact(L))
+            .zip(h.chunks_exact(L))
+        {
+            for l in 0..L {
+                let y = a[l] - b[l];
+                o[l] = y;
+                sy[l] += f64::from(re_dot(&s[l], &y));
+                ss[l] += f64::from(s[l].norm_sqr());
+                yy[l] += f64::from(y.norm_sqr());
+                yhy[l] += f64::from(y.norm_sqr() * h[l]);
+                sg[l] += f64::from(re_dot(&s[l], &a[l]));
+            }
+        }
+        let [mut tsy, mut tss, mut tyy, mut tyhy, mut tsg] = [0f64; 5];
+        for (i, o) in ot.iter_mut().enumerate() {
+            let k = body + i;
+            let y = a[k] - b[k];
+            *o = y;
+            tsy += f64::from(re_dot(&s[k], &y));
+            tss += f64::from(s[k].norm_sqr());
+            tyy += f64::from(y.norm_sqr());
+            tyhy += f64::from(y.norm_sqr() * h[k]);
+            tsg += f64::from(re_dot(&s[k], &a[k]));
+        }
+        Dots {
+            sy: tree(sy) + tsy,
+            ss: tree(ss) + tss,
+            yy: tree(yy) + tyy,
+            yhy: tree(yhy) + tyhy,
+            sg: tree(sg) + tsg,
+        }
+    }
+}
+
+fast_fn! {
+    /// `step = alpha (q + c t)` (`t` the last pair's s, when there is one), `x = base + step`;
+    /// returns |step|^2 and |base|^2 (as [`lanes`]). One pass.
+    pub(crate) fn step_into(
+        x: &mut [Complex32],
+        step: &mut [Complex32],
+        base: &[Complex32],
+        q: &[Complex32],
+        t: Option<&[Complex32]>,
+        c: f32,
+        alpha: f32,
+    ) -> (f64, f64) {
+        const L: usize = 8;
+        let n = x.len();
+        let body = n - n % L;
+        let (base, q) = (&base[..n], &q[..n]);
+        let (mut st, mut bs) = ([0f64; L], [0f64; L]);
+        let (mut tst, mut tbs) = (0f64, 0f64);
+        let one = |x: &mut Complex32, step: &mut Complex32, b: Complex32, d: Complex32| {
+            let v = d * alpha;
+            *step = v;
+            *x = b + v;
+            (f64::from(v.norm_sqr()), f64::from(b.norm_sqr()))
+        };
+        let t = t.map(|t| &t[..n]);
+        for i in 0..n {
+            let d = match t {
+                Some(t) => q[i] + t[i] * c,
+                None => q[i],
+            };
+            let (u, v) = one(&mut x[i], &mut step[i], base[i], d);
+            if i < body {
+                st[i % L] += u;
+                bs[i % L] += v;
+            } else {
+                tst += u;
+                tbs += v;
+            }
+        }
+        (tree(st) + tst, tree(bs) + tbs)
+    }
+}
+
+/// The fixed summation tree of eight lanes.
+#[inline(always)]
+pub(crate) fn tree(s: [f64; 8]) -> f64 {
+    ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]))
+}
+
+fast_fn! {
+    /// `q += k x`, then (optionally) `q *= t h`, and returns Re <d, q> of the result,
+    /// summed as [`lanes`].
+    pub(crate) fn axpy_dot(
+        q: &mut [Complex32],
+        x: &[Complex32],
+        h: Option<&[f32]>,
+        d: &[Complex32],
+        k: f32,
+        t: f32,
+    ) -> f64 {
+        let scale = h.map(|h| (h, t));
+        const L: usize = 8;
+        let n = q.len();
+        let body = n - n % L;
+        let (x, d) = (&x[..n], &d[..n]);
+        let mut acc = [0f64; L];
+        let mut tail = 0f64;
+        let (qb, qt) = q.split_at_mut(body);
+        let lanes = qb
+            .chunks_exact_mut(L)
+            .zip(x.chunks_exact(L))
+            .zip(d.chunks_exact(L));
+        match scale {
+            None => {
+                for ((q, x), d) in lanes {
+                    for l in 0..L {
+                        q[l] += x[l] * k;
+                        acc[l] += f64::from(re_dot(&d[l], &q[l]));
+                    }
+                }
+                for (i, q) in qt.iter_mut().enumerate() {
+                    *q += x[body + i] * k;
+                    tail += f64::from(re_dot(&d[body + i], q));
+                }
+            }
+            Some((h, t)) => {
+                let h = &h[..n];
+                for (((q, x), d), h) in lanes.zip(h.chunks_exact(L)) {
+                    for l in 0..L {
+                        q[l] = (q[l] + x[l] * k) * (t * h[l]);
+                        acc[l] += f64::from(re_dot(&d[l], &q[l]));
+                    }
+                }
+                for (i, q) in qt.iter_mut().enumerate() {
+                    *q = (*q + x[body + i] * k) * (t * h[body + i]);
+                    tail += f64::from(re_dot(&d[body + i], q));
+                }
+            }
+        }
+        tree(acc) + tail
+    }
+}
+
+/// `sum term(a_i, b_i)` in f64 over eight fixed lanes, then a fixed tree.
+#[inline(always)]
+pub(crate) fn lanes<A, B>(a: &[A], b: &[B], term: impl Fn(&A, &B) -> f32) -> f64 {
+    lanes2(a, b, |a, b| (term(a, b), 0.0)).0
+}
+
+/// Two sums at once, as [`lanes`] (one pass over the data).
+#[inline(always)]
+pub(crate) fn lanes2<A, B>(a: &[A], b: &[B], term: impl Fn(&A, &B) -> (f32, f32)) -> (f64, f64) {
+    const L: usize = 8;
+    let (mut x, mut y) = ([0f64; L], [0f64; L]);
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut ca = a.chunks_exact(L);
+    let mut cb = b.chunks_exact(L);
+    for (ca, cb) in (&mut ca).zip(&mut cb) {
+        for l in 0..L {
+            let (u, v) = term(&ca[l], &cb[l]);
+            x[l] += f64::from(u);
+            y[l] += f64::from(v);
+        }
+    }
+    let (mut tx, mut ty) = (0f64, 0f64);
+    for (a, b) in ca.remainder().iter().zip(cb.remainder()) {
+        let (u, v) = term(a, b);
+        tx += f64::from(u);
+        ty += f64::from(v);
+    }
+    (tree(x) + tx, tree(y) + ty)
+}
