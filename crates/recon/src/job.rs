@@ -4,9 +4,10 @@
 
 use crate::kernels::EPS;
 use crate::metrics::{EvalOptions, Metrics};
-use crate::ml::MlReport;
+use crate::reconstruction::{MlReport, Reconstruction};
 use crate::score::Truth;
-use crate::solver::{Reconstruction, Settings, reconstruct_threads};
+use crate::settings::Settings;
+use crate::solver::reconstruct_threads;
 use crate::{Dataset, FftPath, ReconError, Rounding};
 use ndarray::{Array2, Ix1, Ix2, Ix3};
 use npz_contract::{Compression, NpzReader, NpzWriter};

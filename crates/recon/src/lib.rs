@@ -15,9 +15,11 @@ mod kernels;
 mod metrics;
 mod ml;
 mod par;
+mod reconstruction;
 mod register;
 mod rng;
 mod score;
+mod settings;
 mod simd;
 mod solver;
 pub mod synthetic;
@@ -34,12 +36,13 @@ pub use metrics::{
     EvalOptions, FRC_RING_WIDTH, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane,
     Region, evaluate,
 };
-pub use ml::{CHUNKS, DELTA_COUNTS, GAMMA, MEMORY, MlEngine, MlReport, NoiseModel};
+pub use ml::{CHUNKS, DELTA_COUNTS, GAMMA, MEMORY, MlEngine};
+pub use reconstruction::{MlReport, NoiseModel, Reconstruction};
 pub use register::{Registered, register, register_to_file};
 pub use score::{Truth, read_object, score_files, score_object};
+pub use settings::Settings;
 pub use solver::{
-    DIVERGE_EF, DIVERGE_FACTOR, Engine, Reconstruction, Settings, reconstruct, reconstruct_threads,
-    reconstruct_until,
+    DIVERGE_EF, DIVERGE_FACTOR, Engine, reconstruct, reconstruct_threads, reconstruct_until,
 };
 pub use study_design::Algorithm;
 

@@ -48,10 +48,10 @@ use crate::kernels::{
     step_into,
 };
 use crate::par::{Par, SEGMENTS};
+use crate::reconstruction::{MlReport, NoiseModel, Reconstruction};
+use crate::settings::Settings;
 use crate::simd::fast_fn;
-use crate::solver::Settings;
 use num_complex::Complex32;
-use serde::{Deserialize, Serialize};
 
 /// Fixed number of position chunks (the unit of parallel work and of the ordered reduction).
 pub const CHUNKS: usize = 4;
@@ -67,37 +67,6 @@ pub const GAMMA: f64 = 0.002;
 /// epochs, smoothness 6 and 8): 3, 4 and 6 pairs end within 0.004 NRMSE of each other at every
 /// dose, and each pair costs a few % of an epoch in memory traffic over the object grid.
 pub const MEMORY: usize = 3;
-
-/// Which likelihood the `ml` engine minimises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NoiseModel {
-    /// Poisson counts: the file carries `intensity_scale` (the toolkit's own Phase C/D files).
-    Poisson,
-    /// Amplitude least squares: the fallback for files without `intensity_scale`.
-    Gaussian,
-}
-
-/// Why an `ml` run stopped.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MlReport {
-    /// The likelihood used.
-    pub noise_model: NoiseModel,
-    /// `s` used (1 for the Gaussian fallback).
-    pub intensity_scale: f64,
-    /// The smoothness prior's weight lambda (counts units).
-    pub smoothness: f64,
-    /// The stopping rule, in words.
-    pub stopping_rule: String,
-    /// `tolerance` (relative change of the object) or `budget` (all epochs run).
-    pub stopped_by: String,
-    /// F (counts units, the saturated constant removed) after each epoch, accepted iterate.
-    pub objective_history: Vec<f64>,
-    /// Epochs whose step was undone by the safeguard.
-    pub rejected_steps: u32,
-    /// The relative object change of the last accepted step.
-    pub last_relative_change: f64,
-}
 
 /// An L-BFGS curvature pair: object then probe.
 struct Pair {
@@ -716,7 +685,7 @@ impl MlEngine {
     }
 
     /// The result: the accepted point, its history and the stopping facts.
-    pub fn finish(self) -> (crate::Reconstruction, MlReport) {
+    pub fn finish(self) -> (Reconstruction, MlReport) {
         let n = self.n;
         let report = MlReport {
             noise_model: self.noise,
@@ -736,7 +705,7 @@ impl MlEngine {
             rejected_steps: self.rejected,
             last_relative_change: self.last_change,
         };
-        let rec = crate::Reconstruction {
+        let rec = Reconstruction {
             object: self.object(),
             probe: ndarray::Array2::from_shape_vec((n, n), self.base_probe)
                 .expect("probe is N x N"),
