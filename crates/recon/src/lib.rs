@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod data;
+mod epie;
 pub mod fft;
 mod job;
 mod kernels;
@@ -27,6 +28,7 @@ pub mod synthetic;
 mod tests;
 
 pub use data::{Dataset, Rounding};
+pub use epie::Engine;
 pub use fft::FftPath;
 pub use job::{
     BUNDLE_FILE, BUNDLE_FORMAT, JobOutcome, JobRequest, Split, SplitOutcome, read_split, run_job,
@@ -41,9 +43,7 @@ pub use reconstruction::{MlReport, NoiseModel, Reconstruction};
 pub use register::{Registered, register, register_to_file};
 pub use score::{Truth, read_object, score_files, score_object};
 pub use settings::Settings;
-pub use solver::{
-    DIVERGE_EF, DIVERGE_FACTOR, Engine, reconstruct, reconstruct_threads, reconstruct_until,
-};
+pub use solver::{DIVERGE_EF, DIVERGE_FACTOR, reconstruct, reconstruct_threads, reconstruct_until};
 pub use study_design::Algorithm;
 
 /// Why a reconstruction could not run.
