@@ -1,0 +1,422 @@
+//! The maximum-likelihood engine (`ml`): full-batch L-BFGS on the negative Poisson
+//! log-likelihood of the measured counts, preconditioned by the illumination, with a monotone
+//! safeguard instead of a line search, and an optional smoothness prior.
+//!
+//! Model and units. With `Psi_j = FFT2(P O_j)` (orthonormal) and the toolkit's amplitudes
+//! `a = sqrt(counts) / s` (`s` = `intensity_scale` in the file's `_metadata`), the expected
+//! counts are `s^2 |Psi|^2`, and the objective in counts is
+//!
+//! `F(O, P) = s^2 sum_j sum_u [ |Psi|^2 - a^2 ln(|Psi|^2 + delta) ] + lambda R(O)`,
+//!
+//! `R(O) = sum |O_p - O_q|^2` over horizontally and vertically adjacent pixels, `delta` a floor
+//! of [`DELTA_COUNTS`] counts on the model intensity. Files without `intensity_scale` use the
+//! documented Gaussian fallback: `2 s^2 sum (|Psi| - a)^2` with `s = 1` (amplitude least
+//! squares; the factor 2 s^2 is the variance-stabilised Poisson likelihood of sqrt(counts), so
+//! both models have the same curvature at the solution and share one preconditioner).
+//!
+//! One epoch is one evaluation of F and its gradient at a point: per position one FFT round
+//! trip (as an ePIE step), `Psi -> r Psi` with `r = a^2 / (|Psi|^2 + delta)` (Poisson) or
+//! `a / |Psi|` (Gaussian), and `chi_j = psi_j - IFFT(r Psi_j)` (dF/dpsi* up to the factor),
+//! accumulated into `sum conj(P) chi_j` (object) and `sum conj(O_j) chi_j` (probe). The step
+//! is `alpha d`, `d` the L-BFGS direction ([`MEMORY`] pairs) with the initial inverse Hessian
+//! `1 / D`, `D = 2 s^2 (sum_j |P_j|^2 + gamma max) + 4 lambda` (the projection, Newton, step of
+//! both models); a step whose F is higher than the current point's is undone and alpha halves
+//! (it doubles back towards 1 on acceptance). The accepted iterates therefore never increase
+//! F, which bounds the iteration without a line search (no extra FFTs).
+//!
+//! Cost: an epoch is the FFT round trips plus a few passes over the object grid (the chunk
+//! sums with the prior, and the L-BFGS recursion, each update fused with the next inner
+//! product; the recursion's first two sums come from the pass that makes the pair). The
+//! Poisson logarithm is taken only at counted pixels (a bitmask per position). Everything
+//! parallel runs on the engine's own pool, kept for its life (a scoped thread spawn costs
+//! 35-40 us on the 2-core machine, and an epoch has about ten parallel parts); the hot loops
+//! are compiled for AVX2 where the CPU has it ([`crate::simd`]). About 1.4-1.5x an ePIE
+//! epoch on one thread (`ml_peer ratio`, `benches/recon.rs`).
+//!
+//! Determinism: positions are cut into [`CHUNKS`] fixed index ranges, each with its own
+//! accumulators, summed in chunk order, and the grid passes into fixed segments; threads
+//! only decide who computes a part. Grouping
+//! (gridsize > 1) does not exist for a full-batch gradient: every position contributes once
+//! to every epoch's gradient, so `ml` ignores the K-choose-C groups (gridsize 2 gives the
+//! gridsize 1 result on the same data).
+//!
+//! Here: the engine's state and its epoch (evaluate, accept or undo, propose); `gradient.rs`
+//! computes F and its gradient, `lbfgs.rs` the curvature pairs, the direction and the step.
+
+use crate::ReconError;
+use crate::data::{Dataset, Prepared};
+use crate::fft::Fft2;
+use crate::par::Par;
+use crate::reconstruction::{MlReport, NoiseModel, Reconstruction};
+use crate::settings::Settings;
+use num_complex::Complex32;
+
+mod gradient;
+mod lbfgs;
+
+/// Fixed number of position chunks (the unit of parallel work and of the ordered reduction).
+pub const CHUNKS: usize = 4;
+/// Floor on the model intensity in the Poisson likelihood, in counts per pixel: keeps the
+/// gradient finite where a pixel counts photons and the model predicts none.
+pub const DELTA_COUNTS: f64 = 0.01;
+/// Illumination floor of the preconditioner, relative to its maximum (about 11 exposures of
+/// the probe's peak in the default study's baseline): keeps D > 0 where no probe reaches.
+/// Measured: 0.02 slowed the scored edge (illuminated down to 0.1 x the probe's peak) and cost
+/// 0.01 NRMSE at 1e4; below 0.002 nothing changes.
+pub const GAMMA: f64 = 0.002;
+/// L-BFGS memory (curvature pairs kept). Measured on the default study's test splits (300
+/// epochs, smoothness 6 and 8): 3, 4 and 6 pairs end within 0.004 NRMSE of each other at every
+/// dose, and each pair costs a few % of an epoch in memory traffic over the object grid.
+pub const MEMORY: usize = 3;
+
+/// An L-BFGS curvature pair: object then probe.
+struct Pair {
+    s: Vec<Complex32>,
+    y: Vec<Complex32>,
+    /// 1 / Re <s, y>.
+    rho: f64,
+    /// sum |y|^2 / D, when D cannot change before the pair is used (probe fixed).
+    yhy: Option<f64>,
+}
+
+/// One chunk's scratch and accumulators.
+struct Chunk {
+    range: std::ops::Range<usize>,
+    fft: Fft2,
+    buf: Vec<Complex32>,
+    spec: Vec<Complex32>,
+    resid: Vec<f32>,
+    /// Model intensities of the spectrum rows in hand (the Poisson logarithm pass).
+    lam: Vec<f32>,
+    /// Object rows `row0..row0 + rows` of the gradient.
+    row0: usize,
+    grad: Vec<Complex32>,
+    probe_grad: Vec<Complex32>,
+    /// sum |O_j|^2 per probe pixel (probe preconditioner).
+    obj_norm: Vec<f32>,
+    /// sum |P|^2 per object pixel (object preconditioner, when the probe moves).
+    illum: Vec<f32>,
+    ef: f64,
+    nll: f64,
+}
+
+/// The `ml` solver state.
+pub struct MlEngine {
+    settings: Settings,
+    par: Par,
+    n: usize,
+    prep: Prepared,
+    noise: NoiseModel,
+    s2: f64,
+    object: Vec<Complex32>,
+    probe: Vec<Complex32>,
+    chunks: Vec<Chunk>,
+    /// Positions in the order the chunks take them (row-major by top-left corner).
+    order: Vec<usize>,
+    /// Per position, one bit per detector pixel (the `amps` layout) set where photons were
+    /// counted: the Poisson logarithm visits only those (1/32 of the amplitudes' memory).
+    counted: Vec<u64>,
+    /// u64 words per position in `counted`.
+    words: usize,
+    /// The current (accepted) point's gradient, F, E_F.
+    grad: Vec<Complex32>,
+    probe_grad: Vec<Complex32>,
+    f_cur: f64,
+    ef_cur: f64,
+    /// 1 / D on the object grid and on the probe.
+    inv_d: Vec<f32>,
+    inv_dp: Vec<f32>,
+    /// The point under evaluation is `base + v` (base = the accepted point).
+    base: Vec<Complex32>,
+    base_probe: Vec<Complex32>,
+    base_grad: Vec<Complex32>,
+    base_probe_grad: Vec<Complex32>,
+    base_inv_d: Vec<f32>,
+    base_inv_dp: Vec<f32>,
+    /// sum_j |P_j|^2 on the object grid, and sum_j |O_j|^2 on the probe (reduction buffers).
+    illum: Vec<f32>,
+    obj_norm: Vec<f32>,
+    alpha: f64,
+    /// The proposed step `alpha d` (object, then probe when refined): the next curvature
+    /// pair's s, kept by the proposal so that no pass recomputes it.
+    step: Vec<Complex32>,
+    /// |step|^2 (object part) and |base|^2 of the point it was taken from: the relative
+    /// change of an accepted step.
+    step_ss: f64,
+    base_ss: f64,
+    /// L-BFGS memory, oldest first.
+    memory: std::collections::VecDeque<Pair>,
+    /// Re <s, G> of the newest pair and the accepted gradient, when the pass that made the
+    /// pair computed it for this gradient (probe fixed; the pair was the last accepted step):
+    /// the two-loop recursion's first inner product, without a pass of its own.
+    newest_s_dot_grad: Option<f64>,
+    /// The direction's buffer, kept across epochs.
+    q: Vec<Complex32>,
+    evaluated: bool,
+    rejected: u32,
+    last_change: f64,
+    loss_history: Vec<f64>,
+    objective_history: Vec<f64>,
+    stopped: bool,
+}
+
+impl MlEngine {
+    /// Checks and prepares `data`; `threads` (1 to [`CHUNKS`] useful) only changes the speed.
+    pub fn new(
+        data: &Dataset,
+        settings: &Settings,
+        threads: usize,
+    ) -> Result<MlEngine, ReconError> {
+        settings.check()?;
+        let prep = data.prepare()?;
+        let n = prep.n;
+        let nn = n * n;
+        let count = prep.topleft.len();
+        let (noise, s) = match data.intensity_scale {
+            Some(s) if s.is_finite() && s > 0.0 => (NoiseModel::Poisson, s),
+            Some(s) => {
+                return Err(ReconError::BadInput(format!(
+                    "_metadata intensity_scale = {s}: must be finite and > 0 (it converts \
+                     amplitudes back to counts)"
+                )));
+            }
+            None => (NoiseModel::Gaussian, 1.0),
+        };
+        let zero = Complex32::new(0.0, 0.0);
+        let cols = prep.grid.1;
+        // Chunks of positions in row order (ties by column, then index): each chunk's
+        // gradient band is then about a quarter of the grid, not all of it, which is what
+        // the reduction and the band clearing cost.
+        let mut order: Vec<usize> = (0..count).collect();
+        order.sort_by_key(|&j| (prep.topleft[j], j));
+        let chunks = (0..CHUNKS)
+            .map(|c| {
+                let range = count * c / CHUNKS..count * (c + 1) / CHUNKS;
+                let (lo, hi) = order[range.clone()]
+                    .iter()
+                    .fold((usize::MAX, 0), |(lo, hi), &j| {
+                        let ty = prep.topleft[j].0;
+                        (lo.min(ty), hi.max(ty + n))
+                    });
+                let (row0, rows) = if range.is_empty() {
+                    (0, 0)
+                } else {
+                    (lo, hi - lo)
+                };
+                Chunk {
+                    range,
+                    fft: Fft2::new(n),
+                    buf: vec![zero; nn],
+                    spec: vec![zero; nn],
+                    resid: vec![0.0; nn],
+                    lam: vec![0.0; nn],
+                    row0,
+                    grad: vec![zero; rows * cols],
+                    probe_grad: if settings.refine_probe {
+                        vec![zero; nn]
+                    } else {
+                        Vec::new()
+                    },
+                    obj_norm: if settings.refine_probe {
+                        vec![0.0; nn]
+                    } else {
+                        Vec::new()
+                    },
+                    illum: vec![0.0; rows * cols],
+                    ef: 0.0,
+                    nll: 0.0,
+                }
+            })
+            .collect();
+        let grid_len = prep.grid.0 * cols;
+        let words = nn.div_ceil(64);
+        let mut counted = vec![0u64; count * words];
+        for (frame, mask) in prep
+            .amps
+            .chunks_exact(nn)
+            .zip(counted.chunks_exact_mut(words))
+        {
+            for (i, &a) in frame.iter().enumerate() {
+                if a > 0.0 {
+                    mask[i / 64] |= 1u64 << (i % 64);
+                }
+            }
+        }
+        let mut engine = MlEngine {
+            settings: settings.clone(),
+            par: Par::new(threads.clamp(1, CHUNKS)),
+            n,
+            noise,
+            s2: s * s,
+            object: vec![Complex32::new(1.0, 0.0); grid_len],
+            probe: data.probe.iter().copied().collect(),
+            chunks,
+            order,
+            counted,
+            words,
+            grad: vec![zero; grid_len],
+            probe_grad: vec![zero; nn],
+            f_cur: f64::INFINITY,
+            ef_cur: f64::NAN,
+            inv_d: vec![0.0; grid_len],
+            inv_dp: vec![0.0; nn],
+            base: Vec::new(),
+            base_probe: Vec::new(),
+            base_grad: vec![zero; grid_len],
+            base_probe_grad: vec![zero; nn],
+            base_inv_d: vec![0.0; grid_len],
+            base_inv_dp: vec![0.0; nn],
+            illum: vec![0.0; grid_len],
+            obj_norm: vec![0.0; nn],
+            alpha: settings.alpha,
+            step: Vec::new(),
+            step_ss: 0.0,
+            base_ss: 0.0,
+            memory: std::collections::VecDeque::new(),
+            newest_s_dot_grad: None,
+            q: Vec::new(),
+            evaluated: false,
+            rejected: 0,
+            last_change: f64::NAN,
+            loss_history: Vec::with_capacity(settings.epochs as usize),
+            objective_history: Vec::with_capacity(settings.epochs as usize),
+            stopped: false,
+            prep,
+        };
+        engine.base = engine.object.clone();
+        engine.base_probe = engine.probe.clone();
+        Ok(engine)
+    }
+
+    /// The likelihood in use.
+    pub fn noise_model(&self) -> NoiseModel {
+        self.noise
+    }
+
+    /// Replaces the object on the objectGuess grid (a warm start; tests start from the truth).
+    pub fn set_object(&mut self, object: ndarray::ArrayView2<Complex32>) -> Result<(), ReconError> {
+        let [top, bottom, left, right] = self.prep.rounding.padding;
+        let (rows, cols) = self.prep.grid;
+        if object.dim() != (rows - top - bottom, cols - left - right) {
+            return Err(ReconError::BadInput(format!(
+                "start object is {:?} but objectGuess is {:?}",
+                object.dim(),
+                (rows - top - bottom, cols - left - right)
+            )));
+        }
+        for ((r, c), v) in object.indexed_iter() {
+            self.object[(r + top) * cols + c + left] = *v;
+        }
+        self.base.copy_from_slice(&self.object);
+        self.evaluated = false;
+        Ok(())
+    }
+
+    /// Runs one epoch (one evaluation and one step) and returns E_F of the accepted point.
+    pub fn run_epoch(&mut self) -> f64 {
+        let (f, ef) = self.evaluate();
+        if !self.evaluated {
+            // The start point: nothing to compare with.
+            self.evaluated = true;
+            self.accept(f, ef, true);
+        } else if f <= self.f_cur {
+            self.remember();
+            self.accept(f, ef, false);
+            self.alpha = (self.alpha * 2.0).min(1.0);
+        } else {
+            // The safeguard: back to the accepted point and its gradient, half the step.
+            // (A non-finite F compares false and lands here too.)
+            // Nothing to restore: the next point is proposed from base, base_grad and
+            // base_inv_d, and the next evaluation overwrites object, grad and inv_d.
+            self.rejected += 1;
+            self.alpha *= 0.5;
+        }
+        self.loss_history.push(self.ef_cur);
+        self.objective_history.push(self.f_cur);
+        self.propose();
+        self.ef_cur
+    }
+
+    /// Makes the point just evaluated the accepted one. `first`: the start point (the only
+    /// evaluation that sets the object preconditioner when the probe is fixed).
+    fn accept(&mut self, f: f64, ef: f64, first: bool) {
+        // Relative change of the object on this accepted step (none at the start point).
+        self.last_change = if first {
+            0.0
+        } else {
+            (self.step_ss / self.base_ss.max(f64::MIN_POSITIVE)).sqrt()
+        };
+        self.f_cur = f;
+        self.ef_cur = ef;
+        // Swaps, not copies: the next proposal overwrites object (and the probe when it is
+        // refined; else both probes are the same), the next evaluation grad.
+        std::mem::swap(&mut self.base, &mut self.object);
+        std::mem::swap(&mut self.base_probe, &mut self.probe);
+        std::mem::swap(&mut self.base_grad, &mut self.grad);
+        std::mem::swap(&mut self.base_probe_grad, &mut self.probe_grad);
+        if first || self.settings.refine_probe {
+            self.base_inv_d.copy_from_slice(&self.inv_d);
+            self.base_inv_dp.copy_from_slice(&self.inv_dp);
+        }
+    }
+
+    /// True once the relative change of the last accepted step fell below the tolerance.
+    pub fn converged(&self) -> bool {
+        self.settings.tolerance > 0.0
+            && self.loss_history.len() > 1
+            && self.last_change < self.settings.tolerance
+    }
+
+    /// E_F of every epoch run so far.
+    pub fn loss_history(&self) -> &[f64] {
+        &self.loss_history
+    }
+
+    /// Marks the run as stopped by the tolerance (for the report).
+    pub(crate) fn mark_stopped(&mut self) {
+        self.stopped = true;
+    }
+
+    /// The accepted object on the objectGuess grid.
+    pub fn object(&self) -> ndarray::Array2<Complex32> {
+        let [top, bottom, left, right] = self.prep.rounding.padding;
+        let (rows, cols) = self.prep.grid;
+        let (h, w) = (rows - top - bottom, cols - left - right);
+        ndarray::Array2::from_shape_fn((h, w), |(r, c)| self.base[(r + top) * cols + c + left])
+    }
+
+    /// The result: the accepted point, its history and the stopping facts.
+    pub fn finish(self) -> (Reconstruction, MlReport) {
+        let n = self.n;
+        let report = MlReport {
+            noise_model: self.noise,
+            intensity_scale: self.s2.sqrt(),
+            smoothness: self.settings.smoothness,
+            stopping_rule: if self.settings.tolerance > 0.0 {
+                format!(
+                    "stop when an accepted step changes the object by less than {} (relative \
+                     L2), else after {} epochs",
+                    self.settings.tolerance, self.settings.epochs
+                )
+            } else {
+                format!("fixed budget of {} epochs", self.settings.epochs)
+            },
+            stopped_by: if self.stopped { "tolerance" } else { "budget" }.into(),
+            objective_history: self.objective_history.clone(),
+            rejected_steps: self.rejected,
+            last_relative_change: self.last_change,
+        };
+        let rec = Reconstruction {
+            object: self.object(),
+            probe: ndarray::Array2::from_shape_vec((n, n), self.base_probe)
+                .expect("probe is N x N"),
+            epochs_completed: self.loss_history.len() as u32,
+            loss_history: self.loss_history,
+            positions_topleft_yx: self.prep.topleft_grid,
+            rounding: self.prep.rounding,
+            fft_path: self.chunks[0].fft.path(),
+            ml: None,
+        };
+        (rec, report)
+    }
+}
