@@ -1,10 +1,38 @@
-//! What a reconstruction consumes: one split's measured amplitudes, scan positions and probe,
-//! and their preparation for the hot loop (integer positions, unshifted transposed amplitudes).
+//! What a reconstruction consumes: one split's ([`Split`]: train or test) measured amplitudes,
+//! scan positions and probe, and their preparation for the hot loop (integer positions,
+//! unshifted transposed amplitudes).
 
 use crate::ReconError;
 use ndarray::{Array2, Array3};
 use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A split of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// The training NPZ.
+    Train,
+    /// The test NPZ.
+    Test,
+}
+
+impl Split {
+    /// `train` or `test`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One split of a DATA-001 dataset, as arrays.
 #[derive(Clone, Debug)]

@@ -2,6 +2,7 @@
 //! at once when two threads are allowed: the splits are independent, so the bits do not
 //! depend on it), score them against `objectGuess`, and write the bundle.
 
+use crate::data::Split;
 use crate::kernels::EPS;
 use crate::metrics::{EvalOptions, Metrics};
 use crate::reconstruction::{MlReport, Reconstruction};
@@ -13,7 +14,6 @@ use ndarray::{Array2, Ix1, Ix2, Ix3};
 use npz_contract::{Compression, NpzReader, NpzWriter};
 use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use study_design::Algorithm;
@@ -22,32 +22,6 @@ use study_design::Algorithm;
 pub const BUNDLE_FILE: &str = "native_bundle.npz";
 /// Format tag inside the bundle's `config` member.
 pub const BUNDLE_FORMAT: &str = "dose-overlap native bundle v1";
-
-/// A split of a job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    /// The training NPZ.
-    Train,
-    /// The test NPZ.
-    Test,
-}
-
-impl Split {
-    /// `train` or `test`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Test => "test",
-        }
-    }
-}
-
-impl fmt::Display for Split {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What to run.
 #[derive(Clone, Debug)]

@@ -27,11 +27,11 @@ pub mod synthetic;
 #[cfg(test)]
 mod tests;
 
-pub use data::{Dataset, Rounding};
+pub use data::{Dataset, Rounding, Split};
 pub use epie::Engine;
 pub use fft::FftPath;
 pub use job::{
-    BUNDLE_FILE, BUNDLE_FORMAT, JobOutcome, JobRequest, Split, SplitOutcome, read_split, run_job,
+    BUNDLE_FILE, BUNDLE_FORMAT, JobOutcome, JobRequest, SplitOutcome, read_split, run_job,
 };
 pub use kernels::EPS;
 pub use metrics::{

@@ -2,9 +2,9 @@
 //! `probeGuess` and scan coordinates define the scored region (never a refined probe), and the
 //! reconstruction is any complex 2-D object on the objectGuess grid.
 
-use crate::data::rounded_topleft;
+use crate::ReconError;
+use crate::data::{Split, rounded_topleft};
 use crate::metrics::{EvalOptions, Metrics, evaluate};
-use crate::{ReconError, Split};
 use ndarray::{Array2, ArrayView2, Ix1, Ix2};
 use npz_contract::{DtypeKind, NpzReader};
 use num_complex::Complex32;
