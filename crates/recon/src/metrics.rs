@@ -146,52 +146,28 @@ pub fn evaluate(
     options: &EvalOptions,
 ) -> Result<Metrics, ReconError> {
     same_grid(object, truth)?;
-    let (h, w) = truth.dim();
-    let (mask, exposures) =
-        scanned_region(probe, topleft_yx, (h, w), options.illumination_threshold);
-    let pixels: Vec<(usize, usize)> = mask.indexed_iter().filter(|e| *e.1).map(|e| e.0).collect();
-    if pixels.is_empty() {
-        return Err(ReconError::BadInput(
-            "no pixel of objectGuess is illuminated: positions lie outside the object".into(),
-        ));
-    }
-    let r0 = pixels.iter().map(|p| p.0).min().unwrap_or(0);
-    let r1 = pixels.iter().map(|p| p.0).max().unwrap_or(0) + 1;
-    let c0 = pixels.iter().map(|p| p.1).min().unwrap_or(0);
-    let c1 = pixels.iter().map(|p| p.1).max().unwrap_or(0) + 1;
-    let c64 = |v: Complex32| Complex64::new(f64::from(v.re), f64::from(v.im));
-
-    let (bh, bw) = (r1 - r0, c1 - c0);
-    // One registration (global phase + fitted plane) for every object scored, the flat start
-    // included, so that "improvement over the start" compares like with like.
-    let register = |o: &dyn Fn((usize, usize)) -> Complex64| {
-        let (plane, (cx, cy)) = fit_phase_plane(&pixels, |p| o(p) * c64(truth[p]).conj());
-        let ramp = |(r, c): (usize, usize)| {
-            plane.offset_rad
-                + plane.slope_x_rad_per_px * (c as f64 - cx)
-                + plane.slope_y_rad_per_px * (r as f64 - cy)
-        };
-        let aligned = Array2::from_shape_fn((bh, bw), |(r, c)| {
-            let p = (r + r0, c + c0);
-            o(p) * Complex64::from_polar(1.0, -ramp(p))
-        });
-        (plane, aligned)
-    };
-    // Bounding-box crops: aligned reconstruction, truth, region mask.
-    let (plane, aligned) = register(&|p| c64(object[p]));
-    let (_, flat_start) = register(&|_| Complex64::new(1.0, 0.0));
-    let tcrop = Array2::from_shape_fn((bh, bw), |(r, c)| c64(truth[(r + r0, c + c0)]));
-    let mcrop = Array2::from_shape_fn((bh, bw), |(r, c)| mask[(r + r0, c + c0)]);
-
-    // Phase images: truth centred on its mean phase, reconstruction = truth + wrapped
-    // difference, so that neither carries 2 pi jumps the other lacks.
-    let t_mean: Complex64 = pixels.iter().map(|&p| c64(truth[p])).sum();
-    let t_ref = Complex64::from_polar(1.0, -t_mean.arg());
-    let t_phase = tcrop.mapv(|t| (t * t_ref).arg());
-    let d_phase = Array2::from_shape_fn((bh, bw), |e| (aligned[e] * tcrop[e].conj()).arg());
-    let r_phase = &t_phase + &d_phase;
-    let t_amp = tcrop.mapv(|t| t.norm());
-    let r_amp = aligned.mapv(|a| a.norm());
+    let region = ScannedRegion::new(probe, topleft_yx, truth.dim(), options)?;
+    let reg = registration(object, truth, &region);
+    // The flat start, registered the same way (its own global phase and plane), so that
+    // "improvement over the start" compares like with like.
+    let (_, flat_start) = region.align(truth, &|_| Complex64::new(1.0, 0.0));
+    let Registration {
+        plane,
+        aligned,
+        truth: tcrop,
+        mask: mcrop,
+        truth_phase: t_phase,
+        phase: r_phase,
+        truth_amplitude: t_amp,
+        amplitude: r_amp,
+    } = reg;
+    let ScannedRegion {
+        pixels,
+        exposures,
+        rows: [r0, r1],
+        cols: [c0, c1],
+        ..
+    } = region;
 
     let amp_range = pixels
         .iter()
@@ -239,9 +215,134 @@ pub fn evaluate(
     })
 }
 
+/// The scanned region of a truth grid, as every score and picture registers over it: the mask
+/// and exposures of [`scanned_region`], its pixels (row-major) and their bounding box.
+pub(crate) struct ScannedRegion {
+    /// True where the illumination reaches the threshold (the truth's whole grid).
+    pub(crate) mask: Array2<bool>,
+    /// Exposures at the probe's peak intensity, per pixel (the truth's whole grid).
+    pub(crate) exposures: Array2<f64>,
+    /// The region's pixels, row-major.
+    pub(crate) pixels: Vec<(usize, usize)>,
+    /// Bounding box rows `[first, last + 1)`.
+    pub(crate) rows: [usize; 2],
+    /// Bounding box columns `[first, last + 1)`.
+    pub(crate) cols: [usize; 2],
+}
+
+impl ScannedRegion {
+    /// The region `probe` lights at `topleft_yx` on a grid of shape `dim`; an error when it
+    /// holds no pixel.
+    pub(crate) fn new(
+        probe: ArrayView2<Complex32>,
+        topleft_yx: &[[i64; 2]],
+        dim: (usize, usize),
+        options: &EvalOptions,
+    ) -> Result<ScannedRegion, ReconError> {
+        let (mask, exposures) =
+            scanned_region(probe, topleft_yx, dim, options.illumination_threshold);
+        let pixels: Vec<(usize, usize)> =
+            mask.indexed_iter().filter(|e| *e.1).map(|e| e.0).collect();
+        if pixels.is_empty() {
+            return Err(ReconError::BadInput(
+                "no pixel of objectGuess is illuminated: positions lie outside the object".into(),
+            ));
+        }
+        let r0 = pixels.iter().map(|p| p.0).min().unwrap_or(0);
+        let r1 = pixels.iter().map(|p| p.0).max().unwrap_or(0) + 1;
+        let c0 = pixels.iter().map(|p| p.1).min().unwrap_or(0);
+        let c1 = pixels.iter().map(|p| p.1).max().unwrap_or(0) + 1;
+        Ok(ScannedRegion {
+            mask,
+            exposures,
+            pixels,
+            rows: [r0, r1],
+            cols: [c0, c1],
+        })
+    }
+
+    /// `f` at every pixel of the bounding box (given its position on the whole grid).
+    fn crop<T>(&self, f: impl Fn((usize, usize)) -> T) -> Array2<T> {
+        let ([r0, r1], [c0, c1]) = (self.rows, self.cols);
+        Array2::from_shape_fn((r1 - r0, c1 - c0), |(r, c)| f((r + r0, c + c0)))
+    }
+
+    /// `o` with its global phase and fitted phase plane against `truth` removed, cropped to
+    /// the bounding box; and the plane.
+    pub(crate) fn align(
+        &self,
+        truth: ArrayView2<Complex32>,
+        o: &dyn Fn((usize, usize)) -> Complex64,
+    ) -> (PhasePlane, Array2<Complex64>) {
+        let (plane, (cx, cy)) = fit_phase_plane(&self.pixels, |p| o(p) * c64(truth[p]).conj());
+        let ramp = |(r, c): (usize, usize)| {
+            plane.offset_rad
+                + plane.slope_x_rad_per_px * (c as f64 - cx)
+                + plane.slope_y_rad_per_px * (r as f64 - cy)
+        };
+        let aligned = self.crop(|p| o(p) * Complex64::from_polar(1.0, -ramp(p)));
+        (plane, aligned)
+    }
+}
+
+/// A reconstruction registered to its truth as the scores see it, cropped to the region's
+/// bounding box.
+pub(crate) struct Registration {
+    /// The phase removed from the reconstruction.
+    pub(crate) plane: PhasePlane,
+    /// The reconstruction with the global phase and the plane removed.
+    pub(crate) aligned: Array2<Complex64>,
+    /// The truth.
+    pub(crate) truth: Array2<Complex64>,
+    /// True inside the region.
+    pub(crate) mask: Array2<bool>,
+    /// arg T, centred on the region's mean phase.
+    pub(crate) truth_phase: Array2<f64>,
+    /// The truth's phase plus the wrapped difference of the aligned reconstruction.
+    pub(crate) phase: Array2<f64>,
+    /// |T|.
+    pub(crate) truth_amplitude: Array2<f64>,
+    /// |aligned|.
+    pub(crate) amplitude: Array2<f64>,
+}
+
+/// Registers `object` to `truth` (same grid) over `region`: the one registration of the
+/// scores ([`evaluate`]) and of the pictures ([`crate::register`]).
+pub(crate) fn registration(
+    object: ArrayView2<Complex32>,
+    truth: ArrayView2<Complex32>,
+    region: &ScannedRegion,
+) -> Registration {
+    let (plane, aligned) = region.align(truth, &|p| c64(object[p]));
+    let tcrop = region.crop(|p| c64(truth[p]));
+    let mcrop = region.crop(|p| region.mask[p]);
+    // Phase images: truth centred on its mean phase, reconstruction = truth + wrapped
+    // difference, so that neither carries 2 pi jumps the other lacks.
+    let t_mean: Complex64 = region.pixels.iter().map(|&p| c64(truth[p])).sum();
+    let t_ref = Complex64::from_polar(1.0, -t_mean.arg());
+    let t_phase = tcrop.mapv(|t| (t * t_ref).arg());
+    let d_phase = Array2::from_shape_fn(tcrop.dim(), |e| (aligned[e] * tcrop[e].conj()).arg());
+    let r_phase = &t_phase + &d_phase;
+    Registration {
+        plane,
+        truth_amplitude: tcrop.mapv(|t| t.norm()),
+        amplitude: aligned.mapv(|a| a.norm()),
+        aligned,
+        truth: tcrop,
+        mask: mcrop,
+        truth_phase: t_phase,
+        phase: r_phase,
+    }
+}
+
+/// Complex32 -> Complex64, exactly.
+fn c64(v: Complex32) -> Complex64 {
+    Complex64::new(f64::from(v.re), f64::from(v.im))
+}
+
 /// Pixels whose summed probe intensity reaches `threshold` x the probe's peak intensity, and
 /// that sum in units of the peak (exposures at peak intensity, per pixel).
-pub(crate) fn scanned_region(
+fn scanned_region(
     probe: ArrayView2<Complex32>,
     topleft_yx: &[[i64; 2]],
     (h, w): (usize, usize),
@@ -269,7 +370,7 @@ pub(crate) fn scanned_region(
 /// Global phase, then a weighted least-squares plane fitted to the wrapped residual phase of
 /// `z = O conj(T)` (weights |z|), refined three times so moderate ramps survive wrapping.
 /// Returns the plane and the weighted centroid (x, y) it is measured from.
-pub(crate) fn fit_phase_plane(
+fn fit_phase_plane(
     pixels: &[(usize, usize)],
     z: impl Fn((usize, usize)) -> Complex64,
 ) -> (PhasePlane, (f64, f64)) {
