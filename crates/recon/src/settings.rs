@@ -39,27 +39,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Settings from a study's `[solver]` table; `grouping_seed` stands in for `seed = None`.
-    pub fn from_solver(
-        solver: &study_design::Solver,
-        grouping_seed: u64,
-        gridsize: u32,
-        neighbor_count: u32,
-    ) -> Settings {
-        Settings {
-            algorithm: solver.algorithm,
-            alpha: solver.alpha,
-            beta: solver.beta,
-            epochs: solver.epochs,
-            refine_probe: solver.refine_probe,
-            seed: solver.seed.unwrap_or(grouping_seed),
-            gridsize,
-            neighbor_count,
-            smoothness: solver.smoothness,
-            tolerance: solver.tolerance,
-        }
-    }
-
     /// C = g^2.
     pub fn group_size(&self) -> usize {
         let g = self.gridsize.max(1) as usize;

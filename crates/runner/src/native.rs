@@ -22,7 +22,9 @@ impl NativeBackend {
     }
 }
 
-/// The solver settings of a job.
+/// The solver settings of a job: the one translation into [`recon::Settings`], from the
+/// resolved configuration (its seed already resolved, its epochs the job's), which is all a
+/// backend receives.
 pub fn settings(config: &TrainingConfig) -> Settings {
     Settings {
         algorithm: config.solver.algorithm,
