@@ -453,8 +453,16 @@ fn train(options: &Options, progress: &Progress, log: &CommandLog) -> anyhow::Re
     let decisions = runner::resume::decide(&plan, options.force, threads);
     report_decisions(&plan, &decisions, progress, log);
     // A dry run must not replace a real run's results with dry-run summaries: where the root
-    // holds any, it only previews the decisions.
-    let real_results = decisions.iter().any(|d| match d {
+    // holds any, it only previews the decisions. Whether it holds any is read without
+    // `--force`, whose decisions say only "--force" (a fresh root is not a real run's).
+    let unforced;
+    let found = if options.force && plan.dry_run {
+        unforced = runner::resume::decide(&plan, false, threads);
+        &unforced
+    } else {
+        &decisions
+    };
+    let real_results = found.iter().any(|d| match d {
         Decision::Skip(_) => true,
         Decision::Run(reason) => {
             reason != "no earlier result" && reason != "last run ended dry_run"

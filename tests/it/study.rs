@@ -334,3 +334,28 @@ fn read_json_metadata(path: &Path) -> Value {
     let mut r = npz_contract::NpzReader::open(path).unwrap();
     serde_json::from_str(&r.read_string("_metadata").unwrap()).unwrap()
 }
+
+/// `--force` on a fresh folder has no real results to protect: a forced dry run writes its
+/// dry-run summaries and the study finishes, as without `--force` (it exited 2: `train` took
+/// every "--force" decision for a real run's result, wrote nothing, and the report had none).
+#[test]
+fn a_forced_dry_run_of_a_fresh_study_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli()
+        .current_dir(dir.path())
+        .args([
+            "study",
+            "--preset",
+            "tiny",
+            "--out",
+            "s",
+            "--dry-run",
+            "--force",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    common::succeeded(&out);
+    let manifest = read_json(&dir.path().join("s/artifacts/training_manifest.json"));
+    assert_eq!(manifest["dry_run"], true, "{manifest}");
+}
