@@ -29,6 +29,7 @@ mod paths;
 mod progress;
 mod run;
 mod signals;
+mod slurm_resources;
 mod study_args;
 mod study_resume;
 

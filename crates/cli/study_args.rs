@@ -26,4 +26,14 @@ impl StudyArgs {
         Study::preset(name)
             .with_context(|| format!("unknown preset '{name}': use one of {}", PRESETS.join(", ")))
     }
+
+    /// The study file's `[slurm]` table, as it is (`None`: a preset, or a file without one).
+    pub fn slurm_table(&self) -> anyhow::Result<Option<serde_json::Value>> {
+        match &self.design {
+            Some(path) => {
+                Study::slurm_table(path).with_context(|| "loading the study design".to_string())
+            }
+            None => Ok(None),
+        }
+    }
 }

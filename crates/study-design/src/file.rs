@@ -89,6 +89,16 @@ struct RawStudy {
     simulation: Option<serde_json::Value>,
     solver: Option<serde_json::Value>,
     pinn: Option<serde_json::Value>,
+    // Read by [`Study::slurm_table`]: how a cluster runs the study, not what it computes, so
+    // it is not part of the study (nor of `study.json`, whose digest the phase records hold).
+    #[serde(rename = "slurm")]
+    _slurm: Option<serde::de::IgnoredAny>,
+}
+
+/// The `[slurm]` table of a study file, as it is (`crates/cli` gives it meaning).
+#[derive(Deserialize)]
+struct SlurmOnly {
+    slurm: Option<serde_json::Value>,
 }
 
 /// The full file form written by [`Study::to_study_json`].
@@ -174,37 +184,7 @@ impl Study {
     /// Reads a study file: `.json` as JSON, anything else as TOML. A relative `base_npz` is
     /// taken relative to the file's folder. The study is validated.
     pub fn from_path(path: &Path) -> Result<Study, StudyError> {
-        let read_err = |cause| StudyError::Read {
-            path: path.to_path_buf(),
-            cause,
-        };
-        // A regular file of bounded size: /dev/zero or a FIFO would be read without end.
-        let meta = std::fs::metadata(path).map_err(read_err)?;
-        if !meta.is_file() {
-            return Err(read_err(std::io::Error::other(
-                "it is not a regular file (a directory, device or pipe)",
-            )));
-        }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(
-                std::fs::File::open(path).map_err(read_err)?,
-                MAX_STUDY_FILE_BYTES + 1,
-            ),
-            &mut bytes,
-        )
-        .map_err(read_err)?;
-        if bytes.len() as u64 > MAX_STUDY_FILE_BYTES {
-            return Err(read_err(std::io::Error::other(format!(
-                "it is larger than {MAX_STUDY_FILE_BYTES} bytes, the limit for a study file \
-                 (a study of the largest allowed size is a few kB)"
-            ))));
-        }
-        let text = String::from_utf8(bytes)
-            .map_err(|_| read_err(std::io::Error::other("it is not UTF-8 text")))?;
-        let json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let (text, json) = read_study_text(path)?;
         let mut study = Study::parse(&text, json, path)?;
         if let Some(base) = &study.simulation.base_npz
             && base.is_relative()
@@ -230,6 +210,61 @@ impl Study {
         Ok(study)
     }
 
+    /// The `[slurm]` table of a study file (`None` when it has none), read with the same
+    /// limits as [`Study::from_path`]; its meaning is the cluster executor's.
+    pub fn slurm_table(path: &Path) -> Result<Option<serde_json::Value>, StudyError> {
+        let (text, json) = read_study_text(path)?;
+        let parse_err = |message: String| StudyError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let only: SlurmOnly = if json {
+            serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?
+        } else {
+            toml::from_str(&text).map_err(|e| parse_err(e.to_string().trim_end().to_string()))?
+        };
+        Ok(only.slurm)
+    }
+}
+
+/// A study file's text (a regular file of at most [`MAX_STUDY_FILE_BYTES`], UTF-8) and
+/// whether it is JSON (by its extension).
+fn read_study_text(path: &Path) -> Result<(String, bool), StudyError> {
+    let read_err = |cause| StudyError::Read {
+        path: path.to_path_buf(),
+        cause,
+    };
+    // A regular file of bounded size: /dev/zero or a FIFO would be read without end.
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(read_err(std::io::Error::other(
+            "it is not a regular file (a directory, device or pipe)",
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(read_err)?,
+            MAX_STUDY_FILE_BYTES + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_STUDY_FILE_BYTES {
+        return Err(read_err(std::io::Error::other(format!(
+            "it is larger than {MAX_STUDY_FILE_BYTES} bytes, the limit for a study file \
+                 (a study of the largest allowed size is a few kB)"
+        ))));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| read_err(std::io::Error::other("it is not UTF-8 text")))?;
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    Ok((text, json))
+}
+
+impl Study {
     /// Parses study text (TOML, or JSON when `json`) without validating it.
     pub fn parse(text: &str, json: bool, path: &Path) -> Result<Study, StudyError> {
         let parse_err = |message: String| StudyError::Parse {
