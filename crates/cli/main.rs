@@ -32,6 +32,7 @@ mod signals;
 mod slurm_resources;
 mod study_args;
 mod study_resume;
+mod study_slurm;
 
 use clap::{Parser, Subcommand};
 

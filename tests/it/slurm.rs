@@ -636,3 +636,160 @@ fn native_tiny_study_through_slurm_equals_local() {
     assert!(error.ends_with(&format!("log {task_log})")), "{error}");
     assert!(root.join(&task_log).is_file());
 }
+
+/// Every file under `dir` (relative path -> bytes), but logs, locks and the SLURM folders:
+/// what a study's reader reads.
+fn study_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name != "slurm" {
+                    walk(base, &path, out);
+                }
+            } else if !name.ends_with(".log") && !name.starts_with(".dose-overlap") {
+                let rel = path
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, read(&path));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// `study --executor slurm --wait` with two native methods: the stages run through the real
+/// cluster and every artifact, report and comparison equals the local study's byte for byte;
+/// each method's submit script asks for its own resources; a rerun trains nothing again;
+/// `--status` names each stage's job.
+#[test]
+fn study_through_slurm_equals_local_study() {
+    if !cluster() {
+        return;
+    }
+    // The same relative study folder in two places: artifacts record paths as given.
+    let (local_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let root = dir.path();
+    let study = |at: &Path, extra: &[&str]| {
+        cli()
+            .current_dir(at)
+            .args([
+                "-q",
+                "study",
+                "--preset",
+                "tiny",
+                "--backends",
+                "native,native:epie",
+            ])
+            .args(["--epochs", "2", "--out", "s"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    common::succeeded(&study(local_dir.path(), &[]));
+    let on_slurm = [
+        "--executor",
+        "slurm",
+        "--wait",
+        "--poll-interval",
+        "1",
+        "--mem",
+        "native:epie=900M",
+        "--time-limit",
+        "20",
+    ];
+    let output = study(root, &on_slurm);
+    common::succeeded(&output);
+    let local = study_files(&local_dir.path().join("s"));
+    let cluster_files = study_files(&root.join("s"));
+    assert!(
+        local.contains_key("comparison/comparison.md"),
+        "{:?}",
+        local.keys()
+    );
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        cluster_files.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &local {
+        assert!(&cluster_files[name] == bytes, "{name} differs");
+    }
+    // Per-method resources: the stage default (time) for both, the memory for epie only.
+    let script = |method: &str| {
+        String::from_utf8(read(
+            &root.join(format!("s/artifacts/{method}/slurm/submit.sbatch")),
+        ))
+        .unwrap()
+    };
+    let (ml, epie) = (script("native-ml"), script("native-epie"));
+    assert!(epie.contains("#SBATCH --mem=\"900M\"\n"), "{epie}");
+    assert!(!ml.contains("--mem"), "{ml}");
+    for s in [&ml, &epie] {
+        assert!(s.contains("#SBATCH --time=\"20\"\n"), "{s}");
+    }
+    let stages = read_json(&root.join("s/slurm/stages.json"));
+    for stage in ["prep", "plan", "finish"] {
+        assert!(stages["jobs"][stage].is_string(), "{stages}");
+    }
+
+    // A rerun: Phase C and D verified, every training job verified complete, nothing trained.
+    let output = study(root, &on_slurm);
+    common::succeeded(&output);
+    for method in ["native-ml", "native-epie"] {
+        let submission =
+            read_json(&root.join(format!("s/artifacts/{method}/slurm/submission.json")));
+        assert_eq!(
+            submission["arrays"].as_array().unwrap().len(),
+            0,
+            "{submission}"
+        );
+    }
+    assert_eq!(study_files(&root.join("s")), cluster_files);
+
+    let status = cli()
+        .current_dir(root)
+        .args(["study", "--out", "s", "--status"])
+        .output()
+        .unwrap();
+    common::succeeded(&status);
+    let text = String::from_utf8(status.stdout).unwrap();
+    let finish = read_json(&root.join("s/slurm/stages.json"))["jobs"]["finish"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&format!("finish  job {finish}")), "{text}");
+    assert!(text.contains("every job verified complete"), "{text}");
+}
+
+/// A stage that fails stops the stages after it, and `--wait` names it and its log.
+#[test]
+fn a_failed_study_stage_stops_the_chain() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("study.toml"),
+        "preset = 'tiny'\n[simulation]\nbase_npz = 'base.npz'\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("base.npz"), b"not an npz").unwrap();
+    let output = cli()
+        .current_dir(root)
+        .args(["-q", "study", "--design", "study.toml", "--out", "s"])
+        .args(["--executor", "slurm", "--wait", "--poll-interval", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the study's `prep` stage"), "{stderr}");
+    assert!(stderr.contains("failed (exit 2)"), "{stderr}");
+    assert!(stderr.contains("s/slurm/prep_"), "{stderr}");
+    assert!(!root.join("s/slurm/plan.exit").exists());
+}
