@@ -200,7 +200,7 @@ pub fn prepare(chain: &Chain<'_>, argv: &[String]) -> anyhow::Result<Vec<String>
 }
 
 /// This process's arguments after the program's name (global flags, `study` and its flags),
-/// minus what only the submitting command uses (`--wait`, `--poll-interval`).
+/// minus what only the submitting command uses (`--wait`, `--poll-interval`, `--dry-run`).
 pub fn stage_argv() -> Vec<String> {
     let all: Vec<String> = std::env::args_os()
         .skip(1)
@@ -210,7 +210,8 @@ pub fn stage_argv() -> Vec<String> {
     let mut iter = all.into_iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
-            "--wait" => {}
+            // A dry run's scripts are the real run's.
+            "--wait" | "--dry-run" => {}
             "--poll-interval" => {
                 iter.next();
             }

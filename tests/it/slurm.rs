@@ -793,3 +793,65 @@ fn a_failed_study_stage_stops_the_chain() {
     assert!(stderr.contains("s/slurm/prep_"), "{stderr}");
     assert!(!root.join("s/slurm/plan.exit").exists());
 }
+
+/// `study --executor slurm --dry-run` writes and prints the three stage scripts (each this
+/// command with `--stage`, the stage resources, no gres) and submits nothing; SLURM flags
+/// without the SLURM executor, and a resource for a method the study does not run, are refused
+/// before any work.
+#[test]
+fn study_slurm_dry_run_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let study = |extra: &[&str]| {
+        cli()
+            .current_dir(root)
+            .args(["-q", "study", "--preset", "tiny", "--out", "s"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = study(&[
+        "--executor",
+        "slurm",
+        "--dry-run",
+        "--mem",
+        "2G",
+        "--gres",
+        "gpu:1",
+        "--time-limit",
+        "native=30",
+    ]);
+    common::succeeded(&output);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for stage in ["prep", "plan", "finish"] {
+        let script =
+            String::from_utf8(read(&root.join(format!("s/slurm/{stage}.sbatch")))).unwrap();
+        assert!(stdout.contains(&script), "{stdout}");
+        assert!(script.contains(&format!("--stage {stage}\n")), "{script}");
+        assert!(!script.contains("--dry-run"), "{script}");
+        assert!(script.contains("#SBATCH --mem=\"2G\"\n"), "{script}");
+        // Stage jobs use no GPU, and a method's time limit is its training array's only.
+        assert!(
+            !script.contains("#SBATCH --gres") && !script.contains("#SBATCH --time"),
+            "{script}"
+        );
+    }
+    let stages = read_json(&root.join("s/slurm/stages.json"));
+    assert_eq!(stages["jobs"], serde_json::json!({}));
+    assert!(!root.join("s/phase_c").exists());
+
+    let output = study(&["--mem", "2G"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: --mem is an option of --executor slurm"),
+        "{stderr}"
+    );
+    let output = study(&["--executor", "slurm", "--gres", "tensorflow=gpu:1"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--gres tensorflow=gpu:1: this study does not run `tensorflow`"),
+        "{stderr}"
+    );
+}
