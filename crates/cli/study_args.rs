@@ -11,7 +11,8 @@ pub struct StudyArgs {
     /// [solver] tables. Default: the built-in fly64 study.
     #[arg(long, value_name = "FILE", conflicts_with = "preset")]
     pub design: Option<PathBuf>,
-    /// A built-in study instead of a file: `default`, `tiny` or `pinn-small` (N = 64, for PtychoPINN).
+    /// A built-in study instead of a file: `default`, `tiny`, `pinn-small` or `pinn-1k` (N = 64,
+    /// for PtychoPINN), or `fly64-full` (the original study's scale: 10,304 positions per dose).
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
 }

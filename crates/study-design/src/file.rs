@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 /// Built-in studies: `default` (the fly64 design, sized for minutes on 2 cores), `tiny`
 /// (seconds; tests and goldens; N = 32, so native only) and `pinn-small` (N = 64, the smallest
 /// study PtychoPINN's model accepts; quick real-trainer studies and CI) and `pinn-1k` (N = 64 at
-/// PtychoPINN's data size: more than 1,024 training patterns per split).
-pub const PRESETS: &[&str] = &["default", "tiny", "pinn-small", "pinn-1k"];
+/// PtychoPINN's data size: more than 1,024 training patterns per split) and `fly64-full` (the
+/// original study's scale: N = 128, 10,304 positions per dose on the 464 px object).
+pub const PRESETS: &[&str] = &["default", "tiny", "pinn-small", "pinn-1k", "fly64-full"];
 
 /// Largest study file read (1 MiB): the largest study the limits allow is a few kB, and a file
 /// of a million doses is refused before it is parsed.
@@ -174,6 +175,16 @@ impl Study {
                     ..Design::default()
                 },
                 simulation: Simulation::pinn_1k(),
+                solver: Solver::default(),
+                pinn: Pinn::default(),
+            }),
+            // The original fly64 study at its own scale: 5,088 + 5,216 positions per dose there;
+            // 10,304 here, split along y into 5,137 train and 5,167 test (seed 42), with the
+            // default study's doses, views, K and seeds (dense 43 / 42 kept, sparse rejected).
+            "fly64-full" => Some(Study {
+                name: "fly64-full".into(),
+                design: Design::default(),
+                simulation: Simulation::fly64_full(),
                 solver: Solver::default(),
                 pinn: Pinn::default(),
             }),
@@ -433,7 +444,7 @@ mod tests {
         let err = parse("preset = 'huge'").unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown preset 'huge': use one of default, tiny, pinn-small, pinn-1k"
+            "unknown preset 'huge': use one of default, tiny, pinn-small, pinn-1k, fly64-full"
         );
     }
 
