@@ -626,6 +626,15 @@ fn native_tiny_study_through_slurm_equals_local() {
     std::fs::write(&view, &bytes[..bytes.len() / 2]).unwrap();
     let output = train(&["--executor", "slurm", "--wait", "--poll-interval", "1"]);
     assert_eq!(output.status.code(), Some(1));
+    // The rerun resumes: the five jobs verified complete are not trained again; only job 3,
+    // whose input changed, went out (as task 3 of a one-task array).
+    let submission = read_json(&root.join("artifacts/slurm/submission.json"));
+    assert_eq!(
+        submission["arrays"][0]["tasks"],
+        serde_json::json!([3]),
+        "{submission}"
+    );
+    assert_eq!(submission["arrays"].as_array().unwrap().len(), 1);
     let (job_id, error) = job_3_failed_alone(root);
     let task_log = format!("artifacts/slurm/{job_id}_3.log");
     assert!(error.contains("dense_train.npz"), "{error}");
@@ -854,4 +863,126 @@ fn study_slurm_dry_run_and_refusals() {
         stderr.contains("--gres tensorflow=gpu:1: this study does not run `tensorflow`"),
         "{stderr}"
     );
+}
+
+/// A study killed on the cluster mid-training (`scancel`) and submitted again trains nothing
+/// twice: the jobs that finished keep their bundles untouched and the new arrays hold exactly
+/// the others.
+#[test]
+fn a_killed_study_resubmitted_trains_nothing_twice() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let study = |extra: &[&str]| {
+        cli()
+            .current_dir(root)
+            .args([
+                "-q", "study", "--preset", "tiny", "--epochs", "2", "--out", "s",
+            ])
+            .args(["--executor", "slurm", "--array-limit", "1"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    common::succeeded(&study(&[]));
+    let tasks_dir = root.join("s/artifacts/slurm");
+    let exits = || {
+        std::fs::read_dir(&tasks_dir)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".exit")
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !(root.join("s/slurm/plan.exit").exists() && exits() >= 1) {
+        assert!(std::time::Instant::now() < deadline, "no task finished");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stages = read_json(&root.join("s/slurm/stages.json"));
+    let submission = read_json(&root.join("s/artifacts/slurm/submission.json"));
+    let mut ids: Vec<String> = submission["arrays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["job_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.push(stages["jobs"]["finish"].as_str().unwrap().to_string());
+    let status = std::process::Command::new("scancel")
+        .args(&ids)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Until SLURM has ended every task (a running one gets SIGTERM).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = std::process::Command::new("squeue")
+            .args([
+                "-h",
+                "-t",
+                "PENDING,RUNNING,COMPLETING",
+                "-j",
+                &ids.join(","),
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "tasks still running");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The jobs that finished before the kill, and their bundles' bytes and times.
+    let plan = read_json(&root.join("s/artifacts/plan.json"));
+    let mut done = Vec::new();
+    let mut bundles = Vec::new();
+    for job in plan["jobs"].as_array().unwrap() {
+        let dir = root.join(job["job"]["artifact_dir"].as_str().unwrap());
+        let result = dir.join("result.json");
+        if result.is_file() && read_json(&result)["result"]["status"] == "success" {
+            done.push(job["index"].as_u64().unwrap());
+            let bundle = dir.join("native_bundle.npz");
+            let modified = std::fs::metadata(&bundle).unwrap().modified().unwrap();
+            bundles.push((bundle.clone(), read(&bundle), modified));
+        }
+    }
+    assert!(
+        !done.is_empty() && done.len() < 6,
+        "done before the kill: {done:?}"
+    );
+
+    let output = study(&["--wait", "--poll-interval", "1"]);
+    common::succeeded(&output);
+    let submission = read_json(&root.join("s/artifacts/slurm/submission.json"));
+    let rerun: Vec<u64> = submission["arrays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            let first = a["first_index"].as_u64().unwrap();
+            match a["tasks"].as_array() {
+                Some(tasks) => tasks.iter().map(|t| first + t.as_u64().unwrap()).collect(),
+                None => (first..first + a["count"].as_u64().unwrap()).collect::<Vec<_>>(),
+            }
+        })
+        .collect();
+    let expected: Vec<u64> = (0..6).filter(|i| !done.contains(i)).collect();
+    assert_eq!(rerun, expected, "done before the kill: {done:?}");
+    for (bundle, bytes, modified) in bundles {
+        assert_eq!(read(&bundle), bytes, "{}", bundle.display());
+        let now = std::fs::metadata(&bundle).unwrap().modified().unwrap();
+        assert_eq!(now, modified, "{} was written again", bundle.display());
+    }
+    let manifest = read_json(&root.join("s/artifacts/training_manifest.json"));
+    for job in manifest["jobs"].as_array().unwrap() {
+        assert_eq!(job["result"]["status"], "success", "{}", job["result"]);
+    }
 }
