@@ -7,11 +7,17 @@
 //! flags would resolve to (the study as recorded in `DIR/study.json`, the phase folders, this
 //! command's settings), so a study's artifacts are exactly those of the phases run one by one.
 
+use crate::cmd_train::{ExecutorArg, SlurmArgs};
 use crate::methods::{BackendArg, Method, MethodList, parse_accelerator, parse_methods};
 use crate::output::outln;
 use crate::progress::Progress;
+use crate::slurm_resources::StudyResources;
 use crate::study_args::StudyArgs;
-use crate::{cmd_compare, cmd_generate, cmd_overlap, cmd_report, cmd_train, exit, study_resume};
+use crate::study_slurm::{Chain, Stage, Training};
+use crate::{
+    cmd_collect, cmd_compare, cmd_generate, cmd_overlap, cmd_report, cmd_train, exit, study_resume,
+    study_slurm,
+};
 use anyhow::Context;
 use runner::ptychopinn::PinnOverrides;
 use runner::{BackendKind, ConfigOverrides};
@@ -62,6 +68,30 @@ pub struct Args {
     /// or e.g. 512M, 8G). Default: the memory available on this machine.
     #[arg(long, value_name = "SIZE", value_parser = crate::budget::parse_size)]
     max_memory: Option<u64>,
+    /// Where the study runs: here, or on SLURM as chained jobs (Phase C and D, each method's
+    /// training array with its own resources, then collect, report and comparison).
+    #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+    executor: ExecutorArg,
+    #[command(flatten)]
+    slurm: Box<SlurmArgs>,
+    /// Print where a study submitted with `--executor slurm` stands (each stage's SLURM job
+    /// id and state, each method's tasks) and exit; needs only --out.
+    #[arg(long)]
+    status: bool,
+    /// One stage of a study on SLURM (what its batch scripts run).
+    #[arg(long, value_enum, hide = true)]
+    stage: Option<Stage>,
+}
+
+/// How this run of `study` works.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// Everything here.
+    Local,
+    /// Submits the stages to SLURM.
+    Submit,
+    /// Runs one stage, inside a SLURM job.
+    Stage(Stage),
 }
 
 /// Runs the command: exit 0 when every phase and job ended well, 1 when a training job failed,
@@ -69,6 +99,9 @@ pub struct Args {
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
     crate::signals::token()?;
+    if args.status {
+        return study_slurm::status(&args.out);
+    }
     // Before any work: every path the phases record in JSON, by the flag the user gave.
     crate::paths::require_utf8("--out", &args.out)?;
     if let Some(design) = &args.study.design {
@@ -110,6 +143,27 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             anyhow::bail!("study '{}' cannot train: {problem}", study.name);
         }
     }
+    let mode = match (args.executor, args.stage) {
+        (ExecutorArg::Local, stage) => {
+            if let Some(flag) = args.slurm.first_given() {
+                anyhow::bail!("{flag} is an option of --executor slurm");
+            }
+            anyhow::ensure!(stage.is_none(), "--stage is an option of --executor slurm");
+            Mode::Local
+        }
+        (ExecutorArg::Slurm, None) => Mode::Submit,
+        (ExecutorArg::Slurm, Some(stage)) => Mode::Stage(stage),
+    };
+    // Checked before anything is written or submitted: a typo in a method's name or a
+    // resource fails now, not in a SLURM job.
+    let resources = match mode {
+        Mode::Local => StudyResources::default(),
+        _ => StudyResources::new(
+            args.study.slurm_table()?.as_ref(),
+            &args.slurm.resources(),
+            &methods,
+        )?,
+    };
     let out = &args.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the study folder {}", out.display()))?;
@@ -119,6 +173,17 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     // The resolved study beside its results, so the run can be repeated exactly.
     let study_file = out.join("study.json");
     let study_json = study.to_study_json();
+    if let Mode::Stage(stage) = mode {
+        // A stage runs the study that was submitted, not a study file edited since.
+        let submitted = std::fs::read(&study_file).unwrap_or_default();
+        anyhow::ensure!(
+            submitted == study_json.as_bytes(),
+            "the study differs from {} as submitted (was the study file edited?): the `{}` \
+             stage stops; submit the study again",
+            study_file.display(),
+            stage.name()
+        );
+    }
     npz_contract::atomic::write_atomic(&study_file, study_json.as_bytes())
         .context("writing the resolved study")?;
     let study_sha = runner::sha256_bytes(study_json.as_bytes());
@@ -131,6 +196,69 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     .load()?;
     let (phase_c, phase_d) = (out.join("phase_c"), out.join("phase_d"));
     let report = out.join("report");
+    let several = methods.len() > 1;
+    let chain = Chain {
+        out,
+        resources: resources.for_stages(),
+        extra_args: &args.slurm.sbatch_args,
+    };
+    match mode {
+        Mode::Submit => {
+            let scripts = study_slurm::prepare(&chain, &study_slurm::stage_argv())?;
+            if args.dry_run {
+                progress.note("--dry-run: the study's SLURM stages, written; nothing submitted");
+                for script in scripts {
+                    crate::output::emit(&script);
+                }
+                return Ok(exit::OK);
+            }
+            // Each stage takes the study's lock while it runs.
+            drop(_lock);
+            let wait = args.slurm.wait.then_some(args.slurm.poll_interval);
+            return study_slurm::submit(&chain, wait, progress);
+        }
+        Mode::Stage(Stage::Plan) => {
+            let mut training = Vec::new();
+            for method in &methods {
+                let name = method.name();
+                let root = crate::methods::artifact_root(out, &name, several);
+                progress.note(&format!("== Phase E (train on SLURM): {name}"));
+                let mut train =
+                    args.train_options(&recorded, method, &phase_c, &phase_d, &root, 1)?;
+                let job_name = format!("dose-overlap-{}", reporting::compare::slug(&name));
+                let mut slurm = args.slurm.options(resources.for_method(method), &job_name);
+                slurm.wait = None;
+                train.executor = cmd_train::Executor::Slurm(slurm);
+                cmd_train::execute(&train, progress)?;
+                training.push(Training {
+                    method: name,
+                    artifact_root: root
+                        .canonicalize()
+                        .with_context(|| format!("cannot resolve {}", root.display()))?,
+                });
+            }
+            let finish = study_slurm::submit_finish(&chain, training)?;
+            outln!("→ Submitted the study's finish stage: job {finish}");
+            return Ok(exit::OK);
+        }
+        Mode::Stage(Stage::Finish) => {
+            let mut roots = Vec::new();
+            let mut code = exit::OK;
+            for method in &methods {
+                let name = method.name();
+                let root = crate::methods::artifact_root(out, &name, several);
+                progress.note(&format!("== collect: {name}"));
+                code = code.max(cmd_collect::run(cmd_collect::Args {
+                    artifact_root: root.clone(),
+                })?);
+                report_method(&report, &name, &root, several, progress)?;
+                roots.push(reporting::compare::MethodRoot { name, root });
+            }
+            compare_and_print(out, &study, roots, &report, several, progress)?;
+            return Ok(code);
+        }
+        Mode::Local | Mode::Stage(Stage::Prep) => {}
+    }
 
     // Phase C's input is the base NPZ, if the study names one.
     // (Absolute: record paths are otherwise relative to the study folder.)
@@ -200,22 +328,19 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
                 .context("recording Phase D's outputs")?;
         }
     }
+    if mode == Mode::Stage(Stage::Prep) {
+        return Ok(exit::OK);
+    }
 
     let jobs = args.jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |j| j as usize,
     );
-    let several = methods.len() > 1;
     let mut roots = Vec::new();
     let mut train_code = exit::OK;
     for method in &methods {
         let name = method.name();
         let root = crate::methods::artifact_root(out, &name, several);
-        let report = if several {
-            report.join(reporting::compare::slug(&name))
-        } else {
-            report.clone()
-        };
         progress.note(&format!("== Phase E (train): {name}"));
         let train = args.train_options(&recorded, method, &phase_c, &phase_d, &root, jobs)?;
         let code = cmd_train::execute(&train, progress)?;
@@ -226,15 +351,45 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             eprintln!("study interrupted: rerun the same command to resume it");
             return Ok(exit::FAILURE);
         }
-        progress.note(&format!("== report: {name}"));
-        // Its exit code is the training's, already in `train_code`.
-        cmd_report::execute(&cmd_report::Options {
-            artifact_root: root.clone(),
-            out: Some(report.clone()),
-            verify: false,
-        })?;
+        report_method(&report, &name, &root, several, progress)?;
         roots.push(reporting::compare::MethodRoot { name, root });
     }
+    compare_and_print(out, &study, roots, &report, several, progress)?;
+    Ok(train_code)
+}
+
+/// One method's report, into `report` (or `report/<method>` when the study has several).
+fn report_method(
+    report: &Path,
+    name: &str,
+    root: &Path,
+    several: bool,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let report = if several {
+        report.join(reporting::compare::slug(name))
+    } else {
+        report.to_path_buf()
+    };
+    progress.note(&format!("== report: {name}"));
+    // Its exit code is the training's, which the caller already has.
+    cmd_report::execute(&cmd_report::Options {
+        artifact_root: root.to_path_buf(),
+        out: Some(report),
+        verify: false,
+    })?;
+    Ok(())
+}
+
+/// The comparison of `roots`, and where the study's results are.
+fn compare_and_print(
+    out: &Path,
+    study: &Study,
+    roots: Vec<reporting::compare::MethodRoot>,
+    report: &Path,
+    several: bool,
+    progress: &Progress,
+) -> anyhow::Result<()> {
     progress.note("== comparison");
     cmd_compare::execute(&cmd_compare::Options {
         methods: roots,
@@ -251,7 +406,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         "comparison: {}",
         comparison_dir(out).join("comparison.md").display()
     );
-    Ok(train_code)
+    Ok(())
 }
 
 /// `DIR/comparison`.

@@ -9,17 +9,18 @@ use crate::exit;
 use crate::methods::{AlgorithmArg, BackendArg, parse_accelerator};
 use crate::progress::Progress;
 use crate::run::{CommandLog, execute_local, finish_run};
+use crate::slurm_resources::{ResourceArg, ResourceFlags, parse_resource};
 use crate::study_args::StudyArgs;
 use anyhow::Context;
 use job_matrix::{JobFilter, format_dose};
 use runner::ptychopinn::PinnOverrides;
 use runner::resume::Decision;
-use runner::slurm::SlurmSettings;
+use runner::slurm::{Resources, SlurmSettings};
 use runner::{BackendKind, ConfigOverrides, Plan, PlanRequest, TrainerProgram};
 use std::path::{Path, PathBuf};
 use study_design::Study;
 
-mod slurm;
+pub mod slurm;
 
 /// The command's own log (its stdout and stderr), under the artifact root.
 pub const COMMAND_LOG: &str = "training_cli.log";
@@ -131,12 +132,28 @@ pub struct Args {
 /// Options of `--executor slurm` (boxed: they are many and rarely given).
 #[derive(clap::Args, Clone, Debug)]
 pub struct SlurmArgs {
-    /// SLURM partition (`sbatch --partition`).
-    #[arg(long, value_name = "NAME", help_heading = "SLURM executor")]
-    pub partition: Option<String>,
-    /// Time limit per task (`sbatch --time`, e.g. `2:00:00`).
-    #[arg(long, value_name = "TIME", help_heading = "SLURM executor")]
-    pub time_limit: Option<String>,
+    /// SLURM partition (`sbatch --partition`). With `study`, `METHOD=NAME` sets one method's
+    /// training array (repeatable).
+    #[arg(long, value_name = "[METHOD=]NAME", value_parser = parse_resource,
+          help_heading = "SLURM executor")]
+    pub partition: Vec<ResourceArg>,
+    /// Time limit per task (`sbatch --time`, e.g. `2:00:00`); `METHOD=TIME` as --partition.
+    #[arg(long, value_name = "[METHOD=]TIME", value_parser = parse_resource,
+          help_heading = "SLURM executor")]
+    pub time_limit: Vec<ResourceArg>,
+    /// Memory per task (`sbatch --mem`, e.g. `16G`); `METHOD=SIZE` as --partition.
+    #[arg(long, value_name = "[METHOD=]SIZE", value_parser = parse_resource,
+          help_heading = "SLURM executor")]
+    pub mem: Vec<ResourceArg>,
+    /// Generic resources per training task (`sbatch --gres`, e.g. `gpu:1`); `METHOD=GRES` as
+    /// --partition.
+    #[arg(long, value_name = "[METHOD=]GRES", value_parser = parse_resource,
+          help_heading = "SLURM executor")]
+    pub gres: Vec<ResourceArg>,
+    /// CPUs per task (`sbatch --cpus-per-task`); `METHOD=N` as --partition.
+    #[arg(long, value_name = "[METHOD=]N", value_parser = parse_resource,
+          help_heading = "SLURM executor")]
+    pub cpus_per_task: Vec<ResourceArg>,
     /// At most this many tasks run at once (`--array=...%N`; 0 = no limit).
     #[arg(
         long,
@@ -225,7 +242,7 @@ pub struct Options {
     pub dry_run: bool,
     /// `--strict`.
     pub strict: bool,
-    /// `--force` (local executor).
+    /// `--force`: run every job, also those verified complete.
     pub force: bool,
     /// Where the jobs run, with that executor's settings.
     pub executor: Executor,
@@ -250,17 +267,10 @@ impl Args {
     /// once the command log exists, so that a refusal is logged too).
     pub fn resolve(self, note: &dyn Fn(&str)) -> anyhow::Result<Options> {
         let slurm = *self.slurm;
-        if self.executor == ExecutorArg::Local {
-            let slurm_only = [
-                (slurm.partition.is_some(), "--partition"),
-                (slurm.time_limit.is_some(), "--time-limit"),
-                (!slurm.sbatch_args.is_empty(), "--sbatch-arg"),
-                (slurm.max_array_size.is_some(), "--max-array-size"),
-                (slurm.wait, "--wait"),
-            ];
-            if let Some((_, flag)) = slurm_only.iter().find(|(given, _)| *given) {
-                anyhow::bail!("{flag} is an option of --executor slurm");
-            }
+        if self.executor == ExecutorArg::Local
+            && let Some(flag) = slurm.first_given()
+        {
+            anyhow::bail!("{flag} is an option of --executor slurm");
         }
         let backend = BackendKind::from(self.backend);
         if let Some(line) = unused_trainer_note(backend, self.trainer.is_some()) {
@@ -275,7 +285,9 @@ impl Args {
                     log_limit: self.log_limit,
                 },
             },
-            ExecutorArg::Slurm => Executor::Slurm(slurm.resolve()),
+            ExecutorArg::Slurm => {
+                Executor::Slurm(slurm.options(slurm.resources().for_train()?, "dose-overlap-train"))
+            }
         };
         Ok(Options {
             study,
@@ -312,14 +324,41 @@ impl Args {
 }
 
 impl SlurmArgs {
-    fn resolve(self) -> slurm::Options {
+    /// The resource flags.
+    pub fn resources(&self) -> ResourceFlags<'_> {
+        ResourceFlags {
+            partition: &self.partition,
+            time_limit: &self.time_limit,
+            mem: &self.mem,
+            gres: &self.gres,
+            cpus_per_task: &self.cpus_per_task,
+        }
+    }
+
+    /// The first SLURM-only flag given, for "is an option of --executor slurm".
+    pub fn first_given(&self) -> Option<&'static str> {
+        let slurm_only = [
+            (!self.sbatch_args.is_empty(), "--sbatch-arg"),
+            (self.max_array_size.is_some(), "--max-array-size"),
+            (self.wait, "--wait"),
+        ];
+        self.resources().first_flag().or_else(|| {
+            slurm_only
+                .iter()
+                .find(|(given, _)| *given)
+                .map(|(_, flag)| *flag)
+        })
+    }
+
+    /// `--executor slurm`'s options with these resources (`train`'s, or one method's in a
+    /// study) and job name.
+    pub fn options(&self, resources: Resources, job_name: &str) -> slurm::Options {
         slurm::Options {
             settings: SlurmSettings {
-                partition: self.partition,
-                time_limit: self.time_limit,
+                resources,
                 array_limit: self.array_limit,
-                extra_args: self.sbatch_args,
-                job_name: "dose-overlap-train".to_string(),
+                extra_args: self.sbatch_args.clone(),
+                job_name: job_name.to_string(),
             },
             max_array_size: self
                 .max_array_size
@@ -445,7 +484,7 @@ fn train(options: &Options, progress: &Progress, log: &CommandLog) -> anyhow::Re
     }
     let (jobs, limits) = match &options.executor {
         Executor::Slurm(slurm) => {
-            return slurm::submit(slurm, options.dry_run, &plan, progress, log);
+            return slurm::submit(slurm, options.dry_run, options.force, &plan, progress, log);
         }
         Executor::Local { jobs, limits } => (*jobs, *limits),
     };

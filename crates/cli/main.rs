@@ -29,8 +29,10 @@ mod paths;
 mod progress;
 mod run;
 mod signals;
+mod slurm_resources;
 mod study_args;
 mod study_resume;
+mod study_slurm;
 
 use clap::{Parser, Subcommand};
 

@@ -11,7 +11,8 @@ pub struct StudyArgs {
     /// [solver] tables. Default: the built-in fly64 study.
     #[arg(long, value_name = "FILE", conflicts_with = "preset")]
     pub design: Option<PathBuf>,
-    /// A built-in study instead of a file: `default`, `tiny` or `pinn-small` (N = 64, for PtychoPINN).
+    /// A built-in study instead of a file: `default`, `tiny`, `pinn-small` or `pinn-1k` (N = 64,
+    /// for PtychoPINN), or `fly64-full` (the original study's scale: 10,304 positions per dose).
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
 }
@@ -25,5 +26,15 @@ impl StudyArgs {
         let name = self.preset.as_deref().unwrap_or("default");
         Study::preset(name)
             .with_context(|| format!("unknown preset '{name}': use one of {}", PRESETS.join(", ")))
+    }
+
+    /// The study file's `[slurm]` table, as it is (`None`: a preset, or a file without one).
+    pub fn slurm_table(&self) -> anyhow::Result<Option<serde_json::Value>> {
+        match &self.design {
+            Some(path) => {
+                Study::slurm_table(path).with_context(|| "loading the study design".to_string())
+            }
+            None => Ok(None),
+        }
     }
 }

@@ -626,6 +626,15 @@ fn native_tiny_study_through_slurm_equals_local() {
     std::fs::write(&view, &bytes[..bytes.len() / 2]).unwrap();
     let output = train(&["--executor", "slurm", "--wait", "--poll-interval", "1"]);
     assert_eq!(output.status.code(), Some(1));
+    // The rerun resumes: the five jobs verified complete are not trained again; only job 3,
+    // whose input changed, went out (as task 3 of a one-task array).
+    let submission = read_json(&root.join("artifacts/slurm/submission.json"));
+    assert_eq!(
+        submission["arrays"][0]["tasks"],
+        serde_json::json!([3]),
+        "{submission}"
+    );
+    assert_eq!(submission["arrays"].as_array().unwrap().len(), 1);
     let (job_id, error) = job_3_failed_alone(root);
     let task_log = format!("artifacts/slurm/{job_id}_3.log");
     assert!(error.contains("dense_train.npz"), "{error}");
@@ -635,4 +644,345 @@ fn native_tiny_study_through_slurm_equals_local() {
     );
     assert!(error.ends_with(&format!("log {task_log})")), "{error}");
     assert!(root.join(&task_log).is_file());
+}
+
+/// Every file under `dir` (relative path -> bytes), but logs, locks and the SLURM folders:
+/// what a study's reader reads.
+fn study_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name != "slurm" {
+                    walk(base, &path, out);
+                }
+            } else if !name.ends_with(".log") && !name.starts_with(".dose-overlap") {
+                let rel = path
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, read(&path));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// `study --executor slurm --wait` with two native methods: the stages run through the real
+/// cluster and every artifact, report and comparison equals the local study's byte for byte;
+/// each method's submit script asks for its own resources; a rerun trains nothing again;
+/// `--status` names each stage's job.
+#[test]
+fn study_through_slurm_equals_local_study() {
+    if !cluster() {
+        return;
+    }
+    // The same relative study folder in two places: artifacts record paths as given.
+    let (local_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let root = dir.path();
+    let study = |at: &Path, extra: &[&str]| {
+        cli()
+            .current_dir(at)
+            .args([
+                "-q",
+                "study",
+                "--preset",
+                "tiny",
+                "--backends",
+                "native,native:epie",
+            ])
+            .args(["--epochs", "2", "--out", "s"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    common::succeeded(&study(local_dir.path(), &[]));
+    let on_slurm = [
+        "--executor",
+        "slurm",
+        "--wait",
+        "--poll-interval",
+        "1",
+        "--mem",
+        "native:epie=900M",
+        "--time-limit",
+        "20",
+    ];
+    let output = study(root, &on_slurm);
+    common::succeeded(&output);
+    let local = study_files(&local_dir.path().join("s"));
+    let cluster_files = study_files(&root.join("s"));
+    assert!(
+        local.contains_key("comparison/comparison.md"),
+        "{:?}",
+        local.keys()
+    );
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        cluster_files.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &local {
+        assert!(&cluster_files[name] == bytes, "{name} differs");
+    }
+    // Per-method resources: the stage default (time) for both, the memory for epie only.
+    let script = |method: &str| {
+        String::from_utf8(read(
+            &root.join(format!("s/artifacts/{method}/slurm/submit.sbatch")),
+        ))
+        .unwrap()
+    };
+    let (ml, epie) = (script("native-ml"), script("native-epie"));
+    assert!(epie.contains("#SBATCH --mem=\"900M\"\n"), "{epie}");
+    assert!(!ml.contains("--mem"), "{ml}");
+    for s in [&ml, &epie] {
+        assert!(s.contains("#SBATCH --time=\"20\"\n"), "{s}");
+    }
+    let stages = read_json(&root.join("s/slurm/stages.json"));
+    for stage in ["prep", "plan", "finish"] {
+        assert!(stages["jobs"][stage].is_string(), "{stages}");
+    }
+
+    // A rerun: Phase C and D verified, every training job verified complete, nothing trained.
+    let output = study(root, &on_slurm);
+    common::succeeded(&output);
+    for method in ["native-ml", "native-epie"] {
+        let submission =
+            read_json(&root.join(format!("s/artifacts/{method}/slurm/submission.json")));
+        assert_eq!(
+            submission["arrays"].as_array().unwrap().len(),
+            0,
+            "{submission}"
+        );
+    }
+    assert_eq!(study_files(&root.join("s")), cluster_files);
+
+    let status = cli()
+        .current_dir(root)
+        .args(["study", "--out", "s", "--status"])
+        .output()
+        .unwrap();
+    common::succeeded(&status);
+    let text = String::from_utf8(status.stdout).unwrap();
+    let finish = read_json(&root.join("s/slurm/stages.json"))["jobs"]["finish"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&format!("finish  job {finish}")), "{text}");
+    assert!(text.contains("every job verified complete"), "{text}");
+}
+
+/// A stage that fails stops the stages after it, and `--wait` names it and its log.
+#[test]
+fn a_failed_study_stage_stops_the_chain() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("study.toml"),
+        "preset = 'tiny'\n[simulation]\nbase_npz = 'base.npz'\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("base.npz"), b"not an npz").unwrap();
+    let output = cli()
+        .current_dir(root)
+        .args(["-q", "study", "--design", "study.toml", "--out", "s"])
+        .args(["--executor", "slurm", "--wait", "--poll-interval", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the study's `prep` stage"), "{stderr}");
+    assert!(stderr.contains("failed (exit 2)"), "{stderr}");
+    assert!(stderr.contains("s/slurm/prep_"), "{stderr}");
+    assert!(!root.join("s/slurm/plan.exit").exists());
+}
+
+/// `study --executor slurm --dry-run` writes and prints the three stage scripts (each this
+/// command with `--stage`, the stage resources, no gres) and submits nothing; SLURM flags
+/// without the SLURM executor, and a resource for a method the study does not run, are refused
+/// before any work.
+#[test]
+fn study_slurm_dry_run_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let study = |extra: &[&str]| {
+        cli()
+            .current_dir(root)
+            .args(["-q", "study", "--preset", "tiny", "--out", "s"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = study(&[
+        "--executor",
+        "slurm",
+        "--dry-run",
+        "--mem",
+        "2G",
+        "--gres",
+        "gpu:1",
+        "--time-limit",
+        "native=30",
+    ]);
+    common::succeeded(&output);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for stage in ["prep", "plan", "finish"] {
+        let script =
+            String::from_utf8(read(&root.join(format!("s/slurm/{stage}.sbatch")))).unwrap();
+        assert!(stdout.contains(&script), "{stdout}");
+        assert!(script.contains(&format!("--stage {stage}\n")), "{script}");
+        assert!(!script.contains("--dry-run"), "{script}");
+        assert!(script.contains("#SBATCH --mem=\"2G\"\n"), "{script}");
+        // Stage jobs use no GPU, and a method's time limit is its training array's only.
+        assert!(
+            !script.contains("#SBATCH --gres") && !script.contains("#SBATCH --time"),
+            "{script}"
+        );
+    }
+    let stages = read_json(&root.join("s/slurm/stages.json"));
+    assert_eq!(stages["jobs"], serde_json::json!({}));
+    assert!(!root.join("s/phase_c").exists());
+
+    let output = study(&["--mem", "2G"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: --mem is an option of --executor slurm"),
+        "{stderr}"
+    );
+    let output = study(&["--executor", "slurm", "--gres", "tensorflow=gpu:1"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--gres tensorflow=gpu:1: this study does not run `tensorflow`"),
+        "{stderr}"
+    );
+}
+
+/// A study killed on the cluster mid-training (`scancel`) and submitted again trains nothing
+/// twice: the jobs that finished keep their bundles untouched and the new arrays hold exactly
+/// the others.
+#[test]
+fn a_killed_study_resubmitted_trains_nothing_twice() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let study = |extra: &[&str]| {
+        cli()
+            .current_dir(root)
+            .args([
+                "-q", "study", "--preset", "tiny", "--epochs", "2", "--out", "s",
+            ])
+            .args(["--executor", "slurm", "--array-limit", "1"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    common::succeeded(&study(&[]));
+    let tasks_dir = root.join("s/artifacts/slurm");
+    let exits = || {
+        std::fs::read_dir(&tasks_dir)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".exit")
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !(root.join("s/slurm/plan.exit").exists() && exits() >= 1) {
+        assert!(std::time::Instant::now() < deadline, "no task finished");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stages = read_json(&root.join("s/slurm/stages.json"));
+    let submission = read_json(&root.join("s/artifacts/slurm/submission.json"));
+    let mut ids: Vec<String> = submission["arrays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["job_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.push(stages["jobs"]["finish"].as_str().unwrap().to_string());
+    let status = std::process::Command::new("scancel")
+        .args(&ids)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Until SLURM has ended every task (a running one gets SIGTERM).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = std::process::Command::new("squeue")
+            .args([
+                "-h",
+                "-t",
+                "PENDING,RUNNING,COMPLETING",
+                "-j",
+                &ids.join(","),
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "tasks still running");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The jobs that finished before the kill, and their bundles' bytes and times.
+    let plan = read_json(&root.join("s/artifacts/plan.json"));
+    let mut done = Vec::new();
+    let mut bundles = Vec::new();
+    for job in plan["jobs"].as_array().unwrap() {
+        let dir = root.join(job["job"]["artifact_dir"].as_str().unwrap());
+        let result = dir.join("result.json");
+        if result.is_file() && read_json(&result)["result"]["status"] == "success" {
+            done.push(job["index"].as_u64().unwrap());
+            let bundle = dir.join("native_bundle.npz");
+            let modified = std::fs::metadata(&bundle).unwrap().modified().unwrap();
+            bundles.push((bundle.clone(), read(&bundle), modified));
+        }
+    }
+    assert!(
+        !done.is_empty() && done.len() < 6,
+        "done before the kill: {done:?}"
+    );
+
+    let output = study(&["--wait", "--poll-interval", "1"]);
+    common::succeeded(&output);
+    let submission = read_json(&root.join("s/artifacts/slurm/submission.json"));
+    let rerun: Vec<u64> = submission["arrays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            let first = a["first_index"].as_u64().unwrap();
+            match a["tasks"].as_array() {
+                Some(tasks) => tasks.iter().map(|t| first + t.as_u64().unwrap()).collect(),
+                None => (first..first + a["count"].as_u64().unwrap()).collect::<Vec<_>>(),
+            }
+        })
+        .collect();
+    let expected: Vec<u64> = (0..6).filter(|i| !done.contains(i)).collect();
+    assert_eq!(rerun, expected, "done before the kill: {done:?}");
+    for (bundle, bytes, modified) in bundles {
+        assert_eq!(read(&bundle), bytes, "{}", bundle.display());
+        let now = std::fs::metadata(&bundle).unwrap().modified().unwrap();
+        assert_eq!(now, modified, "{} was written again", bundle.display());
+    }
+    let manifest = read_json(&root.join("s/artifacts/training_manifest.json"));
+    for job in manifest["jobs"].as_array().unwrap() {
+        assert_eq!(job["result"]["status"], "success", "{}", job["result"]);
+    }
 }

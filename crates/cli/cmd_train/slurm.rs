@@ -1,15 +1,21 @@
 //! `train --executor slurm`: writes the plan and the batch script, submits the job array(s)
 //! with `sbatch --parsable`, records the submission, and with `--wait` polls `squeue` until the
 //! tasks are done and then collects, exactly as `dose-overlap collect` does.
+//!
+//! A rerun resumes as a local run does: a job the job check verifies complete
+//! (`runner::resume::decide`) keeps its result and is not submitted; the arrays hold only the
+//! other jobs (task id = plan index minus the array's first index, so an array's task ids may
+//! have gaps), and `submission.json` lists which tasks went out.
 
 use crate::exit;
 use crate::progress::Progress;
 use crate::run::{CommandLog, collect, collect_command};
 use anyhow::Context;
 use runner::Plan;
+use runner::resume::Decision;
 use runner::slurm::{
-    DEFAULT_MAX_ARRAY_SIZE, SCRIPT_FILE, SLURM_DIR, ScriptPaths, SlurmCli, SlurmSettings,
-    Submission, SubmittedArray, array_chunks, render_script,
+    ArrayRequest, DEFAULT_MAX_ARRAY_SIZE, SCRIPT_FILE, SLURM_DIR, ScriptPaths, SlurmCli,
+    SlurmSettings, Submission, SubmittedArray, array_chunks, render_script, task_list_spec,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +41,7 @@ fn absolute(path: &Path, what: &str) -> anyhow::Result<PathBuf> {
 pub fn submit(
     options: &Options,
     dry_run: bool,
+    force: bool,
     plan: &Plan,
     progress: &Progress,
     log: &CommandLog,
@@ -43,9 +50,54 @@ pub fn submit(
     let slurm_dir = artifact_root.join(SLURM_DIR);
     std::fs::create_dir_all(&slurm_dir)
         .with_context(|| format!("cannot create {}", slurm_dir.display()))?;
-    // Results of an earlier run of the same plan must not pass for this run's.
-    runner::clear_results(plan)?;
+    // The jobs to submit: every job for a dry run (it previews the whole plan) or with
+    // --force, else those the job check does not verify complete.
+    let decisions = if dry_run {
+        None
+    } else {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let decisions = runner::resume::decide(plan, force, threads);
+        super::report_decisions(plan, &decisions, progress, log);
+        Some(decisions)
+    };
     let plan_id = plan.write()?;
+    let mut to_run = Vec::with_capacity(plan.jobs.len());
+    match decisions {
+        None => {
+            // Results of an earlier run of the same plan must not pass for this run's.
+            runner::clear_results(plan)?;
+            to_run.extend(0..plan.jobs.len());
+        }
+        Some(decisions) => {
+            for (planned, decision) in plan.jobs.iter().zip(decisions) {
+                match decision {
+                    Decision::Skip(record) => runner::resume::adopt(&record, planned, &plan_id)
+                        .with_context(|| {
+                            format!("updating the result of {}", planned.job.label())
+                        })?,
+                    Decision::Run(_) => {
+                        // No stale claim: a job about to run has no result until its task
+                        // writes one.
+                        let path = planned.job.artifact_dir.join(runner::RESULT_FILE);
+                        match std::fs::remove_file(&path) {
+                            Err(e)
+                                if !matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::NotFound
+                                        | std::io::ErrorKind::NotADirectory
+                                ) =>
+                            {
+                                return Err(e)
+                                    .with_context(|| format!("removing {}", path.display()));
+                            }
+                            _ => {}
+                        }
+                        to_run.push(planned.index);
+                    }
+                }
+            }
+        }
+    }
     let settings = &options.settings;
     let paths = ScriptPaths {
         exe: std::env::current_exe().context("cannot find the dose-overlap binary")?,
@@ -90,17 +142,39 @@ pub fn submit(
         arrays: Vec::new(),
     };
     for (first, count) in array_chunks(plan.jobs.len(), max) {
-        match cli.submit(&script_path, first, count, settings) {
+        let tasks: Vec<usize> = to_run
+            .iter()
+            .filter(|&&i| (first..first + count).contains(&i))
+            .map(|&i| i - first)
+            .collect();
+        if tasks.is_empty() {
+            continue;
+        }
+        let request = ArrayRequest {
+            script: &script_path,
+            tasks: &tasks,
+            settings,
+            dependency: None,
+            script_args: &[first.to_string()],
+        };
+        match cli.submit_array(&request) {
             Ok(job_id) => {
+                let which = if tasks.len() == count {
+                    format!("jobs {first}-{}", first + count - 1)
+                } else {
+                    let jobs: Vec<usize> = tasks.iter().map(|t| t + first).collect();
+                    format!("jobs {}", task_list_spec(&jobs, 0))
+                };
                 log.out(&format!(
-                    "→ Submitted SLURM array job {job_id}: {count} task(s), jobs {first}-{} of {}",
-                    first + count - 1,
+                    "→ Submitted SLURM array job {job_id}: {} task(s), {which} of {}",
+                    tasks.len(),
                     plan.path().display()
                 ));
                 submission.arrays.push(SubmittedArray {
                     job_id,
                     first_index: first,
                     count,
+                    tasks: (tasks.len() != count).then_some(tasks),
                 });
             }
             Err(e) => {
@@ -115,6 +189,14 @@ pub fn submit(
         }
     }
     submission.write(artifact_root)?;
+    if submission.arrays.is_empty() {
+        // Nothing to run: the manifest is assembled from the verified results at once.
+        log.note(
+            progress,
+            "SLURM: every job is verified complete; nothing submitted",
+        );
+        return collect(artifact_root, &plan.path(), progress, log);
+    }
     let Some(poll_seconds) = options.wait else {
         log.out(&format!(
             "→ When the tasks are done: {}",

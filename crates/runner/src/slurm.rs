@@ -23,13 +23,29 @@ pub const SUBMISSION_FORMAT_VERSION: u32 = 1;
 /// SLURM's default `MaxArraySize`, used when the cluster's cannot be read.
 pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1001;
 
-/// How to submit.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SlurmSettings {
+/// What one SLURM job (or each task of an array) asks for. Every value is written as it is
+/// given into an `#SBATCH` line (double-quoted there), so SLURM's own formats apply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
     /// `--partition`.
     pub partition: Option<String>,
     /// `--time` (SLURM's formats: `30`, `1:00:00`, `1-00:00:00`).
     pub time_limit: Option<String>,
+    /// `--mem`: memory per node (`16G`, `4000M`).
+    pub mem: Option<String>,
+    /// `--gres`: generic resources per node (`gpu:1`).
+    pub gres: Option<String>,
+    /// `--cpus-per-task`.
+    pub cpus_per_task: Option<u32>,
+}
+
+/// How to submit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSettings {
+    /// What each task asks for.
+    pub resources: Resources,
     /// At most this many tasks of an array run at once (`%LIMIT`).
     pub array_limit: u32,
     /// Extra `sbatch` arguments, passed as they are.
@@ -52,7 +68,7 @@ pub struct ScriptPaths {
 }
 
 /// `"text"` for an `#SBATCH` line (sbatch reads double-quoted values).
-fn directive_quote(text: &str) -> String {
+pub fn directive_quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', r"\\").replace('"', "\\\""))
 }
 
@@ -96,15 +112,7 @@ pub fn render_script(plan: &Plan, settings: &SlurmSettings, paths: &ScriptPaths)
         "#SBATCH --chdir={}\n",
         directive_quote(&lossy(&paths.workdir))
     ));
-    if let Some(partition) = &settings.partition {
-        s.push_str(&format!(
-            "#SBATCH --partition={}\n",
-            directive_quote(partition)
-        ));
-    }
-    if let Some(time) = &settings.time_limit {
-        s.push_str(&format!("#SBATCH --time={}\n", directive_quote(time)));
-    }
+    s.push_str(&resource_directives(&settings.resources));
     s.push_str("\noffset=\"${1:-0}\"\n");
     s.push_str("index=$((SLURM_ARRAY_TASK_ID + offset))\n");
     s.push_str(&format!(
@@ -112,15 +120,72 @@ pub fn render_script(plan: &Plan, settings: &SlurmSettings, paths: &ScriptPaths)
         sh_quote(&lossy(&paths.exe)),
         sh_quote(&lossy(&paths.plan))
     ));
+    s.push_str(&exit_status_lines(&slurm_dir));
+    s.push_str("exit \"$status\"\n");
+    s
+}
+
+/// The `#SBATCH` lines of `resources`, in a fixed order (nothing for what is not set).
+pub fn resource_directives(resources: &Resources) -> String {
+    let mut s = String::new();
+    let mut line = |flag: &str, value: &str| {
+        s.push_str(&format!("#SBATCH --{flag}={}\n", directive_quote(value)));
+    };
+    if let Some(partition) = &resources.partition {
+        line("partition", partition);
+    }
+    if let Some(time) = &resources.time_limit {
+        line("time", time);
+    }
+    if let Some(mem) = &resources.mem {
+        line("mem", mem);
+    }
+    if let Some(gres) = &resources.gres {
+        line("gres", gres);
+    }
+    if let Some(cpus) = resources.cpus_per_task {
+        line("cpus-per-task", &cpus.to_string());
+    }
+    s
+}
+
+/// The end of a batch script after its command: the command's exit status kept in `status`
+/// and written beside the task's log as `<slurm_dir>/<job>_<task>.exit` (to a temporary name,
+/// then renamed, so that a reader never sees half of it).
+pub fn exit_status_lines(slurm_dir: &str) -> String {
+    let mut s = String::new();
     s.push_str("status=$?\n");
-    // Written to a temporary name and renamed, so `collect` never reads half a status.
-    s.push_str(&format!("dir={}\n", sh_quote(&slurm_dir)));
+    s.push_str(&format!("dir={}\n", sh_quote(slurm_dir)));
     s.push_str("task=\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n");
     s.push_str(
         "echo \"$status\" > \"$dir/.$task.exit.tmp\" && mv -f \"$dir/.$task.exit.tmp\" \"$dir/$task.exit\"\n",
     );
-    s.push_str("exit \"$status\"\n");
     s
+}
+
+/// The `--array` value for exactly `tasks` (ascending task ids), with at most `limit` at
+/// once: `0-3,5,7-9%8`.
+pub fn task_list_spec(tasks: &[usize], limit: u32) -> String {
+    let mut ranges: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < tasks.len() {
+        let mut j = i;
+        while j + 1 < tasks.len() && tasks[j + 1] == tasks[j] + 1 {
+            j += 1;
+        }
+        ranges.push(if i == j {
+            tasks[i].to_string()
+        } else {
+            format!("{}-{}", tasks[i], tasks[j])
+        });
+        i = j + 1;
+    }
+    let list = ranges.join(",");
+    if limit == 0 {
+        list
+    } else {
+        format!("{list}%{limit}")
+    }
 }
 
 /// `(first job index, task count)` of each array, none larger than `max_array_size`.
@@ -140,8 +205,12 @@ pub struct SubmittedArray {
     pub job_id: String,
     /// Plan index of the array's task 0.
     pub first_index: usize,
-    /// Tasks in the array.
+    /// Plan jobs the array spans: `first_index..first_index + count`.
     pub count: usize,
+    /// The task ids submitted, when not every job of the span was (a rerun submits only the
+    /// jobs that are not verified complete); `None`: tasks `0..count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<usize>>,
 }
 
 /// `<artifact_root>/slurm/submission.json`: which arrays run which jobs of which plan.
@@ -176,7 +245,12 @@ impl Submission {
     pub fn task_of(&self, index: usize) -> Option<TaskId> {
         self.arrays
             .iter()
-            .find(|a| (a.first_index..a.first_index + a.count).contains(&index))
+            .find(|a| {
+                (a.first_index..a.first_index + a.count).contains(&index)
+                    && a.tasks
+                        .as_ref()
+                        .is_none_or(|t| t.binary_search(&(index - a.first_index)).is_ok())
+            })
             .map(|a| TaskId {
                 job_id: a.job_id.clone(),
                 task: index - a.first_index,
@@ -358,19 +432,98 @@ impl SlurmCli {
         count: usize,
         settings: &SlurmSettings,
     ) -> Result<String, SlurmError> {
+        let tasks: Vec<usize> = (0..count).collect();
+        self.submit_array(&ArrayRequest {
+            script,
+            tasks: &tasks,
+            settings,
+            dependency: None,
+            script_args: &[first.to_string()],
+        })
+    }
+
+    /// Submits `request.script` as an array of exactly `request.tasks`; returns the array's
+    /// job id. With a dependency, SLURM cancels the array when the dependency can never be
+    /// satisfied (`--kill-on-invalid-dep=yes`): a failed stage stops what depends on it.
+    pub fn submit_array(&self, request: &ArrayRequest<'_>) -> Result<String, SlurmError> {
         let mut args = vec![
             "--parsable".to_string(),
-            format!("--array={}", array_spec(count, settings.array_limit)),
+            format!(
+                "--array={}",
+                task_list_spec(request.tasks, request.settings.array_limit)
+            ),
         ];
-        args.extend(settings.extra_args.iter().cloned());
-        args.push(script.to_string_lossy().into_owned());
-        args.push(first.to_string());
+        if let Some(dependency) = request.dependency {
+            args.push(format!("--dependency={dependency}"));
+            args.push("--kill-on-invalid-dep=yes".to_string());
+        }
+        args.extend(request.settings.extra_args.iter().cloned());
+        args.push(request.script.to_string_lossy().into_owned());
+        args.extend(request.script_args.iter().cloned());
         let out = run("sbatch", &args)?;
         parse_sbatch_job_id(&out).ok_or_else(|| SlurmError::Unexpected {
             command: command_line("sbatch", &args),
             output: out,
         })
     }
+
+    /// Every task of these jobs that SLURM still lists (queued, running, or just ended):
+    /// task id (`123_4`) -> (state, reason), from `squeue -h -r -t all -o %i|%T|%r`.
+    pub fn job_states(
+        &self,
+        job_ids: &[String],
+    ) -> Result<BTreeMap<String, (String, String)>, SlurmError> {
+        let mut states = BTreeMap::new();
+        for id in job_ids {
+            let args: Vec<String> = ["-h", "-r", "-t", "all", "-j", id, "-o", "%i|%T|%r"]
+                .map(String::from)
+                .to_vec();
+            match run("squeue", &args) {
+                Ok(out) => states.extend(parse_squeue_reasons(&out)),
+                // A job SLURM has forgotten is not listed.
+                Err(SlurmError::Failed { stderr, .. }) if stderr.contains("Invalid job id") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(states)
+    }
+
+    /// Cancels these jobs (`scancel`), every task of each.
+    pub fn cancel(&self, job_ids: &[String]) -> Result<(), SlurmError> {
+        if job_ids.is_empty() {
+            return Ok(());
+        }
+        run("scancel", job_ids).map(|_| ())
+    }
+}
+
+/// One array to submit: [`SlurmCli::submit_array`].
+#[derive(Clone, Debug)]
+pub struct ArrayRequest<'a> {
+    /// The batch script.
+    pub script: &'a Path,
+    /// The task ids, ascending (each below the cluster's MaxArraySize).
+    pub tasks: &'a [usize],
+    /// Array limit and extra `sbatch` arguments (resources are in the script).
+    pub settings: &'a SlurmSettings,
+    /// `--dependency` (`afterok:12`, `aftercorr:12`, `afterany:12:13`).
+    pub dependency: Option<&'a str>,
+    /// Arguments after the script.
+    pub script_args: &'a [String],
+}
+
+/// Task id -> (state, reason) from `squeue -h -r -o %i|%T|%r` output.
+pub fn parse_squeue_reasons(stdout: &str) -> BTreeMap<String, (String, String)> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.trim().splitn(3, '|');
+            let id = parts.next()?.trim();
+            let state = parts.next()?.trim();
+            let reason = parts.next().unwrap_or("").trim();
+            (!id.is_empty()).then(|| (id.to_string(), (state.to_string(), reason.to_string())))
+        })
+        .collect()
 }
 
 impl Scheduler for SlurmCli {
@@ -460,18 +613,21 @@ mod tests {
                     job_id: "7".into(),
                     first_index: 0,
                     count: 2,
+                    tasks: None,
                 },
                 SubmittedArray {
                     job_id: "9".into(),
                     first_index: 2,
-                    count: 1,
+                    count: 3,
+                    tasks: Some(vec![0, 2]),
                 },
             ],
         };
-        let names: Vec<String> = (0..4)
+        let names: Vec<String> = (0..6)
             .map(|i| submission.task_of(i).map_or("-".into(), |t| t.to_string()))
             .collect();
-        assert_eq!(names, ["7_0", "7_1", "9_0", "-"]);
+        // Job 3 was verified complete: not submitted, so no task runs it.
+        assert_eq!(names, ["7_0", "7_1", "9_0", "-", "9_2", "-"]);
     }
 
     #[test]
@@ -479,5 +635,30 @@ mod tests {
         assert_eq!(directive_quote(r#"a "b"\c"#), r#""a \"b\"\\c""#);
         assert_eq!(array_spec(6, 4), "0-5%4");
         assert_eq!(array_spec(1, 0), "0-0");
+        assert_eq!(task_list_spec(&[0, 1, 2, 3], 4), array_spec(4, 4));
+        assert_eq!(task_list_spec(&[0, 1, 2, 5, 7, 8, 9], 8), "0-2,5,7-9%8");
+        assert_eq!(task_list_spec(&[4], 0), "4");
+        let states = parse_squeue_reasons("5_1|PENDING|Dependency\n5_2|RUNNING|None\n");
+        assert_eq!(
+            states.get("5_1"),
+            Some(&("PENDING".to_string(), "Dependency".to_string()))
+        );
+    }
+
+    #[test]
+    fn resources_become_directives() {
+        let resources = Resources {
+            partition: Some("gpu".into()),
+            time_limit: Some("4:00:00".into()),
+            mem: Some("32G".into()),
+            gres: Some("gpu:1".into()),
+            cpus_per_task: Some(8),
+        };
+        assert_eq!(
+            resource_directives(&resources),
+            "#SBATCH --partition=\"gpu\"\n#SBATCH --time=\"4:00:00\"\n#SBATCH --mem=\"32G\"\n\
+             #SBATCH --gres=\"gpu:1\"\n#SBATCH --cpus-per-task=\"8\"\n"
+        );
+        assert_eq!(resource_directives(&Resources::default()), "");
     }
 }

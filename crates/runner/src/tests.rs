@@ -937,11 +937,13 @@ mod collecting {
                     job_id: "41".into(),
                     first_index: 0,
                     count: 4,
+                    tasks: None,
                 },
                 SubmittedArray {
                     job_id: "42".into(),
                     first_index: 4,
                     count: 2,
+                    tasks: None,
                 },
             ],
         };
@@ -1092,8 +1094,7 @@ fn batch_script_escapes_percent_in_the_task_log_path() {
     let tree = Tree::new();
     let plan = tree.plan(BackendKind::Native, false, JobFilter::default());
     let settings = SlurmSettings {
-        partition: None,
-        time_limit: None,
+        resources: Default::default(),
         array_limit: 2,
         extra_args: Vec::new(),
         job_name: "dose-overlap-train".into(),

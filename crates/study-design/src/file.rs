@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 /// Built-in studies: `default` (the fly64 design, sized for minutes on 2 cores), `tiny`
 /// (seconds; tests and goldens; N = 32, so native only) and `pinn-small` (N = 64, the smallest
 /// study PtychoPINN's model accepts; quick real-trainer studies and CI) and `pinn-1k` (N = 64 at
-/// PtychoPINN's data size: more than 1,024 training patterns per split).
-pub const PRESETS: &[&str] = &["default", "tiny", "pinn-small", "pinn-1k"];
+/// PtychoPINN's data size: more than 1,024 training patterns per split) and `fly64-full` (the
+/// original study's scale: N = 128, 10,304 positions per dose on the 464 px object).
+pub const PRESETS: &[&str] = &["default", "tiny", "pinn-small", "pinn-1k", "fly64-full"];
 
 /// Largest study file read (1 MiB): the largest study the limits allow is a few kB, and a file
 /// of a million doses is refused before it is parsed.
@@ -89,6 +90,16 @@ struct RawStudy {
     simulation: Option<serde_json::Value>,
     solver: Option<serde_json::Value>,
     pinn: Option<serde_json::Value>,
+    // Read by [`Study::slurm_table`]: how a cluster runs the study, not what it computes, so
+    // it is not part of the study (nor of `study.json`, whose digest the phase records hold).
+    #[serde(rename = "slurm")]
+    _slurm: Option<serde::de::IgnoredAny>,
+}
+
+/// The `[slurm]` table of a study file, as it is (`crates/cli` gives it meaning).
+#[derive(Deserialize)]
+struct SlurmOnly {
+    slurm: Option<serde_json::Value>,
 }
 
 /// The full file form written by [`Study::to_study_json`].
@@ -167,6 +178,16 @@ impl Study {
                 solver: Solver::default(),
                 pinn: Pinn::default(),
             }),
+            // The original fly64 study at its own scale: 5,088 + 5,216 positions per dose there;
+            // 10,304 here, split along y into 5,137 train and 5,167 test (seed 42), with the
+            // default study's doses, views, K and seeds (dense 43 / 42 kept, sparse rejected).
+            "fly64-full" => Some(Study {
+                name: "fly64-full".into(),
+                design: Design::default(),
+                simulation: Simulation::fly64_full(),
+                solver: Solver::default(),
+                pinn: Pinn::default(),
+            }),
             _ => None,
         }
     }
@@ -174,37 +195,7 @@ impl Study {
     /// Reads a study file: `.json` as JSON, anything else as TOML. A relative `base_npz` is
     /// taken relative to the file's folder. The study is validated.
     pub fn from_path(path: &Path) -> Result<Study, StudyError> {
-        let read_err = |cause| StudyError::Read {
-            path: path.to_path_buf(),
-            cause,
-        };
-        // A regular file of bounded size: /dev/zero or a FIFO would be read without end.
-        let meta = std::fs::metadata(path).map_err(read_err)?;
-        if !meta.is_file() {
-            return Err(read_err(std::io::Error::other(
-                "it is not a regular file (a directory, device or pipe)",
-            )));
-        }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(
-                std::fs::File::open(path).map_err(read_err)?,
-                MAX_STUDY_FILE_BYTES + 1,
-            ),
-            &mut bytes,
-        )
-        .map_err(read_err)?;
-        if bytes.len() as u64 > MAX_STUDY_FILE_BYTES {
-            return Err(read_err(std::io::Error::other(format!(
-                "it is larger than {MAX_STUDY_FILE_BYTES} bytes, the limit for a study file \
-                 (a study of the largest allowed size is a few kB)"
-            ))));
-        }
-        let text = String::from_utf8(bytes)
-            .map_err(|_| read_err(std::io::Error::other("it is not UTF-8 text")))?;
-        let json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let (text, json) = read_study_text(path)?;
         let mut study = Study::parse(&text, json, path)?;
         if let Some(base) = &study.simulation.base_npz
             && base.is_relative()
@@ -230,6 +221,61 @@ impl Study {
         Ok(study)
     }
 
+    /// The `[slurm]` table of a study file (`None` when it has none), read with the same
+    /// limits as [`Study::from_path`]; its meaning is the cluster executor's.
+    pub fn slurm_table(path: &Path) -> Result<Option<serde_json::Value>, StudyError> {
+        let (text, json) = read_study_text(path)?;
+        let parse_err = |message: String| StudyError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let only: SlurmOnly = if json {
+            serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?
+        } else {
+            toml::from_str(&text).map_err(|e| parse_err(e.to_string().trim_end().to_string()))?
+        };
+        Ok(only.slurm)
+    }
+}
+
+/// A study file's text (a regular file of at most [`MAX_STUDY_FILE_BYTES`], UTF-8) and
+/// whether it is JSON (by its extension).
+fn read_study_text(path: &Path) -> Result<(String, bool), StudyError> {
+    let read_err = |cause| StudyError::Read {
+        path: path.to_path_buf(),
+        cause,
+    };
+    // A regular file of bounded size: /dev/zero or a FIFO would be read without end.
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(read_err(std::io::Error::other(
+            "it is not a regular file (a directory, device or pipe)",
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(read_err)?,
+            MAX_STUDY_FILE_BYTES + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_STUDY_FILE_BYTES {
+        return Err(read_err(std::io::Error::other(format!(
+            "it is larger than {MAX_STUDY_FILE_BYTES} bytes, the limit for a study file \
+                 (a study of the largest allowed size is a few kB)"
+        ))));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| read_err(std::io::Error::other("it is not UTF-8 text")))?;
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    Ok((text, json))
+}
+
+impl Study {
     /// Parses study text (TOML, or JSON when `json`) without validating it.
     pub fn parse(text: &str, json: bool, path: &Path) -> Result<Study, StudyError> {
         let parse_err = |message: String| StudyError::Parse {
@@ -398,7 +444,7 @@ mod tests {
         let err = parse("preset = 'huge'").unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown preset 'huge': use one of default, tiny, pinn-small, pinn-1k"
+            "unknown preset 'huge': use one of default, tiny, pinn-small, pinn-1k, fly64-full"
         );
     }
 

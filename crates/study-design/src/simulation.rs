@@ -82,6 +82,16 @@ impl Simulation {
         }
     }
 
+    /// The `fly64-full` study (N = 128): the default study's geometry (464 px object) with the
+    /// original's position count, 10,304 per dose (its 5,088 train + 5,216 test), about 2 GB of
+    /// Phase C data per dose.
+    pub fn fly64_full() -> Self {
+        Simulation {
+            n_positions: 10_304,
+            ..Simulation::default_study()
+        }
+    }
+
     /// Every problem with these settings for patch size `n`.
     pub fn validate(&self, n: u32) -> Vec<String> {
         let mut problems = Vec::new();
