@@ -61,7 +61,7 @@ impl RootLock {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+                let _ = (&mut file).take(4096).read_to_string(&mut text);
                 let holder = match text.trim() {
                     "" => "a process that is just starting".to_string(),
                     holder => holder.to_string(),

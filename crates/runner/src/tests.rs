@@ -427,7 +427,7 @@ fn the_job_check_finds_every_fault_and_resume_acts_on_the_first() {
         gridsize: config.gridsize,
         claimed: None,
         config: Ok(new_text.as_bytes()),
-        inputs: [&config.train_data_file, &config.test_data_file],
+        inputs: [Ok(&config.train_data_file), Ok(&config.test_data_file)],
         threads: 1,
     };
     let all = check_job(&expected, Depth::All);
@@ -1116,3 +1116,4 @@ fn batch_script_escapes_percent_in_the_task_log_path() {
         "{script}"
     );
 }
+
