@@ -203,9 +203,12 @@ impl Plan {
             artifacts: PathBuf::from(&artifact_root),
         };
         // What PtychoPINN cannot train is refused before any job starts. A dry run executes
-        // nothing, so it is not checked (and its plan carries no PtychoPINN settings).
-        let pinn = request.backend.uses_trainer_program() && !request.dry_run;
+        // nothing, so it is not refused; its plan still carries the PtychoPINN settings a real
+        // run would (where they resolve), so that its resume decisions are the real run's
+        // (issue 26, finding 5: without them every verified job read "config changed").
+        let pinn = request.backend.uses_trainer_program();
         if pinn
+            && !request.dry_run
             && let Some(problem) = crate::ptychopinn::patch_size_problem(
                 request.study.design.patch_size_pixels,
                 request.backend,
@@ -238,7 +241,9 @@ impl Plan {
                         request.python.clone(),
                     ) {
                         Ok(settings) => config.pinn = settings,
-                        Err(found) => problems.extend(found),
+                        Err(found) if !request.dry_run => problems.extend(found),
+                        // The real run refuses it; the dry run shows the rest.
+                        Err(_) => {}
                     }
                 }
                 PlannedJob { index, job, config }

@@ -1117,3 +1117,27 @@ fn batch_script_escapes_percent_in_the_task_log_path() {
     );
 }
 
+/// Issue 26, finding 5: `train --dry-run` printed `config changed (pinn {...} -> null)` for
+/// every verified PtychoPINN job: the dry-run plan carried no `pinn` section, so its configs
+/// were never the real run's. Each dry-run config is now byte for byte the real one.
+#[test]
+fn a_dry_run_plans_the_configs_a_real_run_would() {
+    let tree = Tree::new();
+    let filters = JobFilter {
+        gridsize: Some(1),
+        ..JobFilter::default()
+    };
+    let real = tree.plan(BackendKind::Tensorflow, false, filters.clone());
+    let dry = tree.plan(BackendKind::Tensorflow, true, filters);
+    assert!(!real.jobs.is_empty());
+    assert_eq!(dry.jobs.len(), real.jobs.len());
+    for (d, r) in dry.jobs.iter().zip(&real.jobs) {
+        assert!(r.config.pinn.is_some(), "{}", r.job.label());
+        assert_eq!(
+            d.config.to_json().unwrap(),
+            r.config.to_json().unwrap(),
+            "{}",
+            d.job.label()
+        );
+    }
+}
