@@ -427,6 +427,71 @@ fn a_job_listed_twice_is_refused() {
     );
 }
 
+/// Finding 6: a job whose scoring failed counted as complete for `report` (`[x] every
+/// selected job ended well`, no word of `scoring_error`); a success with neither metrics nor
+/// `scoring_error` was skipped as verified forever. Now `verify` lists both, `report` says
+/// "not scored", and a rerun of `train` trains them again.
+#[test]
+fn a_job_that_was_not_scored_is_not_complete() {
+    let (dir, s) = study();
+    let job = s.join("artifacts/dose_1000/baseline/gs1/result.json");
+    let other = s.join("artifacts/dose_1000/dense/gs2/result.json");
+    let strip = |path: &Path, error: Option<&str>| {
+        let mut r = read_json(path);
+        r["result"].as_object_mut().unwrap().remove("metrics");
+        if let Some(error) = error {
+            r["result"]["scoring_error"] = error.into();
+        }
+        write_json(path, &r);
+        r["result"].clone()
+    };
+    let first = strip(&job, Some("no Python"));
+    let second = strip(&other, None);
+    edit_manifest(&s, |m| {
+        for j in m["jobs"].as_array_mut().unwrap() {
+            if j["dose"] == 1000.0 {
+                j["result"] = if j["view"] == "baseline" {
+                    first.clone()
+                } else {
+                    second.clone()
+                };
+            }
+        }
+    });
+    let verify = run(dir.path(), &["verify", "s"]);
+    assert_eq!(verify.status.code(), Some(1), "{}", both(&verify));
+    let listed = stdout(&verify);
+    assert!(
+        listed.contains("baseline/gs1: trained but not scored (scoring_error: no Python)")
+            && listed.contains(
+                "dense/gs2: trained but not scored (no metrics and no \
+                 scoring_error)"
+            ),
+        "{listed}"
+    );
+    let report = run(dir.path(), &["report", "s/artifacts", "--out", "o"]);
+    assert_eq!(report.status.code(), Some(0), "{}", both(&report));
+    assert!(
+        stdout(&report).contains("[ ] every selected job ended well"),
+        "{}",
+        stdout(&report)
+    );
+    let md = std::fs::read_to_string(dir.path().join("o/summary.md")).unwrap();
+    assert!(md.contains("not scored (scoring_error: no Python)"), "{md}");
+    // A rerun of the study trains and scores both again; then it verifies.
+    let rerun = run(dir.path(), &["study", "--preset", "tiny", "--out", "s"]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", both(&rerun));
+    assert_eq!(
+        stderr(&rerun)
+            .matches("run: last run's scoring failed")
+            .count(),
+        2,
+        "{}",
+        stderr(&rerun)
+    );
+    common::succeeded(&run(dir.path(), &["verify", "s"]));
+}
+
 /// Finding 3: `skip_summary_path: "/dev/zero"` made `verify` read until memory ran out; a job
 /// input of `/dev/zero`, or a FIFO in place of `overlap_report.json` (a Phase D output its
 /// record lists), hung `verify`, `report STUDY`, `compare` and `diff STUDY` forever. Each now

@@ -471,6 +471,7 @@ fn a_second_run_on_a_locked_root_exits_2_and_a_dead_holder_does_not_block() {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(root)
             .env("SOURCE_DATE_EPOCH", "1762245266")
+            .env("PTYCHO_PYTHON", root.join("python"))
             .args([
                 "-q",
                 "train",
@@ -541,6 +542,7 @@ pub(crate) fn fake_train(root: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(root)
         .env("SOURCE_DATE_EPOCH", "1762245266")
+        .env("PTYCHO_PYTHON", root.join("python"))
         .args([
             "-q",
             "train",

@@ -254,10 +254,9 @@ fn problem(finding: &Finding, label: &str, dir: &Path) -> Option<String> {
         // A job that says it failed, or a result too old to record its config's digest,
         // claims nothing false (a rerun of `train` still redoes them).
         Finding::NotTrained { .. } | Finding::NoConfigDigest => return None,
-        Finding::NotScored { scoring_error } => format!(
-            "{label}: trained but not scored (scoring_error: {}): a rerun of `train` trains \
-             and scores it again",
-            scoring_error.lines().next().unwrap_or("")
+        Finding::NotScored { why } => format!(
+            "{label}: trained but not scored ({why}): a rerun of `train` trains and scores it \
+             again"
         ),
         // The error names the file.
         Finding::ConfigUnavailable { error } => format!("{label}: {error}"),
@@ -430,7 +429,9 @@ mod tests {
                 final_loss: None,
                 epochs_completed: config.epochs,
                 loss_history: None,
-                metrics: None,
+                // Scored (with nothing to score against here): a job without metrics is not
+                // complete.
+                metrics: Some(serde_json::json!({})),
                 solver: None,
                 reconstruction: None,
                 scoring_error: None,

@@ -88,8 +88,8 @@ pub enum Finding {
     },
     /// The job trained but was not scored: its result has no metrics.
     NotScored {
-        /// Its `scoring_error`.
-        scoring_error: String,
+        /// `scoring_error: <its first line>`, or that it has neither.
+        why: String,
     },
     /// The expected config has no bytes to compare.
     ConfigUnavailable {
@@ -296,10 +296,9 @@ fn check_record(
         }
     };
     // A trained job that could not be scored is not complete: its result has no metrics.
-    if let Some(error) = trained.and_then(|t| t.scoring_error.as_ref()) {
-        out.push(Finding::NotScored {
-            scoring_error: error.clone(),
-        })?;
+    // (A success with neither metrics nor a scoring_error is one too, not skipped forever.)
+    if let Some(why) = trained.and_then(|t| t.unscored()) {
+        out.push(Finding::NotScored { why })?;
     }
     check_config(expected, record, out)?;
     // A job that did not train claims no inputs and no bundle: nothing more to check.

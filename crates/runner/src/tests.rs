@@ -334,7 +334,7 @@ impl Backend for FakeBackend {
             final_loss: Some(0.125),
             epochs_completed: config.epochs,
             loss_history: Some(serde_json::json!([0.5, 0.25, 0.125])),
-            metrics: None,
+            metrics: Some(serde_json::json!({})),
             solver: None,
             reconstruction: None,
             scoring_error: None,
