@@ -427,6 +427,29 @@ fn a_job_listed_twice_is_refused() {
     );
 }
 
+/// Finding 11: `report STUDY` on a study still running (its manifest has `run_in_progress`)
+/// exited 0, where the artifact-root branch exits 1. Both now write the report and exit 1.
+#[test]
+fn report_of_a_running_study_is_no_success() {
+    let (dir, s) = study();
+    edit_manifest(&s, |m| {
+        m["run_in_progress"] = serde_json::json!({"pid": 1, "started": "2026-01-01T00:00:00Z"});
+    });
+    for args in [
+        &["report", "s"][..],
+        &["report", "s/artifacts", "--out", "o"][..],
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", both(&out));
+        assert!(
+            stderr(&out).contains("did not finish"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(s.join("report/summary.md").is_file());
+}
+
 /// Finding 6: a job whose scoring failed counted as complete for `report` (`[x] every
 /// selected job ended well`, no word of `scoring_error`); a success with neither metrics nor
 /// `scoring_error` was skipped as verified forever. Now `verify` lists both, `report` says
