@@ -594,3 +594,11 @@ fn devices_and_fifos_are_refused_not_read() {
     assert_ne!(diff.status.code(), Some(0), "{}", both(&diff));
 }
 
+/// Finding 14 (stderr): with stderr on a full disk every error path panicked (exit 101). The
+/// message is dropped; the exit code still says what happened.
+#[test]
+fn an_unwritable_stderr_is_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = run_in(dir.path(), "exec 2>/dev/full;", 30, &["verify", "missing"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+}
