@@ -641,7 +641,10 @@ fn a_grandchild_that_leaves_the_group_ends_with_the_job() {
             .unwrap();
         wait_gone(pid, "the grandchild that left the group");
         std::thread::sleep(Duration::from_millis(1500));
-        assert!(!root.join(JOB).join("escaped.txt").exists(), "killed={killed}");
+        assert!(
+            !root.join(JOB).join("escaped.txt").exists(),
+            "killed={killed}"
+        );
     }
 }
 
