@@ -37,7 +37,7 @@ impl Args {
                 }
                 _ => (None, PathBuf::from(given)),
             };
-            let manifest = reporting::report::read_manifest(&root)
+            let manifest = reporting::report::read_checked_manifest(&root)
                 .with_context(|| format!("reading the artifact root {}", root.display()))?;
             let name = name.unwrap_or_else(|| reporting::compare::method_name(&root, &manifest));
             methods.push(MethodRoot { name, root });

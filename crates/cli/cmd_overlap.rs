@@ -139,13 +139,13 @@ pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
             .display()
     );
     for warning in rows.iter().flat_map(|(_, r)| &r.warnings) {
-        eprintln!("warning: {warning}");
+        crate::output::errln!("warning: {warning}");
     }
     if failures.is_empty() {
         Ok(exit::OK)
     } else {
         for failure in &failures {
-            eprintln!("error: {failure}");
+            crate::output::errln!("error: {failure}");
         }
         Ok(exit::INPUT_ERROR)
     }

@@ -57,7 +57,7 @@ pub fn execute(options: &Options) -> anyhow::Result<u8> {
         };
         let code = cmd_verify::execute(&verify)?;
         if code != crate::exit::OK {
-            eprintln!(
+            crate::output::errln!(
                 "error: {} does not verify (mismatches above); no report written",
                 options.artifact_root.display()
             );
@@ -71,22 +71,26 @@ pub fn execute(options: &Options) -> anyhow::Result<u8> {
                 .with_context(|| format!("reporting on {}", dir.display()))?;
             let base = options.out.clone().unwrap_or_else(|| dir.join("report"));
             let several = methods.len() > 1;
+            // A study with a method root that did not finish is no success either (as for
+            // an artifact root): the reports are written, the exit code says so.
+            let mut code = crate::exit::OK;
             for m in &methods {
                 let out = if several {
                     base.join(reporting::compare::slug(&m.name))
                 } else {
                     base.clone()
                 };
-                root_report(&m.root, &out)?;
+                code = code.max(root_report(&m.root, &out)?);
             }
             let comparison = match &options.out {
                 Some(out) => out.join("comparison"),
                 None => dir.join("comparison"),
             };
-            cmd_compare::execute(&cmd_compare::Options {
+            let compared = cmd_compare::execute(&cmd_compare::Options {
                 methods,
                 out: comparison,
-            })
+            })?;
+            Ok(code.max(compared))
         }
         Some(FolderKind::Comparison) => {
             let methods = folder_methods(dir, FolderKind::Comparison)
@@ -121,7 +125,7 @@ fn root_report(root: &Path, out: &Path) -> anyhow::Result<u8> {
     // A report of a run that did not finish is written (it shows what there is) but is no
     // success: its results are not final.
     if let Some(note) = report.unfinished.as_deref() {
-        eprintln!("warning: {note}");
+        crate::output::errln!("warning: {note}");
         return Ok(crate::exit::FAILURE);
     }
     Ok(crate::exit::OK)

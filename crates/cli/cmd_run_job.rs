@@ -24,6 +24,9 @@ pub struct Args {
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     let (plan, plan_id) = Plan::read(&args.plan)?;
     plan.check_location(&args.plan)?;
+    // Shared with the other tasks of the array, never with `train`, `collect` or `study`
+    // writing the same root.
+    let _lock = runner::RootLock::acquire_shared(std::path::Path::new(&plan.artifact_root))?;
     let planned = plan.job(args.index, &args.plan)?;
     let cancel = crate::signals::token()?;
     let backend = runner::backend_for(plan.backend);
@@ -52,7 +55,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         outln!("{line}");
     }
     if let Some(error) = result.error() {
-        eprintln!("{}", job_error_line(planned, result.status(), error));
+        crate::output::errln!("{}", job_error_line(planned, result.status(), error));
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)

@@ -348,7 +348,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         if crate::signals::token()?.is_cancelled() {
             // train said what finished; the report of an unfinished run would only repeat it.
             progress.clear();
-            eprintln!("study interrupted: rerun the same command to resume it");
+            crate::output::errln!("study interrupted: rerun the same command to resume it");
             return Ok(exit::FAILURE);
         }
         report_method(&report, &name, &root, several, progress)?;

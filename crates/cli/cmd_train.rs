@@ -526,14 +526,9 @@ fn train(options: &Options, progress: &Progress, log: &CommandLog) -> anyhow::Re
                 done.push(Some(record.result));
             }
             Decision::Run(_) => {
-                // No stale claim: a job about to run has no result until it has a new one.
-                let path = planned.job.artifact_dir.join(runner::RESULT_FILE);
-                match std::fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound && path.exists() => {
-                        return Err(e).with_context(|| format!("removing {}", path.display()));
-                    }
-                    _ => {}
-                }
+                // No stale claim: a job about to run has no result until it has a new one
+                // (never removed through a job folder that is a link).
+                runner::remove_result(&plan, planned)?;
                 done.push(None);
             }
         }

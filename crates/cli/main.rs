@@ -99,9 +99,27 @@ fn main() -> std::process::ExitCode {
         Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {
             progress.clear();
-            eprintln!("error: {}", one_line(&err));
-            std::process::ExitCode::from(exit::INPUT_ERROR)
+            crate::output::errln!("error: {}", one_line(&err));
+            std::process::ExitCode::from(error_code(&err))
         }
+    }
+}
+
+/// The exit code of an error: a full disk (or quota) is no usage error (2) but a failure of
+/// the run (1); everything else that ends a command early is an input error.
+fn error_code(err: &anyhow::Error) -> u8 {
+    let full = err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        })
+    });
+    if full {
+        exit::FAILURE
+    } else {
+        exit::INPUT_ERROR
     }
 }
 
@@ -120,4 +138,20 @@ fn one_line(err: &anyhow::Error) -> String {
         text.push_str(&part);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 26, finding 14: a full disk exited 2, the code of a usage error.
+    #[test]
+    fn a_full_disk_is_a_failure_not_a_usage_error() {
+        let full = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::StorageFull))
+            .context("writing the report");
+        assert_eq!(error_code(&full), exit::FAILURE);
+        let missing = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))
+            .context("reading the artifact root");
+        assert_eq!(error_code(&missing), exit::INPUT_ERROR);
+    }
 }

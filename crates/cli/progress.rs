@@ -40,7 +40,7 @@ impl Progress {
             bar.set_prefix(name.to_string());
             *slot = Some(bar);
         } else {
-            eprintln!("{name}: {total} step(s)");
+            crate::output::errln!("{name}: {total} step(s)");
         }
     }
 
@@ -55,7 +55,7 @@ impl Progress {
                 bar.set_message(note.to_string());
                 bar.inc(1);
             }
-            None => eprintln!("  {note}"),
+            None => crate::output::errln!("  {note}"),
         }
     }
 
@@ -67,7 +67,7 @@ impl Progress {
         let slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => crate::output::errln!("{line}"),
         }
     }
 

@@ -54,7 +54,7 @@ impl PhaseGuard {
                         } else {
                             format!("finished: {}", done.join(", "))
                         };
-                        eprintln!(
+                        crate::output::errln!(
                             "\ninterrupted by {} during {phase}: {done}; {} temporary file(s) \
                              removed; rerun the same command to complete it",
                             cancel.cause(),

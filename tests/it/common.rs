@@ -184,3 +184,26 @@ pub fn write_script(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// A stand-in for PtychoPINN's interpreter with Python's standard library only (no NumPy):
+/// instead of running the inference adapter it writes each split's `objectGuess` as the
+/// reconstruction (a perfect PtychoPINN), copying the `.npy` member between the archives. A
+/// fake trainer's job is then scored, as a real one's is (`$PTYCHO_PYTHON`).
+pub fn write_stdlib_python(path: &Path) {
+    let script = r#"#!/bin/sh
+adapter="$1"; shift
+while [ $# -gt 0 ]; do
+  case "$1" in --train) train="$2";; --test) test="$2";; --out) out="$2";; esac
+  shift 2
+done
+exec python3 -c '
+import sys, zipfile
+tr, te, out = sys.argv[1:4]
+with zipfile.ZipFile(out, "w") as z:
+    for name, src in (("train_object.npy", tr), ("test_object.npy", te)):
+        with zipfile.ZipFile(src) as s:
+            z.writestr(name, s.read("objectGuess.npy"))
+' "$train" "$test" "$out"
+"#;
+    write_script(path, script);
+}

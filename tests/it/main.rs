@@ -10,6 +10,9 @@ mod validate;
 mod parity;
 // Regressions of issue 13 (hostile input): each test is named after what broke.
 mod hostile;
+// Regressions of issue 26 (hostile artifacts): a received run or study cannot make a command
+// write, read or hang outside it.
+mod hostile_artifacts;
 // `dose-overlap train`: job matrix, dry runs, child-process trainers, manifest, skip summary.
 mod train;
 // `dose-overlap generate`: Phase C trees.

@@ -278,7 +278,8 @@ fn pinn_jobs_get_the_real_trainers_flags_and_are_scored_like_native_ones() {
 }
 
 /// Without `$PTYCHO_PYTHON` and with a trainer that is not a Python script, the job's training
-/// result stands and its scoring error says what to set.
+/// result stands and its scoring error says what to set. Regression (issue 26, finding 6):
+/// `train` exited 0 for it; a job trained but not scored is a failure to report (exit 1).
 #[test]
 fn scoring_without_an_interpreter_keeps_the_training_result() {
     let dir = tempfile::tempdir().unwrap();
@@ -293,9 +294,18 @@ fn scoring_without_an_interpreter_keeps_the_training_result() {
         "baseline",
         "--trainer",
         "./ptycho_train",
-    ]);
+    ])
+    .env_remove("PTYCHO_PYTHON");
     let output = cmd.output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains(
+            "error: job baseline/dose=1e+03 was not scored: scoring_error: no Python to run the \
+             inference adapter"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
     let manifest = read_json(&root.join("artifacts/training_manifest.json"));
     let r = &manifest["jobs"][0]["result"];
     assert_eq!(r["status"], "success");
@@ -323,6 +333,7 @@ fn scoring_without_an_interpreter_keeps_the_training_result() {
     let preview = train_in(root, "artifacts")
         .args(["--dose", "1e3", "--view", "baseline"])
         .args(["--trainer", "./ptycho_train", "--dry-run"])
+        .env_remove("PTYCHO_PYTHON")
         .output()
         .unwrap();
     assert_eq!(preview.status.code(), Some(0), "{}", text(&preview.stderr));
@@ -604,7 +615,9 @@ fn a_pytorch_bundle_is_scored_through_ptycho_torch() {
             cmd.env("FAKE_TORCH_NAN", "1");
         }
         let output = cmd.output().unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        // Diverged weights cannot be scored: a failure to report (issue 26, finding 6).
+        let code = if nan { 1 } else { 0 };
+        assert_eq!(output.status.code(), Some(code), "{}", text(&output.stderr));
         read_json(&root.join(artifacts).join("training_manifest.json"))
     };
     let manifest = train("artifacts", false);

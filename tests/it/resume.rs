@@ -471,6 +471,7 @@ fn a_second_run_on_a_locked_root_exits_2_and_a_dead_holder_does_not_block() {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(root)
             .env("SOURCE_DATE_EPOCH", "1762245266")
+            .env("PTYCHO_PYTHON", root.join("python"))
             .args([
                 "-q",
                 "train",
@@ -541,6 +542,7 @@ pub(crate) fn fake_train(root: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(root)
         .env("SOURCE_DATE_EPOCH", "1762245266")
+        .env("PTYCHO_PYTHON", root.join("python"))
         .args([
             "-q",
             "train",
@@ -598,6 +600,52 @@ fn a_trainers_grandchild_ends_with_the_job() {
             .starts_with("Outcome: success"),
         "{log}"
     );
+}
+
+/// Issue 26, finding 4: a trainer's grandchild that calls `setsid` (leaving the trainer's
+/// process group) outlived its job, and a SIGKILLed `dose-overlap`, and kept writing into the
+/// job dir. It now ends with the job (the watchdog's sweep for the job's token), and with a
+/// SIGKILLed runner.
+#[test]
+fn a_grandchild_that_leaves_the_group_ends_with_the_job() {
+    let escape = "setsid sh -c 'sleep 1; echo late > \"$0/escaped.txt\"; sleep 600' \"$out\" \
+                  >/dev/null 2>&1 &\necho $! > \"$out/escaped.pid\"\n";
+    for killed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_tree(root, &["dense"]);
+        let tail = if killed {
+            "sleep 600"
+        } else {
+            "echo 'Epoch 1/1'; echo 'loss: 0.5'\nprintf w > \"$out/wts.h5.zip\""
+        };
+        trainer(&root.join("t"), &format!("{escape}{tail}"));
+        let pid_file = root.join(JOB).join("escaped.pid");
+        if killed {
+            let mut runner = fake_train(root, &[]).spawn().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::fs::read_to_string(&pid_file).map_or(true, |t| t.trim().is_empty()) {
+                assert!(Instant::now() < deadline, "the trainer never started");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            runner.kill().unwrap();
+            runner.wait().unwrap();
+        } else {
+            let out = fake_train(root, &[]).output().unwrap();
+            common::succeeded(&out);
+        }
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        wait_gone(pid, "the grandchild that left the group");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            !root.join(JOB).join("escaped.txt").exists(),
+            "killed={killed}"
+        );
+    }
 }
 
 /// A trainer that hangs is stopped at --job-timeout with its whole group.

@@ -80,6 +80,8 @@ fn slurm_dry_run_prints_script_and_plan() {
     write_tree(root, &["dense"]);
     write_trainer(root, 0);
     let output = train_in(root, "artifacts")
+        // The golden plan records no interpreter.
+        .env_remove("PTYCHO_PYTHON")
         .args(train_flags())
         .args([
             "--dose",
@@ -164,6 +166,7 @@ fn collect_and_run_job_reproduce_a_local_run() {
     // One job again, alone: the same result, and the same manifest once collected.
     let output = cli()
         .current_dir(root)
+        .env("PTYCHO_PYTHON", root.join("python"))
         .args([
             "run-job",
             "--plan",

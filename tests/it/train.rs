@@ -35,8 +35,13 @@ pub(crate) fn write_npz(path: &Path, seed: usize) {
 pub(crate) const DOSES: [&str; 3] = ["dose_1000", "dose_10000", "dose_100000"];
 
 /// `<root>/phase_c` complete for the default design's 3 doses and `<root>/phase_d` with the
-/// given views (the seed's scenario: `["dense"]`).
+/// given views (the seed's scenario: `["dense"]`), and `<root>/python`, a stand-in
+/// interpreter that scores a fake trainer's job ([`crate::common::write_stdlib_python`]:
+/// [`train_in`] and [`crate::resume::fake_train`] give it as `$PTYCHO_PYTHON`; a job trained but
+/// not scored is a failure, issue 26).
 pub(crate) fn write_tree(root: &Path, views: &[&str]) {
+    std::fs::create_dir_all(root).unwrap();
+    crate::common::write_stdlib_python(&root.join("python"));
     for (d, dose) in DOSES.iter().enumerate() {
         write_npz(
             &root.join("phase_c").join(dose).join("patched_train.npz"),
@@ -94,15 +99,17 @@ printf 'weights %s %s %s' "$backend" "$g" "$n" > "$out/wts.h5.zip"
 /// `train` run in `root` with relative roots, as a user in the study folder would type it.
 pub(crate) fn train_in(root: &Path, artifacts: &str) -> assert_cmd::Command {
     let mut cmd = cli();
-    cmd.current_dir(root).args([
-        "train",
-        "--phase-c-root",
-        "phase_c",
-        "--phase-d-root",
-        "phase_d",
-        "--artifact-root",
-        artifacts,
-    ]);
+    cmd.current_dir(root)
+        .env("PTYCHO_PYTHON", root.join("python"))
+        .args([
+            "train",
+            "--phase-c-root",
+            "phase_c",
+            "--phase-d-root",
+            "phase_d",
+            "--artifact-root",
+            artifacts,
+        ]);
     cmd
 }
 
@@ -500,6 +507,7 @@ mod trainer {
                 .arg(root.join(artifacts))
                 .arg("--trainer")
                 .arg(&trainer)
+                .env("PTYCHO_PYTHON", root.join("python"))
                 .args(["--epochs", "2", "-j", jobs, "--quiet"])
                 .output()
                 .unwrap();

@@ -92,6 +92,16 @@ pub fn finish_run(
             _ => None,
         })
         .collect();
+    // Trained but not scored: a failure to report (exit 1), not a success.
+    let unscored: Vec<(&PlannedJob, String)> = plan
+        .jobs
+        .iter()
+        .zip(results)
+        .filter_map(|(planned, result)| match result {
+            JobResult::Success(t) => t.unscored().map(|why| (planned, why)),
+            _ => None,
+        })
+        .collect();
     for (planned, error) in failed.iter().take(MAX_LISTED) {
         log.error(progress, &job_error_line(planned, "failed", error));
     }
@@ -101,6 +111,19 @@ pub fn finish_run(
             &format!(
                 "error: {} more job(s) failed; {} lists every error",
                 failed.len() - MAX_LISTED,
+                manifest_path.display()
+            ),
+        );
+    }
+    for (planned, error) in unscored.iter().take(MAX_LISTED) {
+        log.error(progress, &job_error_line(planned, "was not scored", error));
+    }
+    if unscored.len() > MAX_LISTED {
+        log.error(
+            progress,
+            &format!(
+                "error: {} more job(s) were not scored; {} says which",
+                unscored.len() - MAX_LISTED,
                 manifest_path.display()
             ),
         );

@@ -64,7 +64,7 @@ impl CommandLog {
     /// A problem: always on stderr (even with --quiet) and in the log.
     pub fn error(&self, progress: &Progress, line: &str) {
         progress.clear();
-        eprintln!("{line}");
+        crate::output::errln!("{line}");
         self.write("stderr", line);
     }
 

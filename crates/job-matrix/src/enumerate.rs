@@ -108,11 +108,7 @@ pub fn enumerate(design: &Design, roots: &Roots, strict: bool) -> Result<JobMatr
     for &dose in &design.dose_list {
         let dose_dir = Design::dose_dir_name(dose);
         let job = |view: &str, gridsize: u32, train: PathBuf, test: PathBuf| {
-            let artifact_dir = roots
-                .artifacts
-                .join(&dose_dir)
-                .join(view)
-                .join(format!("gs{gridsize}"));
+            let artifact_dir = crate::job_dir(&roots.artifacts, dose, view, gridsize);
             TrainingJob {
                 dose,
                 view: view.to_string(),

@@ -44,6 +44,42 @@ pub struct TrainingJob {
     pub log_path: PathBuf,
 }
 
+/// `<artifacts>/dose_<int>/<view>/gs<gridsize>`: a job's artifact dir under an artifact root
+/// (where enumeration puts it, and the only place a plan or manifest may name for it).
+pub fn job_dir(artifacts: &std::path::Path, dose: f64, view: &str, gridsize: u32) -> PathBuf {
+    artifacts
+        .join(study_design::Design::dose_dir_name(dose))
+        .join(view)
+        .join(format!("gs{gridsize}"))
+}
+
+/// Why (dose, view, gridsize) read from an artifact (a manifest, a plan) cannot be a job's,
+/// if it cannot: the bounds `design` holds a study to (a dose of 1 to 1e15 photons, a
+/// gridsize of 1 to 16) and a view `design` accepts or `baseline`. A view becomes a folder
+/// and file names (`dose_<int>/<view>/`, pictures), and a line of Markdown and CSV.
+pub fn job_identity_problem(dose: f64, view: &str, gridsize: u32) -> Option<String> {
+    use study_design::limits::{MAX_DOSE, MAX_GRIDSIZE, MIN_DOSE};
+    if !(MIN_DOSE..=MAX_DOSE).contains(&dose) {
+        return Some(format!(
+            "dose {dose} is not between {MIN_DOSE:e} and {MAX_DOSE:e} photons per pattern"
+        ));
+    }
+    if !(1..=MAX_GRIDSIZE).contains(&gridsize) {
+        return Some(format!(
+            "gridsize {gridsize} is not between 1 and {MAX_GRIDSIZE}"
+        ));
+    }
+    if view != BASELINE
+        && let Some(why) = study_design::view_name_problem(view)
+    {
+        return Some(format!(
+            "view '{}' is not usable as a folder or file name: it {why}",
+            view.escape_debug()
+        ));
+    }
+    None
+}
+
 impl TrainingJob {
     /// `baseline/dose=1e+03`: how logs and stdout name the job.
     pub fn label(&self) -> String {

@@ -36,10 +36,19 @@ pub fn read_report(path: &Path) -> ReportLookup {
     if !path.is_file() {
         return ReportLookup::Absent;
     }
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    // A regular file (checked above; a FIFO or a device is not one), read up to a cap.
+    const CAP: u64 = 64 << 20;
+    let mut text = String::new();
+    let read = std::fs::File::open(path).and_then(|file| {
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, CAP + 1), &mut text)
+    });
+    match read {
+        Ok(n) if n as u64 > CAP => {
+            return ReportLookup::Unreadable(format!("it is larger than {CAP} bytes"));
+        }
+        Ok(_) => {}
         Err(err) => return ReportLookup::Unreadable(format!("cannot read it: {err}")),
-    };
+    }
     match serde_json::from_str::<Report>(&text) {
         Ok(report) => ReportLookup::Read(
             report

@@ -66,8 +66,10 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Removes, under `root` (recursively, never following symlinks), the toolkit's own temporary
-/// files (`.<name>.tmp-<pid>`) whose process is gone: what a killed run left behind. Returns
-/// the files removed; a missing `root` is no error.
+/// files (`.<name>.tmp-<pid>`) whose process is gone: what a killed run left behind; and every
+/// symbolic link with a temporary file's name, whatever its pid (the toolkit never makes one:
+/// it is planted, and removed without being followed). Returns the files removed; a missing
+/// `root` is no error.
 pub fn remove_stale_temps(root: &Path) -> io::Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -88,9 +90,8 @@ pub fn remove_stale_temps(root: &Path) -> io::Result<Vec<PathBuf>> {
             let path = entry.path();
             if kind.is_dir() {
                 stack.push(path);
-            } else if kind.is_file()
-                && let Some(pid) = entry.file_name().to_str().and_then(temp_pid)
-                && !alive(pid)
+            } else if let Some(pid) = entry.file_name().to_str().and_then(temp_pid)
+                && (kind.is_symlink() || (kind.is_file() && !alive(pid)))
                 && std::fs::remove_file(&path).is_ok()
             {
                 removed.push(path);
@@ -99,6 +100,28 @@ pub fn remove_stale_temps(root: &Path) -> io::Result<Vec<PathBuf>> {
     }
     removed.sort();
     Ok(removed)
+}
+
+/// Creates `path` new for writing (`O_EXCL | O_NOFOLLOW`); an entry already there that is not
+/// a folder is removed first (a link itself, not what it points to), once.
+fn create_new(path: &Path) -> io::Result<File> {
+    let open = || {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(
+            &mut options,
+            libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        );
+        options.open(path)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path)?;
+            open()
+        }
+        other => other,
+    }
 }
 
 /// A file being written beside its final path; [`AtomicFile::commit`] renames it into place.
@@ -110,7 +133,10 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Creates the temporary file `.<name>.tmp-<pid>` in `target`'s folder (which must exist).
+    /// Creates the temporary file `.<name>.tmp-<pid>` in `target`'s folder (which must exist),
+    /// new (`O_EXCL | O_NOFOLLOW`): whatever is already at that name (a planted link, a file
+    /// left by a dead process whose pid this one reuses) is removed, never followed or
+    /// truncated.
     pub fn create(target: &Path) -> io::Result<AtomicFile> {
         let name = target.file_name().ok_or_else(|| {
             io::Error::new(
@@ -129,7 +155,7 @@ impl AtomicFile {
                 "the process is stopping (interrupted)",
             ));
         }
-        let file = File::create(&temp)?;
+        let file = create_new(&temp)?;
         registry.temps.insert(temp.clone());
         drop(registry);
         Ok(AtomicFile {
@@ -240,6 +266,32 @@ mod tests {
         assert!(!dead.exists() && live.exists() && other.exists());
         assert_eq!(temp_pid(".native_bundle.npz.tmp-42"), Some(42));
         assert_eq!(temp_pid("native_bundle.npz"), None);
+    }
+
+    /// Issue 26, finding 2: a link planted with this process's temp name was followed (and its
+    /// target truncated and overwritten); the sweep skipped links with temp names.
+    #[test]
+    fn planted_temp_links_are_removed_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, b"keep").unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let target = root.join("training_manifest.json");
+        let own = root.join(format!(
+            ".training_manifest.json.tmp-{}",
+            std::process::id()
+        ));
+        let other = root.join(".skip_summary.json.tmp-1");
+        std::os::unix::fs::symlink(&outside, &own).unwrap();
+        std::os::unix::fs::symlink(&outside, &other).unwrap();
+        write_atomic(&target, b"manifest").unwrap();
+        assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&target).unwrap(), b"manifest");
+        assert!(std::fs::symlink_metadata(&own).is_err());
+        // pid 1 is alive, yet its "temp" is a link: removed.
+        assert_eq!(remove_stale_temps(&root).unwrap(), vec![other.clone()]);
+        assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
     }
 
     #[test]

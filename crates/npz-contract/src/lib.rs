@@ -1,4 +1,5 @@
-//! DATA-001: reading, writing and validating NPZ archives safely, and atomic artifact writes.
+//! DATA-001: reading, writing and validating NPZ archives safely, atomic artifact writes, and
+//! the confinement of what is read from artifacts (`confine`).
 //!
 //! Reading never trusts a header: every member's `.npy` header is read with bounded reads when
 //! the archive is opened, and a member whose `shape x itemsize` disagrees with its stored size
@@ -7,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod atomic;
+pub mod confine;
 mod element;
 mod error;
 mod header;

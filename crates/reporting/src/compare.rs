@@ -10,7 +10,7 @@
 use crate::manifest::MANIFEST_FILE;
 pub use crate::method::{method_name, slug};
 use crate::metrics::{HEADLINE, PLOTTED, SPLITS, against_flat_start, flatten, lower_is_better};
-use crate::output::{PictureRef, ReportError, read_manifest, write_file};
+use crate::output::{PictureRef, ReportError, read_checked_manifest, write_file};
 use crate::pictures::{self, JobPicture};
 use crate::svg::{Chart, Series};
 use crate::text::{dose_label, fmt_num};
@@ -157,15 +157,34 @@ pub fn relative_to(path: &Path, base: &Path) -> PathBuf {
 /// Reads the methods of a comparison folder (roots resolved against the folder).
 pub fn read_methods(dir: &Path) -> Result<Vec<MethodRoot>, CompareError> {
     let path = dir.join(COMPARISON_MANIFEST);
-    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = npz_contract::confine::read_to_string_capped(&path, npz_contract::confine::JSON_CAP)
+        .map_err(|source| ReportError::Read {
+            path: path.clone(),
+            source,
+        })?;
     let parse = |message: String| CompareError::Parse {
         path: path.clone(),
         message,
     };
     let value: Value = serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?;
+    // The roots a comparison folder names are read only inside the folder that holds it (a
+    // study's `comparison/` names `../artifacts/<method>`), through no link.
+    let holder = dir.parent().unwrap_or(Path::new(""));
+    let root_of = |recorded: &str| -> Result<PathBuf, CompareError> {
+        let rel = Path::new(recorded).strip_prefix("..").map_err(|_| {
+            parse(format!(
+                "a method's artifact_root '{}' is not in the folder that holds the comparison",
+                recorded.escape_debug()
+            ))
+        })?;
+        npz_contract::confine::join(holder, rel).map_err(|e| {
+            parse(format!(
+                "a method's artifact_root '{}' is not a folder beside the comparison: {e}",
+                recorded.escape_debug()
+            ))
+        })?;
+        Ok(dir.join(recorded))
+    };
     if value["format_version"].as_u64() != Some(u64::from(COMPARISON_FORMAT_VERSION)) {
         return Err(parse(format!(
             "format_version is {}",
@@ -182,11 +201,11 @@ pub fn read_methods(dir: &Path) -> Result<Vec<MethodRoot>, CompareError> {
                     .as_str()
                     .ok_or_else(|| parse("a method has no `name`".into()))?
                     .to_string(),
-                root: dir.join(
+                root: root_of(
                     m["artifact_root"]
                         .as_str()
                         .ok_or_else(|| parse("a method has no `artifact_root`".into()))?,
-                ),
+                )?,
             })
         })
         .collect()
@@ -237,7 +256,8 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
     }
     let mut loaded = Vec::new();
     for method in methods {
-        let manifest = read_manifest(&method.root)?;
+        // Checked: names that become file names, paths inside their roots.
+        let manifest = read_checked_manifest(&method.root)?;
         let path = method.root.join(MANIFEST_FILE);
         let (manifest_sha256, _) =
             runner::sha256_file(&path).map_err(|source| ReportError::Read {
@@ -267,6 +287,10 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
     }
 
     // The inputs: every job's data digests, equal across the methods that ran it.
+    let locations: Vec<crate::manifest::Locations> = loaded
+        .iter()
+        .map(|l| pictures::locations(&l.method.root, &l.manifest))
+        .collect();
     let mut digest_cache: BTreeMap<PathBuf, String> = BTreeMap::new();
     let mut job_entries = Vec::new();
     let mut matched = 0;
@@ -274,23 +298,30 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
         let mut digests: BTreeMap<&str, (String, String, String)> = BTreeMap::new();
         for split in ["train", "test"] {
             let mut first: Option<(&str, String, String)> = None;
-            for l in &loaded {
+            for (l, locations) in loaded.iter().zip(&locations) {
                 let Some(job) = l.job(key) else { continue };
                 let recorded =
                     PathBuf::from(job[format!("{split}_data_path")].as_str().unwrap_or(""));
-                let path = pictures::resolve(&recorded, &l.method.root);
+                let what = || {
+                    format!(
+                        "{split} data of dose {} {} in {}",
+                        dose_label(key.0),
+                        key.1,
+                        l.method.name
+                    )
+                };
+                let path = locations.input(&recorded).map_err(|e| CompareError::Data {
+                    path: recorded.clone(),
+                    what: what(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                })?;
                 let sha = match digest_cache.get(&path) {
                     Some(s) => s.clone(),
                     None => {
                         let sha =
                             crate::content::digest(&path).map_err(|source| CompareError::Data {
                                 path: path.clone(),
-                                what: format!(
-                                    "{split} data of dose {} {} in {}",
-                                    dose_label(key.0),
-                                    key.1,
-                                    l.method.name
-                                ),
+                                what: what(),
                                 source,
                             })?;
                         digest_cache.insert(path.clone(), sha.clone());
@@ -533,10 +564,10 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
     ];
     files.extend(plots);
     for (name, text) in &files {
-        write_file(&out.join(name), text.as_bytes())?;
+        write_file(out, name, text.as_bytes())?;
     }
     for (name, bytes) in &picture_files {
-        write_file(&out.join(name), bytes)?;
+        write_file(out, name, bytes)?;
     }
     Ok(Comparison {
         files,

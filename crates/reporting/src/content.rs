@@ -38,16 +38,19 @@ fn json_digest(text: &str) -> Option<String> {
 /// `_metadata` with recorded paths made study-relative); for a JSON file, of its value with
 /// such paths; else of the file. Two studies run into different folders then agree.
 pub(crate) fn digest(path: &Path) -> std::io::Result<String> {
+    use npz_contract::confine;
     let io = |e: std::io::Error| e;
     let name = path.to_string_lossy();
+    // Only a regular file is read (a FIFO or a device is refused, never waited on), never
+    // through a link at its name; a JSON file is read whole only up to a cap.
     if name.ends_with(".json") {
-        let text = std::fs::read_to_string(path).map_err(io)?;
+        let text = confine::read_to_string_capped(path, confine::JSON_CAP).map_err(io)?;
         if let Some(d) = json_digest(&text) {
             return Ok(d);
         }
     }
     if name.ends_with(".npz") {
-        let file = std::fs::File::open(path).map_err(io)?;
+        let file = confine::open_regular(path).map_err(io)?;
         let bad = |e: zip::result::ZipError| {
             std::io::Error::other(format!("{}: not a readable NPZ: {e}", path.display()))
         };
@@ -66,18 +69,19 @@ pub(crate) fn digest(path: &Path) -> std::io::Result<String> {
             };
             let digest = match digest {
                 Some(d) => d,
+                // Hashed as it inflates: memory stays at a chunk however large the member.
                 None => {
-                    let mut bytes = Vec::new();
-                    let mut entry = archive.by_name(member).map_err(bad)?;
-                    std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(io)?;
-                    runner::sha256_bytes(&bytes)
+                    let entry = archive.by_name(member).map_err(bad)?;
+                    runner::sha256_reader(entry).map_err(io)?.0
                 }
             };
             let _ = writeln!(listing, "{digest}  {member}");
         }
         return Ok(runner::sha256_bytes(listing.as_bytes()));
     }
-    runner::sha256_file(path).map(|(sha, _)| sha).map_err(io)
+    runner::sha256_reader(confine::open_regular(path)?)
+        .map(|(sha, _)| sha)
+        .map_err(io)
 }
 
 #[cfg(test)]

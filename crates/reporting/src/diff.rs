@@ -253,6 +253,20 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
             .collect()
     };
     let (ja, jb) = (jobs(&a, "A")?, jobs(&b, "B")?);
+    // A job listed twice is no run `train` writes: refused, never matched half.
+    for (name, list) in [("A", &ja), ("B", &jb)] {
+        let mut seen = std::collections::HashSet::new();
+        for (key, _) in list.iter() {
+            if !seen.insert((key.dose.to_bits(), key.view.as_str(), key.gridsize)) {
+                return Err(format!(
+                    "run {name} lists job dose={} view={} gs{} twice",
+                    crate::text::dose_label(key.dose),
+                    key.view,
+                    key.gridsize
+                ));
+            }
+        }
+    }
     let mut diff = RunDiff {
         equal: true,
         tolerance,

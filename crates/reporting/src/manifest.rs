@@ -7,12 +7,15 @@
 use job_matrix::{JobFilter, SkipEvent};
 use runner::{JobResult, Plan};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// File name of the manifest under the artifact root.
 pub const MANIFEST_FILE: &str = "training_manifest.json";
 /// File name of the skip summary under the artifact root.
 pub const SKIP_SUMMARY_FILE: &str = "skip_summary.json";
+/// Cap on a manifest read whole: 100,000 jobs (the most a design allows) of the largest
+/// results the toolkit writes fit well below it.
+pub const MANIFEST_CAP: u64 = 2 << 30;
 /// Version of the manifest format. Bump it when a field changes meaning or goes away.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 
@@ -113,13 +116,196 @@ pub enum JobState {
 
 /// Where a path the manifest records is read now: a path under the artifact root the run was
 /// given (`recorded_root`) is taken under `root`, the root as given now (another path to the
-/// same folder, or the folder moved); any other path as recorded. The one rule by which
-/// `verify` and the pictures of `report` and `compare` find a job's files.
-pub fn relocate(recorded: &Path, recorded_root: &Path, root: &Path) -> PathBuf {
-    match recorded.strip_prefix(recorded_root) {
-        Ok(rest) => root.join(rest),
-        Err(_) => recorded.to_path_buf(),
+/// same folder, or the folder moved), with no link on the way ([`npz_contract::confine`]);
+/// any other path is refused. The one rule by which `verify` and the pictures of `report` and
+/// `compare` find a job's files; [`Locations`] applies it to a manifest's inputs too.
+pub fn relocate(recorded: &Path, recorded_root: &Path, root: &Path) -> Result<PathBuf, String> {
+    npz_contract::confine::within(recorded, recorded_root, root).map_err(|e| e.to_string())
+}
+
+/// A path's components folded lexically: how many `..` it starts with and the names after
+/// (`None` when a `..` follows a name it cannot fold, or for a root or prefix inside).
+fn folded(path: &Path) -> Option<(usize, Vec<std::ffi::OsString>)> {
+    let mut ups = 0;
+    let mut names: Vec<std::ffi::OsString> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => names.push(name.to_os_string()),
+            Component::ParentDir if names.is_empty() => ups += 1,
+            Component::ParentDir => {
+                names.pop();
+            }
+            Component::CurDir | Component::RootDir => {}
+            Component::Prefix(_) => return None,
+        }
     }
+    Some((ups, names))
+}
+
+/// The study folder an artifact root is part of (`S/artifacts` or `S/artifacts/<method>`
+/// whose `S` holds `study.json`), if it is one; `root` made absolute lexically.
+pub fn study_of(root: &Path) -> Option<PathBuf> {
+    let (ups, names) = folded(&std::path::absolute(root).ok()?)?;
+    if ups > 0 {
+        return None;
+    }
+    let is_study = |k: usize| {
+        let dir: PathBuf = std::iter::once(std::ffi::OsString::from("/"))
+            .chain(names[..k].iter().cloned())
+            .collect();
+        std::fs::symlink_metadata(dir.join("study.json"))
+            .is_ok_and(|m| m.is_file())
+            .then_some(dir)
+    };
+    let n = names.len();
+    if n >= 1 && names[n - 1] == "artifacts" {
+        return is_study(n - 1);
+    }
+    if n >= 2 && names[n - 2] == "artifacts" {
+        return is_study(n - 2);
+    }
+    None
+}
+
+/// Where the paths a manifest records are read now: the relocation rule ([`relocate`]) for
+/// paths under the artifact root, and for the train and test data, the Phase C and D roots
+/// found from where the artifact root is now (their recorded positions relative to the
+/// recorded artifact root, never the current folder). Inside a study folder, data outside it
+/// are refused; everywhere, a data file is read only below its phase root, through no link.
+#[derive(Clone, Debug)]
+pub struct Locations {
+    /// The artifact root as given now.
+    root: PathBuf,
+    /// The artifact root the run was given.
+    recorded_root: PathBuf,
+    /// The recorded Phase C and D roots, each with where it is now (or why it cannot be found).
+    phase_roots: Vec<(PathBuf, Result<PathBuf, String>)>,
+    /// The study folder the root is part of.
+    study: Option<PathBuf>,
+}
+
+impl Locations {
+    /// The locations of a manifest read from `root`, whose run was given `artifact_root`,
+    /// `phase_c_root` and `phase_d_root`.
+    pub fn new(root: &Path, artifact_root: &str, phase_c_root: &str, phase_d_root: &str) -> Self {
+        let study = study_of(root);
+        let phase_roots = [phase_c_root, phase_d_root]
+            .into_iter()
+            .map(|recorded| {
+                let recorded = PathBuf::from(recorded);
+                let now =
+                    phase_root_now(root, Path::new(artifact_root), &recorded).and_then(|now| {
+                        match &study {
+                            Some(study) => confined_to(study, &now),
+                            None => Ok(now),
+                        }
+                    });
+                (recorded, now)
+            })
+            .collect();
+        Locations {
+            root: root.to_path_buf(),
+            recorded_root: PathBuf::from(artifact_root),
+            phase_roots,
+            study,
+        }
+    }
+
+    /// The artifact root as given now.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A job's artifact dir (recorded under the recorded artifact root), now.
+    pub fn job_dir(&self, recorded: &Path) -> Result<PathBuf, String> {
+        relocate(recorded, &self.recorded_root, &self.root)
+    }
+
+    /// A job's train or test data (recorded under the recorded Phase C or D root), now.
+    pub fn input(&self, recorded: &Path) -> Result<PathBuf, String> {
+        for (phase_root, now) in &self.phase_roots {
+            let Ok(rel) = recorded.strip_prefix(phase_root) else {
+                continue;
+            };
+            let now = now
+                .as_ref()
+                .map_err(|e| format!("{}: {e}", recorded.display()))?;
+            // Inside a study no link from the study folder down; elsewhere none below the
+            // phase root.
+            let checked = match &self.study {
+                Some(study) => {
+                    now.strip_prefix(study)
+                        .map_err(|e| e.to_string())
+                        .and_then(|phase| {
+                            npz_contract::confine::join(study, &phase.join(rel))
+                                .map_err(|e| e.to_string())
+                        })
+                }
+                None => npz_contract::confine::join(now, rel).map_err(|e| e.to_string()),
+            };
+            return checked;
+        }
+        Err(format!(
+            "{}: not under the run's Phase C or Phase D root",
+            recorded.display()
+        ))
+    }
+}
+
+/// `now` when it is inside `study` (else why not).
+fn confined_to(study: &Path, now: &Path) -> Result<PathBuf, String> {
+    match now.strip_prefix(study) {
+        Ok(rel) if npz_contract::confine::plain_relative(rel).is_ok() => Ok(now.to_path_buf()),
+        _ => Err(format!(
+            "its phase root {} is outside the study folder {}",
+            now.display(),
+            study.display()
+        )),
+    }
+}
+
+/// Where a recorded phase root is now, from where the artifact root is now: both recorded
+/// paths are relative to the folder the run started in (or both absolute), so the phase
+/// root's place relative to the artifact root is known; an absolute phase root of a run given
+/// a relative artifact root is where it was.
+fn phase_root_now(root: &Path, recorded_root: &Path, recorded: &Path) -> Result<PathBuf, String> {
+    let unknown = || {
+        format!(
+            "the phase root {} was recorded relative to a folder that cannot be found from \
+             the artifact root {}",
+            recorded.display(),
+            root.display()
+        )
+    };
+    let root_now = std::path::absolute(root).map_err(|e| e.to_string())?;
+    let (root_ups, root_names) = folded(&root_now).ok_or_else(unknown)?;
+    if root_ups > 0 {
+        return Err(unknown());
+    }
+    let (ra, rp) = (recorded_root.is_absolute(), recorded.is_absolute());
+    if rp && !ra {
+        return Ok(recorded.to_path_buf());
+    }
+    if ra && !rp {
+        return Err(unknown());
+    }
+    let (ua, na) = folded(recorded_root).ok_or_else(unknown)?;
+    let (up, np) = folded(recorded).ok_or_else(unknown)?;
+    // Components of the recorded artifact root below the folder both paths share, and the
+    // names of the phase root below it.
+    let (strip, rest): (usize, &[std::ffi::OsString]) = if ua == up {
+        let common = na.iter().zip(&np).take_while(|(a, b)| a == b).count();
+        (na.len() - common, &np[common..])
+    } else if up > ua {
+        (up - ua + na.len(), &np[..])
+    } else {
+        return Err(unknown());
+    };
+    let keep = root_names.len().checked_sub(strip).ok_or_else(unknown)?;
+    let mut now = PathBuf::from("/");
+    now.extend(&root_names[..keep]);
+    now.extend(rest);
+    Ok(now)
 }
 
 /// One job of the manifest.
@@ -145,6 +331,111 @@ pub struct ManifestJob {
     /// Only in an unfinished run's manifest: pending, running or done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<JobState>,
+}
+
+/// Why `rel`, a file name a result records relative to its job dir (its bundle, its
+/// reconstruction), cannot be used: it must be a plain relative path of ASCII letters, digits,
+/// `_`, `-`, `.` and `/` (it is joined under the job dir and printed in the report).
+fn job_file_problem(rel: &str) -> Option<String> {
+    if let Err(why) = npz_contract::confine::plain_relative(Path::new(rel)) {
+        return Some(why);
+    }
+    rel.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')))
+        .map(|c| format!("it holds {c:?}"))
+}
+
+impl ManifestJob {
+    /// Why this job, read from a manifest whose run was given `artifact_root` and the Phase C
+    /// and D roots `phase_roots`, is not one `train` could have written: its identity is one
+    /// `design` refuses (its view becomes file names and report lines), its artifact dir is
+    /// not `<artifact_root>/dose_<int>/<view>/gs<g>` with its log in it, its data are not
+    /// under a phase root, or its result names files outside its job dir. Every reader of a
+    /// manifest refuses such a job.
+    pub fn problem(&self, artifact_root: &str, phase_roots: [&str; 2]) -> Option<String> {
+        if let Some(why) = job_matrix::job_identity_problem(self.dose, &self.view, self.gridsize) {
+            return Some(why);
+        }
+        let dir = job_matrix::job_dir(
+            Path::new(artifact_root),
+            self.dose,
+            &self.view,
+            self.gridsize,
+        );
+        if self.artifact_dir != dir {
+            return Some(format!(
+                "its artifact_dir {} is not {}, where its artifact root puts it",
+                self.artifact_dir.display(),
+                dir.display()
+            ));
+        }
+        if self.log_path != dir.join(job_matrix::LOG_FILE) {
+            return Some(format!(
+                "its log_path {} is not in its artifact dir",
+                self.log_path.display()
+            ));
+        }
+        for data in [&self.train_data_path, &self.test_data_path] {
+            let inside = phase_roots.iter().any(|root| {
+                data.strip_prefix(root)
+                    .is_ok_and(|rel| npz_contract::confine::plain_relative(rel).is_ok())
+            });
+            if !inside {
+                return Some(format!(
+                    "its data {} is not under the Phase C or D root",
+                    data.display()
+                ));
+            }
+        }
+        let backend = match &self.result {
+            JobResult::DryRun(r) => &r.backend,
+            JobResult::Success(r) => &r.backend,
+            JobResult::Failed(r) => &r.backend,
+            JobResult::Interrupted(r) => &r.backend,
+        };
+        if backend.parse::<runner::BackendKind>().is_err() {
+            return Some(format!(
+                "its result's backend '{}' is not one dose-overlap runs",
+                backend.escape_debug()
+            ));
+        }
+        match &self.result {
+            JobResult::Success(trained) => {
+                let files = std::iter::once(("bundle_path", &trained.bundle_path)).chain(
+                    trained
+                        .reconstruction_path
+                        .iter()
+                        .map(|p| ("reconstruction_path", p)),
+                );
+                for (field, rel) in files {
+                    if let Some(why) = job_file_problem(rel) {
+                        return Some(format!(
+                            "its {field} '{}' is not a file name inside its job dir: {why}",
+                            rel.escape_debug()
+                        ));
+                    }
+                }
+                let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+                if trained.bundle_sha256.len() != 64 || !trained.bundle_sha256.chars().all(hex) {
+                    return Some("its bundle_sha256 is not a SHA-256 in hex".to_string());
+                }
+            }
+            JobResult::DryRun(summary) => {
+                if summary.dose.to_bits() != self.dose.to_bits()
+                    || summary.view != self.view
+                    || summary.gridsize != self.gridsize
+                    || summary.artifact_dir != self.artifact_dir
+                    || summary.log_path != self.log_path
+                    || summary.train_data_path != self.train_data_path
+                    || summary.test_data_path != self.test_data_path
+                {
+                    return Some("its dry-run summary is another job's".to_string());
+                }
+            }
+            JobResult::Failed(_) | JobResult::Interrupted(_) => {}
+        }
+        None
+    }
 }
 
 /// Version of the `skip_summary.json` format.
@@ -346,16 +637,63 @@ impl TrainingManifest {
             }
             None => return Err(parse("it has no format_version".to_string())),
         }
-        serde_json::from_str(text).map_err(|e| parse(e.to_string()))
+        let manifest: TrainingManifest =
+            serde_json::from_str(text).map_err(|e| parse(e.to_string()))?;
+        manifest.check().map_err(parse)?;
+        Ok(manifest)
+    }
+
+    /// Whether this manifest is one `train` could have written (every reader checks it before
+    /// using a field): each job passes [`ManifestJob::problem`], no job is listed twice, the
+    /// skip summary is a file of the artifact root and each skip names a view `design`
+    /// allows. Says the first problem.
+    pub fn check(&self) -> Result<(), String> {
+        if self.backend.parse::<runner::BackendKind>().is_err() {
+            return Err(format!(
+                "its backend '{}' is not one dose-overlap runs",
+                self.backend.escape_debug()
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, job) in self.jobs.iter().enumerate() {
+            let phase_roots = [self.phase_c_root.as_str(), self.phase_d_root.as_str()];
+            if let Some(why) = job.problem(&self.artifact_root, phase_roots) {
+                return Err(format!("job {i}: {why}"));
+            }
+            if !seen.insert((job.dose.to_bits(), job.view.as_str(), job.gridsize)) {
+                return Err(format!(
+                    "job {i} ({} {} gs{}) is listed twice",
+                    job_matrix::format_dose(job.dose),
+                    job.view,
+                    job.gridsize
+                ));
+            }
+        }
+        if let Err(why) = npz_contract::confine::plain_relative(Path::new(&self.skip_summary_path))
+        {
+            return Err(format!(
+                "its skip_summary_path '{}' is not a file of the artifact root: {why}",
+                self.skip_summary_path.escape_debug()
+            ));
+        }
+        for (i, skip) in self.skipped_views.iter().enumerate() {
+            if let Some(why) = job_matrix::job_identity_problem(skip.dose, &skip.view, 1) {
+                return Err(format!("skipped view {i}: {why}"));
+            }
+        }
+        Ok(())
     }
 
     /// Reads `<artifact_root>/training_manifest.json`.
     pub fn read(artifact_root: &Path) -> Result<TrainingManifest, ManifestError> {
         let path = artifact_root.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|cause| ManifestError::Read {
-            path: path.clone(),
-            cause,
-        })?;
+        let text =
+            npz_contract::confine::read_to_string_capped(&path, MANIFEST_CAP).map_err(|cause| {
+                ManifestError::Read {
+                    path: path.clone(),
+                    cause,
+                }
+            })?;
         TrainingManifest::from_json(&text, &path)
     }
 
@@ -380,18 +718,39 @@ mod tests {
     use proptest::prelude::*;
     use runner::{DryRunSummary, FailedResult, InterruptedResult, TrainedResult};
 
-    fn job(i: usize, result: JobResult) -> ManifestJob {
-        ManifestJob {
-            dose: [1e3, 1e4, 1e5][i % 3],
-            view: ["baseline", "dense", "sparse"][i % 3].to_string(),
-            gridsize: 1 + (i % 2) as u32,
+    fn job(i: usize, mut result: JobResult) -> ManifestJob {
+        let (dose, view, gridsize) = (
+            [1e3, 1e4, 1e5][i % 3],
+            ["baseline", "dense", "sparse"][i % 3],
+            1 + (i % 2) as u32,
+        );
+        let artifact_dir = job_matrix::job_dir(Path::new("art"), dose, view, gridsize);
+        let job = ManifestJob {
+            dose,
+            view: view.to_string(),
+            gridsize,
             train_data_path: format!("phase c/dose_{i}/train.npz").into(),
             test_data_path: format!("phase c/dose_{i}/test.npz").into(),
-            artifact_dir: format!("art/{i}").into(),
-            log_path: format!("art/{i}/train.log").into(),
-            result,
+            log_path: artifact_dir.join("train.log"),
+            artifact_dir,
+            result: JobResult::Interrupted(InterruptedResult {
+                backend: "native".into(),
+                started: false,
+                error: String::new(),
+            }),
             state: None,
+        };
+        // A dry run's summary is its own job's.
+        if let JobResult::DryRun(summary) = &mut result {
+            summary.dose = job.dose;
+            summary.view = job.view.clone();
+            summary.gridsize = job.gridsize;
+            summary.train_data_path = job.train_data_path.clone();
+            summary.test_data_path = job.test_data_path.clone();
+            summary.artifact_dir = job.artifact_dir.clone();
+            summary.log_path = job.log_path.clone();
         }
+        ManifestJob { result, ..job }
     }
 
     fn results() -> impl Strategy<Value = JobResult> {

@@ -28,13 +28,18 @@ pub fn method_name(root: &Path, manifest: &Value) -> String {
     if backend != "native" {
         return backend;
     }
+    let locations = crate::pictures::locations(root, manifest);
     let algorithm = manifest["jobs"]
         .as_array()
         .into_iter()
         .flatten()
         .find_map(|job| {
-            let dir = crate::pictures::job_dir(root, manifest, job);
-            let text = std::fs::read_to_string(dir.join("training_config.json")).ok()?;
+            let dir = crate::pictures::job_dir(&locations, job).ok()?;
+            let text = npz_contract::confine::read_to_string_capped(
+                &dir.join("training_config.json"),
+                npz_contract::confine::JSON_CAP,
+            )
+            .ok()?;
             let config: Value = serde_json::from_str(&text).ok()?;
             config["solver"]["algorithm"].as_str().map(str::to_string)
         });

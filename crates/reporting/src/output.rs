@@ -52,20 +52,30 @@ pub struct PictureRef {
 /// `<artifact_root>/training_manifest.json`, read as text.
 fn read_manifest_text(artifact_root: &Path) -> Result<(PathBuf, String), ReportError> {
     let path = artifact_root.join(MANIFEST_FILE);
-    match std::fs::read_to_string(&path) {
+    // A regular file (never a link, a FIFO or a device), of bounded size.
+    match npz_contract::confine::read_to_string_capped(&path, crate::manifest::MANIFEST_CAP) {
         Ok(text) => Ok((path, text)),
         Err(source) => Err(ReportError::Read { path, source }),
     }
 }
 
 /// Reads and parses `<artifact_root>/training_manifest.json` as JSON (diffs compare it field by
-/// field; comparisons and reviews read it so).
+/// field). Nothing in it is checked beyond its being JSON: what reads paths or names from it
+/// reads it with [`read_checked_manifest`].
 pub fn read_manifest(artifact_root: &Path) -> Result<Value, ReportError> {
     let (path, text) = read_manifest_text(artifact_root)?;
     serde_json::from_str(&text).map_err(|e| ReportError::Parse {
         path,
         message: e.to_string(),
     })
+}
+
+/// Reads `<artifact_root>/training_manifest.json` into its typed form, checked
+/// ([`TrainingManifest::check`]: names, paths, no job twice), as JSON (comparisons and
+/// reviews read it so).
+pub fn read_checked_manifest(artifact_root: &Path) -> Result<Value, ReportError> {
+    let manifest = read_training_manifest(artifact_root)?;
+    Ok(serde_json::to_value(&manifest).expect("a parsed manifest serialises"))
 }
 
 /// Reads `<artifact_root>/training_manifest.json` into its typed, versioned form (the report
@@ -77,13 +87,29 @@ pub(crate) fn read_training_manifest(
     Ok(TrainingManifest::from_json(&text, &path)?)
 }
 
-/// Writes one report file atomically, creating its folder.
-pub(crate) fn write_file(target: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+/// Writes the report file `name` (`summary.md`, `pictures/x.png`) under the report folder
+/// `out` atomically, creating its folder. Never through a link: `out` itself and every folder
+/// below it on the way must not be symbolic links (a report folder of a received study that
+/// is a link to elsewhere is refused, not written into); a link at the file's own name is
+/// replaced.
+pub(crate) fn write_file(out: &Path, name: &str, bytes: &[u8]) -> Result<(), ReportError> {
+    let target = out.join(name);
+    let error = |source| ReportError::Write {
+        path: target.clone(),
+        source,
+    };
+    if std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(error(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} is a symbolic link: a report is never written through a link",
+                out.display()
+            ),
+        )));
+    }
+    let target = npz_contract::confine::join(out, Path::new(name)).map_err(error)?;
     let parent = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
-        .and_then(|()| npz_contract::atomic::write_atomic(target, bytes))
-        .map_err(|source| ReportError::Write {
-            path: target.to_path_buf(),
-            source,
-        })
+        .and_then(|()| npz_contract::atomic::write_atomic(&target, bytes))
+        .map_err(error)
 }

@@ -37,33 +37,30 @@ pub struct JobPicture {
     pub phase_ssim: Option<f64>,
 }
 
-/// A path recorded in a manifest, resolved for reading: as recorded when it exists, else (a
-/// relative path written from another working folder) against each ancestor of `root`.
-pub fn resolve(recorded: &Path, root: &Path) -> PathBuf {
-    if recorded.exists() || recorded.is_absolute() {
-        return recorded.to_path_buf();
-    }
-    let base = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
-    base.ancestors()
-        .map(|a| a.join(recorded))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| recorded.to_path_buf())
+/// Where the paths of `manifest` (read from the artifact root `root`, as JSON) are read now:
+/// the relocation rule, confined ([`crate::manifest::Locations`]).
+pub fn locations(root: &Path, manifest: &Value) -> crate::manifest::Locations {
+    let field = |key: &str| manifest[key].as_str().unwrap_or("").to_string();
+    crate::manifest::Locations::new(
+        root,
+        &field("artifact_root"),
+        &field("phase_c_root"),
+        &field("phase_d_root"),
+    )
 }
 
-/// The artifact dir of `job` under the artifact root `root` as given now: the manifest records
-/// it under the root the run was given, which may have been another path to the same folder
-/// ([`crate::manifest::relocate`]).
-pub fn job_dir(root: &Path, manifest: &Value, job: &Value) -> PathBuf {
-    crate::manifest::relocate(
-        Path::new(job["artifact_dir"].as_str().unwrap_or("")),
-        Path::new(manifest["artifact_root"].as_str().unwrap_or("")),
-        root,
-    )
+/// The artifact dir of `job` now: the manifest records it under the root the run was given,
+/// which may have been another path to the same folder ([`crate::manifest::relocate`]);
+/// refused outside the root or through a link.
+pub fn job_dir(locations: &crate::manifest::Locations, job: &Value) -> Result<PathBuf, String> {
+    locations.job_dir(Path::new(job["artifact_dir"].as_str().unwrap_or("")))
 }
 
 /// Reads `<split>_object` (or `object`, one object on the objectGuess grid for both splits)
 /// of a reconstruction NPZ.
 pub fn read_object(path: &Path, split: &str) -> Result<Array2<Complex32>, String> {
+    // A regular file, not a link (the reader itself refuses devices and FIFOs).
+    npz_contract::confine::open_regular(path).map_err(|e| e.to_string())?;
     let mut npz = npz_contract::NpzReader::open(path).map_err(|e| e.to_string())?;
     let member = format!("{split}_object");
     let name = if npz.member(&member).is_some() {
@@ -83,8 +80,7 @@ pub fn read_object(path: &Path, split: &str) -> Result<Array2<Complex32>, String
 /// `Ok(None)` when the job has no reconstruction (dry run, failure), `Err` when its files
 /// cannot be read.
 pub fn load_job(
-    root: &Path,
-    manifest: &Value,
+    locations: &crate::manifest::Locations,
     job: &Value,
     split: &'static str,
 ) -> Result<Option<JobPicture>, String> {
@@ -106,11 +102,13 @@ pub fn load_job(
         job["view"].as_str().unwrap_or("?").to_string(),
         job["gridsize"].as_u64().unwrap_or(0),
     );
-    let recon_path = job_dir(root, manifest, job).join(rel);
-    let truth = resolve(
-        Path::new(job[format!("{split}_data_path")].as_str().unwrap_or("")),
-        root,
-    );
+    // Both only inside their roots, through no link, and only if regular files.
+    let recon_path = npz_contract::confine::join(&job_dir(locations, job)?, Path::new(rel))
+        .map_err(|e| e.to_string())?;
+    let truth = locations.input(Path::new(
+        job[format!("{split}_data_path")].as_str().unwrap_or(""),
+    ))?;
+    npz_contract::confine::open_regular(&truth).map_err(|e| e.to_string())?;
     let object = read_object(&recon_path, split)?;
     let images = recon::register_to_file(&truth, object.view(), &EvalOptions::default())
         .map_err(|e| format!("registering {}: {e}", recon_path.display()))?;
@@ -128,9 +126,10 @@ pub fn load_job(
 pub fn load_root(root: &Path, manifest: &Value) -> (Vec<JobPicture>, Vec<String>) {
     let mut pictures = Vec::new();
     let mut notes = Vec::new();
+    let locations = locations(root, manifest);
     for job in manifest["jobs"].as_array().into_iter().flatten() {
         for split in SPLITS {
-            match load_job(root, manifest, job, split) {
+            match load_job(&locations, job, split) {
                 Ok(Some(p)) => pictures.push(p),
                 Ok(None) => {}
                 Err(e) => notes.push(format!(

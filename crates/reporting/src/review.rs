@@ -6,7 +6,7 @@ use crate::compare::{COMPARISON_MANIFEST, MethodRoot, read_methods};
 use crate::diff::{FieldChange, RunDiff, diff_runs, diff_values};
 use crate::manifest::MANIFEST_FILE;
 use crate::method::method_name;
-use crate::output::{ReportError, read_manifest};
+use crate::output::{ReportError, read_checked_manifest};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -65,32 +65,44 @@ pub enum ReviewError {
     },
 }
 
-/// The method roots of a study folder: `DIR/artifacts` when it holds a manifest (one method),
-/// else every folder under it that does (sorted by name); named from their manifests.
-pub fn study_roots(study_dir: &Path) -> Result<Vec<MethodRoot>, ReviewError> {
-    let base = study_dir.join("artifacts");
-    let roots = if base.join(MANIFEST_FILE).is_file() {
-        vec![base]
-    } else {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.join(MANIFEST_FILE).is_file())
-                    .collect()
-            })
-            .unwrap_or_default();
-        dirs.sort();
-        dirs
+/// The artifact roots of a study folder: `DIR/artifacts` when it holds a manifest (one
+/// method), else every folder under it that does (sorted by name). A link is never followed:
+/// neither `artifacts` nor a method's folder nor a manifest may be one.
+pub fn study_root_dirs(study_dir: &Path) -> Vec<PathBuf> {
+    let is = |path: &Path, dir: bool| {
+        std::fs::symlink_metadata(path).is_ok_and(|m| if dir { m.is_dir() } else { m.is_file() })
     };
+    let base = study_dir.join("artifacts");
+    if !is(&base, true) {
+        return Vec::new();
+    }
+    if is(&base.join(MANIFEST_FILE), false) {
+        return vec![base];
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .filter(|p| is(&p.join(MANIFEST_FILE), false))
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// The method roots of a study folder ([`study_root_dirs`]), named from their manifests.
+pub fn study_roots(study_dir: &Path) -> Result<Vec<MethodRoot>, ReviewError> {
+    let roots = study_root_dirs(study_dir);
     if roots.is_empty() {
         return Err(ReviewError::NoRoots(study_dir.to_path_buf()));
     }
     roots
         .into_iter()
         .map(|root| {
-            let manifest = read_manifest(&root)?;
+            let manifest = read_checked_manifest(&root)?;
             Ok(MethodRoot {
                 name: method_name(&root, &manifest),
                 root,
@@ -105,7 +117,7 @@ pub fn folder_methods(dir: &Path, kind: FolderKind) -> Result<Vec<MethodRoot>, R
         FolderKind::Study => study_roots(dir),
         FolderKind::Comparison => Ok(read_methods(dir)?),
         FolderKind::ArtifactRoot => {
-            let manifest = read_manifest(dir)?;
+            let manifest = read_checked_manifest(dir)?;
             Ok(vec![MethodRoot {
                 name: method_name(dir, &manifest),
                 root: dir.to_path_buf(),
@@ -165,7 +177,21 @@ fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) -> Result<(
         .map_err(io)?;
     entries.sort();
     for path in entries {
-        if path.is_dir() {
+        // Never through a link: a link in a phase folder is reported, not followed.
+        let kind = std::fs::symlink_metadata(&path).map_err(|source| ReviewError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if kind.is_symlink() {
+            return Err(ReviewError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a symbolic link in a study's data (not followed)",
+                ),
+            });
+        }
+        if kind.is_dir() {
             walk(&path, base, out)?;
         } else {
             let sha = crate::content::digest(&path).map_err(|source| ReviewError::Io {
@@ -186,14 +212,18 @@ fn data_digests(dir: &Path, kind: FolderKind) -> Result<BTreeMap<String, String>
     match kind {
         FolderKind::Study => {
             for phase in ["phase_c", "phase_d"] {
-                if dir.join(phase).is_dir() {
+                if std::fs::symlink_metadata(dir.join(phase)).is_ok_and(|m| m.is_dir()) {
                     walk(&dir.join(phase), dir, &mut out)?;
                 }
             }
         }
         FolderKind::Comparison => {
             let path = dir.join(COMPARISON_MANIFEST);
-            let text = std::fs::read_to_string(&path).map_err(|source| ReviewError::Io {
+            let text = npz_contract::confine::read_to_string_capped(
+                &path,
+                npz_contract::confine::JSON_CAP,
+            )
+            .map_err(|source| ReviewError::Io {
                 path: path.clone(),
                 source,
             })?;
@@ -222,10 +252,13 @@ fn data_digests(dir: &Path, kind: FolderKind) -> Result<BTreeMap<String, String>
 }
 
 fn read_study(dir: &Path) -> Value {
-    std::fs::read_to_string(dir.join("study.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null)
+    npz_contract::confine::read_to_string_capped(
+        &dir.join("study.json"),
+        npz_contract::confine::JSON_CAP,
+    )
+    .ok()
+    .and_then(|t| serde_json::from_str(&t).ok())
+    .unwrap_or(Value::Null)
 }
 
 /// Compares two study or comparison folders.

@@ -29,9 +29,11 @@ pub(crate) fn fmt_num(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-/// `text` as the content of one Markdown table cell: `|` escaped.
+/// `text` as the content of one Markdown table cell: `|` escaped, line breaks (and other
+/// control characters) made spaces, so that text read from an artifact stays in its cell.
 pub(crate) fn cell(text: &str) -> String {
     text.replace('|', "\\|")
+        .replace(|c: char| c.is_control(), " ")
 }
 
 #[cfg(test)]

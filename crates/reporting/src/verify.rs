@@ -9,7 +9,8 @@
 //! the same for every artifact root under `artifacts/`, and the Phase C and Phase D outputs
 //! against their phase records ([`PhaseRecord`]). Every mismatch is listed, not only the first.
 
-use crate::manifest::{MANIFEST_FILE, TrainingManifest, relocate};
+use crate::manifest::{Locations, MANIFEST_FILE, TrainingManifest};
+use npz_contract::confine;
 use runner::check::{Depth, Expected, Finding, check_job};
 use runner::{FileDigest, RESULT_FILE};
 use serde::{Deserialize, Serialize};
@@ -93,7 +94,11 @@ impl PhaseRecord {
 
     /// Reads `<study_dir>/<phase>.record.json`, if there is a usable one.
     pub fn read(study_dir: &Path, phase: &str) -> Option<PhaseRecord> {
-        let text = std::fs::read_to_string(study_dir.join(phase_record_file(phase))).ok()?;
+        let text = confine::read_to_string_capped(
+            &study_dir.join(phase_record_file(phase)),
+            confine::JSON_CAP,
+        )
+        .ok()?;
         serde_json::from_str::<PhaseRecord>(&text)
             .ok()
             .filter(|r| r.format_version == PHASE_RECORD_FORMAT_VERSION && r.phase == phase)
@@ -112,9 +117,22 @@ impl PhaseRecord {
     /// many files were hashed.
     pub fn check(&self, study_dir: &Path, threads: usize) -> (Vec<String>, usize) {
         let mut problems = Vec::new();
-        let entries: Vec<(&String, &FileDigest)> =
-            self.inputs.iter().chain(&self.outputs).collect();
-        let paths: Vec<PathBuf> = entries.iter().map(|(p, _)| study_dir.join(p)).collect();
+        // Only files of the study folder, reached through no link.
+        let mut entries: Vec<(&String, &FileDigest)> = Vec::new();
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for (name, want) in self.inputs.iter().chain(&self.outputs) {
+            match confine::join(study_dir, Path::new(name)) {
+                Ok(path) => {
+                    entries.push((name, want));
+                    paths.push(path);
+                }
+                Err(e) => problems.push(format!(
+                    "{}: {} is not a file of the study folder: {e}",
+                    self.phase,
+                    name.escape_debug()
+                )),
+            }
+        }
         for ((name, want), got) in entries.iter().zip(runner::file_digests(&paths, threads)) {
             match got {
                 Err(e) => problems.push(format!("{}: {name} unreadable: {e}", self.phase)),
@@ -143,8 +161,12 @@ fn verify_root(root: &Path, out: &mut Verification) {
     if let Some(run) = &manifest.run_in_progress {
         problems.push(format!("{}: {}", manifest_path.display(), run.describe()));
     }
+    // A file of the root (the manifest's check made sure of it), read only if regular and
+    // small.
+    let summary = confine::join(root, Path::new(&manifest.skip_summary_path))
+        .and_then(|path| confine::read_to_string_capped(&path, confine::JSON_CAP));
     let summary_path = root.join(&manifest.skip_summary_path);
-    match std::fs::read_to_string(&summary_path) {
+    match summary {
         Ok(text) => {
             let on_disk: Option<serde_json::Value> = serde_json::from_str(&text).ok();
             let expected = serde_json::to_value(manifest.skip_summary()).ok();
@@ -155,9 +177,14 @@ fn verify_root(root: &Path, out: &mut Verification) {
                 ));
             }
         }
-        Err(e) => problems.push(format!("{}: {e}", summary_path.display())),
+        Err(e) => problems.push(e.to_string()),
     }
-    let recorded_root = Path::new(&manifest.artifact_root);
+    let locations = Locations::new(
+        root,
+        &manifest.artifact_root,
+        &manifest.phase_c_root,
+        &manifest.phase_d_root,
+    );
     for job in &manifest.jobs {
         let label = format!(
             "job {}/{}/gs{}",
@@ -165,10 +192,18 @@ fn verify_root(root: &Path, out: &mut Verification) {
             job.view,
             job.gridsize
         );
-        let dir = relocate(&job.artifact_dir, recorded_root, root);
-        let config = std::fs::read(dir.join(runner::CONFIG_FILE)).map_err(|e| e.to_string());
-        let train = relocate(&job.train_data_path, recorded_root, root);
-        let test = relocate(&job.test_data_path, recorded_root, root);
+        // Only inside the root, through no link.
+        let dir = match locations.job_dir(&job.artifact_dir) {
+            Ok(dir) => dir,
+            Err(e) => {
+                problems.push(format!("{label}: its artifact dir: {e}"));
+                continue;
+            }
+        };
+        let config = confine::read_capped(&dir.join(runner::CONFIG_FILE), confine::JSON_CAP)
+            .map_err(|e| e.to_string());
+        let train = locations.input(&job.train_data_path);
+        let test = locations.input(&job.test_data_path);
         let check = check_job(
             &Expected {
                 dir: &dir,
@@ -180,7 +215,10 @@ fn verify_root(root: &Path, out: &mut Verification) {
                     Ok(bytes) => Ok(bytes.as_slice()),
                     Err(e) => Err(e.clone()),
                 },
-                inputs: [&train, &test],
+                inputs: [
+                    train.as_deref().map_err(String::as_str),
+                    test.as_deref().map_err(String::as_str),
+                ],
                 threads: 1,
             },
             Depth::All,
@@ -202,9 +240,11 @@ fn problem(finding: &Finding, label: &str, dir: &Path) -> Option<String> {
     let config = dir.join(runner::CONFIG_FILE);
     let config = config.display();
     Some(match finding {
-        Finding::NoResult { error }
-        | Finding::ResultUnreadable { error }
-        | Finding::ResultUnusable { error } => format!("{label}: {result}: {error}"),
+        // The error names the file.
+        Finding::NoResult { error } | Finding::ResultUnreadable { error } => {
+            format!("{label}: {error}")
+        }
+        Finding::ResultUnusable { error } => format!("{label}: {result}: {error}"),
         Finding::OtherJob { view, gridsize } => {
             format!("{label}: {result} is the result of another job ({view} gs{gridsize})")
         }
@@ -214,12 +254,12 @@ fn problem(finding: &Finding, label: &str, dir: &Path) -> Option<String> {
         // A job that says it failed, or a result too old to record its config's digest,
         // claims nothing false (a rerun of `train` still redoes them).
         Finding::NotTrained { .. } | Finding::NoConfigDigest => return None,
-        Finding::NotScored { scoring_error } => format!(
-            "{label}: trained but not scored (scoring_error: {}): a rerun of `train` trains \
-             and scores it again",
-            scoring_error.lines().next().unwrap_or("")
+        Finding::NotScored { why } => format!(
+            "{label}: trained but not scored ({why}): a rerun of `train` trains and scores it \
+             again"
         ),
-        Finding::ConfigUnavailable { error } => format!("{label}: {config}: {error}"),
+        // The error names the file.
+        Finding::ConfigUnavailable { error } => format!("{label}: {error}"),
         Finding::ConfigDiffers { .. } => format!(
             "{label}: {config} is not the config the job ran with (its digest differs from the \
              result's)"
@@ -251,6 +291,9 @@ fn problem(finding: &Finding, label: &str, dir: &Path) -> Option<String> {
                 "{label}: cannot read the bundle {}: {error}",
                 path.display()
             )
+        }
+        Finding::ReconstructionNotContained { error, .. } => {
+            format!("{label}: its reconstruction: {error}")
         }
         Finding::BundleAltered {
             path,
@@ -300,21 +343,9 @@ fn leftover_temps(dir: &Path, problems: &mut Vec<String>) {
 }
 
 /// The artifact roots of a study folder: `artifacts/` itself, or its sub-folders holding a
-/// manifest (one per method when a study compares several).
+/// manifest (one per method when a study compares several); never through a link.
 fn study_roots(study: &Path) -> Vec<PathBuf> {
-    let artifacts = study.join("artifacts");
-    if artifacts.join(MANIFEST_FILE).is_file() {
-        return vec![artifacts];
-    }
-    let mut roots: Vec<PathBuf> = std::fs::read_dir(&artifacts)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join(MANIFEST_FILE).is_file())
-        .collect();
-    roots.sort();
-    roots
+    crate::review::study_root_dirs(study)
 }
 
 /// Verifies the artifact root or study folder `root`, hashing on up to `threads` threads.
@@ -323,7 +354,7 @@ pub fn verify(root: &Path, threads: usize) -> Result<Verification, VerifyError> 
     if root.join(MANIFEST_FILE).is_file() {
         verify_root(root, &mut out);
     } else if root.join("study.json").is_file() {
-        let study_sha = std::fs::read(root.join("study.json"))
+        let study_sha = confine::read_capped(&root.join("study.json"), confine::JSON_CAP)
             .map(|b| runner::sha256_bytes(&b))
             .unwrap_or_default();
         for phase in ["phase_c", "phase_d"] {
@@ -398,7 +429,9 @@ mod tests {
                 final_loss: None,
                 epochs_completed: config.epochs,
                 loss_history: None,
-                metrics: None,
+                // Scored (with nothing to score against here): a job without metrics is not
+                // complete.
+                metrics: Some(serde_json::json!({})),
                 solver: None,
                 reconstruction: None,
                 scoring_error: None,
@@ -470,7 +503,7 @@ mod tests {
                 gridsize: job.gridsize,
                 claimed: Some(&job.result),
                 config: Ok(&config),
-                inputs: [&job.train_data_path, &job.test_data_path],
+                inputs: [Ok(&job.train_data_path), Ok(&job.test_data_path)],
                 threads: 1,
             },
             Depth::All,

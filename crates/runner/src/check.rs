@@ -12,6 +12,7 @@
 use crate::config::TrainingConfig;
 use crate::digest::{FileDigest, checked_bundle, file_digests, hash_bundle, sha256_bytes};
 use crate::result::{InputDigests, JobResult, RESULT_FILE, ResultRecord};
+use npz_contract::confine::JSON_CAP;
 use std::path::{Path, PathBuf};
 
 /// What a job's result is checked against.
@@ -31,8 +32,9 @@ pub struct Expected<'a> {
     /// would run with now; `verify`: the `training_config.json` in the job dir), or why there
     /// are none.
     pub config: Result<&'a [u8], String>,
-    /// The train and test NPZ as they are read now.
-    pub inputs: [&'a Path; 2],
+    /// The train and test NPZ as they are read now, or why they cannot be found (a path a
+    /// manifest records outside its roots).
+    pub inputs: [Result<&'a Path, &'a str>; 2],
     /// Threads to hash the inputs on.
     pub threads: usize,
 }
@@ -86,8 +88,8 @@ pub enum Finding {
     },
     /// The job trained but was not scored: its result has no metrics.
     NotScored {
-        /// Its `scoring_error`.
-        scoring_error: String,
+        /// `scoring_error: <its first line>`, or that it has neither.
+        why: String,
     },
     /// The expected config has no bytes to compare.
     ConfigUnavailable {
@@ -137,6 +139,14 @@ pub enum Finding {
         /// The bundle.
         path: PathBuf,
         /// The I/O error.
+        error: String,
+    },
+    /// The reconstruction the result names (`reconstruction_path`) is missing, or is not a
+    /// regular file inside the job dir.
+    ReconstructionNotContained {
+        /// The reconstruction.
+        path: PathBuf,
+        /// Why.
         error: String,
     },
     /// The bundle's SHA-256 or size is not the one recorded.
@@ -226,7 +236,10 @@ pub fn check_job(expected: &Expected<'_>, depth: Depth) -> JobCheck {
 /// The job's result, when it is readable and this job's (else the finding why not: nothing
 /// more can be checked).
 fn read_record(expected: &Expected<'_>, out: &mut Findings) -> Option<ResultRecord> {
-    let text = match std::fs::read_to_string(expected.dir.join(RESULT_FILE)) {
+    // Read only if a regular file (a link, a FIFO or a device is refused, never read), and
+    // only up to a cap.
+    let path = expected.dir.join(RESULT_FILE);
+    let text = match npz_contract::confine::read_to_string_capped(&path, JSON_CAP) {
         Ok(text) => text,
         Err(e) => {
             let error = e.to_string();
@@ -283,10 +296,9 @@ fn check_record(
         }
     };
     // A trained job that could not be scored is not complete: its result has no metrics.
-    if let Some(error) = trained.and_then(|t| t.scoring_error.as_ref()) {
-        out.push(Finding::NotScored {
-            scoring_error: error.clone(),
-        })?;
+    // (A success with neither metrics nor a scoring_error is one too, not skipped forever.)
+    if let Some(why) = trained.and_then(|t| t.unscored()) {
+        out.push(Finding::NotScored { why })?;
     }
     check_config(expected, record, out)?;
     // A job that did not train claims no inputs and no bundle: nothing more to check.
@@ -316,6 +328,19 @@ fn check_record(
             path: bundle,
             error: e.to_string(),
         })?,
+    }
+    // The reconstruction the metrics scored, which the pictures show: a regular file inside
+    // the job dir, reached through no link.
+    if let Some(rel) = &trained.reconstruction_path {
+        let path = expected.dir.join(rel);
+        let contained = npz_contract::confine::join(expected.dir, Path::new(rel))
+            .and_then(|p| npz_contract::confine::open_regular(&p));
+        if let Err(e) = contained {
+            out.push(Finding::ReconstructionNotContained {
+                path,
+                error: e.to_string(),
+            })?;
+        }
     }
     Some(())
 }
@@ -354,19 +379,26 @@ fn check_inputs(
     let Some(recorded) = recorded else {
         return out.push(Finding::NoInputDigests);
     };
-    let paths = expected.inputs.map(Path::to_path_buf);
-    let now = file_digests(&paths, expected.threads);
-    for ((name, path), (was, is)) in ["train", "test"]
+    let found: Vec<&Path> = expected.inputs.iter().filter_map(|i| i.ok()).collect();
+    let paths: Vec<PathBuf> = found.iter().map(|p| p.to_path_buf()).collect();
+    let mut hashed_now = file_digests(&paths, expected.threads).into_iter();
+    for ((name, input), was) in ["train", "test"]
         .into_iter()
-        .zip(paths)
-        .zip([&recorded.train, &recorded.test].into_iter().zip(now))
+        .zip(&expected.inputs)
+        .zip([&recorded.train, &recorded.test])
     {
+        let (path, is) = match input {
+            Ok(path) => (
+                path.to_path_buf(),
+                hashed_now
+                    .next()
+                    .unwrap_or_else(|| Err(std::io::Error::other("not hashed")))
+                    .map_err(|e| e.to_string()),
+            ),
+            Err(why) => (PathBuf::new(), Err(why.to_string())),
+        };
         match is {
-            Err(e) => out.push(Finding::InputUnreadable {
-                name,
-                path,
-                error: e.to_string(),
-            })?,
+            Err(error) => out.push(Finding::InputUnreadable { name, path, error })?,
             Ok(is) => {
                 *hashed += 1;
                 if is != *was {

@@ -31,12 +31,16 @@ pub struct Collection {
 /// A job's result from its `result.json`, if it holds one of this plan's job.
 pub fn read_result(planned: &PlannedJob, plan_id: &str) -> Result<JobResult, String> {
     let path = planned.job.artifact_dir.join(RESULT_FILE);
-    let text = match std::fs::read_to_string(&path) {
+    // A regular file only (never a link, a FIFO or a device), of bounded size.
+    let text = match npz_contract::confine::read_to_string_capped(
+        &path,
+        npz_contract::confine::JSON_CAP,
+    ) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!("no {RESULT_FILE}"));
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(format!("cannot read it: {e}")),
     };
     let record = ResultRecord::from_json(&text)
         .map_err(|e| format!("{} is unusable: {e}", path.display()))?;
@@ -69,7 +73,15 @@ fn task_file(plan: &Plan, task: &TaskId, ext: &str) -> PathBuf {
 }
 
 fn last_line(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+    // The last 64 KiB of a regular file: a task's log may be large.
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = npz_contract::confine::open_regular(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    file.take(64 * 1024).read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
     text.lines()
         .map(str::trim)
         .rfind(|l| !l.is_empty())
@@ -85,10 +97,11 @@ fn task_outcome(plan: &Plan, task: &TaskId, scheduler: &dyn Scheduler) -> String
             "unknown".into(),
         )
     });
-    let recorded = std::fs::read_to_string(task_file(plan, task, "exit"))
-        .ok()
-        .map(|s| format!(", exit status {} recorded by the task", s.trim()))
-        .unwrap_or_default();
+    let recorded =
+        npz_contract::confine::read_to_string_capped(&task_file(plan, task, "exit"), 4096)
+            .ok()
+            .map(|s| format!(", exit status {} recorded by the task", s.trim()))
+            .unwrap_or_default();
     format!("state {state}, exit code {exit_code}{recorded}")
 }
 
@@ -128,7 +141,9 @@ pub fn collect(
             }));
             continue;
         }
-        let found = read_result(planned, plan_id);
+        // Never read through a job folder that is a link to elsewhere.
+        let found =
+            crate::run::confined_dir(plan, planned).and_then(|_| read_result(planned, plan_id));
         let result = match (found, &task) {
             (Ok(mut result), Some(task)) => {
                 // A failed or interrupted job's own error, and where to look on the cluster's

@@ -12,9 +12,11 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
-/// Lowercase hex SHA-256 (what `sha256sum` prints) and size in bytes of the file at `path`.
+/// Lowercase hex SHA-256 (what `sha256sum` prints) and size in bytes of the file at `path`,
+/// a regular file (a FIFO or a device is refused, never read; a link at its name is not
+/// followed).
 pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
-    sha256_reader(std::fs::File::open(path)?)
+    sha256_reader(npz_contract::confine::open_regular(path)?)
 }
 
 /// Lowercase hex SHA-256 and size of everything `reader` yields.
@@ -38,8 +40,9 @@ pub struct FileDigest {
     pub sha256: String,
 }
 
-/// What identifies a file's version cheaply: if any of it changed, the file is hashed again.
-type FileKey = (PathBuf, u64, Option<SystemTime>, u64);
+/// What identifies a file's version cheaply (device, inode, size, modification time): if any
+/// of it changed, the file is hashed again.
+type FileKey = (u64, u64, u64, Option<SystemTime>);
 
 fn memo() -> &'static Mutex<HashMap<FileKey, FileDigest>> {
     static MEMO: OnceLock<Mutex<HashMap<FileKey, FileDigest>>> = OnceLock::new();
@@ -47,21 +50,26 @@ fn memo() -> &'static Mutex<HashMap<FileKey, FileDigest>> {
 }
 
 /// [`FileDigest`] of the file at `path`, hashed at most once per process for the same file
-/// version (real path, size, modification time and inode unchanged). The memo only saves
+/// version (device, inode, size and modification time unchanged). The memo only saves
 /// re-reading a file this process already read; it never stands in for a hash across runs.
+/// Only a regular file is hashed, opened without following a link at its name: a FIFO, a
+/// device (`/dev/zero`) or a link there is refused at once, never read.
 pub fn file_digest(path: &Path) -> io::Result<FileDigest> {
+    let file = npz_contract::confine::open_regular(path)?;
     let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let real = path.canonicalize().map_err(named)?;
-    let meta = std::fs::metadata(&real).map_err(named)?;
+    let meta = file.metadata().map_err(named)?;
     #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    let (device, inode) = (
+        std::os::unix::fs::MetadataExt::dev(&meta),
+        std::os::unix::fs::MetadataExt::ino(&meta),
+    );
     #[cfg(not(unix))]
-    let inode = 0;
-    let key = (real, meta.len(), meta.modified().ok(), inode);
+    let (device, inode) = (0, 0);
+    let key = (device, inode, meta.len(), meta.modified().ok());
     if let Some(found) = memo().lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(found.clone());
     }
-    let (sha256, size_bytes) = sha256_file(&key.0).map_err(named)?;
+    let (sha256, size_bytes) = sha256_reader(file).map_err(named)?;
     let digest = FileDigest { size_bytes, sha256 };
     memo()
         .lock()
@@ -207,12 +215,7 @@ pub fn checked_bundle(bundle: &Path, artifact_dir: &Path) -> Result<String, Stri
 
 /// SHA-256 and size of a bundle, read without following a symlink at its last component.
 pub fn hash_bundle(bundle: &Path) -> std::io::Result<(String, u64)> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-    let file = options.open(bundle)?;
-    sha256_reader(file)
+    sha256_reader(npz_contract::confine::open_regular(bundle)?)
 }
 
 #[cfg(test)]

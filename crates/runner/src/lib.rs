@@ -35,6 +35,7 @@ pub use config::{
 };
 pub use digest::{
     FileDigest, checked_bundle, file_digest, file_digests, hash_bundle, sha256_bytes, sha256_file,
+    sha256_reader,
 };
 pub use lock::{LOCK_FILE, LockError, RootLock};
 pub use log::{DEFAULT_LOG_LIMIT, JobLog, create_fresh};
@@ -47,8 +48,8 @@ pub use result::{
     PinnFacts, RESULT_FILE, RESULT_FORMAT_VERSION, ResultRecord, ScaleStatus, TrainedResult,
 };
 pub use run::{
-    JobLimits, LOG_MARKER, RunContext, clear_results, execute, execute_resumed, format_duration,
-    parse_duration, run_job,
+    JobLimits, LOG_MARKER, RunContext, clear_results, confined_dir, execute, execute_resumed,
+    format_duration, parse_duration, remove_result, run_job,
 };
 
 /// The backend that trains jobs of `kind`.

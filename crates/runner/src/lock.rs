@@ -1,5 +1,7 @@
 //! One writer per artifact root (and per study folder): an exclusive `flock` on
 //! `<root>/.dose-overlap.lock`, held by `train`, `collect` and `study` for as long as they run.
+//! `run-job` (a SLURM array's task: many run at once on one root) holds it shared, so that no
+//! task writes into a root while one of those runs, nor one of those while a task does.
 //!
 //! The kernel releases the lock when its holder dies, however it dies, so a lock left by a
 //! dead process never blocks; the file's text (pid and start time) is only there to name the
@@ -40,13 +42,34 @@ pub enum LockError {
 /// A held lock; dropping it releases the lock (the file stays: its presence means nothing).
 #[derive(Debug)]
 pub struct RootLock {
-    _file: File,
+    file: File,
     path: PathBuf,
+    exclusive: bool,
+}
+
+impl Drop for RootLock {
+    /// An exclusive holder empties the file before the kernel releases the lock, so that a
+    /// later message never names a holder that is gone.
+    fn drop(&mut self) {
+        if self.exclusive {
+            let _ = self.file.set_len(0);
+        }
+    }
 }
 
 impl RootLock {
     /// Takes the exclusive lock on `root` (which must exist) without waiting.
     pub fn acquire(root: &Path) -> Result<RootLock, LockError> {
+        RootLock::take(root, false)
+    }
+
+    /// Takes the lock on `root` shared (other shared holders are welcome, an exclusive one
+    /// is not) without waiting: what each `run-job` task holds.
+    pub fn acquire_shared(root: &Path) -> Result<RootLock, LockError> {
+        RootLock::take(root, true)
+    }
+
+    fn take(root: &Path, shared: bool) -> Result<RootLock, LockError> {
         let path = root.join(LOCK_FILE);
         let io = |cause| LockError::Io {
             path: path.clone(),
@@ -57,13 +80,18 @@ impl RootLock {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
         let mut file = options.open(&path).map_err(io)?;
-        match file.try_lock() {
+        let locked = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match locked {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+                let _ = (&mut file).take(4096).read_to_string(&mut text);
                 let holder = match text.trim() {
-                    "" => "a process that is just starting".to_string(),
+                    "" => "a process that is just starting, or run-job tasks".to_string(),
                     holder => holder.to_string(),
                 };
                 return Err(LockError::Busy {
@@ -73,13 +101,26 @@ impl RootLock {
             }
             Err(TryLockError::Error(cause)) => return Err(io(cause)),
         }
+        if shared {
+            // Several hold it at once: none names itself (the text is the last exclusive
+            // holder's, emptied when it let go).
+            return Ok(RootLock {
+                file,
+                path,
+                exclusive: false,
+            });
+        }
         let since = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
         let holder = format!("pid {}, since {since}\n", std::process::id());
         file.set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(holder.as_bytes()))
             .map_err(io)?;
-        Ok(RootLock { _file: file, path })
+        Ok(RootLock {
+            file,
+            path,
+            exclusive: true,
+        })
     }
 
     /// The lock file.
@@ -105,5 +146,27 @@ mod tests {
         // Released: the next one gets it, although the file is still there.
         assert!(dir.path().join(LOCK_FILE).is_file());
         RootLock::acquire(dir.path()).unwrap();
+    }
+
+    /// Issue 26, finding 14: `run-job` took no lock, so a task wrote into a root `train` or
+    /// `collect` was writing. Tasks share the lock; an exclusive holder excludes them.
+    #[test]
+    fn shared_holders_exclude_an_exclusive_one_and_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = RootLock::acquire_shared(dir.path()).unwrap();
+        let b = RootLock::acquire_shared(dir.path()).unwrap();
+        let err = RootLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("run-job tasks"), "{err}");
+        drop((a, b));
+        let train = RootLock::acquire(dir.path()).unwrap();
+        let err = RootLock::acquire_shared(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(train);
+        RootLock::acquire_shared(dir.path()).unwrap();
     }
 }

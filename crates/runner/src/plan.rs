@@ -11,6 +11,8 @@ use study_design::Study;
 
 /// File name of the plan under the artifact root.
 pub const PLAN_FILE: &str = "plan.json";
+/// Cap on `plan.json` (read whole): 100,000 jobs, the most a design allows, need far less.
+pub const PLAN_CAP: u64 = 1 << 30;
 /// Version of the `plan.json` format.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
@@ -201,9 +203,12 @@ impl Plan {
             artifacts: PathBuf::from(&artifact_root),
         };
         // What PtychoPINN cannot train is refused before any job starts. A dry run executes
-        // nothing, so it is not checked (and its plan carries no PtychoPINN settings).
-        let pinn = request.backend.uses_trainer_program() && !request.dry_run;
+        // nothing, so it is not refused; its plan still carries the PtychoPINN settings a real
+        // run would (where they resolve), so that its resume decisions are the real run's
+        // (issue 26, finding 5: without them every verified job read "config changed").
+        let pinn = request.backend.uses_trainer_program();
         if pinn
+            && !request.dry_run
             && let Some(problem) = crate::ptychopinn::patch_size_problem(
                 request.study.design.patch_size_pixels,
                 request.backend,
@@ -236,7 +241,9 @@ impl Plan {
                         request.python.clone(),
                     ) {
                         Ok(settings) => config.pinn = settings,
-                        Err(found) => problems.extend(found),
+                        Err(found) if !request.dry_run => problems.extend(found),
+                        // The real run refuses it; the dry run shows the rest.
+                        Err(_) => {}
                     }
                 }
                 PlannedJob { index, job, config }
@@ -291,9 +298,19 @@ impl Plan {
 
     /// Reads a `plan.json`; returns the plan and its id.
     pub fn read(path: &Path) -> Result<(Plan, String), PlanError> {
-        let bytes = std::fs::read(path).map_err(|cause| PlanError::Read {
-            path: path.to_path_buf(),
-            cause,
+        // A regular file (never a FIFO, a device or a link), of bounded size.
+        let bytes = npz_contract::confine::read_capped(path, PLAN_CAP).map_err(|cause| {
+            PlanError::Read {
+                path: path.to_path_buf(),
+                // The message names the path once (`confine` names it too).
+                cause: match cause
+                    .to_string()
+                    .strip_prefix(&format!("{}: ", path.display()))
+                {
+                    Some(rest) => std::io::Error::new(cause.kind(), rest.to_string()),
+                    None => cause,
+                },
+            }
         })?;
         let parse = |message: String| PlanError::Parse {
             path: path.to_path_buf(),
@@ -317,7 +334,71 @@ impl Plan {
                 job.index
             )));
         }
+        for planned in &plan.jobs {
+            plan.check_job_paths(planned).map_err(|why| {
+                parse(format!(
+                    "job {} ({}): {why}",
+                    planned.index,
+                    planned.job.label()
+                ))
+            })?;
+        }
         Ok((plan, Plan::id_of(&bytes)))
+    }
+
+    /// Whether a job read from `plan.json` writes and reads only where `train` would have put
+    /// it: its identity is one `design` allows, its artifact dir is
+    /// `<artifact_root>/dose_<int>/<view>/gs<g>` with its log and config in it, and its data
+    /// are under the Phase C or D root. A plan is input: `run-job` and `collect` trust only
+    /// what passes.
+    fn check_job_paths(&self, planned: &PlannedJob) -> Result<(), String> {
+        let job = &planned.job;
+        let config = &planned.config;
+        if let Some(why) = job_matrix::job_identity_problem(job.dose, &job.view, job.gridsize) {
+            return Err(why);
+        }
+        let dir = job_matrix::job_dir(
+            Path::new(&self.artifact_root),
+            job.dose,
+            &job.view,
+            job.gridsize,
+        );
+        let log = dir.join(job_matrix::LOG_FILE);
+        if job.artifact_dir != dir || config.output_dir != dir {
+            return Err(format!(
+                "its artifact dir {} is not {}, where this plan's artifact root puts it",
+                job.artifact_dir.display(),
+                dir.display()
+            ));
+        }
+        if job.log_path != log || config.log_path != log {
+            return Err(format!(
+                "its log {} is not {}",
+                job.log_path.display(),
+                log.display()
+            ));
+        }
+        if config.dose.to_bits() != job.dose.to_bits()
+            || config.view != job.view
+            || config.gridsize != job.gridsize
+            || config.train_data_file != job.train_data_path
+            || config.test_data_file != job.test_data_path
+        {
+            return Err("its training config is not this job's".to_string());
+        }
+        for data in [&job.train_data_path, &job.test_data_path] {
+            let inside = [&self.phase_c_root, &self.phase_d_root].iter().any(|root| {
+                data.strip_prefix(root.as_str())
+                    .is_ok_and(|rel| npz_contract::confine::plain_relative(rel).is_ok())
+            });
+            if !inside {
+                return Err(format!(
+                    "its data {} is not under the Phase C or D root",
+                    data.display()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks that `plan_file` is this plan's own `plan.json` seen from the current folder

@@ -135,14 +135,34 @@ impl ExternalMethod for PtychoPinnBackend {
         let (config, trainer) = (&job.config, &job.trainer);
         let log_path = ctx.log.path().to_path_buf();
         let bundle = config.output_dir.join(PTYCHOPINN_BUNDLE);
-        if !bundle.is_file() {
-            return Err(BackendError::failed(format!(
-                "the PtychoPINN trainer {} exited 0 but wrote no {PTYCHOPINN_BUNDLE} in {}; \
-                 check its output in {}",
-                trainer.describe(),
-                config.output_dir.display(),
-                log_path.display()
-            )));
+        match std::fs::symlink_metadata(&bundle) {
+            Ok(meta) if meta.is_file() => {}
+            // A link, a FIFO or a device is no bundle: said so, never read.
+            Ok(meta) => {
+                let what = if meta.file_type().is_symlink() {
+                    "a symbolic link"
+                } else if meta.is_dir() {
+                    "a folder"
+                } else {
+                    "a FIFO, device or socket"
+                };
+                return Err(BackendError::failed(format!(
+                    "the PtychoPINN trainer {} exited 0 but its {PTYCHOPINN_BUNDLE} in {} is \
+                     {what}, not a regular file (not read); check its output in {}",
+                    trainer.describe(),
+                    config.output_dir.display(),
+                    log_path.display()
+                )));
+            }
+            Err(_) => {
+                return Err(BackendError::failed(format!(
+                    "the PtychoPINN trainer {} exited 0 but wrote no {PTYCHOPINN_BUNDLE} in {}; \
+                     check its output in {}",
+                    trainer.describe(),
+                    config.output_dir.display(),
+                    log_path.display()
+                )));
+            }
         }
         let device = output.device;
         match &device {

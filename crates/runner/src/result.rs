@@ -86,6 +86,22 @@ pub struct TrainedResult {
     pub pinn: Option<PinnFacts>,
 }
 
+impl TrainedResult {
+    /// Why this trained job was not scored, if it was not: `scoring_error: <its first line>`,
+    /// or (a result no backend writes) that it records neither metrics nor a
+    /// `scoring_error`.
+    pub fn unscored(&self) -> Option<String> {
+        match (&self.scoring_error, &self.metrics) {
+            (Some(error), _) => Some(format!(
+                "scoring_error: {}",
+                error.lines().next().unwrap_or("")
+            )),
+            (None, None) => Some("no metrics and no scoring_error".to_string()),
+            (None, Some(_)) => None,
+        }
+    }
+}
+
 /// What a PtychoPINN job's trainer and bundle said about how it trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,9 +230,16 @@ impl JobResult {
         }
     }
 
-    /// Whether the job ended well (a dry run or a success).
+    /// Whether the job ended well: a dry run, or a success that was scored (it has metrics
+    /// and no `scoring_error`). A job trained but not scored is a failure to report: `train`
+    /// exits 1 for it, `verify` lists it, `report` counts it as not ended well, and resume
+    /// trains and scores it again (one rule, [`crate::check::check_job`]'s `NotScored`).
     pub fn is_ok(&self) -> bool {
-        matches!(self, JobResult::DryRun(_) | JobResult::Success(_))
+        match self {
+            JobResult::DryRun(_) => true,
+            JobResult::Success(trained) => trained.unscored().is_none(),
+            JobResult::Failed(_) | JobResult::Interrupted(_) => false,
+        }
     }
 
     /// The error message of a failed or interrupted job.

@@ -82,7 +82,9 @@ fn config_changes(old: &serde_json::Value, new: &serde_json::Value) -> String {
 
 /// Whether the config on disk is the one the record ran with; if so, what changed from it.
 fn why_config_changed(planned: &PlannedJob, recorded: &str, new_text: &str) -> String {
-    let on_disk = std::fs::read(planned.config.path()).ok();
+    let on_disk =
+        npz_contract::confine::read_capped(&planned.config.path(), npz_contract::confine::JSON_CAP)
+            .ok();
     let old = on_disk
         .filter(|bytes| sha256_bytes(bytes) == recorded)
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
@@ -133,14 +135,22 @@ fn reason(finding: &Finding, planned: &PlannedJob, new_text: &Result<String, Str
         }
         Finding::BundleUnreadable { error, .. } => format!("bundle unreadable ({error})"),
         Finding::BundleAltered { .. } => "bundle altered".to_string(),
+        Finding::ReconstructionNotContained { .. } => {
+            "reconstruction missing (not a regular file inside the job dir)".to_string()
+        }
     }
 }
 
 /// The decision for job `planned`: skip it when the job check finds nothing, else run it for
 /// the first finding.
-fn decide_one(planned: &PlannedJob, force: bool, threads: usize) -> Decision {
+fn decide_one(plan: &Plan, planned: &PlannedJob, force: bool, threads: usize) -> Decision {
     if force {
         return Decision::Run("--force".to_string());
+    }
+    // A job folder that is a link to elsewhere is never read through (nor, when the job
+    // runs, written through: it fails saying so).
+    if let Err(e) = crate::run::confined_dir(plan, planned) {
+        return Decision::Run(e);
     }
     let new_text = planned.config.to_json().map_err(|e| e.to_string());
     let job = &planned.job;
@@ -156,8 +166,8 @@ fn decide_one(planned: &PlannedJob, force: bool, threads: usize) -> Decision {
                 Err(e) => Err(e.clone()),
             },
             inputs: [
-                &planned.config.train_data_file,
-                &planned.config.test_data_file,
+                Ok(&planned.config.train_data_file),
+                Ok(&planned.config.test_data_file),
             ],
             threads,
         },
@@ -196,7 +206,7 @@ pub fn decide(plan: &Plan, force: bool, threads: usize) -> Vec<Decision> {
     }
     plan.jobs
         .iter()
-        .map(|planned| decide_one(planned, force, 1))
+        .map(|planned| decide_one(plan, planned, force, 1))
         .collect()
 }
 

@@ -266,6 +266,10 @@ pub fn run_job(
 ) -> JobResult {
     let planned = &plan.jobs[index];
     let job = &planned.job;
+    // A job folder (or a folder above it) that is a link to elsewhere is never written through.
+    if let Err(e) = confined_dir(plan, planned) {
+        return failed(planned, e);
+    }
     if let Err(e) = std::fs::create_dir_all(&job.artifact_dir) {
         let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
             "; a file is in the way: move it, or give another --artifact-root"
@@ -450,25 +454,56 @@ fn record(
 /// only (a job that never starts must not show an earlier run's result to `collect`).
 pub fn clear_results(plan: &Plan) -> std::io::Result<()> {
     for planned in &plan.jobs {
-        let path = planned.job.artifact_dir.join(RESULT_FILE);
-        match std::fs::remove_file(&path) {
-            // No file there (or a file where a folder of the path should be: then that job
-            // fails on its own, with its own message, and the others still run).
-            Err(e)
-                if !matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-                ) =>
-            {
-                return Err(std::io::Error::new(
-                    e.kind(),
-                    format!("cannot remove the earlier result {}: {e}", path.display()),
-                ));
-            }
-            _ => {}
-        }
+        remove_result(plan, planned)?;
     }
     Ok(())
+}
+
+/// The artifact dir of `planned`, confined under the plan's artifact root: no folder below the
+/// root on the way to it is a symbolic link (a job folder that is a link to elsewhere is
+/// never read or written through). Folders that do not exist yet are fine.
+pub fn confined_dir(plan: &Plan, planned: &PlannedJob) -> Result<std::path::PathBuf, String> {
+    let root = Path::new(&plan.artifact_root);
+    let dir = &planned.job.artifact_dir;
+    let rel = dir.strip_prefix(root).map_err(|_| {
+        format!(
+            "the artifact dir {} is outside the artifact root {}",
+            dir.display(),
+            root.display()
+        )
+    })?;
+    npz_contract::confine::join(root, rel).map_err(|e| {
+        format!(
+            "the artifact dir {} is not written through: {e}",
+            dir.display()
+        )
+    })
+}
+
+/// Removes the `result.json` of `planned` (a job about to run has none until it has a new one),
+/// never through a link: a job dir that is a link is left alone (the job then fails on its own,
+/// with its own message).
+pub fn remove_result(plan: &Plan, planned: &PlannedJob) -> std::io::Result<()> {
+    if confined_dir(plan, planned).is_err() {
+        return Ok(());
+    }
+    let path = planned.job.artifact_dir.join(RESULT_FILE);
+    match std::fs::remove_file(&path) {
+        // No file there (or a file where a folder of the path should be: then that job
+        // fails on its own, with its own message, and the others still run).
+        Err(e)
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot remove the earlier result {}: {e}", path.display()),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Runs every job of `plan` on `threads` threads (jobs are taken in matrix order) and returns

@@ -334,7 +334,7 @@ impl Backend for FakeBackend {
             final_loss: Some(0.125),
             epochs_completed: config.epochs,
             loss_history: Some(serde_json::json!([0.5, 0.25, 0.125])),
-            metrics: None,
+            metrics: Some(serde_json::json!({})),
             solver: None,
             reconstruction: None,
             scoring_error: None,
@@ -427,7 +427,7 @@ fn the_job_check_finds_every_fault_and_resume_acts_on_the_first() {
         gridsize: config.gridsize,
         claimed: None,
         config: Ok(new_text.as_bytes()),
-        inputs: [&config.train_data_file, &config.test_data_file],
+        inputs: [Ok(&config.train_data_file), Ok(&config.test_data_file)],
         threads: 1,
     };
     let all = check_job(&expected, Depth::All);
@@ -1116,4 +1116,29 @@ fn batch_script_escapes_percent_in_the_task_log_path() {
         script.contains("run-job --plan '/runs/100%x done/plan.json' --index \"$index\"\n"),
         "{script}"
     );
+}
+
+/// Issue 26, finding 5: `train --dry-run` printed `config changed (pinn {...} -> null)` for
+/// every verified PtychoPINN job: the dry-run plan carried no `pinn` section, so its configs
+/// were never the real run's. Each dry-run config is now byte for byte the real one.
+#[test]
+fn a_dry_run_plans_the_configs_a_real_run_would() {
+    let tree = Tree::new();
+    let filters = JobFilter {
+        gridsize: Some(1),
+        ..JobFilter::default()
+    };
+    let real = tree.plan(BackendKind::Tensorflow, false, filters.clone());
+    let dry = tree.plan(BackendKind::Tensorflow, true, filters);
+    assert!(!real.jobs.is_empty());
+    assert_eq!(dry.jobs.len(), real.jobs.len());
+    for (d, r) in dry.jobs.iter().zip(&real.jobs) {
+        assert!(r.config.pinn.is_some(), "{}", r.job.label());
+        assert_eq!(
+            d.config.to_json().unwrap(),
+            r.config.to_json().unwrap(),
+            "{}",
+            d.job.label()
+        );
+    }
 }

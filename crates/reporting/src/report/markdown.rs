@@ -62,6 +62,10 @@ fn jobs(md: &mut String, m: &Model) {
             runner::JobResult::Failed(f) => {
                 format!("failed: {}", cell(f.error.lines().next().unwrap_or("")))
             }
+            // Trained but not scored: no metrics, so it did not end well (said, not hidden).
+            runner::JobResult::Success(t) if t.unscored().is_some() => {
+                format!("not scored ({})", cell(&t.unscored().unwrap_or_default()))
+            }
             r => r.status().to_string(),
         };
         let trained = j.trained();

@@ -15,7 +15,7 @@ mod plots;
 
 use crate::manifest::TrainingManifest;
 use crate::method::method_name;
-pub use crate::output::{PictureRef, ReportError, read_manifest};
+pub use crate::output::{PictureRef, ReportError, read_checked_manifest, read_manifest};
 use crate::output::{read_training_manifest, write_file};
 use crate::text::dose_label;
 use model::Model;
@@ -83,10 +83,10 @@ pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportEr
     let mut report = build_with(&manifest, &title, &refs, &notes);
     report.pictures = pictures;
     for (name, contents) in &report.files {
-        write_file(&out.join(name), contents.as_bytes())?;
+        write_file(out, name, contents.as_bytes())?;
     }
     for (name, bytes) in &report.pictures {
-        write_file(&out.join(name), bytes)?;
+        write_file(out, name, bytes)?;
     }
     Ok(report)
 }

@@ -10,6 +10,17 @@
 //! grandchildren and itself. PR_SET_PDEATHSIG would cover the trainer only (not what it forks),
 //! fires when the spawning *thread* exits, and needs `unsafe`; the pipe covers the group.
 //!
+//! A process can leave that group (`setsid`, a double fork) and so escape `kill 0`. What
+//! follows it is an environment variable, [`CONTAIN_VAR`], set to a token unique to this
+//! trainer start and inherited by everything the trainer starts, in its group or not: when the
+//! group ends, the watchdog first sweeps `/proc` and kills (SIGKILL) every process of this
+//! user whose environment holds the token, three passes (a process forking during a pass is
+//! caught by the next), then kills its group. So a grandchild that calls `setsid` ends with
+//! its job, and with a SIGKILLed `dose-overlap`. What remains: a process that also clears or
+//! rewrites its environment (and the variable with it) before it leaves the group escapes
+//! (a cgroup per job would catch it; this toolkit does not assume delegated cgroups), and
+//! without `/proc` (not Linux) only the group is ended.
+//!
 //! The trainer's stdout and stderr go to a pipe read here into the job's log (capped: see
 //! [`crate::JobLog::output`]), never straight into the file, so nothing writes to the log after
 //! the group has ended and the runner has written the outcome line.
@@ -27,9 +38,34 @@ const GRACE: Duration = Duration::from_secs(5);
 /// the group, with `setsid`, may keep it open: it is then no longer read).
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// The watchdog: ignores the signals a terminal or a SIGTERM to the group would send, waits
-/// for end of file on its stdin, then kills its own process group (`kill 0`).
-const WATCHDOG: &str = "trap '' INT HUP TERM; while read -r _; do :; done; kill -s KILL 0";
+/// The environment variable that marks a trainer's processes with their job's token.
+pub(crate) const CONTAIN_VAR: &str = "DOSE_OVERLAP_CONTAINED";
+
+/// The watchdog (`sh -c WATCHDOG sh TOKEN`): ignores the signals a terminal or a SIGTERM to
+/// the group would send, waits for end of file on its stdin, kills every process whose
+/// environment holds `DOSE_OVERLAP_CONTAINED=TOKEN` (three passes of one `grep` over
+/// `/proc/*/environ`), then its own
+/// process group (`kill 0`), itself included.
+const WATCHDOG: &str = r#"trap '' INT HUP TERM
+while read -r _; do :; done
+mark="DOSE_OVERLAP_CONTAINED=$1"
+for pass in 1 2 3; do
+  for env in $(grep -lsaF "$mark" /proc/[0-9]*/environ); do
+    pid=${env#/proc/}; pid=${pid%/environ}
+    [ "$pid" = "$$" ] || kill -s KILL "$pid" 2>/dev/null
+  done
+done
+kill -s KILL 0"#;
+
+/// A token no other trainer start shares: this process's id, a counter and the clock.
+fn new_token() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{n}-{nanos}", std::process::id())
+}
 
 /// Why the runner stopped a trainer that had not exited by itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,10 +92,11 @@ struct Watchdog {
 }
 
 impl Watchdog {
-    fn spawn() -> io::Result<Watchdog> {
+    fn spawn(token: &str) -> io::Result<Watchdog> {
         let mut command = Command::new("sh");
         command
-            .args(["-c", WATCHDOG])
+            .args(["-c", WATCHDOG, "sh", token])
+            .env_remove(CONTAIN_VAR)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -106,7 +143,10 @@ pub(crate) fn run_contained(
     ctx: &mut JobContext<'_>,
     scanner: &mut dyn OutputScanner,
 ) -> io::Result<Contained> {
-    let mut watchdog = match Watchdog::spawn() {
+    let token = new_token();
+    // Everything the trainer starts inherits it: how the watchdog finds what left the group.
+    command.env(CONTAIN_VAR, &token);
+    let mut watchdog = match Watchdog::spawn(&token) {
         Ok(w) => Some(w),
         Err(e) => {
             ctx.log_line(&format!(
