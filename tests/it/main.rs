@@ -20,6 +20,8 @@ mod overlap;
 mod native;
 // PtychoPINN backends without TensorFlow: refusals, the real trainer's flags, scoring.
 mod pinn;
+// pty-chi methods: refusals, the adapter's invocation and facts, a real job with $PTYCHI_PYTHON.
+mod ptychi;
 // `score` against scikit-image / NumPy fixtures, and its input errors.
 mod score;
 // `study`, `report`, `diff`, and the golden baseline.

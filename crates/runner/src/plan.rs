@@ -70,7 +70,7 @@ pub struct PlanRequest<'a> {
     pub artifact_root: &'a Path,
     /// `--dose`, `--view`, `--gridsize`.
     pub filters: JobFilter,
-    /// `--backend`.
+    /// `--backend` (pty-chi's start is settled by the study: [`BackendKind::for_study`]).
     pub backend: BackendKind,
     /// `--dry-run`.
     pub dry_run: bool,
@@ -83,9 +83,11 @@ pub struct PlanRequest<'a> {
     /// The manifest timestamp ([`manifest_timestamp`]).
     pub timestamp: String,
     /// `--n-groups` and `--accelerator` (PtychoPINN backends; what is not given comes from the
-    /// study's `[pinn]` table, else [`crate::ptychopinn::N_GROUPS_AUTO_RULE`] and `auto`).
+    /// study's `[pinn]` table, else [`crate::ptychopinn::N_GROUPS_AUTO_RULE`] and `auto`);
+    /// `--accelerator` also places pty-chi (else its `[ptychi] accelerator`, `cpu`).
     pub pinn: crate::ptychopinn::PinnOverrides,
-    /// `$PTYCHO_PYTHON`, the inference adapter's interpreter (PtychoPINN backends).
+    /// The external method's interpreter: `$PTYCHO_PYTHON` (PtychoPINN backends: the inference
+    /// adapter's) or `$PTYCHI_PYTHON` (pty-chi's adapter): [`BackendKind::python_env_var`].
     pub python: Option<PathBuf>,
 }
 
@@ -191,6 +193,8 @@ impl Plan {
         if let Some(trainer) = &request.trainer {
             utf8("the trainer program", &trainer.program)?;
         }
+        // The method as the study settles it (pty-chi's start: `[ptychi] init`).
+        let backend = request.backend.for_study(request.study);
         let (solver, problems) = request.overrides.apply(&request.study.solver);
         if !problems.is_empty() {
             return Err(PlanError::Settings { problems });
@@ -202,12 +206,20 @@ impl Plan {
         };
         // What PtychoPINN cannot train is refused before any job starts. A dry run executes
         // nothing, so it is not checked (and its plan carries no PtychoPINN settings).
-        let pinn = request.backend.uses_trainer_program() && !request.dry_run;
+        let pinn = backend.uses_trainer_program() && !request.dry_run;
         if pinn
             && let Some(problem) = crate::ptychopinn::patch_size_problem(
                 request.study.design.patch_size_pixels,
-                request.backend,
+                backend,
             )
+        {
+            return Err(PlanError::Settings {
+                problems: vec![problem],
+            });
+        }
+        // pty-chi needs its interpreter; a dry run runs nothing.
+        if let Some(problem) =
+            crate::ptychi::plan_problem(backend, request.dry_run, request.python.as_ref())
         {
             return Err(PlanError::Settings {
                 problems: vec![problem],
@@ -223,7 +235,7 @@ impl Plan {
                 let mut config = TrainingConfig::resolve(
                     &job,
                     request.study,
-                    request.backend,
+                    backend,
                     &solver,
                     request.overrides.epochs,
                     request.trainer.as_ref(),
@@ -239,6 +251,12 @@ impl Plan {
                         Err(found) => problems.extend(found),
                     }
                 }
+                config.ptychi = crate::ptychi::resolve_settings(
+                    &config,
+                    &request.study.ptychi,
+                    request.pinn.accelerator,
+                    request.python.clone(),
+                );
                 PlannedJob { index, job, config }
             })
             .collect();
@@ -251,7 +269,7 @@ impl Plan {
             phase_c_root,
             phase_d_root,
             artifact_root,
-            backend: request.backend,
+            backend,
             dry_run: request.dry_run,
             strict: request.strict,
             filters: request.filters.clone(),

@@ -3,6 +3,7 @@
 
 use crate::design::{Design, MetricsConfig, RngSeeds, SplitAxis};
 use crate::named::NamedValues;
+use crate::peers::Ptychi;
 use crate::simulation::Simulation;
 use crate::solver::{Pinn, Solver};
 use serde::de::DeserializeOwned;
@@ -69,6 +70,8 @@ pub struct Study {
     pub solver: Solver,
     /// PtychoPINN settings (the tensorflow and pytorch methods).
     pub pinn: Pinn,
+    /// pty-chi settings (the `ptychi:<algorithm>` methods).
+    pub ptychi: Ptychi,
 }
 
 /// The file form: every key optional, overriding the preset it starts from.
@@ -89,6 +92,7 @@ struct RawStudy {
     simulation: Option<serde_json::Value>,
     solver: Option<serde_json::Value>,
     pinn: Option<serde_json::Value>,
+    ptychi: Option<serde_json::Value>,
 }
 
 /// The full file form written by [`Study::to_study_json`].
@@ -107,6 +111,14 @@ struct StudyExport<'a> {
     simulation: &'a Simulation,
     solver: &'a Solver,
     pinn: &'a Pinn,
+    // The peers' tables only when they differ from the defaults: the study file of a study
+    // that never names them reads as it did before they existed (its digest too).
+    #[serde(skip_serializing_if = "default_ptychi")]
+    ptychi: &'a Ptychi,
+}
+
+fn default_ptychi(p: &&Ptychi) -> bool {
+    p.is_default()
 }
 
 impl Default for Study {
@@ -125,6 +137,7 @@ impl Study {
                 simulation: Simulation::default_study(),
                 solver: Solver::default(),
                 pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
             }),
             "tiny" => Some(Study {
                 name: "tiny".into(),
@@ -138,6 +151,7 @@ impl Study {
                     ..Solver::default()
                 },
                 pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
             }),
             // PtychoPINN's model takes N = 64, 128 or 256 only; this is the default study
             // (doses, views, K, seeds) at N = 64 with a few hundred positions.
@@ -150,6 +164,7 @@ impl Study {
                 simulation: Simulation::pinn_small(),
                 solver: Solver::default(),
                 pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
             }),
             // PtychoPINN at the data size it is built for (its default is 512 groups, its
             // paper's data-efficiency claim 1,024 training images): 2,200 positions give 1,077
@@ -166,6 +181,7 @@ impl Study {
                 simulation: Simulation::pinn_1k(),
                 solver: Solver::default(),
                 pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
             }),
             _ => None,
         }
@@ -265,6 +281,7 @@ impl Study {
                 .map_err(parse_err)?,
             solver: overlay(&base.solver, raw.solver, "solver").map_err(parse_err)?,
             pinn: overlay(&base.pinn, raw.pinn, "pinn").map_err(parse_err)?,
+            ptychi: overlay(&base.ptychi, raw.ptychi, "ptychi").map_err(parse_err)?,
         })
     }
 
@@ -274,6 +291,7 @@ impl Study {
         problems.extend(self.simulation.validate(self.design.patch_size_pixels));
         problems.extend(self.solver.validate());
         problems.extend(self.pinn.validate(&self.design.gridsizes));
+        problems.extend(self.ptychi.validate());
         problems
     }
 
@@ -307,6 +325,7 @@ impl Study {
             simulation: &self.simulation,
             solver: &self.solver,
             pinn: &self.pinn,
+            ptychi: &self.ptychi,
         };
         serde_json::to_string_pretty(&export).expect("a study always serialises")
     }
@@ -421,5 +440,28 @@ mod tests {
             assert_eq!(back.solver, study.solver);
             assert_eq!(back.design.dose_list, study.design.dose_list);
         }
+    }
+
+    #[test]
+    fn the_ptychi_table_overrides_defaults_and_round_trips_only_when_set() {
+        use crate::{PtychiInit, PtychiNoise, PtychiProbe};
+        let default_json = Study::default().to_study_json();
+        assert!(!default_json.contains("ptychi"));
+        let study =
+            parse("[ptychi]\ninit = 'truth'\nnoise = 'gaussian'\nprobe = 'refine'\nstep = 0.5\n")
+                .unwrap();
+        assert_eq!(study.ptychi.init, PtychiInit::Truth);
+        assert_eq!(study.ptychi.noise, PtychiNoise::Gaussian);
+        assert_eq!(study.ptychi.probe, PtychiProbe::Refine);
+        assert_eq!(study.ptychi.epochs, 100);
+        let back = Study::parse(&study.to_study_json(), true, Path::new("s.json")).unwrap();
+        assert_eq!(back.ptychi, study.ptychi);
+        let err = parse("[ptychi]\ninit = 'guess'").unwrap_err().to_string();
+        assert!(
+            err.contains("in `ptychi`: unknown variant `guess`"),
+            "{err}"
+        );
+        let problems = parse("[ptychi]\nbatch_size = 0").unwrap().validate();
+        assert_eq!(problems, ["ptychi.batch_size=0 must be in 1..=100000"]);
     }
 }
