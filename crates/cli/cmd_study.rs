@@ -27,8 +27,9 @@ pub struct Args {
     #[command(flatten)]
     study: StudyArgs,
     /// Methods to run and compare, comma-separated: `native`, `native:<algorithm>` (epie, rpie,
-    /// ml), `tensorflow`, `pytorch` (these two need PtychoPINN), `ptychi:<algorithm>` (lsqml,
-    /// epie, rpie, pie, dm; needs $PTYCHI_PYTHON) [default: native].
+    /// ml), `tensorflow`, `pytorch`, `tensorflow:supervised` (these need PtychoPINN),
+    /// `ptychi:<algorithm>` (lsqml, epie, rpie, pie, dm; needs $PTYCHI_PYTHON) [default:
+    /// native].
     #[arg(long, value_name = "LIST", value_parser = parse_methods, conflicts_with = "backend")]
     backends: Option<MethodList>,
     /// One method (`--backends` with a single entry).
@@ -402,7 +403,7 @@ mod tests {
             &["--backend", "native", "--epochs", "3", "--force", "-j", "2"],
             &[
                 "--backends",
-                "native:ml,native:epie,tensorflow,pytorch,ptychi:lsqml,ptychi:dm",
+                "native:ml,native:epie,tensorflow,pytorch,ptychi:lsqml,ptychi:dm,tensorflow:supervised",
                 "--trainer",
                 "/opt/ptycho_train",
                 "--n-groups",

@@ -332,7 +332,7 @@ impl SlurmArgs {
 
 /// `--trainer` with a backend that runs no PtychoPINN trainer: said, not refused.
 fn unused_trainer_note(backend: BackendKind, trainer: bool) -> Option<String> {
-    (trainer && !backend.uses_trainer_program())
+    (trainer && !backend.runs_ptychopinn())
         .then(|| format!("note: --trainer is not used by --backend {backend}"))
 }
 
@@ -390,7 +390,8 @@ fn train(options: &Options, progress: &Progress, log: &CommandLog) -> anyhow::Re
     )
     .map_err(anyhow::Error::msg)?;
     let backend = options.backend;
-    let trainer = backend.uses_trainer_program().then(|| {
+    // The supervised baseline runs in the trainer's Python when $PTYCHO_PYTHON is not set.
+    let trainer = backend.runs_ptychopinn().then(|| {
         TrainerProgram::resolve(
             options.trainer.as_deref(),
             std::env::var_os(TrainerProgram::ENV_VAR),

@@ -1,7 +1,7 @@
 //! Methods on the command line: `--backend`, `--algorithm` and `--accelerator` values (`train`
 //! and `study`), the methods of a comparison (`native`, `native:<algorithm>` (epie, rpie, ml),
-//! `tensorflow`, `pytorch`, `ptychi:<algorithm>` (lsqml, epie, rpie, pie, dm)), and where each
-//! method's artifacts go in a study folder.
+//! `tensorflow`, `pytorch`, `ptychi:<algorithm>` (lsqml, epie, rpie, pie, dm),
+//! `tensorflow:supervised`), and where each method's artifacts go in a study folder.
 
 use clap::ValueEnum;
 use runner::BackendKind;
@@ -37,6 +37,10 @@ pub enum BackendArg {
     /// pty-chi 2.2's difference map.
     #[value(name = "ptychi:dm")]
     PtychiDm,
+    /// PtychoPINN's supervised baseline (`ptycho.baselines`), trained on ground-truth patches
+    /// ($PTYCHO_PYTHON; `[supervised]` settings).
+    #[value(name = "tensorflow:supervised")]
+    Supervised,
 }
 
 impl From<BackendArg> for BackendKind {
@@ -54,6 +58,7 @@ impl From<BackendArg> for BackendKind {
             BackendArg::PtychiRpie => ptychi(PtychiAlgorithm::Rpie),
             BackendArg::PtychiPie => ptychi(PtychiAlgorithm::Pie),
             BackendArg::PtychiDm => ptychi(PtychiAlgorithm::Dm),
+            BackendArg::Supervised => BackendKind::Supervised,
         }
     }
 }
@@ -153,8 +158,8 @@ pub fn parse_method(text: &str) -> Result<Method, String> {
     };
     let backend = BackendArg::from_str(backend, false).map_err(|_| {
         format!(
-            "unknown method `{text}`: use native, native:<algorithm>, tensorflow, pytorch or \
-             ptychi:<algorithm> (lsqml, epie, rpie, pie, dm)"
+            "unknown method `{text}`: use native, native:<algorithm>, tensorflow, pytorch, \
+             ptychi:<algorithm> (lsqml, epie, rpie, pie, dm) or tensorflow:supervised"
         )
     })?;
     match algorithm {

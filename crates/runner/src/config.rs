@@ -3,14 +3,14 @@
 //! original CONFIG-001 rule: no backend code runs before its configuration is fixed).
 //!
 //! Each backend's section of it is data defined here (the native solver's
-//! [`SolverSettings`], PtychoPINN's in `config/pinn.rs`, pty-chi's in `config/peers.rs`);
-//! resolving a section when planning and using it are the
+//! [`SolverSettings`], PtychoPINN's in `config/pinn.rs`, pty-chi's and the supervised
+//! baseline's in `config/peers.rs`); resolving a section when planning and using it are the
 //! backend's.
 
 mod peers;
 mod pinn;
 
-pub use peers::PtychiSettings;
+pub use peers::{PtychiSettings, SupervisedSettings};
 pub use pinn::{PinnSettings, TrainerProgram, TrainerSource};
 
 use job_matrix::TrainingJob;
@@ -44,6 +44,9 @@ pub enum BackendKind {
         /// The object starts at objectGuess (the ground truth) instead of ones.
         truth_init: bool,
     },
+    /// PtychoPINN's supervised baseline (`ptycho.baselines`), through the supervised adapter
+    /// (`tensorflow:supervised`).
+    Supervised,
 }
 
 /// `ptychi:<algorithm>` and its truth-initialised name, per algorithm (in
@@ -73,7 +76,10 @@ impl BackendKind {
                 truth_init,
             })
         });
-        BackendKind::ALL.into_iter().chain(ptychi)
+        BackendKind::ALL
+            .into_iter()
+            .chain(ptychi)
+            .chain([BackendKind::Supervised])
     }
 
     /// The name on the command line and in artifacts (`ptychi:lsqml`, and
@@ -93,12 +99,19 @@ impl BackendKind {
                     .unwrap_or(0);
                 PTYCHI_NAMES[index][usize::from(truth_init)]
             }
+            BackendKind::Supervised => "tensorflow:supervised",
         }
     }
 
     /// Whether this backend runs PtychoPINN's trainer program.
     pub fn uses_trainer_program(self) -> bool {
         matches!(self, BackendKind::Tensorflow | BackendKind::Pytorch)
+    }
+
+    /// Whether this backend runs PtychoPINN's code (its trainer, or its supervised model in
+    /// its interpreter: `$PTYCHO_PYTHON`, else the trainer program's `#!` Python).
+    pub fn runs_ptychopinn(self) -> bool {
+        self.uses_trainer_program() || self == BackendKind::Supervised
     }
 
     /// The environment variable that names the interpreter of this backend's adapter
@@ -135,7 +148,7 @@ impl std::str::FromStr for BackendKind {
         BackendKind::all().find(|b| b.as_str() == s).ok_or_else(|| {
             format!(
                 "unknown backend '{s}': use tensorflow, pytorch, native, ptychi:<algorithm> \
-                 ({})",
+                 ({}) or tensorflow:supervised",
                 PtychiAlgorithm::ALL.map(PtychiAlgorithm::as_str).join(", ")
             )
         })
@@ -259,7 +272,7 @@ pub struct TrainingConfig {
     /// nphotons = the dose.
     pub nphotons: f64,
     /// Epochs to train: the study's `[solver] epochs` (native), `[pinn] epochs` (tensorflow,
-    /// pytorch) or `[ptychi] epochs`, or `--epochs`.
+    /// pytorch), `[ptychi] epochs` or `[supervised] epochs`, or `--epochs`.
     pub epochs: u32,
     /// K, the nearest neighbours a position is grouped from.
     pub neighbor_count: u32,
@@ -273,7 +286,8 @@ pub struct TrainingConfig {
     pub metrics_config: MetricsConfig,
     /// Native solver settings.
     pub solver: SolverSettings,
-    /// PtychoPINN's trainer program (tensorflow and pytorch backends only).
+    /// PtychoPINN's trainer program (tensorflow and pytorch backends; tensorflow:supervised,
+    /// whose interpreter is its `#!` Python when `$PTYCHO_PYTHON` is not set).
     pub trainer: Option<TrainerProgram>,
     /// What the real PtychoPINN trainer needs beyond the above (tensorflow and pytorch
     /// backends, when not a dry run): the group count and the adapter's interpreter.
@@ -282,6 +296,9 @@ pub struct TrainingConfig {
     /// What a `ptychi:<algorithm>` job runs with (pty-chi's settings and interpreter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ptychi: Option<PtychiSettings>,
+    /// What a `tensorflow:supervised` job runs with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervised: Option<SupervisedSettings>,
 }
 
 impl TrainingConfig {
@@ -314,6 +331,7 @@ impl TrainingConfig {
                 }
                 BackendKind::Native => solver.epochs,
                 BackendKind::Ptychi { .. } => epochs_flag.unwrap_or(study.ptychi.epochs),
+                BackendKind::Supervised => epochs_flag.unwrap_or(study.supervised.epochs),
             },
             neighbor_count: design.neighbor_count,
             patch_size_pixels: design.patch_size_pixels,
@@ -328,13 +346,14 @@ impl TrainingConfig {
                 smoothness: solver.smoothness,
                 tolerance: solver.tolerance,
             },
-            trainer: if backend.uses_trainer_program() {
+            trainer: if backend.runs_ptychopinn() {
                 trainer.cloned()
             } else {
                 None
             },
             pinn: None,
             ptychi: None,
+            supervised: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! External methods: programs a job is trained with as contained child processes (PtychoPINN's
-//! trainers, in `ptychopinn`; pty-chi's engines, in `ptychi`). The mechanics here know no method: `contain.rs` runs a program in a watchdog's
-//! process group, with its output in the job's capped log, stopped on Ctrl-C and at
-//! `--job-timeout`; `output.rs` cuts that output into bounded lines for the method's
+//! trainers, in `ptychopinn`; pty-chi's engines, in `ptychi`; PtychoPINN's supervised
+//! baseline, in `supervised`). The mechanics here know no method: `contain.rs` runs a program
+//! in a watchdog's process group, with its output in the job's capped log, stopped on Ctrl-C
+//! and at `--job-timeout`; `output.rs` cuts that output into bounded lines for the method's
 //! [`OutputScanner`].
 //!
 //! A method is a folder (its planning refusals, its invocation, its output scanner, its

@@ -1,5 +1,5 @@
 //! Phase E: runs training jobs through a backend (dry run, native, or an external method:
-//! PtychoPINN's trainer, pty-chi).
+//! PtychoPINN's trainer, pty-chi, PtychoPINN's supervised baseline).
 //!
 //! The flow: [`Plan::resolve`] (enumerate, filter, resolve each job's [`TrainingConfig`]) ->
 //! [`Plan::write`] (`plan.json`) -> [`run_job`] per job (artifact dir, log,
@@ -26,6 +26,7 @@ pub mod resume;
 mod run;
 pub mod shell;
 pub mod slurm;
+pub mod supervised;
 
 pub use artifact::artifact_json;
 pub use backend::{Backend, BackendError, BackendOutcome, JobContext};
@@ -33,7 +34,7 @@ pub use cancel::CancelToken;
 pub use collect::{Collection, PendingTask, collect, read_result};
 pub use config::{
     BackendKind, CONFIG_FILE, CONFIG_FORMAT_VERSION, ConfigOverrides, PinnSettings, PtychiSettings,
-    SolverSettings, TrainerProgram, TrainerSource, TrainingConfig,
+    SolverSettings, SupervisedSettings, TrainerProgram, TrainerSource, TrainingConfig,
 };
 pub use digest::{
     FileDigest, checked_bundle, file_digest, file_digests, hash_bundle, sha256_bytes, sha256_file,
@@ -53,6 +54,7 @@ pub use run::{
     JobLimits, LOG_MARKER, RunContext, clear_results, execute, execute_resumed, format_duration,
     parse_duration, run_job,
 };
+pub use supervised::SupervisedBackend;
 
 /// The backend that trains jobs of `kind`.
 pub fn backend_for(kind: BackendKind) -> Box<dyn Backend> {
@@ -60,6 +62,7 @@ pub fn backend_for(kind: BackendKind) -> Box<dyn Backend> {
         BackendKind::Tensorflow | BackendKind::Pytorch => Box::new(PtychoPinnBackend::new(kind)),
         BackendKind::Native => Box::new(native::NativeBackend::new()),
         BackendKind::Ptychi { .. } => Box::new(PtychiBackend::new(kind)),
+        BackendKind::Supervised => Box::new(SupervisedBackend),
     }
 }
 

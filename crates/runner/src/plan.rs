@@ -225,6 +225,19 @@ impl Plan {
                 problems: vec![problem],
             });
         }
+        // The supervised baseline's interpreter: $PTYCHO_PYTHON, else the trainer's `#!` Python.
+        let supervised_python =
+            crate::supervised::interpreter(request.python.clone(), request.trainer.as_ref());
+        if let Some(problem) = crate::supervised::plan_problem(
+            backend,
+            request.study.design.patch_size_pixels,
+            request.dry_run,
+            supervised_python.as_ref(),
+        ) {
+            return Err(PlanError::Settings {
+                problems: vec![problem],
+            });
+        }
         let matrix = job_matrix::enumerate(&request.study.design, &roots, request.strict)?;
         let selected = matrix.select(&request.filters)?;
         let mut problems = Vec::new();
@@ -256,6 +269,12 @@ impl Plan {
                     &request.study.ptychi,
                     request.pinn.accelerator,
                     request.python.clone(),
+                );
+                config.supervised = crate::supervised::resolve_settings(
+                    &config,
+                    request.study,
+                    request.pinn.accelerator,
+                    supervised_python.clone(),
                 );
                 PlannedJob { index, job, config }
             })

@@ -3,7 +3,7 @@
 
 use crate::design::{Design, MetricsConfig, RngSeeds, SplitAxis};
 use crate::named::NamedValues;
-use crate::peers::Ptychi;
+use crate::peers::{Ptychi, Supervised};
 use crate::simulation::Simulation;
 use crate::solver::{Pinn, Solver};
 use serde::de::DeserializeOwned;
@@ -72,6 +72,8 @@ pub struct Study {
     pub pinn: Pinn,
     /// pty-chi settings (the `ptychi:<algorithm>` methods).
     pub ptychi: Ptychi,
+    /// PtychoPINN's supervised baseline (`tensorflow:supervised`).
+    pub supervised: Supervised,
 }
 
 /// The file form: every key optional, overriding the preset it starts from.
@@ -93,6 +95,7 @@ struct RawStudy {
     solver: Option<serde_json::Value>,
     pinn: Option<serde_json::Value>,
     ptychi: Option<serde_json::Value>,
+    supervised: Option<serde_json::Value>,
 }
 
 /// The full file form written by [`Study::to_study_json`].
@@ -115,10 +118,16 @@ struct StudyExport<'a> {
     // that never names them reads as it did before they existed (its digest too).
     #[serde(skip_serializing_if = "default_ptychi")]
     ptychi: &'a Ptychi,
+    #[serde(skip_serializing_if = "default_supervised")]
+    supervised: &'a Supervised,
 }
 
 fn default_ptychi(p: &&Ptychi) -> bool {
     p.is_default()
+}
+
+fn default_supervised(s: &&Supervised) -> bool {
+    s.is_default()
 }
 
 impl Default for Study {
@@ -138,6 +147,7 @@ impl Study {
                 solver: Solver::default(),
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
             }),
             "tiny" => Some(Study {
                 name: "tiny".into(),
@@ -152,6 +162,7 @@ impl Study {
                 },
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
             }),
             // PtychoPINN's model takes N = 64, 128 or 256 only; this is the default study
             // (doses, views, K, seeds) at N = 64 with a few hundred positions.
@@ -165,6 +176,7 @@ impl Study {
                 solver: Solver::default(),
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
             }),
             // PtychoPINN at the data size it is built for (its default is 512 groups, its
             // paper's data-efficiency claim 1,024 training images): 2,200 positions give 1,077
@@ -182,6 +194,7 @@ impl Study {
                 solver: Solver::default(),
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
             }),
             _ => None,
         }
@@ -282,6 +295,8 @@ impl Study {
             solver: overlay(&base.solver, raw.solver, "solver").map_err(parse_err)?,
             pinn: overlay(&base.pinn, raw.pinn, "pinn").map_err(parse_err)?,
             ptychi: overlay(&base.ptychi, raw.ptychi, "ptychi").map_err(parse_err)?,
+            supervised: overlay(&base.supervised, raw.supervised, "supervised")
+                .map_err(parse_err)?,
         })
     }
 
@@ -292,6 +307,7 @@ impl Study {
         problems.extend(self.solver.validate());
         problems.extend(self.pinn.validate(&self.design.gridsizes));
         problems.extend(self.ptychi.validate());
+        problems.extend(self.supervised.validate());
         problems
     }
 
@@ -326,6 +342,7 @@ impl Study {
             solver: &self.solver,
             pinn: &self.pinn,
             ptychi: &self.ptychi,
+            supervised: &self.supervised,
         };
         serde_json::to_string_pretty(&export).expect("a study always serialises")
     }
@@ -443,19 +460,24 @@ mod tests {
     }
 
     #[test]
-    fn the_ptychi_table_overrides_defaults_and_round_trips_only_when_set() {
+    fn peer_tables_override_defaults_and_round_trip_only_when_set() {
         use crate::{PtychiInit, PtychiNoise, PtychiProbe};
         let default_json = Study::default().to_study_json();
-        assert!(!default_json.contains("ptychi"));
-        let study =
-            parse("[ptychi]\ninit = 'truth'\nnoise = 'gaussian'\nprobe = 'refine'\nstep = 0.5\n")
-                .unwrap();
+        assert!(!default_json.contains("ptychi") && !default_json.contains("supervised"));
+        let study = parse(
+            "[ptychi]\ninit = 'truth'\nnoise = 'gaussian'\nprobe = 'refine'\nstep = 0.5\n\
+             [supervised]\nepochs = 3\n",
+        )
+        .unwrap();
         assert_eq!(study.ptychi.init, PtychiInit::Truth);
         assert_eq!(study.ptychi.noise, PtychiNoise::Gaussian);
         assert_eq!(study.ptychi.probe, PtychiProbe::Refine);
         assert_eq!(study.ptychi.epochs, 100);
+        assert_eq!(study.supervised.epochs, 3);
+        assert_eq!(study.supervised.batch_size, 16);
         let back = Study::parse(&study.to_study_json(), true, Path::new("s.json")).unwrap();
         assert_eq!(back.ptychi, study.ptychi);
+        assert_eq!(back.supervised, study.supervised);
         let err = parse("[ptychi]\ninit = 'guess'").unwrap_err().to_string();
         assert!(
             err.contains("in `ptychi`: unknown variant `guess`"),

@@ -1,5 +1,6 @@
-//! The `[ptychi]` table of a study file: settings of the external peer methods
-//! `ptychi:<algorithm>` (pty-chi 2.2). Defaults are the original study's, except where
+//! The `[ptychi]` and `[supervised]` tables of a study file: settings of the external peer
+//! methods `ptychi:<algorithm>` (pty-chi 2.2) and `tensorflow:supervised` (PtychoPINN's
+//! supervised baseline, `ptycho.baselines`). Defaults are the original study's, except where
 //! the original used the ground truth (`init`): see each field.
 
 use crate::solver::Accelerator;
@@ -171,6 +172,56 @@ impl Ptychi {
     }
 }
 
+/// `[supervised]`: settings of `tensorflow:supervised`, PtychoPINN's supervised baseline
+/// (`ptycho.baselines`); it trains where the PtychoPINN methods do (`[pinn] accelerator`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supervised {
+    /// Training epochs at most (PtychoPINN's `nepochs` default, 60; its early stopping on the
+    /// training loss, patience 3, may end it sooner).
+    pub epochs: u32,
+    /// Patterns per training batch (PtychoPINN's default, 16).
+    pub batch_size: u32,
+    /// The U-Net's width factor (PtychoPINN's `n_filters_scale` default, 2).
+    pub n_filters_scale: u32,
+}
+
+impl Default for Supervised {
+    fn default() -> Self {
+        Supervised {
+            epochs: 60,
+            batch_size: 16,
+            n_filters_scale: 2,
+        }
+    }
+}
+
+impl Supervised {
+    /// Whether these are the defaults (a study file then need not say them).
+    pub fn is_default(&self) -> bool {
+        *self == Supervised::default()
+    }
+
+    /// Every problem with these settings.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, value) in [("epochs", self.epochs), ("batch_size", self.batch_size)] {
+            if !(1..=MAX_PEER_EPOCHS).contains(&value) {
+                problems.push(format!(
+                    "supervised.{key}={value} must be in 1..={MAX_PEER_EPOCHS}"
+                ));
+            }
+        }
+        if !(1..=8).contains(&self.n_filters_scale) {
+            problems.push(format!(
+                "supervised.n_filters_scale={} must be in 1..=8",
+                self.n_filters_scale
+            ));
+        }
+        problems
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +229,7 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_problems_are_named() {
         assert!(Ptychi::default().validate().is_empty());
+        assert!(Supervised::default().validate().is_empty());
         let bad = Ptychi {
             epochs: 0,
             step: Some(-1.0),
@@ -188,6 +240,18 @@ mod tests {
             [
                 "ptychi.epochs=0 must be in 1..=100000",
                 "ptychi.step=-1 must be a positive number"
+            ]
+        );
+        let bad = Supervised {
+            batch_size: 0,
+            n_filters_scale: 9,
+            ..Supervised::default()
+        };
+        assert_eq!(
+            bad.validate(),
+            [
+                "supervised.batch_size=0 must be in 1..=100000",
+                "supervised.n_filters_scale=9 must be in 1..=8"
             ]
         );
         assert_eq!("dm".parse(), Ok(PtychiAlgorithm::Dm));
