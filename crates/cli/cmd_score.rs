@@ -91,8 +91,8 @@ fn render(m: &Metrics) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<10} {:>10} {:>10} {:>10} {:>8} {:>16} {:>16}",
-        "image", "MAE", "PSNR dB", "range", "SSIM", "FRC 0.5 px", "FRC half-bit px"
+        "{:<10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>16} {:>16}",
+        "image", "MAE", "PSNR dB", "range", "SSIM", "MS-SSIM", "FRC 0.5 px", "FRC half-bit px"
     );
     for (name, im) in [("amplitude", &m.amplitude), ("phase", &m.phase)] {
         let _ = writeln!(out, "{}", row(name, im));
@@ -102,12 +102,13 @@ fn render(m: &Metrics) -> String {
 
 fn row(name: &str, im: &ImageMetrics) -> String {
     format!(
-        "{:<10} {:>10.4} {:>10.2} {:>10.4} {:>8.4} {:>16} {:>16}",
+        "{:<10} {:>10.4} {:>10.2} {:>10.4} {:>8.4} {:>8.4} {:>16} {:>16}",
         name,
         im.mae,
         im.psnr_db,
         im.data_range,
         im.ssim,
+        im.ms_ssim,
         frc_cell(&im.frc_05),
         frc_cell(&im.frc_half_bit)
     )

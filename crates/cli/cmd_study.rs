@@ -33,7 +33,9 @@ pub struct Args {
     #[command(flatten)]
     study: StudyArgs,
     /// Methods to run and compare, comma-separated: `native`, `native:<algorithm>` (epie, rpie,
-    /// ml), `tensorflow`, `pytorch` (the last two need PtychoPINN) [default: native].
+    /// ml), `tensorflow`, `pytorch`, `tensorflow:supervised` (these need PtychoPINN),
+    /// `ptychi:<algorithm>` (lsqml, epie, rpie, pie, dm; needs $PTYCHI_PYTHON) [default:
+    /// native].
     #[arg(long, value_name = "LIST", value_parser = parse_methods, conflicts_with = "backend")]
     backends: Option<MethodList>,
     /// One method (`--backends` with a single entry).
@@ -49,7 +51,7 @@ pub struct Args {
     /// PtychoPINN's `--n_groups` (see `train --help`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     n_groups: Option<u32>,
-    /// Where PtychoPINN trains: auto, cpu or gpu (see `train --help`).
+    /// Where PtychoPINN trains and pty-chi runs: auto, cpu or gpu (see `train --help`).
     #[arg(long, value_name = "WHERE", value_parser = parse_accelerator)]
     accelerator: Option<study_design::Accelerator>,
     /// Enumerate the training jobs and write their configs, but train nothing.
@@ -339,7 +341,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     let mut roots = Vec::new();
     let mut train_code = exit::OK;
     for method in &methods {
-        let name = method.name();
+        let name = method.name_in(&recorded);
         let root = crate::methods::artifact_root(out, &name, several);
         progress.note(&format!("== Phase E (train): {name}"));
         let train = args.train_options(&recorded, method, &phase_c, &phase_d, &root, jobs)?;
@@ -457,7 +459,7 @@ impl Args {
             phase_d_root: phase_d.to_path_buf(),
             artifact_root: root.to_path_buf(),
             filters: job_matrix::JobFilter::default(),
-            backend: BackendKind::from(method.backend),
+            backend: BackendKind::from(method.backend).for_study(study),
             trainer: self.trainer.clone(),
             overrides: ConfigOverrides {
                 epochs: self.epochs,
@@ -514,7 +516,11 @@ mod tests {
         .to_vec();
         argv.push(jobs.to_string());
         argv.push("--backend".into());
-        argv.push(method.name().split(':').next().unwrap().into());
+        // `native:epie` is `--backend native --algorithm epie`; `ptychi:lsqml` is a backend.
+        argv.push(match &method.algorithm {
+            Some(_) => method.name().split(':').next().unwrap().into(),
+            None => method.name(),
+        });
         if let Some(a) = &method.algorithm {
             argv.extend(["--algorithm".into(), a.clone()]);
         }
@@ -552,7 +558,7 @@ mod tests {
             &["--backend", "native", "--epochs", "3", "--force", "-j", "2"],
             &[
                 "--backends",
-                "native:ml,native:epie,tensorflow,pytorch",
+                "native:ml,native:epie,tensorflow,pytorch,ptychi:lsqml,ptychi:dm,tensorflow:supervised",
                 "--trainer",
                 "/opt/ptycho_train",
                 "--n-groups",

@@ -69,9 +69,10 @@ pub struct Args {
     /// (default: that many, one group seeded at every position).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub n_groups: Option<u32>,
-    /// Where PtychoPINN trains: `auto` (a GPU when its framework sees one, else the CPU), `cpu`
-    /// (GPUs hidden) or `gpu` (the job fails at once without one) (default: the study's
-    /// `[pinn] accelerator`, else auto).
+    /// Where PtychoPINN trains and pty-chi runs: `auto` (a GPU when its framework sees one,
+    /// else the CPU), `cpu` (GPUs hidden) or `gpu` (the job fails at once without one)
+    /// (default: the study's `[pinn] accelerator`, else auto; pty-chi: `[ptychi] accelerator`,
+    /// else cpu).
     #[arg(long, value_name = "WHERE", value_parser = parse_accelerator)]
     pub accelerator: Option<study_design::Accelerator>,
     /// Native solver algorithm (default: the study's).
@@ -272,11 +273,11 @@ impl Args {
         {
             anyhow::bail!("{flag} is an option of --executor slurm");
         }
-        let backend = BackendKind::from(self.backend);
-        if let Some(line) = unused_trainer_note(backend, self.trainer.is_some()) {
-            note(line);
-        }
         let study = self.study.load()?;
+        let backend = BackendKind::from(self.backend).for_study(&study);
+        if let Some(line) = unused_trainer_note(backend, self.trainer.is_some()) {
+            note(&line);
+        }
         let executor = match self.executor {
             ExecutorArg::Local => Executor::Local {
                 jobs: self.jobs as usize,
@@ -368,10 +369,10 @@ impl SlurmArgs {
     }
 }
 
-/// `--trainer` with the native backend: said, not refused.
-fn unused_trainer_note(backend: BackendKind, trainer: bool) -> Option<&'static str> {
-    (trainer && backend == BackendKind::Native)
-        .then_some("note: --trainer is not used by --backend native")
+/// `--trainer` with a backend that runs no PtychoPINN trainer: said, not refused.
+fn unused_trainer_note(backend: BackendKind, trainer: bool) -> Option<String> {
+    (trainer && !backend.runs_ptychopinn())
+        .then(|| format!("note: --trainer is not used by --backend {backend}"))
 }
 
 /// Runs the command.
@@ -387,7 +388,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
 pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
     in_artifact_root(&options.artifact_root, progress, |log| {
         if let Some(line) = unused_trainer_note(options.backend, options.trainer.is_some()) {
-            log.note(progress, line);
+            log.note(progress, &line);
         }
         train(options, progress, log)
     })
@@ -428,7 +429,8 @@ fn train(options: &Options, progress: &Progress, log: &CommandLog) -> anyhow::Re
     )
     .map_err(anyhow::Error::msg)?;
     let backend = options.backend;
-    let trainer = backend.uses_trainer_program().then(|| {
+    // The supervised baseline runs in the trainer's Python when $PTYCHO_PYTHON is not set.
+    let trainer = backend.runs_ptychopinn().then(|| {
         TrainerProgram::resolve(
             options.trainer.as_deref(),
             std::env::var_os(TrainerProgram::ENV_VAR),
@@ -449,7 +451,10 @@ fn train(options: &Options, progress: &Progress, log: &CommandLog) -> anyhow::Re
         trainer,
         timestamp,
         pinn: options.pinn.clone(),
-        python: std::env::var_os(runner::ptychopinn::PYTHON_ENV_VAR)
+        // The method's interpreter: $PTYCHO_PYTHON (PtychoPINN), $PTYCHI_PYTHON (pty-chi).
+        python: backend
+            .python_env_var()
+            .and_then(std::env::var_os)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from),
     })?;

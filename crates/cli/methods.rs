@@ -1,10 +1,12 @@
 //! Methods on the command line: `--backend`, `--algorithm` and `--accelerator` values (`train`
 //! and `study`), the methods of a comparison (`native`, `native:<algorithm>` (epie, rpie, ml),
-//! `tensorflow`, `pytorch`), and where each method's artifacts go in a study folder.
+//! `tensorflow`, `pytorch`, `ptychi:<algorithm>` (lsqml, epie, rpie, pie, dm),
+//! `tensorflow:supervised`), and where each method's artifacts go in a study folder.
 
 use clap::ValueEnum;
 use runner::BackendKind;
 use std::path::{Path, PathBuf};
+use study_design::PtychiAlgorithm;
 
 /// `--accelerator auto|cpu|gpu`.
 pub fn parse_accelerator(s: &str) -> Result<study_design::Accelerator, String> {
@@ -20,14 +22,43 @@ pub enum BackendArg {
     Pytorch,
     /// The built-in ePIE/rPIE solver (no Python, no GPU).
     Native,
+    /// pty-chi 2.2's LSQML, through its adapter ($PTYCHI_PYTHON; `[ptychi]` settings).
+    #[value(name = "ptychi:lsqml")]
+    PtychiLsqml,
+    /// pty-chi 2.2's ePIE.
+    #[value(name = "ptychi:epie")]
+    PtychiEpie,
+    /// pty-chi 2.2's rPIE.
+    #[value(name = "ptychi:rpie")]
+    PtychiRpie,
+    /// pty-chi 2.2's PIE.
+    #[value(name = "ptychi:pie")]
+    PtychiPie,
+    /// pty-chi 2.2's difference map.
+    #[value(name = "ptychi:dm")]
+    PtychiDm,
+    /// PtychoPINN's supervised baseline (`ptycho.baselines`), trained on ground-truth patches
+    /// ($PTYCHO_PYTHON; `[supervised]` settings).
+    #[value(name = "tensorflow:supervised")]
+    Supervised,
 }
 
 impl From<BackendArg> for BackendKind {
     fn from(arg: BackendArg) -> BackendKind {
+        let ptychi = |algorithm| BackendKind::Ptychi {
+            algorithm,
+            truth_init: false,
+        };
         match arg {
             BackendArg::Tensorflow => BackendKind::Tensorflow,
             BackendArg::Pytorch => BackendKind::Pytorch,
             BackendArg::Native => BackendKind::Native,
+            BackendArg::PtychiLsqml => ptychi(PtychiAlgorithm::Lsqml),
+            BackendArg::PtychiEpie => ptychi(PtychiAlgorithm::Epie),
+            BackendArg::PtychiRpie => ptychi(PtychiAlgorithm::Rpie),
+            BackendArg::PtychiPie => ptychi(PtychiAlgorithm::Pie),
+            BackendArg::PtychiDm => ptychi(PtychiAlgorithm::Dm),
+            BackendArg::Supervised => BackendKind::Supervised,
         }
     }
 }
@@ -81,6 +112,15 @@ impl Method {
         }
     }
 
+    /// The name as the study settles it: a pty-chi method started from the truth (`[ptychi]
+    /// init = "truth"`) is `ptychi:lsqml+truth-init` in its folder, report and comparison.
+    pub fn name_in(&self, study: &study_design::Study) -> String {
+        match BackendKind::from(self.backend).for_study(study) {
+            kind @ BackendKind::Ptychi { .. } => kind.as_str().to_string(),
+            _ => self.name(),
+        }
+    }
+
     /// The native algorithm this method names, as `train --algorithm` takes it (`None`: the
     /// study's); an error when this build lacks it.
     pub fn algorithm(&self) -> anyhow::Result<Option<study_design::Algorithm>> {
@@ -105,12 +145,22 @@ impl Method {
 
 /// Parses one method.
 pub fn parse_method(text: &str) -> Result<Method, String> {
+    // A backend whose name has a colon (`ptychi:lsqml`).
+    if let Ok(backend) = BackendArg::from_str(text, false) {
+        return Ok(Method {
+            backend,
+            algorithm: None,
+        });
+    }
     let (backend, algorithm) = match text.split_once(':') {
         Some((b, a)) => (b, Some(a)),
         None => (text, None),
     };
     let backend = BackendArg::from_str(backend, false).map_err(|_| {
-        format!("unknown method `{text}`: use native, native:<algorithm>, tensorflow or pytorch")
+        format!(
+            "unknown method `{text}`: use native, native:<algorithm>, tensorflow, pytorch, \
+             ptychi:<algorithm> (lsqml, epie, rpie, pie, dm) or tensorflow:supervised"
+        )
     })?;
     match algorithm {
         None => Ok(Method {
@@ -169,13 +219,31 @@ mod tests {
 
     #[test]
     fn methods_parse_and_name_themselves() {
-        let ms = parse_methods("native:epie, native:ml,tensorflow,native").unwrap();
+        let ms = parse_methods("native:epie, native:ml,tensorflow,native,ptychi:lsqml").unwrap();
         let names: Vec<String> = ms.0.iter().map(Method::name).collect();
-        assert_eq!(names, ["native:epie", "native:ml", "tensorflow", "native"]);
+        assert_eq!(
+            names,
+            [
+                "native:epie",
+                "native:ml",
+                "tensorflow",
+                "native",
+                "ptychi:lsqml"
+            ]
+        );
+        // The study's `[ptychi] init` names the pty-chi method.
+        let mut study = study_design::Study::default();
+        assert_eq!(ms.0[4].name_in(&study), "ptychi:lsqml");
+        study.ptychi.init = study_design::PtychiInit::Truth;
+        assert_eq!(ms.0[4].name_in(&study), "ptychi:lsqml+truth-init");
+        assert_eq!(ms.0[0].name_in(&study), "native:epie");
         for bad in [
             "nat",
             "tensorflow:epie",
             "native:sgd",
+            "ptychi:sgd",
+            "ptychi",
+            "ptychi:lsqml,ptychi:lsqml",
             "native,native",
             "native,,pytorch",
         ] {

@@ -10,12 +10,14 @@ pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A `dose-overlap` command with a fixed `SOURCE_DATE_EPOCH` and no inherited trainer path.
+/// A `dose-overlap` command with a fixed `SOURCE_DATE_EPOCH` and no inherited trainer path or
+/// interpreter.
 pub fn cli() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_dose-overlap"));
     cmd.env("SOURCE_DATE_EPOCH", "1762245266")
         .env_remove("PTYCHO_TRAIN")
         .env_remove("PTYCHO_PYTHON")
+        .env_remove("PTYCHI_PYTHON")
         .env_remove("RUST_LOG");
     cmd
 }

@@ -1,6 +1,6 @@
 //! Scoring a reconstruction against the ground-truth object over the scanned region: global
-//! phase and a fitted phase plane removed; amplitude and phase MAE, PSNR, SSIM and FRC; the
-//! Fienup invariant NRMSE of the complex object.
+//! phase and a fitted phase plane removed; amplitude and phase MAE, PSNR, SSIM, MS-SSIM and
+//! FRC; the Fienup invariant NRMSE of the complex object.
 
 use crate::ReconError;
 use ndarray::{Array2, ArrayView2};
@@ -12,6 +12,10 @@ use std::f64::consts::PI;
 /// PSNR is capped here (a perfect reconstruction would otherwise be infinite, which JSON
 /// cannot hold).
 pub const PSNR_CAP_DB: f64 = 300.0;
+
+/// MS-SSIM's weights per scale, finest first (Wang, Simoncelli & Bovik 2003; the values of
+/// `pytorch_msssim`, TensorFlow's `ssim_multiscale` and PtychoPINN's `evaluation.ms_ssim`).
+pub const MS_SSIM_WEIGHTS: [f64; 5] = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333];
 
 /// How to score.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +93,16 @@ pub struct ImageMetrics {
     /// `round(3.5 sigma)`) lies in the region, as scikit-image crops the window's reach from
     /// the border (all region pixels, window restricted to the region, when none does).
     pub ssim: f64,
+    /// Multi-scale SSIM (Wang, Simoncelli & Bovik 2003): the product over scales of the mean
+    /// contrast-structure term, and at the coarsest scale the mean SSIM, each to the power of
+    /// its weight ([`MS_SSIM_WEIGHTS`]); each scale halves the previous by 2x2 averaging
+    /// (a coarse pixel is in the region when its four fine pixels are), with the SSIM window
+    /// and region interior as for `ssim`. Negative terms count as 0. A region too small for
+    /// five scales uses the scales whose interior is not empty, weights renormalised to sum to
+    /// 1 (`ms_ssim_scales` says how many; one scale is SSIM itself).
+    pub ms_ssim: f64,
+    /// Scales MS-SSIM used (1 to 5).
+    pub ms_ssim_scales: usize,
     /// FRC crossing of the 0.5 threshold.
     pub frc_05: FrcCrossing,
     /// FRC crossing of the half-bit threshold (van Heel & Schatz 2005).
@@ -185,14 +199,12 @@ pub fn evaluate(
     // on signed, zero-centred phase SSIM's luminance term divides by local means near zero,
     // and a registered 0.3 rad error alone halved it.
     let to_unit = |a: &Array2<f64>| a.mapv(|v| (v + PI) / (2.0 * PI));
+    let (r_unit, t_unit) = (to_unit(&r_phase), to_unit(&t_phase));
+    let (ms_ssim, ms_ssim_scales) = ms_ssim(&r_unit, &t_unit, &mcrop, 1.0, options.ssim_sigma);
     let phase = ImageMetrics {
-        ssim: ssim(
-            &to_unit(&r_phase),
-            &to_unit(&t_phase),
-            &mcrop,
-            1.0,
-            options.ssim_sigma,
-        ),
+        ssim: ssim(&r_unit, &t_unit, &mcrop, 1.0, options.ssim_sigma),
+        ms_ssim,
+        ms_ssim_scales,
         ..phase
     };
     Ok(Metrics {
@@ -446,11 +458,14 @@ fn image_metrics(
         PSNR_CAP_DB
     };
     let (frc_05, frc_half_bit) = frc(rec, truth, mask);
+    let (ms_ssim, ms_ssim_scales) = ms_ssim(rec, truth, mask, range, options.ssim_sigma);
     ImageMetrics {
         mae: abs / count as f64,
         psnr_db: psnr,
         data_range: range,
         ssim: ssim(rec, truth, mask, range, options.ssim_sigma),
+        ms_ssim,
+        ms_ssim_scales,
         frc_05,
         frc_half_bit,
     }
@@ -494,16 +509,38 @@ fn gaussian_radius(sigma: f64) -> usize {
 /// to the region (normalised by the window's weight inside it, which is all of it in the
 /// interior, so there it equals scikit-image's map with `use_sample_covariance=False`).
 fn ssim(x: &Array2<f64>, y: &Array2<f64>, mask: &Array2<bool>, range: f64, sigma: f64) -> f64 {
+    ssim_terms(x, y, mask, range, sigma, true).map_or(0.0, |t| t.ssim)
+}
+
+/// The means of SSIM and of its contrast-structure term over the pixels scored.
+struct SsimTerms {
+    ssim: f64,
+    cs: f64,
+}
+
+/// [`SsimTerms`] over the region's interior; with `fallback`, over the whole region when the
+/// interior is empty (else `None` then).
+fn ssim_terms(
+    x: &Array2<f64>,
+    y: &Array2<f64>,
+    mask: &Array2<bool>,
+    range: f64,
+    sigma: f64,
+    fallback: bool,
+) -> Option<SsimTerms> {
     let m = mask.mapv(|b| if b { 1.0 } else { 0.0 });
     let radius = gaussian_radius(sigma);
+    let interior = interior_of(mask, radius);
+    let any_interior = interior.iter().any(|&b| b);
+    if !any_interior && !fallback {
+        return None;
+    }
     let blur = |a: &Array2<f64>| gaussian_blur(&(a * &m), sigma, radius);
     let norm = gaussian_blur(&m, sigma, radius);
     let (mx, my) = (blur(x), blur(y));
     let (mxx, myy, mxy) = (blur(&(x * x)), blur(&(y * y)), blur(&(x * y)));
     let (c1, c2) = ((0.01 * range).powi(2), (0.03 * range).powi(2));
-    let interior = interior_of(mask, radius);
-    let any_interior = interior.iter().any(|&b| b);
-    let (mut sum, mut count) = (0.0, 0usize);
+    let (mut sum, mut sum_cs, mut count) = (0.0, 0.0, 0usize);
     for (e, &inside) in mask.indexed_iter() {
         let counted = if any_interior { interior[e] } else { inside };
         if !counted || norm[e] <= 0.0 {
@@ -515,9 +552,77 @@ fn ssim(x: &Array2<f64>, y: &Array2<f64>, mask: &Array2<bool>, range: f64, sigma
         let cxy = mxy[e] / norm[e] - ux * uy;
         sum +=
             ((2.0 * ux * uy + c1) * (2.0 * cxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
+        sum_cs += (2.0 * cxy + c2) / (vx + vy + c2);
         count += 1;
     }
-    sum / count.max(1) as f64
+    (count > 0).then(|| SsimTerms {
+        ssim: sum / count as f64,
+        cs: sum_cs / count as f64,
+    })
+}
+
+/// MS-SSIM over the region and the number of scales it used (see [`ImageMetrics::ms_ssim`]).
+fn ms_ssim(
+    x: &Array2<f64>,
+    y: &Array2<f64>,
+    mask: &Array2<bool>,
+    range: f64,
+    sigma: f64,
+) -> (f64, usize) {
+    // Each scale's terms, finest first; the first scale always counts (as `ssim` does).
+    let mut terms = Vec::with_capacity(MS_SSIM_WEIGHTS.len());
+    let (mut x, mut y, mut mask) = (x.clone(), y.clone(), mask.clone());
+    for scale in 0..MS_SSIM_WEIGHTS.len() {
+        match ssim_terms(&x, &y, &mask, range, sigma, scale == 0) {
+            Some(t) => terms.push(t),
+            None => break,
+        }
+        if scale + 1 < MS_SSIM_WEIGHTS.len() {
+            (x, y, mask) = (halve(&x), halve(&y), halve_mask(&mask));
+            if mask.is_empty() {
+                break;
+            }
+        }
+    }
+    let scales = terms.len();
+    // All five: the published weights (they sum to 1.0001); fewer: theirs renormalised to 1.
+    let total: f64 = if scales == MS_SSIM_WEIGHTS.len() {
+        1.0
+    } else {
+        MS_SSIM_WEIGHTS[..scales].iter().sum()
+    };
+    let value = terms
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            let term = if k + 1 == scales { t.ssim } else { t.cs };
+            term.max(0.0).powf(MS_SSIM_WEIGHTS[k] / total)
+        })
+        .product();
+    (value, scales)
+}
+
+/// 2x2 block means (an odd last row or column is dropped).
+fn halve(a: &Array2<f64>) -> Array2<f64> {
+    let (h, w) = (a.nrows() / 2, a.ncols() / 2);
+    Array2::from_shape_fn((h, w), |(r, c)| {
+        (a[(2 * r, 2 * c)]
+            + a[(2 * r + 1, 2 * c)]
+            + a[(2 * r, 2 * c + 1)]
+            + a[(2 * r + 1, 2 * c + 1)])
+            / 4.0
+    })
+}
+
+/// A coarse pixel is in the region when its four fine pixels are.
+fn halve_mask(m: &Array2<bool>) -> Array2<bool> {
+    let (h, w) = (m.nrows() / 2, m.ncols() / 2);
+    Array2::from_shape_fn((h, w), |(r, c)| {
+        m[(2 * r, 2 * c)]
+            && m[(2 * r + 1, 2 * c)]
+            && m[(2 * r, 2 * c + 1)]
+            && m[(2 * r + 1, 2 * c + 1)]
+    })
 }
 
 /// Pixels of `mask` whose (2 radius + 1)^2 square lies inside `mask` and the image.
@@ -763,6 +868,80 @@ mod tests {
         (0..5)
             .flat_map(|i| (0..5).map(move |j| [4 + 6 * i, 4 + 6 * j]))
             .collect()
+    }
+
+    /// The images of `tests/fixtures/metrics/ms_ssim_reference.py`, built the same way.
+    fn reference_images(s: usize) -> (Array2<f64>, [(&'static str, Array2<f64>); 3]) {
+        let hashed = |r: f64, c: f64, a: f64, b: f64| {
+            let v = (r * a + c * b).sin() * 43758.5453;
+            v - v.floor()
+        };
+        let wave = |r: f64, c: f64| 0.5 + 0.3 * (0.21 * r).sin() * (0.13 * c).cos();
+        let x = Array2::from_shape_fn((s, s), |(r, c)| {
+            let (r, c) = (r as f64, c as f64);
+            wave(r, c) + 0.1 * hashed(r, c, 12.9898, 78.233)
+        });
+        let noisy = Array2::from_shape_fn((s, s), |(r, c)| {
+            let (rf, cf) = (r as f64, c as f64);
+            x[(r, c)] + 0.15 * (hashed(rf, cf, 39.3468, 11.135) - 0.5)
+        });
+        let smooth = Array2::from_shape_fn((s, s), |(r, c)| wave(r as f64, c as f64));
+        let shifted = x.mapv(|v| 0.8 * v + 0.1);
+        (
+            x,
+            [("noisy", noisy), ("smooth", smooth), ("shifted", shifted)],
+        )
+    }
+
+    /// MS-SSIM and SSIM against pytorch_msssim (an independent implementation; values from
+    /// `tests/fixtures/metrics/ms_ssim_reference.py`, pytorch_msssim 1.0.0, torch 2.15.0, its
+    /// window built in float64; printed to 12 decimals) on a whole 176 x 176 image (its interior is pytorch_msssim's valid convolution), at
+    /// the default sigma and at the classic 11-tap, sigma 1.5 window.
+    #[test]
+    fn ms_ssim_matches_an_independent_implementation() {
+        const REFERENCE: &[(&str, f64, f64, f64)] = &[
+            ("noisy", 1.0, 0.971507349387, 0.728163081382),
+            ("smooth", 1.0, 0.982015141521, 0.792808593551),
+            ("shifted", 1.0, 0.977892408443, 0.979598140869),
+            ("noisy", 1.5, 0.981922610393, 0.800461237239),
+            ("smooth", 1.5, 0.989123276831, 0.863409964215),
+            ("shifted", 1.5, 0.977121153352, 0.977796436406),
+        ];
+        let (x, cases) = reference_images(176);
+        let mask = Array2::from_elem(x.dim(), true);
+        assert_eq!(ms_ssim(&x, &x, &mask, 1.0, 1.0), (1.0, 5));
+        for &(name, sigma, expected_ms, expected_ssim) in REFERENCE {
+            let y = &cases.iter().find(|c| c.0 == name).unwrap().1;
+            let (got, scales) = ms_ssim(&x, y, &mask, 1.0, sigma);
+            assert_eq!(scales, 5);
+            assert!(
+                (got - expected_ms).abs() < 1e-9,
+                "{name} sigma {sigma}: MS-SSIM {got} vs pytorch_msssim {expected_ms}"
+            );
+            let got = ssim(&x, y, &mask, 1.0, sigma);
+            assert!(
+                (got - expected_ssim).abs() < 1e-9,
+                "{name} sigma {sigma}: SSIM {got} vs pytorch_msssim {expected_ssim}"
+            );
+        }
+    }
+
+    /// A region too small for five scales uses fewer, weights renormalised; a region with no
+    /// interior at all still gets the one-scale figure, SSIM itself.
+    #[test]
+    fn ms_ssim_on_small_regions_uses_fewer_scales() {
+        let (x, cases) = reference_images(48);
+        let y = &cases[0].1;
+        let mask = Array2::from_elem(x.dim(), true);
+        // 48 -> 24 -> 12 -> 6: a 9-tap window (sigma 1) fits 3 scales.
+        let (value, scales) = ms_ssim(&x, y, &mask, 1.0, 1.0);
+        assert_eq!(scales, 3);
+        assert!(value > 0.0 && value < 1.0, "{value}");
+        let tiny = Array2::from_elem((6, 6), true);
+        let cut = |a: &Array2<f64>| a.slice(ndarray::s![..6, ..6]).to_owned();
+        let (value, scales) = ms_ssim(&cut(&x), &cut(y), &tiny, 1.0, 1.0);
+        assert_eq!(scales, 1);
+        assert_eq!(value, ssim(&cut(&x), &cut(y), &tiny, 1.0, 1.0).max(0.0));
     }
 
     #[test]

@@ -11,10 +11,12 @@ pub const SPLITS: [&str; 2] = ["train", "test"];
 /// have every one).
 pub(crate) const HEADLINE: &[&str] = &[
     "phase.ssim",
+    "phase.ms_ssim",
     "phase.psnr_db",
     "phase.mae",
     "phase.frc_05.resolution_px",
     "amplitude.ssim",
+    "amplitude.ms_ssim",
     "amplitude.psnr_db",
     "amplitude.mae",
     "amplitude.frc_05.resolution_px",

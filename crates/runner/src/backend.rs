@@ -8,9 +8,9 @@
 //! return a [`BackendOutcome`]. The runner computes the bundle's digest and size, writes the
 //! result and the log's outcome line; a backend never prints.
 //!
-//! A method run as an external program (pty-chi, PtychoPINN's supervised model) is a folder
-//! beside `ptychopinn/` that implements `external`'s protocol (prepare, run contained, collect,
-//! score) and whose `Backend::train` is `external::train`.
+//! A method run as an external program (PtychoPINN, pty-chi, the supervised baseline) is a
+//! folder (`ptychopinn/`, `ptychi/`, `supervised/`) that implements `external`'s protocol
+//! (prepare, run contained, collect, score) and whose `Backend::train` is `external::train`.
 
 use crate::cancel::CancelToken;
 use crate::config::TrainingConfig;

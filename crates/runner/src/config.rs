@@ -3,56 +3,136 @@
 //! original CONFIG-001 rule: no backend code runs before its configuration is fixed).
 //!
 //! Each backend's section of it is data defined here (the native solver's
-//! [`SolverSettings`], PtychoPINN's in `config/pinn.rs`); resolving a section when planning
-//! and using it are the backend's.
+//! [`SolverSettings`], PtychoPINN's in `config/pinn.rs`, pty-chi's and the supervised
+//! baseline's in `config/peers.rs`); resolving a section when planning and using it are the
+//! backend's.
 
+mod peers;
 mod pinn;
 
+pub use peers::{PtychiSettings, SupervisedSettings};
 pub use pinn::{PinnSettings, TrainerProgram, TrainerSource};
 
 use job_matrix::TrainingJob;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
-use study_design::{Algorithm, MetricsConfig, RngSeeds, Solver, Study};
+use study_design::{
+    Algorithm, MetricsConfig, PtychiAlgorithm, PtychiInit, RngSeeds, Solver, Study,
+};
 
 /// File name of the resolved configuration inside a job's artifact dir.
 pub const CONFIG_FILE: &str = "training_config.json";
 /// Version of the `training_config.json` format.
 pub const CONFIG_FORMAT_VERSION: u32 = 1;
 
-/// Which backend trains a job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Which backend trains a job: the native solver, or an external method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {
     /// PtychoPINN's TensorFlow trainer, as a child process (the default).
     Tensorflow,
     /// PtychoPINN's PyTorch trainer, as a child process.
     Pytorch,
-    /// The toolkit's own ePIE/rPIE solver, in-process.
+    /// The toolkit's own ePIE/rPIE/ml solver, in-process.
     Native,
+    /// One of pty-chi 2.2's engines, through the pty-chi adapter (`ptychi:lsqml`), started
+    /// from the truth when `truth_init` (`[ptychi] init = "truth"`, named
+    /// `ptychi:lsqml+truth-init` wherever the method is named).
+    Ptychi {
+        /// The engine.
+        algorithm: PtychiAlgorithm,
+        /// The object starts at objectGuess (the ground truth) instead of ones.
+        truth_init: bool,
+    },
+    /// PtychoPINN's supervised baseline (`ptycho.baselines`), through the supervised adapter
+    /// (`tensorflow:supervised`).
+    Supervised,
 }
 
+/// `ptychi:<algorithm>` and its truth-initialised name, per algorithm (in
+/// [`PtychiAlgorithm::ALL`]'s order).
+const PTYCHI_NAMES: [[&str; 2]; 5] = [
+    ["ptychi:lsqml", "ptychi:lsqml+truth-init"],
+    ["ptychi:epie", "ptychi:epie+truth-init"],
+    ["ptychi:rpie", "ptychi:rpie+truth-init"],
+    ["ptychi:pie", "ptychi:pie+truth-init"],
+    ["ptychi:dm", "ptychi:dm+truth-init"],
+];
+
 impl BackendKind {
-    /// Every backend, in the order `--help` lists them.
+    /// The backends with a plain name, in the order `--help` lists them; pty-chi's are
+    /// `ptychi:<algorithm>` ([`BackendKind::all`]).
     pub const ALL: [BackendKind; 3] = [
         BackendKind::Tensorflow,
         BackendKind::Pytorch,
         BackendKind::Native,
     ];
 
-    /// The name on the command line and in artifacts.
+    /// Every backend, pty-chi's engines with either start.
+    pub fn all() -> impl Iterator<Item = BackendKind> {
+        let ptychi = PtychiAlgorithm::ALL.into_iter().flat_map(|algorithm| {
+            [false, true].map(|truth_init| BackendKind::Ptychi {
+                algorithm,
+                truth_init,
+            })
+        });
+        BackendKind::ALL
+            .into_iter()
+            .chain(ptychi)
+            .chain([BackendKind::Supervised])
+    }
+
+    /// The name on the command line and in artifacts (`ptychi:lsqml`, and
+    /// `ptychi:lsqml+truth-init` for the truth-initialised run).
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Tensorflow => "tensorflow",
             BackendKind::Pytorch => "pytorch",
             BackendKind::Native => "native",
+            BackendKind::Ptychi {
+                algorithm,
+                truth_init,
+            } => {
+                let index = PtychiAlgorithm::ALL
+                    .iter()
+                    .position(|a| *a == algorithm)
+                    .unwrap_or(0);
+                PTYCHI_NAMES[index][usize::from(truth_init)]
+            }
+            BackendKind::Supervised => "tensorflow:supervised",
         }
     }
 
     /// Whether this backend runs PtychoPINN's trainer program.
     pub fn uses_trainer_program(self) -> bool {
         matches!(self, BackendKind::Tensorflow | BackendKind::Pytorch)
+    }
+
+    /// Whether this backend runs PtychoPINN's code (its trainer, or its supervised model in
+    /// its interpreter: `$PTYCHO_PYTHON`, else the trainer program's `#!` Python).
+    pub fn runs_ptychopinn(self) -> bool {
+        self.uses_trainer_program() || self == BackendKind::Supervised
+    }
+
+    /// The environment variable that names the interpreter of this backend's adapter
+    /// (`PTYCHO_PYTHON`, `PTYCHI_PYTHON`); `None` for the native solver.
+    pub fn python_env_var(self) -> Option<&'static str> {
+        match self {
+            BackendKind::Native => None,
+            BackendKind::Ptychi { .. } => Some(crate::ptychi::PYTHON_ENV_VAR),
+            _ => Some(crate::ptychopinn::PYTHON_ENV_VAR),
+        }
+    }
+
+    /// The backend as `study` settles it: pty-chi's start from its `[ptychi] init`.
+    pub fn for_study(self, study: &Study) -> BackendKind {
+        match self {
+            BackendKind::Ptychi { algorithm, .. } => BackendKind::Ptychi {
+                algorithm,
+                truth_init: study.ptychi.init == PtychiInit::Truth,
+            },
+            other => other,
+        }
     }
 }
 
@@ -65,10 +145,27 @@ impl fmt::Display for BackendKind {
 impl std::str::FromStr for BackendKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        BackendKind::ALL
-            .into_iter()
-            .find(|b| b.as_str() == s)
-            .ok_or_else(|| format!("unknown backend '{s}': use tensorflow, pytorch or native"))
+        BackendKind::all().find(|b| b.as_str() == s).ok_or_else(|| {
+            format!(
+                "unknown backend '{s}': use tensorflow, pytorch, native, ptychi:<algorithm> \
+                 ({}) or tensorflow:supervised",
+                PtychiAlgorithm::ALL.map(PtychiAlgorithm::as_str).join(", ")
+            )
+        })
+    }
+}
+
+// Artifacts hold the name (`"ptychi:lsqml"`), as they did when every backend was a plain word.
+impl Serialize for BackendKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -174,8 +271,8 @@ pub struct TrainingConfig {
     pub log_path: PathBuf,
     /// nphotons = the dose.
     pub nphotons: f64,
-    /// Epochs to train: the study's `[solver] epochs` (native) or `[pinn] epochs` (tensorflow,
-    /// pytorch), or `--epochs`.
+    /// Epochs to train: the study's `[solver] epochs` (native), `[pinn] epochs` (tensorflow,
+    /// pytorch), `[ptychi] epochs` or `[supervised] epochs`, or `--epochs`.
     pub epochs: u32,
     /// K, the nearest neighbours a position is grouped from.
     pub neighbor_count: u32,
@@ -189,12 +286,19 @@ pub struct TrainingConfig {
     pub metrics_config: MetricsConfig,
     /// Native solver settings.
     pub solver: SolverSettings,
-    /// PtychoPINN's trainer program (tensorflow and pytorch backends only).
+    /// PtychoPINN's trainer program (tensorflow and pytorch backends; tensorflow:supervised,
+    /// whose interpreter is its `#!` Python when `$PTYCHO_PYTHON` is not set).
     pub trainer: Option<TrainerProgram>,
     /// What the real PtychoPINN trainer needs beyond the above (tensorflow and pytorch
     /// backends, when not a dry run): the group count and the adapter's interpreter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinn: Option<PinnSettings>,
+    /// What a `ptychi:<algorithm>` job runs with (pty-chi's settings and interpreter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ptychi: Option<PtychiSettings>,
+    /// What a `tensorflow:supervised` job runs with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervised: Option<SupervisedSettings>,
 }
 
 impl TrainingConfig {
@@ -221,10 +325,13 @@ impl TrainingConfig {
             output_dir: job.artifact_dir.clone(),
             log_path: job.log_path.clone(),
             nphotons: job.dose,
-            epochs: if backend.uses_trainer_program() {
-                epochs_flag.unwrap_or(study.pinn.epochs)
-            } else {
-                solver.epochs
+            epochs: match backend {
+                BackendKind::Tensorflow | BackendKind::Pytorch => {
+                    epochs_flag.unwrap_or(study.pinn.epochs)
+                }
+                BackendKind::Native => solver.epochs,
+                BackendKind::Ptychi { .. } => epochs_flag.unwrap_or(study.ptychi.epochs),
+                BackendKind::Supervised => epochs_flag.unwrap_or(study.supervised.epochs),
             },
             neighbor_count: design.neighbor_count,
             patch_size_pixels: design.patch_size_pixels,
@@ -239,12 +346,14 @@ impl TrainingConfig {
                 smoothness: solver.smoothness,
                 tolerance: solver.tolerance,
             },
-            trainer: if backend.uses_trainer_program() {
+            trainer: if backend.runs_ptychopinn() {
                 trainer.cloned()
             } else {
                 None
             },
             pinn: None,
+            ptychi: None,
+            supervised: None,
         }
     }
 

@@ -1,8 +1,8 @@
 //! External methods: programs a job is trained with as contained child processes (PtychoPINN's
-//! trainers, in `ptychopinn`; pty-chi and PtychoPINN's supervised model are meant to be its
-//! siblings). The mechanics here know no method: `contain.rs` runs a program in a watchdog's
-//! process group, with its output in the job's capped log, stopped on Ctrl-C and at
-//! `--job-timeout`; `output.rs` cuts that output into bounded lines for the method's
+//! trainers, in `ptychopinn`; pty-chi's engines, in `ptychi`; PtychoPINN's supervised
+//! baseline, in `supervised`). The mechanics here know no method: `contain.rs` runs a program
+//! in a watchdog's process group, with its output in the job's capped log, stopped on Ctrl-C
+//! and at `--job-timeout`; `output.rs` cuts that output into bounded lines for the method's
 //! [`OutputScanner`].
 //!
 //! A method is a folder (its planning refusals, its invocation, its output scanner, its
@@ -219,6 +219,62 @@ pub(crate) fn score_splits(
     let train = split(recon::Split::Train, &config.train_data_file)?;
     let test = split(recon::Split::Test, &config.test_data_file)?;
     Ok(serde_json::json!({"train": train, "test": test}))
+}
+
+/// Writes an adapter script (shipped in the binary) into the job dir, atomically, and returns
+/// its path.
+pub(crate) fn write_adapter(dir: &Path, name: &str, source: &str) -> Result<PathBuf, BackendError> {
+    let path = dir.join(name);
+    npz_contract::atomic::write_atomic(&path, source.as_bytes())
+        .map_err(|e| BackendError::failed(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+/// Removes what an earlier run of the job left at `path` (a file, or a link, never followed),
+/// so that it cannot pass for this run's; says so in the log.
+pub(crate) fn remove_earlier(path: &Path, ctx: &mut JobContext<'_>) -> Result<(), BackendError> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_file(path).map_err(|e| {
+            BackendError::failed(format!(
+                "cannot remove the earlier run's {}: {e}",
+                path.display()
+            ))
+        })?;
+        ctx.log_line(&format!(
+            "Removed {} left by an earlier run of this job.",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+    }
+    Ok(())
+}
+
+/// Largest facts file an adapter may write (they hold settings and a loss per epoch).
+pub(crate) const MAX_FACTS_BYTES: u64 = 16 << 20;
+
+/// Reads an adapter's facts JSON into `T`: only a regular file (a link or a FIFO is never
+/// opened), at most [`MAX_FACTS_BYTES`].
+pub(crate) fn read_facts<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file (not read)",
+            path.display()
+        ));
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, MAX_FACTS_BYTES + 1), &mut bytes)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_FACTS_BYTES {
+        return Err(format!(
+            "{} is larger than {MAX_FACTS_BYTES} bytes (not read)",
+            path.display()
+        ));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not the adapter's facts: {e}", path.display()))
 }
 
 /// `exit status 3`, `signal 9`.

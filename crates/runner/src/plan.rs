@@ -72,7 +72,7 @@ pub struct PlanRequest<'a> {
     pub artifact_root: &'a Path,
     /// `--dose`, `--view`, `--gridsize`.
     pub filters: JobFilter,
-    /// `--backend`.
+    /// `--backend` (pty-chi's start is settled by the study: [`BackendKind::for_study`]).
     pub backend: BackendKind,
     /// `--dry-run`.
     pub dry_run: bool,
@@ -85,9 +85,11 @@ pub struct PlanRequest<'a> {
     /// The manifest timestamp ([`manifest_timestamp`]).
     pub timestamp: String,
     /// `--n-groups` and `--accelerator` (PtychoPINN backends; what is not given comes from the
-    /// study's `[pinn]` table, else [`crate::ptychopinn::N_GROUPS_AUTO_RULE`] and `auto`).
+    /// study's `[pinn]` table, else [`crate::ptychopinn::N_GROUPS_AUTO_RULE`] and `auto`);
+    /// `--accelerator` also places pty-chi (else its `[ptychi] accelerator`, `cpu`).
     pub pinn: crate::ptychopinn::PinnOverrides,
-    /// `$PTYCHO_PYTHON`, the inference adapter's interpreter (PtychoPINN backends).
+    /// The external method's interpreter: `$PTYCHO_PYTHON` (PtychoPINN backends: the inference
+    /// adapter's) or `$PTYCHI_PYTHON` (pty-chi's adapter): [`BackendKind::python_env_var`].
     pub python: Option<PathBuf>,
 }
 
@@ -193,6 +195,8 @@ impl Plan {
         if let Some(trainer) = &request.trainer {
             utf8("the trainer program", &trainer.program)?;
         }
+        // The method as the study settles it (pty-chi's start: `[ptychi] init`).
+        let backend = request.backend.for_study(request.study);
         let (solver, problems) = request.overrides.apply(&request.study.solver);
         if !problems.is_empty() {
             return Err(PlanError::Settings { problems });
@@ -206,14 +210,35 @@ impl Plan {
         // nothing, so it is not refused; its plan still carries the PtychoPINN settings a real
         // run would (where they resolve), so that its resume decisions are the real run's
         // (issue 26, finding 5: without them every verified job read "config changed").
-        let pinn = request.backend.uses_trainer_program();
+        let pinn = backend.uses_trainer_program();
         if pinn
             && !request.dry_run
             && let Some(problem) = crate::ptychopinn::patch_size_problem(
                 request.study.design.patch_size_pixels,
-                request.backend,
+                backend,
             )
         {
+            return Err(PlanError::Settings {
+                problems: vec![problem],
+            });
+        }
+        // pty-chi needs its interpreter; a dry run runs nothing.
+        if let Some(problem) =
+            crate::ptychi::plan_problem(backend, request.dry_run, request.python.as_ref())
+        {
+            return Err(PlanError::Settings {
+                problems: vec![problem],
+            });
+        }
+        // The supervised baseline's interpreter: $PTYCHO_PYTHON, else the trainer's `#!` Python.
+        let supervised_python =
+            crate::supervised::interpreter(request.python.clone(), request.trainer.as_ref());
+        if let Some(problem) = crate::supervised::plan_problem(
+            backend,
+            request.study.design.patch_size_pixels,
+            request.dry_run,
+            supervised_python.as_ref(),
+        ) {
             return Err(PlanError::Settings {
                 problems: vec![problem],
             });
@@ -228,7 +253,7 @@ impl Plan {
                 let mut config = TrainingConfig::resolve(
                     &job,
                     request.study,
-                    request.backend,
+                    backend,
                     &solver,
                     request.overrides.epochs,
                     request.trainer.as_ref(),
@@ -246,6 +271,18 @@ impl Plan {
                         Err(_) => {}
                     }
                 }
+                config.ptychi = crate::ptychi::resolve_settings(
+                    &config,
+                    &request.study.ptychi,
+                    request.pinn.accelerator,
+                    request.python.clone(),
+                );
+                config.supervised = crate::supervised::resolve_settings(
+                    &config,
+                    request.study,
+                    request.pinn.accelerator,
+                    supervised_python.clone(),
+                );
                 PlannedJob { index, job, config }
             })
             .collect();
@@ -258,7 +295,7 @@ impl Plan {
             phase_c_root,
             phase_d_root,
             artifact_root,
-            backend: request.backend,
+            backend,
             dry_run: request.dry_run,
             strict: request.strict,
             filters: request.filters.clone(),

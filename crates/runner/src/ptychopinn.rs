@@ -10,8 +10,8 @@ mod gpu;
 mod invocation;
 mod output;
 mod planning;
-mod python;
-mod scoring;
+pub(crate) mod python;
+pub(crate) mod scoring;
 
 pub use invocation::{
     PINN_CONFIG_FILE, PTYCHOPINN_BUNDLE, PYTORCH_LEARNING_RATE, config_yaml, job_accelerator,

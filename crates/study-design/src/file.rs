@@ -3,6 +3,7 @@
 
 use crate::design::{Design, MetricsConfig, RngSeeds, SplitAxis};
 use crate::named::NamedValues;
+use crate::peers::{Ptychi, Supervised};
 use crate::simulation::Simulation;
 use crate::solver::{Pinn, Solver};
 use serde::de::DeserializeOwned;
@@ -70,6 +71,10 @@ pub struct Study {
     pub solver: Solver,
     /// PtychoPINN settings (the tensorflow and pytorch methods).
     pub pinn: Pinn,
+    /// pty-chi settings (the `ptychi:<algorithm>` methods).
+    pub ptychi: Ptychi,
+    /// PtychoPINN's supervised baseline (`tensorflow:supervised`).
+    pub supervised: Supervised,
 }
 
 /// The file form: every key optional, overriding the preset it starts from.
@@ -90,6 +95,8 @@ struct RawStudy {
     simulation: Option<serde_json::Value>,
     solver: Option<serde_json::Value>,
     pinn: Option<serde_json::Value>,
+    ptychi: Option<serde_json::Value>,
+    supervised: Option<serde_json::Value>,
     // Read by [`Study::slurm_table`]: how a cluster runs the study, not what it computes, so
     // it is not part of the study (nor of `study.json`, whose digest the phase records hold).
     #[serde(rename = "slurm")]
@@ -118,6 +125,20 @@ struct StudyExport<'a> {
     simulation: &'a Simulation,
     solver: &'a Solver,
     pinn: &'a Pinn,
+    // The peers' tables only when they differ from the defaults: the study file of a study
+    // that never names them reads as it did before they existed (its digest too).
+    #[serde(skip_serializing_if = "default_ptychi")]
+    ptychi: &'a Ptychi,
+    #[serde(skip_serializing_if = "default_supervised")]
+    supervised: &'a Supervised,
+}
+
+fn default_ptychi(p: &&Ptychi) -> bool {
+    p.is_default()
+}
+
+fn default_supervised(s: &&Supervised) -> bool {
+    s.is_default()
 }
 
 impl Default for Study {
@@ -136,6 +157,8 @@ impl Study {
                 simulation: Simulation::default_study(),
                 solver: Solver::default(),
                 pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
             }),
             "tiny" => Some(Study {
                 name: "tiny".into(),
@@ -149,6 +172,8 @@ impl Study {
                     ..Solver::default()
                 },
                 pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
             }),
             // PtychoPINN's model takes N = 64, 128 or 256 only; this is the default study
             // (doses, views, K, seeds) at N = 64 with a few hundred positions.
@@ -161,6 +186,8 @@ impl Study {
                 simulation: Simulation::pinn_small(),
                 solver: Solver::default(),
                 pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
             }),
             // PtychoPINN at the data size it is built for (its default is 512 groups, its
             // paper's data-efficiency claim 1,024 training images): 2,200 positions give 1,077
@@ -177,6 +204,8 @@ impl Study {
                 simulation: Simulation::pinn_1k(),
                 solver: Solver::default(),
                 pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
             }),
             // The original fly64 study at its own scale: 5,088 + 5,216 positions per dose there;
             // 10,304 here, split along y into 5,137 train and 5,167 test (seed 42), with the
@@ -187,6 +216,8 @@ impl Study {
                 simulation: Simulation::fly64_full(),
                 solver: Solver::default(),
                 pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
             }),
             _ => None,
         }
@@ -311,6 +342,9 @@ impl Study {
                 .map_err(parse_err)?,
             solver: overlay(&base.solver, raw.solver, "solver").map_err(parse_err)?,
             pinn: overlay(&base.pinn, raw.pinn, "pinn").map_err(parse_err)?,
+            ptychi: overlay(&base.ptychi, raw.ptychi, "ptychi").map_err(parse_err)?,
+            supervised: overlay(&base.supervised, raw.supervised, "supervised")
+                .map_err(parse_err)?,
         })
     }
 
@@ -320,6 +354,8 @@ impl Study {
         problems.extend(self.simulation.validate(self.design.patch_size_pixels));
         problems.extend(self.solver.validate());
         problems.extend(self.pinn.validate(&self.design.gridsizes));
+        problems.extend(self.ptychi.validate());
+        problems.extend(self.supervised.validate());
         problems
     }
 
@@ -353,6 +389,8 @@ impl Study {
             simulation: &self.simulation,
             solver: &self.solver,
             pinn: &self.pinn,
+            ptychi: &self.ptychi,
+            supervised: &self.supervised,
         };
         serde_json::to_string_pretty(&export).expect("a study always serialises")
     }
@@ -467,5 +505,33 @@ mod tests {
             assert_eq!(back.solver, study.solver);
             assert_eq!(back.design.dose_list, study.design.dose_list);
         }
+    }
+
+    #[test]
+    fn peer_tables_override_defaults_and_round_trip_only_when_set() {
+        use crate::{PtychiInit, PtychiNoise, PtychiProbe};
+        let default_json = Study::default().to_study_json();
+        assert!(!default_json.contains("ptychi") && !default_json.contains("supervised"));
+        let study = parse(
+            "[ptychi]\ninit = 'truth'\nnoise = 'gaussian'\nprobe = 'refine'\nstep = 0.5\n\
+             [supervised]\nepochs = 3\n",
+        )
+        .unwrap();
+        assert_eq!(study.ptychi.init, PtychiInit::Truth);
+        assert_eq!(study.ptychi.noise, PtychiNoise::Gaussian);
+        assert_eq!(study.ptychi.probe, PtychiProbe::Refine);
+        assert_eq!(study.ptychi.epochs, 100);
+        assert_eq!(study.supervised.epochs, 3);
+        assert_eq!(study.supervised.batch_size, 16);
+        let back = Study::parse(&study.to_study_json(), true, Path::new("s.json")).unwrap();
+        assert_eq!(back.ptychi, study.ptychi);
+        assert_eq!(back.supervised, study.supervised);
+        let err = parse("[ptychi]\ninit = 'guess'").unwrap_err().to_string();
+        assert!(
+            err.contains("in `ptychi`: unknown variant `guess`"),
+            "{err}"
+        );
+        let problems = parse("[ptychi]\nbatch_size = 0").unwrap().validate();
+        assert_eq!(problems, ["ptychi.batch_size=0 must be in 1..=100000"]);
     }
 }

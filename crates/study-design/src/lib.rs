@@ -6,6 +6,7 @@ mod design;
 mod estimate;
 mod file;
 mod named;
+mod peers;
 mod simulation;
 mod solver;
 
@@ -13,6 +14,9 @@ pub use design::{Design, MetricsConfig, RngSeeds, SplitAxis, limits, view_name_p
 pub use estimate::{Estimate, SceneSize, human_bytes};
 pub use file::{MAX_STUDY_FILE_BYTES, PRESETS, Study, StudyError};
 pub use named::NamedValues;
+pub use peers::{
+    MAX_PEER_EPOCHS, Ptychi, PtychiAlgorithm, PtychiInit, PtychiNoise, PtychiProbe, Supervised,
+};
 pub use simulation::{MAX_OBJECT_SIZE, MAX_POSITIONS, Simulation};
 pub use solver::{
     Accelerator, Algorithm, MAX_PINN_EPOCHS, PINN_DEFAULT_BATCH_SIZE, PINN_MERGE_PATCHES, Pinn,

@@ -1,5 +1,6 @@
-//! The Python of PtychoPINN's environment, which runs the inference adapter and the GPU probe:
-//! `$PTYCHO_PYTHON` as planned, else the interpreter of the trainer's `#!` line.
+//! The Python of PtychoPINN's environment, which runs the inference adapter, the GPU probe and
+//! the supervised baseline's adapter: `$PTYCHO_PYTHON` as planned, else the interpreter of the
+//! trainer's `#!` line.
 
 use crate::config::{TrainerProgram, TrainingConfig};
 use std::io;
@@ -34,6 +35,17 @@ pub fn shebang_python(script_head: &[u8]) -> Option<PathBuf> {
     name.starts_with("python").then(|| PathBuf::from(program))
 }
 
+/// The interpreter of the trainer program's `#!` line, when it is a Python script.
+pub(crate) fn trainer_python(trainer: &TrainerProgram) -> Option<PathBuf> {
+    let head = locate(&trainer.program).and_then(|path| {
+        let mut buf = vec![0u8; 512];
+        let n = io::Read::read(&mut std::fs::File::open(path).ok()?, &mut buf).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    });
+    head.as_deref().and_then(shebang_python)
+}
+
 /// The adapter's interpreter: `$PTYCHO_PYTHON` as planned, else the trainer's `#!` Python.
 pub(crate) fn interpreter(
     config: &TrainingConfig,
@@ -42,13 +54,7 @@ pub(crate) fn interpreter(
     if let Some(python) = config.pinn.as_ref().and_then(|p| p.python.clone()) {
         return Ok(python);
     }
-    let head = locate(&trainer.program).and_then(|path| {
-        let mut buf = vec![0u8; 512];
-        let n = io::Read::read(&mut std::fs::File::open(path).ok()?, &mut buf).ok()?;
-        buf.truncate(n);
-        Some(buf)
-    });
-    head.as_deref().and_then(shebang_python).ok_or_else(|| {
+    trainer_python(trainer).ok_or_else(|| {
         format!(
             "no Python to run the inference adapter: ${PYTHON_ENV_VAR} is not set and the \
              trainer {} is not a Python script with a `#!` line; set ${PYTHON_ENV_VAR} to the \

@@ -21,7 +21,8 @@ pub const RECONSTRUCTION_FILE: &str = "pinn_reconstruction.npz";
 /// What the adapter read from the bundle beyond the patches (its intensity scale), in the
 /// job dir.
 pub const ADAPTER_FACTS_FILE: &str = "pinn_adapter_facts.json";
-const ADAPTER_SOURCE: &str = include_str!("pinn_adapter.py");
+/// Its source (the supervised baseline's adapter imports its `stitch`).
+pub(crate) const ADAPTER_SOURCE: &str = include_str!("pinn_adapter.py");
 
 /// What scoring a trained job gave.
 #[derive(Debug)]
