@@ -91,6 +91,30 @@ pub(crate) struct Prepared {
     pub rounding: Rounding,
 }
 
+impl Prepared {
+    /// Writes `object` (on the objectGuess grid) into `grid`, the padded object grid (padding
+    /// keeps its values): the one warm start both engines take.
+    pub(crate) fn place_object(
+        &self,
+        object: ndarray::ArrayView2<Complex32>,
+        grid: &mut [Complex32],
+    ) -> Result<(), ReconError> {
+        let [top, bottom, left, right] = self.rounding.padding;
+        let (rows, cols) = self.grid;
+        if object.dim() != (rows - top - bottom, cols - left - right) {
+            return Err(ReconError::BadInput(format!(
+                "start object is {:?} but objectGuess is {:?}",
+                object.dim(),
+                (rows - top - bottom, cols - left - right)
+            )));
+        }
+        for ((r, c), v) in object.indexed_iter() {
+            grid[(r + top) * cols + c + left] = *v;
+        }
+        Ok(())
+    }
+}
+
 impl Dataset {
     /// Number of positions.
     pub fn len(&self) -> usize {

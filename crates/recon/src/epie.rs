@@ -280,18 +280,7 @@ impl Engine {
     /// Replaces the object on the objectGuess grid (padding, if any, keeps its values): a warm
     /// start, and the check that the true object reproduces noiseless data.
     pub fn set_object(&mut self, object: ndarray::ArrayView2<Complex32>) -> Result<(), ReconError> {
-        let [top, bottom, left, right] = self.prep.rounding.padding;
-        let (rows, cols) = self.prep.grid;
-        if object.dim() != (rows - top - bottom, cols - left - right) {
-            return Err(ReconError::BadInput(format!(
-                "start object is {:?} but objectGuess is {:?}",
-                object.dim(),
-                (rows - top - bottom, cols - left - right)
-            )));
-        }
-        for ((r, c), v) in object.indexed_iter() {
-            self.object[(r + top) * cols + c + left] = *v;
-        }
+        self.prep.place_object(object, &mut self.object)?;
         Ok(())
     }
 

@@ -295,18 +295,7 @@ impl MlEngine {
 
     /// Replaces the object on the objectGuess grid (a warm start; tests start from the truth).
     pub fn set_object(&mut self, object: ndarray::ArrayView2<Complex32>) -> Result<(), ReconError> {
-        let [top, bottom, left, right] = self.prep.rounding.padding;
-        let (rows, cols) = self.prep.grid;
-        if object.dim() != (rows - top - bottom, cols - left - right) {
-            return Err(ReconError::BadInput(format!(
-                "start object is {:?} but objectGuess is {:?}",
-                object.dim(),
-                (rows - top - bottom, cols - left - right)
-            )));
-        }
-        for ((r, c), v) in object.indexed_iter() {
-            self.object[(r + top) * cols + c + left] = *v;
-        }
+        self.prep.place_object(object, &mut self.object)?;
         self.base.copy_from_slice(&self.object);
         self.evaluated = false;
         Ok(())
