@@ -378,19 +378,19 @@ fn unused_trainer_note(backend: BackendKind, trainer: bool) -> Option<String> {
 /// Runs the command.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     let root = args.artifact_root.clone();
-    in_artifact_root(&root, progress, |log| {
+    in_artifact_root(&root, progress, |log, lock| {
         let options = args.resolve(&|line| log.note(progress, line))?;
-        train(&options, progress, log)
+        train(&options, progress, log, lock)
     })
 }
 
 /// Phase E with `options`; returns the exit code.
 pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
-    in_artifact_root(&options.artifact_root, progress, |log| {
+    in_artifact_root(&options.artifact_root, progress, |log, lock| {
         if let Some(line) = unused_trainer_note(options.backend, options.trainer.is_some()) {
             log.note(progress, &line);
         }
-        train(options, progress, log)
+        train(options, progress, log, lock)
     })
 }
 
@@ -399,7 +399,7 @@ pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
 fn in_artifact_root(
     root: &Path,
     progress: &Progress,
-    work: impl FnOnce(&CommandLog) -> anyhow::Result<u8>,
+    work: impl FnOnce(&CommandLog, &runner::RootLock) -> anyhow::Result<u8>,
 ) -> anyhow::Result<u8> {
     // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
     crate::signals::token()?;
@@ -412,15 +412,20 @@ fn in_artifact_root(
     std::fs::create_dir_all(root)
         .with_context(|| format!("cannot create the artifact root {}", root.display()))?;
     // One writer per root, taken before anything under it is touched (the command log too).
-    let _lock = runner::RootLock::acquire(root)?;
+    let lock = runner::RootLock::acquire(root)?;
     crate::signals::sweep_stale_temps(root, &|line| progress.note(line));
     let log = CommandLog::create(&root.join(COMMAND_LOG))?;
-    let result = work(&log);
+    let result = work(&log, &lock);
     log.finish(&result);
     result
 }
 
-fn train(options: &Options, progress: &Progress, log: &CommandLog) -> anyhow::Result<u8> {
+fn train(
+    options: &Options,
+    progress: &Progress,
+    log: &CommandLog,
+    lock: &runner::RootLock,
+) -> anyhow::Result<u8> {
     let timestamp = runner::manifest_timestamp(
         std::env::var("SOURCE_DATE_EPOCH")
             .ok()
@@ -489,7 +494,15 @@ fn train(options: &Options, progress: &Progress, log: &CommandLog) -> anyhow::Re
     }
     let (jobs, limits) = match &options.executor {
         Executor::Slurm(slurm) => {
-            return slurm::submit(slurm, options.dry_run, options.force, &plan, progress, log);
+            return slurm::submit(
+                slurm,
+                options.dry_run,
+                options.force,
+                &plan,
+                progress,
+                log,
+                lock,
+            );
         }
         Executor::Local { jobs, limits } => (*jobs, *limits),
     };

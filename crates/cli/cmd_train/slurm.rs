@@ -20,6 +20,10 @@ use runner::slurm::{
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// How long a finished array's tasks may take to let go of the root's lock after squeue
+/// stops listing them.
+const TASK_EXIT_PATIENCE: Duration = Duration::from_secs(60);
+
 /// `--executor slurm`'s settings, resolved.
 #[derive(Debug, PartialEq)]
 pub struct Options {
@@ -45,6 +49,7 @@ pub fn submit(
     plan: &Plan,
     progress: &Progress,
     log: &CommandLog,
+    lock: &runner::RootLock,
 ) -> anyhow::Result<u8> {
     let artifact_root = Path::new(&plan.artifact_root);
     let slurm_dir = artifact_root.join(SLURM_DIR);
@@ -136,6 +141,9 @@ pub fn submit(
             DEFAULT_MAX_ARRAY_SIZE
         }),
     };
+    // The tasks take the root's lock shared as they start (maybe before sbatch returns):
+    // from here this run shares it with them, still keeping out another writer.
+    lock.share()?;
     let mut submission = Submission {
         format_version: runner::slurm::SUBMISSION_FORMAT_VERSION,
         plan_id: plan_id.clone(),
@@ -191,6 +199,7 @@ pub fn submit(
     submission.write(artifact_root)?;
     if submission.arrays.is_empty() {
         // Nothing to run: the manifest is assembled from the verified results at once.
+        lock.exclusive_again(Duration::ZERO)?;
         log.note(
             progress,
             "SLURM: every job is verified complete; nothing submitted",
@@ -207,6 +216,8 @@ pub fn submit(
     if !wait_for(&submission, artifact_root, poll_seconds, progress, log)? {
         return Ok(exit::FAILURE);
     }
+    // The manifest is written alone, as `collect` would.
+    lock.exclusive_again(TASK_EXIT_PATIENCE)?;
     collect(artifact_root, &plan.path(), progress, log)
 }
 

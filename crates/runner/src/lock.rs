@@ -127,6 +127,47 @@ impl RootLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Turns a held exclusive lock into a shared one, so that `run-job` tasks may share the
+    /// root while another `train`, `collect` or `study` is still kept out: what
+    /// `train --executor slurm` does before it submits the tasks it then waits for. The file
+    /// still names this process, which is the one a second writer is waiting for.
+    pub fn share(&self) -> Result<(), LockError> {
+        // flock converts in place; the conversion is not atomic, so an exclusive holder that
+        // slipped in between is reported, never waited for.
+        self.file.try_lock_shared().map_err(|e| self.refusal(e))
+    }
+
+    /// Takes the lock exclusive again after [`RootLock::share`], waiting up to `patience` for
+    /// shared holders to let go (a SLURM task that squeue no longer lists may still be exiting).
+    pub fn exclusive_again(&self, patience: std::time::Duration) -> Result<(), LockError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match self.file.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(self.refusal(e)),
+            }
+        }
+    }
+
+    fn refusal(&self, e: TryLockError) -> LockError {
+        match e {
+            TryLockError::WouldBlock => LockError::Busy {
+                root: self
+                    .path
+                    .parent()
+                    .map_or_else(PathBuf::new, Path::to_path_buf),
+                holder: "run-job tasks or another dose-overlap".to_string(),
+            },
+            TryLockError::Error(cause) => LockError::Io {
+                path: self.path.clone(),
+                cause,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -168,5 +209,32 @@ mod tests {
         );
         drop(train);
         RootLock::acquire_shared(dir.path()).unwrap();
+    }
+
+    /// `train --executor slurm --wait` holds the root while its tasks run: shared while they
+    /// run (tasks welcome, a second train not), exclusive again to collect.
+    #[test]
+    fn a_shared_lock_lets_tasks_in_and_keeps_writers_out_until_taken_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = RootLock::acquire(dir.path()).unwrap();
+        RootLock::acquire_shared(dir.path()).unwrap_err();
+        train.share().unwrap();
+        let task = RootLock::acquire_shared(dir.path()).unwrap();
+        let err = RootLock::acquire(dir.path()).unwrap_err().to_string();
+        // The second writer is told which process it waits for.
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        let err = train
+            .exclusive_again(std::time::Duration::from_millis(300))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("run-job tasks"), "{err}");
+        drop(task);
+        train
+            .exclusive_again(std::time::Duration::from_millis(300))
+            .unwrap();
+        RootLock::acquire_shared(dir.path()).unwrap_err();
     }
 }
