@@ -197,7 +197,6 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     }
     .load()?;
     let (phase_c, phase_d) = (out.join("phase_c"), out.join("phase_d"));
-    let report = out.join("report");
     let several = methods.len() > 1;
     let chain = Chain {
         out,
@@ -253,10 +252,16 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
                 code = code.max(cmd_collect::run(cmd_collect::Args {
                     artifact_root: root.clone(),
                 })?);
-                report_method(&report, &name, &root, several, progress)?;
                 roots.push(reporting::compare::MethodRoot { name, root });
             }
-            compare_and_print(out, &study, roots, &report, several, progress)?;
+            let drawn = Drawn {
+                out,
+                study: &study,
+                study_sha: &study_sha,
+                force: args.force,
+                several,
+            };
+            drawn.report_and_compare(roots, progress)?;
             return Ok(code);
         }
         Mode::Local | Mode::Stage(Stage::Prep) => {}
@@ -270,7 +275,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         .iter()
         .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
         .collect();
-    match study_resume::verified(out, "phase_c", &study_sha, &c_inputs) {
+    match study_resume::verified(out, "phase_c", &study_sha, None, &c_inputs) {
         Ok(_) if !args.force => progress.note(&format!(
             "== study '{}': design ok; Phase C: outputs verified against {}, skipped",
             study.name,
@@ -298,14 +303,14 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             if code != exit::OK {
                 anyhow::bail!("Phase C (generate) failed; see the messages above");
             }
-            study_resume::record(out, "phase_c", &study_sha, &c_inputs)
+            study_resume::record(out, "phase_c", &study_sha, None, &c_inputs)
                 .context("recording Phase C's outputs")?;
         }
     }
 
     // Phase D's inputs are Phase C's outputs.
     let d_inputs = study_resume::files_under(out, "phase_c");
-    match study_resume::verified(out, "phase_d", &study_sha, &d_inputs) {
+    match study_resume::verified(out, "phase_d", &study_sha, None, &d_inputs) {
         Ok(_) if !args.force => progress.note(&format!(
             "== Phase D: outputs verified against {}, skipped",
             reporting::verify::phase_record_file("phase_d")
@@ -326,7 +331,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             if code != exit::OK {
                 anyhow::bail!("Phase D (overlap) failed; see the messages above");
             }
-            study_resume::record(out, "phase_d", &study_sha, &d_inputs)
+            study_resume::record(out, "phase_d", &study_sha, None, &d_inputs)
                 .context("recording Phase D's outputs")?;
         }
     }
@@ -353,11 +358,99 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             crate::output::errln!("study interrupted: rerun the same command to resume it");
             return Ok(exit::FAILURE);
         }
-        report_method(&report, &name, &root, several, progress)?;
         roots.push(reporting::compare::MethodRoot { name, root });
     }
-    compare_and_print(out, &study, roots, &report, several, progress)?;
+    let drawn = Drawn {
+        out,
+        study: &study,
+        study_sha: &study_sha,
+        force: args.force,
+        several,
+    };
+    drawn.report_and_compare(roots, progress)?;
     Ok(train_code)
+}
+
+/// What the report and the comparison of a study are drawn from, and whether to redraw them.
+struct Drawn<'a> {
+    out: &'a Path,
+    study: &'a Study,
+    study_sha: &'a str,
+    force: bool,
+    several: bool,
+}
+
+impl Drawn<'_> {
+    /// Each method's report, then the comparison; each redrawn only when its record does not
+    /// verify (see `study_resume`): a finished study's rerun redraws nothing.
+    fn report_and_compare(
+        &self,
+        roots: Vec<reporting::compare::MethodRoot>,
+        progress: &Progress,
+    ) -> anyhow::Result<()> {
+        let out = self.out;
+        let report = out.join("report");
+        let tool = study_resume::tool_sha256();
+        let mut inputs: Vec<PathBuf> = vec![
+            PathBuf::from("study.json"),
+            PathBuf::from(reporting::verify::phase_record_file("phase_c")),
+            PathBuf::from(reporting::verify::phase_record_file("phase_d")),
+        ];
+        for method in &roots {
+            // Roots are folders of the study folder (`methods::artifact_root`).
+            if let Ok(rel) = method.root.strip_prefix(out) {
+                inputs.push(rel.join(reporting::manifest::MANIFEST_FILE));
+            }
+        }
+        // As the record lists them.
+        inputs.sort();
+        let redraw = |phase: &str| -> anyhow::Result<bool> {
+            match study_resume::verified(out, phase, self.study_sha, tool.as_deref(), &inputs) {
+                Ok(_) if !self.force => {
+                    progress.note(&format!(
+                        "== {phase}: inputs unchanged and outputs verified against {}, not redrawn",
+                        reporting::verify::phase_record_file(phase)
+                    ));
+                    Ok(false)
+                }
+                _ => {
+                    study_resume::forget(out, phase)
+                        .with_context(|| format!("removing the {phase} record"))?;
+                    Ok(true)
+                }
+            }
+        };
+        let record = |phase: &str| {
+            study_resume::record(out, phase, self.study_sha, tool.as_deref(), &inputs)
+                .with_context(|| format!("recording the {phase}'s outputs"))
+        };
+        if redraw("report")? {
+            for method in &roots {
+                report_method(&report, &method.name, &method.root, self.several, progress)?;
+            }
+            record("report")?;
+        }
+        if redraw("comparison")? {
+            progress.note("== comparison");
+            cmd_compare::execute(&cmd_compare::Options {
+                methods: roots,
+                out: comparison_dir(out),
+            })?;
+            record("comparison")?;
+        }
+        progress.clear();
+        outln!("study '{}' written to {}", self.study.name, out.display());
+        if self.several {
+            outln!("reports: {}", report.join("<method>/summary.md").display());
+        } else {
+            outln!("report: {}", report.join("summary.md").display());
+        }
+        outln!(
+            "comparison: {}",
+            comparison_dir(out).join("comparison.md").display()
+        );
+        Ok(())
+    }
 }
 
 /// One method's report, into `report` (or `report/<method>` when the study has several).
@@ -380,34 +473,6 @@ fn report_method(
         out: Some(report),
         verify: false,
     })?;
-    Ok(())
-}
-
-/// The comparison of `roots`, and where the study's results are.
-fn compare_and_print(
-    out: &Path,
-    study: &Study,
-    roots: Vec<reporting::compare::MethodRoot>,
-    report: &Path,
-    several: bool,
-    progress: &Progress,
-) -> anyhow::Result<()> {
-    progress.note("== comparison");
-    cmd_compare::execute(&cmd_compare::Options {
-        methods: roots,
-        out: comparison_dir(out),
-    })?;
-    progress.clear();
-    outln!("study '{}' written to {}", study.name, out.display());
-    if several {
-        outln!("reports: {}", report.join("<method>/summary.md").display());
-    } else {
-        outln!("report: {}", report.join("summary.md").display());
-    }
-    outln!(
-        "comparison: {}",
-        comparison_dir(out).join("comparison.md").display()
-    );
     Ok(())
 }
 

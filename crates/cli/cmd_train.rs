@@ -442,7 +442,7 @@ fn train(
         )
     });
     let filters = &options.filters;
-    let plan = Plan::resolve(&PlanRequest {
+    let mut plan = Plan::resolve(&PlanRequest {
         study: &options.study,
         phase_c_root: &options.phase_c_root,
         phase_d_root: &options.phase_d_root,
@@ -533,6 +533,13 @@ fn train(
             decisions.iter().filter(|d| !d.is_skip()).count()
         ));
         return Ok(exit::OK);
+    }
+    // Nothing to train and no fixed timestamp: the earlier run's manifest stays as it is.
+    if !plan.dry_run
+        && decisions.iter().all(Decision::is_skip)
+        && std::env::var_os("SOURCE_DATE_EPOCH").is_none_or(|v| v.is_empty())
+    {
+        plan.keep_earlier_timestamp();
     }
     let plan_id = plan.write()?;
     let mut done = Vec::with_capacity(decisions.len());

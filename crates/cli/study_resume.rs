@@ -1,8 +1,10 @@
 //! Resuming `study` phase by phase: Phase C and D are skipped when their outputs re-hash to
 //! what their phase record (`<phase>.record.json` in the study folder) says, and that record
 //! was made from the same resolved study and the same inputs (Phase D's inputs are Phase C's
-//! outputs). Phase E resumes job by job (`train`); the report is always rewritten (it is cheap
-//! and a pure function of the manifest).
+//! outputs). Phase E resumes job by job (`train`). The report and the comparison are redrawn
+//! only when what they are drawn from changed: their records list as inputs each method's
+//! training manifest (whose bundles `train` has just re-hashed), the resolved study and the
+//! Phase C and D records, and name the binary that drew them ([`tool_sha256`]).
 
 use reporting::verify::{PhaseRecord, phase_record_file};
 use std::path::{Path, PathBuf};
@@ -49,12 +51,16 @@ pub fn verified(
     study_dir: &Path,
     phase: &str,
     study_sha256: &str,
+    tool_sha256: Option<&str>,
     inputs: &[PathBuf],
 ) -> Result<PhaseRecord, String> {
     let record = PhaseRecord::read(study_dir, phase)
         .ok_or_else(|| format!("no {}", phase_record_file(phase)))?;
     if record.study_sha256 != study_sha256 {
         return Err("the study changed".to_string());
+    }
+    if record.tool_sha256.as_deref() != tool_sha256 {
+        return Err("drawn by another dose-overlap binary".to_string());
     }
     let names: Vec<String> = inputs
         .iter()
@@ -87,10 +93,25 @@ pub fn record(
     study_dir: &Path,
     phase: &str,
     study_sha256: &str,
+    tool_sha256: Option<&str>,
     inputs: &[PathBuf],
 ) -> std::io::Result<PhaseRecord> {
     let outputs = files_under(study_dir, phase);
-    let record = PhaseRecord::measure(study_dir, phase, study_sha256, inputs, &outputs, threads())?;
+    let mut record =
+        PhaseRecord::measure(study_dir, phase, study_sha256, inputs, &outputs, threads())?;
+    record.tool_sha256 = tool_sha256.map(str::to_string);
     record.write(study_dir)?;
     Ok(record)
+}
+
+/// SHA-256 of the running binary: the report and the comparison it drew are its rendering,
+/// which another build may draw differently (a version number would not change with every
+/// build). `None` when it cannot be read: they are then always redrawn.
+pub fn tool_sha256() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let digests = runner::file_digests(&[exe], 1);
+    match digests.into_iter().next()? {
+        Ok(digest) => Some(digest.sha256),
+        Err(_) => None,
+    }
 }

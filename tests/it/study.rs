@@ -359,3 +359,104 @@ fn a_forced_dry_run_of_a_fresh_study_finishes() {
     let manifest = read_json(&dir.path().join("s/artifacts/training_manifest.json"));
     assert_eq!(manifest["dry_run"], true, "{manifest}");
 }
+
+/// Every file under `dir` with its bytes and modification time.
+fn files_with_mtimes(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let modified = entry.metadata().unwrap().modified().unwrap();
+                out.push((path.clone(), std::fs::read(&path).unwrap(), modified));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 27, item 5: a finished study's rerun (no SOURCE_DATE_EPOCH: the manifest keeps the
+/// timestamp of the run whose results it adopts) redraws no report, picture or comparison; a
+/// damaged picture, a changed input or `--force` redraws them.
+#[test]
+fn a_finished_study_rerun_redraws_nothing_whose_inputs_are_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let study = || {
+        let output = cli()
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(["study", "--preset", "tiny", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        common::succeeded(&output);
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    study();
+    let drawn = |out: &Path| {
+        let mut files = files_with_mtimes(&out.join("report"));
+        files.extend(files_with_mtimes(&out.join("comparison")));
+        files.push(
+            files_with_mtimes(&out.join("artifacts"))
+                .into_iter()
+                .find(|f| f.0.ends_with("training_manifest.json"))
+                .unwrap(),
+        );
+        files
+    };
+    let before = drawn(&out);
+    assert!(before.len() > 10, "{}", before.len());
+    // Coarse file-system clocks: a redraw must be able to show in the mtimes.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let stderr = study();
+    assert!(
+        stderr.contains("== report: inputs unchanged and outputs verified against report.record.json, not redrawn"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("== comparison: inputs unchanged"),
+        "{stderr}"
+    );
+    let after = drawn(&out);
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b.0, a.0);
+        assert!(b.1 == a.1, "{} changed", b.0.display());
+        // The manifest is rewritten with the same bytes; what is drawn is not touched.
+        if !b.0.ends_with("training_manifest.json") {
+            assert_eq!(b.2, a.2, "{} was rewritten", b.0.display());
+        }
+    }
+
+    // A damaged picture: the report is redrawn (to the same bytes), the comparison is not.
+    let picture = out.join("report/pictures/phase_grid.png");
+    let original = std::fs::read(&picture).unwrap();
+    std::fs::write(&picture, b"not a picture").unwrap();
+    let stderr = study();
+    assert!(stderr.contains("== report: native:ml"), "{stderr}");
+    assert!(
+        stderr.contains("== comparison: inputs unchanged"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&picture).unwrap(), original);
+
+    // --force redraws both.
+    let output = cli()
+        .args([
+            "study", "--preset", "tiny", "--force", "--epochs", "3", "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    common::succeeded(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("not redrawn"), "{stderr}");
+    // And a rerun after a changed manifest (other epochs) redraws them from it.
+    let stderr = study();
+    assert!(!stderr.contains("not redrawn"), "{stderr}");
+    assert_eq!(drawn(&out).len(), before.len());
+}

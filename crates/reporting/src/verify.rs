@@ -63,6 +63,12 @@ pub struct PhaseRecord {
     pub inputs: BTreeMap<String, FileDigest>,
     /// Files it wrote.
     pub outputs: BTreeMap<String, FileDigest>,
+    /// SHA-256 of the `dose-overlap` binary that wrote them, for a phase whose outputs are
+    /// the program's own rendering of its inputs (the report and the comparison): a new
+    /// binary may draw them differently, so it redraws them. Absent for Phase C and D, whose
+    /// outputs are checked by their contract instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_sha256: Option<String>,
 }
 
 impl PhaseRecord {
@@ -89,6 +95,7 @@ impl PhaseRecord {
             study_sha256: study_sha256.to_string(),
             inputs: digests(inputs)?,
             outputs: digests(outputs)?,
+            tool_sha256: None,
         })
     }
 

@@ -333,6 +333,26 @@ impl Plan {
         Ok(Plan::id_of(text.as_bytes()))
     }
 
+    /// A rerun that trains nothing keeps the timestamp of the run whose results it adopts,
+    /// when the plan on disk is this one but for that timestamp: the plan id, every
+    /// `result.json`, the manifest and what is drawn from it then stay byte-identical (a
+    /// manifest's timestamp is when its results were planned, not when they were last
+    /// checked). Returns whether the earlier timestamp is kept.
+    pub fn keep_earlier_timestamp(&mut self) -> bool {
+        let Ok((earlier, earlier_id)) = Plan::read(&self.path()) else {
+            return false;
+        };
+        let mut same = self.clone();
+        same.timestamp = earlier.timestamp;
+        match same.to_json() {
+            Ok(text) if Plan::id_of(text.as_bytes()) == earlier_id => {
+                *self = same;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Reads a `plan.json`; returns the plan and its id.
     pub fn read(path: &Path) -> Result<(Plan, String), PlanError> {
         // A regular file (never a FIFO, a device or a link), of bounded size.
