@@ -19,14 +19,22 @@ pub struct Args {
     pub index: usize,
 }
 
+/// How long a task waits for a `train`, `collect` or `study` that holds its root before it
+/// gives up (saying which process holds it).
+const RUN_JOB_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Runs the command: exit 0 when the job ended well, 1 when it failed or was interrupted, 2
 /// when the plan or index is unusable.
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     let (plan, plan_id) = Plan::read(&args.plan)?;
     plan.check_location(&args.plan)?;
     // Shared with the other tasks of the array, never with `train`, `collect` or `study`
-    // writing the same root.
-    let _lock = runner::RootLock::acquire_shared(std::path::Path::new(&plan.artifact_root))?;
+    // writing the same root. A `collect` run while tasks are pending holds the root for a
+    // moment: a task that starts then waits for it rather than failing.
+    let _lock = runner::RootLock::acquire_shared_within(
+        std::path::Path::new(&plan.artifact_root),
+        RUN_JOB_LOCK_PATIENCE,
+    )?;
     let planned = plan.job(args.index, &args.plan)?;
     let cancel = crate::signals::token()?;
     let backend = runner::backend_for(plan.backend);
@@ -38,6 +46,8 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         progress: &report_progress,
         // One job per process: every core this task was given.
         threads_per_job: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // It has them all: nothing to borrow.
+        spare_cores: None,
         // A SLURM task's timeout is its --time-limit.
         limits: runner::JobLimits::default(),
     };

@@ -69,6 +69,23 @@ impl RootLock {
         RootLock::take(root, true)
     }
 
+    /// [`RootLock::acquire_shared`], waiting up to `patience` while an exclusive holder
+    /// (a `collect` looking at pending tasks, say) has it.
+    pub fn acquire_shared_within(
+        root: &Path,
+        patience: std::time::Duration,
+    ) -> Result<RootLock, LockError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match RootLock::take(root, true) {
+                Err(LockError::Busy { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                taken => return taken,
+            }
+        }
+    }
+
     fn take(root: &Path, shared: bool) -> Result<RootLock, LockError> {
         let path = root.join(LOCK_FILE);
         let io = |cause| LockError::Io {
@@ -209,6 +226,27 @@ mod tests {
         );
         drop(train);
         RootLock::acquire_shared(dir.path()).unwrap();
+    }
+
+    /// A task that starts while `collect` holds the root for a moment waits for it.
+    #[test]
+    fn a_task_waits_for_a_brief_exclusive_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let collect = RootLock::acquire(dir.path()).unwrap();
+        let err =
+            RootLock::acquire_shared_within(dir.path(), std::time::Duration::from_millis(200))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(collect);
+        });
+        RootLock::acquire_shared_within(dir.path(), std::time::Duration::from_secs(20)).unwrap();
+        released.join().unwrap();
     }
 
     /// `train --executor slurm --wait` holds the root while its tasks run: shared while they
