@@ -105,6 +105,7 @@ fn dry_run(study: &Study, root: &Path) -> usize {
         cancel: &cancel,
         progress: &|_| {},
         threads_per_job: 1,
+        spare_cores: None,
         limits: runner::JobLimits::default(),
     };
     let backend = runner::backend_for(plan.backend);

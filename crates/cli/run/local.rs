@@ -94,11 +94,14 @@ pub fn execute_local(
     let report_progress = |line: &str| progress.note(line);
     // The cores are shared among the jobs running at once.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // A worker with no job left lends its cores to the jobs still running.
+    let spare = runner::SpareCores::new();
     let ctx = RunContext {
         plan_id,
         cancel: &cancel,
         progress: &report_progress,
         threads_per_job: (cores / threads.clamp(1, plan.jobs.len().max(1))).max(1),
+        spare_cores: Some(&spare),
         limits,
     };
     let on_started = |index: usize| tracker.started(index);

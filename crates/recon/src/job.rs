@@ -1,6 +1,7 @@
 //! One job of the native backend: read the train and test NPZ, reconstruct each split (both
-//! at once when two threads are allowed: the splits are independent, so the bits do not
-//! depend on it), score them against `objectGuess`, and write the bundle.
+//! at once when two threads are allowed, or when a job of one thread borrows a core that a
+//! finished job left free: the splits are independent, so the bits do not depend on it),
+//! score them against `objectGuess`, and write the bundle.
 
 use crate::data::Split;
 use crate::kernels::EPS;
@@ -8,7 +9,7 @@ use crate::metrics::{EvalOptions, Metrics};
 use crate::reconstruction::{MlReport, Reconstruction};
 use crate::score::Truth;
 use crate::settings::Settings;
-use crate::solver::reconstruct_threads;
+use crate::solver::reconstruct_lent;
 use crate::{Dataset, FftPath, ReconError, Rounding};
 use ndarray::{Array2, Ix1, Ix2, Ix3};
 use npz_contract::{Compression, NpzReader, NpzWriter};
@@ -16,7 +17,35 @@ use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use study_design::Algorithm;
+
+/// Cores a running job may borrow from jobs that have finished (the run's scheduler lends
+/// them): a job of one thread then starts its test split on a borrowed core while its train
+/// split still runs, so that no core idles while the last jobs run. What is computed does not
+/// depend on it.
+pub trait CoreLender: Sync {
+    /// Takes a spare core, if one is free now.
+    fn borrow(&self) -> bool;
+    /// Gives back a core taken by [`CoreLender::borrow`].
+    fn give_back(&self);
+}
+
+/// Lends nothing: [`run_job`]'s lender.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoLender;
+
+impl CoreLender for NoLender {
+    fn borrow(&self) -> bool {
+        false
+    }
+    fn give_back(&self) {}
+}
+
+/// How often a job of one thread looks for a spare core for its test split while the train
+/// split runs (a split takes seconds; a look costs an atomic load).
+const LEND_POLL: Duration = Duration::from_millis(20);
 
 /// File name of the native backend's bundle in a job's artifact dir.
 pub const BUNDLE_FILE: &str = "native_bundle.npz";
@@ -144,6 +173,15 @@ pub fn run_job(
     request: &JobRequest,
     on_epoch: &(dyn Fn(Split, u32, f64) -> ControlFlow<()> + Sync),
 ) -> Result<JobOutcome, ReconError> {
+    run_job_lent(request, on_epoch, &NoLender)
+}
+
+/// [`run_job`] where a job of one thread may borrow a core from `lender` for its test split.
+pub fn run_job_lent(
+    request: &JobRequest,
+    on_epoch: &(dyn Fn(Split, u32, f64) -> ControlFlow<()> + Sync),
+    lender: &dyn CoreLender,
+) -> Result<JobOutcome, ReconError> {
     // ePIE and rPIE are sequential: the two splits run side by side. ml parallelises inside a
     // split (its chunks balance better than a large train split beside a small test one), so
     // its splits run one after the other, each on every thread.
@@ -155,9 +193,13 @@ pub fn run_job(
         // the refined probe: every run on these data is scored over the same pixels.
         let truth = Truth::new(truth, data.probe.clone(), &data.xcoords, &data.ycoords)
             .map_err(|e| in_split(split, path, e))?;
-        let rec = reconstruct_threads(&data, &request.settings, inner_threads, &mut |e, l| {
-            on_epoch(split, e, l)
-        })
+        let rec = reconstruct_lent(
+            &data,
+            &request.settings,
+            inner_threads,
+            lender,
+            &mut |e, l| on_epoch(split, e, l),
+        )
         .map_err(|e| in_split(split, path, e))?;
         let metrics = truth
             .score(rec.object.view(), &request.eval)
@@ -180,6 +222,38 @@ pub fn run_job(
             let test = test
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok::<_, ReconError>((train?, test?))
+        })?
+    } else if request.threads == 1 {
+        // The test split goes to whichever comes first: a core lent while the train split
+        // runs, or this thread once the train split is done. `claimed` says it has gone.
+        let claimed = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let lent = scope.spawn(|| {
+                while !claimed.load(Ordering::SeqCst) {
+                    if lender.borrow() {
+                        if claimed.swap(true, Ordering::SeqCst) {
+                            lender.give_back();
+                            return None;
+                        }
+                        let test = run(Split::Test, &request.test_path);
+                        lender.give_back();
+                        return Some(test);
+                    }
+                    std::thread::sleep(LEND_POLL);
+                }
+                None
+            });
+            let train = run(Split::Train, &request.train_path);
+            let test = if claimed.swap(true, Ordering::SeqCst) {
+                lent.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    .expect("the lent core claimed the test split")
+            } else {
+                // A failed train split fails the job: its test split need not run.
+                let train = train?;
+                return Ok((train, run(Split::Test, &request.test_path)?));
+            };
             Ok::<_, ReconError>((train?, test?))
         })?
     } else {

@@ -31,7 +31,8 @@ pub use data::{Dataset, Rounding, Split};
 pub use epie::Engine;
 pub use fft::FftPath;
 pub use job::{
-    BUNDLE_FILE, BUNDLE_FORMAT, JobOutcome, JobRequest, SplitOutcome, read_split, run_job,
+    BUNDLE_FILE, BUNDLE_FORMAT, CoreLender, JobOutcome, JobRequest, NoLender, SplitOutcome,
+    read_split, run_job, run_job_lent,
 };
 pub use kernels::EPS;
 pub use metrics::{
@@ -43,7 +44,10 @@ pub use reconstruction::{MlReport, NoiseModel, Reconstruction};
 pub use register::{Registered, register, register_to_file};
 pub use score::{Truth, read_object, score_files, score_object};
 pub use settings::Settings;
-pub use solver::{DIVERGE_EF, DIVERGE_FACTOR, reconstruct, reconstruct_threads, reconstruct_until};
+pub use solver::{
+    DIVERGE_EF, DIVERGE_FACTOR, reconstruct, reconstruct_lent, reconstruct_threads,
+    reconstruct_until,
+};
 pub use study_design::Algorithm;
 
 /// Why a reconstruction could not run.

@@ -67,6 +67,7 @@ cut_tuple!(A, B, C, D, E);
 /// bits do not depend on it.
 pub(crate) struct Par {
     pool: Option<rayon::ThreadPool>,
+    threads: usize,
 }
 
 impl Par {
@@ -83,7 +84,13 @@ impl Par {
                     .ok()
             })
             .flatten();
-        Par { pool }
+        let threads = if pool.is_some() { threads } else { 1 };
+        Par { pool, threads }
+    }
+
+    /// Threads it runs on.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Runs `f` on [`SEGMENTS`] fixed segments of `whole` (slices `len` long, cut at the same

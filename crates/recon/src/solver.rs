@@ -5,7 +5,8 @@
 use crate::ReconError;
 use crate::data::Dataset;
 use crate::epie::Engine;
-use crate::ml::MlEngine;
+use crate::job::{CoreLender, NoLender};
+use crate::ml::{CHUNKS, MlEngine};
 use crate::reconstruction::Reconstruction;
 use crate::settings::Settings;
 use std::ops::ControlFlow;
@@ -52,6 +53,19 @@ pub fn reconstruct_threads(
     threads: usize,
     on_epoch: &mut dyn FnMut(u32, f64) -> ControlFlow<()>,
 ) -> Result<Reconstruction, ReconError> {
+    reconstruct_lent(data, settings, threads, &NoLender, on_epoch)
+}
+
+/// [`reconstruct_threads`] where ml takes a core from `lender` between epochs whenever one is
+/// free (up to [`CHUNKS`] threads), and gives them all back when it ends; the bits do not
+/// depend on it.
+pub fn reconstruct_lent(
+    data: &Dataset,
+    settings: &Settings,
+    threads: usize,
+    lender: &dyn CoreLender,
+    on_epoch: &mut dyn FnMut(u32, f64) -> ControlFlow<()>,
+) -> Result<Reconstruction, ReconError> {
     let mut history: Vec<f64> = Vec::with_capacity(settings.epochs as usize);
     let mut check = |epoch: u32, loss: f64| -> Result<(), ReconError> {
         history.push(loss);
@@ -70,14 +84,26 @@ pub fn reconstruct_threads(
     };
     if settings.algorithm == Algorithm::Ml {
         let mut engine = MlEngine::new(data, settings, threads)?;
-        for epoch in 1..=settings.epochs {
-            let loss = engine.run_epoch();
-            check(epoch, loss)?;
-            if engine.converged() {
-                engine.mark_stopped();
-                break;
+        let mut borrowed = 0;
+        let run = (|| {
+            for epoch in 1..=settings.epochs {
+                if engine.threads() < CHUNKS && lender.borrow() {
+                    borrowed += 1;
+                    engine.set_threads(engine.threads() + 1);
+                }
+                let loss = engine.run_epoch();
+                check(epoch, loss)?;
+                if engine.converged() {
+                    engine.mark_stopped();
+                    break;
+                }
             }
+            Ok::<(), ReconError>(())
+        })();
+        for _ in 0..borrowed {
+            lender.give_back();
         }
+        run?;
         let (rec, report) = engine.finish();
         return finite_object(
             rec.loss_history.clone(),

@@ -284,6 +284,103 @@ mod job {
         dir
     }
 
+    /// Lends `cores` cores, counting what is borrowed and given back.
+    struct Lender {
+        free: std::sync::atomic::AtomicUsize,
+        borrowed: std::sync::atomic::AtomicUsize,
+    }
+
+    impl crate::CoreLender for Lender {
+        fn borrow(&self) -> bool {
+            use std::sync::atomic::Ordering::SeqCst;
+            let ok = self
+                .free
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if ok {
+                self.borrowed.fetch_add(1, SeqCst);
+            }
+            ok
+        }
+        fn give_back(&self) {
+            self.free.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// An ml split that grows from one thread to four between epochs, as cores are lent,
+    /// ends with the bits of a split run on one thread, and gives every core back.
+    #[test]
+    fn an_ml_split_grown_by_lent_cores_keeps_its_bits() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let (data, _) = scene();
+        let s = Settings {
+            epochs: 6,
+            ..settings(Algorithm::Ml, 0.5)
+        };
+        let go = &mut |_, _| ControlFlow::Continue(());
+        let alone = crate::reconstruct_threads(&data, &s, 1, go).unwrap();
+        let lender = Lender {
+            free: AtomicUsize::new(5),
+            borrowed: AtomicUsize::new(0),
+        };
+        let grown = crate::reconstruct_lent(&data, &s, 1, &lender, go).unwrap();
+        assert_eq!(lender.borrowed.load(SeqCst), crate::CHUNKS - 1);
+        assert_eq!(lender.free.load(SeqCst), 5);
+        assert_eq!(grown.object, alone.object);
+        assert_eq!(grown.loss_history, alone.loss_history);
+    }
+
+    /// Issue 27, item 3: a job of one thread runs its test split on a lent core beside its
+    /// train split, gives the core back, and writes the bundle it writes alone (ml and rPIE).
+    #[test]
+    fn a_job_of_one_thread_runs_its_test_split_on_a_lent_core_with_the_same_bits() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let dir = fixture();
+        for algorithm in [Algorithm::Ml, Algorithm::Rpie] {
+            let mut req = request(dir.path(), 1, "alone.npz");
+            req.settings = Settings {
+                epochs: 4,
+                ..settings(algorithm, 0.5)
+            };
+            let alone = run_job(&req, &|_, _, _| ControlFlow::Continue(())).unwrap();
+            let threads = std::sync::Mutex::new(Vec::new());
+            let record = |split: Split, _: u32, _: f64| {
+                threads
+                    .lock()
+                    .unwrap()
+                    .push((split, std::thread::current().id()));
+                ControlFlow::Continue(())
+            };
+            let lender = Lender {
+                free: AtomicUsize::new(1),
+                borrowed: AtomicUsize::new(0),
+            };
+            req.bundle_path = dir.path().join("lent.npz");
+            let lent = run_job_lent(&req, &record, &lender).unwrap();
+            assert_eq!(lent.train, alone.train, "{algorithm:?}");
+            assert_eq!(lent.test, alone.test, "{algorithm:?}");
+            assert_eq!(
+                std::fs::read(&lent.bundle_path).unwrap(),
+                std::fs::read(&alone.bundle_path).unwrap()
+            );
+            // The test split's core, and for ml maybe the same core again to grow the split
+            // still running once the other one gave it back.
+            assert!(lender.borrowed.load(SeqCst) >= 1);
+            assert_eq!(lender.free.load(SeqCst), 1, "the core came back");
+            let threads = threads.into_inner().unwrap();
+            let on = |split| {
+                let ids: std::collections::HashSet<_> = threads
+                    .iter()
+                    .filter(|(s, _)| *s == split)
+                    .map(|(_, id)| *id)
+                    .collect();
+                assert_eq!(ids.len(), 1);
+                ids.into_iter().next().unwrap()
+            };
+            assert_ne!(on(Split::Train), on(Split::Test), "{algorithm:?}");
+        }
+    }
+
     #[test]
     fn a_job_reconstructs_both_splits_and_writes_the_same_bundle_with_one_or_two_threads() {
         let dir = fixture();

@@ -484,6 +484,7 @@ mod tests {
             cancel: &cancel,
             progress: &|_: &str| {},
             threads_per_job: 1,
+            spare_cores: None,
             limits: JobLimits::default(),
         };
         let results = runner::execute(&plan, 1, &Bundler, &ctx, &|_, _| {});

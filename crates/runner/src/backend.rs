@@ -91,6 +91,8 @@ pub struct JobContext<'a> {
     pub(crate) progress: &'a (dyn Fn(&str) + Sync),
     pub(crate) label: &'a str,
     pub(crate) threads: usize,
+    /// Cores the job may borrow while it runs (from workers that found no job left).
+    pub(crate) spare_cores: Option<&'a crate::SpareCores>,
     /// When the job must be stopped (`--job-timeout`), and the timeout itself.
     pub(crate) deadline: Option<(Instant, Duration)>,
 }
@@ -109,7 +111,22 @@ impl<'a> JobContext<'a> {
             progress,
             label,
             threads: 1,
+            spare_cores: None,
             deadline: None,
+        }
+    }
+
+    /// The same context, letting the job borrow cores from `spare`.
+    pub fn with_spare_cores(mut self, spare: Option<&'a crate::SpareCores>) -> Self {
+        self.spare_cores = spare;
+        self
+    }
+
+    /// What the job may borrow cores from (a lender that lends nothing when there is none).
+    pub fn lender(&self) -> &'a dyn recon::CoreLender {
+        match self.spare_cores {
+            Some(spare) => spare,
+            None => &recon::NoLender,
         }
     }
 

@@ -13,6 +13,7 @@ mod cancel;
 pub mod check;
 mod collect;
 mod config;
+mod cores;
 mod digest;
 mod external;
 mod lock;
@@ -36,6 +37,7 @@ pub use config::{
     BackendKind, CONFIG_FILE, CONFIG_FORMAT_VERSION, ConfigOverrides, PinnSettings, PtychiSettings,
     SolverSettings, SupervisedSettings, TrainerProgram, TrainerSource, TrainingConfig,
 };
+pub use cores::SpareCores;
 pub use digest::{
     FileDigest, checked_bundle, file_digest, file_digests, hash_bundle, sha256_bytes, sha256_file,
     sha256_reader,

@@ -76,6 +76,7 @@ impl Backend for NativeBackend {
         let settings = settings(config);
         let bundle = config.output_dir.join(recon::BUNDLE_FILE);
         let threads = ctx.threads().min(2);
+        let lender = ctx.lender();
         let request = JobRequest {
             train_path: config.train_data_file.clone(),
             test_path: config.test_data_file.clone(),
@@ -122,7 +123,7 @@ impl Backend for NativeBackend {
                 ControlFlow::Continue(())
             }
         };
-        let result = recon::run_job(&request, &on_epoch);
+        let result = recon::run_job_lent(&request, &on_epoch, lender);
         let mut losses = losses.into_inner().unwrap_or_else(|e| e.into_inner());
         losses.sort_by_key(|&(split, epoch, _)| (split == Split::Test, epoch));
         for (split, epoch, loss) in losses {

@@ -3,6 +3,7 @@
 
 use crate::backend::{Backend, BackendError, BackendOutcome, JobContext};
 use crate::cancel::CancelToken;
+use crate::cores::SpareCores;
 use crate::digest::{checked_bundle, hash_bundle, relative_bundle_path};
 use crate::log::JobLog;
 use crate::plan::{Plan, PlannedJob};
@@ -32,6 +33,9 @@ pub struct RunContext<'a> {
     /// Threads one job may use (cores shared among the jobs running at once). A resource
     /// hint, not a setting: results must not depend on it.
     pub threads_per_job: usize,
+    /// Where a worker that finds no job left puts its cores, for the jobs still running to
+    /// borrow (`None`: nothing is lent).
+    pub spare_cores: Option<&'a SpareCores>,
     /// Per-job limits (timeout, log size): how a job may run, not what it computes, so they
     /// are no part of the resolved config (and do not make a resumed job rerun).
     pub limits: JobLimits,
@@ -351,6 +355,7 @@ pub fn run_job(
         let (trained, timed_out) = {
             let mut job_ctx = JobContext::new(&mut log, ctx.cancel, ctx.progress, &label)
                 .with_threads(ctx.threads_per_job)
+                .with_spare_cores(ctx.spare_cores)
                 .with_timeout(ctx.limits.timeout);
             let trained = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 backend.train(&planned.config, &mut job_ctx)
@@ -569,6 +574,11 @@ pub fn execute_resumed(
                     }
                     let k = next.fetch_add(1, Ordering::SeqCst);
                     let Some(&index) = to_run.get(k) else {
+                        // Nothing left to start: this worker's cores go to the jobs still
+                        // running.
+                        if let Some(spare) = ctx.spare_cores {
+                            spare.give(ctx.threads_per_job);
+                        }
                         break;
                     };
                     on_started(index);

@@ -5,6 +5,7 @@ use super::*;
 use job_matrix::JobFilter;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 use study_design::{Algorithm, Study};
 
 /// An NPZ with 8 positions (`xcoords`): enough for planning, which reads only headers.
@@ -80,6 +81,7 @@ fn run_all(plan: &Plan, backend: &dyn Backend, threads: usize) -> (Vec<JobResult
         cancel: &cancel,
         progress: &no_progress,
         threads_per_job: 1,
+        spare_cores: None,
         limits: JobLimits::default(),
     };
     let seen = Mutex::new(Vec::new());
@@ -894,6 +896,7 @@ mod collecting {
             cancel: &cancel,
             progress: &no_progress,
             threads_per_job: 1,
+            spare_cores: None,
             limits: JobLimits::default(),
         };
         let backend = FakeBackend {
@@ -1021,11 +1024,62 @@ fn backends_see_their_share_of_threads() {
             cancel: &cancel,
             progress: &no_progress,
             threads_per_job: given,
+            spare_cores: None,
             limits: JobLimits::default(),
         };
         run_job(&plan, 0, &backend, &ctx);
         assert_eq!(backend.0.lock().unwrap().pop(), Some(seen));
     }
+}
+
+/// Issue 27, item 3: a worker that finds no job left lends its cores to the jobs still
+/// running, and every core lent comes back.
+#[test]
+fn workers_with_no_job_left_lend_their_cores_to_the_running_ones() {
+    struct Borrower(Mutex<Vec<bool>>);
+    impl Backend for Borrower {
+        fn name(&self) -> &'static str {
+            "borrower"
+        }
+        fn train(
+            &self,
+            config: &TrainingConfig,
+            ctx: &mut JobContext<'_>,
+        ) -> Result<BackendOutcome, BackendError> {
+            // The first job waits (up to 20 s) for the other worker to run out of jobs.
+            if config.output_dir.ends_with("gs1") && config.dose == 1e3 {
+                let lender = ctx.lender();
+                let start = std::time::Instant::now();
+                let mut got = false;
+                while !got && start.elapsed() < Duration::from_secs(20) {
+                    got = lender.borrow();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if got {
+                    lender.give_back();
+                }
+                self.0.lock().unwrap().push(got);
+            }
+            Err(BackendError::failed("counted"))
+        }
+    }
+    let tree = Tree::new();
+    let plan = tree.plan(BackendKind::Native, false, JobFilter::default());
+    assert!(plan.jobs.len() >= 2);
+    let cancel = CancelToken::new();
+    let spare = crate::SpareCores::new();
+    let ctx = RunContext {
+        plan_id: "p",
+        cancel: &cancel,
+        progress: &no_progress,
+        threads_per_job: 1,
+        spare_cores: Some(&spare),
+        limits: JobLimits::default(),
+    };
+    let backend = Borrower(Mutex::new(Vec::new()));
+    execute(&plan, 2, &backend, &ctx, &|_, _| {});
+    assert_eq!(*backend.0.lock().unwrap(), [true]);
+    assert_eq!(spare.free(), 2, "each worker's core, and the lent one back");
 }
 
 mod filtering {

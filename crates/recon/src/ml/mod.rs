@@ -301,6 +301,20 @@ impl MlEngine {
         Ok(())
     }
 
+    /// Threads it runs on now.
+    pub fn threads(&self) -> usize {
+        self.par.threads()
+    }
+
+    /// Runs the next epochs on `threads` threads (1 to [`CHUNKS`] useful): a core lent while
+    /// it runs (`crate::CoreLender`) is put to work between epochs; the bits do not change.
+    pub fn set_threads(&mut self, threads: usize) {
+        let threads = threads.clamp(1, CHUNKS);
+        if threads != self.par.threads() {
+            self.par = Par::new(threads);
+        }
+    }
+
     /// Runs one epoch (one evaluation and one step) and returns E_F of the accepted point.
     pub fn run_epoch(&mut self) -> f64 {
         let (f, ef) = self.evaluate();
