@@ -6,6 +6,7 @@ use crate::named::NamedValues;
 use crate::peers::{Ptychi, Supervised};
 use crate::simulation::Simulation;
 use crate::solver::{Pinn, Solver};
+use crate::views::{RawViews, ViewsExport};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -87,8 +88,9 @@ struct RawStudy {
     gridsizes: Option<Vec<u32>>,
     neighbor_count: Option<u32>,
     patch_size_pixels: Option<u32>,
-    overlap_views: Option<NamedValues>,
+    overlap_views: Option<RawViews>,
     spacing_thresholds: Option<NamedValues>,
+    cross_gridsizes: Option<bool>,
     train_test_split_axis: Option<SplitAxis>,
     rng_seeds: Option<serde_json::Value>,
     metrics_config: Option<serde_json::Value>,
@@ -117,8 +119,11 @@ struct StudyExport<'a> {
     gridsizes: &'a [u32],
     neighbor_count: u32,
     patch_size_pixels: u32,
-    overlap_views: &'a NamedValues,
+    overlap_views: ViewsExport<'a>,
     spacing_thresholds: NamedValues,
+    // Only when set: the study file (and digest) of a study without it is what it was.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cross_gridsizes: bool,
     train_test_split_axis: SplitAxis,
     rng_seeds: &'a RngSeeds,
     metrics_config: &'a MetricsConfig,
@@ -323,13 +328,20 @@ impl Study {
             name: preset.to_string(),
         })?;
         let d = base.design;
+        // A file's views replace the preset's, targets included.
+        let (overlap_views, overlap_targets) = match raw.overlap_views {
+            Some(views) => views.split(),
+            None => (d.overlap_views, d.overlap_targets),
+        };
         let design = Design {
             dose_list: raw.dose_list.unwrap_or(d.dose_list),
             gridsizes: raw.gridsizes.unwrap_or(d.gridsizes),
             neighbor_count: raw.neighbor_count.unwrap_or(d.neighbor_count),
             patch_size_pixels: raw.patch_size_pixels.unwrap_or(d.patch_size_pixels),
-            overlap_views: raw.overlap_views.unwrap_or(d.overlap_views),
+            overlap_views,
+            overlap_targets,
             spacing_overrides: raw.spacing_thresholds.or(d.spacing_overrides),
+            cross_gridsizes: raw.cross_gridsizes.unwrap_or(d.cross_gridsizes),
             train_test_split_axis: raw.train_test_split_axis.unwrap_or(d.train_test_split_axis),
             rng_seeds: overlay(&d.rng_seeds, raw.rng_seeds, "rng_seeds").map_err(parse_err)?,
             metrics_config: overlay(&d.metrics_config, raw.metrics_config, "metrics_config")
@@ -381,8 +393,9 @@ impl Study {
             gridsizes: &d.gridsizes,
             neighbor_count: d.neighbor_count,
             patch_size_pixels: d.patch_size_pixels,
-            overlap_views: &d.overlap_views,
+            overlap_views: ViewsExport(d),
             spacing_thresholds: d.spacing_thresholds(),
+            cross_gridsizes: d.cross_gridsizes,
             train_test_split_axis: d.train_test_split_axis,
             rng_seeds: &d.rng_seeds,
             metrics_config: &d.metrics_config,
@@ -533,5 +546,80 @@ mod tests {
         );
         let problems = parse("[ptychi]\nbatch_size = 0").unwrap().validate();
         assert_eq!(problems, ["ptychi.batch_size=0 must be in 1..=100000"]);
+    }
+
+    /// Issue 21: a view given by the overlap it must have, beside fraction views; bad values
+    /// and both forms at once are named.
+    #[test]
+    fn overlap_target_views() {
+        let study = parse(
+            "overlap_views = { dense = 0.7, o60 = { overlap = 0.6 }, o10 = { overlap = 0.1, \
+             tolerance = 0.02 } }\ncross_gridsizes = true\n[simulation]\nscan_pattern = 'hex'\n",
+        )
+        .unwrap();
+        assert!(study.validate().is_empty(), "{:?}", study.validate());
+        let d = &study.design;
+        assert_eq!(
+            d.overlap_views.names().collect::<Vec<_>>(),
+            ["dense", "o60", "o10"]
+        );
+        assert_eq!(d.spacing_thresholds().0, [("dense".to_string(), 38.4)]);
+        assert_eq!(d.overlap_target("o60").unwrap().tolerance, 0.05);
+        assert_eq!(d.overlap_target("o10").unwrap().tolerance, 0.02);
+        assert!(d.overlap_target("dense").is_none());
+        assert!(d.cross_gridsizes);
+        assert_eq!(study.simulation.scan_pattern, crate::ScanPattern::Hex);
+        // Written back and read again, unchanged.
+        let back = Study::parse(&study.to_study_json(), true, Path::new("s.json")).unwrap();
+        assert_eq!(back.design.overlap_targets, d.overlap_targets);
+        assert_eq!(back.design.overlap_views, d.overlap_views);
+        assert!(back.design.cross_gridsizes);
+        assert_eq!(back.simulation.scan_pattern, crate::ScanPattern::Hex);
+        let json: serde_json::Value = serde_json::from_str(&d.to_json()).unwrap();
+        assert_eq!(json["overlap_views"]["o60"]["overlap"], 0.6);
+        assert_eq!(json["overlap_views"]["dense"], 0.7);
+        assert_eq!(json["cross_gridsizes"], true);
+
+        let problems = |text: &str| parse(text).unwrap().validate();
+        assert_eq!(
+            problems("overlap_views = { a = { overlap = 1.0 }, b = { overlap = 0.0 } }"),
+            [
+                "overlap_views['a'].overlap=1 must be in (0, 1): the mean nearest-neighbour disc \
+                 overlap of the view's positions",
+                "overlap_views['b'].overlap=0 must be in (0, 1): the mean nearest-neighbour disc \
+                 overlap of the view's positions",
+            ]
+        );
+        assert_eq!(
+            problems("overlap_views = { a = { overlap = nan, tolerance = -0.1 } }"),
+            [
+                "overlap_views['a'].overlap=NaN must be in (0, 1): the mean nearest-neighbour \
+                 disc overlap of the view's positions",
+                "overlap_views['a'].tolerance=-0.1 must be in (0, 0.5]",
+            ]
+        );
+        assert_eq!(
+            problems("overlap_views = { a = { overlap = 0.5 } }\nspacing_thresholds = { a = 9.0 }"),
+            [
+                "overlap_views['a'] gives an overlap target and spacing_thresholds a spacing for \
+              it: give one or the other"
+            ]
+        );
+        let err = parse("overlap_views = { a = { overlap = 0.5, fraction = 0.5 } }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("overlap_views['a']: a view gives both `overlap` and `fraction`"),
+            "{err}"
+        );
+        let err = parse("[simulation]\nscan_pattern = 'spiral'")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `spiral`"), "{err}");
+        // A study without the new keys writes exactly what it wrote before they existed.
+        let default_json = Study::default().to_study_json();
+        assert!(
+            !default_json.contains("cross_gridsizes") && !default_json.contains("scan_pattern")
+        );
     }
 }
