@@ -15,8 +15,17 @@ use std::path::{Path, PathBuf};
 /// (seconds; tests and goldens; N = 32, so native only) and `pinn-small` (N = 64, the smallest
 /// study PtychoPINN's model accepts; quick real-trainer studies and CI) and `pinn-1k` (N = 64 at
 /// PtychoPINN's data size: more than 1,024 training patterns per split) and `fly64-full` (the
-/// original study's scale: N = 128, 10,304 positions per dose on the 464 px object).
-pub const PRESETS: &[&str] = &["default", "tiny", "pinn-small", "pinn-1k", "fly64-full"];
+/// original study's scale: N = 128, 10,304 positions per dose on the 464 px object) and `map`
+/// (the dose x overlap map: 6 doses from 1e2 to 1e6, 5 overlap targets from 0.8 to 0.1 on a
+/// hex scan, gridsize 1, native `ml`; N = 32, minutes on 2 cores).
+pub const PRESETS: &[&str] = &[
+    "default",
+    "tiny",
+    "pinn-small",
+    "pinn-1k",
+    "fly64-full",
+    "map",
+];
 
 /// Largest study file read (1 MiB): the largest study the limits allow is a few kB, and a file
 /// of a million doses is refused before it is parsed.
@@ -219,6 +228,47 @@ impl Study {
                 name: "fly64-full".into(),
                 design: Design::default(),
                 simulation: Simulation::fly64_full(),
+                solver: Solver::default(),
+                pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
+            }),
+            // The dose x overlap map (issue 21): the tiny geometry (N = 32, 112 px object,
+            // probe D about 18 px) with a 2,000-position hex scan, whose sub-lattices hold
+            // every level at the same field of view and dose per pattern; doses evenly spaced
+            // in log10 (0.8 apart). Gridsize 1 and native ml only: the map's axis is overlap,
+            // not grouping.
+            "map" => Some(Study {
+                name: "map".into(),
+                design: Design {
+                    dose_list: vec![1e2, 630.0, 4e3, 2.5e4, 1.6e5, 1e6],
+                    gridsizes: vec![1],
+                    patch_size_pixels: 32,
+                    overlap_views: NamedValues(
+                        [0.8, 0.6, 0.4, 0.2, 0.1]
+                            .iter()
+                            .map(|o| (format!("o{}", (o * 100.0f64).round()), *o))
+                            .collect(),
+                    ),
+                    overlap_targets: [0.8, 0.6, 0.4, 0.2, 0.1]
+                        .iter()
+                        .map(|o| {
+                            (
+                                format!("o{}", (o * 100.0f64).round()),
+                                crate::OverlapTarget {
+                                    overlap: *o,
+                                    tolerance: crate::DEFAULT_OVERLAP_TOLERANCE,
+                                },
+                            )
+                        })
+                        .collect(),
+                    ..Design::default()
+                },
+                simulation: Simulation {
+                    n_positions: 2000,
+                    scan_pattern: crate::ScanPattern::Hex,
+                    ..Simulation::tiny()
+                },
                 solver: Solver::default(),
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
@@ -495,7 +545,7 @@ mod tests {
         let err = parse("preset = 'huge'").unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown preset 'huge': use one of default, tiny, pinn-small, pinn-1k, fly64-full"
+            "unknown preset 'huge': use one of default, tiny, pinn-small, pinn-1k, fly64-full, map"
         );
     }
 
