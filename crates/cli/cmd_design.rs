@@ -31,11 +31,20 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let list = |v: &[String]| v.join(", ");
     let doses: Vec<String> = d.dose_list.iter().map(|x| format!("{x:e}")).collect();
     let grids: Vec<String> = d.gridsizes.iter().map(|g| g.to_string()).collect();
+    let spacings = d.spacing_thresholds();
     let views: Vec<String> = d
         .overlap_views
         .iter()
-        .zip(d.spacing_thresholds().iter())
-        .map(|((name, f), (_, s))| format!("{name} (f = {f}, spacing >= {s} px)"))
+        .map(
+            |(name, f)| match (d.overlap_target(name), spacings.get(name)) {
+                (Some(t), _) => format!(
+                    "{name} (overlap {} ± {}, spacing chosen by Phase D from the probe)",
+                    t.overlap, t.tolerance
+                ),
+                (None, Some(s)) => format!("{name} (f = {f}, spacing >= {s} px)"),
+                (None, None) => format!("{name} (f = {f})"),
+            },
+        )
         .collect();
     let s = &d.rng_seeds;
     let m = &d.metrics_config;
@@ -47,6 +56,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     outln!("  neighbor_count (K):  {}", d.neighbor_count);
     outln!("  patch size (N):      {} px", d.patch_size_pixels);
     outln!("  overlap views:       {}", list(&views));
+    if d.cross_gridsizes {
+        outln!("  training:            every variant at every gridsize (cross_gridsizes)");
+    }
     outln!(
         "  split axis:          {}",
         d.train_test_split_axis.as_str()
@@ -67,8 +79,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .base_npz
         .as_ref()
         .map_or("built-in".to_string(), |p| p.display().to_string());
+    // The pattern only when not the default, so the default study prints what it did.
+    let pattern = match sim.scan_pattern {
+        study_design::ScanPattern::Random => String::new(),
+        other => format!(" ({} scan)", other.as_str()),
+    };
     outln!(
-        "  simulation:          {} positions, object {} ({} px), {}",
+        "  simulation:          {} positions{pattern}, object {} ({} px), {}",
         sim.n_positions,
         source,
         sim.object_size,

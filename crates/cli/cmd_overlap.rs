@@ -124,6 +124,20 @@ pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
                 train.mean_disc_overlap,
                 test.mean_disc_overlap
             );
+            if let Some(t) = &view.overlap_target {
+                outln!(
+                    "  target overlap {} ± {}: realised {:.3} (train {:.3}, test {:.3}) at \
+                     S = {:.2} px; exposures per pixel {:.2}/{:.2}",
+                    t.overlap,
+                    t.tolerance,
+                    t.realised_overlap,
+                    t.realised_train,
+                    t.realised_test,
+                    view.spacing_threshold,
+                    t.exposures_per_pixel.train,
+                    t.exposures_per_pixel.test
+                );
+            }
             if let Some(reason) = &view.reason {
                 outln!("  rejected: {reason}");
             }

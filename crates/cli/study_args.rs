@@ -12,7 +12,8 @@ pub struct StudyArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "preset")]
     pub design: Option<PathBuf>,
     /// A built-in study instead of a file: `default`, `tiny`, `pinn-small` or `pinn-1k` (N = 64,
-    /// for PtychoPINN), or `fly64-full` (the original study's scale: 10,304 positions per dose).
+    /// for PtychoPINN), `fly64-full` (the original study's scale: 10,304 positions per dose),
+    /// or `map` (the dose x overlap map: 6 doses x 5 overlap targets, native ml).
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
 }

@@ -407,3 +407,82 @@ for src_path, view_path in zip(args[::2], args[1::2]):
         assert!(reason.contains("OVERSAMPLING-001"), "{reason}");
     }
 }
+
+/// Issue 21: views given by the overlap they must have, on a hex scan: Phase D realises each
+/// target per split within its tolerance, the report says nominal and realised overlap, the
+/// spacing and exposures per pixel, and conforms to its schema; a target the scan cannot
+/// hold is rejected saying what it reached.
+#[test]
+fn overlap_targets_are_realised_on_a_hex_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let study = tmp.path().join("targets.toml");
+    std::fs::write(
+        &study,
+        "preset = \"tiny\"\ndose_list = [1000.0]\n\
+         overlap_views = { o80 = { overlap = 0.8 }, o40 = { overlap = 0.4 }, \
+         o10 = { overlap = 0.1 }, tight = { overlap = 0.3, tolerance = 0.001 }, dense = 0.7 }\n\
+         [simulation]\nscan_pattern = \"hex\"\nn_positions = 2000\n",
+    )
+    .unwrap();
+    let (c_root, d_root) = (tmp.path().join("c"), tmp.path().join("d"));
+    let generate = cli()
+        .args(["--quiet", "generate", "--design"])
+        .arg(&study)
+        .arg("--out")
+        .arg(&c_root)
+        .output()
+        .unwrap();
+    common::succeeded(&generate);
+    let overlap = cli()
+        .args(["--quiet", "overlap", "--design"])
+        .arg(&study)
+        .arg("--phase-c-root")
+        .arg(&c_root)
+        .arg("--out")
+        .arg(&d_root)
+        .output()
+        .unwrap();
+    common::succeeded(&overlap);
+    let report = read_json(&d_root.join("dose_1000/overlap_report.json"));
+    assert_eq!(
+        common::schema_errors("overlap_report.schema.json", &report),
+        Ok(())
+    );
+    let views = report["views"].as_array().unwrap();
+    for (view, goal) in [("o80", 0.8), ("o40", 0.4), ("o10", 0.1)] {
+        let v = views.iter().find(|v| v["view"] == view).unwrap();
+        assert_eq!(v["accepted"], true, "{view}: {}", v["reason"]);
+        let t = &v["overlap_target"];
+        assert_eq!(t["overlap"], goal);
+        assert_eq!(t["within_tolerance"], true);
+        for split in ["train", "test"] {
+            let realised = v["splits"][split]["mean_disc_overlap"].as_f64().unwrap();
+            assert!(
+                (realised - goal).abs() <= 0.05,
+                "{view} {split}: {realised}"
+            );
+            assert_eq!(t[format!("realised_{split}")], realised);
+            assert!(v["splits"][split]["n_accepted"].as_u64().unwrap() >= 8);
+            assert!(t["exposures_per_pixel"][split].as_f64().unwrap() > 0.0);
+        }
+        assert!(
+            d_root
+                .join(format!("dose_1000/{view}/{view}_train.npz"))
+                .is_file()
+        );
+    }
+    // A tolerance no sub-lattice meets: rejected, with what it reached.
+    let tight = views.iter().find(|v| v["view"] == "tight").unwrap();
+    assert_eq!(tight["accepted"], false);
+    let reason = tight["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("overlap target 0.3 ± 0.001 not reached: of "),
+        "{reason}"
+    );
+    assert!(reason.contains(" realises "), "{reason}");
+    assert!(!d_root.join("dose_1000/tight").exists());
+    // A fraction view beside them reports as before: no target block.
+    let dense = views.iter().find(|v| v["view"] == "dense").unwrap();
+    assert!(dense.get("overlap_target").is_none());
+    assert_eq!(dense["spacing_threshold"], 9.6);
+}

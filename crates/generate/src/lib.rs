@@ -26,5 +26,5 @@ pub use phase_c::{
     DoseSummary, Event, GENERATOR, GenerateError, GenerateOptions, Scene, Summary, build_scene,
     generate,
 };
-pub use scene::{builtin_object, builtin_probe, scan_positions};
+pub use scene::{builtin_object, builtin_probe, hex_positions, scan_layout, scan_positions};
 pub use split::{Split, split_positions};

@@ -6,7 +6,7 @@ use crate::fft::FftPath;
 use crate::forward::{DoseData, Inputs, Simulated, simulate_on};
 use crate::poisson::SAMPLER_NAME;
 use crate::rng::RNG_NAME;
-use crate::scene::{builtin_object, builtin_probe, scan_positions};
+use crate::scene::{builtin_object, builtin_probe, scan_layout};
 use crate::split::{Split, split_positions};
 use ndarray::{Array1, Array2, Axis, Ix1, Ix2};
 use npz_contract::{Compression, NpzError, NpzReader, NpzWriter, ValidateOptions};
@@ -165,12 +165,13 @@ pub fn build_scene(study: &Study, base_npz: Option<&Path>) -> Result<Scene, Gene
     let Some(path) = base_npz else {
         let object = builtin_object(sim.object_size, n, sim.object_phase_range, seed);
         let probe = builtin_probe(n, sim.probe_diameter);
-        let (xcoords, ycoords) = scan_positions(sim.n_positions, object.dim(), n, seed);
+        let (xcoords, ycoords, positions) =
+            scan_layout(sim.scan_pattern, sim.n_positions, object.dim(), n, seed);
         let provenance = json!({
             "object": {"source": "built-in", "shape": object.shape(), "phase_range": sim.object_phase_range, "seed": seed},
             "probe": {"source": "built-in", "shape": probe.shape(), "diameter_fraction": sim.probe_diameter,
                       "model": "circular pupil (radius N/6, raised-cosine edge) with defocus, inverse FFT to the sample plane"},
-            "positions": {"source": "uniform random", "range": "x in [N/2, W-N/2), y in [N/2, H-N/2)", "seed": seed},
+            "positions": positions,
         });
         return Ok(Scene {
             object,
@@ -266,12 +267,8 @@ pub fn build_scene(study: &Study, base_npz: Option<&Path>) -> Result<Scene, Gene
                      positions need an object larger than N"
                 )));
             }
-            let (xs, ys) = scan_positions(study.simulation.n_positions, (h, w), n, seed);
-            (
-                xs,
-                ys,
-                json!({"source": "uniform random", "range": "x in [N/2, W-N/2), y in [N/2, H-N/2)", "seed": seed}),
-            )
+            let sim = &study.simulation;
+            scan_layout(sim.scan_pattern, sim.n_positions, (h, w), n, seed)
         }
         _ => {
             return Err(content(

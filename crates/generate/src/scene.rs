@@ -5,6 +5,7 @@ use crate::fft::{Plans, fftshift_source};
 use crate::rng::{Purpose, stream};
 use ndarray::Array2;
 use num_complex::{Complex, Complex32};
+use study_design::{HEX_JITTER, ScanPattern};
 
 /// The built-in object: `size` x `size` complex64, amplitude in [0.5, 1], phase spanning about
 /// `phase_range` radians, with structure at three scales (the object, the probe, a pixel) plus
@@ -175,6 +176,91 @@ pub fn scan_positions(
     (xs, ys)
 }
 
+/// `n` scan positions on a hexagonal lattice over the same field as [`scan_positions`]
+/// (`[N/2, W - N/2)` x `[N/2, H - N/2)`): rows `a sqrt(3) / 2` apart, every other row shifted
+/// by `a / 2`, with the largest step `a` whose lattice holds at least `n` points; the first `n`
+/// in row order are kept (so the last row may be partly filled), each moved by a seeded jitter
+/// of up to [`HEX_JITTER`] `a` in x and y. Returns (xcoords, ycoords). Needs W > N and H > N.
+///
+/// Why a lattice: minimum-spacing selection on it keeps close to a sub-lattice, i.e. nearly
+/// as many positions as the field holds at that spacing, where a random scan keeps far fewer:
+/// sparse overlap levels then keep K + 1 positions per split at the full scan's field of view.
+pub fn hex_positions(
+    n: usize,
+    object_shape: (usize, usize),
+    patch: usize,
+    seed: u64,
+) -> (Vec<f64>, Vec<f64>) {
+    let (h, w) = object_shape;
+    let half = (patch / 2) as f64;
+    let (x0, x1) = (half, w as f64 - half);
+    let (y0, y1) = (half, h as f64 - half);
+    let row_step = 3f64.sqrt() / 2.0;
+    // Points of the lattice of step `a` inside the field shrunk by the jitter (so that
+    // jittered points stay in range); rows from y0 + margin, columns from x0 + margin.
+    let lattice = |a: f64, limit: usize| -> Vec<(f64, f64)> {
+        let margin = HEX_JITTER * a;
+        let (lo_x, hi_x, lo_y, hi_y) = (x0 + margin, x1 - margin, y0 + margin, y1 - margin);
+        let mut points = Vec::new();
+        let mut row = 0usize;
+        loop {
+            let y = lo_y + row as f64 * a * row_step;
+            if y >= hi_y.max(lo_y + f64::MIN_POSITIVE) || points.len() >= limit {
+                break;
+            }
+            let mut x = lo_x + if row % 2 == 1 { a / 2.0 } else { 0.0 };
+            while x < hi_x.max(lo_x + f64::MIN_POSITIVE) && points.len() < limit {
+                points.push((x, y));
+                x += a;
+            }
+            row += 1;
+        }
+        points
+    };
+    let area = ((x1 - x0) * (y1 - y0)).max(1.0);
+    // The step of one point per hexagonal cell of the field, shrunk until `n` points fit.
+    let mut a = (area / (n.max(1) as f64 * row_step)).sqrt();
+    let mut points = lattice(a, n);
+    while points.len() < n && a > 1e-6 {
+        a *= 0.995;
+        points = lattice(a, n);
+    }
+    let mut rng = stream(seed, Purpose::Positions, 0.0, 1);
+    let jitter = HEX_JITTER * a;
+    let (mut xs, mut ys) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (x, y) in points {
+        xs.push((x + jitter * (2.0 * rng.uniform() - 1.0)).clamp(x0, x1.next_down()));
+        ys.push((y + jitter * (2.0 * rng.uniform() - 1.0)).clamp(y0, y1.next_down()));
+    }
+    (xs, ys)
+}
+
+/// The positions of `pattern` and their provenance record (the random one's is what it was
+/// before patterns existed).
+pub fn scan_layout(
+    pattern: ScanPattern,
+    n: usize,
+    object_shape: (usize, usize),
+    patch: usize,
+    seed: u64,
+) -> (Vec<f64>, Vec<f64>, serde_json::Value) {
+    match pattern {
+        ScanPattern::Random => {
+            let (xs, ys) = scan_positions(n, object_shape, patch, seed);
+            let provenance = serde_json::json!({"source": "uniform random",
+                "range": "x in [N/2, W-N/2), y in [N/2, H-N/2)", "seed": seed});
+            (xs, ys, provenance)
+        }
+        ScanPattern::Hex => {
+            let (xs, ys) = hex_positions(n, object_shape, patch, seed);
+            let provenance = serde_json::json!({"source": "hexagonal lattice",
+                "range": "x in [N/2, W-N/2), y in [N/2, H-N/2)", "jitter": HEX_JITTER,
+                "seed": seed});
+            (xs, ys, provenance)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +334,36 @@ mod tests {
             scan_positions(1000, (464, 464), 128, 42)
         );
         assert_ne!(xs, scan_positions(1000, (464, 464), 128, 7).0);
+    }
+
+    #[test]
+    fn hex_positions_are_seeded_in_range_and_evenly_spaced() {
+        let (xs, ys) = hex_positions(600, (464, 464), 128, 42);
+        assert_eq!((xs.len(), ys.len()), (600, 600));
+        assert!(xs.iter().chain(&ys).all(|v| (64.0..400.0).contains(v)));
+        assert_eq!(
+            (xs.clone(), ys.clone()),
+            hex_positions(600, (464, 464), 128, 42)
+        );
+        assert_ne!(xs, hex_positions(600, (464, 464), 128, 7).0);
+        // Nearest neighbours about one lattice step apart: sqrt(2 area / (sqrt 3 n)) ~ 12.5 px,
+        // less the jitter; none collapse onto each other.
+        let nn: Vec<f64> = (0..xs.len())
+            .map(|i| {
+                (0..xs.len())
+                    .filter(|&j| j != i)
+                    .map(|j| (xs[i] - xs[j]).hypot(ys[i] - ys[j]))
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+        let (lo, hi) = nn
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(l, h), d| (l.min(*d), h.max(*d)));
+        assert!(lo > 9.0 && hi < 15.0, "nearest neighbours {lo} to {hi}");
+        for n in [2usize, 3, 7, 200] {
+            let (xs, ys) = hex_positions(n, (112, 112), 32, 1);
+            assert_eq!(xs.len(), n);
+            assert!(xs.iter().chain(&ys).all(|v| (16.0..96.0).contains(v)));
+        }
     }
 }

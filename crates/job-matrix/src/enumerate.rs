@@ -97,9 +97,12 @@ pub fn enumerate(design: &Design, roots: &Roots, strict: bool) -> Result<JobMatr
         &roots.phase_d,
         "run `dose-overlap overlap` first or check --phase-d-root",
     )?;
-    // Overlap views train in groups of the design's largest gridsize (2 in the spec's table
-    // and every shipped design); the baseline always trains single positions.
-    let view_gridsize = design.gridsizes.iter().copied().max().unwrap_or(2);
+    // Without `cross_gridsizes`, overlap views train in groups of the design's largest
+    // gridsize (2 in the spec's table) and the baseline single positions; with it, every
+    // variant trains at every gridsize (`Design::variant_gridsizes`).
+    let baseline_gridsizes = design.variant_gridsizes(true);
+    let view_gridsizes = design.variant_gridsizes(false);
+    debug_assert!(design.cross_gridsizes || baseline_gridsizes == [BASELINE_GRIDSIZE]);
     let views: Vec<&str> = design.overlap_views.names().collect();
 
     let mut jobs = Vec::with_capacity(design.dose_list.len() * (1 + views.len()));
@@ -131,7 +134,9 @@ pub fn enumerate(design: &Design, roots: &Roots, strict: bool) -> Result<JobMatr
                 });
             }
         }
-        jobs.push(job(BASELINE, BASELINE_GRIDSIZE, train, test));
+        for &g in &baseline_gridsizes {
+            jobs.push(job(BASELINE, g, train.clone(), test.clone()));
+        }
 
         let phase_d = roots.phase_d.join(&dose_dir);
         // Read at most once per dose, and only when a view is missing.
@@ -142,7 +147,9 @@ pub fn enumerate(design: &Design, roots: &Roots, strict: bool) -> Result<JobMatr
             let test = folder.join(format!("{view}_test.npz"));
             let (has_train, has_test) = (train.is_file(), test.is_file());
             if has_train && has_test {
-                jobs.push(job(view, view_gridsize, train, test));
+                for &g in &view_gridsizes {
+                    jobs.push(job(view, g, train.clone(), test.clone()));
+                }
                 continue;
             }
             let lookup = report.get_or_insert_with(|| read_report(&phase_d.join(OVERLAP_REPORT)));

@@ -468,3 +468,48 @@ proptest! {
         prop_assert_eq!(&enumerate(&design, &roots, false).unwrap().skipped, &matrix.skipped);
     }
 }
+
+/// `cross_gridsizes`: every variant, the full scan too, at every gridsize (issue 21), so that
+/// overlap and grouping can be read apart; a rejected view is still one skip per dose.
+#[test]
+fn cross_gridsizes_enumerates_every_view_at_every_gridsize() {
+    let design = Design {
+        gridsizes: vec![1, 2, 3],
+        neighbor_count: 9,
+        cross_gridsizes: true,
+        ..Design::default()
+    };
+    let (_dir, roots) = tree(&design, |_, view| (view == "dense", view == "dense"));
+    let matrix = enumerate(&design, &roots, false).unwrap();
+    let mut expected = Vec::new();
+    for dose in [1e3, 1e4, 1e5] {
+        for view in ["baseline", "dense"] {
+            for g in [1, 2, 3] {
+                expected.push((dose, view.to_string(), g));
+            }
+        }
+    }
+    let got: Vec<(f64, String, u32)> = matrix
+        .jobs
+        .iter()
+        .map(|j| (j.dose, j.view.clone(), j.gridsize))
+        .collect();
+    assert_eq!(got, expected);
+    let dirs: std::collections::HashSet<_> = matrix.jobs.iter().map(|j| &j.artifact_dir).collect();
+    assert_eq!(dirs.len(), matrix.jobs.len());
+    assert_eq!(matrix.skipped.len(), 3);
+    assert!(matrix.skipped.iter().all(|s| s.view == "sparse"));
+    // Without it, the original pairing: the full scan at 1, the views at the largest.
+    let plain = Design {
+        cross_gridsizes: false,
+        ..design
+    };
+    let matrix = enumerate(&plain, &roots, false).unwrap();
+    let got: Vec<(&str, u32)> = matrix
+        .jobs
+        .iter()
+        .take(2)
+        .map(|j| (j.view.as_str(), j.gridsize))
+        .collect();
+    assert_eq!(got, [("baseline", 1), ("dense", 3)]);
+}

@@ -15,6 +15,9 @@
 //! - The probe diameter D is twice the radius, about the intensity centroid, of the smallest
 //!   disc of pixel centres holding 90 % of `sum |P|²` (at least 1 px); N/2 when the probe has no
 //!   intensity ([`disc::probe_diameter`]).
+//! - A view given by an overlap target (`{ overlap = 0.6 }`) gets the spacing threshold that
+//!   realises it per split within its tolerance, or is rejected saying what it reached
+//!   ([`target`]).
 //! - The kept rows keep their source order; the view files hold every member of the source, in
 //!   source order, per-position ones (first axis = n, other than `objectGuess`, `probeGuess`
 //!   and `_metadata`) filtered.
@@ -36,6 +39,7 @@ pub mod phase_d;
 pub mod report;
 pub mod select;
 pub mod synthetic;
+pub mod target;
 pub mod view;
 
 pub use error::OverlapError;

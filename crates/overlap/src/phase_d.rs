@@ -9,8 +9,12 @@
 
 use crate::disc::{DiameterRule, mean_disc_overlap, probe_diameter};
 use crate::error::OverlapError;
-use crate::report::{DoseReport, OVERLAP_REPORT, REPORT_VERSION, SplitReport, Splits, ViewReport};
+use crate::report::{
+    DoseReport, OVERLAP_REPORT, REPORT_VERSION, SplitFigures, SplitReport, Splits, TargetReport,
+    ViewReport,
+};
 use crate::select::Positions;
+use crate::target::{TargetOutcome, exposures_per_pixel};
 use crate::view::ViewSelection;
 use ndarray::{Axis, Ix2};
 use npz_contract::{Compression, DtypeKind, MemberInfo, NpzElement, NpzReader, NpzWriter};
@@ -83,17 +87,37 @@ pub fn run_dose(
         train.positions.len(),
         test.positions.len()
     ));
-    let selections: Vec<ViewSelection> = design
-        .spacing_thresholds()
-        .iter()
-        .map(|(view, s)| {
-            ViewSelection::select(
-                view,
-                s,
-                design.neighbor_count,
-                &train.positions,
-                &test.positions,
-            )
+    let spacings = design.spacing_thresholds();
+    let selections: Vec<Chosen> = design
+        .overlap_views
+        .names()
+        .map(|view| match design.overlap_target(view) {
+            Some(goal) => {
+                let (sel, outcome) = crate::target::search(
+                    view,
+                    goal,
+                    design.neighbor_count,
+                    &train.positions,
+                    &test.positions,
+                    [train.probe.0, test.probe.0],
+                );
+                Chosen {
+                    sel,
+                    target: Some(outcome),
+                }
+            }
+            None => Chosen {
+                sel: ViewSelection::select(
+                    view,
+                    spacings
+                        .get(view)
+                        .expect("a view without a target has a spacing threshold"),
+                    design.neighbor_count,
+                    &train.positions,
+                    &test.positions,
+                ),
+                target: None,
+            },
         })
         .collect();
 
@@ -108,20 +132,23 @@ pub fn run_dose(
         source,
     })?;
     let mut pending = Pending::default();
-    let accepted: Vec<(&ViewSelection, &ViewReport)> = selections
+    let accepted: Vec<(&Chosen, &ViewReport)> = selections
         .iter()
         .zip(&views)
-        .filter(|(sel, _)| sel.accepted())
+        .filter(|(chosen, _)| chosen.accepted())
         .collect();
-    for (sel, _) in &accepted {
-        let dir = d_dir.join(&sel.view);
+    for (chosen, _) in &accepted {
+        let dir = d_dir.join(&chosen.sel.view);
         std::fs::create_dir_all(&dir).map_err(|source| OverlapError::Io {
             path: dir,
             action: "creating the view folder",
             source,
         })?;
     }
-    let names: Vec<&str> = accepted.iter().map(|(sel, _)| sel.view.as_str()).collect();
+    let names: Vec<&str> = accepted
+        .iter()
+        .map(|(chosen, _)| chosen.sel.view.as_str())
+        .collect();
     // With no accepted view the member data is never read.
     let sources = if accepted.is_empty() {
         Vec::new()
@@ -134,7 +161,8 @@ pub fn run_dose(
         .map(|(index, source)| {
             let targets = accepted
                 .iter()
-                .map(|(sel, report)| {
+                .map(|(chosen, report)| {
+                    let sel = &chosen.sel;
                     let selection = sel.splits()[index].1;
                     let figures = [&report.splits.train, &report.splits.test][index];
                     let fin = view_file(&d_dir, &sel.view, SPLITS[index]);
@@ -144,7 +172,7 @@ pub fn run_dose(
                         rows: (0..selection.keep.len())
                             .filter(|&i| selection.keep[i])
                             .collect(),
-                        metadata: view_metadata(&source.metadata, sel, figures),
+                        metadata: view_metadata(&source.metadata, sel, figures, report),
                     }
                 })
                 .collect();
@@ -192,8 +220,8 @@ pub fn run_dose(
         })?;
         pending.files.remove(0);
     }
-    for sel in selections.iter().filter(|s| !s.accepted()) {
-        remove_stale(&d_dir, &sel.view)?;
+    for chosen in selections.iter().filter(|c| !c.accepted()) {
+        remove_stale(&d_dir, &chosen.sel.view)?;
     }
     let report = DoseReport {
         report_version: REPORT_VERSION,
@@ -330,9 +358,31 @@ fn read_split(
     })
 }
 
+/// One view's selection and, for a view given by an overlap target, what the search found.
+struct Chosen {
+    sel: ViewSelection,
+    target: Option<TargetOutcome>,
+}
+
+impl Chosen {
+    /// The selection is accepted and, for a target view, realises its target.
+    fn accepted(&self) -> bool {
+        self.sel.accepted() && self.target.as_ref().is_none_or(|t| t.within)
+    }
+
+    /// Why the view is rejected; the target's account first, which names the selection's.
+    fn reason(&self) -> Option<String> {
+        match &self.target {
+            Some(t) => t.reason.clone(),
+            None => self.sel.rejection_reason(),
+        }
+    }
+}
+
 /// The report entry of one view.
-fn view_report(sel: &ViewSelection, sources: [&SplitSource; 2], d_dir: &Path) -> ViewReport {
-    let accepted = sel.accepted();
+fn view_report(chosen: &Chosen, sources: [&SplitSource; 2], d_dir: &Path) -> ViewReport {
+    let sel = &chosen.sel;
+    let accepted = chosen.accepted();
     let split_report = |index: usize| {
         let (name, s) = sel.splits()[index];
         let source = sources[index];
@@ -358,23 +408,52 @@ fn view_report(sel: &ViewSelection, sources: [&SplitSource; 2], d_dir: &Path) ->
             output_file: accepted.then(|| view_file(d_dir, &sel.view, name).display().to_string()),
         }
     };
+    let exposures = |index: usize| {
+        let source = sources[index];
+        let keep = &sel.splits()[index].1.keep;
+        exposures_per_pixel(&source.positions.filtered(keep), source.probe.0)
+    };
+    let overlap_target = chosen.target.as_ref().map(|t| TargetReport {
+        overlap: t.target.overlap,
+        tolerance: t.target.tolerance,
+        realised_overlap: t.realised_mean(),
+        realised_train: t.realised[0],
+        realised_test: t.realised[1],
+        within_tolerance: t.within,
+        spacings_tried: t.tried,
+        exposures_per_pixel: SplitFigures {
+            train: exposures(0),
+            test: exposures(1),
+        },
+    });
     ViewReport {
         view: sel.view.clone(),
         spacing_threshold: sel.spacing_threshold,
         accepted,
-        reason: sel.rejection_reason(),
+        reason: chosen.reason(),
         selection_strategy: sel.strategy().to_string(),
         splits: Splits {
             train: split_report(0),
             test: split_report(1),
         },
+        overlap_target,
     }
 }
 
 /// The `_metadata` of one view file: the source's metadata plus the view's figures (which win
 /// over source keys of the same name), compact JSON with sorted keys.
-fn view_metadata(source: &Map<String, Value>, sel: &ViewSelection, split: &SplitReport) -> String {
+fn view_metadata(
+    source: &Map<String, Value>,
+    sel: &ViewSelection,
+    split: &SplitReport,
+    view: &ViewReport,
+) -> String {
     let mut meta = source.clone();
+    // Only for a target view: a fraction view's files carry what they did before targets.
+    if let Some(t) = &view.overlap_target {
+        meta.insert("overlap_target".into(), Value::from(t.overlap));
+        meta.insert("overlap_tolerance".into(), Value::from(t.tolerance));
+    }
     let entries = [
         ("overlap_view", Value::from(sel.view.as_str())),
         ("spacing_threshold", Value::from(sel.spacing_threshold)),

@@ -46,6 +46,42 @@ pub struct ViewReport {
     pub selection_strategy: String,
     /// The train and test splits.
     pub splits: Splits,
+    /// For a view given by the overlap it must have: the target and what was realised
+    /// (absent for a view given by a fraction or spacing, whose report is as before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlap_target: Option<TargetReport>,
+}
+
+/// The overlap target of a view and what Phase D realised (`spacing_threshold` is the spacing
+/// chosen).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TargetReport {
+    /// The nominal overlap: the mean nearest-neighbour disc overlap asked for.
+    pub overlap: f64,
+    /// Largest accepted distance of each split's realised overlap from `overlap`.
+    pub tolerance: f64,
+    /// Mean of the two splits' realised overlaps (each is `splits.<split>.mean_disc_overlap`).
+    pub realised_overlap: f64,
+    /// The train split's realised overlap.
+    pub realised_train: f64,
+    /// The test split's realised overlap.
+    pub realised_test: f64,
+    /// Both splits lie within `tolerance` and the selection is accepted.
+    pub within_tolerance: bool,
+    /// Spacing thresholds the search tried.
+    pub spacings_tried: usize,
+    /// Exposures per pixel of the kept positions, from geometry: `n pi D² / 4 / ((w + D)(h + D))`
+    /// with the kept centres' bounding box w x h.
+    pub exposures_per_pixel: SplitFigures,
+}
+
+/// One figure per split.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SplitFigures {
+    /// The train split's.
+    pub train: f64,
+    /// The test split's.
+    pub test: f64,
 }
 
 /// The two splits of a view.

@@ -1,7 +1,9 @@
 //! The nine-key study design of DATA-001 (Phase A) and its validation.
 
 use crate::named::NamedValues;
+use crate::views::{OverlapTarget, ViewsExport};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Upper (and lower) bounds of every size-driving design value, checked by
 /// [`Design::validate`] before any work: a short study file must not be able to ask for more
@@ -125,10 +127,19 @@ pub struct Design {
     pub neighbor_count: u32,
     /// N, the patch (and probe, and diffraction pattern) size in pixels.
     pub patch_size_pixels: u32,
-    /// Overlap fraction f of each view, in view order.
+    /// Every view in view order, with its overlap fraction f, or, for a view in
+    /// `overlap_targets`, its target overlap.
     pub overlap_views: NamedValues,
+    /// The views given by the overlap they must have (`{ overlap = 0.6 }`): Phase D chooses
+    /// their spacing threshold from the data, so they have no entry in
+    /// [`Design::spacing_thresholds`].
+    pub overlap_targets: BTreeMap<String, OverlapTarget>,
     /// Explicit spacing thresholds; `None` derives `(1 - f) N` per view.
     pub spacing_overrides: Option<NamedValues>,
+    /// Train every variant (the full scan and every view) at every gridsize, so that overlap
+    /// and grouping can be read apart; `false` keeps the original pairing (the full scan at
+    /// gridsize 1, the views at the largest gridsize).
+    pub cross_gridsizes: bool,
     /// Train/test split axis.
     pub train_test_split_axis: SplitAxis,
     /// Seeds.
@@ -146,7 +157,9 @@ impl Default for Design {
             neighbor_count: 7,
             patch_size_pixels: 128,
             overlap_views: NamedValues(vec![("dense".into(), 0.7), ("sparse".into(), 0.2)]),
+            overlap_targets: BTreeMap::new(),
             spacing_overrides: None,
+            cross_gridsizes: false,
             train_test_split_axis: SplitAxis::Y,
             rng_seeds: RngSeeds {
                 simulation: 42,
@@ -158,27 +171,32 @@ impl Default for Design {
     }
 }
 
-/// The exported form: exactly the nine keys, thresholds resolved.
+/// The exported form: exactly the nine keys, thresholds resolved (plus `cross_gridsizes` when
+/// it is set, so that a design without it exports what it did before it existed).
 #[derive(Serialize)]
 struct DesignExport<'a> {
     dose_list: &'a [f64],
     gridsizes: &'a [u32],
     neighbor_count: u32,
     patch_size_pixels: u32,
-    overlap_views: &'a NamedValues,
+    overlap_views: ViewsExport<'a>,
     spacing_thresholds: NamedValues,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cross_gridsizes: bool,
     train_test_split_axis: SplitAxis,
     rng_seeds: &'a RngSeeds,
     metrics_config: &'a MetricsConfig,
 }
 
 impl Design {
-    /// Spacing threshold S of every view, in view order: the explicit value where the design
-    /// gives one, else `(1 - f) N` (rounded to 1e-9 so that 0.7 at N = 128 reads 38.4).
+    /// Spacing threshold S of every view given by a fraction, in view order: the explicit
+    /// value where the design gives one, else `(1 - f) N` (rounded to 1e-9 so that 0.7 at
+    /// N = 128 reads 38.4). Views in `overlap_targets` have none: Phase D searches theirs.
     pub fn spacing_thresholds(&self) -> NamedValues {
         NamedValues(
             self.overlap_views
                 .iter()
+                .filter(|(name, _)| !self.overlap_targets.contains_key(*name))
                 .map(|(name, f)| {
                     let explicit = self.spacing_overrides.as_ref().and_then(|o| o.get(name));
                     let derived = (1.0 - f) * f64::from(self.patch_size_pixels);
@@ -194,6 +212,24 @@ impl Design {
     /// Spacing threshold of one view, if the design has it.
     pub fn spacing_threshold(&self, view: &str) -> Option<f64> {
         self.spacing_thresholds().get(view)
+    }
+
+    /// The overlap target of one view, if it is given by one.
+    pub fn overlap_target(&self, view: &str) -> Option<OverlapTarget> {
+        self.overlap_targets.get(view).copied()
+    }
+
+    /// The gridsizes a variant (`baseline` or a view) is trained at: every gridsize when
+    /// `cross_gridsizes`, else the original pairing (the baseline at 1, the views at the
+    /// largest gridsize).
+    pub fn variant_gridsizes(&self, baseline: bool) -> Vec<u32> {
+        if self.cross_gridsizes {
+            self.gridsizes.clone()
+        } else if baseline {
+            vec![1]
+        } else {
+            vec![self.gridsizes.iter().copied().max().unwrap_or(2)]
+        }
     }
 
     /// C = g² for the largest gridsize (1 when there is none; saturating, for designs not yet
@@ -354,7 +390,19 @@ impl Design {
         }
         let mut folded = std::collections::HashSet::new();
         for (name, f) in self.overlap_views.iter() {
-            if !(0.0..1.0).contains(&f) {
+            if let Some(target) = self.overlap_targets.get(name) {
+                problems.extend(target_problems(name, target));
+                if self
+                    .spacing_overrides
+                    .as_ref()
+                    .is_some_and(|o| o.get(name).is_some())
+                {
+                    problems.push(format!(
+                        "overlap_views['{name}'] gives an overlap target and spacing_thresholds \
+                         a spacing for it: give one or the other"
+                    ));
+                }
+            } else if !(0.0..1.0).contains(&f) {
                 problems.push(format!("overlap_views['{name}']={f} must be in [0, 1)"));
             }
             if let Some(why) = view_name_problem(name) {
@@ -401,8 +449,9 @@ impl Design {
             gridsizes: &self.gridsizes,
             neighbor_count: self.neighbor_count,
             patch_size_pixels: self.patch_size_pixels,
-            overlap_views: &self.overlap_views,
+            overlap_views: ViewsExport(self),
             spacing_thresholds: self.spacing_thresholds(),
+            cross_gridsizes: self.cross_gridsizes,
             train_test_split_axis: self.train_test_split_axis,
             rng_seeds: &self.rng_seeds,
             metrics_config: &self.metrics_config,
@@ -414,6 +463,27 @@ impl Design {
     pub fn dose_dir_name(dose: f64) -> String {
         format!("dose_{}", dose.round() as i64)
     }
+}
+
+/// Every problem with one view's overlap target.
+fn target_problems(name: &str, target: &OverlapTarget) -> Vec<String> {
+    let mut problems = Vec::new();
+    let o = target.overlap;
+    // 0 is any scan sparser than the probe, 1 only a scan of repeated positions: neither is
+    // a level a spacing threshold can aim at.
+    if !(o > 0.0 && o < 1.0) {
+        problems.push(format!(
+            "overlap_views['{name}'].overlap={o} must be in (0, 1): the mean nearest-neighbour \
+             disc overlap of the view's positions"
+        ));
+    }
+    let t = target.tolerance;
+    if !(t > 0.0 && t <= 0.5) {
+        problems.push(format!(
+            "overlap_views['{name}'].tolerance={t} must be in (0, 0.5]"
+        ));
+    }
+    problems
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use crate::named::NamedValues;
 use crate::peers::{Ptychi, Supervised};
 use crate::simulation::Simulation;
 use crate::solver::{Pinn, Solver};
+use crate::views::{RawViews, ViewsExport};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -14,8 +15,17 @@ use std::path::{Path, PathBuf};
 /// (seconds; tests and goldens; N = 32, so native only) and `pinn-small` (N = 64, the smallest
 /// study PtychoPINN's model accepts; quick real-trainer studies and CI) and `pinn-1k` (N = 64 at
 /// PtychoPINN's data size: more than 1,024 training patterns per split) and `fly64-full` (the
-/// original study's scale: N = 128, 10,304 positions per dose on the 464 px object).
-pub const PRESETS: &[&str] = &["default", "tiny", "pinn-small", "pinn-1k", "fly64-full"];
+/// original study's scale: N = 128, 10,304 positions per dose on the 464 px object) and `map`
+/// (the dose x overlap map: 6 doses from 1e2 to 1e6, 5 overlap targets from 0.8 to 0.1 on a
+/// hex scan, gridsize 1, native `ml`; N = 32, minutes on 2 cores).
+pub const PRESETS: &[&str] = &[
+    "default",
+    "tiny",
+    "pinn-small",
+    "pinn-1k",
+    "fly64-full",
+    "map",
+];
 
 /// Largest study file read (1 MiB): the largest study the limits allow is a few kB, and a file
 /// of a million doses is refused before it is parsed.
@@ -87,8 +97,9 @@ struct RawStudy {
     gridsizes: Option<Vec<u32>>,
     neighbor_count: Option<u32>,
     patch_size_pixels: Option<u32>,
-    overlap_views: Option<NamedValues>,
+    overlap_views: Option<RawViews>,
     spacing_thresholds: Option<NamedValues>,
+    cross_gridsizes: Option<bool>,
     train_test_split_axis: Option<SplitAxis>,
     rng_seeds: Option<serde_json::Value>,
     metrics_config: Option<serde_json::Value>,
@@ -117,8 +128,11 @@ struct StudyExport<'a> {
     gridsizes: &'a [u32],
     neighbor_count: u32,
     patch_size_pixels: u32,
-    overlap_views: &'a NamedValues,
+    overlap_views: ViewsExport<'a>,
     spacing_thresholds: NamedValues,
+    // Only when set: the study file (and digest) of a study without it is what it was.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cross_gridsizes: bool,
     train_test_split_axis: SplitAxis,
     rng_seeds: &'a RngSeeds,
     metrics_config: &'a MetricsConfig,
@@ -214,6 +228,47 @@ impl Study {
                 name: "fly64-full".into(),
                 design: Design::default(),
                 simulation: Simulation::fly64_full(),
+                solver: Solver::default(),
+                pinn: Pinn::default(),
+                ptychi: Ptychi::default(),
+                supervised: Supervised::default(),
+            }),
+            // The dose x overlap map (issue 21): the tiny geometry (N = 32, 112 px object,
+            // probe D about 18 px) with a 2,000-position hex scan, whose sub-lattices hold
+            // every level at the same field of view and dose per pattern; doses evenly spaced
+            // in log10 (0.8 apart). Gridsize 1 and native ml only: the map's axis is overlap,
+            // not grouping.
+            "map" => Some(Study {
+                name: "map".into(),
+                design: Design {
+                    dose_list: vec![1e2, 630.0, 4e3, 2.5e4, 1.6e5, 1e6],
+                    gridsizes: vec![1],
+                    patch_size_pixels: 32,
+                    overlap_views: NamedValues(
+                        [0.8, 0.6, 0.4, 0.2, 0.1]
+                            .iter()
+                            .map(|o| (format!("o{}", (o * 100.0f64).round()), *o))
+                            .collect(),
+                    ),
+                    overlap_targets: [0.8, 0.6, 0.4, 0.2, 0.1]
+                        .iter()
+                        .map(|o| {
+                            (
+                                format!("o{}", (o * 100.0f64).round()),
+                                crate::OverlapTarget {
+                                    overlap: *o,
+                                    tolerance: crate::DEFAULT_OVERLAP_TOLERANCE,
+                                },
+                            )
+                        })
+                        .collect(),
+                    ..Design::default()
+                },
+                simulation: Simulation {
+                    n_positions: 2000,
+                    scan_pattern: crate::ScanPattern::Hex,
+                    ..Simulation::tiny()
+                },
                 solver: Solver::default(),
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
@@ -323,13 +378,20 @@ impl Study {
             name: preset.to_string(),
         })?;
         let d = base.design;
+        // A file's views replace the preset's, targets included.
+        let (overlap_views, overlap_targets) = match raw.overlap_views {
+            Some(views) => views.split(),
+            None => (d.overlap_views, d.overlap_targets),
+        };
         let design = Design {
             dose_list: raw.dose_list.unwrap_or(d.dose_list),
             gridsizes: raw.gridsizes.unwrap_or(d.gridsizes),
             neighbor_count: raw.neighbor_count.unwrap_or(d.neighbor_count),
             patch_size_pixels: raw.patch_size_pixels.unwrap_or(d.patch_size_pixels),
-            overlap_views: raw.overlap_views.unwrap_or(d.overlap_views),
+            overlap_views,
+            overlap_targets,
             spacing_overrides: raw.spacing_thresholds.or(d.spacing_overrides),
+            cross_gridsizes: raw.cross_gridsizes.unwrap_or(d.cross_gridsizes),
             train_test_split_axis: raw.train_test_split_axis.unwrap_or(d.train_test_split_axis),
             rng_seeds: overlay(&d.rng_seeds, raw.rng_seeds, "rng_seeds").map_err(parse_err)?,
             metrics_config: overlay(&d.metrics_config, raw.metrics_config, "metrics_config")
@@ -381,8 +443,9 @@ impl Study {
             gridsizes: &d.gridsizes,
             neighbor_count: d.neighbor_count,
             patch_size_pixels: d.patch_size_pixels,
-            overlap_views: &d.overlap_views,
+            overlap_views: ViewsExport(d),
             spacing_thresholds: d.spacing_thresholds(),
+            cross_gridsizes: d.cross_gridsizes,
             train_test_split_axis: d.train_test_split_axis,
             rng_seeds: &d.rng_seeds,
             metrics_config: &d.metrics_config,
@@ -482,7 +545,7 @@ mod tests {
         let err = parse("preset = 'huge'").unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown preset 'huge': use one of default, tiny, pinn-small, pinn-1k, fly64-full"
+            "unknown preset 'huge': use one of default, tiny, pinn-small, pinn-1k, fly64-full, map"
         );
     }
 
@@ -533,5 +596,80 @@ mod tests {
         );
         let problems = parse("[ptychi]\nbatch_size = 0").unwrap().validate();
         assert_eq!(problems, ["ptychi.batch_size=0 must be in 1..=100000"]);
+    }
+
+    /// Issue 21: a view given by the overlap it must have, beside fraction views; bad values
+    /// and both forms at once are named.
+    #[test]
+    fn overlap_target_views() {
+        let study = parse(
+            "overlap_views = { dense = 0.7, o60 = { overlap = 0.6 }, o10 = { overlap = 0.1, \
+             tolerance = 0.02 } }\ncross_gridsizes = true\n[simulation]\nscan_pattern = 'hex'\n",
+        )
+        .unwrap();
+        assert!(study.validate().is_empty(), "{:?}", study.validate());
+        let d = &study.design;
+        assert_eq!(
+            d.overlap_views.names().collect::<Vec<_>>(),
+            ["dense", "o60", "o10"]
+        );
+        assert_eq!(d.spacing_thresholds().0, [("dense".to_string(), 38.4)]);
+        assert_eq!(d.overlap_target("o60").unwrap().tolerance, 0.05);
+        assert_eq!(d.overlap_target("o10").unwrap().tolerance, 0.02);
+        assert!(d.overlap_target("dense").is_none());
+        assert!(d.cross_gridsizes);
+        assert_eq!(study.simulation.scan_pattern, crate::ScanPattern::Hex);
+        // Written back and read again, unchanged.
+        let back = Study::parse(&study.to_study_json(), true, Path::new("s.json")).unwrap();
+        assert_eq!(back.design.overlap_targets, d.overlap_targets);
+        assert_eq!(back.design.overlap_views, d.overlap_views);
+        assert!(back.design.cross_gridsizes);
+        assert_eq!(back.simulation.scan_pattern, crate::ScanPattern::Hex);
+        let json: serde_json::Value = serde_json::from_str(&d.to_json()).unwrap();
+        assert_eq!(json["overlap_views"]["o60"]["overlap"], 0.6);
+        assert_eq!(json["overlap_views"]["dense"], 0.7);
+        assert_eq!(json["cross_gridsizes"], true);
+
+        let problems = |text: &str| parse(text).unwrap().validate();
+        assert_eq!(
+            problems("overlap_views = { a = { overlap = 1.0 }, b = { overlap = 0.0 } }"),
+            [
+                "overlap_views['a'].overlap=1 must be in (0, 1): the mean nearest-neighbour disc \
+                 overlap of the view's positions",
+                "overlap_views['b'].overlap=0 must be in (0, 1): the mean nearest-neighbour disc \
+                 overlap of the view's positions",
+            ]
+        );
+        assert_eq!(
+            problems("overlap_views = { a = { overlap = nan, tolerance = -0.1 } }"),
+            [
+                "overlap_views['a'].overlap=NaN must be in (0, 1): the mean nearest-neighbour \
+                 disc overlap of the view's positions",
+                "overlap_views['a'].tolerance=-0.1 must be in (0, 0.5]",
+            ]
+        );
+        assert_eq!(
+            problems("overlap_views = { a = { overlap = 0.5 } }\nspacing_thresholds = { a = 9.0 }"),
+            [
+                "overlap_views['a'] gives an overlap target and spacing_thresholds a spacing for \
+              it: give one or the other"
+            ]
+        );
+        let err = parse("overlap_views = { a = { overlap = 0.5, fraction = 0.5 } }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("overlap_views['a']: a view gives both `overlap` and `fraction`"),
+            "{err}"
+        );
+        let err = parse("[simulation]\nscan_pattern = 'spiral'")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `spiral`"), "{err}");
+        // A study without the new keys writes exactly what it wrote before they existed.
+        let default_json = Study::default().to_study_json();
+        assert!(
+            !default_json.contains("cross_gridsizes") && !default_json.contains("scan_pattern")
+        );
     }
 }

@@ -9,6 +9,7 @@ mod named;
 mod peers;
 mod simulation;
 mod solver;
+mod views;
 
 pub use design::{Design, MetricsConfig, RngSeeds, SplitAxis, limits, view_name_problem};
 pub use estimate::{Estimate, SceneSize, human_bytes};
@@ -17,8 +18,9 @@ pub use named::NamedValues;
 pub use peers::{
     MAX_PEER_EPOCHS, Ptychi, PtychiAlgorithm, PtychiInit, PtychiNoise, PtychiProbe, Supervised,
 };
-pub use simulation::{MAX_OBJECT_SIZE, MAX_POSITIONS, Simulation};
+pub use simulation::{HEX_JITTER, MAX_OBJECT_SIZE, MAX_POSITIONS, ScanPattern, Simulation};
 pub use solver::{
     Accelerator, Algorithm, MAX_PINN_EPOCHS, PINN_DEFAULT_BATCH_SIZE, PINN_MERGE_PATCHES, Pinn,
     Solver, pinn_batch_problem, pinn_max_batch_size,
 };
+pub use views::{DEFAULT_OVERLAP_TOLERANCE, OverlapTarget};

@@ -9,6 +9,39 @@ pub const MAX_POSITIONS: usize = 10_000_000;
 /// Largest built-in object side, in pixels.
 pub const MAX_OBJECT_SIZE: usize = 32_768;
 
+/// Jitter of the hexagonal scan: each position moves by up to this fraction of the lattice
+/// step in x and in y (seeded), so that no two rows are exactly collinear and selection ties
+/// are broken by the data, not by floating-point rounding. Small on purpose: a spacing
+/// threshold a few per cent below a lattice distance must still keep the whole sub-lattice
+/// (Phase D's floor asks for nearly a perfect packing).
+pub const HEX_JITTER: f64 = 0.02;
+
+/// How Phase C lays out its scan positions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanPattern {
+    /// Uniformly random positions (the fly64 study's: its sparse levels keep too few).
+    #[default]
+    Random,
+    /// A hexagonal lattice with [`HEX_JITTER`]: minimum-spacing selection on it keeps near
+    /// sub-lattices, so sparse levels hold enough positions at the same field of view.
+    Hex,
+}
+
+impl ScanPattern {
+    /// The name a study file uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanPattern::Random => "random",
+            ScanPattern::Hex => "hex",
+        }
+    }
+
+    fn is_random(&self) -> bool {
+        *self == ScanPattern::Random
+    }
+}
+
 /// Phase C settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +61,10 @@ pub struct Simulation {
     /// Peak-to-peak phase of the built-in object's smooth background, in radians (sharp
     /// features add up to about 0.6 rad either way).
     pub object_phase_range: f64,
+    /// Layout of the scan positions; written only when not the default `random`, so that a
+    /// study without it reads (and hashes) as before.
+    #[serde(default, skip_serializing_if = "ScanPattern::is_random")]
+    pub scan_pattern: ScanPattern,
 }
 
 impl Simulation {
@@ -43,6 +80,7 @@ impl Simulation {
             compress: false,
             probe_diameter: 0.6,
             object_phase_range: 3.0,
+            scan_pattern: ScanPattern::Random,
         }
     }
 
@@ -56,6 +94,7 @@ impl Simulation {
             compress: false,
             probe_diameter: 0.6,
             object_phase_range: 3.0,
+            scan_pattern: ScanPattern::Random,
         }
     }
 
@@ -69,6 +108,7 @@ impl Simulation {
             compress: false,
             probe_diameter: 0.6,
             object_phase_range: 3.0,
+            scan_pattern: ScanPattern::Random,
         }
     }
 
