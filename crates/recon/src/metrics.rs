@@ -103,6 +103,17 @@ pub struct ImageMetrics {
     pub ms_ssim: f64,
     /// Scales MS-SSIM used (1 to 5).
     pub ms_ssim_scales: usize,
+    /// Phase only: SSIM with the truth's own phase range as the data range: both phases
+    /// mapped by the truth's range over the region, (phi - min) / (max - min), then SSIM with
+    /// range 1 (window and interior as `ssim`). The 2 pi convention of `ssim` (PtychoPINN's)
+    /// hides errors when the truth spans far less than 2 pi (a washed-out phase of +-1.2 rad
+    /// still scores about 0.9); this one sees them. Absent for amplitude.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssim_truth_range: Option<f64>,
+    /// Phase only: the truth's phase range over the region (max - min, radians), the data
+    /// range of `ssim_truth_range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truth_range: Option<f64>,
     /// FRC crossing of the 0.5 threshold.
     pub frc_05: FrcCrossing,
     /// FRC crossing of the half-bit threshold (van Heel & Schatz 2005).
@@ -201,10 +212,14 @@ pub fn evaluate(
     let to_unit = |a: &Array2<f64>| a.mapv(|v| (v + PI) / (2.0 * PI));
     let (r_unit, t_unit) = (to_unit(&r_phase), to_unit(&t_phase));
     let (ms_ssim, ms_ssim_scales) = ms_ssim(&r_unit, &t_unit, &mcrop, 1.0, options.ssim_sigma);
+    let (ssim_truth_range, truth_range) =
+        ssim_over_truth_range(&r_phase, &t_phase, &mcrop, options.ssim_sigma);
     let phase = ImageMetrics {
         ssim: ssim(&r_unit, &t_unit, &mcrop, 1.0, options.ssim_sigma),
         ms_ssim,
         ms_ssim_scales,
+        ssim_truth_range: Some(ssim_truth_range),
+        truth_range: Some(truth_range),
         ..phase
     };
     Ok(Metrics {
@@ -466,9 +481,35 @@ fn image_metrics(
         ssim: ssim(rec, truth, mask, range, options.ssim_sigma),
         ms_ssim,
         ms_ssim_scales,
+        ssim_truth_range: None,
+        truth_range: None,
         frc_05,
         frc_half_bit,
     }
+}
+
+/// SSIM of `rec` against `truth` with the truth's own range over `mask` as the data range
+/// (see [`ImageMetrics::ssim_truth_range`]), and that range. A flat truth (range 0) has
+/// nothing to compare against: range taken as the smallest positive value, so a perfect
+/// match still scores 1.
+fn ssim_over_truth_range(
+    rec: &Array2<f64>,
+    truth: &Array2<f64>,
+    mask: &Array2<bool>,
+    sigma: f64,
+) -> (f64, f64) {
+    let (lo, hi) = truth
+        .iter()
+        .zip(mask)
+        .filter(|(_, m)| **m)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (&t, _)| {
+            (lo.min(t), hi.max(t))
+        });
+    let range = if hi > lo { hi - lo } else { 0.0 };
+    let scale = range.max(f64::MIN_POSITIVE);
+    let lo = if lo.is_finite() { lo } else { 0.0 };
+    let unit = |a: &Array2<f64>| a.mapv(|v| (v - lo) / scale);
+    (ssim(&unit(rec), &unit(truth), mask, 1.0, sigma), range)
 }
 
 /// Fienup (1997) invariant NRMSE over the region.
@@ -891,6 +932,63 @@ mod tests {
             x,
             [("noisy", noisy), ("smooth", smooth), ("shifted", shifted)],
         )
+    }
+
+    /// Issue 21, part 6: phase SSIM over the truth's own range, and the 2 pi convention's,
+    /// against scikit-image 0.26's structural_similarity (an independent implementation;
+    /// values from `tests/fixtures/metrics/ssim_truth_range_reference.py`, 12 decimals) on
+    /// whole 96 x 96 phase images; a half-contrast ("washed") phase scores 0.956 in the 2 pi
+    /// convention and 0.804 over the truth's range.
+    #[test]
+    fn phase_ssim_over_the_truth_range_matches_scikit_image() {
+        const REFERENCE: &[(&str, f64, f64, f64)] = &[
+            ("noisy", 1.0, 0.703096815821, 0.883693895888),
+            ("washed", 1.0, 0.803597164650, 0.955568061991),
+            ("smooth", 1.0, 0.732312095890, 0.935732761653),
+            ("noisy", 1.5, 0.786441120254, 0.897499513918),
+            ("washed", 1.5, 0.795568312924, 0.935200546195),
+            ("smooth", 1.5, 0.824473283446, 0.944397215077),
+        ];
+        let s = 96;
+        let hashed = |r: f64, c: f64, a: f64, b: f64| {
+            let v = (r * a + c * b).sin() * 43758.5453;
+            v - v.floor()
+        };
+        let wave = |r: f64, c: f64| 0.3 * (0.21 * r).sin() * (0.13 * c).cos();
+        let truth = Array2::from_shape_fn((s, s), |(r, c)| {
+            let (r, c) = (r as f64, c as f64);
+            2.0 * (wave(r, c) + 0.1 * hashed(r, c, 12.9898, 78.233))
+        });
+        let noisy = Array2::from_shape_fn((s, s), |(r, c)| {
+            let (rf, cf) = (r as f64, c as f64);
+            truth[(r, c)] + 0.3 * (hashed(rf, cf, 39.3468, 11.135) - 0.5)
+        });
+        let washed = truth.mapv(|v| 0.5 * v);
+        let smooth = Array2::from_shape_fn((s, s), |(r, c)| 2.0 * wave(r as f64, c as f64));
+        let mask = Array2::from_elem((s, s), true);
+        let two_pi = |a: &Array2<f64>| a.mapv(|v| (v + PI) / (2.0 * PI));
+        for &(name, sigma, expected, expected_2pi) in REFERENCE {
+            let rec = match name {
+                "noisy" => &noisy,
+                "washed" => &washed,
+                _ => &smooth,
+            };
+            let (got, range) = ssim_over_truth_range(rec, &truth, &mask, sigma);
+            assert!(
+                (got - expected).abs() < 1e-9,
+                "{name} sigma {sigma}: {got} vs scikit-image {expected}"
+            );
+            assert!((range - 1.383623266857).abs() < 1e-9, "{range}");
+            let got = ssim(&two_pi(rec), &two_pi(&truth), &mask, 1.0, sigma);
+            assert!(
+                (got - expected_2pi).abs() < 1e-9,
+                "{name} sigma {sigma}: 2 pi {got} vs scikit-image {expected_2pi}"
+            );
+        }
+        // A perfect match scores 1, a flat truth too.
+        assert!((ssim_over_truth_range(&truth, &truth, &mask, 1.0).0 - 1.0).abs() < 1e-12);
+        let flat = Array2::from_elem((s, s), 0.4);
+        assert!((ssim_over_truth_range(&flat, &flat, &mask, 1.0).0 - 1.0).abs() < 1e-12);
     }
 
     /// MS-SSIM and SSIM against pytorch_msssim (an independent implementation; values from

@@ -11,6 +11,7 @@ pub const SPLITS: [&str; 2] = ["train", "test"];
 /// have every one).
 pub(crate) const HEADLINE: &[&str] = &[
     "phase.ssim",
+    "phase.ssim_truth_range",
     "phase.ms_ssim",
     "phase.psnr_db",
     "phase.mae",
@@ -26,6 +27,7 @@ pub(crate) const HEADLINE: &[&str] = &[
 /// Metrics plotted against dose by `report` and `compare`, when the jobs have them.
 pub(crate) const PLOTTED: &[&str] = &[
     "phase.ssim",
+    "phase.ssim_truth_range",
     "phase.psnr_db",
     "amplitude.ssim",
     "fienup_nrmse",
