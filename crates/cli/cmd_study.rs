@@ -198,6 +198,15 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     .load()?;
     let (phase_c, phase_d) = (out.join("phase_c"), out.join("phase_d"));
     let several = methods.len() > 1;
+    // What the report and the comparison are drawn from (the local run's end and the SLURM
+    // finish stage both draw them).
+    let drawn = Drawn {
+        out,
+        study: &study,
+        study_sha: &study_sha,
+        force: args.force,
+        several,
+    };
     let chain = Chain {
         out,
         resources: resources.for_stages(),
@@ -254,13 +263,6 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
                 })?);
                 roots.push(reporting::compare::MethodRoot { name, root });
             }
-            let drawn = Drawn {
-                out,
-                study: &study,
-                study_sha: &study_sha,
-                force: args.force,
-                several,
-            };
             drawn.report_and_compare(roots, progress)?;
             return Ok(code);
         }
@@ -360,13 +362,6 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         }
         roots.push(reporting::compare::MethodRoot { name, root });
     }
-    let drawn = Drawn {
-        out,
-        study: &study,
-        study_sha: &study_sha,
-        force: args.force,
-        several,
-    };
     drawn.report_and_compare(roots, progress)?;
     Ok(train_code)
 }
