@@ -16,6 +16,10 @@ pub struct Args {
     /// The comparison folder.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Test Fienup NRMSE at or below which a job is a success: the boundary drawn on the dose x
+    /// overlap maps.
+    #[arg(long, value_name = "X", default_value_t = reporting::map::DEFAULT_SUCCESS_NRMSE)]
+    success_nrmse: f64,
 }
 
 /// `compare`'s settings, resolved from [`Args`] once (or built by `study` and `report`).
@@ -24,6 +28,8 @@ pub struct Options {
     pub methods: Vec<MethodRoot>,
     /// The comparison folder.
     pub out: PathBuf,
+    /// How the dose x overlap maps are drawn.
+    pub map: reporting::map::MapSettings,
 }
 
 impl Args {
@@ -45,6 +51,9 @@ impl Args {
         Ok(Options {
             methods,
             out: self.out,
+            map: reporting::map::MapSettings {
+                success_nrmse: self.success_nrmse,
+            },
         })
     }
 }
@@ -57,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 /// Writes the comparison of the methods into the comparison folder and lists what it wrote.
 pub fn execute(options: &Options) -> anyhow::Result<u8> {
     let (methods, out) = (&options.methods, &options.out);
-    let comparison = reporting::compare::compare(methods, out)
+    let comparison = reporting::compare::compare_with(methods, out, &options.map)
         .with_context(|| format!("comparing into {}", out.display()))?;
     for (name, _) in comparison.files.iter().take(3) {
         outln!("wrote {}", out.join(name).display());

@@ -21,6 +21,10 @@ pub struct Args {
     /// Run `dose-overlap verify` on the artifact root first; no report when it finds a mismatch.
     #[arg(long)]
     verify: bool,
+    /// Test Fienup NRMSE at or below which a job is a success: the boundary drawn on the dose x
+    /// overlap maps.
+    #[arg(long, value_name = "X", default_value_t = reporting::map::DEFAULT_SUCCESS_NRMSE)]
+    success_nrmse: f64,
 }
 
 /// `report`'s settings (or built by `study`).
@@ -31,6 +35,8 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// `--verify`.
     pub verify: bool,
+    /// How the dose x overlap maps are drawn.
+    pub map: reporting::map::MapSettings,
 }
 
 impl Args {
@@ -40,6 +46,9 @@ impl Args {
             artifact_root: self.artifact_root,
             out: self.out,
             verify: self.verify,
+            map: reporting::map::MapSettings {
+                success_nrmse: self.success_nrmse,
+            },
         }
     }
 }
@@ -80,7 +89,7 @@ pub fn execute(options: &Options) -> anyhow::Result<u8> {
                 } else {
                     base.clone()
                 };
-                code = code.max(root_report(&m.root, &out)?);
+                code = code.max(root_report(&m.root, &out, &options.map)?);
             }
             let comparison = match &options.out {
                 Some(out) => out.join("comparison"),
@@ -89,6 +98,7 @@ pub fn execute(options: &Options) -> anyhow::Result<u8> {
             let compared = cmd_compare::execute(&cmd_compare::Options {
                 methods,
                 out: comparison,
+                map: options.map,
             })?;
             Ok(code.max(compared))
         }
@@ -96,18 +106,22 @@ pub fn execute(options: &Options) -> anyhow::Result<u8> {
             let methods = folder_methods(dir, FolderKind::Comparison)
                 .with_context(|| format!("reporting on {}", dir.display()))?;
             let out = options.out.clone().unwrap_or_else(|| dir.clone());
-            cmd_compare::execute(&cmd_compare::Options { methods, out })
+            cmd_compare::execute(&cmd_compare::Options {
+                methods,
+                out,
+                map: options.map,
+            })
         }
         // An artifact root, or nothing known: the artifact root's error names what is missing.
         _ => {
             let out = options.out.clone().unwrap_or_else(|| dir.join("report"));
-            root_report(dir, &out)
+            root_report(dir, &out, &options.map)
         }
     }
 }
 
-fn root_report(root: &Path, out: &Path) -> anyhow::Result<u8> {
-    let report = reporting::report::write_report(root, out)
+fn root_report(root: &Path, out: &Path, map: &reporting::map::MapSettings) -> anyhow::Result<u8> {
+    let report = reporting::report::write_report_with(root, out, map)
         .with_context(|| format!("reporting on {}", root.display()))?;
     for (name, _) in &report.files {
         outln!("wrote {}", out.join(name).display());

@@ -430,6 +430,7 @@ impl Drawn<'_> {
             cmd_compare::execute(&cmd_compare::Options {
                 methods: roots,
                 out: comparison_dir(out),
+                map: reporting::map::MapSettings::default(),
             })?;
             record("comparison")?;
         }
@@ -467,6 +468,7 @@ fn report_method(
         artifact_root: root.to_path_buf(),
         out: Some(report),
         verify: false,
+        map: reporting::map::MapSettings::default(),
     })?;
     Ok(())
 }

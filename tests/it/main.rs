@@ -31,6 +31,8 @@ mod supervised;
 mod score;
 // `study`, `report`, `diff`, and the golden baseline.
 mod study;
+// The dose x overlap map: map.csv, heatmaps, the success boundary, difference maps.
+mod map;
 // The comparison phase: `study --backends`, `compare`, pictures, study folders, plot labels.
 mod compare;
 // SLURM executor, `run-job` and `collect` (real cluster when DOSE_OVERLAP_SLURM is set).

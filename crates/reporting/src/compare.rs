@@ -246,6 +246,16 @@ impl Loaded {
 
 /// Compares `methods` and writes the comparison into `out`.
 pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, CompareError> {
+    compare_with(methods, out, &crate::map::MapSettings::default())
+}
+
+/// [`compare`], with each method's dose x overlap map and the difference map of each pair
+/// (`maps/`, in comparison.md) drawn under `settings` when the study has overlap levels.
+pub fn compare_with(
+    methods: &[MethodRoot],
+    out: &Path,
+    settings: &crate::map::MapSettings,
+) -> Result<Comparison, CompareError> {
     if methods.is_empty() {
         return Err(CompareError::Empty);
     }
@@ -556,13 +566,19 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
         }
     }
 
-    let md = markdown(&loaded, &keys, &table_names, &plots, &refs, &notes, matched);
+    let mut md = markdown(&loaded, &keys, &table_names, &plots, &refs, &notes, matched);
+    // The map: absent (and comparison.md unchanged) unless the study has overlap levels.
+    let maps = map_files(&loaded, settings);
+    if !maps.is_empty() {
+        md.push_str(&map_section(&maps, settings));
+    }
     let mut files = vec![
         (COMPARISON_MANIFEST.to_string(), manifest_text),
         ("comparison_metrics.csv".to_string(), csv),
         ("comparison.md".to_string(), md),
     ];
     files.extend(plots);
+    files.extend(maps.into_iter().map(|(name, _, svg)| (name, svg)));
     for (name, text) in &files {
         write_file(out, name, text.as_bytes())?;
     }
@@ -574,6 +590,87 @@ pub fn compare(methods: &[MethodRoot], out: &Path) -> Result<Comparison, Compare
         pictures: picture_files,
         matched_jobs: matched,
     })
+}
+
+/// The map files of a comparison: (file, caption, SVG): each method's heatmaps, then the
+/// difference `A - B` of each pair of methods, per metric and gridsize; none unless every
+/// method's cells hold a map.
+fn map_files(
+    loaded: &[Loaded],
+    settings: &crate::map::MapSettings,
+) -> Vec<(String, String, String)> {
+    use crate::map;
+    let cells: Vec<Vec<map::Cell>> = loaded
+        .iter()
+        .map(|l| {
+            map::cells(
+                &l.manifest,
+                &map::read_geometry(&l.method.root, &l.manifest),
+            )
+        })
+        .collect();
+    if cells.is_empty() || !cells.iter().all(|c| map::is_map(c)) {
+        return Vec::new();
+    }
+    let grids: Vec<_> = loaded
+        .iter()
+        .zip(&cells)
+        .map(|(l, c)| {
+            let dir = format!("maps/{}", slug(&l.method.name));
+            map::grids(c, &dir, settings)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (l, gs) in loaded.iter().zip(&grids) {
+        for (file, metric, gridsize, g) in gs {
+            let title = format!("{}: test {metric}, gs{gridsize}", l.method.name);
+            let svg = map::heatmap_svg(g, &title, metric, Some(settings.success_nrmse), false);
+            out.push((file.clone(), title, svg));
+        }
+    }
+    for (a, (la, ga)) in loaded.iter().zip(&grids).enumerate() {
+        for (lb, gb) in loaded.iter().zip(&grids).skip(a + 1) {
+            for (file_a, metric, gridsize, grid_a) in ga {
+                let Some((_, _, _, grid_b)) =
+                    gb.iter().find(|(_, m, g, _)| m == metric && g == gridsize)
+                else {
+                    continue;
+                };
+                let d = map::difference(grid_a, grid_b);
+                if d.values.is_empty() {
+                    continue;
+                }
+                let stem = file_a.rsplit('/').next().unwrap_or("map.svg");
+                let file = format!(
+                    "maps/diff_{}_minus_{}_{stem}",
+                    slug(&la.method.name),
+                    slug(&lb.method.name)
+                );
+                let title = format!(
+                    "{} - {}: test {metric}, gs{gridsize}",
+                    la.method.name, lb.method.name
+                );
+                let svg = map::heatmap_svg(&d, &title, metric, None, true);
+                out.push((file, title, svg));
+            }
+        }
+    }
+    out
+}
+
+/// comparison.md's map section: every map embedded under its caption.
+fn map_section(maps: &[(String, String, String)], settings: &crate::map::MapSettings) -> String {
+    let mut md = format!(
+        "\n## Dose x overlap map\n\nEach method's heatmaps of the test split over dose (columns) \
+         and realised overlap (rows), with the success boundary at test Fienup NRMSE <= {} and \
+         dashed iso-photon-budget lines, then the difference A - B of each pair of methods \
+         (blue: A lower, red: A higher). Tidy cells: each method's `map.csv` in its report.\n\n",
+        fmt_num(settings.success_nrmse)
+    );
+    for (file, title, _) in maps {
+        let _ = writeln!(md, "### {title}\n\n![{title}]({file})\n");
+    }
+    md
 }
 
 /// One method's standing against the flat start on one split: the split, jobs scored, jobs

@@ -5,6 +5,7 @@ pub mod compare;
 mod content;
 pub mod diff;
 pub mod manifest;
+pub mod map;
 mod method;
 mod metrics;
 mod output;

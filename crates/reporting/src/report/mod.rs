@@ -70,6 +70,16 @@ pub fn build_with(
 /// Reads `<artifact_root>/training_manifest.json`, builds the report and writes it under `out`
 /// (each file atomically). Returns the report.
 pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportError> {
+    write_report_with(artifact_root, out, &crate::map::MapSettings::default())
+}
+
+/// [`write_report`], with the map (`map.csv`, `maps/*.svg`, linked from summary.md) drawn under
+/// `settings` when the study has overlap levels to map ([`crate::map::is_map`]).
+pub fn write_report_with(
+    artifact_root: &Path,
+    out: &Path,
+    settings: &crate::map::MapSettings,
+) -> Result<Report, ReportError> {
     let manifest = read_training_manifest(artifact_root)?;
     let title = artifact_root.file_name().map_or_else(
         || artifact_root.display().to_string(),
@@ -82,6 +92,27 @@ pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportEr
     let (pictures, refs, notes) = root_pictures(artifact_root, &json, &method);
     let mut report = build_with(&manifest, &title, &refs, &notes);
     report.pictures = pictures;
+    // The map reads Phase D's overlap reports; a study without overlap levels gets none and its
+    // report keeps its bytes.
+    let cells = crate::map::cells(&json, &crate::map::read_geometry(artifact_root, &json));
+    let map_files = crate::map::files(&cells, &method, settings);
+    if !map_files.is_empty() {
+        let mut section = String::from(
+            "\n## Dose x overlap map\n\nTidy cells: [map.csv](map.csv). Heatmaps of the test split over \
+             dose (columns) and realised overlap (rows); each cell shows its value and its photons \
+             per pixel (dose x patterns / scanned pixels); dashed lines join equal photon budgets; \
+             the thick line is the success boundary at test Fienup NRMSE <= ",
+        );
+        section.push_str(&crate::text::fmt_num(settings.success_nrmse));
+        section.push_str(".\n\n");
+        for (name, _) in map_files.iter().skip(1) {
+            section.push_str(&format!("![{name}]({name})\n\n"));
+        }
+        if let Some((_, summary)) = report.files.iter_mut().find(|(n, _)| n == "summary.md") {
+            summary.push_str(&section);
+        }
+        report.files.extend(map_files);
+    }
     for (name, contents) in &report.files {
         write_file(out, name, contents.as_bytes())?;
     }
