@@ -23,7 +23,12 @@ pub struct Args {
     verify: bool,
     /// Test Fienup NRMSE at or below which a job is a success: the boundary drawn on the dose x
     /// overlap maps.
-    #[arg(long, value_name = "X", default_value_t = reporting::map::DEFAULT_SUCCESS_NRMSE)]
+    #[arg(
+        long,
+        value_name = "X",
+        default_value_t = reporting::map::DEFAULT_SUCCESS_NRMSE,
+        value_parser = reporting::map::parse_success_nrmse
+    )]
     success_nrmse: f64,
 }
 

@@ -24,8 +24,20 @@ use std::path::Path;
 /// Test Fienup NRMSE at or below which a job is a success, unless `--success-nrmse` says.
 pub const DEFAULT_SUCCESS_NRMSE: f64 = 0.3;
 
-/// Metrics drawn as heatmaps (test split), when the jobs have them.
-pub const MAP_METRICS: &[&str] = &["fienup_nrmse", "phase.ssim"];
+/// Metrics drawn as heatmaps (test split), when the jobs have them: the NRMSE, the phase SSIM
+/// of the 2 pi convention and the one over the truth's own phase range (which sees a washed-out
+/// phase the first hides), each map named by its metric.
+pub const MAP_METRICS: &[&str] = &["fienup_nrmse", "phase.ssim", "phase.ssim_truth_range"];
+
+/// `--success-nrmse`: a finite, positive NRMSE.
+pub fn parse_success_nrmse(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "'{text}' is not a success threshold: give a test Fienup NRMSE above 0, e.g. 0.2"
+        )),
+    }
+}
 
 /// The metric whose threshold draws the success boundary.
 const BOUNDARY_METRIC: &str = "fienup_nrmse";
@@ -759,6 +771,15 @@ pub fn files(cells: &[Cell], title: &str, settings: &MapSettings) -> Vec<(String
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_success_threshold_is_a_positive_finite_nrmse() {
+        assert_eq!(super::parse_success_nrmse("0.2"), Ok(0.2));
+        for bad in ["0", "-0.1", "nan", "inf", "x", ""] {
+            let err = super::parse_success_nrmse(bad).unwrap_err();
+            assert!(err.contains("above 0"), "{bad}: {err}");
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -1,9 +1,11 @@
 //! Numbers and table cells as the report, the comparison, the diff and the pictures print
 //! them: dose labels, four significant digits, Markdown cells.
 
-/// `1e+03`, like Python's `f"{dose:.0e}"`.
+/// `1e+03`, as Python's `f"{dose:.0e}"` prints a round dose; a dose that is not a power of
+/// ten keeps its digits (`2.5e+04`, `6.3e+02`), where `.0e` would print 25,000 and 16,000
+/// alike as `2e+04` and two doses of a sweep would share a label.
 pub fn dose_label(dose: f64) -> String {
-    let s = format!("{dose:.0e}");
+    let s = format!("{dose:e}");
     match s.split_once('e') {
         Some((m, e)) => {
             let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
@@ -41,11 +43,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dose_labels_match_python() {
+    fn dose_labels_match_python_on_round_doses_and_keep_the_digits_of_others() {
         assert_eq!(dose_label(1000.0), "1e+03");
         assert_eq!(dose_label(1e5), "1e+05");
-        assert_eq!(dose_label(2.5e-3), "3e-03");
-        assert_eq!(dose_label(2500.0), "2e+03");
+        // Python's .0e would print 3e-03, 2e+03, 2e+04 and 2e+04: labels that lie, and the
+        // last two collide.
+        assert_eq!(dose_label(2.5e-3), "2.5e-03");
+        assert_eq!(dose_label(2500.0), "2.5e+03");
+        assert_eq!(dose_label(25_000.0), "2.5e+04");
+        assert_eq!(dose_label(16_000.0), "1.6e+04");
     }
 
     #[test]
