@@ -14,6 +14,7 @@
 
 use crate::metrics::{flatten, lower_is_better};
 use crate::png::{Colormap, bar_label};
+use crate::svg::escape;
 use crate::text::{dose_label, fmt_num};
 use serde::Deserialize;
 use serde_json::Value;
@@ -453,13 +454,6 @@ pub fn grids(
         }
     }
     out
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn hex(c: [u8; 3]) -> String {

@@ -75,15 +75,7 @@ impl RootLock {
         root: &Path,
         patience: std::time::Duration,
     ) -> Result<RootLock, LockError> {
-        let deadline = std::time::Instant::now() + patience;
-        loop {
-            match RootLock::take(root, true) {
-                Err(LockError::Busy { .. }) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                taken => return taken,
-            }
-        }
+        retry_while_busy(patience, || RootLock::take(root, true))
     }
 
     fn take(root: &Path, shared: bool) -> Result<RootLock, LockError> {
@@ -158,16 +150,9 @@ impl RootLock {
     /// Takes the lock exclusive again after [`RootLock::share`], waiting up to `patience` for
     /// shared holders to let go (a SLURM task that squeue no longer lists may still be exiting).
     pub fn exclusive_again(&self, patience: std::time::Duration) -> Result<(), LockError> {
-        let deadline = std::time::Instant::now() + patience;
-        loop {
-            match self.file.try_lock() {
-                Ok(()) => return Ok(()),
-                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                Err(e) => return Err(self.refusal(e)),
-            }
-        }
+        retry_while_busy(patience, || {
+            self.file.try_lock().map_err(|e| self.refusal(e))
+        })
     }
 
     fn refusal(&self, e: TryLockError) -> LockError {
@@ -183,6 +168,22 @@ impl RootLock {
                 path: self.path.clone(),
                 cause,
             },
+        }
+    }
+}
+
+/// Calls `attempt` until it is not refused as busy or `patience` has passed (every 100 ms).
+fn retry_while_busy<T>(
+    patience: std::time::Duration,
+    mut attempt: impl FnMut() -> Result<T, LockError>,
+) -> Result<T, LockError> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match attempt() {
+            Err(LockError::Busy { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            done => return done,
         }
     }
 }
