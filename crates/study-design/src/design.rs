@@ -91,6 +91,17 @@ pub struct RngSeeds {
     pub grouping: u64,
     /// Any subsampling of positions.
     pub subsampling: u64,
+    /// The built-in object, when not `simulation` (a replicate's study: every replicate images
+    /// the object of the study's own seed). Absent from a study file that does not set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<u64>,
+}
+
+impl RngSeeds {
+    /// The seed the built-in object is drawn from.
+    pub fn object_seed(&self) -> u64 {
+        self.object.unwrap_or(self.simulation)
+    }
 }
 
 /// How reconstructions are scored.
@@ -165,6 +176,7 @@ impl Default for Design {
                 simulation: 42,
                 grouping: 123,
                 subsampling: 456,
+                object: None,
             },
             metrics_config: MetricsConfig::default(),
         }

@@ -27,6 +27,21 @@ pub const PRESETS: &[&str] = &[
     "map",
 ];
 
+/// Most replicates a study may ask for: each is a whole study.
+pub const MAX_REPLICATES: u32 = 99;
+
+/// Replicate `r`'s seed from a design seed: SplitMix64's finaliser of `seed + r * golden
+/// gamma`, so nearby seeds and indices give unrelated streams. Replicate 1 keeps `seed`.
+pub fn derive_seed(seed: u64, r: u32) -> u64 {
+    if r <= 1 {
+        return seed;
+    }
+    let mut z = seed.wrapping_add(u64::from(r).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Largest study file read (1 MiB): the largest study the limits allow is a few kB, and a file
 /// of a million doses is refused before it is parsed.
 pub const MAX_STUDY_FILE_BYTES: u64 = 1 << 20;
@@ -85,6 +100,12 @@ pub struct Study {
     pub ptychi: Ptychi,
     /// PtychoPINN's supervised baseline (`tensorflow:supervised`).
     pub supervised: Supervised,
+    /// Independent realisations of the data (scan positions and Poisson noise), each a whole
+    /// study of its own (`replicate_NN/`), aggregated with intervals (issue 22). 1: one run.
+    pub replicates: u32,
+    /// Set in the study of one replicate (`replicate_NN/study.json`): its index, 1-based.
+    /// Its seeds are already the replicate's ([`Study::replicate_study`]).
+    pub replicate: Option<u32>,
 }
 
 /// The file form: every key optional, overriding the preset it starts from.
@@ -108,6 +129,8 @@ struct RawStudy {
     pinn: Option<serde_json::Value>,
     ptychi: Option<serde_json::Value>,
     supervised: Option<serde_json::Value>,
+    replicates: Option<u32>,
+    replicate: Option<u32>,
     // Read by [`Study::slurm_table`]: how a cluster runs the study, not what it computes, so
     // it is not part of the study (nor of `study.json`, whose digest the phase records hold).
     #[serde(rename = "slurm")]
@@ -145,6 +168,16 @@ struct StudyExport<'a> {
     ptychi: &'a Ptychi,
     #[serde(skip_serializing_if = "default_supervised")]
     supervised: &'a Supervised,
+    // Only when more than one / in a replicate's study: a study without replicates reads
+    // (and digests) as it did before they existed.
+    #[serde(skip_serializing_if = "one")]
+    replicates: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replicate: Option<u32>,
+}
+
+fn one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn default_ptychi(p: &&Ptychi) -> bool {
@@ -173,6 +206,8 @@ impl Study {
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
                 supervised: Supervised::default(),
+                replicates: 1,
+                replicate: None,
             }),
             "tiny" => Some(Study {
                 name: "tiny".into(),
@@ -188,6 +223,8 @@ impl Study {
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
                 supervised: Supervised::default(),
+                replicates: 1,
+                replicate: None,
             }),
             // PtychoPINN's model takes N = 64, 128 or 256 only; this is the default study
             // (doses, views, K, seeds) at N = 64 with a few hundred positions.
@@ -202,6 +239,8 @@ impl Study {
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
                 supervised: Supervised::default(),
+                replicates: 1,
+                replicate: None,
             }),
             // PtychoPINN at the data size it is built for (its default is 512 groups, its
             // paper's data-efficiency claim 1,024 training images): 2,200 positions give 1,077
@@ -220,6 +259,8 @@ impl Study {
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
                 supervised: Supervised::default(),
+                replicates: 1,
+                replicate: None,
             }),
             // The original fly64 study at its own scale: 5,088 + 5,216 positions per dose there;
             // 10,304 here, split along y into 5,137 train and 5,167 test (seed 42), with the
@@ -232,6 +273,8 @@ impl Study {
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
                 supervised: Supervised::default(),
+                replicates: 1,
+                replicate: None,
             }),
             // The dose x overlap map (issue 21): the tiny geometry (N = 32, 112 px object,
             // probe D about 18 px) with a 2,000-position hex scan, whose sub-lattices hold
@@ -273,6 +316,8 @@ impl Study {
                 pinn: Pinn::default(),
                 ptychi: Ptychi::default(),
                 supervised: Supervised::default(),
+                replicates: 1,
+                replicate: None,
             }),
             _ => None,
         }
@@ -407,6 +452,8 @@ impl Study {
             ptychi: overlay(&base.ptychi, raw.ptychi, "ptychi").map_err(parse_err)?,
             supervised: overlay(&base.supervised, raw.supervised, "supervised")
                 .map_err(parse_err)?,
+            replicates: raw.replicates.unwrap_or(base.replicates),
+            replicate: raw.replicate,
         })
     }
 
@@ -418,7 +465,47 @@ impl Study {
         problems.extend(self.pinn.validate(&self.design.gridsizes));
         problems.extend(self.ptychi.validate());
         problems.extend(self.supervised.validate());
+        if !(1..=MAX_REPLICATES).contains(&self.replicates) {
+            problems.push(format!(
+                "replicates={} must be in 1..={MAX_REPLICATES} (each replicate is a whole \
+                 study: Phase C, D and every job again)",
+                self.replicates
+            ));
+        }
+        if let Some(r) = self.replicate {
+            if !(1..=MAX_REPLICATES).contains(&r) {
+                problems.push(format!("replicate={r} must be in 1..={MAX_REPLICATES}"));
+            }
+            if self.replicates != 1 {
+                problems.push(format!(
+                    "replicate={r} names one replicate's study, which has replicates = 1, not {}",
+                    self.replicates
+                ));
+            }
+        }
         problems
+    }
+
+    /// The study of replicate `r` (1-based) of this one: replicate 1 draws with the study's
+    /// own seeds (so it is the study without replicates, run again); replicate r > 1 draws
+    /// scan positions, noise, grouping and subsampling from seeds derived from the study's
+    /// seeds and `r` ([`derive_seed`]), and the built-in object from the study's simulation
+    /// seed, so every replicate images the same object. The count is not part of it: adding
+    /// replicates leaves the studies (and digests) of the earlier ones as they were.
+    pub fn replicate_study(&self, r: u32) -> Study {
+        let mut study = self.clone();
+        study.replicates = 1;
+        study.replicate = Some(r);
+        if r > 1 {
+            let s = &self.design.rng_seeds;
+            study.design.rng_seeds = RngSeeds {
+                simulation: derive_seed(s.simulation, r),
+                grouping: derive_seed(s.grouping, r),
+                subsampling: derive_seed(s.subsampling, r),
+                object: Some(s.object_seed()),
+            };
+        }
+        study
     }
 
     /// [`Study::validate`] as a `Result` naming `path`.
@@ -454,6 +541,8 @@ impl Study {
             pinn: &self.pinn,
             ptychi: &self.ptychi,
             supervised: &self.supervised,
+            replicates: self.replicates,
+            replicate: self.replicate,
         };
         serde_json::to_string_pretty(&export).expect("a study always serialises")
     }
@@ -532,6 +621,65 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown variant `tpu`"), "{err}");
+    }
+
+    #[test]
+    fn replicates_round_trip_validate_and_derive_their_seeds() {
+        // At R = 1 the study file says nothing of replicates (its bytes as before issue 22).
+        let one = parse("preset = 'tiny'").unwrap();
+        assert_eq!(one.replicates, 1);
+        assert!(!one.to_study_json().contains("replicate"));
+        let three = parse("preset = 'tiny'\nreplicates = 3").unwrap();
+        assert!(three.validate().is_empty());
+        // (A resolved study.json spells out what a preset implies; it reads back as itself.)
+        let back = Study::parse(&three.to_study_json(), true, Path::new("study.json")).unwrap();
+        assert_eq!(back.replicates, 3);
+        assert_eq!(back.to_study_json(), three.to_study_json());
+        for bad in ["replicates = 0", "replicates = 100"] {
+            let problems = parse(bad).unwrap().validate();
+            assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+            assert!(problems[0].contains("must be in 1..=99"), "{problems:?}");
+        }
+        let problems = parse("replicates = 3\nreplicate = 2").unwrap().validate();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("names one replicate's study"),
+            "{problems:?}"
+        );
+
+        // Replicate 1 draws as the study does; later ones from derived, distinct seeds with
+        // the object of the study's own simulation seed.
+        let seeds = three.design.rng_seeds.clone();
+        let r1 = three.replicate_study(1);
+        assert_eq!(r1.design.rng_seeds, seeds);
+        assert_eq!((r1.replicates, r1.replicate), (1, Some(1)));
+        let r2 = three.replicate_study(2);
+        let r3 = three.replicate_study(3);
+        for r in [&r2, &r3] {
+            let s = &r.design.rng_seeds;
+            assert_ne!(s.simulation, seeds.simulation);
+            assert_ne!(s.grouping, seeds.grouping);
+            assert_eq!(s.object_seed(), seeds.simulation);
+            assert!(r.validate().is_empty(), "{:?}", r.validate());
+            // A replicate's study.json reads back as itself.
+            let back = Study::parse(&r.to_study_json(), true, Path::new("study.json")).unwrap();
+            assert_eq!(back.to_study_json(), r.to_study_json());
+            assert_eq!(back.design.rng_seeds, s.clone());
+        }
+        assert_ne!(
+            r2.design.rng_seeds.simulation,
+            r3.design.rng_seeds.simulation
+        );
+        // Adding replicates leaves the earlier replicates' studies as they were.
+        let mut five = three.clone();
+        five.replicates = 5;
+        assert_eq!(five.replicate_study(2), r2);
+        // Nearby seeds and indices give unrelated seeds, never a collision among 99.
+        let derived: std::collections::BTreeSet<u64> = (1..=99)
+            .map(|r| derive_seed(0, r))
+            .chain((1..=99).map(|r| derive_seed(1, r)))
+            .collect();
+        assert_eq!(derived.len(), 2 * 99, "no collisions");
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod views;
 
 pub use design::{Design, MetricsConfig, RngSeeds, SplitAxis, limits, view_name_problem};
 pub use estimate::{Estimate, SceneSize, human_bytes};
-pub use file::{MAX_STUDY_FILE_BYTES, PRESETS, Study, StudyError};
+pub use file::{MAX_REPLICATES, MAX_STUDY_FILE_BYTES, PRESETS, Study, StudyError, derive_seed};
 pub use named::NamedValues;
 pub use peers::{
     MAX_PEER_EPOCHS, Ptychi, PtychiAlgorithm, PtychiInit, PtychiNoise, PtychiProbe, Supervised,
