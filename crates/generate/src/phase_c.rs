@@ -163,12 +163,13 @@ pub fn build_scene(study: &Study, base_npz: Option<&Path>) -> Result<Scene, Gene
     let n = design.patch_size_pixels as usize;
     let seed = design.rng_seeds.simulation;
     let Some(path) = base_npz else {
-        let object = builtin_object(sim.object_size, n, sim.object_phase_range, seed);
+        let object_seed = design.rng_seeds.object_seed();
+        let object = builtin_object(sim.object_size, n, sim.object_phase_range, object_seed);
         let probe = builtin_probe(n, sim.probe_diameter);
         let (xcoords, ycoords, positions) =
             scan_layout(sim.scan_pattern, sim.n_positions, object.dim(), n, seed);
         let provenance = json!({
-            "object": {"source": "built-in", "shape": object.shape(), "phase_range": sim.object_phase_range, "seed": seed},
+            "object": {"source": "built-in", "shape": object.shape(), "phase_range": sim.object_phase_range, "seed": object_seed},
             "probe": {"source": "built-in", "shape": probe.shape(), "diameter_fraction": sim.probe_diameter,
                       "model": "circular pupil (radius N/6, raised-cosine edge) with defocus, inverse FFT to the sample plane"},
             "positions": positions,
@@ -418,7 +419,7 @@ fn write_dose(
         ("test", &test, &split.test),
     ] {
         let counts: u64 = idx.iter().map(|&j| dose.counts[j]).sum();
-        let metadata = json!({
+        let mut metadata = json!({
             "generator": GENERATOR,
             "phase": "C",
             "dose": dose.dose,
@@ -445,6 +446,10 @@ fn write_dose(
             "rng": RNG_NAME,
             "poisson": SAMPLER_NAME,
         });
+        // A replicate's data says which (its seeds, above, are the replicate's own).
+        if let Some(r) = study.replicate {
+            metadata["replicate"] = json!(r);
+        }
         let xs: Array1<f64> = idx.iter().map(|&j| scene.xcoords[j]).collect();
         let ys: Array1<f64> = idx.iter().map(|&j| scene.ycoords[j]).collect();
         let scan: Array1<i64> = idx.iter().map(|&j| j as i64).collect();
