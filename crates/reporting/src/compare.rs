@@ -497,6 +497,7 @@ pub fn compare_with(
                     .collect();
                 if !points.is_empty() {
                     series.push(Series {
+                        errors: Vec::new(),
                         label: format!("{} {view} gs{gs}", l.method.name),
                         points,
                     });

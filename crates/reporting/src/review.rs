@@ -417,3 +417,121 @@ mod tests {
         assert_eq!(folder_kind(d), Some(FolderKind::ArtifactRoot));
     }
 }
+
+/// Two study folders with replicates compared: the resolved studies, then each replicate that
+/// both hold as two study folders; a replicate only one holds is a finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicatedDiff {
+    /// Equal within the tolerance.
+    pub equal: bool,
+    /// The tolerance for numbers.
+    pub tolerance: f64,
+    /// `study.json` fields that differ (the replicate count among them).
+    pub study: Vec<FieldChange>,
+    /// Replicates only in B.
+    pub replicates_added: Vec<u32>,
+    /// Replicates only in A.
+    pub replicates_removed: Vec<u32>,
+    /// The replicates both hold, each compared.
+    pub replicates: Vec<ReplicateDiff>,
+}
+
+/// One replicate of two studies compared.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicateDiff {
+    /// 1-based.
+    pub replicate: u32,
+    /// Its two study folders compared.
+    pub diff: FolderDiff,
+}
+
+/// Compares two study folders of which one at least holds replicate folders (`replicate_NN`).
+/// A study without replicates is compared as replicate 1 of the other.
+pub fn diff_replicated(a: &Path, b: &Path, tolerance: f64) -> Result<ReplicatedDiff, ReviewError> {
+    let reps = |dir: &Path| {
+        let found = crate::replicates::replicate_dirs(dir);
+        if found.is_empty() {
+            vec![(1, dir.to_path_buf())]
+        } else {
+            found
+        }
+    };
+    let (ra, rb) = (reps(a), reps(b));
+    let mut replicates = Vec::new();
+    for (r, da) in &ra {
+        if let Some((_, db)) = rb.iter().find(|(s, _)| s == r) {
+            replicates.push(ReplicateDiff {
+                replicate: *r,
+                diff: diff_folders(da, FolderKind::Study, db, FolderKind::Study, tolerance)?,
+            });
+        }
+    }
+    let only = |x: &[(u32, PathBuf)], y: &[(u32, PathBuf)]| -> Vec<u32> {
+        x.iter()
+            .filter(|(r, _)| !y.iter().any(|(s, _)| s == r))
+            .map(|(r, _)| *r)
+            .collect()
+    };
+    let mut diff = ReplicatedDiff {
+        equal: false,
+        tolerance,
+        study: diff_values(&read_study(a), &read_study(b), tolerance),
+        replicates_added: only(&rb, &ra),
+        replicates_removed: only(&ra, &rb),
+        replicates,
+    };
+    diff.equal = diff.findings() == 0;
+    Ok(diff)
+}
+
+impl ReplicatedDiff {
+    fn findings(&self) -> usize {
+        self.study.len()
+            + self.replicates_added.len()
+            + self.replicates_removed.len()
+            + self
+                .replicates
+                .iter()
+                .map(|r| r.diff.findings())
+                .sum::<usize>()
+    }
+
+    /// Plain-text rendering for people.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        if self.study.is_empty() {
+            let _ = writeln!(s, "= study.json: equal");
+        }
+        for f in &self.study {
+            let _ = writeln!(s, "~ study.json {}: {} -> {}", f.field, f.a, f.b);
+        }
+        for r in &self.replicates_added {
+            let _ = writeln!(s, "+ replicate {r} (only in B)");
+        }
+        for r in &self.replicates_removed {
+            let _ = writeln!(s, "- replicate {r} (only in A)");
+        }
+        for r in &self.replicates {
+            let _ = writeln!(s, "== replicate {}", r.replicate);
+            for line in r.diff.to_text().lines() {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
+        if self.equal {
+            let _ = writeln!(s, "folders are equal within tolerance {:e}", self.tolerance);
+        } else {
+            let _ = writeln!(
+                s,
+                "folders differ: {} finding(s) (tolerance {:e})",
+                self.findings(),
+                self.tolerance
+            );
+        }
+        s
+    }
+
+    /// JSON rendering for tools.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a diff serialises")
+    }
+}

@@ -10,6 +10,23 @@ pub struct Series {
     pub label: String,
     /// Points in drawing order (x, y); non-finite points are left out.
     pub points: Vec<(f64, f64)>,
+    /// Error bars: the half-width at each point (drawn as y +- it), or empty for none.
+    pub errors: Vec<f64>,
+}
+
+impl Series {
+    /// The points with their error bars' ends (y itself where the series has none).
+    fn spans(&self) -> impl Iterator<Item = (f64, f64, f64)> + '_ {
+        self.points.iter().enumerate().map(|(k, &(x, y))| {
+            let e = self
+                .errors
+                .get(k)
+                .copied()
+                .filter(|e| e.is_finite())
+                .unwrap_or(0.0);
+            (x, y - e, y + e)
+        })
+    }
 }
 
 /// A line chart.
@@ -186,7 +203,23 @@ impl Chart {
     pub fn to_svg(&self) -> String {
         let all = || self.series.iter().flat_map(|s| s.points.iter());
         let xa = Axis::new(all().map(|p| p.0), self.log_x);
-        let ya = Axis::new(all().map(|p| p.1), self.log_y);
+        // The y axis holds the error bars too.
+        let ys = self
+            .series
+            .iter()
+            .flat_map(|s| s.spans().flat_map(|(_, lo, hi)| [lo, hi]));
+        let ya = Axis::new(ys, self.log_y);
+        // A legend with long labels widens the picture rather than run off its edge (at 12 px
+        // sans-serif a character is at most about 7 px wide).
+        let longest = self
+            .series
+            .iter()
+            .map(|s| s.label.chars().count())
+            .max()
+            .unwrap_or(0);
+        let width = WIDTH
+            .max(WIDTH - RIGHT + 38.0 + 7.0 * longest as f64)
+            .ceil();
         let pw = WIDTH - LEFT - RIGHT;
         let ph = HEIGHT - TOP - BOTTOM;
         let px = |f: f64| LEFT + f * pw;
@@ -194,7 +227,7 @@ impl Chart {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" font-family="sans-serif" font-size="12">"#
         );
         let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
         let _ = writeln!(
@@ -272,6 +305,31 @@ impl Chart {
                     path.join(" ")
                 );
             }
+            for ((x, y), e) in series.points.iter().zip(&series.errors) {
+                let (Some(fx), Some(lo), Some(hi)) =
+                    (xa.fraction(*x), ya.fraction(y - e), ya.fraction(y + e))
+                else {
+                    continue;
+                };
+                if !e.is_finite() || *e <= 0.0 {
+                    continue;
+                }
+                let cx = px(fx);
+                let _ = writeln!(
+                    s,
+                    r#"<path d="M{:.2},{:.2}V{:.2}M{:.2},{:.2}h8M{:.2},{:.2}h8" stroke="{color}" stroke-width="1.2" data-x="{}" data-y="{}" data-err="{}"/>"#,
+                    cx,
+                    py(lo),
+                    py(hi),
+                    cx - 4.0,
+                    py(lo),
+                    cx - 4.0,
+                    py(hi),
+                    num(*x),
+                    num(*y),
+                    num(*e)
+                );
+            }
             // Markers only for short series; long loss curves stay light.
             let marker = if drawn.len() <= 50 { 3.5 } else { 0.0 };
             for (x, y, cx, cy) in &drawn {
@@ -312,6 +370,7 @@ mod tests {
             log_x: true,
             log_y: false,
             series: vec![Series {
+                errors: Vec::new(),
                 label: "dense".into(),
                 points: vec![(1e3, 0.5), (1e4, 0.75), (1e5, 0.9)],
             }],
@@ -406,6 +465,7 @@ mod tests {
             log_x: false,
             log_y: true,
             series: vec![Series {
+                errors: Vec::new(),
                 label: "s".into(),
                 points: vec![(0.0, f64::NAN), (1.0, 0.0)],
             }],

@@ -358,8 +358,12 @@ fn study_roots(study: &Path) -> Vec<PathBuf> {
 /// Verifies the artifact root or study folder `root`, hashing on up to `threads` threads.
 pub fn verify(root: &Path, threads: usize) -> Result<Verification, VerifyError> {
     let mut out = Verification::default();
+    let replicates = crate::replicates::replicate_dirs(root);
     if root.join(MANIFEST_FILE).is_file() {
         verify_root(root, &mut out);
+    } else if root.join("study.json").is_file() && !replicates.is_empty() {
+        verify_replicated(root, &replicates, threads, &mut out)?;
+        return Ok(out);
     } else if root.join("study.json").is_file() {
         let study_sha = confine::read_capped(&root.join("study.json"), confine::JSON_CAP)
             .map(|b| runner::sha256_bytes(&b))
@@ -399,6 +403,75 @@ pub fn verify(root: &Path, threads: usize) -> Result<Verification, VerifyError> 
     }
     leftover_temps(root, &mut out.problems);
     Ok(out)
+}
+
+/// A study folder with replicates: each replicate folder verified as a study folder, each
+/// one's `study.json` the study's replicate of that index, as many as the study asks for, and
+/// the aggregate (`replicates/`) what the replicates' artifacts give.
+fn verify_replicated(
+    root: &Path,
+    replicates: &[(u32, PathBuf)],
+    threads: usize,
+    out: &mut Verification,
+) -> Result<(), VerifyError> {
+    let study = match study_design::Study::from_path(&root.join("study.json")) {
+        Ok(study) => study,
+        Err(e) => {
+            out.problems.push(e.to_string());
+            return Ok(());
+        }
+    };
+    if replicates.len() != study.replicates as usize {
+        out.problems.push(format!(
+            "{}: the study asks for {} replicate(s), the folder holds {} (replicate_01 to \
+             replicate_{:02}): rerun `dose-overlap study` to finish it",
+            root.display(),
+            study.replicates,
+            replicates.len(),
+            replicates.len()
+        ));
+    }
+    for (r, dir) in replicates {
+        let expected = study.replicate_study(*r).to_study_json();
+        let actual =
+            confine::read_capped(&dir.join("study.json"), confine::JSON_CAP).unwrap_or_default();
+        if actual != expected.as_bytes() {
+            out.problems.push(format!(
+                "{}: not replicate {r} of {} (another study, or edited)",
+                dir.join("study.json").display(),
+                root.join("study.json").display()
+            ));
+        }
+        let found = verify(dir, threads)?;
+        out.roots.extend(found.roots);
+        out.hashed += found.hashed;
+        out.problems.extend(found.problems);
+    }
+    let aggregate = root.join(crate::replicates::REPLICATES_DIR);
+    let redrawn = crate::replicates::read_replicates(root).and_then(|reps| {
+        crate::replicates::render(&reps, &study.name, study.replicates).map_err(|e| e.to_string())
+    });
+    match redrawn {
+        Err(e) => out.problems.push(format!(
+            "{}: cannot redraw the aggregate: {e}",
+            aggregate.display()
+        )),
+        Ok((files, _)) => {
+            for (name, text) in files {
+                let path = aggregate.join(&name);
+                let on_disk = confine::read_capped(&path, 1 << 30).unwrap_or_default();
+                if on_disk != text.as_bytes() {
+                    out.problems.push(format!(
+                        "{}: not the aggregate of the replicates' artifacts (edited, missing, or \
+                         drawn from other runs): rerun `dose-overlap study` to redraw it",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+    leftover_temps(&aggregate, &mut out.problems);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub(super) fn quality_charts(jobs: &[Job], metrics: &[&str]) -> Vec<(String, Cha
             let series = labels
                 .iter()
                 .map(|label| Series {
+                    errors: Vec::new(),
                     label: label.clone(),
                     points: jobs
                         .iter()
@@ -67,6 +68,7 @@ pub(super) fn loss_charts(jobs: &[Job]) -> Vec<(String, Chart)> {
                     loss_curves(j.loss_history())
                         .into_iter()
                         .map(|(name, curve)| Series {
+                            errors: Vec::new(),
                             label: if name.is_empty() {
                                 j.id.label()
                             } else {
