@@ -14,11 +14,17 @@ pub struct Args {
     /// Print the whole study (design, simulation, solver) as a JSON study file.
     #[arg(long)]
     study_file: bool,
+    /// As `study --replicates R`: the study with R replicates (the estimate is R times one).
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..=i64::from(study_design::MAX_REPLICATES)))]
+    replicates: Option<u32>,
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let study = args.study.load()?;
+    let mut study = args.study.load()?;
+    if let Some(r) = args.replicates {
+        study.replicates = r;
+    }
     if args.json {
         outln!("{}", study.design.to_json());
         return Ok(crate::exit::OK);
@@ -134,5 +140,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         human(e.disk_phase_c),
         human(e.disk_phase_d_max)
     );
+    let r = study.replicates;
+    if r > 1 {
+        let times = |b: u128| human(b.saturating_mul(u128::from(r)));
+        outln!(
+            "  replicates:          {r}, each the whole study on its own draw of positions and noise \
+             (DIR/replicate_NN): Phase C, Phase D and every job {r} times; writes about {} (Phase C) \
+             and at most {} (Phase D), trains {r} times as long; Phase C's memory is one \
+             replicate's (they run one after another)",
+            times(e.disk_phase_c),
+            times(e.disk_phase_d_max)
+        );
+    }
     Ok(crate::exit::OK)
 }

@@ -39,6 +39,25 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 args.run_a.display(),
                 args.run_b.display()
             );
+            let replicated =
+                |d: &std::path::Path| !reporting::replicates::replicate_dirs(d).is_empty();
+            if ka == FolderKind::Study
+                && kb == FolderKind::Study
+                && (replicated(&args.run_a) || replicated(&args.run_b))
+            {
+                let diff =
+                    reporting::review::diff_replicated(&args.run_a, &args.run_b, args.tolerance)?;
+                if args.json {
+                    outln!("{}", diff.to_json());
+                } else {
+                    crate::output::emit(&diff.to_text());
+                }
+                return Ok(if diff.equal {
+                    crate::exit::OK
+                } else {
+                    crate::exit::FAILURE
+                });
+            }
             let diff =
                 reporting::review::diff_folders(&args.run_a, ka, &args.run_b, kb, args.tolerance)?;
             if args.json {

@@ -1,6 +1,6 @@
 //! `dose-overlap report`: summary.md, metrics.csv, plots and pictures for an artifact root; for
-//! a study folder, every method's report and the comparison; for a comparison folder, the
-//! comparison again.
+//! a study folder, every method's report and the comparison (with replicates: each replicate's,
+//! and the aggregate over them); for a comparison folder, the comparison again.
 
 use crate::output::outln;
 use crate::{cmd_compare, cmd_verify};
@@ -80,6 +80,9 @@ pub fn execute(options: &Options) -> anyhow::Result<u8> {
     }
     let dir = &options.artifact_root;
     match folder_kind(dir) {
+        Some(FolderKind::Study) if !reporting::replicates::replicate_dirs(dir).is_empty() => {
+            replicated_report(options)
+        }
         Some(FolderKind::Study) => {
             let methods = folder_methods(dir, FolderKind::Study)
                 .with_context(|| format!("reporting on {}", dir.display()))?;
@@ -123,6 +126,56 @@ pub fn execute(options: &Options) -> anyhow::Result<u8> {
             root_report(dir, &out, &options.map)
         }
     }
+}
+
+/// A study with replicates: each replicate's reports (as a study's), then the aggregate over
+/// them in `replicates/` (beside the replicates' folders, or under `--out`).
+fn replicated_report(options: &Options) -> anyhow::Result<u8> {
+    let dir = &options.artifact_root;
+    let study = study_design::Study::from_path(&dir.join("study.json"))
+        .with_context(|| format!("reporting on {}", dir.display()))?;
+    let mut code = crate::exit::OK;
+    for (r, rdir) in reporting::replicates::replicate_dirs(dir) {
+        outln!("== replicate {r}");
+        let name = rdir.file_name().map(PathBuf::from).unwrap_or_default();
+        code = code.max(execute(&Options {
+            artifact_root: rdir,
+            out: options.out.as_ref().map(|o| o.join(name)),
+            verify: false,
+            map: options.map,
+        })?);
+    }
+    let replicates = reporting::replicates::read_replicates(dir)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("reading the replicates of {}", dir.display()))?;
+    let out = options
+        .out
+        .as_ref()
+        .unwrap_or(dir)
+        .join(reporting::replicates::REPLICATES_DIR);
+    let written = reporting::replicates::write(&replicates, &study.name, study.replicates, &out)
+        .with_context(|| format!("aggregating the replicates of {}", dir.display()))?;
+    for name in &written.files {
+        outln!("wrote {}", out.join(name).display());
+    }
+    for (text, verdict) in &written.criteria {
+        let mark = match verdict {
+            reporting::replicates::Verdict::Pass => "x",
+            reporting::replicates::Verdict::Fail => " ",
+            reporting::replicates::Verdict::Unresolved => "?",
+        };
+        outln!("[{mark}] {text}");
+    }
+    if replicates.len() != study.replicates as usize {
+        crate::output::errln!(
+            "warning: the study asks for {} replicate(s), {} are here: rerun `dose-overlap \
+             study` to finish it",
+            study.replicates,
+            replicates.len()
+        );
+        code = code.max(crate::exit::FAILURE);
+    }
+    Ok(code)
 }
 
 fn root_report(root: &Path, out: &Path, map: &reporting::map::MapSettings) -> anyhow::Result<u8> {

@@ -83,6 +83,15 @@ pub struct Args {
     /// One stage of a study on SLURM (what its batch scripts run).
     #[arg(long, value_enum, hide = true)]
     stage: Option<Stage>,
+    /// Independent realisations of the data (scan positions, noise, grouping), each the whole
+    /// study again in DIR/replicate_NN, aggregated with 95 % intervals and paired tests in
+    /// DIR/replicates [default: the study's `replicates`, 1]. Adding replicates to a finished
+    /// study runs only the new ones.
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..=i64::from(study_design::MAX_REPLICATES)))]
+    replicates: Option<u32>,
+    /// One replicate of a study with replicates (what its SLURM stages run).
+    #[arg(long, value_name = "R", hide = true)]
+    replicate: Option<u32>,
 }
 
 /// How this run of `study` works.
@@ -102,7 +111,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     // Ctrl-C / SIGTERM from the start: a signal is then always a clean stop, never a kill.
     crate::signals::token()?;
     if args.status {
-        return study_slurm::status(&args.out);
+        return status(&args.out);
     }
     // Before any work: every path the phases record in JSON, by the flag the user gave.
     crate::paths::require_utf8("--out", &args.out)?;
@@ -112,7 +121,10 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     if let Some(trainer) = &args.trainer {
         crate::paths::require_utf8("--trainer", trainer)?;
     }
-    let study = args.study.load()?;
+    let mut study = args.study.load()?;
+    if let Some(r) = args.replicates {
+        study.replicates = r;
+    }
     if let Some(base) = &study.simulation.base_npz
         && !base.is_file()
     {
@@ -166,7 +178,170 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             &methods,
         )?,
     };
+    let ctx = Ctx {
+        args: &args,
+        methods: &methods,
+        mode,
+        resources: &resources,
+        progress,
+    };
+    match (study.replicates, args.replicate) {
+        (1, None) => run_one(&ctx, &study, &args.out),
+        (1, Some(_)) => anyhow::bail!("--replicate is an option of a study with replicates"),
+        (_, None) => run_replicates(&ctx, &study),
+        (n, Some(r)) => {
+            anyhow::ensure!(
+                (1..=n).contains(&r),
+                "--replicate {r}: the study has replicates 1 to {n}"
+            );
+            run_one(
+                &ctx,
+                &study.replicate_study(r),
+                &args.out.join(replicate_dir(r)),
+            )
+        }
+    }
+}
+
+/// What every replicate of a run shares.
+struct Ctx<'a> {
+    args: &'a Args,
+    methods: &'a [Method],
+    mode: Mode,
+    resources: &'a StudyResources,
+    progress: &'a Progress,
+}
+
+/// `replicate_07`: replicate 7's study folder, in the study folder.
+fn replicate_dir(r: u32) -> String {
+    format!("replicate_{r:02}")
+}
+
+/// `--status`: the study's SLURM stages, or each replicate's.
+fn status(out: &Path) -> anyhow::Result<u8> {
+    let replicates: Vec<PathBuf> = (1..=study_design::MAX_REPLICATES)
+        .map(|r| out.join(replicate_dir(r)))
+        .take_while(|d| d.is_dir())
+        .collect();
+    if replicates.is_empty() {
+        return study_slurm::status(out);
+    }
+    let mut code = exit::OK;
+    for dir in replicates {
+        outln!("{}:", dir.display());
+        code = code.max(study_slurm::status(&dir)?);
+    }
+    Ok(code)
+}
+
+/// A study with replicates: `DIR/study.json` (with the count), each replicate's whole study in
+/// `DIR/replicate_NN` (its own study, seeds and phases: [`Study::replicate_study`]), then the
+/// aggregate in `DIR/replicates`. A replicate already complete is verified and skipped, as a
+/// study's rerun is: adding replicates runs only the new ones.
+fn run_replicates(ctx: &Ctx, study: &Study) -> anyhow::Result<u8> {
+    let (args, progress) = (ctx.args, ctx.progress);
     let out = &args.out;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating the study folder {}", out.display()))?;
+    let lock = runner::RootLock::acquire(out)?;
+    crate::signals::sweep_stale_temps(out, &|line| progress.note(line));
+    npz_contract::atomic::write_atomic(&out.join("study.json"), study.to_study_json().as_bytes())
+        .context("writing the resolved study")?;
+    let total = study.replicates;
+    let mut code = exit::OK;
+    for r in 1..=total {
+        progress.note(&format!("=== replicate {r} of {total}"));
+        let dir = out.join(replicate_dir(r));
+        code = code.max(run_one(ctx, &study.replicate_study(r), &dir)?);
+        if crate::signals::token()?.is_cancelled() {
+            progress.clear();
+            crate::output::errln!("study interrupted: rerun the same command to resume it");
+            return Ok(exit::FAILURE);
+        }
+    }
+    if ctx.mode == Mode::Submit {
+        drop(lock);
+        if args.dry_run {
+            return Ok(exit::OK);
+        }
+        let Some(poll) = args.slurm.wait.then_some(args.slurm.poll_interval) else {
+            outln!(
+                "→ When every replicate has finished, the same command with --executor local \
+                 draws the aggregate (each replicate verified, nothing trained again)"
+            );
+            return Ok(exit::OK);
+        };
+        for r in 1..=total {
+            code = code.max(study_slurm::follow(
+                &out.join(replicate_dir(r)),
+                poll,
+                progress,
+            )?);
+        }
+    }
+    if args.dry_run {
+        return Ok(code);
+    }
+    aggregate(ctx, study)?;
+    Ok(code)
+}
+
+/// The replicates' aggregate, into `DIR/replicates`.
+fn aggregate(ctx: &Ctx, study: &Study) -> anyhow::Result<()> {
+    let out = &ctx.args.out;
+    let several = ctx.methods.len() > 1;
+    let replicates: Vec<reporting::replicates::Replicate> = (1..=study.replicates)
+        .map(|r| {
+            let rs = study.replicate_study(r);
+            let dir = out.join(replicate_dir(r));
+            let methods = ctx
+                .methods
+                .iter()
+                .map(|m| {
+                    let name = m.name_in(&rs);
+                    let root = crate::methods::artifact_root(&dir, &name, several);
+                    reporting::compare::MethodRoot { name, root }
+                })
+                .collect();
+            reporting::replicates::Replicate {
+                index: r,
+                seeds: rs.design.rng_seeds,
+                methods,
+            }
+        })
+        .collect();
+    ctx.progress.note("== replicates: aggregate");
+    let dir = out.join(reporting::replicates::REPLICATES_DIR);
+    let written = reporting::replicates::write(&replicates, &study.name, study.replicates, &dir)
+        .context("aggregating the replicates")?;
+    ctx.progress.clear();
+    let count = |v| {
+        written
+            .criteria
+            .iter()
+            .filter(|(_, verdict)| *verdict == v)
+            .count()
+    };
+    use reporting::replicates::Verdict;
+    outln!(
+        "replicates: {} ({} dose steps improve, {} not resolved at n = {}, {} worsen)",
+        dir.join("summary.md").display(),
+        count(Verdict::Pass),
+        count(Verdict::Unresolved),
+        study.replicates,
+        count(Verdict::Fail)
+    );
+    outln!(
+        "comparison over replicates: {}",
+        dir.join("comparison.md").display()
+    );
+    Ok(())
+}
+
+/// One study (without replicates, or one replicate's) into `out`.
+fn run_one(ctx: &Ctx, study: &Study, out: &Path) -> anyhow::Result<u8> {
+    let (args, methods, mode, resources, progress) =
+        (ctx.args, ctx.methods, ctx.mode, ctx.resources, ctx.progress);
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the study folder {}", out.display()))?;
     // One writer per study folder (train also locks the artifact root inside it).
@@ -202,7 +377,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     // finish stage both draw them).
     let drawn = Drawn {
         out,
-        study: &study,
+        study,
         study_sha: &study_sha,
         force: args.force,
         several,
@@ -214,7 +389,12 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     };
     match mode {
         Mode::Submit => {
-            let scripts = study_slurm::prepare(&chain, &study_slurm::stage_argv())?;
+            let mut argv = study_slurm::stage_argv();
+            // A replicate's stages run that replicate.
+            if let (Some(r), None) = (study.replicate, args.replicate) {
+                argv.extend(["--replicate".to_string(), r.to_string()]);
+            }
+            let scripts = study_slurm::prepare(&chain, &argv)?;
             if args.dry_run {
                 progress.note("--dry-run: the study's SLURM stages, written; nothing submitted");
                 for script in scripts {
@@ -224,12 +404,14 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             }
             // Each stage takes the study's lock while it runs.
             drop(_lock);
-            let wait = args.slurm.wait.then_some(args.slurm.poll_interval);
+            // Replicates are followed once all are submitted.
+            let wait =
+                (study.replicate.is_none() && args.slurm.wait).then_some(args.slurm.poll_interval);
             return study_slurm::submit(&chain, wait, progress);
         }
         Mode::Stage(Stage::Plan) => {
             let mut training = Vec::new();
-            for method in &methods {
+            for method in methods {
                 let name = method.name();
                 let root = crate::methods::artifact_root(out, &name, several);
                 progress.note(&format!("== Phase E (train on SLURM): {name}"));
@@ -254,7 +436,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         Mode::Stage(Stage::Finish) => {
             let mut roots = Vec::new();
             let mut code = exit::OK;
-            for method in &methods {
+            for method in methods {
                 let name = method.name();
                 let root = crate::methods::artifact_root(out, &name, several);
                 progress.note(&format!("== collect: {name}"));
@@ -347,7 +529,7 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
     );
     let mut roots = Vec::new();
     let mut train_code = exit::OK;
-    for method in &methods {
+    for method in methods {
         let name = method.name_in(&recorded);
         let root = crate::methods::artifact_root(out, &name, several);
         progress.note(&format!("== Phase E (train): {name}"));

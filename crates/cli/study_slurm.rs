@@ -442,7 +442,7 @@ pub fn status(out: &Path) -> anyhow::Result<u8> {
 }
 
 /// Polls the stages until `finish` ends (its exit status) or a stage fails (its log named).
-fn follow(out: &Path, poll: u64, progress: &Progress) -> anyhow::Result<u8> {
+pub fn follow(out: &Path, poll: u64, progress: &Progress) -> anyhow::Result<u8> {
     let cancel = crate::signals::token()?;
     let mut last = String::new();
     loop {

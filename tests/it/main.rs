@@ -35,6 +35,8 @@ mod study;
 mod map;
 // The comparison phase: `study --backends`, `compare`, pictures, study folders, plot labels.
 mod compare;
+// Replicates: intervals and paired tests against SciPy, resume, verify, diff, report.
+mod replicates;
 // SLURM executor, `run-job` and `collect` (real cluster when DOSE_OVERLAP_SLURM is set).
 mod slurm;
 // The JSON Schemas of schemas/: goldens and real artifacts conform.

@@ -778,6 +778,47 @@ fn study_through_slurm_equals_local_study() {
     assert!(text.contains("every job verified complete"), "{text}");
 }
 
+/// `study --replicates 2 --executor slurm --wait`: each replicate's stages on the real
+/// cluster (each chain running its own replicate), then the aggregate; every file equals the
+/// local study's with replicates byte for byte.
+#[test]
+fn study_with_replicates_through_slurm_equals_local() {
+    if !cluster() {
+        return;
+    }
+    let (local_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let study = |at: &Path, extra: &[&str]| {
+        cli()
+            .current_dir(at)
+            .args(["-q", "study", "--preset", "tiny", "--backends", "native:ml"])
+            .args(["--epochs", "2", "--replicates", "2", "--out", "s"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    common::succeeded(&study(local_dir.path(), &[]));
+    let output = study(
+        dir.path(),
+        &["--executor", "slurm", "--wait", "--poll-interval", "1"],
+    );
+    common::succeeded(&output);
+    for r in ["replicate_01", "replicate_02"] {
+        let stages = read_json(&dir.path().join(format!("s/{r}/slurm/stages.json")));
+        assert!(stages["jobs"]["finish"].is_string(), "{stages}");
+    }
+    let local = study_files(&local_dir.path().join("s"));
+    let cluster_files = study_files(&dir.path().join("s"));
+    assert!(local.contains_key("replicates/metrics.csv"));
+    assert!(local.contains_key("replicate_02/comparison/comparison.md"));
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        cluster_files.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &local {
+        assert!(&cluster_files[name] == bytes, "{name} differs");
+    }
+}
+
 /// A stage that fails stops the stages after it, and `--wait` names it and its log.
 #[test]
 fn a_failed_study_stage_stops_the_chain() {

@@ -91,6 +91,11 @@ const GOLDEN_FILES: &[&str] = &[
     "comparison/comparison_metrics.csv",
     "comparison/comparison.md",
     "phase_d/dose_1000/overlap_report.json",
+    "replicated/replicate_02/study.json",
+    "replicated/replicates/metrics.csv",
+    "replicated/replicates/comparison_metrics.csv",
+    "replicated/replicates/summary.md",
+    "replicated/replicates/comparison.md",
     "data_sha256.txt",
 ];
 
@@ -188,6 +193,28 @@ fn steps(study: &str) -> Vec<Step> {
                 "--out",
                 "comparison",
             ]),
+            ok: &[0],
+        },
+        // The study with three replicates of two methods: intervals and paired tests.
+        Step {
+            name: "study_replicates",
+            args: s(&[
+                "--quiet",
+                "study",
+                "--design",
+                study,
+                "--replicates",
+                "3",
+                "--backends",
+                "native:epie,native:ml",
+                "--out",
+                "replicated",
+            ]),
+            ok: &[0],
+        },
+        Step {
+            name: "verify_replicates",
+            args: s(&["verify", "replicated"]),
             ok: &[0],
         },
     ]
