@@ -153,8 +153,14 @@ fn replicated_report(options: &Options) -> anyhow::Result<u8> {
         .as_ref()
         .unwrap_or(dir)
         .join(reporting::replicates::REPLICATES_DIR);
-    let written = reporting::replicates::write(&replicates, &study.name, study.replicates, &out)
-        .with_context(|| format!("aggregating the replicates of {}", dir.display()))?;
+    let written = reporting::replicates::write(
+        &replicates,
+        &study.name,
+        study.replicates,
+        &options.map,
+        &out,
+    )
+    .with_context(|| format!("aggregating the replicates of {}", dir.display()))?;
     for name in &written.files {
         outln!("wrote {}", out.join(name).display());
     }

@@ -92,6 +92,15 @@ pub struct Args {
     /// One replicate of a study with replicates (what its SLURM stages run).
     #[arg(long, value_name = "R", hide = true)]
     replicate: Option<u32>,
+    /// Test Fienup NRMSE at or below which a job is a success: the boundary drawn on the dose x
+    /// overlap maps of the reports, the comparison and the replicates' aggregate.
+    #[arg(
+        long,
+        value_name = "X",
+        default_value_t = reporting::map::DEFAULT_SUCCESS_NRMSE,
+        value_parser = reporting::map::parse_success_nrmse
+    )]
+    success_nrmse: f64,
 }
 
 /// How this run of `study` works.
@@ -312,8 +321,12 @@ fn aggregate(ctx: &Ctx, study: &Study) -> anyhow::Result<()> {
         .collect();
     ctx.progress.note("== replicates: aggregate");
     let dir = out.join(reporting::replicates::REPLICATES_DIR);
-    let written = reporting::replicates::write(&replicates, &study.name, study.replicates, &dir)
-        .context("aggregating the replicates")?;
+    let settings = reporting::map::MapSettings {
+        success_nrmse: ctx.args.success_nrmse,
+    };
+    let written =
+        reporting::replicates::write(&replicates, &study.name, study.replicates, &settings, &dir)
+            .context("aggregating the replicates")?;
     ctx.progress.clear();
     let count = |v| {
         written
@@ -381,6 +394,9 @@ fn run_one(ctx: &Ctx, study: &Study, out: &Path) -> anyhow::Result<u8> {
         study_sha: &study_sha,
         force: args.force,
         several,
+        map: reporting::map::MapSettings {
+            success_nrmse: args.success_nrmse,
+        },
     };
     let chain = Chain {
         out,
@@ -555,6 +571,8 @@ struct Drawn<'a> {
     study_sha: &'a str,
     force: bool,
     several: bool,
+    /// How the maps are drawn.
+    map: reporting::map::MapSettings,
 }
 
 impl Drawn<'_> {
@@ -568,6 +586,16 @@ impl Drawn<'_> {
         let out = self.out;
         let report = out.join("report");
         let tool = study_resume::tool_sha256();
+        // What the drawing depends on beyond the files: the study, and a success threshold
+        // other than the default (so that a rerun with another one redraws).
+        let drawn_with = if self.map == reporting::map::MapSettings::default() {
+            self.study_sha.to_string()
+        } else {
+            format!(
+                "{}+success_nrmse={}",
+                self.study_sha, self.map.success_nrmse
+            )
+        };
         let mut inputs: Vec<PathBuf> = vec![
             PathBuf::from("study.json"),
             PathBuf::from(reporting::verify::phase_record_file("phase_c")),
@@ -582,7 +610,7 @@ impl Drawn<'_> {
         // As the record lists them.
         inputs.sort();
         let redraw = |phase: &str| -> anyhow::Result<bool> {
-            match study_resume::verified(out, phase, self.study_sha, tool.as_deref(), &inputs) {
+            match study_resume::verified(out, phase, &drawn_with, tool.as_deref(), &inputs) {
                 Ok(_) if !self.force => {
                     progress.note(&format!(
                         "== {phase}: inputs unchanged and outputs verified against {}, not redrawn",
@@ -598,12 +626,19 @@ impl Drawn<'_> {
             }
         };
         let record = |phase: &str| {
-            study_resume::record(out, phase, self.study_sha, tool.as_deref(), &inputs)
+            study_resume::record(out, phase, &drawn_with, tool.as_deref(), &inputs)
                 .with_context(|| format!("recording the {phase}'s outputs"))
         };
         if redraw("report")? {
             for method in &roots {
-                report_method(&report, &method.name, &method.root, self.several, progress)?;
+                report_method(
+                    &report,
+                    &method.name,
+                    &method.root,
+                    self.several,
+                    &self.map,
+                    progress,
+                )?;
             }
             record("report")?;
         }
@@ -612,7 +647,7 @@ impl Drawn<'_> {
             cmd_compare::execute(&cmd_compare::Options {
                 methods: roots,
                 out: comparison_dir(out),
-                map: reporting::map::MapSettings::default(),
+                map: self.map,
             })?;
             record("comparison")?;
         }
@@ -637,6 +672,7 @@ fn report_method(
     name: &str,
     root: &Path,
     several: bool,
+    map: &reporting::map::MapSettings,
     progress: &Progress,
 ) -> anyhow::Result<()> {
     let report = if several {
@@ -650,7 +686,7 @@ fn report_method(
         artifact_root: root.to_path_buf(),
         out: Some(report),
         verify: false,
-        map: reporting::map::MapSettings::default(),
+        map: *map,
     })?;
     Ok(())
 }

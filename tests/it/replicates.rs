@@ -326,3 +326,69 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A map study with replicates: the aggregate's map is each cell's mean over the replicates'
+/// own maps (checked with NumPy from each replicate's `map.csv`), with n, sd and interval, and
+/// heatmaps drawn with the study's success threshold; `verify` redraws it with that threshold.
+#[test]
+fn replicated_map_cells_are_the_replicates_means() {
+    let dir = tempfile::tempdir().unwrap();
+    let design = dir.path().join("small_map.toml");
+    std::fs::write(
+        &design,
+        "dose_list = [1e3, 1e5]\ngridsizes = [1]\npatch_size_pixels = 32\n\
+         overlap_views = { o60 = { overlap = 0.6 }, o20 = { overlap = 0.2 } }\n\
+         [simulation]\nn_positions = 600\nobject_size = 112\nscan_pattern = 'hex'\n",
+    )
+    .unwrap();
+    let out = dir.path().join("map");
+    let output = cli()
+        .args(["--quiet", "study", "--design"])
+        .arg(&design)
+        .args(["--backend", "native", "--epochs", "5", "--replicates", "2"])
+        .args(["--success-nrmse", "0.25", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    common::succeeded(&output);
+    let maps = out.join("replicates/maps/native-ml");
+    for file in [
+        "map.csv",
+        "map_test_fienup_nrmse.svg",
+        "map_test_phase_ssim.svg",
+    ] {
+        assert!(maps.join(file).is_file(), "{file} missing");
+    }
+    let svg = std::fs::read_to_string(maps.join("map_test_fienup_nrmse.svg")).unwrap();
+    assert!(svg.contains("mean of 2 replicates"), "{svg}");
+    assert!(svg.contains("NRMSE &lt;= 0.25"), "{svg}");
+    let checked = common::python_numpy(
+        r#"
+import csv, math, sys
+import numpy as np
+agg, r1, r2 = sys.argv[1:4]
+def rows(p):
+    return {(r["dose"], r["view"], r["gridsize"], r["split"], r["metric"]): r for r in csv.DictReader(open(p))}
+a, b = rows(r1), rows(r2)
+n = 0
+for key, row in rows(agg).items():
+    v = np.array([float(a[key]["value"]), float(b[key]["value"])])
+    assert int(row["n"]) == 2
+    assert math.isclose(float(row["mean"]), v.mean(), rel_tol=1e-12, abs_tol=1e-15), key
+    assert math.isclose(float(row["sd"]), v.std(ddof=1), rel_tol=1e-9, abs_tol=1e-15), key
+    o = (float(a[key]["overlap_realised"]) + float(b[key]["overlap_realised"])) / 2
+    assert math.isclose(float(row["overlap_realised"]), o, rel_tol=1e-12), key
+    n += 1
+assert n == len(a), (n, len(a))
+print(n)
+"#,
+        &[
+            maps.join("map.csv"),
+            out.join("replicate_01/report/map.csv"),
+            out.join("replicate_02/report/map.csv"),
+        ],
+    );
+    assert!(checked.trim().parse::<usize>().unwrap() > 100, "{checked}");
+    let verify = cli().arg("verify").arg(&out).output().unwrap();
+    common::succeeded(&verify);
+}

@@ -480,7 +480,6 @@ pub fn heatmap_svg(
     diverging: bool,
 ) -> String {
     let (nr, nc) = (grid.rows.len(), grid.doses.len());
-    let w = LEFT + nc as f64 * CELL_W + BAR_GAP + BAR_W + 90.0;
     let h = TOP + nr as f64 * CELL_H + 100.0;
     let vals: Vec<f64> = grid
         .values
@@ -508,18 +507,6 @@ pub fn heatmap_svg(
     );
     let t_of = |v: f64| (v - scale.lo) / (scale.hi - scale.lo);
     let colour = |v: f64| scale.map.at(t_of(v));
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\">"
-    );
-    let _ = writeln!(s, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"22\" font-size=\"15\" text-anchor=\"middle\">{}</text>",
-        w / 2.0,
-        escape(title)
-    );
     let better = if diverging {
         "difference A - B"
     } else if lower_is_better(metric) {
@@ -534,6 +521,25 @@ pub fn heatmap_svg(
         ),
         None => format!("test {metric} ({better})"),
     };
+    // Wide enough for the grid and for the title, the note and the footer of a small grid
+    // (about 8.5, 6 and 5.6 px a character at 15, 11 and 10 px).
+    let w = (LEFT + nc as f64 * CELL_W + BAR_GAP + BAR_W + 90.0)
+        .max(title.chars().count() as f64 * 8.5 + 20.0)
+        .max(note.chars().count() as f64 * 6.0 + 20.0)
+        .max(LEFT + 88.0 * 5.6)
+        .ceil();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\">"
+    );
+    let _ = writeln!(s, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"22\" font-size=\"15\" text-anchor=\"middle\">{}</text>",
+        w / 2.0,
+        escape(title)
+    );
     let _ = writeln!(
         s,
         "<text x=\"{}\" y=\"42\" font-size=\"11\" text-anchor=\"middle\">{}</text>",

@@ -7,6 +7,7 @@
 //! of all of it, so that anyone can redo the statistics.
 
 use crate::compare::MethodRoot;
+use crate::map::{self, MapSettings};
 use crate::metrics::{PLOTTED, SPLITS, flatten, lower_is_better};
 use crate::output::{ReportError, read_training_manifest, write_file};
 use crate::stats::{ALPHA, Paired, Summary};
@@ -20,6 +21,24 @@ use study_design::RngSeeds;
 
 /// The aggregate folder of a study with replicates, inside the study folder.
 pub const REPLICATES_DIR: &str = "replicates";
+
+/// The settings the aggregate was drawn with (`verify` redraws it with them).
+pub const SETTINGS_FILE: &str = "aggregate.json";
+
+/// The map settings recorded in an aggregate folder's [`SETTINGS_FILE`], if it holds a valid
+/// one.
+pub fn recorded_settings(aggregate: &Path) -> Option<MapSettings> {
+    let text = npz_contract::confine::read_to_string_capped(
+        &aggregate.join(SETTINGS_FILE),
+        npz_contract::confine::JSON_CAP,
+    )
+    .ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let x = value["success_nrmse"].as_f64()?;
+    map::parse_success_nrmse(&x.to_string())
+        .ok()
+        .map(|success_nrmse| MapSettings { success_nrmse })
+}
 
 /// One replicate of a study: its index, seeds and each method's artifact root.
 pub struct Replicate {
@@ -70,6 +89,8 @@ struct Values {
     jobs: Vec<Vec<(u32, usize, usize)>>,
     /// Per method: its backend as the manifests name it.
     backends: Vec<String>,
+    /// Per method: each replicate's dose x overlap cells (`map::cells`).
+    cells: Vec<Vec<Vec<map::Cell>>>,
 }
 
 impl Values {
@@ -80,6 +101,7 @@ impl Values {
             by_key: BTreeMap::new(),
             jobs: Vec::new(),
             backends: Vec::new(),
+            cells: Vec::new(),
         };
         for replicate in replicates {
             for method in &replicate.methods {
@@ -90,9 +112,13 @@ impl Values {
                         values.methods.push(method.name.clone());
                         values.jobs.push(Vec::new());
                         values.backends.push(manifest.backend.clone());
+                        values.cells.push(Vec::new());
                         values.methods.len() - 1
                     }
                 };
+                // The map's cells, with this replicate's own Phase D geometry.
+                let json = serde_json::to_value(&manifest).expect("a parsed manifest serialises");
+                values.cells[m].push(map::cells(&json, &map::read_geometry(&method.root, &json)));
                 let ok = manifest.jobs.iter().filter(|j| j.result.is_ok()).count();
                 values.jobs[m].push((replicate.index, manifest.jobs.len(), ok));
                 for job in &manifest.jobs {
@@ -239,6 +265,7 @@ pub fn render(
     replicates: &[Replicate],
     study: &str,
     requested: u32,
+    settings: &MapSettings,
 ) -> Result<(Files, Criteria), ReportError> {
     let values = Values::read(replicates)?;
     let mut files = vec![
@@ -256,9 +283,21 @@ pub fn render(
         files.push((name.clone(), plot(&values, metric).to_svg()));
         plots.push(name);
     }
+    let maps = map_means(&values, settings);
+    let map_names: Vec<String> = maps.iter().map(|(name, _)| name.clone()).collect();
+    files.extend(maps);
     files.push((
         "summary.md".to_string(),
-        summary_md(&values, replicates, study, requested, &criteria, &plots),
+        summary_md(
+            &values, replicates, study, requested, &criteria, &plots, &map_names,
+        ),
+    ));
+    files.push((
+        SETTINGS_FILE.to_string(),
+        format!(
+            "{{\n  \"replicates\": {requested},\n  \"success_nrmse\": {}\n}}\n",
+            settings.success_nrmse
+        ),
     ));
     files.push((
         "comparison.md".to_string(),
@@ -272,9 +311,10 @@ pub fn write(
     replicates: &[Replicate],
     study: &str,
     requested: u32,
+    settings: &MapSettings,
     out: &Path,
 ) -> Result<Aggregate, ReportError> {
-    let (files, criteria) = render(replicates, study, requested)?;
+    let (files, criteria) = render(replicates, study, requested, settings)?;
     for (name, text) in &files {
         write_file(out, name, text.as_bytes())?;
     }
@@ -543,6 +583,7 @@ fn summary_md(
     requested: u32,
     criteria: &[(String, Verdict)],
     plots: &[String],
+    maps: &[String],
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -655,12 +696,122 @@ fn summary_md(
             let _ = writeln!(s, "- [{p}]({p})");
         }
     }
+    if !maps.is_empty() {
+        s.push_str(
+            "\n## Dose x overlap maps: means over the replicates\n\nEach cell is the mean over \
+             the replicates of the test split's value (its realised overlap and photons per \
+             pixel averaged too: each replicate's Phase D realises the target on its own \
+             positions); each method's `map.csv` gives every cell's n, sd and 95 % t-interval. \
+             The success boundary is drawn on the mean test Fienup NRMSE.\n\n",
+        );
+        for m in maps.iter().filter(|m| m.ends_with(".svg")) {
+            let _ = writeln!(s, "![{m}]({m})");
+        }
+    }
     s.push_str(
         "\nEvery replicate's value: `values.csv`; the aggregates: `metrics.csv`; every paired \
          comparison of methods: `comparison_metrics.csv`. Each replicate's own report and \
          comparison: `replicate_NN/report`, `replicate_NN/comparison`.\n",
     );
     s
+}
+
+/// Per method whose replicates hold a dose x overlap map: `maps/<method>/map.csv` (each cell's
+/// mean, n, sd and 95 % t-interval, with mean realised overlap, exposures and photons per
+/// pixel) and the heatmaps of the means (`maps/<method>/map_test_<metric>.svg`).
+fn map_means(values: &Values, settings: &MapSettings) -> Vec<(String, String)> {
+    type CellKey = (u64, String, u64, String, String);
+    let mut out = Vec::new();
+    for (m, per_replicate) in values.cells.iter().enumerate() {
+        if per_replicate.is_empty() || !per_replicate.iter().all(|c| map::is_map(c)) {
+            continue;
+        }
+        let mut groups: BTreeMap<CellKey, Vec<&map::Cell>> = BTreeMap::new();
+        for c in per_replicate.iter().flatten() {
+            let key = (
+                c.dose.to_bits(),
+                c.view.clone(),
+                c.gridsize,
+                c.split.clone(),
+                c.metric.clone(),
+            );
+            groups.entry(key).or_default().push(c);
+        }
+        let mut means = Vec::new();
+        let mut csv = String::from(
+            "dose,view,gridsize,split,overlap_realised,exposures_per_pixel,photons_per_pixel,\
+             metric,n,mean,sd,ci95_low,ci95_high,ci95_half_width\n",
+        );
+        for ((_, view, gridsize, split, metric), cells) in &groups {
+            let vs: Vec<f64> = cells.iter().map(|c| c.value).collect();
+            let Some(sum) = Summary::of(&vs) else {
+                continue;
+            };
+            let first = cells[0];
+            // Geometry averaged over the replicates that measured it.
+            let geos: Vec<map::SplitGeometry> = cells.iter().filter_map(|c| c.geometry).collect();
+            let geometry = (geos.len() == cells.len()).then(|| {
+                let avg = |f: &dyn Fn(&map::SplitGeometry) -> f64| {
+                    geos.iter().map(f).sum::<f64>() / geos.len() as f64
+                };
+                map::SplitGeometry {
+                    overlap: avg(&|g| g.overlap),
+                    positions: avg(&|g| g.positions),
+                    scanned_px: avg(&|g| g.scanned_px),
+                    probe_diameter_px: avg(&|g| g.probe_diameter_px),
+                }
+            });
+            let geo = |f: &dyn Fn(&map::SplitGeometry) -> f64| {
+                geometry.as_ref().map_or(String::new(), |g| csv_num(f(g)))
+            };
+            let (lo, hi) = if sum.half_width.is_finite() {
+                sum.interval()
+            } else {
+                (f64::NAN, f64::NAN)
+            };
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                first.dose,
+                csv_field(view),
+                gridsize,
+                split,
+                geo(&|g| g.overlap),
+                geo(&|g| g.exposures_per_pixel()),
+                geo(&|g| g.photons_per_pixel(first.dose)),
+                csv_field(metric),
+                sum.n,
+                csv_num(sum.mean),
+                csv_num(sum.sd),
+                csv_num(lo),
+                csv_num(hi),
+                csv_num(sum.half_width)
+            );
+            means.push(map::Cell {
+                value: sum.mean,
+                geometry,
+                targeted: cells.iter().any(|c| c.targeted),
+                ..first.clone()
+            });
+        }
+        if !map::is_map(&means) {
+            continue;
+        }
+        let dir = format!("maps/{}", crate::method::slug(&values.methods[m]));
+        out.push((format!("{dir}/map.csv"), csv));
+        let n = per_replicate.len();
+        for (file, metric, gs, grid) in map::grids(&means, &dir, settings) {
+            let title = format!(
+                "{}: test {metric}, gs{gs}, mean of {n} replicates",
+                values.methods[m]
+            );
+            out.push((
+                file,
+                map::heatmap_svg(&grid, &title, &metric, Some(settings.success_nrmse), false),
+            ));
+        }
+    }
+    out
 }
 
 fn fmt_p(p: f64) -> String {

@@ -448,8 +448,11 @@ fn verify_replicated(
         out.problems.extend(found.problems);
     }
     let aggregate = root.join(crate::replicates::REPLICATES_DIR);
+    // Redrawn with the success threshold it was drawn with (a display setting, not a result).
+    let settings = crate::replicates::recorded_settings(&aggregate).unwrap_or_default();
     let redrawn = crate::replicates::read_replicates(root).and_then(|reps| {
-        crate::replicates::render(&reps, &study.name, study.replicates).map_err(|e| e.to_string())
+        crate::replicates::render(&reps, &study.name, study.replicates, &settings)
+            .map_err(|e| e.to_string())
     });
     match redrawn {
         Err(e) => out.problems.push(format!(
