@@ -85,6 +85,15 @@ fn map_study_writes_map_csv_heatmaps_and_difference_maps() {
         summary.contains("](maps/map_test_fienup_nrmse.svg)"),
         "{summary}"
     );
+    // The fixed-budget table: its best cell within the largest budget is the best test NRMSE
+    // of all (every cell fits under the budget a power of ten above the dearest one).
+    let budget = summary
+        .split("### Fixed photon budget (test fienup_nrmse, gs1)")
+        .nth(1)
+        .expect("the fixed-budget table");
+    let last = budget.lines().filter(|l| l.starts_with("| ≤")).last().unwrap();
+    let best = nrmse.iter().map(|(_, v)| *v).fold(f64::INFINITY, f64::min);
+    assert!(last.contains(&format!(" {} |", reporting_fmt(best))), "{last}\n{budget}");
 
     // A threshold between the best and the worst cell draws a boundary; one above every cell
     // none.

@@ -91,6 +91,10 @@ const GOLDEN_FILES: &[&str] = &[
     "comparison/comparison_metrics.csv",
     "comparison/comparison.md",
     "phase_d/dose_1000/overlap_report.json",
+    "map/report/map.csv",
+    "map/report/summary.md",
+    "map/report/maps/map_test_fienup_nrmse.svg",
+    "map/phase_d/dose_1000/overlap_report.json",
     "replicated/replicate_02/study.json",
     "replicated/replicates/metrics.csv",
     "replicated/replicates/comparison_metrics.csv",
@@ -107,7 +111,7 @@ struct Step {
     ok: &'static [i32],
 }
 
-fn steps(study: &str) -> Vec<Step> {
+fn steps(study: &str, map_study: &str) -> Vec<Step> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     // `train` on the study's Phase C and D into `root`, with `extra` flags.
     let train = |name, root, extra: &[&str]| Step {
@@ -217,6 +221,22 @@ fn steps(study: &str) -> Vec<Step> {
             args: s(&["verify", "replicated"]),
             ok: &[0],
         },
+        // The small dose x overlap map: overlap targets realised on a hex scan, map.csv, the
+        // heatmaps with the success boundary, the fixed-budget table.
+        Step {
+            name: "study_map",
+            args: s(&[
+                "--quiet",
+                "study",
+                "--design",
+                map_study,
+                "--success-nrmse",
+                "0.2",
+                "--out",
+                "map",
+            ]),
+            ok: &[0],
+        },
     ]
 }
 
@@ -241,10 +261,11 @@ pub fn run(options: Options) -> anyhow::Result<Outcome> {
 
     eprintln!("baseline: running the study in {}", run_dir.display());
     let study_arg = study.display().to_string();
+    let map_arg = root.join("golden/baseline/map.toml").display().to_string();
     let mut commands = Vec::new();
     let mut failures = Vec::new();
     let started = std::time::Instant::now();
-    for step in steps(&study_arg) {
+    for step in steps(&study_arg, &map_arg) {
         let args: Vec<&str> = step.args.iter().map(String::as_str).collect();
         let t = std::time::Instant::now();
         let output = std::process::Command::new(&binary)

@@ -769,6 +769,87 @@ pub fn files(cells: &[Cell], title: &str, settings: &MapSettings) -> Vec<(String
     out
 }
 
+/// The view that is the whole scan (Phase C's data), as the job matrix names it.
+const FULL_SCAN: &str = "baseline";
+
+/// The fixed-photon-budget tables (Markdown), one per gridsize: for each budget (a power of ten
+/// of photons per pixel within the cells' range), the cell with the lowest test Fienup NRMSE
+/// among those that spend at most that budget, beside the full scan's best within it. Empty
+/// when the cells hold no map.
+pub fn budget_tables(cells: &[Cell]) -> String {
+    if !is_map(cells) {
+        return String::new();
+    }
+    let mut s = String::new();
+    for gs in gridsizes(cells) {
+        // (photons per pixel, dose, view, overlap, NRMSE) of each test cell with a geometry.
+        let points: Vec<(f64, f64, &str, f64, f64)> = cells
+            .iter()
+            .filter(|c| c.gridsize == gs && c.split == "test" && c.metric == BOUNDARY_METRIC)
+            .filter(|c| c.value.is_finite())
+            .filter_map(|c| {
+                let g = c.geometry?;
+                Some((
+                    g.photons_per_pixel(c.dose),
+                    c.dose,
+                    c.view.as_str(),
+                    g.overlap,
+                    c.value,
+                ))
+            })
+            .filter(|p| p.0.is_finite() && p.0 > 0.0)
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let (lo, hi) = points.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
+            (lo.min(p.0), hi.max(p.0))
+        });
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        let _ = writeln!(
+            s,
+            "### Fixed photon budget (test {BOUNDARY_METRIC}, gs{gs})\n\nFor each budget of \
+             photons per pixel (dose x patterns / ((w + D)(h + D))), the cell with the lowest \
+             test {BOUNDARY_METRIC} among those that spend at most that much, beside the best \
+             the full scan reaches within it: where the photons are fixed, which overlap and \
+             dose to spend them on.\n\n\
+             | budget (ph/px) | best cell: view (overlap) | dose | ph/px | {BOUNDARY_METRIC} | \
+             full scan's best: dose | ph/px | {BOUNDARY_METRIC} |\n|---|---|---|---|---|---|---|---|"
+        );
+        let best = |budget: f64, full_only: bool| {
+            points
+                .iter()
+                .filter(|p| p.0 <= budget * (1.0 + 1e-12))
+                .filter(|p| !full_only || p.2 == FULL_SCAN)
+                .min_by(|a, b| a.4.total_cmp(&b.4).then(a.0.total_cmp(&b.0)))
+        };
+        let first = lo.log10().ceil() as i32;
+        let last = hi.log10().ceil() as i32;
+        for e in first..=last {
+            let budget = 10f64.powi(e);
+            let Some(b) = best(budget, false) else {
+                continue;
+            };
+            let full = best(budget, true).map_or("— | — | —".to_string(), |f| {
+                format!("{} | {} | {}", dose_label(f.1), fmt_num(f.0), fmt_num(f.4))
+            });
+            let _ = writeln!(
+                s,
+                "| ≤ {} | {} ({}) | {} | {} | {} | {full} |",
+                dose_label(budget),
+                crate::text::cell(b.2),
+                fmt_num(b.3),
+                dose_label(b.1),
+                fmt_num(b.0),
+                fmt_num(b.4)
+            );
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -815,6 +896,23 @@ mod tests {
             (("1e+04".into(), "o20".into()), geometry(0.2, 2.0, true)),
         ]
         .into()
+    }
+
+    #[test]
+    fn budget_table_picks_the_best_cell_within_each_budget() {
+        // Photons per pixel: o20 20 and 200, o60 100 and 1000 (dose x n / 100).
+        let table = budget_tables(&cells(&manifest(), &geo()));
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ≤")).collect();
+        assert_eq!(
+            rows,
+            [
+                "| ≤ 1e+02 | o60 (0.6000) | 1e+03 | 100.0 | 0.4000 | — | — | — |",
+                "| ≤ 1e+03 | o60 (0.6000) | 1e+04 | 1000 | 0.2000 | — | — | — |",
+            ],
+            "{table}"
+        );
+        // No map, no table.
+        assert!(budget_tables(&cells(&manifest(), &Geometry::new())).is_empty());
     }
 
     #[test]

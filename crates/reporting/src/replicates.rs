@@ -707,6 +707,9 @@ fn summary_md(
         for m in maps.iter().filter(|m| m.ends_with(".svg")) {
             let _ = writeln!(s, "![{m}]({m})");
         }
+        for m in maps.iter().filter(|m| m.ends_with("budget.md")) {
+            let _ = writeln!(s, "\nFixed photon budget: [{m}]({m})");
+        }
     }
     s.push_str(
         "\nEvery replicate's value: `values.csv`; the aggregates: `metrics.csv`; every paired \
@@ -799,6 +802,15 @@ fn map_means(values: &Values, settings: &MapSettings) -> Vec<(String, String)> {
         }
         let dir = format!("maps/{}", crate::method::slug(&values.methods[m]));
         out.push((format!("{dir}/map.csv"), csv));
+        out.push((
+            format!("{dir}/budget.md"),
+            format!(
+                "# {}: fixed photon budget, means over {} replicates\n\n{}",
+                values.methods[m],
+                per_replicate.len(),
+                map::budget_tables(&means)
+            ),
+        ));
         let n = per_replicate.len();
         for (file, metric, gs, grid) in map::grids(&means, &dir, settings) {
             let title = format!(

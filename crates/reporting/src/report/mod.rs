@@ -108,6 +108,7 @@ pub fn write_report_with(
         for (name, _) in map_files.iter().skip(1) {
             section.push_str(&format!("![{name}]({name})\n\n"));
         }
+        section.push_str(&crate::map::budget_tables(&cells));
         if let Some((_, summary)) = report.files.iter_mut().find(|(n, _)| n == "summary.md") {
             summary.push_str(&section);
         }
