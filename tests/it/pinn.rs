@@ -229,7 +229,7 @@ fn pinn_jobs_get_the_real_trainers_flags_and_are_scored_like_native_ones() {
                 abs.join(&dir).join("ptychopinn_config.yaml").display()
             ),
             format!("--train_data_file {}", abs.display()),
-            "--neighbor_count 7 --n_groups 8".to_string(),
+            "--neighbor_count 7 --subsample_seed 456 --n_groups 8".to_string(),
             "K=7 n_groups=8".to_string(),
             "Scored both splits against objectGuess.".to_string(),
         ] {

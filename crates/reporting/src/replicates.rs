@@ -235,10 +235,14 @@ fn training_seeded(backend: &str) -> &'static str {
     match backend {
         "native" => "yes: its visiting order from the replicate's grouping seed",
         "tensorflow:supervised" => "yes: Keras's seed is the replicate's grouping seed",
-        "tensorflow" | "pytorch" => {
-            "no: PtychoPINN's trainer takes no seed for its weights or batch order (its \
-             --subsample_seed seeds only subsampling, which the study does not use), so its \
-             spread includes its own training noise"
+        "tensorflow" => {
+            "partly: --subsample_seed (the replicate's subsampling seed) fixes which train \
+             positions it keeps; TensorFlow's trainer takes no seed for its weights or batch \
+             order, so its spread includes its own training noise"
+        }
+        "pytorch" => {
+            "yes: --subsample_seed (the replicate's subsampling seed) seeds Lightning's \
+             weights and batch order and the grouping (GPU kernels may still differ run to run)"
         }
         b if b.starts_with("ptychi") => "yes: pty-chi's --seed is the replicate's grouping seed",
         _ => "unknown",

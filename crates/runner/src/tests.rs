@@ -770,6 +770,8 @@ printf 'weights' > "$out/wts.h5.zip"
                 "{log}"
             );
             assert!(log.contains("--nphotons 1000.0 --nepochs 3"), "{log}");
+            // The design's subsampling seed, PtychoPINN's one seed (issue 22).
+            assert!(log.contains("--subsample_seed 456 "), "{log}");
             // Regression: the real trainer rejects --torch-accelerator without a learning rate.
             assert!(
                 log.contains("--torch-accelerator auto --torch-learning-rate 0.001"),
