@@ -16,15 +16,8 @@ pub struct Args {
     /// The comparison folder.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Test Fienup NRMSE at or below which a job is a success: the boundary drawn on the dose x
-    /// overlap maps.
-    #[arg(
-        long,
-        value_name = "X",
-        default_value_t = reporting::map::DEFAULT_SUCCESS_NRMSE,
-        value_parser = reporting::map::parse_success_nrmse
-    )]
-    success_nrmse: f64,
+    #[command(flatten)]
+    map: crate::map_args::MapArgs,
 }
 
 /// `compare`'s settings, resolved from [`Args`] once (or built by `study` and `report`).
@@ -56,9 +49,7 @@ impl Args {
         Ok(Options {
             methods,
             out: self.out,
-            map: reporting::map::MapSettings {
-                success_nrmse: self.success_nrmse,
-            },
+            map: self.map.settings(),
         })
     }
 }

@@ -21,15 +21,8 @@ pub struct Args {
     /// Run `dose-overlap verify` on the artifact root first; no report when it finds a mismatch.
     #[arg(long)]
     verify: bool,
-    /// Test Fienup NRMSE at or below which a job is a success: the boundary drawn on the dose x
-    /// overlap maps.
-    #[arg(
-        long,
-        value_name = "X",
-        default_value_t = reporting::map::DEFAULT_SUCCESS_NRMSE,
-        value_parser = reporting::map::parse_success_nrmse
-    )]
-    success_nrmse: f64,
+    #[command(flatten)]
+    map: crate::map_args::MapArgs,
 }
 
 /// `report`'s settings (or built by `study`).
@@ -51,9 +44,7 @@ impl Args {
             artifact_root: self.artifact_root,
             out: self.out,
             verify: self.verify,
-            map: reporting::map::MapSettings {
-                success_nrmse: self.success_nrmse,
-            },
+            map: self.map.settings(),
         }
     }
 }

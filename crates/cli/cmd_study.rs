@@ -92,15 +92,8 @@ pub struct Args {
     /// One replicate of a study with replicates (what its SLURM stages run).
     #[arg(long, value_name = "R", hide = true)]
     replicate: Option<u32>,
-    /// Test Fienup NRMSE at or below which a job is a success: the boundary drawn on the dose x
-    /// overlap maps of the reports, the comparison and the replicates' aggregate.
-    #[arg(
-        long,
-        value_name = "X",
-        default_value_t = reporting::map::DEFAULT_SUCCESS_NRMSE,
-        value_parser = reporting::map::parse_success_nrmse
-    )]
-    success_nrmse: f64,
+    #[command(flatten)]
+    map: crate::map_args::MapArgs,
 }
 
 /// How this run of `study` works.
@@ -321,9 +314,7 @@ fn aggregate(ctx: &Ctx, study: &Study) -> anyhow::Result<()> {
         .collect();
     ctx.progress.note("== replicates: aggregate");
     let dir = out.join(reporting::replicates::REPLICATES_DIR);
-    let settings = reporting::map::MapSettings {
-        success_nrmse: ctx.args.success_nrmse,
-    };
+    let settings = ctx.args.map.settings();
     let written =
         reporting::replicates::write(&replicates, &study.name, study.replicates, &settings, &dir)
             .context("aggregating the replicates")?;
@@ -394,9 +385,7 @@ fn run_one(ctx: &Ctx, study: &Study, out: &Path) -> anyhow::Result<u8> {
         study_sha: &study_sha,
         force: args.force,
         several,
-        map: reporting::map::MapSettings {
-            success_nrmse: args.success_nrmse,
-        },
+        map: args.map.settings(),
     };
     let chain = Chain {
         out,

@@ -23,6 +23,7 @@ mod cmd_train;
 mod cmd_validate;
 mod cmd_verify;
 mod exit;
+mod map_args;
 mod methods;
 mod output;
 mod paths;

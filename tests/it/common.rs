@@ -209,3 +209,17 @@ with zipfile.ZipFile(out, "w") as z:
 "#;
     write_script(path, script);
 }
+
+/// Copies a folder tree (files and folders; tests' trees hold no links).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

@@ -193,7 +193,7 @@ print(np.array_equal(a["objectGuess"], b["objectGuess"]),
     let verify = |root: &Path| cli().arg("verify").arg(root).output().unwrap();
     common::succeeded(&verify(&out));
     let copy = dir.path().join("copy");
-    copy_dir(&out, &copy);
+    common::copy_dir(&out, &copy);
     let metrics = copy.join("replicates/metrics.csv");
     let text = std::fs::read_to_string(&metrics).unwrap();
     std::fs::write(&metrics, text.replacen(",3,", ",4,", 1)).unwrap();
@@ -202,7 +202,7 @@ print(np.array_equal(a["objectGuess"], b["objectGuess"]),
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("replicates/metrics.csv"), "{text}");
     std::fs::remove_dir_all(&copy).unwrap();
-    copy_dir(&out, &copy);
+    common::copy_dir(&out, &copy);
     let study = replicate(&copy, 2).join("study.json");
     let mut s = read_json(&study);
     s["rng_seeds"]["simulation"] = serde_json::json!(7);
@@ -212,7 +212,7 @@ print(np.array_equal(a["objectGuess"], b["objectGuess"]),
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("not replicate 2 of"), "{text}");
     std::fs::remove_dir_all(&copy).unwrap();
-    copy_dir(&out, &copy);
+    common::copy_dir(&out, &copy);
 
     // Five replicates on the finished three: only replicates 4 and 5 run.
     let stderr = replicated(&out, 5);
@@ -311,19 +311,6 @@ fn replicate_counts_out_of_range_are_refused() {
         assert_eq!(output.status.code(), Some(2), "--replicates {bad}");
         let text = String::from_utf8_lossy(&output.stderr);
         assert!(text.contains("--replicates"), "{text}");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 

@@ -159,19 +159,6 @@ fn edit_manifest(root: &Path, edit: impl FnOnce(&mut Value)) {
     std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn diff_of_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -185,7 +172,7 @@ fn diff_of_runs() {
     );
 
     let c = dir.path().join("c");
-    copy_dir(&b, &c);
+    common::copy_dir(&b, &c);
     edit_manifest(&c, |m| {
         let loss = &mut m["jobs"][1]["result"]["final_loss"];
         *loss = Value::from(loss.as_f64().unwrap() * (1.0 + 1e-9));
@@ -214,7 +201,7 @@ fn diff_of_runs() {
     );
 
     let d = dir.path().join("d");
-    copy_dir(&b, &d);
+    common::copy_dir(&b, &d);
     edit_manifest(&d, |m| {
         let mut extra = m["jobs"][1].clone();
         extra["view"] = Value::from("sparse");
@@ -273,7 +260,7 @@ fn baseline_check_catches_a_perturbed_golden() {
     );
 
     let golden = dir.path().join("golden");
-    copy_dir(&project_root().join("golden/baseline"), &golden);
+    common::copy_dir(&project_root().join("golden/baseline"), &golden);
     let path = golden.join("native/training_manifest.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let perturbed = text.replacen("\"epochs_completed\": 20", "\"epochs_completed\": 21", 1);

@@ -70,7 +70,7 @@ while [ $# -gt 0 ]; do
     --train_data_file) train="$2";; --test_data_file) test="$2";; --output_dir) out="$2";;
     --backend) backend="$2";; --gridsize) g="$2";; --nphotons) n="$2";; --nepochs) e="$2";;
     --config) config="$2";; --neighbor_count) k="$2";; --n_groups) groups="$2";;
-    --batch_size) batch="$2";;
+    --batch_size) batch="$2";; --subsample_seed) seed="$2";;
     *) echo "unknown flag $1" >&2; exit 64;;
   esac
   shift 2

@@ -346,19 +346,27 @@ pub fn read_replicates(study: &Path) -> Result<Vec<Replicate>, String> {
     Ok(out)
 }
 
+/// A row's key as CSV: method, dose, view, gridsize, split, metric.
+fn key_columns(values: &Values, key: &JobKey, split: usize, metric: &str) -> String {
+    format!(
+        "{},{},{},{},{},{}",
+        csv_field(&values.methods[key.method]),
+        f64::from_bits(key.dose),
+        csv_field(&values.views[key.view]),
+        key.gridsize,
+        SPLITS[split],
+        csv_field(metric)
+    )
+}
+
 fn values_csv(values: &Values) -> String {
     let mut s = String::from("replicate,method,dose,view,gridsize,split,metric,value\n");
     for ((key, split, metric), by_replicate) in &values.by_key {
         for (r, v) in by_replicate {
             let _ = writeln!(
                 s,
-                "{r},{},{},{},{},{},{},{}",
-                csv_field(&values.methods[key.method]),
-                f64::from_bits(key.dose),
-                csv_field(&values.views[key.view]),
-                key.gridsize,
-                SPLITS[*split],
-                csv_field(metric),
+                "{r},{},{}",
+                key_columns(values, key, *split, metric),
                 csv_num(*v)
             );
         }
@@ -375,20 +383,11 @@ fn metrics_csv(values: &Values) -> String {
         let Some(sum) = Summary::of(&v) else {
             continue;
         };
-        let (lo, hi) = if sum.half_width.is_finite() {
-            sum.interval()
-        } else {
-            (f64::NAN, f64::NAN)
-        };
+        let (lo, hi) = sum.interval_or_nan();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
-            csv_field(&values.methods[key.method]),
-            f64::from_bits(key.dose),
-            csv_field(&values.views[key.view]),
-            key.gridsize,
-            SPLITS[*split],
-            csv_field(metric),
+            "{},{},{},{},{},{},{}",
+            key_columns(values, key, *split, metric),
             sum.n,
             csv_num(sum.mean),
             csv_num(sum.sd),
@@ -417,11 +416,7 @@ fn comparison_csv(values: &Values) -> String {
                         let Some(p) = values.paired(ka, kb, split, metric) else {
                             continue;
                         };
-                        let (lo, hi) = if p.diff.half_width.is_finite() {
-                            p.diff.interval()
-                        } else {
-                            (f64::NAN, f64::NAN)
-                        };
+                        let (lo, hi) = p.diff.interval_or_nan();
                         let _ = writeln!(
                             s,
                             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
@@ -771,11 +766,7 @@ fn map_means(values: &Values, settings: &MapSettings) -> Vec<(String, String)> {
             let geo = |f: &dyn Fn(&map::SplitGeometry) -> f64| {
                 geometry.as_ref().map_or(String::new(), |g| csv_num(f(g)))
             };
-            let (lo, hi) = if sum.half_width.is_finite() {
-                sum.interval()
-            } else {
-                (f64::NAN, f64::NAN)
-            };
+            let (lo, hi) = sum.interval_or_nan();
             let _ = writeln!(
                 csv,
                 "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",

@@ -352,12 +352,7 @@ impl FolderDiff {
             let _ = writeln!(s, "- method {m} (only in A)");
         }
         if self.kind_a == FolderKind::Study && self.kind_b == FolderKind::Study {
-            if self.study.is_empty() {
-                let _ = writeln!(s, "= study.json: equal");
-            }
-            for f in &self.study {
-                let _ = writeln!(s, "~ study.json {}: {} -> {}", f.field, f.a, f.b);
-            }
+            study_lines(&mut s, &self.study);
         }
         let changed = self.data_added.len() + self.data_removed.len() + self.data_changed.len();
         if changed == 0 {
@@ -382,16 +377,7 @@ impl FolderDiff {
                 let _ = writeln!(s, "  {line}");
             }
         }
-        if self.equal {
-            let _ = writeln!(s, "folders are equal within tolerance {:e}", self.tolerance);
-        } else {
-            let _ = writeln!(
-                s,
-                "folders differ: {} finding(s) (tolerance {:e})",
-                self.findings(),
-                self.tolerance
-            );
-        }
+        verdict_line(&mut s, self.equal, self.findings(), self.tolerance);
         s
     }
 
@@ -499,12 +485,7 @@ impl ReplicatedDiff {
     /// Plain-text rendering for people.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        if self.study.is_empty() {
-            let _ = writeln!(s, "= study.json: equal");
-        }
-        for f in &self.study {
-            let _ = writeln!(s, "~ study.json {}: {} -> {}", f.field, f.a, f.b);
-        }
+        study_lines(&mut s, &self.study);
         for r in &self.replicates_added {
             let _ = writeln!(s, "+ replicate {r} (only in B)");
         }
@@ -517,21 +498,34 @@ impl ReplicatedDiff {
                 let _ = writeln!(s, "  {line}");
             }
         }
-        if self.equal {
-            let _ = writeln!(s, "folders are equal within tolerance {:e}", self.tolerance);
-        } else {
-            let _ = writeln!(
-                s,
-                "folders differ: {} finding(s) (tolerance {:e})",
-                self.findings(),
-                self.tolerance
-            );
-        }
+        verdict_line(&mut s, self.equal, self.findings(), self.tolerance);
         s
     }
 
     /// JSON rendering for tools.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a diff serialises")
+    }
+}
+
+/// `study.json`'s changed fields, or that it is equal.
+fn study_lines(s: &mut String, changes: &[FieldChange]) {
+    if changes.is_empty() {
+        let _ = writeln!(s, "= study.json: equal");
+    }
+    for f in changes {
+        let _ = writeln!(s, "~ study.json {}: {} -> {}", f.field, f.a, f.b);
+    }
+}
+
+/// A folder diff's last line.
+fn verdict_line(s: &mut String, equal: bool, findings: usize, tolerance: f64) {
+    if equal {
+        let _ = writeln!(s, "folders are equal within tolerance {tolerance:e}");
+    } else {
+        let _ = writeln!(
+            s,
+            "folders differ: {findings} finding(s) (tolerance {tolerance:e})"
+        );
     }
 }

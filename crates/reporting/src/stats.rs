@@ -58,6 +58,16 @@ impl Summary {
         }
     }
 
+    /// The interval's ends, or NaN twice where there is no interval (one value), as the CSV
+    /// files write an interval (empty cells).
+    pub fn interval_or_nan(&self) -> (f64, f64) {
+        if self.half_width.is_finite() {
+            self.interval()
+        } else {
+            (f64::NAN, f64::NAN)
+        }
+    }
+
     /// Whether this interval and `other` are disjoint (never for a single value: it has none).
     pub fn separated_from(&self, other: &Summary) -> bool {
         if !(self.half_width.is_finite() && other.half_width.is_finite()) {
@@ -172,31 +182,25 @@ fn beta_fraction(a: f64, b: f64, x: f64) -> f64 {
     }
     d = 1.0 / d;
     let mut h = d;
+    // One Lentz step: the fraction's next coefficient folded into c and d; returns their
+    // product, the factor h grows by.
+    let mut step = |aa: f64| {
+        d = 1.0 + aa * d;
+        if d.abs() < TINY {
+            d = TINY;
+        }
+        c = 1.0 + aa / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        d = 1.0 / d;
+        d * c
+    };
     for m in 1..=300 {
         let m = f64::from(m);
         let m2 = 2.0 * m;
-        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        h *= d * c;
-        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        let del = d * c;
+        h *= step(m * (b - m) * x / ((qam + m2) * (a + m2)));
+        let del = step(-(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)));
         h *= del;
         if (del - 1.0).abs() < 1e-15 {
             break;
