@@ -3,7 +3,7 @@
 //! run again at any time; while SLURM tasks are still queued it says which and writes nothing.
 
 use crate::progress::Progress;
-use crate::run::{CommandLog, collect};
+use crate::run::{CommandLog, collect, pending_without_lock};
 use runner::PLAN_FILE;
 use runner::shell::shell_path;
 use std::path::PathBuf;
@@ -29,8 +29,22 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             shell_path(&args.artifact_root)
         );
     }
-    // One writer per root: not beside a running `train` or another `collect`.
-    let _lock = runner::RootLock::acquire(&args.artifact_root)?;
+    // One writer per root: not beside a running `train` or another `collect`. Running tasks
+    // (`run-job`) hold it shared: then the answer is which tasks are not finished, as when
+    // none had started yet, not that the root is busy.
+    let _lock = match runner::RootLock::acquire(&args.artifact_root) {
+        Ok(lock) => lock,
+        Err(busy @ runner::LockError::Busy { .. }) => {
+            if let Some(lines) = pending_without_lock(&args.artifact_root, &plan_file) {
+                for line in lines {
+                    crate::output::errln!("{line}");
+                }
+                return Ok(crate::exit::FAILURE);
+            }
+            return Err(busy.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let log = CommandLog::create(&args.artifact_root.join(COLLECT_LOG))?;
     // Collect has no long work to show; its messages go to stderr whatever --quiet says.
     let progress = Progress::new(true);

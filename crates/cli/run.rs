@@ -12,7 +12,7 @@ mod finish;
 mod local;
 mod log;
 
-pub use collect::{collect, collect_command};
+pub use collect::{collect, collect_command, pending_without_lock};
 pub use finish::{bundle_lines, finish_run, job_error_line};
 pub use local::execute_local;
 pub use log::CommandLog;

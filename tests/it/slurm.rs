@@ -468,6 +468,20 @@ fn collect_waits_for_pending_tasks() {
             .output()
             .unwrap()
     };
+    // A running task holds the root shared: collect still says which tasks are not finished
+    // (exit 1), not that the root is busy (regression: it exited 2 when a task had just
+    // started).
+    {
+        let _task = runner::RootLock::acquire_shared(&root.join("artifacts")).unwrap();
+        let held = collect();
+        let stderr = String::from_utf8_lossy(&held.stderr);
+        assert_eq!(held.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("SLURM task(s) not finished yet"),
+            "{stderr}"
+        );
+        assert!(!root.join("artifacts/training_manifest.json").exists());
+    }
     let early = collect();
     assert_eq!(early.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&early.stderr);

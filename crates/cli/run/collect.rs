@@ -41,38 +41,9 @@ pub fn collect(
     };
     let collection = runner::collect(&plan, &plan_id, submission.as_ref(), &SlurmCli)?;
     if !collection.pending.is_empty() {
-        const MAX_LISTED: usize = 20;
-        log.error(
-            progress,
-            &format!(
-                "{} of {} SLURM task(s) not finished yet; nothing written:",
-                collection.pending.len(),
-                plan.jobs.len()
-            ),
-        );
-        for task in collection.pending.iter().take(MAX_LISTED) {
-            let label = plan.jobs[task.index].job.label();
-            log.error(
-                progress,
-                &format!(
-                    "  {} ({label}, job {}): {}",
-                    task.task, task.index, task.state
-                ),
-            );
+        for line in pending_lines(artifact_root, &plan, &collection) {
+            log.error(progress, &line);
         }
-        if collection.pending.len() > MAX_LISTED {
-            log.error(
-                progress,
-                &format!("  ... and {} more", collection.pending.len() - MAX_LISTED),
-            );
-        }
-        log.error(
-            progress,
-            &format!(
-                "run `{}` again when they are done",
-                collect_command(artifact_root)
-            ),
-        );
         return Ok(exit::FAILURE);
     }
     for (planned, result) in plan.jobs.iter().zip(&collection.results) {
@@ -81,4 +52,50 @@ pub fn collect(
         }
     }
     finish_run(&plan, &collection.results, progress, log)
+}
+
+/// What `collect` says of a plan whose SLURM tasks are not all finished: how many, each
+/// (at most 20), and when to run it again.
+fn pending_lines(
+    artifact_root: &Path,
+    plan: &Plan,
+    collection: &runner::Collection,
+) -> Vec<String> {
+    const MAX_LISTED: usize = 20;
+    let mut lines = vec![format!(
+        "{} of {} SLURM task(s) not finished yet; nothing written:",
+        collection.pending.len(),
+        plan.jobs.len()
+    )];
+    for task in collection.pending.iter().take(MAX_LISTED) {
+        let label = plan.jobs[task.index].job.label();
+        lines.push(format!(
+            "  {} ({label}, job {}): {}",
+            task.task, task.index, task.state
+        ));
+    }
+    if collection.pending.len() > MAX_LISTED {
+        lines.push(format!(
+            "  ... and {} more",
+            collection.pending.len() - MAX_LISTED
+        ));
+    }
+    lines.push(format!(
+        "run `{}` again when they are done",
+        collect_command(artifact_root)
+    ));
+    lines
+}
+
+/// The pending tasks' lines of the plan in `artifact_root`, read without writing anything
+/// (for a `collect` that found the root held by running tasks); `None` when none is pending
+/// or the plan cannot be read.
+pub fn pending_without_lock(artifact_root: &Path, plan_file: &Path) -> Option<Vec<String>> {
+    let (plan, plan_id) = Plan::read(plan_file).ok()?;
+    let submission = Submission::read(artifact_root)
+        .ok()
+        .flatten()
+        .filter(|s| s.plan_id == plan_id);
+    let collection = runner::collect(&plan, &plan_id, submission.as_ref(), &SlurmCli).ok()?;
+    (!collection.pending.is_empty()).then(|| pending_lines(artifact_root, &plan, &collection))
 }

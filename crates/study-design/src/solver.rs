@@ -67,6 +67,15 @@ impl Default for Solver {
     /// frequencies converge last (the study's report read 0.235 / 0.105 / 0.062, and 0.239 /
     /// 0.105 / 0.062 once the prior's sum went into lanes). 300 epochs cost about 8 s of CPU
     /// per baseline split.
+    ///
+    /// That table was measured on the data the default study scores. Checked on held-out
+    /// data (issue 27): the default design with seeds it never scores (simulation 1001 and
+    /// 2002, so two other objects and scans; grouping and subsampling seeds 1008/1014 and
+    /// 2009/2015), 300 epochs, mean test Fienup NRMSE over both seeds and the six jobs
+    /// (baseline gs1 and dense gs2 at 1e3 / 1e4 / 1e5): smoothness 0: 0.496, 1: 0.284,
+    /// 3: 0.232, 10: 0.215, 30: 0.238, 100: 0.279. The rule, the lowest held-out mean, picks
+    /// 10 again (best in five of the six jobs; 30 only at 1e5 baseline, 0.065 against 0.068),
+    /// so the default did not change and the default study's figures did not move.
     fn default() -> Self {
         Solver {
             algorithm: Algorithm::Ml,
