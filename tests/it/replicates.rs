@@ -293,6 +293,31 @@ print(np.array_equal(a["objectGuess"], b["objectGuess"]),
     );
 }
 
+/// `design` states what R replicates cost; R = 1 says nothing of replicates.
+#[test]
+fn design_states_the_cost_of_replicates() {
+    let design = |extra: &[&str]| {
+        let output = cli()
+            .args(["design", "--preset", "tiny"])
+            .args(extra)
+            .output()
+            .unwrap();
+        common::succeeded(&output);
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let four = design(&["--replicates", "4"]);
+    let line = four
+        .lines()
+        .find(|l| l.trim_start().starts_with("replicates:"))
+        .unwrap_or_else(|| panic!("no replicates line in\n{four}"));
+    assert!(
+        line.contains("Phase C, Phase D and every job 4 times")
+            && line.contains("trains 4 times as long"),
+        "{line}"
+    );
+    assert!(!design(&[]).contains("replicates:"));
+}
+
 #[test]
 fn replicate_counts_out_of_range_are_refused() {
     for bad in ["0", "100", "x"] {
