@@ -359,6 +359,20 @@ fn key_columns(values: &Values, key: &JobKey, split: usize, metric: &str) -> Str
     )
 }
 
+/// A summary as CSV: n, mean, sd, ci95_low, ci95_high, ci95_half_width.
+fn summary_columns(sum: &Summary) -> String {
+    let (lo, hi) = sum.interval_or_nan();
+    format!(
+        "{},{},{},{},{},{}",
+        sum.n,
+        csv_num(sum.mean),
+        csv_num(sum.sd),
+        csv_num(lo),
+        csv_num(hi),
+        csv_num(sum.half_width)
+    )
+}
+
 fn values_csv(values: &Values) -> String {
     let mut s = String::from("replicate,method,dose,view,gridsize,split,metric,value\n");
     for ((key, split, metric), by_replicate) in &values.by_key {
@@ -383,17 +397,11 @@ fn metrics_csv(values: &Values) -> String {
         let Some(sum) = Summary::of(&v) else {
             continue;
         };
-        let (lo, hi) = sum.interval_or_nan();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{}",
+            "{},{}",
             key_columns(values, key, *split, metric),
-            sum.n,
-            csv_num(sum.mean),
-            csv_num(sum.sd),
-            csv_num(lo),
-            csv_num(hi),
-            csv_num(sum.half_width)
+            summary_columns(&sum)
         );
     }
     s
@@ -766,10 +774,9 @@ fn map_means(values: &Values, settings: &MapSettings) -> Vec<(String, String)> {
             let geo = |f: &dyn Fn(&map::SplitGeometry) -> f64| {
                 geometry.as_ref().map_or(String::new(), |g| csv_num(f(g)))
             };
-            let (lo, hi) = sum.interval_or_nan();
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{}",
                 first.dose,
                 csv_field(view),
                 gridsize,
@@ -778,12 +785,7 @@ fn map_means(values: &Values, settings: &MapSettings) -> Vec<(String, String)> {
                 geo(&|g| g.exposures_per_pixel()),
                 geo(&|g| g.photons_per_pixel(first.dose)),
                 csv_field(metric),
-                sum.n,
-                csv_num(sum.mean),
-                csv_num(sum.sd),
-                csv_num(lo),
-                csv_num(hi),
-                csv_num(sum.half_width)
+                summary_columns(&sum)
             );
             means.push(map::Cell {
                 value: sum.mean,
