@@ -13,7 +13,8 @@ fn text(bytes: &[u8]) -> String {
 
 /// A stand-in for pty-chi's interpreter: checks it was handed the pty-chi adapter, prints the
 /// adapter's progress lines, writes each split's truth as the reconstruction and facts in the
-/// adapter's shape (its device says what CUDA_VISIBLE_DEVICES was). `$FAKE_PTYCHI`: `diverge`
+/// adapter's shape (its device says what CUDA_VISIBLE_DEVICES was); refuses a seed beyond
+/// 32 bits as NumPy does. `$FAKE_PTYCHI`: `diverge`
 /// prints a nan loss and exits 0; `nofacts` writes no facts; `fail` exits 1.
 fn write_stand_in_python(path: &Path) {
     let script = r#"#!/bin/sh
@@ -25,11 +26,16 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --train) train="$2";; --test) test="$2";; --out) out="$2";; --facts) facts="$2";;
     --epochs) epochs="$2";; --init) init="$2";; --algorithm) algorithm="$2";;
-    --batch|--noise|--probe|--device|--threads|--seed|--step) ;;
+    --seed) seed="$2";;
+    --batch|--noise|--probe|--device|--threads|--step) ;;
     *) echo "unknown flag $1" >&2; exit 64;;
   esac
   shift 2
 done
+# As NumPy and torch: a seed must fit in 32 bits.
+if [ ${#seed} -gt 10 ] || [ "$seed" -gt 4294967295 ]; then
+  echo "ValueError: Seed must be between 0 and 2**32 - 1" >&2; exit 1
+fi
 case "$FAKE_PTYCHI" in fail) echo "ptychi_adapter: error: stand-in failure" >&2; exit 1;; esac
 for split in train test; do
   i=1
@@ -358,4 +364,36 @@ fn real_ptychi_lsqml_job_on_the_tiny_preset() {
         "poisson"
     );
     assert_eq!(r["solver"]["device"], "cpu");
+}
+
+/// Regression: a replicate's derived seeds are 64-bit, and pty-chi (NumPy, torch) takes only
+/// 32-bit seeds: every pty-chi job of replicates 2 and up failed. They are folded now.
+#[test]
+fn ptychi_jobs_of_every_replicate_get_a_seed_they_can_take() {
+    python_numpy("", &[] as &[&str]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_stand_in_python(&root.join("python"));
+    let design = root.join("r.toml");
+    std::fs::write(
+        &design,
+        "preset = 'tiny'\ndose_list = [1e4]\nreplicates = 2\n[ptychi]\nepochs = 2\n",
+    )
+    .unwrap();
+    let output = cli()
+        .current_dir(root)
+        .args(["-q", "study", "--backends", "ptychi:lsqml", "--out", "s"])
+        .arg("--design")
+        .arg(&design)
+        .env("PTYCHI_PYTHON", root.join("python"))
+        .output()
+        .unwrap();
+    succeeded(&output);
+    let manifest = read_json(&root.join("s/replicate_02/artifacts/training_manifest.json"));
+    let jobs = manifest["jobs"].as_array().unwrap();
+    assert!(!jobs.is_empty());
+    assert!(
+        jobs.iter().all(|j| j["result"]["status"] == "success"),
+        "{manifest}"
+    );
 }

@@ -35,6 +35,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
+/// A design seed as the Python tools take one: NumPy (`np.random.seed`), Keras and Lightning
+/// accept only 32-bit seeds, and a replicate's derived seeds are 64-bit, so the two halves are
+/// xor-ed into 32 bits (a seed below 2^32, such as 123 or 456, stays as it is).
+pub fn tool_seed(seed: u64) -> u32 {
+    ((seed ^ (seed >> 32)) & 0xFFFF_FFFF) as u32
+}
+
 /// How an external method's program is started for one job.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Invocation {

@@ -106,7 +106,10 @@ pub fn adapter_args(
     }
     flag("--device", settings.accelerator.as_str().into());
     flag("--threads", threads.to_string().into());
-    flag("--seed", settings.seed.to_string().into());
+    flag(
+        "--seed",
+        crate::external::tool_seed(settings.seed).to_string().into(),
+    );
     Ok(args)
 }
 
@@ -160,7 +163,7 @@ impl ExternalMethod for PtychiBackend {
                 .step
                 .map_or("pty-chi's default".to_string(), |s| s.to_string()),
             settings.accelerator,
-            settings.seed
+            crate::external::tool_seed(settings.seed)
         ));
         if settings.init == PtychiInit::Truth {
             ctx.log_line(

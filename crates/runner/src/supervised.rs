@@ -87,7 +87,10 @@ pub fn adapter_args(
         "--n-filters-scale",
         settings.n_filters_scale.to_string().into(),
     );
-    flag("--seed", settings.seed.to_string().into());
+    flag(
+        "--seed",
+        crate::external::tool_seed(settings.seed).to_string().into(),
+    );
     flag("--device", settings.accelerator.as_str().into());
     Ok(args)
 }
@@ -145,7 +148,7 @@ impl ExternalMethod for SupervisedBackend {
             config.epochs,
             settings.batch_size,
             settings.n_filters_scale,
-            settings.seed,
+            crate::external::tool_seed(settings.seed),
             settings.accelerator
         ));
         let env = match settings.accelerator {

@@ -27,7 +27,8 @@ pub struct PtychiSettings {
     /// Where pty-chi runs (`--accelerator`, else `[ptychi] accelerator`, whose default is
     /// `cpu`).
     pub accelerator: Accelerator,
-    /// pty-chi's random seed (its batch order): `rng_seeds.grouping`.
+    /// pty-chi's random seed (its batch order): `rng_seeds.grouping` (passed folded to 32
+    /// bits, `external::tool_seed`).
     pub seed: u64,
     /// `$PTYCHI_PYTHON` when planning: the adapter's interpreter (`None` only in a dry run).
     pub python: Option<PathBuf>,
@@ -45,7 +46,8 @@ pub struct SupervisedSettings {
     /// Where it trains (`--accelerator`, else `[pinn] accelerator`: the PtychoPINN jobs'
     /// choice).
     pub accelerator: Accelerator,
-    /// Keras's seed (`tf.keras.utils.set_random_seed`): `rng_seeds.grouping`.
+    /// Keras's seed (`tf.keras.utils.set_random_seed`): `rng_seeds.grouping` (passed folded
+    /// to 32 bits, `external::tool_seed`).
     pub seed: u64,
     /// `$PTYCHO_PYTHON` when planning; `None`: the `#!` Python of the trainer program.
     pub python: Option<PathBuf>,

@@ -40,11 +40,13 @@ pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
     flag("--neighbor_count", config.neighbor_count.to_string().into());
     // PtychoPINN's one seed: TensorFlow's trainer seeds with it which train positions it
     // keeps when n_groups is below the split's size; PyTorch's also seeds Lightning
-    // (`seed_everything`: weights, batch order) and its grouping. NumPy and Lightning take
-    // 32-bit seeds, so a replicate's 64-bit seed is folded (456 stays 456).
+    // (`seed_everything`: weights, batch order) and its grouping (folded to 32 bits:
+    // `external::tool_seed`).
     flag(
         "--subsample_seed",
-        pinn_seed(config.rng_seeds.subsampling).to_string().into(),
+        crate::external::tool_seed(config.rng_seeds.subsampling)
+            .to_string()
+            .into(),
     );
     if let Some(pinn) = &config.pinn {
         flag("--n_groups", pinn.n_groups.to_string().into());
@@ -65,11 +67,6 @@ pub fn trainer_args(config: &TrainingConfig) -> Vec<OsString> {
         flag("--torch-learning-rate", PYTORCH_LEARNING_RATE.into());
     }
     args
-}
-
-/// A design seed as PtychoPINN can take it: the two halves xor-ed into 32 bits.
-pub fn pinn_seed(seed: u64) -> u32 {
-    ((seed ^ (seed >> 32)) & 0xFFFF_FFFF) as u32
 }
 
 /// Where a job trains: its `pinn.accelerator`; a plan made before `--accelerator` existed
@@ -154,14 +151,15 @@ pub(crate) fn cannot_start(trainer: &TrainerProgram, err: &io::Error) -> String 
 mod tests {
     #[test]
     fn seeds_fold_into_32_bits_and_small_ones_stay() {
-        assert_eq!(super::pinn_seed(456), 456);
-        assert_eq!(super::pinn_seed(u64::from(u32::MAX)), u32::MAX);
+        use crate::external::tool_seed;
+        assert_eq!(tool_seed(456), 456);
+        assert_eq!(tool_seed(u64::from(u32::MAX)), u32::MAX);
         // A replicate's derived seed: below 2^32 after folding, and not the low half alone.
         let seed = 4_879_353_262_369_724_645u64;
         assert_eq!(
-            u64::from(super::pinn_seed(seed)),
+            u64::from(tool_seed(seed)),
             (seed ^ (seed >> 32)) & 0xFFFF_FFFF
         );
-        assert_ne!(u64::from(super::pinn_seed(seed)), seed & 0xFFFF_FFFF);
+        assert_ne!(u64::from(tool_seed(seed)), seed & 0xFFFF_FFFF);
     }
 }

@@ -103,7 +103,10 @@ pub(crate) fn score(
         .arg(&out)
         .args(["--gridsize", &config.gridsize.to_string()])
         .args(["--neighbor-count", &config.neighbor_count.to_string()])
-        .args(["--seed", &config.rng_seeds.grouping.to_string()])
+        .args([
+            "--seed",
+            &crate::external::tool_seed(config.rng_seeds.grouping).to_string(),
+        ])
         .arg("--facts")
         .arg(&facts)
         .envs(trainer_env(config))
