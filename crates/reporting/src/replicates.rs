@@ -234,7 +234,9 @@ fn csv_field(text: &str) -> String {
 fn training_seeded(backend: &str) -> &'static str {
     match backend {
         "native" => "yes: its visiting order from the replicate's grouping seed",
-        "tensorflow:supervised" => "yes: Keras's seed is the replicate's grouping seed",
+        "tensorflow:supervised" => {
+            "yes: Keras's seed is the replicate's grouping seed (folded to 32 bits)"
+        }
         "tensorflow" => {
             "partly: --subsample_seed (the replicate's subsampling seed) fixes which train \
              positions it keeps; TensorFlow's trainer takes no seed for its weights or batch \
@@ -244,7 +246,9 @@ fn training_seeded(backend: &str) -> &'static str {
             "yes: --subsample_seed (the replicate's subsampling seed) seeds Lightning's \
              weights and batch order and the grouping (GPU kernels may still differ run to run)"
         }
-        b if b.starts_with("ptychi") => "yes: pty-chi's --seed is the replicate's grouping seed",
+        b if b.starts_with("ptychi") => {
+            "yes: pty-chi's --seed is the replicate's grouping seed (folded to 32 bits)"
+        }
         _ => "unknown",
     }
 }
