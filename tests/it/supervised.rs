@@ -15,7 +15,8 @@ fn text(bytes: &[u8]) -> String {
 /// A stand-in for PtychoPINN's interpreter: checks it was handed the supervised adapter with
 /// `pinn_adapter.py` beside it, in the job dir, prints Keras's epoch lines, writes the weights,
 /// each split's truth as the reconstruction and facts in the adapter's shape (its device says
-/// whether CUDA_VISIBLE_DEVICES hid the GPUs). `$FAKE_SUPERVISED`: `diverge` prints a nan loss
+/// whether CUDA_VISIBLE_DEVICES hid the GPUs); refuses a seed beyond 32 bits as Keras does.
+/// `$FAKE_SUPERVISED`: `diverge` prints a nan loss
 /// and exits 0; `noweights` writes no weights; `fail` exits 1.
 fn write_stand_in_python(path: &Path) {
     let script = r#"#!/bin/sh
@@ -33,6 +34,10 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
+# As Keras and NumPy: a seed must fit in 32 bits.
+if [ ${#seed} -gt 10 ] || [ "$seed" -gt 4294967295 ]; then
+  echo "ValueError: Seed must be between 0 and 2**32 - 1" >&2; exit 1
+fi
 case "$FAKE_SUPERVISED" in fail) echo "supervised_adapter: error: stand-in failure" >&2; exit 1;; esac
 i=1
 while [ $i -le "$epochs" ]; do
@@ -219,6 +224,45 @@ fn a_study_compares_the_supervised_baseline_with_native() {
     assert!(
         comparison.contains("tensorflow:supervised") && comparison.contains("native:ml"),
         "{comparison}"
+    );
+}
+
+/// Regression: a replicate's derived seeds are 64-bit and Keras takes 32-bit ones; the
+/// supervised jobs of replicate 2 get the folded seed.
+#[test]
+fn supervised_jobs_of_every_replicate_get_a_seed_they_can_take() {
+    python_numpy("", &[] as &[&str]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_stand_in_python(&root.join("python"));
+    let design = root.join("r.toml");
+    std::fs::write(
+        &design,
+        "preset = 'tiny'\ndose_list = [1e4]\nreplicates = 2\n[supervised]\nepochs = 2\n",
+    )
+    .unwrap();
+    let output = cli()
+        .current_dir(root)
+        .args([
+            "-q",
+            "study",
+            "--backends",
+            "tensorflow:supervised",
+            "--out",
+            "s",
+        ])
+        .arg("--design")
+        .arg(&design)
+        .env("PTYCHO_PYTHON", root.join("python"))
+        .output()
+        .unwrap();
+    succeeded(&output);
+    let manifest = read_json(&root.join("s/replicate_02/artifacts/training_manifest.json"));
+    let jobs = manifest["jobs"].as_array().unwrap();
+    assert!(!jobs.is_empty());
+    assert!(
+        jobs.iter().all(|j| j["result"]["status"] == "success"),
+        "{manifest}"
     );
 }
 
