@@ -19,6 +19,7 @@ use crate::{
     study_slurm,
 };
 use anyhow::Context;
+use reporting::replicates::replicate_dir;
 use runner::ptychopinn::PinnOverrides;
 use runner::{BackendKind, ConfigOverrides};
 use std::path::{Path, PathBuf};
@@ -214,22 +215,14 @@ struct Ctx<'a> {
     progress: &'a Progress,
 }
 
-/// `replicate_07`: replicate 7's study folder, in the study folder.
-fn replicate_dir(r: u32) -> String {
-    format!("replicate_{r:02}")
-}
-
 /// `--status`: the study's SLURM stages, or each replicate's.
 fn status(out: &Path) -> anyhow::Result<u8> {
-    let replicates: Vec<PathBuf> = (1..=study_design::MAX_REPLICATES)
-        .map(|r| out.join(replicate_dir(r)))
-        .take_while(|d| d.is_dir())
-        .collect();
+    let replicates = reporting::replicates::replicate_dirs(out);
     if replicates.is_empty() {
         return study_slurm::status(out);
     }
     let mut code = exit::OK;
-    for dir in replicates {
+    for (_, dir) in replicates {
         outln!("{}:", dir.display());
         code = code.max(study_slurm::status(&dir)?);
     }

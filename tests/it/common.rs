@@ -223,3 +223,26 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `dose-overlap -q study --backends BACKENDS --out s --design FILE` run in `root`, FILE holding
+/// `design`, with `$INTERPRETER_VAR` naming `root/python` (a test's stand-in interpreter);
+/// its output, for the test to check.
+pub fn stand_in_study(root: &Path, design: &str, backends: &str, interpreter_var: &str) -> Output {
+    let file = root.join("study.toml");
+    std::fs::write(&file, design).unwrap();
+    cli()
+        .current_dir(root)
+        .args([
+            "-q",
+            "study",
+            "--backends",
+            backends,
+            "--out",
+            "s",
+            "--design",
+        ])
+        .arg(&file)
+        .env(interpreter_var, root.join("python"))
+        .output()
+        .unwrap()
+}

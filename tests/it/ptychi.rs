@@ -3,7 +3,7 @@
 //! reconstruction), the truth-initialised method's name, and (when `$PTYCHI_PYTHON` is set)
 //! a real pty-chi job on the `tiny` preset.
 
-use crate::common::{cli, python_numpy, read_json, succeeded, validate_artifacts};
+use crate::common::{cli, python_numpy, read_json, stand_in_study, succeeded, validate_artifacts};
 use crate::train::{train_in, write_tree};
 use std::path::Path;
 
@@ -249,27 +249,12 @@ fn truth_initialised_ptychi_is_named_as_such_in_a_study() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write_stand_in_python(&root.join("python"));
-    let design = root.join("truth.toml");
-    std::fs::write(
-        &design,
+    let output = stand_in_study(
+        root,
         "preset = 'tiny'\ndose_list = [1e4]\n[solver]\nepochs = 2\n[ptychi]\ninit = 'truth'\nepochs = 2\n",
-    )
-    .unwrap();
-    let output = cli()
-        .current_dir(root)
-        .args([
-            "-q",
-            "study",
-            "--backends",
-            "native,ptychi:lsqml",
-            "--out",
-            "s",
-        ])
-        .arg("--design")
-        .arg(&design)
-        .env("PTYCHI_PYTHON", root.join("python"))
-        .output()
-        .unwrap();
+        "native,ptychi:lsqml",
+        "PTYCHI_PYTHON",
+    );
     succeeded(&output);
     let manifest =
         read_json(&root.join("s/artifacts/ptychi-lsqml-truth-init/training_manifest.json"));
@@ -374,20 +359,12 @@ fn ptychi_jobs_of_every_replicate_get_a_seed_they_can_take() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write_stand_in_python(&root.join("python"));
-    let design = root.join("r.toml");
-    std::fs::write(
-        &design,
+    let output = stand_in_study(
+        root,
         "preset = 'tiny'\ndose_list = [1e4]\nreplicates = 2\n[ptychi]\nepochs = 2\n",
-    )
-    .unwrap();
-    let output = cli()
-        .current_dir(root)
-        .args(["-q", "study", "--backends", "ptychi:lsqml", "--out", "s"])
-        .arg("--design")
-        .arg(&design)
-        .env("PTYCHI_PYTHON", root.join("python"))
-        .output()
-        .unwrap();
+        "ptychi:lsqml",
+        "PTYCHI_PYTHON",
+    );
     succeeded(&output);
     let manifest = read_json(&root.join("s/replicate_02/artifacts/training_manifest.json"));
     let jobs = manifest["jobs"].as_array().unwrap();

@@ -4,7 +4,7 @@
 //! (when `$PTYCHO_PYTHON` names PtychoPINN's venv and `$DOSE_OVERLAP_REAL_SUPERVISED` is set)
 //! a real job on the `pinn-small` preset.
 
-use crate::common::{cli, python_numpy, read_json, succeeded, validate_artifacts};
+use crate::common::{cli, python_numpy, read_json, stand_in_study, succeeded, validate_artifacts};
 use crate::train::{train_in, write_tree};
 use std::path::Path;
 
@@ -200,21 +200,12 @@ fn a_study_compares_the_supervised_baseline_with_native() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write_stand_in_python(&root.join("python"));
-    let design = root.join("s.toml");
-    std::fs::write(
-        &design,
+    let output = stand_in_study(
+        root,
         "preset = 'tiny'\ndose_list = [1e4]\n[solver]\nepochs = 2\n[supervised]\nepochs = 2\n",
-    )
-    .unwrap();
-    let output = cli()
-        .current_dir(root)
-        .args(["-q", "study", "--backends", "native,tensorflow:supervised"])
-        .args(["--out", "s"])
-        .arg("--design")
-        .arg(&design)
-        .env("PTYCHO_PYTHON", root.join("python"))
-        .output()
-        .unwrap();
+        "native,tensorflow:supervised",
+        "PTYCHO_PYTHON",
+    );
     succeeded(&output);
     let manifest =
         read_json(&root.join("s/artifacts/tensorflow-supervised/training_manifest.json"));
@@ -235,27 +226,12 @@ fn supervised_jobs_of_every_replicate_get_a_seed_they_can_take() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write_stand_in_python(&root.join("python"));
-    let design = root.join("r.toml");
-    std::fs::write(
-        &design,
+    let output = stand_in_study(
+        root,
         "preset = 'tiny'\ndose_list = [1e4]\nreplicates = 2\n[supervised]\nepochs = 2\n",
-    )
-    .unwrap();
-    let output = cli()
-        .current_dir(root)
-        .args([
-            "-q",
-            "study",
-            "--backends",
-            "tensorflow:supervised",
-            "--out",
-            "s",
-        ])
-        .arg("--design")
-        .arg(&design)
-        .env("PTYCHO_PYTHON", root.join("python"))
-        .output()
-        .unwrap();
+        "tensorflow:supervised",
+        "PTYCHO_PYTHON",
+    );
     succeeded(&output);
     let manifest = read_json(&root.join("s/replicate_02/artifacts/training_manifest.json"));
     let jobs = manifest["jobs"].as_array().unwrap();

@@ -253,11 +253,16 @@ fn training_seeded(backend: &str) -> &'static str {
     }
 }
 
+/// `replicate_07`: replicate 7's study folder, in the study folder.
+pub fn replicate_dir(r: u32) -> String {
+    format!("replicate_{r:02}")
+}
+
 /// The replicate folders of a study folder: `replicate_01`, `replicate_02`, ... as long as
 /// they run on (never through a link).
 pub fn replicate_dirs(study: &Path) -> Vec<(u32, PathBuf)> {
     (1..=study_design::MAX_REPLICATES)
-        .map(|r| (r, study.join(format!("replicate_{r:02}"))))
+        .map(|r| (r, study.join(replicate_dir(r))))
         .take_while(|(_, d)| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()))
         .collect()
 }
