@@ -123,7 +123,8 @@ pub fn execute(options: &Options) -> anyhow::Result<u8> {
 /// them in `replicates/` (beside the replicates' folders, or under `--out`).
 fn replicated_report(options: &Options) -> anyhow::Result<u8> {
     let dir = &options.artifact_root;
-    let study = study_design::Study::from_path(&dir.join("study.json"))
+    let study = reporting::replicates::read_study(dir)
+        .map_err(anyhow::Error::msg)
         .with_context(|| format!("reporting on {}", dir.display()))?;
     let mut code = crate::exit::OK;
     for (r, rdir) in reporting::replicates::replicate_dirs(dir) {

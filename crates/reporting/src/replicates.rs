@@ -253,6 +253,15 @@ fn training_seeded(backend: &str) -> &'static str {
     }
 }
 
+/// The resolved study (`study.json`) of a study folder, read as any artifact is: never
+/// through a link, only a regular file, capped.
+pub fn read_study(dir: &Path) -> Result<study_design::Study, String> {
+    let file = dir.join("study.json");
+    let text = npz_contract::confine::read_to_string_capped(&file, npz_contract::confine::JSON_CAP)
+        .map_err(|e| e.to_string())?;
+    study_design::Study::parse(&text, true, &file).map_err(|e| e.to_string())
+}
+
 /// `replicate_07`: replicate 7's study folder, in the study folder.
 pub fn replicate_dir(r: u32) -> String {
     format!("replicate_{r:02}")
@@ -342,8 +351,7 @@ pub fn write(
 pub fn read_replicates(study: &Path) -> Result<Vec<Replicate>, String> {
     let mut out = Vec::new();
     for (index, dir) in replicate_dirs(study) {
-        let file = dir.join("study.json");
-        let rs = study_design::Study::from_path(&file).map_err(|e| e.to_string())?;
+        let rs = read_study(&dir)?;
         let methods = crate::compare::read_methods(&dir.join("comparison"))
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         out.push(Replicate {

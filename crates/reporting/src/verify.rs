@@ -414,10 +414,10 @@ fn verify_replicated(
     threads: usize,
     out: &mut Verification,
 ) -> Result<(), VerifyError> {
-    let study = match study_design::Study::from_path(&root.join("study.json")) {
+    let study = match crate::replicates::read_study(root) {
         Ok(study) => study,
         Err(e) => {
-            out.problems.push(e.to_string());
+            out.problems.push(e);
             return Ok(());
         }
     };
