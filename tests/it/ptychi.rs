@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     --train) train="$2";; --test) test="$2";; --out) out="$2";; --facts) facts="$2";;
     --epochs) epochs="$2";; --init) init="$2";; --algorithm) algorithm="$2";;
     --seed) seed="$2";;
-    --batch|--noise|--probe|--device|--threads|--step) ;;
+    --batch|--noise|--probe|--device|--threads|--step|--tv-weight) ;;
     *) echo "unknown flag $1" >&2; exit 64;;
   esac
   shift 2
@@ -242,7 +242,8 @@ fn ptychi_failures_are_named() {
 }
 
 /// `[ptychi] init = "truth"` reproduces the original study's start and says so in every name:
-/// the manifest's backend, the study's folders and the comparison.
+/// the manifest's backend, the study's folders and the comparison; `tv_weight` reaches the
+/// adapter and the job's recorded settings.
 #[test]
 fn truth_initialised_ptychi_is_named_as_such_in_a_study() {
     python_numpy("", &[] as &[&str]);
@@ -251,7 +252,7 @@ fn truth_initialised_ptychi_is_named_as_such_in_a_study() {
     write_stand_in_python(&root.join("python"));
     let output = stand_in_study(
         root,
-        "preset = 'tiny'\ndose_list = [1e4]\n[solver]\nepochs = 2\n[ptychi]\ninit = 'truth'\nepochs = 2\n",
+        "preset = 'tiny'\ndose_list = [1e4]\n[solver]\nepochs = 2\n[ptychi]\ninit = 'truth'\nepochs = 2\ntv_weight = 0.01\n",
         "native,ptychi:lsqml",
         "PTYCHI_PYTHON",
     );
@@ -266,12 +267,15 @@ fn truth_initialised_ptychi_is_named_as_such_in_a_study() {
             .join("training_config.json"),
     );
     assert_eq!(config["ptychi"]["init"], "truth");
+    assert_eq!(config["ptychi"]["tv_weight"], 0.01);
     let log = std::fs::read_to_string(
         root.join(job["artifact_dir"].as_str().unwrap())
             .join("train.log"),
     )
     .unwrap();
     assert!(log.contains("--init truth"), "{log}");
+    assert!(log.contains("--tv-weight 0.01"), "{log}");
+    assert!(log.contains("total variation weight 0.01"), "{log}");
     assert!(
         log.contains("init = truth: the object starts at objectGuess"),
         "{log}"

@@ -104,6 +104,9 @@ pub fn adapter_args(
     if let Some(step) = settings.step {
         flag("--step", format!("{step:?}").into());
     }
+    if let Some(weight) = settings.tv_weight {
+        flag("--tv-weight", format!("{weight:?}").into());
+    }
     flag("--device", settings.accelerator.as_str().into());
     flag("--threads", threads.to_string().into());
     flag(
@@ -152,7 +155,7 @@ impl ExternalMethod for PtychiBackend {
             adapter_args(config, &settings, &dir, ctx.threads()).map_err(BackendError::failed)?;
         ctx.log_line(&format!(
             "pty-chi {}: {} epochs, batch {}, noise {} (LSQML only), probe {}, init {}, step {}, \
-             accelerator {}, seed {}.",
+             total variation {}, accelerator {}, seed {}.",
             settings.algorithm.as_str(),
             config.epochs,
             settings.batch_size,
@@ -162,6 +165,9 @@ impl ExternalMethod for PtychiBackend {
             settings
                 .step
                 .map_or("pty-chi's default".to_string(), |s| s.to_string()),
+            settings
+                .tv_weight
+                .map_or("off".to_string(), |w| format!("weight {w}")),
             settings.accelerator,
             crate::external::tool_seed(settings.seed)
         ));

@@ -115,6 +115,12 @@ pub struct Ptychi {
     /// Object step size; `None`: pty-chi's own default for the engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<f64>,
+    /// pty-chi's total-variation regulariser of the object (Chambolle's projection on the
+    /// complex object each epoch, `object_options.total_variation.weight`); `None`: off, as
+    /// pty-chi's default. The one regulariser pty-chi 2.2 offers that acts on the phase (its
+    /// `smoothness_constraint` smooths the magnitude only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tv_weight: Option<f64>,
     /// Where pty-chi runs: the CPU unless asked (`--accelerator` overrides it; `auto` takes
     /// a GPU when torch sees one).
     #[serde(default = "cpu")]
@@ -134,6 +140,7 @@ impl Default for Ptychi {
             probe: PtychiProbe::Fixed,
             init: PtychiInit::Flat,
             step: None,
+            tv_weight: None,
             accelerator: Accelerator::Cpu,
         }
     }
@@ -167,6 +174,13 @@ impl Ptychi {
             && !(step.is_finite() && step > 0.0)
         {
             problems.push(format!("ptychi.step={step} must be a positive number"));
+        }
+        if let Some(weight) = self.tv_weight
+            && !(weight.is_finite() && weight > 0.0 && weight <= 1.0)
+        {
+            problems.push(format!(
+                "ptychi.tv_weight={weight} must be in (0, 1] (leave it out for no regulariser)"
+            ));
         }
         problems
     }
@@ -233,15 +247,22 @@ mod tests {
         let bad = Ptychi {
             epochs: 0,
             step: Some(-1.0),
+            tv_weight: Some(0.0),
             ..Ptychi::default()
         };
         assert_eq!(
             bad.validate(),
             [
                 "ptychi.epochs=0 must be in 1..=100000",
-                "ptychi.step=-1 must be a positive number"
+                "ptychi.step=-1 must be a positive number",
+                "ptychi.tv_weight=0 must be in (0, 1] (leave it out for no regulariser)"
             ]
         );
+        let nan = Ptychi {
+            tv_weight: Some(f64::NAN),
+            ..Ptychi::default()
+        };
+        assert_eq!(nan.validate().len(), 1);
         let bad = Supervised {
             batch_size: 0,
             n_filters_scale: 9,

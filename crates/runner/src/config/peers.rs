@@ -24,6 +24,10 @@ pub struct PtychiSettings {
     pub probe: PtychiProbe,
     /// Object step size; `None`: pty-chi's default for the engine.
     pub step: Option<f64>,
+    /// pty-chi's total-variation weight; `None`: off. Written only when set, so plans made
+    /// before it existed read and hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tv_weight: Option<f64>,
     /// Where pty-chi runs (`--accelerator`, else `[ptychi] accelerator`, whose default is
     /// `cpu`).
     pub accelerator: Accelerator,

@@ -51,6 +51,7 @@ pub fn resolve_settings(
         noise: study.noise,
         probe: study.probe,
         step: study.step,
+        tv_weight: study.tv_weight,
         accelerator: accelerator.unwrap_or(study.accelerator),
         seed: config.rng_seeds.grouping,
         python,

@@ -57,6 +57,8 @@ def parse_args():
     p.add_argument("--probe", choices=("fixed", "refine"), default="fixed")
     p.add_argument("--init", choices=("flat", "truth"), default="flat")
     p.add_argument("--step", type=float, help="object step size (default: pty-chi's)")
+    p.add_argument("--tv-weight", type=float,
+                   help="total-variation weight on the object each epoch (default: off)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
@@ -117,6 +119,9 @@ def options_for(api, args, device):
     o.object_options.optimizable = True
     if args.step is not None:
         o.object_options.step_size = args.step
+    if args.tv_weight is not None:
+        o.object_options.total_variation.enabled = True
+        o.object_options.total_variation.weight = args.tv_weight
     o.probe_options.optimizable = args.probe == "refine"
     o.probe_position_options.optimizable = False
     o.reconstructor_options.default_device = device
@@ -143,6 +148,8 @@ def settings_of(o):
         "default_dtype": get(r, "default_dtype"),
         "object_step_size": get(o.object_options, "step_size"),
         "object_optimizer": get(o.object_options, "optimizer"),
+        "object_total_variation_weight": (o.object_options.total_variation.weight
+                                          if o.object_options.total_variation.enabled else None),
         "probe_optimizable": get(o.probe_options, "optimizable"),
         "probe_step_size": get(o.probe_options, "step_size"),
         "positions_optimizable": get(o.probe_position_options, "optimizable"),
