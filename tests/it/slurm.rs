@@ -822,8 +822,9 @@ fn study_through_slurm_equals_local_study() {
 }
 
 /// `study --replicates 2 --executor slurm --wait`: each replicate's stages on the real
-/// cluster (each chain running its own replicate), then the aggregate; every file equals the
-/// local study's with replicates byte for byte.
+/// cluster (each chain running its own replicate, its `prep` split into arrays no larger than
+/// `--max-array-size`), then the aggregate; every file equals the local study's with
+/// replicates byte for byte.
 #[test]
 fn study_with_replicates_through_slurm_equals_local() {
     if !cluster() {
@@ -840,14 +841,34 @@ fn study_with_replicates_through_slurm_equals_local() {
             .unwrap()
     };
     common::succeeded(&study(local_dir.path(), &[]));
+    // Arrays of at most 2 tasks: each replicate's 3 doses go out as two `prep` arrays, the
+    // second's task 0 running dose index 2 (its script's offset).
     let output = study(
         dir.path(),
-        &["--executor", "slurm", "--wait", "--poll-interval", "1"],
+        &[
+            "--executor",
+            "slurm",
+            "--wait",
+            "--poll-interval",
+            "1",
+            "--max-array-size",
+            "2",
+        ],
     );
     common::succeeded(&output);
     for r in ["replicate_01", "replicate_02"] {
         let stages = read_json(&dir.path().join(format!("s/{r}/slurm/stages.json")));
         assert!(stages["jobs"]["finish"].is_string(), "{stages}");
+        let prep = stages["prep"].as_array().unwrap();
+        assert_eq!(prep.len(), 2, "{stages}");
+        assert_eq!(prep[0]["first_index"], 0);
+        assert_eq!(prep[0]["tasks"], serde_json::json!([0, 1]));
+        assert_eq!(prep[1]["first_index"], 2);
+        assert_eq!(prep[1]["tasks"], serde_json::json!([0]));
+        let second = prep[1]["job_id"].as_str().unwrap();
+        let log = dir.path().join(format!("s/{r}/slurm/prep/{second}_0.log"));
+        let log = String::from_utf8(read(&log)).unwrap();
+        assert!(log.contains("dose_100000"), "{log}");
     }
     let local = study_files(&local_dir.path().join("s"));
     let cluster_files = study_files(&dir.path().join("s"));
