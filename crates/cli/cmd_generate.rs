@@ -127,7 +127,13 @@ pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
     let out = &options.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the Phase C root {}", out.display()))?;
-    crate::signals::sweep_stale_temps(out, &|line| progress.note(line));
+    // One dose's run sweeps its own folder only: runs of other doses may be writing theirs
+    // (a study's SLURM tasks, on other nodes, where their pids mean nothing).
+    let sweep = match options.dose {
+        Some(dose) => out.join(Design::dose_dir_name(dose)),
+        None => out.clone(),
+    };
+    crate::signals::sweep_stale_temps(&sweep, &|line| progress.note(line));
     // SIGTERM / Ctrl-C: temporary files removed, what finished said, exit 1.
     let guard = crate::signals::PhaseGuard::watch("Phase C (generate)")?;
     let generate_options = generate::GenerateOptions {

@@ -30,6 +30,9 @@ pub struct Options {
     pub out: PathBuf,
     /// The study.
     pub study: Study,
+    /// Only this dose of the design (`None`: every dose): what one task of a study's SLURM
+    /// `prep` array runs.
+    pub dose: Option<f64>,
 }
 
 impl Args {
@@ -39,6 +42,7 @@ impl Args {
             study: self.study.load()?,
             phase_c_root: self.phase_c_root,
             out: self.out,
+            dose: None,
         })
     }
 }
@@ -66,14 +70,23 @@ pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
     }
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the Phase D root {}", out.display()))?;
-    crate::signals::sweep_stale_temps(out, &|line| progress.note(line));
+    let doses = match options.dose {
+        Some(dose) => vec![dose],
+        None => design.dose_list.clone(),
+    };
+    // One dose's run sweeps its own folder only (see `generate`).
+    let sweep = match options.dose {
+        Some(dose) => out.join(Design::dose_dir_name(dose)),
+        None => out.clone(),
+    };
+    crate::signals::sweep_stale_temps(&sweep, &|line| progress.note(line));
     // SIGTERM / Ctrl-C: temporary files removed, what finished said, exit 1.
     let guard = crate::signals::PhaseGuard::watch("Phase D (overlap)")?;
 
-    progress.stage("overlap", design.dose_list.len() as u64);
+    progress.stage("overlap", doses.len() as u64);
     let mut rows = Vec::new();
     let mut failures = Vec::new();
-    for &dose in &design.dose_list {
+    for &dose in &doses {
         let dose_dir = Design::dose_dir_name(dose);
         match overlap::run_dose(phase_c_root, out, dose, design, &|line| progress.note(line)) {
             Ok(outcome) => {
@@ -147,7 +160,7 @@ pub fn execute(options: &Options, progress: &Progress) -> anyhow::Result<u8> {
         "Phase D: {} of {} dose(s) done, {accepted} view(s) accepted, {rejected} rejected; \
          reports in {}",
         rows.len(),
-        design.dose_list.len(),
+        doses.len(),
         out.join("dose_<int>")
             .join(overlap::OVERLAP_REPORT)
             .display()

@@ -21,7 +21,7 @@ pub struct Args {
 
 /// How long a task waits for a `train`, `collect` or `study` that holds its root before it
 /// gives up (saying which process holds it).
-const RUN_JOB_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+pub const RUN_JOB_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Runs the command: exit 0 when the job ended well, 1 when it failed or was interrupted, 2
 /// when the plan or index is unusable.

@@ -13,6 +13,7 @@ use crate::output::outln;
 use crate::progress::Progress;
 use crate::slurm_resources::StudyResources;
 use crate::study_args::StudyArgs;
+use crate::study_prep::Phases;
 use crate::study_slurm::{Chain, Stage, Training};
 use crate::{
     cmd_collect, cmd_compare, cmd_generate, cmd_overlap, cmd_report, cmd_train, exit, study_resume,
@@ -71,8 +72,9 @@ pub struct Args {
     /// or e.g. 512M, 8G). Default: the memory available on this machine.
     #[arg(long, value_name = "SIZE", value_parser = crate::budget::parse_size)]
     max_memory: Option<u64>,
-    /// Where the study runs: here, or on SLURM as chained jobs (Phase C and D, each method's
-    /// training array with its own resources, then collect, report and comparison).
+    /// Where the study runs: here, or on SLURM as chained jobs (Phase C and D as an array
+    /// with one task per dose, each method's training array with its own resources, then
+    /// collect, report and comparison).
     #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
     executor: ExecutorArg,
     #[command(flatten)]
@@ -84,6 +86,9 @@ pub struct Args {
     /// One stage of a study on SLURM (what its batch scripts run).
     #[arg(long, value_enum, hide = true)]
     stage: Option<Stage>,
+    /// The dose (its index in the design's dose list) one task of the `prep` stage runs.
+    #[arg(long, value_name = "I", hide = true, requires = "stage")]
+    dose_index: Option<usize>,
     /// Independent realisations of the data (scan positions, noise, grouping), each the whole
     /// study again in DIR/replicate_NN, aggregated with 95 % intervals and paired tests in
     /// DIR/replicates [default: the study's `replicates`, 1]. Adding replicates to a finished
@@ -137,7 +142,9 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
             base.display()
         );
     }
-    crate::budget::check(&study, None, None, args.max_memory)?;
+    // On SLURM each `prep` task simulates one dose: its memory is one dose's.
+    let budget_doses = (args.executor == ExecutorArg::Slurm).then_some(1);
+    crate::budget::check(&study, budget_doses, None, args.max_memory)?;
     // Names as the comparison records them: plain `native` is the study's algorithm. Checked
     // before any phase runs, so a method this build cannot run costs nothing.
     let methods = args.methods(&study);
@@ -171,6 +178,17 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<u8> {
         (ExecutorArg::Slurm, None) => Mode::Submit,
         (ExecutorArg::Slurm, Some(stage)) => Mode::Stage(stage),
     };
+    // Checked before anything runs: a `prep` task runs exactly one dose of the design.
+    match (mode, args.dose_index) {
+        (Mode::Stage(Stage::Prep), None) => anyhow::bail!("--stage prep needs --dose-index"),
+        (Mode::Stage(Stage::Prep), Some(i)) => anyhow::ensure!(
+            i < study.design.dose_list.len(),
+            "--dose-index {i}: the design has {} dose(s)",
+            study.design.dose_list.len()
+        ),
+        (_, Some(_)) => anyhow::bail!("--dose-index is an option of --stage prep"),
+        (_, None) => {}
+    }
     // Checked before anything is written or submitted: a typo in a method's name or a
     // resource fails now, not in a SLURM job.
     let resources = match mode {
@@ -341,9 +359,19 @@ fn run_one(ctx: &Ctx, study: &Study, out: &Path) -> anyhow::Result<u8> {
         (ctx.args, ctx.methods, ctx.mode, ctx.resources, ctx.progress);
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the study folder {}", out.display()))?;
-    // One writer per study folder (train also locks the artifact root inside it).
-    let _lock = runner::RootLock::acquire(out)?;
-    crate::signals::sweep_stale_temps(out, &|line| progress.note(line));
+    let prep_task = mode == Mode::Stage(Stage::Prep);
+    // One writer per study folder (train also locks the artifact root inside it); the `prep`
+    // tasks, each writing its own dose's folders, share it as a training array's tasks do.
+    let _lock = if prep_task {
+        runner::RootLock::acquire_shared_within(out, crate::cmd_run_job::RUN_JOB_LOCK_PATIENCE)?
+    } else {
+        runner::RootLock::acquire(out)?
+    };
+    // A `prep` task sweeps only its own dose's folders (in `generate` and `overlap`): the
+    // other tasks, maybe on other nodes, are writing theirs.
+    if !prep_task {
+        crate::signals::sweep_stale_temps(out, &|line| progress.note(line));
+    }
     // The resolved study beside its results, so the run can be repeated exactly.
     let study_file = out.join("study.json");
     let study_json = study.to_study_json();
@@ -357,9 +385,10 @@ fn run_one(ctx: &Ctx, study: &Study, out: &Path) -> anyhow::Result<u8> {
             study_file.display(),
             stage.name()
         );
+    } else {
+        npz_contract::atomic::write_atomic(&study_file, study_json.as_bytes())
+            .context("writing the resolved study")?;
     }
-    npz_contract::atomic::write_atomic(&study_file, study_json.as_bytes())
-        .context("writing the resolved study")?;
     let study_sha = runner::sha256_bytes(study_json.as_bytes());
     // Every phase works on the study as recorded, read back as `--design DIR/study.json` reads
     // it: rerunning a phase by hand with that file gives the same artifacts.
@@ -384,6 +413,24 @@ fn run_one(ctx: &Ctx, study: &Study, out: &Path) -> anyhow::Result<u8> {
         out,
         resources: resources.for_stages(),
         extra_args: &args.slurm.sbatch_args,
+        array_limit: args.slurm.array_limit,
+        max_array_size: args
+            .slurm
+            .max_array_size
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+    };
+    // Phase C's input is the base NPZ, if the study names one.
+    // (Absolute: record paths are otherwise relative to the study folder.)
+    let c_inputs: Vec<PathBuf> = study
+        .simulation
+        .base_npz
+        .iter()
+        .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
+        .collect();
+    let phases = Phases {
+        out,
+        study_sha: &study_sha,
+        c_inputs: &c_inputs,
     };
     match mode {
         Mode::Submit => {
@@ -392,22 +439,36 @@ fn run_one(ctx: &Ctx, study: &Study, out: &Path) -> anyhow::Result<u8> {
             if let (Some(r), None) = (study.replicate, args.replicate) {
                 argv.extend(["--replicate".to_string(), r.to_string()]);
             }
+            let prep = phases.prep_to_run(&study.design.dose_list, args.force, progress);
             let scripts = study_slurm::prepare(&chain, &argv)?;
             if args.dry_run {
-                progress.note("--dry-run: the study's SLURM stages, written; nothing submitted");
+                progress.note(&format!(
+                    "--dry-run: the study's SLURM stages, written; nothing submitted (prep would \
+                     run {} of {} dose(s))",
+                    prep.todo.len(),
+                    prep.doses.len()
+                ));
                 for script in scripts {
                     crate::output::emit(&script);
                 }
                 return Ok(exit::OK);
             }
+            phases.forget_for(&prep)?;
             // Each stage takes the study's lock while it runs.
             drop(_lock);
             // Replicates are followed once all are submitted.
             let wait =
                 (study.replicate.is_none() && args.slurm.wait).then_some(args.slurm.poll_interval);
-            return study_slurm::submit(&chain, wait, progress);
+            return study_slurm::submit(&chain, &prep, wait, progress);
+        }
+        Mode::Stage(Stage::Prep) => {
+            // Checked in `run`.
+            let index = args.dose_index.context("--stage prep needs --dose-index")?;
+            let dose = recorded.design.dose_list[index];
+            return phases.prep_dose(&recorded, dose, args.max_memory, progress);
         }
         Mode::Stage(Stage::Plan) => {
+            phases.record_after_prep(&study.design.dose_list, progress)?;
             let mut training = Vec::new();
             for method in methods {
                 let name = method.name();
@@ -446,17 +507,9 @@ fn run_one(ctx: &Ctx, study: &Study, out: &Path) -> anyhow::Result<u8> {
             drawn.report_and_compare(roots, progress)?;
             return Ok(code);
         }
-        Mode::Local | Mode::Stage(Stage::Prep) => {}
+        Mode::Local => {}
     }
 
-    // Phase C's input is the base NPZ, if the study names one.
-    // (Absolute: record paths are otherwise relative to the study folder.)
-    let c_inputs: Vec<PathBuf> = study
-        .simulation
-        .base_npz
-        .iter()
-        .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
-        .collect();
     match study_resume::verified(out, "phase_c", &study_sha, None, &c_inputs) {
         Ok(_) if !args.force => progress.note(&format!(
             "== study '{}': design ok; Phase C: outputs verified against {}, skipped",
@@ -508,6 +561,7 @@ fn run_one(ctx: &Ctx, study: &Study, out: &Path) -> anyhow::Result<u8> {
                 phase_c_root: phase_c.clone(),
                 out: phase_d.clone(),
                 study: recorded.clone(),
+                dose: None,
             };
             let code = cmd_overlap::execute(&overlap, progress)?;
             if code != exit::OK {
@@ -516,9 +570,6 @@ fn run_one(ctx: &Ctx, study: &Study, out: &Path) -> anyhow::Result<u8> {
             study_resume::record(out, "phase_d", &study_sha, None, &d_inputs)
                 .context("recording Phase D's outputs")?;
         }
-    }
-    if mode == Mode::Stage(Stage::Prep) {
-        return Ok(exit::OK);
     }
 
     let jobs = args.jobs.map_or_else(

@@ -32,6 +32,7 @@ mod run;
 mod signals;
 mod slurm_resources;
 mod study_args;
+mod study_prep;
 mod study_resume;
 mod study_slurm;
 

@@ -56,6 +56,27 @@ pub fn verified(
 ) -> Result<PhaseRecord, String> {
     let record = PhaseRecord::read(study_dir, phase)
         .ok_or_else(|| format!("no {}", phase_record_file(phase)))?;
+    let on_disk = files_under(study_dir, phase);
+    check(
+        study_dir,
+        record,
+        study_sha256,
+        tool_sha256,
+        inputs,
+        on_disk.len(),
+    )
+}
+
+/// `Ok(record)` when `record` was made from this study and these inputs and every file it
+/// names re-hashes to what it says (`on_disk`: how many files its folders hold now).
+fn check(
+    study_dir: &Path,
+    record: PhaseRecord,
+    study_sha256: &str,
+    tool_sha256: Option<&str>,
+    inputs: &[PathBuf],
+    on_disk: usize,
+) -> Result<PhaseRecord, String> {
     if record.study_sha256 != study_sha256 {
         return Err("the study changed".to_string());
     }
@@ -69,8 +90,7 @@ pub fn verified(
     if !names.iter().eq(record.inputs.keys()) {
         return Err("its inputs changed".to_string());
     }
-    let on_disk = files_under(study_dir, phase);
-    if on_disk.len() < record.outputs.len() {
+    if on_disk < record.outputs.len() {
         return Err("an output is missing".to_string());
     }
     let (problems, _) = record.check(study_dir, threads());
@@ -78,6 +98,62 @@ pub fn verified(
         Some(problem) => Err(problem.clone()),
         None => Ok(record),
     }
+}
+
+/// One dose's Phase C and D files, as a study on SLURM records each `prep` task's work:
+/// `phase_c/<dose>` and `phase_d/<dose>` (relative to `study_dir`), sorted.
+pub fn dose_outputs(study_dir: &Path, dose_dir: &str) -> Vec<PathBuf> {
+    let mut out = files_under(study_dir, &format!("phase_c/{dose_dir}"));
+    out.extend(files_under(study_dir, &format!("phase_d/{dose_dir}")));
+    out
+}
+
+/// Records one dose's Phase C and D files into `record_path` (outside the phase folders, so
+/// that the phases' own records, and their file lists, are the local run's).
+pub fn record_dose(
+    study_dir: &Path,
+    record_path: &Path,
+    dose_dir: &str,
+    study_sha256: &str,
+    inputs: &[PathBuf],
+) -> std::io::Result<PhaseRecord> {
+    let outputs = dose_outputs(study_dir, dose_dir);
+    let record = PhaseRecord::measure(
+        study_dir,
+        dose_dir,
+        study_sha256,
+        inputs,
+        &outputs,
+        threads(),
+    )?;
+    let text = runner::artifact_json(&record).map_err(std::io::Error::other)?;
+    npz_contract::atomic::write_atomic(record_path, text.as_bytes())?;
+    Ok(record)
+}
+
+/// The record [`record_dose`] wrote, if it reads as one of this dose.
+pub fn read_dose_record(record_path: &Path, dose_dir: &str) -> Option<PhaseRecord> {
+    let text =
+        npz_contract::confine::read_to_string_capped(record_path, npz_contract::confine::JSON_CAP)
+            .ok()?;
+    serde_json::from_str::<PhaseRecord>(&text).ok().filter(|r| {
+        r.format_version == reporting::verify::PHASE_RECORD_FORMAT_VERSION && r.phase == dose_dir
+    })
+}
+
+/// [`verified`] for one dose's record (by the same rules: the same study, the same inputs,
+/// every file as recorded).
+pub fn dose_verified(
+    study_dir: &Path,
+    record_path: &Path,
+    dose_dir: &str,
+    study_sha256: &str,
+    inputs: &[PathBuf],
+) -> Result<PhaseRecord, String> {
+    let record = read_dose_record(record_path, dose_dir)
+        .ok_or_else(|| format!("no record of {dose_dir}"))?;
+    let on_disk = dose_outputs(study_dir, dose_dir).len();
+    check(study_dir, record, study_sha256, None, inputs, on_disk)
 }
 
 /// Removes the phase's record before it runs: an interrupted phase leaves none.

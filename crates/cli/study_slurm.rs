@@ -4,22 +4,37 @@
 //! and three batch scripts under `DIR/slurm/`, each running this same command line with a
 //! hidden `--stage`:
 //!
-//! 1. `prep`: Phase C and Phase D (with the local study's resume rules);
-//! 2. `plan` (`afterok:prep`): each method's `train --executor slurm` (with its own resources;
-//!    a job the job check verifies complete is not submitted again), then submits `finish`
-//!    with `afterany` on every training array, so that a failed job is reported, not hidden;
+//! 1. `prep`: an array with one task per dose (`--dose-index`), each writing that dose's
+//!    Phase C dataset, then its Phase D views, and a record of them
+//!    (`DIR/slurm/prep/dose_<int>.record.json`). Only doses not verified complete are
+//!    submitted (none when the study's Phase C and D records verify, as a local rerun skips
+//!    them); each task writes only its own dose's folders;
+//! 2. `plan` (`afterok` on every `prep` array): writes the Phase C and D records (the local
+//!    run's, once, from the files the tasks wrote), then each method's `train --executor
+//!    slurm` (with its own resources; a job the job check verifies complete is not submitted
+//!    again), then submits `finish` with `afterany` on every training array, so that a failed
+//!    job is reported, not hidden;
 //! 3. `finish`: each method's `collect` and report, then the comparison.
 //!
-//! A stage that fails stops the stages after it (`--kill-on-invalid-dep=yes`). Each stage
-//! leaves its exit status in `DIR/slurm/<stage>.exit` and its output in
-//! `DIR/slurm/<stage>_<job>.log`; `DIR/slurm/stages.json` holds the job ids, from which
-//! `study --out DIR --status` (and `--wait`) tell where the study stands.
+//! Phase D is in the dose's task rather than an array of its own: it reads only that dose's
+//! Phase C files, so a second array (`aftercorr`) would double the jobs and add a dependency
+//! for nothing.
+//!
+//! A stage that fails stops the stages after it (`--kill-on-invalid-dep=yes`): one failed dose
+//! stops `plan`. Each stage leaves its exit status in `DIR/slurm/<stage>.exit` (each `prep`
+//! task in `DIR/slurm/prep/<dose index>.exit`) and its output in `DIR/slurm/<stage>_<job>.log`
+//! (`DIR/slurm/prep/<job>_<task>.log`); `DIR/slurm/stages.json` holds the job ids, from which
+//! `study --out DIR --status` (and `--wait`) tell where the study stands, and which dose
+//! failed.
 
 use crate::exit;
 use crate::progress::Progress;
 use anyhow::Context;
 use runner::shell::{shell_path, single_quoted};
-use runner::slurm::{ArrayRequest, Resources, SlurmCli, SlurmSettings, Submission};
+use runner::slurm::{
+    ArrayRequest, DEFAULT_MAX_ARRAY_SIZE, Resources, SlurmCli, SlurmSettings, Submission,
+    array_chunks,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,13 +44,15 @@ use std::time::Duration;
 pub const STUDY_SLURM_DIR: &str = "slurm";
 /// `DIR/slurm/stages.json`.
 pub const STAGES_FILE: &str = "stages.json";
+/// `DIR/slurm/prep`: each `prep` task's log, exit status and dose record.
+pub const PREP_DIR: &str = "prep";
 
 /// One stage of a study on SLURM (the hidden `--stage` flag).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
-    /// Phase C and Phase D.
+    /// Phase C and Phase D of one dose (an array task per dose).
     Prep,
-    /// Submits each method's training array(s), then `finish`.
+    /// The Phase C and D records, each method's training array(s), then `finish`.
     Plan,
     /// Collect, report and comparison.
     Finish,
@@ -55,7 +72,7 @@ impl Stage {
 
     fn what(self) -> &'static str {
         match self {
-            Stage::Prep => "Phase C and Phase D",
+            Stage::Prep => "Phase C and Phase D, one task per dose",
             Stage::Plan => "submits the training arrays",
             Stage::Finish => "collect, report and comparison",
         }
@@ -66,10 +83,29 @@ impl Stage {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stages {
-    /// Stage name -> job id.
+    /// Stage name -> job id (`prep`: its arrays' ids, comma-separated; absent when every dose
+    /// was verified complete).
     pub jobs: BTreeMap<String, String>,
+    /// The design's dose folders (`dose_1000`), by dose index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub doses: Vec<String>,
+    /// The `prep` arrays, in dose order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prep: Vec<PrepArray>,
     /// Each method's training, in the study's order (written by the `plan` stage).
     pub training: Vec<Training>,
+}
+
+/// One submitted `prep` array: task `t` runs dose index `first_index + t`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepArray {
+    /// SLURM's array job id.
+    pub job_id: String,
+    /// The dose index of task 0.
+    pub first_index: usize,
+    /// The task ids submitted, ascending.
+    pub tasks: Vec<usize>,
 }
 
 /// One method's training arrays.
@@ -84,6 +120,11 @@ pub struct Training {
 
 fn slurm_dir(out: &Path) -> PathBuf {
     out.join(STUDY_SLURM_DIR)
+}
+
+/// `DIR/slurm/prep`.
+pub fn prep_dir(out: &Path) -> PathBuf {
+    slurm_dir(out).join(PREP_DIR)
 }
 
 impl Stages {
@@ -116,9 +157,25 @@ pub struct Chain<'a> {
     pub resources: Resources,
     /// Extra `sbatch` arguments (`--sbatch-arg`), for every job.
     pub extra_args: &'a [String],
+    /// `--array-limit`, for the `prep` arrays as for training's.
+    pub array_limit: u32,
+    /// `--max-array-size` (`None`: the cluster's).
+    pub max_array_size: Option<usize>,
 }
 
-/// The batch script of `stage`: this command line with `--stage <stage>`.
+/// The `prep` stage's work: which doses of the design its array runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prep {
+    /// Every dose folder of the design, by dose index.
+    pub doses: Vec<String>,
+    /// The dose indices to run (ascending): those not verified complete.
+    pub todo: Vec<usize>,
+    /// Whether the study's Phase C and D records verified and stay (nothing to run).
+    pub keep_records: bool,
+}
+
+/// The batch script of `stage`: this command line with `--stage <stage>` (and, for `prep`,
+/// `--dose-index`: the array task's id plus the script's first argument).
 fn stage_script(
     stage: Stage,
     chain: &Chain<'_>,
@@ -139,15 +196,22 @@ fn stage_script(
         "# Written by `dose-overlap study --executor slurm`: the `{name}` stage ({}).\n",
         stage.what()
     ));
+    if stage == Stage::Prep {
+        s.push_str(
+            "# Task i of a submission with offset o (the first argument, 0 by default) runs \
+             dose index i + o.\n",
+        );
+    }
     s.push_str(&format!(
         "#SBATCH --job-name={}\n",
         directive_quote(&format!("dose-overlap-study-{name}"))
     ));
     // sbatch expands `%` patterns in the file name: a `%` of the path itself is spelled `%%`.
-    s.push_str(&format!(
-        "#SBATCH --output={}\n",
-        directive_quote(&format!("{}/{name}_%A.log", dir.replace('%', "%%")))
-    ));
+    let log = match stage {
+        Stage::Prep => format!("{}/{PREP_DIR}/%A_%a.log", dir.replace('%', "%%")),
+        _ => format!("{}/{name}_%A.log", dir.replace('%', "%%")),
+    };
+    s.push_str(&format!("#SBATCH --output={}\n", directive_quote(&log)));
     s.push_str(&format!(
         "#SBATCH --chdir={}\n",
         directive_quote(&workdir.to_string_lossy())
@@ -158,12 +222,22 @@ fn stage_script(
     words.extend(argv.iter().map(|a| single_quoted(a)));
     words.push("--stage".into());
     words.push(name.into());
+    if stage == Stage::Prep {
+        s.push_str("offset=\"${1:-0}\"\n");
+        s.push_str("index=$((SLURM_ARRAY_TASK_ID + offset))\n");
+        words.push("--dose-index".into());
+        words.push("\"$index\"".into());
+    }
     s.push_str(&words.join(" "));
     s.push('\n');
     s.push_str("status=$?\n");
-    s.push_str(&format!("dir={}\n", single_quoted(&dir)));
+    let (exit_dir, exit_name) = match stage {
+        Stage::Prep => (format!("{dir}/{PREP_DIR}"), "$index".to_string()),
+        _ => (dir, name.to_string()),
+    };
+    s.push_str(&format!("dir={}\n", single_quoted(&exit_dir)));
     s.push_str(&format!(
-        "echo \"$status\" > \"$dir/.{name}.exit.tmp\" && mv -f \"$dir/.{name}.exit.tmp\" \"$dir/{name}.exit\"\n"
+        "echo \"$status\" > \"$dir/.{exit_name}.exit.tmp\" && mv -f \"$dir/.{exit_name}.exit.tmp\" \"$dir/{exit_name}.exit\"\n"
     ));
     s.push_str("exit \"$status\"\n");
     Ok(s)
@@ -173,19 +247,37 @@ fn script_path(out: &Path, stage: Stage) -> PathBuf {
     slurm_dir(out).join(format!("{}.sbatch", stage.name()))
 }
 
+/// `DIR/slurm/prep/<index>.exit`.
+fn prep_exit_file(out: &Path, index: usize) -> PathBuf {
+    prep_dir(out).join(format!("{index}.exit"))
+}
+
+/// Removes `path`; a missing file is no error.
+pub fn remove_if_there(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Under the study's lock: forgets the previous submission's stage statuses and writes the
 /// three stage scripts (`argv`: this command line after the program, [`stage_argv`]).
 /// Returns the scripts' text, for `--dry-run`.
 pub fn prepare(chain: &Chain<'_>, argv: &[String]) -> anyhow::Result<Vec<String>> {
     let dir = slurm_dir(chain.out);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(prep_dir(chain.out))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     for stage in Stage::ALL {
-        let exit_file = dir.join(format!("{}.exit", stage.name()));
-        match std::fs::remove_file(&exit_file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", exit_file.display()));
-            }
-            _ => {}
+        remove_if_there(&dir.join(format!("{}.exit", stage.name())))?;
+    }
+    // Every earlier `prep` task's status: `--status` reads those of this submission only.
+    let entries = std::fs::read_dir(prep_dir(chain.out))
+        .with_context(|| format!("reading {}", prep_dir(chain.out).display()))?;
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".exit") {
+            remove_if_there(&entry.path())?;
         }
     }
     Stages::default().write(chain.out)?;
@@ -225,7 +317,11 @@ pub fn stage_argv() -> Vec<String> {
 fn settings(chain: &Chain<'_>, stage: Stage) -> SlurmSettings {
     SlurmSettings {
         resources: chain.resources.clone(),
-        array_limit: 0,
+        array_limit: if stage == Stage::Prep {
+            chain.array_limit
+        } else {
+            0
+        },
         extra_args: chain.extra_args.to_vec(),
         job_name: format!("dose-overlap-study-{}", stage.name()),
     }
@@ -249,22 +345,121 @@ fn submit_stage(
         .with_context(|| format!("submitting the study's `{}` stage", stage.name()))
 }
 
-/// After [`prepare`] (and with the study's lock released: each stage takes it): submits
-/// `prep` and `plan`; with `wait`, follows the study to its end.
-pub fn submit(chain: &Chain<'_>, wait: Option<u64>, progress: &Progress) -> anyhow::Result<u8> {
-    let prep = submit_stage(chain, Stage::Prep, None)?;
-    let plan = submit_stage(chain, Stage::Plan, Some(&format!("afterok:{prep}")))?;
-    let stages = Stages {
-        jobs: BTreeMap::from([
-            ("prep".to_string(), prep.clone()),
-            ("plan".to_string(), plan.clone()),
-        ]),
+/// Submits the `prep` arrays: one task per dose of `prep.todo`, in arrays no larger than the
+/// cluster's MaxArraySize (each array's first dose index its script's argument).
+fn submit_prep(
+    chain: &Chain<'_>,
+    prep: &Prep,
+    progress: &Progress,
+) -> anyhow::Result<Vec<PrepArray>> {
+    if prep.todo.is_empty() {
+        return Ok(Vec::new());
+    }
+    let max = match chain.max_array_size {
+        Some(n) => n,
+        None => SlurmCli.max_array_size().unwrap_or_else(|e| {
+            progress.note(&format!(
+                "note: {e}; assuming SLURM's default MaxArraySize {DEFAULT_MAX_ARRAY_SIZE}"
+            ));
+            DEFAULT_MAX_ARRAY_SIZE
+        }),
+    };
+    let settings = settings(chain, Stage::Prep);
+    let script = script_path(chain.out, Stage::Prep);
+    let mut arrays = Vec::new();
+    for (first, count) in array_chunks(prep.doses.len(), max) {
+        let tasks: Vec<usize> = prep
+            .todo
+            .iter()
+            .filter(|&&i| (first..first + count).contains(&i))
+            .map(|&i| i - first)
+            .collect();
+        if tasks.is_empty() {
+            continue;
+        }
+        let submitted = SlurmCli.submit_array(&ArrayRequest {
+            script: &script,
+            tasks: &tasks,
+            settings: &settings,
+            dependency: None,
+            script_args: &[first.to_string()],
+        });
+        match submitted {
+            Ok(job_id) => arrays.push(PrepArray {
+                job_id,
+                first_index: first,
+                tasks,
+            }),
+            Err(e) => {
+                // What did go out is recorded, so that `--status` names it.
+                let stages = Stages {
+                    jobs: prep_jobs(&arrays),
+                    doses: prep.doses.clone(),
+                    prep: arrays,
+                    training: Vec::new(),
+                };
+                stages.write(chain.out)?;
+                return Err(e).context(format!(
+                    "submitting the study's `prep` stage (doses {first}-{})",
+                    first + count - 1
+                ));
+            }
+        }
+    }
+    Ok(arrays)
+}
+
+/// `jobs` with the `prep` arrays' ids (none: no entry).
+fn prep_jobs(arrays: &[PrepArray]) -> BTreeMap<String, String> {
+    let ids: Vec<&str> = arrays.iter().map(|a| a.job_id.as_str()).collect();
+    let mut jobs = BTreeMap::new();
+    if !ids.is_empty() {
+        jobs.insert("prep".to_string(), ids.join(","));
+    }
+    jobs
+}
+
+/// After [`prepare`] (and with the study's lock released: each stage takes it): submits the
+/// `prep` arrays and `plan` (`afterok` on every `prep` array); with `wait`, follows the study
+/// to its end.
+pub fn submit(
+    chain: &Chain<'_>,
+    prep: &Prep,
+    wait: Option<u64>,
+    progress: &Progress,
+) -> anyhow::Result<u8> {
+    let arrays = submit_prep(chain, prep, progress)?;
+    let dependency = (!arrays.is_empty()).then(|| {
+        let ids: Vec<&str> = arrays.iter().map(|a| a.job_id.as_str()).collect();
+        format!("afterok:{}", ids.join(":"))
+    });
+    let plan = submit_stage(chain, Stage::Plan, dependency.as_deref());
+    let mut stages = Stages {
+        jobs: prep_jobs(&arrays),
+        doses: prep.doses.clone(),
+        prep: arrays,
         training: Vec::new(),
     };
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(e) => {
+            stages.write(chain.out)?;
+            return Err(e);
+        }
+    };
+    stages.jobs.insert("plan".to_string(), plan.clone());
     stages.write(chain.out)?;
+    let prep_line = match stages.jobs.get("prep") {
+        Some(ids) => format!(
+            "prep job {ids} ({} of {} dose(s): Phase C, D)",
+            prep.todo.len(),
+            prep.doses.len()
+        ),
+        None => "no prep job (every dose's Phase C and D verified complete)".to_string(),
+    };
     crate::output::outln!(
-        "→ Submitted the study to SLURM: prep job {prep} (Phase C, D), plan job {plan} (training \
-         arrays, then finish)"
+        "→ Submitted the study to SLURM: {prep_line}, plan job {plan} (training arrays, then \
+         finish)"
     );
     let Some(poll) = wait else {
         crate::output::outln!(
@@ -294,17 +489,50 @@ pub fn submit_finish(chain: &Chain<'_>, training: Vec<Training>) -> anyhow::Resu
     Ok(finish)
 }
 
+/// A `prep` task that failed: its dose, task, what happened and its log.
+#[derive(Clone, Debug, PartialEq)]
+struct DoseFailure {
+    /// `dose_1000`.
+    dose: String,
+    /// `123_4`.
+    task: String,
+    /// `exit 2`, or SLURM's state when the task left no exit status.
+    what: String,
+    /// Its log.
+    log: PathBuf,
+    /// Its exit status, when it left one.
+    code: Option<i32>,
+}
+
 /// Where one stage stands.
 #[derive(Clone, Debug, PartialEq)]
 enum StageState {
     /// Not submitted (yet).
     NotSubmitted,
+    /// `prep`: every dose was verified complete; no array was submitted.
+    NothingToDo,
     /// Listed by SLURM, not ended: its state and reason (`PENDING`, `Dependency`).
     Queued(String, String),
-    /// Ended with this exit status.
+    /// `prep`: tasks not all ended, none failed: how many ended well, of how many, and the
+    /// others' states.
+    Doses {
+        done: usize,
+        total: usize,
+        queued: BTreeMap<String, usize>,
+    },
+    /// Ended with this exit status (`prep`: every task, 0).
     Ended(i32),
+    /// `prep`: these doses' tasks failed (the others may still run).
+    DosesFailed(Vec<DoseFailure>),
     /// Ended without an exit status: cancelled, killed, or never started.
     Vanished(Option<String>),
+}
+
+impl StageState {
+    fn failed(&self) -> bool {
+        matches!(self, StageState::Ended(c) if *c != 0)
+            || matches!(self, StageState::Vanished(_) | StageState::DosesFailed(_))
+    }
 }
 
 const TERMINAL: &[&str] = &[
@@ -319,16 +547,93 @@ const TERMINAL: &[&str] = &[
     "DEADLINE",
 ];
 
-/// Each stage's state, in order (SLURM is asked first, then the exit file read: a stage
+/// The `prep` stage's state from its tasks' exit files and what SLURM lists.
+fn prep_state(
+    out: &Path,
+    stages: &Stages,
+    listed: &BTreeMap<String, (String, String)>,
+) -> StageState {
+    if stages.prep.is_empty() {
+        return match stages.jobs.contains_key("plan") {
+            true => StageState::NothingToDo,
+            false => StageState::NotSubmitted,
+        };
+    }
+    let (mut done, mut total) = (0, 0);
+    let mut queued: BTreeMap<String, usize> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for array in &stages.prep {
+        for &task in &array.tasks {
+            total += 1;
+            let index = array.first_index + task;
+            let id = format!("{}_{task}", array.job_id);
+            let failure = |what: String, code: Option<i32>| DoseFailure {
+                dose: stages
+                    .doses
+                    .get(index)
+                    .cloned()
+                    .unwrap_or_else(|| format!("dose index {index}")),
+                task: id.clone(),
+                what,
+                log: prep_dir(out).join(format!("{id}.log")),
+                code,
+            };
+            match std::fs::read_to_string(prep_exit_file(out, index)) {
+                Ok(text) => match text.trim().parse::<i32>() {
+                    Ok(0) => done += 1,
+                    Ok(code) => failed.push(failure(format!("exit {code}"), Some(code))),
+                    Err(_) => failed.push(failure("an unreadable exit status".into(), None)),
+                },
+                Err(_) => match listed.get(&id) {
+                    Some((state, _)) if !TERMINAL.contains(&state.as_str()) => {
+                        *queued.entry(state.clone()).or_default() += 1;
+                    }
+                    Some((state, _)) => {
+                        failed.push(failure(format!("{state}, without an exit status"), None))
+                    }
+                    None => failed.push(failure(
+                        "gone from the queue without an exit status".into(),
+                        None,
+                    )),
+                },
+            }
+        }
+    }
+    if !failed.is_empty() {
+        StageState::DosesFailed(failed)
+    } else if done == total {
+        StageState::Ended(0)
+    } else {
+        StageState::Doses {
+            done,
+            total,
+            queued,
+        }
+    }
+}
+
+/// Each stage's state, in order (SLURM is asked first, then the exit files read: a stage
 /// writes its exit status before it ends).
 fn stage_states(
     out: &Path,
     stages: &Stages,
 ) -> anyhow::Result<Vec<(Stage, Option<String>, StageState)>> {
-    let ids: Vec<String> = stages.jobs.values().cloned().collect();
+    let mut ids: Vec<String> = stages.prep.iter().map(|a| a.job_id.clone()).collect();
+    ids.extend(
+        stages
+            .jobs
+            .iter()
+            .filter(|(stage, _)| *stage != "prep")
+            .map(|(_, id)| id.clone()),
+    );
     let listed = SlurmCli.job_states(&ids)?;
     let mut states = Vec::new();
     for stage in Stage::ALL {
+        if stage == Stage::Prep {
+            let id = stages.jobs.get("prep").cloned();
+            states.push((stage, id, prep_state(out, stages, &listed)));
+            continue;
+        }
         let Some(id) = stages.jobs.get(stage.name()) else {
             states.push((stage, None, StageState::NotSubmitted));
             continue;
@@ -353,20 +658,57 @@ fn stage_states(
     Ok(states)
 }
 
+/// At most this many failed doses are named in one line; the rest are counted.
+const NAMED_FAILURES: usize = 5;
+
 fn describe(state: &StageState) -> String {
     match state {
         StageState::NotSubmitted => "not submitted yet".into(),
+        StageState::NothingToDo => "every dose verified complete, nothing submitted".into(),
         StageState::Queued(state, reason) if reason.is_empty() || reason == "None" => state.clone(),
         StageState::Queued(state, reason) => format!("{state} ({reason})"),
+        StageState::Doses {
+            done,
+            total,
+            queued,
+        } => {
+            let others: Vec<String> = queued.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            format!(
+                "{done} of {total} dose(s) done; {}",
+                if others.is_empty() {
+                    "the others not listed yet".to_string()
+                } else {
+                    others.join(", ")
+                }
+            )
+        }
         StageState::Ended(0) => "done".into(),
         StageState::Ended(code) => format!("failed (exit {code})"),
+        StageState::DosesFailed(failures) => {
+            let named: Vec<String> = failures
+                .iter()
+                .take(NAMED_FAILURES)
+                .map(|f| format!("{} (task {}, {})", f.dose, f.task, f.what))
+                .collect();
+            let more = failures.len().saturating_sub(NAMED_FAILURES);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("failed for {}{more}", named.join(", "))
+        }
         StageState::Vanished(Some(state)) => format!("{state}, without an exit status"),
         StageState::Vanished(None) => "gone from the queue without an exit status".into(),
     }
 }
 
-fn log_of(out: &Path, stage: Stage, id: &str) -> String {
-    shell_path(&slurm_dir(out).join(format!("{}_{id}.log", stage.name())))
+/// The log of a stage (`prep`: of its first failed task).
+fn log_of(out: &Path, stage: Stage, id: &str, state: &StageState) -> String {
+    match state {
+        StageState::DosesFailed(failures) if !failures.is_empty() => shell_path(&failures[0].log),
+        _ => shell_path(&slurm_dir(out).join(format!("{}_{id}.log", stage.name()))),
+    }
 }
 
 /// Training progress of one method: `6 task(s): 4 done, 1 failed, 1 RUNNING`.
@@ -413,7 +755,8 @@ fn training_line(t: &Training) -> anyhow::Result<String> {
     ))
 }
 
-/// `study --out DIR --status`: each stage with its job id and state, and each method's tasks.
+/// `study --out DIR --status`: each stage with its job id and state (each failed dose's task
+/// and log), and each method's tasks.
 pub fn status(out: &Path) -> anyhow::Result<u8> {
     let Some(stages) = Stages::read(out)? else {
         anyhow::bail!(
@@ -430,8 +773,18 @@ pub fn status(out: &Path) -> anyhow::Result<u8> {
             .as_deref()
             .map_or("-".to_string(), |i| format!("job {i}"));
         crate::output::outln!("{:<7} {job:<12} {}", stage.name(), describe(&state));
-        failed |= matches!(state, StageState::Ended(c) if c != 0)
-            || matches!(state, StageState::Vanished(_));
+        failed |= state.failed();
+        if let StageState::DosesFailed(failures) = &state {
+            for f in failures {
+                crate::output::outln!(
+                    "  {} failed (task {}, {}): {}",
+                    f.dose,
+                    f.task,
+                    f.what,
+                    shell_path(&f.log)
+                );
+            }
+        }
         if stage == Stage::Plan {
             for t in &stages.training {
                 crate::output::outln!("  {}", training_line(t)?);
@@ -441,7 +794,8 @@ pub fn status(out: &Path) -> anyhow::Result<u8> {
     Ok(if failed { exit::FAILURE } else { exit::OK })
 }
 
-/// Polls the stages until `finish` ends (its exit status) or a stage fails (its log named).
+/// Polls the stages until `finish` ends (its exit status) or a stage fails (its log named;
+/// for `prep`, the failed doses).
 pub fn follow(out: &Path, poll: u64, progress: &Progress) -> anyhow::Result<u8> {
     let cancel = crate::signals::token()?;
     let mut last = String::new();
@@ -464,12 +818,16 @@ pub fn follow(out: &Path, poll: u64, progress: &Progress) -> anyhow::Result<u8> 
                     progress.clear();
                     crate::output::outln!(
                         "study finished on SLURM (finish job {id}, exit {code}); its output: {}",
-                        log_of(out, *stage, id)
+                        log_of(out, *stage, id, state)
                     );
                     return Ok(u8::try_from(*code).unwrap_or(exit::FAILURE));
                 }
-                StageState::Ended(0) | StageState::Queued(..) | StageState::NotSubmitted => {}
-                StageState::Ended(_) | StageState::Vanished(_) => {
+                StageState::Ended(0)
+                | StageState::Queued(..)
+                | StageState::Doses { .. }
+                | StageState::NothingToDo
+                | StageState::NotSubmitted => {}
+                StageState::Ended(_) | StageState::Vanished(_) | StageState::DosesFailed(_) => {
                     progress.clear();
                     eprintln!(
                         "error: the study's `{}` stage ({}; job {id}) {}: see {}; the stages \
@@ -477,12 +835,16 @@ pub fn follow(out: &Path, poll: u64, progress: &Progress) -> anyhow::Result<u8> 
                         stage.name(),
                         stage.what(),
                         describe(state),
-                        log_of(out, *stage, id)
+                        log_of(out, *stage, id, state)
                     );
-                    return Ok(match state {
-                        StageState::Ended(code) => u8::try_from(*code).unwrap_or(exit::FAILURE),
-                        _ => exit::FAILURE,
-                    });
+                    let code = match state {
+                        StageState::Ended(code) => Some(*code),
+                        StageState::DosesFailed(failures) => failures.iter().find_map(|f| f.code),
+                        _ => None,
+                    };
+                    return Ok(code
+                        .and_then(|c| u8::try_from(c).ok())
+                        .unwrap_or(exit::FAILURE));
                 }
             }
         }

@@ -762,10 +762,35 @@ fn study_through_slurm_equals_local_study() {
     for stage in ["prep", "plan", "finish"] {
         assert!(stages["jobs"][stage].is_string(), "{stages}");
     }
+    // Phase C and D ran as one array with a task per dose of the tiny design, each writing
+    // its own log (named by SLURM: array job _ task) and exit status.
+    assert_eq!(
+        stages["doses"],
+        serde_json::json!(["dose_1000", "dose_10000", "dose_100000"])
+    );
+    let prep = stages["prep"].as_array().unwrap();
+    assert_eq!(prep.len(), 1, "{stages}");
+    assert_eq!(prep[0]["first_index"], 0);
+    assert_eq!(prep[0]["tasks"], serde_json::json!([0, 1, 2]));
+    let prep_job = prep[0]["job_id"].as_str().unwrap();
+    assert_eq!(stages["jobs"]["prep"], prep_job);
+    for task in 0..3 {
+        let dir = root.join("s/slurm/prep");
+        assert!(dir.join(format!("{prep_job}_{task}.log")).is_file());
+        assert_eq!(read(&dir.join(format!("{task}.exit"))), b"0\n");
+    }
+    let script = String::from_utf8(read(&root.join("s/slurm/prep.sbatch"))).unwrap();
+    assert!(
+        script.contains("--stage prep --dose-index \"$index\"\n"),
+        "{script}"
+    );
 
     // A rerun: Phase C and D verified, every training job verified complete, nothing trained.
     let output = study(root, &on_slurm);
     common::succeeded(&output);
+    let stages = read_json(&root.join("s/slurm/stages.json"));
+    assert!(stages["jobs"].get("prep").is_none(), "{stages}");
+    assert!(stages.get("prep").is_none(), "{stages}");
     for method in ["native-ml", "native-epie"] {
         let submission =
             read_json(&root.join(format!("s/artifacts/{method}/slurm/submission.json")));
@@ -790,11 +815,16 @@ fn study_through_slurm_equals_local_study() {
         .to_string();
     assert!(text.contains(&format!("finish  job {finish}")), "{text}");
     assert!(text.contains("every job verified complete"), "{text}");
+    assert!(
+        text.contains("every dose verified complete, nothing submitted"),
+        "{text}"
+    );
 }
 
 /// `study --replicates 2 --executor slurm --wait`: each replicate's stages on the real
-/// cluster (each chain running its own replicate), then the aggregate; every file equals the
-/// local study's with replicates byte for byte.
+/// cluster (each chain running its own replicate, its `prep` split into arrays no larger than
+/// `--max-array-size`), then the aggregate; every file equals the local study's with
+/// replicates byte for byte.
 #[test]
 fn study_with_replicates_through_slurm_equals_local() {
     if !cluster() {
@@ -811,14 +841,34 @@ fn study_with_replicates_through_slurm_equals_local() {
             .unwrap()
     };
     common::succeeded(&study(local_dir.path(), &[]));
+    // Arrays of at most 2 tasks: each replicate's 3 doses go out as two `prep` arrays, the
+    // second's task 0 running dose index 2 (its script's offset).
     let output = study(
         dir.path(),
-        &["--executor", "slurm", "--wait", "--poll-interval", "1"],
+        &[
+            "--executor",
+            "slurm",
+            "--wait",
+            "--poll-interval",
+            "1",
+            "--max-array-size",
+            "2",
+        ],
     );
     common::succeeded(&output);
     for r in ["replicate_01", "replicate_02"] {
         let stages = read_json(&dir.path().join(format!("s/{r}/slurm/stages.json")));
         assert!(stages["jobs"]["finish"].is_string(), "{stages}");
+        let prep = stages["prep"].as_array().unwrap();
+        assert_eq!(prep.len(), 2, "{stages}");
+        assert_eq!(prep[0]["first_index"], 0);
+        assert_eq!(prep[0]["tasks"], serde_json::json!([0, 1]));
+        assert_eq!(prep[1]["first_index"], 2);
+        assert_eq!(prep[1]["tasks"], serde_json::json!([0]));
+        let second = prep[1]["job_id"].as_str().unwrap();
+        let log = dir.path().join(format!("s/{r}/slurm/prep/{second}_0.log"));
+        let log = String::from_utf8(read(&log)).unwrap();
+        assert!(log.contains("dose_100000"), "{log}");
     }
     let local = study_files(&local_dir.path().join("s"));
     let cluster_files = study_files(&dir.path().join("s"));
@@ -856,9 +906,111 @@ fn a_failed_study_stage_stops_the_chain() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("the study's `prep` stage"), "{stderr}");
-    assert!(stderr.contains("failed (exit 2)"), "{stderr}");
-    assert!(stderr.contains("s/slurm/prep_"), "{stderr}");
+    // Every dose's task reads the base NPZ: the first to fail is named, with its log.
+    assert!(stderr.contains("failed for dose_"), "{stderr}");
+    assert!(stderr.contains(", exit 2)"), "{stderr}");
+    assert!(stderr.contains("s/slurm/prep/"), "{stderr}");
     assert!(!root.join("s/slurm/plan.exit").exists());
+}
+
+/// One dose's Phase C task that fails (its folder is taken by a file) stops the chain:
+/// `--wait` and `--status` name the `prep` stage, that dose, its task and its log, and `plan`
+/// never runs; the other doses' tasks finish. Submitted again once the cause is gone, only
+/// that dose is run (the others verified against their records, their files untouched), and
+/// the study equals the local one byte for byte.
+#[test]
+fn a_failed_dose_stops_the_chain_and_a_rerun_runs_only_it() {
+    if !cluster() {
+        return;
+    }
+    let (local_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let root = dir.path();
+    let study = |at: &Path, extra: &[&str]| {
+        cli()
+            .current_dir(at)
+            .args([
+                "-q", "study", "--preset", "tiny", "--epochs", "1", "--out", "s",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    common::succeeded(&study(local_dir.path(), &[]));
+    std::fs::create_dir_all(root.join("s/phase_c")).unwrap();
+    std::fs::write(root.join("s/phase_c/dose_10000"), b"in the way").unwrap();
+    let on_slurm = ["--executor", "slurm", "--wait", "--poll-interval", "1"];
+    let output = study(root, &on_slurm);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stages = read_json(&root.join("s/slurm/stages.json"));
+    let job = stages["prep"][0]["job_id"].as_str().unwrap().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "error: the study's `prep` stage (Phase C and Phase D, one task per dose; job {job}) \
+             failed for dose_10000 (task {job}_1, exit 2): see s/slurm/prep/{job}_1.log"
+        )),
+        "{stderr}"
+    );
+    // The other doses' tasks end well; `plan` is cancelled by SLURM, never run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(root.join("s/slurm/prep/0.exit").is_file()
+        && root.join("s/slurm/prep/2.exit").is_file())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "doses 0 and 2 did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(read(&root.join("s/slurm/prep/0.exit")), b"0\n");
+    assert_eq!(read(&root.join("s/slurm/prep/1.exit")), b"2\n");
+    let log = String::from_utf8(read(&root.join(format!("s/slurm/prep/{job}_1.log")))).unwrap();
+    assert!(log.contains("dose_10000"), "{log}");
+    assert!(!root.join("s/slurm/plan.exit").exists());
+    assert!(!root.join("s/phase_c.record.json").exists());
+    let status = cli()
+        .current_dir(root)
+        .args(["study", "--out", "s", "--status"])
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(1));
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(text.starts_with(&format!("prep    job {job} ")), "{text}");
+    assert!(
+        text.contains(&format!(
+            " failed for dose_10000 (task {job}_1, exit 2)\n  dose_10000 failed (task {job}_1, \
+             exit 2): s/slurm/prep/{job}_1.log\n"
+        )),
+        "{text}"
+    );
+
+    // The cause gone, a rerun submits only dose_10000; the others' files are not rewritten.
+    std::fs::remove_file(root.join("s/phase_c/dose_10000")).unwrap();
+    let kept = root.join("s/phase_c/dose_1000/patched_train.npz");
+    let modified = std::fs::metadata(&kept).unwrap().modified().unwrap();
+    let output = study(root, &on_slurm);
+    common::succeeded(&output);
+    let stages = read_json(&root.join("s/slurm/stages.json"));
+    assert_eq!(stages["prep"].as_array().unwrap().len(), 1, "{stages}");
+    assert_eq!(
+        stages["prep"][0]["tasks"],
+        serde_json::json!([1]),
+        "{stages}"
+    );
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().modified().unwrap(),
+        modified
+    );
+    let local = study_files(&local_dir.path().join("s"));
+    let cluster_files = study_files(&root.join("s"));
+    assert!(local.contains_key("phase_d.record.json"));
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        cluster_files.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &local {
+        assert!(&cluster_files[name] == bytes, "{name} differs");
+    }
 }
 
 /// `study --executor slurm --dry-run` writes and prints the three stage scripts (each this
@@ -894,7 +1046,12 @@ fn study_slurm_dry_run_and_refusals() {
         let script =
             String::from_utf8(read(&root.join(format!("s/slurm/{stage}.sbatch")))).unwrap();
         assert!(stdout.contains(&script), "{stdout}");
-        assert!(script.contains(&format!("--stage {stage}\n")), "{script}");
+        // `prep` is an array: its task's id (plus the script's offset) is the dose's index.
+        let call = match stage {
+            "prep" => "--stage prep --dose-index \"$index\"\n".to_string(),
+            _ => format!("--stage {stage}\n"),
+        };
+        assert!(script.contains(&call), "{script}");
         assert!(!script.contains("--dry-run"), "{script}");
         assert!(script.contains("#SBATCH --mem=\"2G\"\n"), "{script}");
         // Stage jobs use no GPU, and a method's time limit is its training array's only.
