@@ -238,10 +238,15 @@ pub fn prepare_case(fixture: &Fixture, seed: u64, case: u64) -> anyhow::Result<M
     std::fs::create_dir_all(dir.join("out"))?;
     std::fs::create_dir_all(&outside)?;
     std::fs::write(outside.join("victim.json"), b"{}\n")?;
-    mutate_artifact::copy_tree(&fixture.seed_root(), &root)
+    // Hard links: a copy of 8 MB per case took most of a case's time on a busy disk. The
+    // commands replace what they write (temporary file, then rename), so they cannot change
+    // the pristine root through a link; one that wrote a file in place would show as a
+    // change of the twin, a finding.
+    mutate_artifact::copy_tree(&fixture.seed_root(), &root, true)
         .with_context(|| format!("copying the root into {}", root.display()))?;
     let mut rng = Rng::new(seed, case);
     let (file, kind) = mutate_artifact::pick(&fixture.files, &mut rng);
+    mutate_artifact::unshare(&root.join(&file))?;
     mutate_artifact::apply(&root, &outside, &file, kind, &mut rng)
         .with_context(|| format!("mutating {} ({})", file.display(), kind.name()))
 }
@@ -515,6 +520,8 @@ pub struct Summary {
     pub skipped: u64,
     /// Largest peak of one command, and most CPU time of one case.
     pub worst: (usize, Duration),
+    /// CPU time of all cases' commands together (what the cases cost on an idle machine).
+    pub cpu: Duration,
     /// The findings.
     pub findings: Vec<Finding>,
 }
@@ -643,6 +650,7 @@ pub fn run_cases(fixture: &Fixture, campaign: &Campaign) -> anyhow::Result<Summa
         let total: Duration = ran.iter().map(|(_, r)| r.cpu).sum();
         let peak = ran.iter().map(|(_, r)| r.peak).max().unwrap_or(0);
         summary.worst = (summary.worst.0.max(peak), summary.worst.1.max(total));
+        summary.cpu += total;
         summary
             .findings
             .extend(judge(case, &mutation, &ran, &escaped, campaign.time_limit));
@@ -682,7 +690,7 @@ pub fn write_findings(
         // The case again (it is a function of the seed and the number), as it was before the
         // commands ran.
         prepare_case(fixture, seed, f.case)?;
-        mutate_artifact::copy_tree(&fixture.case_dir().join("root"), &out.join("root"))?;
+        mutate_artifact::copy_tree(&fixture.case_dir().join("root"), &out.join("root"), false)?;
         written.push(out);
     }
     Ok(written)

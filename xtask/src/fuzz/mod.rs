@@ -465,10 +465,11 @@ fn run_artifacts(
         .map(|(n, c)| format!("{n} {c}"))
         .collect();
     eprintln!(
-        "fuzz: artifacts: {} cases in {took:.1} s ({:.1}/s, seed {seed}): {}; mutations: {}; \
-         memory {}; worst case {:.1} MiB peak, {:?}",
+        "fuzz: artifacts: {} cases in {took:.1} s ({:.1}/s; commands {:.0} ms of CPU per case; \
+         seed {seed}): {}; mutations: {}; memory {}; worst case {:.1} MiB peak, {:?} of CPU",
         summary.cases,
         summary.cases as f64 / took.max(1e-9),
+        summary.cpu.as_secs_f64() * 1e3 / summary.cases.max(1) as f64,
         per_command.join(", "),
         per_kind.join(", "),
         if counting { "checked" } else { "NOT checked" },

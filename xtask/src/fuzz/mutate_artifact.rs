@@ -323,7 +323,7 @@ pub fn apply(
                 "dir-{}",
                 dir.file_name().unwrap_or_default().to_string_lossy()
             ));
-            copy_tree(&dir, &copy)?;
+            copy_tree(&dir, &copy, false)?;
             std::fs::remove_dir_all(&dir)?;
             std::os::unix::fs::symlink(&copy, &dir)?;
             let rel = dir.strip_prefix(root).unwrap_or(&dir);
@@ -556,8 +556,9 @@ fn get_ref<'a>(v: &'a Value, pointer: &[Step]) -> &'a Value {
 }
 
 /// Copies `from` to `to` (created), keeping links as links, FIFOs as FIFOs, and never
-/// opening anything but a regular file.
-pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// opening anything but a regular file; with `hard`, regular files are hard links (a case's
+/// copy: [`unshare`] the file before writing it).
+pub fn copy_tree(from: &Path, to: &Path, hard: bool) -> std::io::Result<()> {
     use std::os::unix::fs::FileTypeExt;
     std::fs::create_dir_all(to)?;
     let mut entries: Vec<_> = std::fs::read_dir(from)?.collect::<Result<_, _>>()?;
@@ -568,14 +569,24 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         if t.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
         } else if t.is_dir() {
-            copy_tree(&src, &dst)?;
+            copy_tree(&src, &dst, hard)?;
         } else if t.is_fifo() {
             std::process::Command::new("mkfifo").arg(&dst).status()?;
+        } else if t.is_file() && hard {
+            std::fs::hard_link(&src, &dst)?;
         } else if t.is_file() {
             std::fs::copy(&src, &dst)?;
         }
     }
     Ok(())
+}
+
+/// Makes `path`, a hard link of a [`copy_tree`], a file of its own, so that writing it leaves
+/// the original as it was.
+pub fn unshare(path: &Path) -> std::io::Result<()> {
+    let bytes = std::fs::read(path)?;
+    std::fs::remove_file(path)?;
+    std::fs::write(path, bytes)
 }
 
 #[cfg(test)]
