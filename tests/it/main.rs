@@ -13,6 +13,8 @@ mod hostile;
 // Regressions of issue 26 (hostile artifacts): a received run or study cannot make a command
 // write, read or hang outside it.
 mod hostile_artifacts;
+// `cargo xtask fuzz --target artifacts` on a fixed number of cases, and a planted bug found.
+mod fuzz_artifacts;
 // `dose-overlap train`: job matrix, dry runs, child-process trainers, manifest, skip summary.
 mod train;
 // `dose-overlap generate`: Phase C trees.

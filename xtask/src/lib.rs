@@ -2,8 +2,8 @@
 //! the real-trainer check (`pinn-check`), and the in-process fuzzer of hostile input (`fuzz`).
 //! A library as well as a binary, so that the integration tests can run the real check mode.
 //!
-//! Keep dependencies few (anyhow, serde_json, sha2, and the two crates the fuzzer exercises):
-//! xtask builds on every call.
+//! Keep dependencies few (anyhow, serde_json, sha2, and the crates the fuzzer exercises: the NPZ
+//! contract, the study loader, the reporting library): xtask builds on every call.
 
 pub mod baseline;
 pub mod fuzz;
@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 pub const USAGE: &str = "usage: cargo xtask baseline [--check | --bless] [--with-tests] [--out DIR] \
                      [--binary PATH] [--golden DIR]\n       cargo xtask pinn-check [--binary PATH] \
                      [--out DIR] [--epochs N]   (needs $PTYCHO_TRAIN and $PTYCHO_PYTHON)\n       \
-                     cargo xtask fuzz [--seconds N] [--seed S]";
+                     cargo xtask fuzz [--target all|inputs|artifacts] [--seconds N] [--seed S] [--case N] \
+                     [--binary PATH]";
 
 /// Runs `cargo xtask ARGS...` and returns the exit code.
 pub fn run(args: Vec<String>) -> anyhow::Result<u8> {

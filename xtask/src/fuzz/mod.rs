@@ -1,7 +1,10 @@
-//! `cargo xtask fuzz --seconds N [--seed S]`: an in-process, seeded, time-bounded fuzzer over
-//! the NPZ reader, `validate` (full and header-only) and the study-file loader.
+//! `cargo xtask fuzz [--target all|inputs|artifacts] --seconds N [--seed S]`: an in-process,
+//! seeded, time-bounded fuzzer. `inputs`: the NPZ reader, `validate` (full and header-only) and
+//! the study-file loader; `artifacts`: `verify`, `report`, `diff` and `compare` on a study
+//! folder with one file mutated (see `artifacts`). `all` (the default) gives `artifacts` a third
+//! of the seconds and `inputs` the rest.
 //!
-//! Each case is a mutant of a committed seed file (tests/fixtures/npz-corpus, tests/fixtures/npz,
+//! Each `inputs` case is a mutant of a committed seed file (tests/fixtures/npz-corpus, tests/fixtures/npz,
 //! golden/baseline/study.toml, the presets). A case is a finding when it panics, allocates more
 //! than [`MAX_CASE_BYTES`] at its peak (the counting allocator of `alloc`), or takes longer than
 //! [`MAX_CASE_TIME`]; and, at the end, when a file `validate` called valid does not load in
@@ -12,7 +15,9 @@
 //! even an abort leaves it behind.
 
 pub mod alloc;
+pub mod artifacts;
 mod mutate;
+mod mutate_artifact;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,35 +34,75 @@ pub const MAX_CASE_TIME: Duration = Duration::from_secs(1);
 /// Valid mutants kept for the NumPy check at the end.
 const MAX_VALID_KEPT: usize = 400;
 
+/// What `cargo xtask fuzz` fuzzes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Both, the seconds shared.
+    All,
+    /// NPZ files and study files.
+    Inputs,
+    /// Artifact roots given to verify, report, diff and compare.
+    Artifacts,
+}
+
 /// Options of `cargo xtask fuzz`.
 #[derive(Debug)]
 pub struct Options {
-    /// How long to fuzz.
+    /// What to fuzz.
+    pub target: Target,
+    /// How long to fuzz, all targets together.
     pub seconds: u64,
     /// The first case's seed (each case's seed derives from it and its number).
     pub seed: u64,
+    /// Only this case of the artifacts target (a finding's replay).
+    pub case: Option<u64>,
+    /// The `dose-overlap` binary that makes the artifacts target's study (default: the debug
+    /// build, built if needed).
+    pub binary: Option<PathBuf>,
 }
 
 impl Options {
-    /// Parses `--seconds N` and `--seed S`.
+    /// Parses `--target T`, `--seconds N`, `--seed S`, `--case N` and `--binary PATH`.
     pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         let mut options = Options {
+            target: Target::All,
             seconds: 60,
             seed: 13,
+            case: None,
+            binary: None,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
-            let mut value = |name: &str| -> anyhow::Result<u64> {
+            let mut text = |name: &str| -> anyhow::Result<String> {
                 it.next()
-                    .with_context(|| format!("{name} needs a value"))?
-                    .parse()
+                    .cloned()
+                    .with_context(|| format!("{name} needs a value"))
+            };
+            let number = |name: &str, text: String| -> anyhow::Result<u64> {
+                text.parse()
                     .with_context(|| format!("{name} takes a whole number"))
             };
             match arg.as_str() {
-                "--seconds" => options.seconds = value("--seconds")?,
-                "--seed" => options.seed = value("--seed")?,
+                "--seconds" => options.seconds = number(arg, text(arg)?)?,
+                "--seed" => options.seed = number(arg, text(arg)?)?,
+                "--case" => options.case = Some(number(arg, text(arg)?)?),
+                "--binary" => options.binary = Some(PathBuf::from(text(arg)?)),
+                "--target" => {
+                    options.target = match text(arg)?.as_str() {
+                        "all" => Target::All,
+                        "inputs" => Target::Inputs,
+                        "artifacts" => Target::Artifacts,
+                        other => bail!(
+                            "unknown fuzz target `{other}` (all, inputs or artifacts)\n{}",
+                            crate::USAGE
+                        ),
+                    }
+                }
                 other => bail!("unknown fuzz option `{other}`\n{}", crate::USAGE),
             }
+        }
+        if options.case.is_some() && options.target != Target::Artifacts {
+            bail!("--case replays one case of --target artifacts");
         }
         Ok(options)
     }
@@ -242,9 +287,6 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
     let root = crate::project_root();
     let work = root.join("target/fuzz");
     let findings_dir = work.join("findings");
-    let valid_dir = work.join("valid");
-    let _ = std::fs::remove_dir_all(&valid_dir);
-    std::fs::create_dir_all(&valid_dir).context("creating target/fuzz/valid")?;
     std::fs::create_dir_all(&findings_dir).context("creating target/fuzz/findings")?;
     // Quiet panics: they are findings, reported below.
     std::panic::set_hook(Box::new(|_| {}));
@@ -255,17 +297,44 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
     if !counting {
         eprintln!("warning: the counting allocator is not installed; memory is not checked");
     }
+    // Artifacts cases are costlier and fewer kinds of input: a third of the time.
+    let (inputs_s, artifacts_s) = match options.target {
+        Target::All => (options.seconds - options.seconds / 3, options.seconds / 3),
+        Target::Inputs => (options.seconds, 0),
+        Target::Artifacts => (0, options.seconds),
+    };
+    let mut found = false;
+    if options.target != Target::Artifacts {
+        found |= inputs(&root, &work, options.seed, inputs_s, counting)?;
+    }
+    if options.target != Target::Inputs {
+        found |= run_artifacts(&root, &work, &options, artifacts_s, counting)?;
+    }
+    Ok(u8::from(found))
+}
 
-    let (npz_seeds, study_seeds) = seeds(&root)?;
-    let (replayed, mut findings) = replay(&root, &work)?;
-    let deadline = Instant::now() + Duration::from_secs(options.seconds);
+/// The inputs target for `seconds`; whether it found anything.
+fn inputs(
+    root: &Path,
+    work: &Path,
+    seed: u64,
+    seconds: u64,
+    counting: bool,
+) -> anyhow::Result<bool> {
+    let findings_dir = work.join("findings");
+    let valid_dir = work.join("valid");
+    let _ = std::fs::remove_dir_all(&valid_dir);
+    std::fs::create_dir_all(&valid_dir).context("creating target/fuzz/valid")?;
+    let (npz_seeds, study_seeds) = seeds(root)?;
+    let (replayed, mut findings) = replay(root, work)?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
     let case_npz = work.join("current.npz");
     let (mut npz_cases, mut study_cases, mut valid_kept) = (0u64, 0u64, 0usize);
     let mut valid_paths = Vec::new();
     let mut case = 0u64;
     let mut mutator_panics = 0u64;
     while Instant::now() < deadline && findings.len() < 50 {
-        let mut rng = Rng::new(options.seed, case);
+        let mut rng = Rng::new(seed, case);
         case += 1;
         // Three NPZ cases for every study case: NPZ judging is the costlier surface.
         if !case.is_multiple_of(4) {
@@ -318,8 +387,8 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
     eprintln!(
         "fuzz: {npz_cases} NPZ cases, {study_cases} study cases in {} s (seed {}); {replayed} \
          committed regression(s) replayed; memory {}; worst case {:.1} MiB peak, {:?}",
-        options.seconds,
-        options.seed,
+        seconds,
+        seed,
         if counting { "checked" } else { "NOT checked" },
         worst_bytes as f64 / f64::from(1u32 << 20),
         worst_time
@@ -327,7 +396,7 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
     if mutator_panics > 0 {
         eprintln!("fuzz: {mutator_panics} case(s) skipped: the mutator itself panicked");
     }
-    findings.extend(numpy_check(&root, &valid_paths)?);
+    findings.extend(numpy_check(root, &valid_paths)?);
     for f in &findings {
         let digest = crate::sha256_hex(&f.input);
         let name = format!("{}-{}.{}", f.kind, &digest[..16], f.ext);
@@ -336,15 +405,124 @@ pub fn run(options: Options) -> anyhow::Result<u8> {
     }
     if findings.is_empty() {
         eprintln!("fuzz: no findings");
-        Ok(0)
+        Ok(false)
     } else {
         eprintln!(
             "fuzz: {} finding(s) in target/fuzz/findings/: fix them, then commit each under \
              tests/fixtures/fuzz-regressions/ (replayed by tests/it/hostile.rs and by this task)",
             findings.len()
         );
-        Ok(1)
+        Ok(true)
     }
+}
+
+/// The artifacts target for `seconds` (after making its study); whether it found anything.
+fn run_artifacts(
+    root: &Path,
+    work: &Path,
+    options: &Options,
+    seconds: u64,
+    counting: bool,
+) -> anyhow::Result<bool> {
+    let binary = match &options.binary {
+        Some(b) => std::path::absolute(b).with_context(|| format!("resolving {}", b.display()))?,
+        None => build_debug(root)?,
+    };
+    let started = Instant::now();
+    let fixture = artifacts::build_fixture(&binary, &work.join("artifacts"))
+        .context("making the artifacts target's study")?;
+    eprintln!(
+        "fuzz: artifacts: study of {} files made in {:.1} s by {}",
+        fixture.files.len(),
+        started.elapsed().as_secs_f64(),
+        binary.display()
+    );
+    let seed = options.seed;
+    let started = Instant::now();
+    let summary = artifacts::run_cases(
+        &fixture,
+        &artifacts::Campaign {
+            seed,
+            cases: options.case.map_or(0..u64::MAX, |c| c..c + 1),
+            deadline: options
+                .case
+                .is_none()
+                .then(|| started + Duration::from_secs(seconds)),
+            current: Some(&work.join("current-artifact.txt")),
+            commands: &artifacts::COMMANDS,
+            time_limit: MAX_CASE_TIME,
+        },
+    )?;
+    let took = started.elapsed().as_secs_f64();
+    let per_command: Vec<String> = summary
+        .per_command
+        .iter()
+        .map(|(n, c)| format!("{n} {c}"))
+        .collect();
+    let per_kind: Vec<String> = summary
+        .per_kind
+        .iter()
+        .map(|(n, c)| format!("{n} {c}"))
+        .collect();
+    eprintln!(
+        "fuzz: artifacts: {} cases in {took:.1} s ({:.1}/s; commands {:.0} ms of CPU per case; \
+         seed {seed}): {}; mutations: {}; memory {}; worst case {:.1} MiB peak, {:?} of CPU",
+        summary.cases,
+        summary.cases as f64 / took.max(1e-9),
+        summary.cpu.as_secs_f64() * 1e3 / summary.cases.max(1) as f64,
+        per_command.join(", "),
+        per_kind.join(", "),
+        if counting { "checked" } else { "NOT checked" },
+        summary.worst.0 as f64 / f64::from(1u32 << 20),
+        summary.worst.1
+    );
+    if summary.skipped > 0 {
+        eprintln!(
+            "fuzz: artifacts: {} case(s) skipped: the mutator could not apply them",
+            summary.skipped
+        );
+    }
+    let written =
+        artifacts::write_findings(&fixture, seed, &summary.findings, &work.join("findings"))?;
+    for (f, dir) in summary.findings.iter().zip(&written) {
+        eprintln!(
+            "finding {}: {} ({} {}: {})",
+            dir.display(),
+            f.detail,
+            f.mutation.file.display(),
+            f.mutation.kind.name(),
+            f.mutation.detail.chars().take(200).collect::<String>()
+        );
+    }
+    if summary.findings.is_empty() {
+        eprintln!("fuzz: artifacts: no findings");
+        Ok(false)
+    } else {
+        eprintln!(
+            "fuzz: artifacts: {} finding(s) in target/fuzz/findings/ (each replays with `cargo \
+             xtask fuzz --target artifacts --seed {seed} --case N`): fix them, with a regression \
+             test built from the case's root",
+            summary.findings.len()
+        );
+        Ok(true)
+    }
+}
+
+/// Builds the debug `dose-overlap` (a no-op after `cargo test`) and returns its path.
+fn build_debug(root: &Path) -> anyhow::Result<PathBuf> {
+    eprintln!("fuzz: artifacts: building the debug dose-overlap");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Not quiet: a wait for a lock held by another cargo shows.
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--locked", "--bin", "dose-overlap"])
+        .current_dir(root)
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --bin dose-overlap failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), PathBuf::from);
+    Ok(target.join("debug/dose-overlap"))
 }
 
 /// Files `validate` called valid must load in NumPy (numpy_reads.py); skipped with a message
