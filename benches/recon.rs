@@ -3,14 +3,22 @@
 //! the same N (frames per second: the bound an epoch is measured against, done the way the
 //! solver does it). `ml_epoch`: one ml epoch (one full-batch gradient: one round trip per
 //! position, as ePIE) against one ePIE epoch on the same data (whole counts, about 1e4 per
-//! pattern), ml on 1 and 2 threads; the ratio of the medians is the figure issue 12 asks for. The pty-chi comparison is
+//! pattern), ml on 1 and 2 threads; the ratio of the medians is the figure issue 12 asks for.
+//! `ml_fft_bound`: one ml epoch against its FFT bound on the same P = 300 positions at N = 128
+//! (one forward and one inverse 2-D FFT per position, the solver's round trip with nothing in
+//! its hooks, run in the engine's [`recon::CHUNKS`] parts on a pool of the same size), each on
+//! 1 and 2 threads; it prints frames per second of both (medians of the samples) and their
+//! ratio, the figure of issue 27 item 4. The pty-chi comparison is
 //! `benches/peers/ptychi_compare.sh` (`--study DIR` for LSQML on a study's files).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use num_complex::Complex32;
+use rayon::prelude::*;
 use recon::fft::{Fft2, Plain};
-use recon::{Algorithm, Engine, MlEngine, Settings, synthetic};
+use recon::{Algorithm, CHUNKS, Engine, MlEngine, Settings, synthetic};
+use std::cell::RefCell;
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 fn epoch(c: &mut Criterion) {
     let mut group = c.benchmark_group("recon_epoch");
@@ -47,11 +55,8 @@ fn fft_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-fn ml_epoch(c: &mut Criterion) {
-    let mut group = c.benchmark_group("recon_ml_vs_epie");
-    group.sample_size(10);
-    // The default study's N with a baseline split's count of positions.
-    let (n, count) = (128, 300);
+/// The ml benches' data: `count` positions at N, in whole counts (see [`ml_epoch`]).
+fn counted_dataset(n: usize, count: usize) -> recon::Dataset {
     let mut data = synthetic::scattered_dataset(n, count);
     // Counts as the Poisson model sees them: about 1e4 photons per pattern, rounded to whole
     // counts, so that most pixels count none as in the study's files (noiseless amplitudes
@@ -68,9 +73,18 @@ fn ml_epoch(c: &mut Criterion) {
     data.intensity_scale = Some(s);
     let zero = data.diffraction.iter().filter(|&&a| a == 0.0).count();
     eprintln!(
-        "ml_epoch: {:.1} % of detector pixels count zero",
+        "ml data: {:.1} % of detector pixels count zero",
         100.0 * zero as f64 / data.diffraction.len() as f64
     );
+    data
+}
+
+fn ml_epoch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("recon_ml_vs_epie");
+    group.sample_size(10);
+    // The default study's N with a baseline split's count of positions.
+    let (n, count) = (128, 300);
+    let data = counted_dataset(n, count);
     group.throughput(Throughput::Elements(count as u64));
     let mut epie = Engine::new(&data, &synthetic::epie_settings(1)).expect("valid data");
     group.bench_function("epie_epoch", |b| b.iter(|| black_box(epie.run_epoch())));
@@ -90,5 +104,110 @@ fn ml_epoch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, epoch, fft_round_trip, ml_epoch);
+/// One chunk of the bound's round trips: its own plan and buffers, as an engine chunk has.
+struct BoundPart {
+    fft: Fft2,
+    a: Vec<Complex32>,
+    spec: Vec<Complex32>,
+    frames: usize,
+}
+
+/// Times `iters` runs of `run`, keeping each run's seconds per iteration in `log` (the last
+/// `sample_size` entries are the measured samples; the warm-up's come before them).
+fn timed(iters: u64, log: &RefCell<Vec<f64>>, mut run: impl FnMut()) -> Duration {
+    let t = Instant::now();
+    for _ in 0..iters {
+        run();
+    }
+    let d = t.elapsed();
+    log.borrow_mut().push(d.as_secs_f64() / iters as f64);
+    d
+}
+
+fn median_of_last(log: &RefCell<Vec<f64>>, samples: usize) -> f64 {
+    let log = log.borrow();
+    let mut last = log[log.len().saturating_sub(samples)..].to_vec();
+    last.sort_by(f64::total_cmp);
+    last[last.len() / 2]
+}
+
+fn ml_fft_bound(c: &mut Criterion) {
+    const SAMPLES: usize = 10;
+    let mut group = c.benchmark_group("recon_ml_fft_bound");
+    group.sample_size(SAMPLES);
+    let (n, count) = (128, 300);
+    let data = counted_dataset(n, count);
+    let settings = Settings {
+        algorithm: Algorithm::Ml,
+        smoothness: 10.0,
+        ..synthetic::epie_settings(1)
+    };
+    let input: Vec<Complex32> = (0..n * n)
+        .map(|i| Complex32::new((i as f32 * 0.37).sin(), 0.5))
+        .collect();
+    group.throughput(Throughput::Elements(count as u64));
+    let mut table = Vec::new();
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("bench pool");
+        let zero = Complex32::new(0.0, 0.0);
+        let mut parts: Vec<BoundPart> = (0..CHUNKS)
+            .map(|c| BoundPart {
+                fft: Fft2::new(n),
+                a: vec![zero; n * n],
+                spec: vec![zero; n * n],
+                frames: count * (c + 1) / CHUNKS - count * c / CHUNKS,
+            })
+            .collect();
+        let fft_log = RefCell::new(Vec::new());
+        group.bench_with_input(
+            BenchmarkId::new("fft_round_trips_threads", threads),
+            &threads,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    timed(iters, &fft_log, || {
+                        pool.install(|| {
+                            parts.par_iter_mut().for_each(|p| {
+                                for _ in 0..p.frames {
+                                    p.fft.round_trip(&mut p.a, &mut p.spec, &mut Plain(&input));
+                                }
+                            })
+                        });
+                        black_box(parts[0].a[1]);
+                    })
+                })
+            },
+        );
+        let mut ml = MlEngine::new(&data, &settings, threads).expect("valid data");
+        let epoch_log = RefCell::new(Vec::new());
+        group.bench_with_input(
+            BenchmarkId::new("ml_epoch_threads", threads),
+            &threads,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    timed(iters, &epoch_log, || {
+                        black_box(ml.run_epoch());
+                    })
+                })
+            },
+        );
+        if !fft_log.borrow().is_empty() && !epoch_log.borrow().is_empty() {
+            let fft = count as f64 / median_of_last(&fft_log, SAMPLES);
+            let epoch = count as f64 / median_of_last(&epoch_log, SAMPLES);
+            table.push((threads, epoch, fft));
+        }
+    }
+    group.finish();
+    for (threads, epoch, fft) in table {
+        eprintln!(
+            "ml_fft_bound threads={threads}: epoch {epoch:.0} frames/s, FFT round trips \
+             {fft:.0} frames/s, epoch at {:.1} % of the FFT bound (medians)",
+            100.0 * epoch / fft
+        );
+    }
+}
+
+criterion_group!(benches, epoch, fft_round_trip, ml_epoch, ml_fft_bound);
 criterion_main!(benches);
