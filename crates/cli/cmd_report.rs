@@ -179,7 +179,7 @@ fn replicated_report(options: &Options) -> anyhow::Result<u8> {
 fn root_report(root: &Path, out: &Path, map: &reporting::map::MapSettings) -> anyhow::Result<u8> {
     let report = reporting::report::write_report_with(root, out, map)
         .with_context(|| format!("reporting on {}", root.display()))?;
-    for (name, _) in &report.files {
+    for name in &report.files {
         outln!("wrote {}", out.join(name).display());
     }
     if !report.pictures.is_empty() {

@@ -43,5 +43,7 @@ mod replicates;
 mod slurm;
 // The JSON Schemas of schemas/: goldens and real artifacts conform.
 mod schemas;
+// Sweeps of more doses than a report pictures: 8 doses pictured, every job tabled.
+mod large;
 // Resume, the root lock, verify, kills at random points, contained trainers.
 mod resume;

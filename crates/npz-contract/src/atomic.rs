@@ -217,9 +217,22 @@ impl Drop for AtomicFile {
 /// Writes `bytes` to `path` atomically (without waiting for the disk: see the module doc).
 /// Errors name the path.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`], the contents written by `fill` through a buffer as it makes them (a file
+/// too large to hold whole first).
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let named = |e: io::Error| io::Error::new(e.kind(), format!("writing {}: {e}", path.display()));
     let mut file = AtomicFile::create(path).map_err(named)?;
-    file.write_all(bytes).map_err(named)?;
+    let mut buffered = io::BufWriter::with_capacity(1 << 16, &mut file);
+    fill(&mut buffered)
+        .and_then(|()| buffered.flush())
+        .map_err(named)?;
+    drop(buffered);
     file.finish(false).map_err(named)
 }
 

@@ -165,6 +165,25 @@ pub fn read_capped(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The regular file `path` ([`open_regular`]) to read as a stream, refused when it holds more
+/// than `cap` bytes (checked before reading; a file that grows past it reads as cut at `cap`
+/// bytes, which a parser sees as truncated). For files too large to hold whole (a manifest of
+/// 100,000 jobs).
+pub fn open_capped(path: &Path, cap: u64) -> io::Result<io::Take<File>> {
+    let file = open_regular(path)?;
+    let len = file
+        .metadata()
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
+        .len();
+    if len > cap {
+        return Err(refused(
+            path,
+            format_args!("is larger than {cap} bytes, the limit for this file (not read)"),
+        ));
+    }
+    Ok(file.take(cap))
+}
+
 /// [`read_capped`] as UTF-8 text.
 pub fn read_to_string_capped(path: &Path, cap: u64) -> io::Result<String> {
     String::from_utf8(read_capped(path, cap)?).map_err(|_| refused(path, "is not UTF-8 text"))

@@ -686,15 +686,13 @@ impl TrainingManifest {
 
     /// Reads `<artifact_root>/training_manifest.json`.
     pub fn read(artifact_root: &Path) -> Result<TrainingManifest, ManifestError> {
-        let path = artifact_root.join(MANIFEST_FILE);
-        let text =
-            npz_contract::confine::read_to_string_capped(&path, MANIFEST_CAP).map_err(|cause| {
-                ManifestError::Read {
-                    path: path.clone(),
-                    cause,
-                }
-            })?;
-        TrainingManifest::from_json(&text, &path)
+        // Streamed into its jobs: the text is never held beside them.
+        let mut jobs = Vec::new();
+        let head = TrainingManifest::stream(artifact_root, |_, job| jobs.push(job))?;
+        Ok(TrainingManifest {
+            jobs,
+            ..head.manifest
+        })
     }
 
     /// Writes `skip_summary.json`, then `training_manifest.json` (which points at it), each
@@ -709,6 +707,292 @@ impl TrainingManifest {
                 .map_err(ManifestError::Write)?;
         }
         Ok((manifest_path, summary_path))
+    }
+}
+
+/// Everything of a manifest but its jobs, with how many jobs it lists: what
+/// [`TrainingManifest::stream`] returns once every job went to its callback.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManifestHead {
+    /// The manifest with `jobs` empty.
+    pub manifest: TrainingManifest,
+    /// How many jobs it lists.
+    pub job_count: usize,
+}
+
+/// The manifest's fields by name: an unknown one is refused as `deny_unknown_fields` refuses it.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    FormatVersion,
+    Timestamp,
+    PhaseCRoot,
+    PhaseDRoot,
+    ArtifactRoot,
+    Backend,
+    DryRun,
+    Strict,
+    Filters,
+    EnumeratedCount,
+    Jobs,
+    SkippedViews,
+    SkippedCount,
+    SkipSummaryPath,
+    RunInProgress,
+}
+
+/// Why streaming stopped when it is not the JSON's fault (another format, a job no run
+/// writes): said as [`TrainingManifest::check`] says it, not as a parser error at a line.
+type Stop = std::cell::RefCell<Option<String>>;
+
+/// Hands each job, checked, to `on_job` once the fields it is checked against are known
+/// (the format version and the three roots come first in every manifest `train` writes);
+/// jobs listed before them wait in `waiting` until the end.
+struct Jobs<'s, F> {
+    head: Option<&'s TrainingManifest>,
+    waiting: &'s mut Vec<ManifestJob>,
+    seen: &'s mut std::collections::HashSet<(u64, String, u32)>,
+    count: &'s mut usize,
+    on_job: &'s mut F,
+    stop: &'s Stop,
+}
+
+/// The checks of [`TrainingManifest::check`] on job `i`, then `on_job`.
+fn take_job<F: FnMut(&TrainingManifest, ManifestJob)>(
+    head: &TrainingManifest,
+    i: usize,
+    job: ManifestJob,
+    seen: &mut std::collections::HashSet<(u64, String, u32)>,
+    on_job: &mut F,
+) -> Result<(), String> {
+    let phase_roots = [head.phase_c_root.as_str(), head.phase_d_root.as_str()];
+    if let Some(why) = job.problem(&head.artifact_root, phase_roots) {
+        return Err(format!("job {i}: {why}"));
+    }
+    if !seen.insert((job.dose.to_bits(), job.view.clone(), job.gridsize)) {
+        return Err(format!(
+            "job {i} ({} {} gs{}) is listed twice",
+            job_matrix::format_dose(job.dose),
+            job.view,
+            job.gridsize
+        ));
+    }
+    on_job(head, job);
+    Ok(())
+}
+
+impl<'de, F: FnMut(&TrainingManifest, ManifestJob)> serde::de::DeserializeSeed<'de>
+    for Jobs<'_, F>
+{
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(&TrainingManifest, ManifestJob)> serde::de::Visitor<'de> for Jobs<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a sequence of jobs")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(job) = seq.next_element::<ManifestJob>()? {
+            let i = *self.count;
+            *self.count += 1;
+            match self.head {
+                Some(head) => {
+                    if let Err(why) = take_job(head, i, job, self.seen, self.on_job) {
+                        *self.stop.borrow_mut() = Some(why);
+                        return Err(serde::de::Error::custom("stopped"));
+                    }
+                }
+                None => self.waiting.push(job),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole manifest object: its fields as `TrainingManifest`'s derive reads them (unknown,
+/// duplicate and missing fields are errors worded the same), its jobs streamed.
+struct Whole<'s, F> {
+    on_job: &'s mut F,
+    stop: &'s Stop,
+}
+
+impl<'de, F: FnMut(&TrainingManifest, ManifestJob)> serde::de::Visitor<'de> for Whole<'_, F> {
+    type Value = ManifestHead;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a training manifest")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ManifestHead, A::Error> {
+        use serde::de::Error;
+        let mut head = TrainingManifest {
+            format_version: 0,
+            timestamp: String::new(),
+            phase_c_root: String::new(),
+            phase_d_root: String::new(),
+            artifact_root: String::new(),
+            backend: String::new(),
+            dry_run: false,
+            strict: false,
+            filters: JobFilter::default(),
+            enumerated_count: 0,
+            jobs: Vec::new(),
+            skipped_views: Vec::new(),
+            skipped_count: 0,
+            skip_summary_path: String::new(),
+            run_in_progress: None,
+        };
+        // Which fields were given (a missing one is an error, as the derive says it).
+        let mut given = std::collections::HashSet::new();
+        let mut waiting = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut count = 0;
+        macro_rules! field {
+            ($name:literal, $slot:expr) => {{
+                if !given.insert($name) {
+                    return Err(A::Error::duplicate_field($name));
+                }
+                $slot = map.next_value()?;
+            }};
+        }
+        while let Some(key) = map.next_key::<Field>()? {
+            match key {
+                Field::FormatVersion => {
+                    field!("format_version", head.format_version);
+                    if head.format_version != MANIFEST_FORMAT_VERSION {
+                        *self.stop.borrow_mut() = Some(format!(
+                            "it is of format {}, written by another version of dose-overlap",
+                            head.format_version
+                        ));
+                        return Err(A::Error::custom("stopped"));
+                    }
+                }
+                Field::Timestamp => field!("timestamp", head.timestamp),
+                Field::PhaseCRoot => field!("phase_c_root", head.phase_c_root),
+                Field::PhaseDRoot => field!("phase_d_root", head.phase_d_root),
+                Field::ArtifactRoot => field!("artifact_root", head.artifact_root),
+                Field::Backend => field!("backend", head.backend),
+                Field::DryRun => field!("dry_run", head.dry_run),
+                Field::Strict => field!("strict", head.strict),
+                Field::Filters => field!("filters", head.filters),
+                Field::EnumeratedCount => field!("enumerated_count", head.enumerated_count),
+                Field::SkippedViews => field!("skipped_views", head.skipped_views),
+                Field::SkippedCount => field!("skipped_count", head.skipped_count),
+                Field::SkipSummaryPath => field!("skip_summary_path", head.skip_summary_path),
+                Field::RunInProgress => field!("run_in_progress", head.run_in_progress),
+                Field::Jobs => {
+                    if !given.insert("jobs") {
+                        return Err(A::Error::duplicate_field("jobs"));
+                    }
+                    let ready = [
+                        "format_version",
+                        "artifact_root",
+                        "phase_c_root",
+                        "phase_d_root",
+                    ]
+                    .iter()
+                    .all(|f| given.contains(f));
+                    map.next_value_seed(Jobs {
+                        head: ready.then_some(&head),
+                        waiting: &mut waiting,
+                        seen: &mut seen,
+                        count: &mut count,
+                        on_job: &mut *self.on_job,
+                        stop: self.stop,
+                    })?;
+                }
+            }
+        }
+        if !given.contains("format_version") {
+            *self.stop.borrow_mut() = Some("it has no format_version".to_string());
+            return Err(A::Error::custom("stopped"));
+        }
+        for name in [
+            "timestamp",
+            "phase_c_root",
+            "phase_d_root",
+            "artifact_root",
+            "backend",
+            "dry_run",
+            "strict",
+            "filters",
+            "enumerated_count",
+            "jobs",
+            "skipped_views",
+            "skipped_count",
+            "skip_summary_path",
+        ] {
+            if !given.contains(name) {
+                return Err(A::Error::missing_field(name));
+            }
+        }
+        let first_waiting = count - waiting.len();
+        for (k, job) in waiting.into_iter().enumerate() {
+            if let Err(why) = take_job(&head, first_waiting + k, job, &mut seen, self.on_job) {
+                *self.stop.borrow_mut() = Some(why);
+                return Err(A::Error::custom("stopped"));
+            }
+        }
+        if let Err(why) = head.check() {
+            *self.stop.borrow_mut() = Some(why);
+            return Err(A::Error::custom("stopped"));
+        }
+        Ok(ManifestHead {
+            manifest: head,
+            job_count: count,
+        })
+    }
+}
+
+impl TrainingManifest {
+    /// Reads `<artifact_root>/training_manifest.json` as a stream, handing each job to `on_job`
+    /// (with the manifest's fields read so far: its roots and format) as soon as it is parsed
+    /// and checked, and returns the rest. Memory does not grow with the number of jobs beyond
+    /// what `on_job` keeps: a manifest of 100,000 jobs is several hundred MB of JSON. The same
+    /// file, confinement and cap as [`TrainingManifest::read`], and the same checks and
+    /// messages; on an error `on_job` may have seen some jobs of a manifest that is then
+    /// refused, so a caller keeps what it derives from them until this returns `Ok`.
+    pub fn stream(
+        artifact_root: &Path,
+        mut on_job: impl FnMut(&TrainingManifest, ManifestJob),
+    ) -> Result<ManifestHead, ManifestError> {
+        use serde::Deserializer as _;
+        let path = artifact_root.join(MANIFEST_FILE);
+        let file = npz_contract::confine::open_capped(&path, MANIFEST_CAP).map_err(|cause| {
+            ManifestError::Read {
+                path: path.clone(),
+                cause,
+            }
+        })?;
+        let stop = Stop::default();
+        let mut de =
+            serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, file));
+        let parsed = de
+            .deserialize_map(Whole {
+                on_job: &mut on_job,
+                stop: &stop,
+            })
+            .and_then(|head| de.end().map(|()| head));
+        parsed.map_err(|e| {
+            let message = match stop.into_inner() {
+                Some(why) => why,
+                None => match e.classify() {
+                    serde_json::error::Category::Io => {
+                        return ManifestError::Read {
+                            path: path.clone(),
+                            cause: std::io::Error::other(e.to_string()),
+                        };
+                    }
+                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                        format!("not JSON: {e}")
+                    }
+                    serde_json::error::Category::Data => e.to_string(),
+                },
+            };
+            ManifestError::Parse { path, message }
+        })
     }
 }
 
@@ -913,6 +1197,125 @@ mod tests {
             err.to_string().contains("unknown field `wall_time`"),
             "{err}"
         );
+    }
+
+    /// The manifest `text` as the streamed reader reads it from a root: its jobs and the rest.
+    fn streamed(text: &str) -> Result<TrainingManifest, ManifestError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), text).unwrap();
+        let mut jobs = Vec::new();
+        let head = TrainingManifest::stream(dir.path(), |_, job| jobs.push(job))?;
+        assert_eq!(head.job_count, jobs.len());
+        Ok(TrainingManifest {
+            jobs,
+            ..head.manifest
+        })
+    }
+
+    /// What the streamed reader says of `text`, with the root's path taken out.
+    fn refusal(text: &str) -> String {
+        let err = streamed(text).unwrap_err().to_string();
+        err.split_once(MANIFEST_FILE)
+            .map_or(err.clone(), |(_, rest)| rest.to_string())
+    }
+
+    #[test]
+    fn the_streamed_reader_reads_the_golden_manifests_as_the_whole_text_reader() {
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden/baseline");
+        for run in ["native", "dry"] {
+            let path = golden.join(run).join(MANIFEST_FILE);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let whole = TrainingManifest::from_json(&text, &path).unwrap();
+            assert!(!whole.jobs.is_empty());
+            assert_eq!(streamed(&text).unwrap(), whole, "{run}");
+        }
+    }
+
+    proptest! {
+        /// Any manifest the writer makes reads back the same through the stream.
+        #[test]
+        fn streamed_manifests_round_trip(results in proptest::collection::vec(results(), 0..6), skips in 0usize..4) {
+            let jobs = results.into_iter().enumerate().map(|(i, r)| job(i, r)).collect();
+            let m = manifest(jobs, skips);
+            prop_assert_eq!(streamed(&m.to_json().unwrap()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn the_streamed_reader_refuses_what_the_whole_text_reader_refuses() {
+        let good = manifest(
+            (0..3)
+                .map(|i| {
+                    job(
+                        i,
+                        JobResult::Failed(FailedResult {
+                            backend: "native".into(),
+                            error: "e".into(),
+                            loss_history: None,
+                        }),
+                    )
+                })
+                .collect(),
+            1,
+        );
+        let text = good.to_json().unwrap();
+        let path = Path::new("m.json");
+        // The same words as the whole-text reader, for each way a manifest can be wrong.
+        let whole = |text: &str| {
+            let err = TrainingManifest::from_json(text, path)
+                .unwrap_err()
+                .to_string();
+            err.split_once("m.json").unwrap().1.to_string()
+        };
+        // Truncated: cut in the middle of a job.
+        let cut = &text[..text.len() / 2];
+        let said = refusal(cut);
+        assert!(said.contains("not JSON: EOF while parsing"), "{said}");
+        assert_eq!(said, whole(cut));
+        // Wrong types: a gridsize that is a string, a dose that is a string.
+        for (from, to) in [
+            ("\"gridsize\": 2", "\"gridsize\": \"2\""),
+            ("\"dose\": 10000.0", "\"dose\": \"1e4\""),
+        ] {
+            let bad = text.replacen(from, to, 1);
+            assert_ne!(bad, text);
+            let said = refusal(&bad);
+            assert!(said.contains("invalid type: string"), "{said}");
+        }
+        // A job whose artifact dir is outside the root: refused by the job check, not read.
+        let mut outside = good.clone();
+        outside.jobs[1].artifact_dir = "art/../../etc".into();
+        outside.jobs[1].log_path = "art/../../etc/train.log".into();
+        let bad = outside.to_json().unwrap();
+        let said = refusal(&bad);
+        assert!(said.ends_with(&format!(": job 1: its artifact_dir art/../../etc is not {}, where its artifact root puts it",
+            good.jobs[1].artifact_dir.display())), "{said}");
+        assert_eq!(said, whole(&bad));
+        // A job listed twice, another format, no format, an unknown field, trailing text.
+        let mut twice = good.clone();
+        twice.jobs.push(good.jobs[0].clone());
+        let bad = twice.to_json().unwrap();
+        assert!(refusal(&bad).ends_with("job 3 (1e+03 baseline gs1) is listed twice"));
+        assert_eq!(refusal(&bad), whole(&bad));
+        for bad in [
+            text.replacen("\"format_version\": 1", "\"format_version\": 2", 1),
+            "{\"jobs\": []}".to_string(),
+            text.replacen("\"timestamp\"", "\"wall_time\": 3.5,\n  \"timestamp\"", 1),
+            format!("{text}{{}}"),
+        ] {
+            // The same words; where a reader counts a column from may differ by one.
+            let unplaced = |s: String| s.split(" at line ").next().unwrap().to_string();
+            assert_eq!(unplaced(refusal(&bad)), unplaced(whole(&bad)), "{bad}");
+        }
+        let no_timestamp =
+            text.replacen("  \"timestamp\": \"2025-11-04T08:34:26.000000Z\",\n", "", 1);
+        assert!(refusal(&no_timestamp).contains("missing field `timestamp`"));
+        // A link is not followed.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("real.json"), &text).unwrap();
+        std::os::unix::fs::symlink("real.json", dir.path().join(MANIFEST_FILE)).unwrap();
+        let err = TrainingManifest::stream(dir.path(), |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
     }
 
     #[test]

@@ -29,22 +29,32 @@ pub fn method_name(root: &Path, manifest: &Value) -> String {
         return backend;
     }
     let locations = crate::pictures::locations(root, manifest);
-    let algorithm = manifest["jobs"]
+    let dirs = manifest["jobs"]
         .as_array()
         .into_iter()
         .flatten()
-        .find_map(|job| {
-            let dir = crate::pictures::job_dir(&locations, job).ok()?;
-            let text = npz_contract::confine::read_to_string_capped(
-                &dir.join("training_config.json"),
-                npz_contract::confine::JSON_CAP,
-            )
-            .ok()?;
-            let config: Value = serde_json::from_str(&text).ok()?;
-            config["solver"]["algorithm"].as_str().map(str::to_string)
-        });
+        .map(|job| job["artifact_dir"].as_str().unwrap_or(""));
+    let algorithm = native_algorithm(&locations, dirs);
     match algorithm {
         Some(a) => format!("native:{a}"),
         None => backend,
     }
+}
+
+/// The algorithm the first of the job dirs `dirs` (as the manifest records them) whose
+/// `training_config.json` can be read resolved.
+pub(crate) fn native_algorithm<'d>(
+    locations: &crate::manifest::Locations,
+    dirs: impl Iterator<Item = &'d str>,
+) -> Option<String> {
+    dirs.into_iter().find_map(|dir| {
+        let dir = locations.job_dir(Path::new(dir)).ok()?;
+        let text = npz_contract::confine::read_to_string_capped(
+            &dir.join("training_config.json"),
+            npz_contract::confine::JSON_CAP,
+        )
+        .ok()?;
+        let config: Value = serde_json::from_str(&text).ok()?;
+        config["solver"]["algorithm"].as_str().map(str::to_string)
+    })
 }

@@ -83,8 +83,19 @@ pub fn read_checked_manifest(artifact_root: &Path) -> Result<Value, ReportError>
 pub(crate) fn read_training_manifest(
     artifact_root: &Path,
 ) -> Result<TrainingManifest, ReportError> {
-    let (path, text) = read_manifest_text(artifact_root)?;
-    Ok(TrainingManifest::from_json(&text, &path)?)
+    TrainingManifest::read(artifact_root).map_err(read_error)
+}
+
+/// A manifest that cannot be read is said as [`read_manifest`] says it; any other error as
+/// the manifest reader words it.
+pub(crate) fn read_error(e: ManifestError) -> ReportError {
+    match e {
+        ManifestError::Read { path, cause } => ReportError::Read {
+            path,
+            source: cause,
+        },
+        other => ReportError::Manifest(other),
+    }
 }
 
 /// Writes the report file `name` (`summary.md`, `pictures/x.png`) under the report folder
@@ -93,6 +104,16 @@ pub(crate) fn read_training_manifest(
 /// is a link to elsewhere is refused, not written into); a link at the file's own name is
 /// replaced.
 pub(crate) fn write_file(out: &Path, name: &str, bytes: &[u8]) -> Result<(), ReportError> {
+    write_file_with(out, name, |w| w.write_all(bytes))
+}
+
+/// [`write_file`], the contents written by `fill` as it makes them (a file too large to hold
+/// whole first: metrics.csv of 100,000 jobs).
+pub(crate) fn write_file_with(
+    out: &Path,
+    name: &str,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), ReportError> {
     let target = out.join(name);
     let error = |source| ReportError::Write {
         path: target.clone(),
@@ -110,6 +131,6 @@ pub(crate) fn write_file(out: &Path, name: &str, bytes: &[u8]) -> Result<(), Rep
     let target = npz_contract::confine::join(out, Path::new(name)).map_err(error)?;
     let parent = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
-        .and_then(|()| npz_contract::atomic::write_atomic(&target, bytes))
+        .and_then(|()| npz_contract::atomic::write_atomic_with(&target, fill))
         .map_err(error)
 }

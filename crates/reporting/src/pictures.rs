@@ -146,6 +146,14 @@ pub fn load_root(root: &Path, manifest: &Value) -> (Vec<JobPicture>, Vec<String>
     (pictures, notes)
 }
 
+/// `picture` with only what [`phase_grid`] draws (its phase, its truth's phase and the mask):
+/// the grid of a large study keeps one per job and split pictured.
+pub fn phase_only(mut picture: JobPicture) -> JobPicture {
+    picture.images.amplitude = Array2::zeros((0, 0));
+    picture.images.truth_amplitude = Array2::zeros((0, 0));
+    picture
+}
+
 /// The jobs of `pictures` in order of first appearance, each with its pictures (one per split
 /// it has, in [`SPLITS`] order).
 pub fn by_job(pictures: &[JobPicture]) -> Vec<(JobId, Vec<&JobPicture>)> {

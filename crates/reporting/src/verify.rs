@@ -155,9 +155,26 @@ impl PhaseRecord {
 }
 
 fn verify_root(root: &Path, out: &mut Verification) {
+    // The manifest is streamed, each job checked as it is read (a root of 100,000 jobs is a
+    // manifest of several hundred MB); their findings wait until the manifest is known good,
+    // and are listed after the manifest's own, as before.
+    let mut locations: Option<Locations> = None;
+    let mut job_problems = Vec::new();
+    let mut hashed = 0;
+    let streamed = TrainingManifest::stream(root, |head, job| {
+        let locations = locations.get_or_insert_with(|| {
+            Locations::new(
+                root,
+                &head.artifact_root,
+                &head.phase_c_root,
+                &head.phase_d_root,
+            )
+        });
+        hashed += verify_job(locations, &job, &mut job_problems);
+    });
     let problems = &mut out.problems;
-    let manifest = match TrainingManifest::read(root) {
-        Ok(m) => m,
+    let manifest = match streamed {
+        Ok(head) => head.manifest,
         Err(e) => {
             problems.push(format!("{e}"));
             return;
@@ -186,58 +203,60 @@ fn verify_root(root: &Path, out: &mut Verification) {
         }
         Err(e) => problems.push(e.to_string()),
     }
-    let locations = Locations::new(
-        root,
-        &manifest.artifact_root,
-        &manifest.phase_c_root,
-        &manifest.phase_d_root,
+    out.hashed += hashed;
+    problems.extend(job_problems);
+}
+
+/// Checks one job of the manifest against its files; returns how many files it hashed.
+fn verify_job(
+    locations: &Locations,
+    job: &crate::manifest::ManifestJob,
+    problems: &mut Vec<String>,
+) -> usize {
+    let label = format!(
+        "job {}/{}/gs{}",
+        job_matrix::format_dose(job.dose),
+        job.view,
+        job.gridsize
     );
-    for job in &manifest.jobs {
-        let label = format!(
-            "job {}/{}/gs{}",
-            job_matrix::format_dose(job.dose),
-            job.view,
-            job.gridsize
-        );
-        // Only inside the root, through no link.
-        let dir = match locations.job_dir(&job.artifact_dir) {
-            Ok(dir) => dir,
-            Err(e) => {
-                problems.push(format!("{label}: its artifact dir: {e}"));
-                continue;
-            }
-        };
-        let config = confine::read_capped(&dir.join(runner::CONFIG_FILE), confine::JSON_CAP)
-            .map_err(|e| e.to_string());
-        let train = locations.input(&job.train_data_path);
-        let test = locations.input(&job.test_data_path);
-        let check = check_job(
-            &Expected {
-                dir: &dir,
-                dose: job.dose,
-                view: &job.view,
-                gridsize: job.gridsize,
-                claimed: Some(&job.result),
-                config: match &config {
-                    Ok(bytes) => Ok(bytes.as_slice()),
-                    Err(e) => Err(e.clone()),
-                },
-                inputs: [
-                    train.as_deref().map_err(String::as_str),
-                    test.as_deref().map_err(String::as_str),
-                ],
-                threads: 1,
+    // Only inside the root, through no link.
+    let dir = match locations.job_dir(&job.artifact_dir) {
+        Ok(dir) => dir,
+        Err(e) => {
+            problems.push(format!("{label}: its artifact dir: {e}"));
+            return 0;
+        }
+    };
+    let config = confine::read_capped(&dir.join(runner::CONFIG_FILE), confine::JSON_CAP)
+        .map_err(|e| e.to_string());
+    let train = locations.input(&job.train_data_path);
+    let test = locations.input(&job.test_data_path);
+    let check = check_job(
+        &Expected {
+            dir: &dir,
+            dose: job.dose,
+            view: &job.view,
+            gridsize: job.gridsize,
+            claimed: Some(&job.result),
+            config: match &config {
+                Ok(bytes) => Ok(bytes.as_slice()),
+                Err(e) => Err(e.clone()),
             },
-            Depth::All,
-        );
-        out.hashed += check.hashed;
-        problems.extend(
-            check
-                .findings
-                .iter()
-                .filter_map(|finding| problem(finding, &label, &dir)),
-        );
-    }
+            inputs: [
+                train.as_deref().map_err(String::as_str),
+                test.as_deref().map_err(String::as_str),
+            ],
+            threads: 1,
+        },
+        Depth::All,
+    );
+    problems.extend(
+        check
+            .findings
+            .iter()
+            .filter_map(|finding| problem(finding, &label, &dir)),
+    );
+    check.hashed
 }
 
 /// How `verify` lists one finding of the job check (`None`: not a false claim).

@@ -2,7 +2,7 @@
 //! ended well, the skip count agrees, bundles are recorded, jobs beat the flat start, quality
 //! improves with dose, and views rank as their overlap says.
 
-use super::model::{Job, doses, labels};
+use super::model::{Job, PICTURED_DOSES, by_label, doses};
 use crate::manifest::TrainingManifest;
 use crate::metrics::{against_flat_start, lower_is_better};
 use crate::text::{dose_label, fmt_num};
@@ -95,7 +95,7 @@ fn beats_the_flat_start(jobs: &[Job]) -> Option<(String, bool)> {
         scored.len()
     );
     if !worse.is_empty() {
-        text.push_str(&format!("; not: {}", worse.join(", ")));
+        text.push_str(&format!("; not: {}", listed(&worse, String::clone)));
     }
     Some((text, worse.is_empty()))
 }
@@ -110,25 +110,42 @@ fn better(metric: &str, a: f64, b: f64) -> bool {
 }
 
 /// Per view and gridsize with more than one dose scored: `metric` (test) better at each higher
-/// dose.
+/// dose. The values are listed for up to [`PICTURED_DOSES`] doses; a sweep of more is
+/// summarised (first and last dose, how often it got worse) so that a line stays a line.
 fn improves_with_dose(jobs: &[Job], metric: &str) -> Vec<(String, bool)> {
     let mut out = Vec::new();
-    for label in labels(jobs) {
-        let mut curve: Vec<(f64, f64)> = jobs
+    for (label, of_label) in by_label(jobs) {
+        let mut curve: Vec<(f64, f64)> = of_label
             .iter()
-            .filter(|j| j.id.label() == label)
             .filter_map(|j| Some((j.id.dose, j.metric("test", metric)?)))
             .collect();
         if curve.len() > 1 {
             curve.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let ok = curve.windows(2).all(|w| better(metric, w[1].1, w[0].1));
-            let values: Vec<String> = curve.iter().map(|(_, v)| fmt_num(*v)).collect();
-            out.push((
+            let reversals = curve
+                .windows(2)
+                .filter(|w| !better(metric, w[1].1, w[0].1))
+                .count();
+            let trend = if curve.len() <= PICTURED_DOSES {
+                let values: Vec<String> = curve.iter().map(|(_, v)| fmt_num(*v)).collect();
+                values.join(" → ")
+            } else {
+                let ((d0, v0), (d1, v1)) = (curve[0], curve[curve.len() - 1]);
+                let shape = match reversals {
+                    0 => "better at every step".to_string(),
+                    n => format!("not better at {n} of {} steps", curve.len() - 1),
+                };
                 format!(
-                    "{label}: {metric} (test) improves with dose ({})",
-                    values.join(" → ")
-                ),
-                ok,
+                    "{} doses, {} at {} → {} at {}; {shape}",
+                    curve.len(),
+                    fmt_num(v0),
+                    dose_label(d0),
+                    fmt_num(v1),
+                    dose_label(d1)
+                )
+            };
+            out.push((
+                format!("{label}: {metric} (test) improves with dose ({trend})"),
+                reversals == 0,
             ));
         }
     }
@@ -144,15 +161,25 @@ fn views_rank(jobs: &[Job], metric: &str) -> Vec<(String, bool)> {
             views.push(j.id.view);
         }
     }
+    // The first job of each view and dose, found once (a sweep has 100,000 jobs).
+    let mut first: std::collections::HashMap<(&str, u64), &Job> = Default::default();
+    for j in jobs {
+        first.entry((j.id.view, j.id.dose.to_bits())).or_insert(j);
+    }
+    let doses = doses(jobs);
     let mut out = Vec::new();
     for pair in views.windows(2) {
-        for dose in doses(jobs) {
-            let score = |view: &str| {
-                jobs.iter()
-                    .find(|j| j.id.view == view && j.id.dose == dose)
-                    .and_then(|j| j.metric("test", metric))
-            };
-            if let (Some(a), Some(b)) = (score(pair[0]), score(pair[1])) {
+        let score = |view: &str, dose: f64| {
+            first
+                .get(&(view, dose.to_bits()))
+                .and_then(|j| j.metric("test", metric))
+        };
+        let ranked: Vec<(f64, f64, f64)> = doses
+            .iter()
+            .filter_map(|&dose| Some((dose, score(pair[0], dose)?, score(pair[1], dose)?)))
+            .collect();
+        if ranked.len() <= PICTURED_DOSES {
+            for (dose, a, b) in ranked {
                 out.push((
                     format!(
                         "dose {}: {} scores better than {} on {metric} ({} vs {})",
@@ -165,7 +192,34 @@ fn views_rank(jobs: &[Job], metric: &str) -> Vec<(String, bool)> {
                     better(metric, a, b),
                 ));
             }
+        } else {
+            // A line per dose of a sweep would be hundreds: one line per pair of views.
+            let not: Vec<f64> = ranked
+                .iter()
+                .filter(|(_, a, b)| !better(metric, *a, *b))
+                .map(|(d, _, _)| *d)
+                .collect();
+            let mut text = format!(
+                "{} scores better than {} on {metric} at {} of {} doses",
+                pair[0],
+                pair[1],
+                ranked.len() - not.len(),
+                ranked.len()
+            );
+            if !not.is_empty() {
+                text.push_str(&format!("; not at {}", listed(&not, |d| dose_label(*d))));
+            }
+            out.push((text, not.is_empty()));
         }
     }
     out
+}
+
+/// Up to [`PICTURED_DOSES`] items, then how many more (metrics.csv has every job).
+fn listed<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
+    let shown: Vec<String> = items.iter().take(PICTURED_DOSES).map(show).collect();
+    match items.len().saturating_sub(PICTURED_DOSES) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
 }

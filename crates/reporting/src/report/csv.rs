@@ -2,22 +2,25 @@
 //! split (numbers as Rust prints them, empty where a job has none).
 
 use super::model::Model;
-use std::fmt::Write as _;
+use std::io::Write;
 
-/// The whole of `metrics.csv`.
-pub(super) fn metrics(m: &Model) -> String {
+/// The whole of `metrics.csv`, written to `csv` a row at a time (100,000 jobs make a file of
+/// 100 MB or more).
+pub(super) fn metrics(m: &Model, csv: &mut dyn Write) -> std::io::Result<()> {
     let splits = ["test", "train"];
-    let mut csv =
-        String::from("dose,view,gridsize,status,epochs_completed,final_loss,bundle_sha256");
+    write!(
+        csv,
+        "dose,view,gridsize,status,epochs_completed,final_loss,bundle_sha256"
+    )?;
     for split in splits {
         for name in m.metric_names(split) {
-            let _ = write!(csv, ",{split}.{name}");
+            write!(csv, ",{split}.{name}")?;
         }
     }
-    csv.push('\n');
+    writeln!(csv)?;
     for j in &m.jobs {
         let trained = j.trained();
-        let _ = write!(
+        write!(
             csv,
             "{},{},{},{},{},{},{}",
             j.id.dose,
@@ -29,16 +32,16 @@ pub(super) fn metrics(m: &Model) -> String {
                 .and_then(|t| t.final_loss)
                 .map_or(String::new(), |v| v.to_string()),
             trained.map_or("", |t| t.bundle_sha256.as_str())
-        );
+        )?;
         for split in splits {
             for name in m.metric_names(split) {
                 let v = j
                     .metric(split, name)
                     .map_or(String::new(), |v| v.to_string());
-                let _ = write!(csv, ",{v}");
+                write!(csv, ",{v}")?;
             }
         }
-        csv.push('\n');
+        writeln!(csv)?;
     }
-    csv
+    Ok(())
 }

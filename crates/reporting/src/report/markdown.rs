@@ -219,10 +219,9 @@ fn metrics(md: &mut String, m: &Model) {
     let _ = writeln!(md, "|---|---|---|---|{}", "---|".repeat(table.names.len()));
     for row in &table.rows {
         let cells: Vec<String> = row
-            .cells
-            .iter()
+            .cells(&table.names)
             .map(|c| match c {
-                MetricCell::Value(v) => fmt_num(*v),
+                MetricCell::Value(v) => fmt_num(v),
                 MetricCell::NotResolved => "not resolved".into(),
                 MetricCell::Missing => "-".into(),
             })
@@ -252,7 +251,7 @@ fn plots(md: &mut String, m: &Model) {
 }
 
 fn pictures(md: &mut String, m: &Model) {
-    if m.pictures.is_empty() && m.notes.is_empty() {
+    if m.pictures.is_empty() && m.notes.is_empty() && !m.sampling.is_sampled() {
         return;
     }
     let _ = writeln!(md, "## Pictures (train and test split)\n");
@@ -266,6 +265,49 @@ fn pictures(md: &mut String, m: &Model) {
          side share a scale in both panels, set by the truth's range (values beyond it \
          saturate).\n"
     );
+    let sampling = m.sampling;
+    let doses = |doses: &[f64]| {
+        doses
+            .iter()
+            .map(|d| dose_label(*d))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !sampling.left_out.is_empty() {
+        let _ = writeln!(
+            md,
+            "Pictured at {} of {} doses, spread evenly: {}. Not pictured: the {} other doses: {}.\n",
+            sampling.pictured.len(),
+            sampling.pictured.len() + sampling.left_out.len(),
+            doses(&sampling.pictured),
+            sampling.left_out.len(),
+            doses(&sampling.left_out)
+        );
+    }
+    if sampling.labels_left_out > 0 {
+        let labels: Vec<String> = sampling
+            .labels
+            .iter()
+            .map(|(v, g)| format!("{v} gs{g}"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "Pictured at {} of {} view and gridsize combinations, spread evenly: {}. Not \
+             pictured: the {} others.\n",
+            labels.len(),
+            labels.len() + sampling.labels_left_out,
+            labels.join(", "),
+            sampling.labels_left_out
+        );
+    }
+    if sampling.is_sampled() {
+        let _ = writeln!(
+            md,
+            "{} job(s) are not pictured (no job figure, phase-grid cell or loss curve); the \
+             tables, metrics.csv and the quality plots have every job.\n",
+            sampling.jobs_left_out
+        );
+    }
     for p in m.pictures {
         let _ = writeln!(md, "{}\n\n![{}]({})\n", p.caption, p.file, p.file);
     }

@@ -16,10 +16,11 @@ mod plots;
 use crate::manifest::TrainingManifest;
 use crate::method::method_name;
 pub use crate::output::{PictureRef, ReportError, read_checked_manifest, read_manifest};
-use crate::output::{read_training_manifest, write_file};
+use crate::output::{read_error, write_file, write_file_with};
 use crate::text::dose_label;
-use model::Model;
-use serde_json::Value;
+use model::{JobData, Model, Names};
+pub use model::{PICTURED_DOSES, Sampling};
+use serde_json::{Value, json};
 use std::path::Path;
 
 /// A rendered report: file name (relative to the report folder) and contents.
@@ -31,8 +32,21 @@ pub struct Report {
     pub criteria: Vec<(String, bool)>,
     /// Set when the manifest is from a run that did not finish: what to tell the user.
     pub unfinished: Option<String>,
-    /// `pictures/*.png`: file name (relative to the report folder) and bytes.
-    pub pictures: Vec<(String, Vec<u8>)>,
+}
+
+/// What [`write_report`] wrote: file names only (a report of 100,000 jobs is not held whole).
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// `summary.md`, `metrics.csv`, `plots/*.svg`, map files, in a fixed order.
+    pub files: Vec<String>,
+    /// `pictures/*.png`.
+    pub pictures: Vec<String>,
+    /// Exit criteria with their verdicts (also in `summary.md`).
+    pub criteria: Vec<(String, bool)>,
+    /// Set when the manifest is from a run that did not finish: what to tell the user.
+    pub unfinished: Option<String>,
+    /// Which doses the pictures show.
+    pub sampling: Sampling,
 }
 
 /// Builds the report of `manifest`; `title` names the run.
@@ -48,11 +62,21 @@ pub fn build_with(
     pictures: &[PictureRef],
     notes: &[String],
 ) -> Report {
-    let model = Model::of(manifest, title, pictures, notes);
+    let mut names = Names::default();
+    let jobs: Vec<JobData> = manifest
+        .jobs
+        .iter()
+        .map(|j| JobData::of(j.clone(), &mut names))
+        .collect();
+    let sampling = sampling(&jobs);
+    let model = Model::of(manifest, &jobs, &names, title, pictures, notes, &sampling);
     let mut files = vec![
         ("summary.md".to_string(), markdown::summary(&model)),
-        ("metrics.csv".to_string(), csv::metrics(&model)),
+        ("metrics.csv".to_string(), String::new()),
     ];
+    let mut csv = Vec::new();
+    csv::metrics(&model, &mut csv).expect("writing to memory");
+    files[1].1 = String::from_utf8(csv).expect("the CSV is UTF-8");
     files.extend(
         model
             .charts
@@ -63,38 +87,74 @@ pub fn build_with(
         files,
         criteria: model.criteria,
         unfinished: model.unfinished,
-        pictures: Vec::new(),
     }
 }
 
+/// Which of `jobs` are pictured.
+fn sampling(jobs: &[JobData]) -> Sampling {
+    Sampling::of(jobs.iter().map(|j| (j.dose, j.view.as_str(), j.gridsize)))
+}
+
 /// Reads `<artifact_root>/training_manifest.json`, builds the report and writes it under `out`
-/// (each file atomically). Returns the report.
-pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Report, ReportError> {
+/// (each file atomically). Returns what it wrote.
+pub fn write_report(artifact_root: &Path, out: &Path) -> Result<Written, ReportError> {
     write_report_with(artifact_root, out, &crate::map::MapSettings::default())
 }
 
 /// [`write_report`], with the map (`map.csv`, `maps/*.svg`, linked from summary.md) drawn under
 /// `settings` when the study has overlap levels to map ([`crate::map::is_map`]).
+///
+/// Memory stays bounded at 100,000 jobs: the manifest is streamed and each job kept as the
+/// report needs it ([`JobData`]), metrics.csv and each picture are written as made, and
+/// pictures are drawn at [`PICTURED_DOSES`] doses at most ([`Sampling`]).
 pub fn write_report_with(
     artifact_root: &Path,
     out: &Path,
     settings: &crate::map::MapSettings,
-) -> Result<Report, ReportError> {
-    let manifest = read_training_manifest(artifact_root)?;
+) -> Result<Written, ReportError> {
+    let mut names = Names::default();
+    let mut jobs: Vec<JobData> = Vec::new();
+    let manifest = TrainingManifest::stream(artifact_root, |_, job| {
+        jobs.push(JobData::of(job, &mut names));
+    })
+    .map_err(read_error)?
+    .manifest;
     let title = artifact_root.file_name().map_or_else(
         || artifact_root.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    // The method's name and the pictures read the manifest as JSON, as `compare` gives it.
-    let json = serde_json::to_value(&manifest).expect("a parsed manifest serialises");
+    let sampling = sampling(&jobs);
+    // The map's geometry and the pictures read the manifest as JSON: its fields and its doses
+    // (not the jobs' results).
+    let json = with_doses(&manifest, &jobs);
     // Pictures are titled by the method (`native:rpie`), which the folder name need not say.
-    let method = method_name(artifact_root, &json);
-    let (pictures, refs, notes) = root_pictures(artifact_root, &json, &method);
-    let mut report = build_with(&manifest, &title, &refs, &notes);
-    report.pictures = pictures;
+    let method = if manifest.backend == "native" {
+        let locations = crate::pictures::locations(artifact_root, &json);
+        let dirs = jobs.iter().map(|j| j.artifact_dir.to_str().unwrap_or(""));
+        crate::method::native_algorithm(&locations, dirs)
+            .map_or_else(|| manifest.backend.clone(), |a| format!("native:{a}"))
+    } else {
+        method_name(artifact_root, &json)
+    };
+    let (pictures, refs, notes) =
+        root_pictures(artifact_root, &json, &jobs, &names, &method, &sampling, out)?;
+    let model = Model::of(&manifest, &jobs, &names, &title, &refs, &notes, &sampling);
+    let mut summary = markdown::summary(&model);
+    let mut files = vec!["summary.md".to_string(), "metrics.csv".to_string()];
+    write_file_with(out, "metrics.csv", |w| csv::metrics(&model, w))?;
+    for (name, chart) in &model.charts {
+        write_file(out, name, chart.to_svg().as_bytes())?;
+        files.push(name.clone());
+    }
     // The map reads Phase D's overlap reports; a study without overlap levels gets none and its
     // report keeps its bytes.
-    let cells = crate::map::cells(&json, &crate::map::read_geometry(artifact_root, &json));
+    let geometry = crate::map::read_geometry(artifact_root, &json);
+    // Cells only where a view has an overlap target: no map without one.
+    let cells = if geometry.values().any(|g| g.targeted) {
+        crate::map::cells(&scored_jobs(&jobs, &names), &geometry)
+    } else {
+        Vec::new()
+    };
     let map_files = crate::map::files(&cells, &method, settings);
     if !map_files.is_empty() {
         let mut section = String::from(
@@ -109,59 +169,128 @@ pub fn write_report_with(
             section.push_str(&format!("![{name}]({name})\n\n"));
         }
         section.push_str(&crate::map::budget_tables(&cells));
-        if let Some((_, summary)) = report.files.iter_mut().find(|(n, _)| n == "summary.md") {
-            summary.push_str(&section);
-        }
-        report.files.extend(map_files);
+        summary.push_str(&section);
     }
-    for (name, contents) in &report.files {
+    write_file(out, "summary.md", summary.as_bytes())?;
+    for (name, contents) in &map_files {
         write_file(out, name, contents.as_bytes())?;
+        files.push(name.clone());
     }
-    for (name, bytes) in &report.pictures {
-        write_file(out, name, bytes)?;
-    }
-    Ok(report)
+    Ok(Written {
+        files,
+        pictures,
+        criteria: model.criteria,
+        unfinished: model.unfinished,
+        sampling,
+    })
 }
 
-/// PNG files (name, bytes), their references in summary.md, and notes on jobs not pictured.
-type RootPictures = (Vec<(String, Vec<u8>)>, Vec<PictureRef>, Vec<String>);
+/// The manifest's fields with a job per dose giving only its dose: what the map's geometry
+/// (which reads Phase D's report of each dose) and the pictures' locations read, as JSON.
+fn with_doses(manifest: &TrainingManifest, jobs: &[JobData]) -> Value {
+    let mut json = serde_json::to_value(manifest).expect("a parsed manifest serialises");
+    let mut seen = std::collections::HashSet::new();
+    json["jobs"] = jobs
+        .iter()
+        .filter(|j| seen.insert(j.dose.to_bits()))
+        .map(|j| json!({ "dose": j.dose }))
+        .collect();
+    json
+}
 
-/// The pictures of an artifact root: one figure per successful job and the phase grid, each
-/// with a train and a test panel; a note for each job and split whose files could not be read
-/// (the rest of the report does not need them).
-fn root_pictures(root: &Path, manifest: &Value, title: &str) -> RootPictures {
-    let (loaded, notes) = crate::pictures::load_root(root, manifest);
+/// The jobs as `map::cells` reads them: identity, status and each split's numeric metrics
+/// (by dotted name, which flattens to the same names).
+fn scored_jobs(jobs: &[JobData], names: &Names) -> Value {
+    let jobs: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            json!({"dose": j.dose, "view": j.view, "gridsize": j.gridsize,
+                "result": {"status": j.result.status(), "metrics": j.metrics_json(names)}})
+        })
+        .collect();
+    json!({ "jobs": jobs })
+}
+
+/// Picture files written, their references in summary.md, and notes on jobs not pictured.
+type RootPictures = (Vec<String>, Vec<PictureRef>, Vec<String>);
+
+/// The pictures of an artifact root, written under `out` as they are drawn: one figure per
+/// successful job at a pictured dose, and the phase grid of those, each with a train and a
+/// test panel; a note for each job and split whose files could not be read (the rest of the
+/// report does not need them). `json` is [`with_doses`].
+fn root_pictures(
+    root: &Path,
+    json: &Value,
+    jobs: &[JobData],
+    names: &Names,
+    title: &str,
+    sampling: &Sampling,
+    out: &Path,
+) -> Result<RootPictures, ReportError> {
+    let locations = crate::pictures::locations(root, json);
     let mut files = Vec::new();
     let mut refs = Vec::new();
-    if let Some(grid) =
-        crate::pictures::phase_grid(&loaded, &format!("{title}: phase, train and test split"))
+    let mut notes = Vec::new();
+    // What the phase grid needs of each picture (its phase images), kept; the rest of each
+    // job's images goes once its figure is written.
+    let mut grid = Vec::new();
+    for j in jobs
+        .iter()
+        .filter(|j| sampling.pictures(j.dose, &j.view, j.gridsize))
     {
-        let file = "pictures/phase_grid.png".to_string();
-        refs.push(PictureRef {
-            file: file.clone(),
-            caption: "Phase of every job, train split above test split: doses as rows, views as \
-                      columns, one scale (the \"SSIM grid\"; each image's phase SSIM under it)."
-                .into(),
-        });
-        files.push((file, grid));
-    }
-    for (id, pictures) in crate::pictures::by_job(&loaded) {
-        let label = format!("dose {} {} gs{}", dose_label(id.0), id.1, id.2);
-        let Some(png) = crate::pictures::job_figure(&pictures, &label) else {
+        let job = j.picture_json(names);
+        let mut pictures = Vec::new();
+        for split in crate::pictures::SPLITS {
+            match crate::pictures::load_job(&locations, &job, split) {
+                Ok(Some(p)) => pictures.push(p),
+                Ok(None) => {}
+                Err(e) => notes.push(format!(
+                    "dose {} {} gs{}, {split} split: {e}",
+                    dose_label(j.dose),
+                    j.view,
+                    j.gridsize
+                )),
+            }
+        }
+        let Some(first) = pictures.first() else {
             continue;
         };
-        let file = format!("pictures/{}.png", crate::pictures::job_stem(&id));
-        let splits = match pictures.as_slice() {
-            [one] => format!("{} split only", one.split),
-            _ => "train split above test split".to_string(),
-        };
-        files.push((file.clone(), png));
-        refs.push(PictureRef {
-            file,
-            caption: format!("{label}: truth, reconstruction and |error|; {splits}."),
-        });
+        let id = first.id.clone();
+        let label = format!("dose {} {} gs{}", dose_label(id.0), id.1, id.2);
+        let shown: Vec<&crate::pictures::JobPicture> = pictures.iter().collect();
+        if let Some(png) = crate::pictures::job_figure(&shown, &label) {
+            let file = format!("pictures/{}.png", crate::pictures::job_stem(&id));
+            let splits = match pictures.as_slice() {
+                [one] => format!("{} split only", one.split),
+                _ => "train split above test split".to_string(),
+            };
+            write_file(out, &file, &png)?;
+            files.push(file.clone());
+            refs.push(PictureRef {
+                file,
+                caption: format!("{label}: truth, reconstruction and |error|; {splits}."),
+            });
+        }
+        grid.extend(pictures.into_iter().map(crate::pictures::phase_only));
     }
-    (files, refs, notes)
+    if let Some(png) =
+        crate::pictures::phase_grid(&grid, &format!("{title}: phase, train and test split"))
+    {
+        let file = "pictures/phase_grid.png".to_string();
+        write_file(out, &file, &png)?;
+        files.insert(0, file.clone());
+        refs.insert(
+            0,
+            PictureRef {
+                file,
+                caption: "Phase of every job, train split above test split: doses as rows, \
+                          views as columns, one scale (the \"SSIM grid\"; each image's phase \
+                          SSIM under it)."
+                    .into(),
+            },
+        );
+    }
+    Ok((files, refs, notes))
 }
 
 #[cfg(test)]

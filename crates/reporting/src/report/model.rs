@@ -11,6 +11,300 @@ use job_matrix::SkipEvent;
 use runner::{JobResult, PinnFacts, TrainedResult};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Most doses a report pictures (job figures, phase grid, loss charts): a sweep of more is
+/// pictured at this many doses spread evenly, as hundreds of figures per dose are neither
+/// readable nor bounded in time and memory. Tables, metrics.csv and quality charts keep every
+/// job.
+pub const PICTURED_DOSES: usize = 8;
+
+/// Which jobs a report pictures: at most [`PICTURED_DOSES`] doses and as many view and
+/// gridsize combinations, each spread evenly over those there are.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sampling {
+    /// The doses pictured, ascending.
+    pub pictured: Vec<f64>,
+    /// The doses not pictured, ascending (none when there are few).
+    pub left_out: Vec<f64>,
+    /// The view and gridsize combinations pictured, in the order the jobs list them.
+    pub labels: Vec<(String, u32)>,
+    /// How many combinations are not pictured (none when there are few).
+    pub labels_left_out: usize,
+    /// Jobs not pictured.
+    pub jobs_left_out: usize,
+}
+
+/// Which of `n` items, in order, are kept: all when at most [`PICTURED_DOSES`], else that many
+/// spread evenly (the first and last among them).
+fn spread(n: usize) -> BTreeSet<usize> {
+    if n <= PICTURED_DOSES {
+        return (0..n).collect();
+    }
+    (0..PICTURED_DOSES)
+        .map(|k| (k * (n - 1) + (PICTURED_DOSES - 1) / 2) / (PICTURED_DOSES - 1))
+        .collect()
+}
+
+impl Sampling {
+    /// Of the jobs `ids` (dose, view, gridsize).
+    pub fn of<'v>(ids: impl Iterator<Item = (f64, &'v str, u32)> + Clone) -> Sampling {
+        let mut seen = std::collections::HashSet::new();
+        let mut doses: Vec<f64> = ids
+            .clone()
+            .map(|(d, _, _)| d)
+            .filter(|d| seen.insert(d.to_bits()))
+            .collect();
+        doses.sort_by(f64::total_cmp);
+        let mut seen = std::collections::HashSet::new();
+        let labels: Vec<(&str, u32)> = ids
+            .clone()
+            .map(|(_, v, g)| (v, g))
+            .filter(|l| seen.insert(*l))
+            .collect();
+        let (keep_doses, keep_labels) = (spread(doses.len()), spread(labels.len()));
+        let (pictured, left_out): (Vec<f64>, Vec<f64>) = {
+            let (kept, not) =
+                (0..doses.len()).partition::<Vec<usize>, _>(|i| keep_doses.contains(i));
+            (
+                kept.into_iter().map(|i| doses[i]).collect(),
+                not.into_iter().map(|i| doses[i]).collect(),
+            )
+        };
+        let mut sampling = Sampling {
+            pictured,
+            left_out,
+            labels: keep_labels
+                .iter()
+                .map(|&i| (labels[i].0.to_string(), labels[i].1))
+                .collect(),
+            labels_left_out: labels.len() - keep_labels.len(),
+            jobs_left_out: 0,
+        };
+        sampling.jobs_left_out = ids
+            .filter(|(d, v, g)| !sampling.pictures(*d, v, *g))
+            .count();
+        sampling
+    }
+
+    /// Whether some jobs are not pictured.
+    pub fn is_sampled(&self) -> bool {
+        !self.left_out.is_empty() || self.labels_left_out > 0
+    }
+
+    /// Whether the job `dose`, `view`, `gridsize` is pictured.
+    pub fn pictures(&self, dose: f64, view: &str, gridsize: u32) -> bool {
+        (self.left_out.is_empty() || self.pictured.iter().any(|d| d.to_bits() == dose.to_bits()))
+            && (self.labels_left_out == 0
+                || self.labels.iter().any(|(v, g)| v == view && *g == gridsize))
+    }
+}
+
+/// Metric names, each stored once: a job keeps numbers by name id, not names (100,000 jobs of
+/// 60 metrics each).
+#[derive(Default)]
+pub struct Names {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Names {
+    fn id(&mut self, name: String) -> u32 {
+        if let Some(id) = self.ids.get(&name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    /// Every name, sorted, with its id.
+    fn sorted(&self) -> Vec<(&str, u32)> {
+        let mut all: Vec<(&str, u32)> = self.ids.iter().map(|(n, i)| (n.as_str(), *i)).collect();
+        all.sort();
+        all
+    }
+}
+
+/// What one split's metrics record of the region scored.
+#[derive(Clone, Copy)]
+struct Region {
+    positions: u64,
+    mean_exposures: Option<f64>,
+    pixels: Option<u64>,
+}
+
+/// One job of the manifest as the report keeps it: its identity and paths, its result without
+/// the JSON trees (metrics, loss history, solver), and from those what the report shows: the
+/// numeric metric leaves, which metrics are null (an FRC not resolved), the scored region and
+/// the loss curves. About a tenth of the parsed job: the report of 100,000 jobs holds these.
+pub struct JobData {
+    /// Photons per pattern.
+    pub dose: f64,
+    /// View.
+    pub view: String,
+    /// Gridsize.
+    pub gridsize: u32,
+    /// As the manifest records it.
+    pub artifact_dir: PathBuf,
+    /// Train and test data ([`SPLITS`] order), as the manifest records them.
+    pub data_paths: [PathBuf; 2],
+    /// The result; a success's metrics are `null` when it had some (so that it still counts
+    /// as scored), its loss history and solver gone.
+    pub result: JobResult,
+    leaves: [Box<[(u32, f64)]>; 2],
+    nulls: [Box<[u32]>; 2],
+    regions: [Option<Region>; 2],
+    loss: Vec<(String, Vec<f64>)>,
+}
+
+impl JobData {
+    /// The report's part of `job`, its metric names kept in `names`.
+    pub fn of(job: ManifestJob, names: &mut Names) -> JobData {
+        let ManifestJob {
+            dose,
+            view,
+            gridsize,
+            train_data_path,
+            test_data_path,
+            artifact_dir,
+            mut result,
+            ..
+        } = job;
+        let (metrics, history) = match &mut result {
+            JobResult::Success(t) => {
+                t.solver = None;
+                let metrics = t
+                    .metrics
+                    .as_mut()
+                    .map(|m| std::mem::replace(m, Value::Null));
+                (metrics, t.loss_history.take())
+            }
+            JobResult::Failed(f) => (None, f.loss_history.take()),
+            _ => (None, None),
+        };
+        let split = |k: usize| metrics.as_ref().and_then(|m| m.get(SPLITS[k]));
+        let leaves = [0, 1].map(|k| {
+            split(k)
+                .map(flatten)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, v)| (names.id(name), v))
+                .collect()
+        });
+        let nulls = [0, 1].map(|k| {
+            let mut found = Vec::new();
+            if let Some(v) = split(k) {
+                null_leaves(v, "", &mut found);
+            }
+            found.into_iter().map(|name| names.id(name)).collect()
+        });
+        let regions = [0, 1].map(|k| {
+            let region = split(k)?.get("region")?;
+            Some(Region {
+                positions: region.get("positions")?.as_u64()?,
+                mean_exposures: region.get("mean_exposures").and_then(Value::as_f64),
+                pixels: region.get("pixels").and_then(Value::as_u64),
+            })
+        });
+        JobData {
+            dose,
+            view,
+            gridsize,
+            artifact_dir,
+            data_paths: [train_data_path, test_data_path],
+            loss: loss_curves(history.as_ref()),
+            result,
+            leaves,
+            nulls,
+            regions,
+        }
+    }
+
+    /// Each split's numeric metrics as a flat object by dotted name (`null` when the job has
+    /// none): what `map::cells` flattens back to the same names.
+    pub fn metrics_json(&self, names: &Names) -> Value {
+        if self.leaves.iter().all(|l| l.is_empty()) {
+            return Value::Null;
+        }
+        let split = |k: usize| -> serde_json::Map<String, Value> {
+            self.leaves[k]
+                .iter()
+                .map(|(id, v)| (names.names[*id as usize].clone(), Value::from(*v)))
+                .collect()
+        };
+        serde_json::json!({ SPLITS[0]: split(0), SPLITS[1]: split(1) })
+    }
+
+    /// The job as `pictures::load_job` reads it: identity, paths, the result's files and each
+    /// split's phase SSIM.
+    pub fn picture_json(&self, names: &Names) -> Value {
+        let (recon, bundle) = match &self.result {
+            JobResult::Success(t) => (t.reconstruction_path.clone(), Some(t.bundle_path.clone())),
+            _ => (None, None),
+        };
+        let ssim = |k: usize| names.get("phase.ssim").and_then(|id| self.value(k, id));
+        serde_json::json!({"dose": self.dose, "view": self.view, "gridsize": self.gridsize,
+            "artifact_dir": self.artifact_dir,
+            "train_data_path": self.data_paths[0], "test_data_path": self.data_paths[1],
+            "result": {"status": self.result.status(), "reconstruction_path": recon,
+                "bundle_path": bundle, "metrics": {
+                    SPLITS[0]: {"phase": {"ssim": ssim(0)}},
+                    SPLITS[1]: {"phase": {"ssim": ssim(1)}}}}})
+    }
+
+    /// The numeric metric `name` of split `k`.
+    fn value(&self, k: usize, id: u32) -> Option<f64> {
+        self.leaves[k]
+            .iter()
+            .find(|(n, _)| *n == id)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// The dotted names of the null values at depth two and more of a metrics object (a null FRC
+/// resolution: `phase.frc_05.resolution_px`); a top-level null is no metric.
+fn null_leaves(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    if let Value::Object(map) = value {
+        for (key, child) in map {
+            let name = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match child {
+                Value::Null if !prefix.is_empty() => out.push(name),
+                Value::Object(_) => null_leaves(child, &name, out),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Loss curves of a result's `loss_history`: a plain array, or an object of arrays per split.
+fn loss_curves(history: Option<&Value>) -> Vec<(String, Vec<f64>)> {
+    let curve = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect::<Vec<f64>>())
+    };
+    match history {
+        Some(array @ Value::Array(_)) => curve(array)
+            .into_iter()
+            .map(|c| (String::new(), c))
+            .collect(),
+        Some(Value::Object(map)) => map
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), curve(v)?)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
 
 /// The report of one manifest, before it is written out.
 pub(super) struct Model<'a> {
@@ -46,6 +340,8 @@ pub(super) struct Model<'a> {
     pub notes: &'a [String],
     /// Exit criteria and their verdicts.
     pub criteria: Vec<(String, bool)>,
+    /// Which doses are pictured.
+    pub sampling: &'a Sampling,
 }
 
 /// A job as the tables name it: dose, view, gridsize.
@@ -67,28 +363,28 @@ impl Id<'_> {
 }
 
 /// One selected job: who it is, how it ended, and the numeric metric leaves of each split.
+#[derive(Clone, Copy)]
 pub(super) struct Job<'a> {
     /// Dose, view, gridsize.
     pub id: Id<'a>,
-    /// Its result.
+    /// Its result (without its metrics: see [`JobData`]).
     pub result: &'a JobResult,
-    /// [`flatten`] of each split's metrics, in [`SPLITS`] order.
-    leaves: [Vec<(String, f64)>; 2],
+    data: &'a JobData,
+    names: &'a Names,
 }
 
 impl<'a> Job<'a> {
-    fn of(job: &'a ManifestJob) -> Job<'a> {
-        let mut row = Job {
+    fn of(data: &'a JobData, names: &'a Names) -> Job<'a> {
+        Job {
             id: Id {
-                dose: job.dose,
-                view: &job.view,
-                gridsize: job.gridsize,
+                dose: data.dose,
+                view: &data.view,
+                gridsize: data.gridsize,
             },
-            result: &job.result,
-            leaves: Default::default(),
-        };
-        row.leaves = SPLITS.map(|split| row.split_metrics(split).map(flatten).unwrap_or_default());
-        row
+            result: &data.result,
+            data,
+            names,
+        }
     }
 
     /// The result of a job that trained.
@@ -99,35 +395,23 @@ impl<'a> Job<'a> {
         }
     }
 
-    /// The metrics of `split` as the backend recorded them (scored jobs only).
-    pub fn split_metrics(&self, split: &str) -> Option<&'a Value> {
-        self.trained()?.metrics.as_ref()?.get(split)
-    }
-
-    /// The numeric metric leaves of `split`, as `group.name` -> value.
-    pub fn leaves(&self, split: &str) -> &[(String, f64)] {
-        SPLITS
-            .iter()
-            .position(|s| *s == split)
-            .map_or(&[], |k| &self.leaves[k])
-    }
-
     /// One metric of `split` by its dotted name.
     pub fn metric(&self, split: &str, name: &str) -> Option<f64> {
-        self.leaves(split)
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| *v)
+        self.data.value(split_index(split), self.names.get(name)?)
     }
 
-    /// Loss per epoch, in the backend's shape: kept by a job that trained and by one that
-    /// failed (a diverged solver's history).
-    pub fn loss_history(&self) -> Option<&'a Value> {
-        match self.result {
-            JobResult::Success(trained) => trained.loss_history.as_ref(),
-            JobResult::Failed(failed) => failed.loss_history.as_ref(),
-            _ => None,
-        }
+    /// Whether metric `name` of `split` is recorded as null (an FRC curve that never rose
+    /// above its threshold).
+    fn is_null(&self, split: &str, name: &str) -> bool {
+        self.names
+            .get(name)
+            .is_some_and(|id| self.data.nulls[split_index(split)].contains(&id))
+    }
+
+    /// Loss per epoch, a curve per split the backend recorded (`""`: a single curve): kept
+    /// by a job that trained and by one that failed (a diverged solver's history).
+    pub fn loss_curves(&self) -> &'a [(String, Vec<f64>)] {
+        &self.data.loss
     }
 }
 
@@ -161,14 +445,23 @@ pub(super) struct MetricTable<'a> {
     pub rows: Vec<MetricRow<'a>>,
 }
 
-/// One job and split of the metric table.
+/// One job and split of the metric table (its cells made as it is written: 200,000 rows of a
+/// sweep are not held twice).
 pub(super) struct MetricRow<'a> {
     /// The job.
     pub id: Id<'a>,
     /// `train` or `test`.
     pub split: &'static str,
-    /// One per name of the table.
-    pub cells: Vec<MetricCell>,
+    job: Job<'a>,
+}
+
+impl MetricRow<'_> {
+    /// One cell per name of the table (`names`).
+    pub fn cells<'n>(&'n self, names: &'n [String]) -> impl Iterator<Item = MetricCell> + 'n {
+        names
+            .iter()
+            .map(move |name| metric_cell(&self.job, self.split, name))
+    }
 }
 
 /// A cell of the metric table.
@@ -182,23 +475,27 @@ pub(super) enum MetricCell {
 }
 
 impl<'a> Model<'a> {
-    /// The report of `manifest`, titled `title`, showing `pictures` and why others are missing
-    /// (`notes`).
+    /// The report of `manifest` (its fields; its jobs are `jobs`, their metric names in
+    /// `names`), titled `title`, showing `pictures` and why others are missing (`notes`).
+    #[allow(clippy::too_many_arguments)]
     pub fn of(
         manifest: &'a TrainingManifest,
+        jobs: &'a [JobData],
+        names: &'a Names,
         title: &'a str,
         pictures: &'a [PictureRef],
         notes: &'a [String],
+        sampling: &'a Sampling,
     ) -> Model<'a> {
-        let jobs: Vec<Job> = manifest.jobs.iter().map(Job::of).collect();
+        let jobs: Vec<Job> = jobs.iter().map(|j| Job::of(j, names)).collect();
         let unfinished = manifest
             .run_in_progress
             .as_ref()
             .map(RunInProgress::describe);
-        let metric_names = SPLITS.map(|split| metric_names(&jobs, split));
+        let metric_names = SPLITS.map(|split| metric_names(&jobs, names, split));
         let plotted = plots::plotted(&metric_names[split_index("test")]);
         let mut charts = plots::quality_charts(&jobs, &plotted);
-        charts.extend(plots::loss_charts(&jobs));
+        charts.extend(plots::loss_charts(&jobs, sampling));
         let criteria = criteria::criteria(
             manifest,
             &jobs,
@@ -225,6 +522,7 @@ impl<'a> Model<'a> {
             notes,
             criteria,
             jobs,
+            sampling,
         }
     }
 
@@ -242,13 +540,18 @@ fn split_index(split: &str) -> usize {
 }
 
 /// Every metric name any job has in `split`, sorted.
-fn metric_names(jobs: &[Job], split: &str) -> Vec<String> {
-    let names: BTreeSet<&String> = jobs
+fn metric_names(jobs: &[Job], names: &Names, split: &str) -> Vec<String> {
+    let k = split_index(split);
+    let present: std::collections::HashSet<u32> = jobs
         .iter()
-        .flat_map(|j| j.leaves(split))
-        .map(|(name, _)| name)
+        .flat_map(|j| j.data.leaves[k].iter().map(|(id, _)| *id))
         .collect();
-    names.into_iter().cloned().collect()
+    names
+        .sorted()
+        .into_iter()
+        .filter(|(_, id)| present.contains(id))
+        .map(|(name, _)| name.to_string())
+        .collect()
 }
 
 fn backends<'a>(jobs: &[Job<'a>]) -> Vec<&'a str> {
@@ -265,26 +568,28 @@ fn backend(result: &JobResult) -> &str {
     }
 }
 
-/// The unique labels of `jobs`, in order of first appearance.
-pub(super) fn labels(jobs: &[Job]) -> Vec<String> {
-    let mut labels: Vec<String> = Vec::new();
+/// The jobs of each label (view and gridsize), the labels in order of first appearance, the
+/// jobs in manifest order. (Grouped once: a sweep has 100,000 jobs and hundreds of labels.)
+pub(super) fn by_label<'j, 'a>(jobs: &'j [Job<'a>]) -> Vec<(String, Vec<&'j Job<'a>>)> {
+    let mut index: HashMap<(&str, u32), usize> = HashMap::new();
+    let mut out: Vec<(String, Vec<&Job>)> = Vec::new();
     for j in jobs {
-        if !labels.contains(&j.id.label()) {
-            labels.push(j.id.label());
-        }
+        let k = *index.entry((j.id.view, j.id.gridsize)).or_insert_with(|| {
+            out.push((j.id.label(), Vec::new()));
+            out.len() - 1
+        });
+        out[k].1.push(j);
     }
-    labels
+    out
 }
 
 /// The unique doses of `jobs`, in order of first appearance.
 pub(super) fn doses(jobs: &[Job]) -> Vec<f64> {
-    let mut doses: Vec<f64> = Vec::new();
-    for j in jobs {
-        if !doses.contains(&j.id.dose) {
-            doses.push(j.id.dose);
-        }
-    }
-    doses
+    let mut seen = std::collections::HashSet::new();
+    jobs.iter()
+        .map(|j| j.id.dose)
+        .filter(|d| seen.insert(d.to_bits()))
+        .collect()
 }
 
 fn pinn_rows<'a>(jobs: &[Job<'a>]) -> Vec<PinnRow<'a>> {
@@ -304,13 +609,13 @@ fn held_rows<'a>(jobs: &[Job<'a>]) -> Vec<HeldRow<'a>> {
     jobs.iter()
         .flat_map(|j| SPLITS.map(|split| (j, split)))
         .filter_map(|(j, split)| {
-            let region = j.split_metrics(split)?.get("region")?;
+            let region = j.data.regions[split_index(split)]?;
             Some(HeldRow {
                 id: j.id,
                 split,
-                positions: region.get("positions")?.as_u64()?,
-                mean_exposures: region.get("mean_exposures").and_then(Value::as_f64),
-                pixels: region.get("pixels").and_then(Value::as_u64),
+                positions: region.positions,
+                mean_exposures: region.mean_exposures,
+                pixels: region.pixels,
             })
         })
         .collect()
@@ -336,10 +641,7 @@ fn metric_table<'a>(jobs: &[Job<'a>], names_by_split: &[Vec<String>; 2]) -> Metr
         .map(|(j, split)| MetricRow {
             id: j.id,
             split,
-            cells: names
-                .iter()
-                .map(|name| metric_cell(j, split, name))
-                .collect(),
+            job: *j,
         })
         .collect();
     MetricTable { names, rows }
@@ -349,15 +651,53 @@ fn metric_cell(job: &Job, split: &str, name: &str) -> MetricCell {
     if let Some(v) = job.metric(split, name) {
         return MetricCell::Value(v);
     }
-    // A null FRC resolution: the curve never rose above the threshold. (A name without a
-    // dot is looked up under the key "", which no metrics object has: never "not resolved".)
-    let (parent, last) = name.rsplit_once('.').unwrap_or(("", name));
-    let holder = parent.split('.').fold(
-        job.split_metrics(split).unwrap_or(&Value::Null),
-        |v, key| &v[key],
-    );
-    match holder.get(last) {
-        Some(Value::Null) => MetricCell::NotResolved,
-        _ => MetricCell::Missing,
+    // A null FRC resolution: the curve never rose above the threshold. (A top-level null is
+    // never "not resolved".)
+    if job.is_null(split, name) {
+        MetricCell::NotResolved
+    } else {
+        MetricCell::Missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_is_pictured_at_eight_doses_and_combinations_spread_evenly() {
+        let views: Vec<String> = (0..20).map(|v| format!("v{v:02}")).collect();
+        let jobs: Vec<(f64, &str, u32)> = (0..12)
+            .flat_map(|d| {
+                views
+                    .iter()
+                    .map(move |v| (1000.0 + 100.0 * d as f64, v.as_str(), 1))
+            })
+            .collect();
+        let s = Sampling::of(jobs.iter().copied());
+        let doses: Vec<f64> = [0, 2, 3, 5, 6, 8, 9, 11]
+            .iter()
+            .map(|i| 1000.0 + 100.0 * *i as f64)
+            .collect();
+        assert_eq!(s.pictured, doses);
+        assert_eq!(s.left_out, [1100.0, 1400.0, 1700.0, 2000.0]);
+        let labels: Vec<(String, u32)> = [0, 3, 5, 8, 11, 14, 16, 19]
+            .iter()
+            .map(|i| (format!("v{i:02}"), 1))
+            .collect();
+        assert_eq!(s.labels, labels);
+        assert_eq!(s.labels_left_out, 12);
+        assert_eq!(s.jobs_left_out, 12 * 20 - 8 * 8);
+        assert!(s.pictures(1000.0, "v03", 1) && !s.pictures(1100.0, "v03", 1));
+        assert!(!s.pictures(1000.0, "v01", 1));
+        // Eight doses and eight combinations: every job.
+        let few = Sampling::of(
+            jobs.iter()
+                .copied()
+                .filter(|(d, v, _)| *d < 1750.0 && v < &"v08"),
+        );
+        assert!(!few.is_sampled());
+        assert_eq!(few.jobs_left_out, 0);
+        assert_eq!(few.pictured.len(), 8);
     }
 }

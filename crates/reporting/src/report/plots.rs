@@ -1,11 +1,10 @@
 //! The report's charts: each plotted metric (test split) against dose, a line per view and
 //! gridsize; loss per epoch, a chart per dose. `svg.rs` draws them.
 
-use super::model::{Job, doses, labels};
+use super::model::{Job, Sampling, by_label, doses};
 use crate::metrics::PLOTTED;
 use crate::svg::{Chart, Series};
 use crate::text::dose_label;
-use serde_json::Value;
 
 /// The metrics plotted against dose: those of [`PLOTTED`] the test split has (`test_names`),
 /// else (unknown metric names) the first four there are.
@@ -24,18 +23,17 @@ pub(super) fn plotted(test_names: &[String]) -> Vec<&str> {
 
 /// `plots/quality_<metric>.svg`: each of `metrics` (test split) against dose.
 pub(super) fn quality_charts(jobs: &[Job], metrics: &[&str]) -> Vec<(String, Chart)> {
-    let labels = labels(jobs);
+    let labels = by_label(jobs);
     metrics
         .iter()
         .map(|metric| {
             let series = labels
                 .iter()
-                .map(|label| Series {
+                .map(|(label, of_label)| Series {
                     errors: Vec::new(),
                     label: label.clone(),
-                    points: jobs
+                    points: of_label
                         .iter()
-                        .filter(|j| &j.id.label() == label)
                         .filter_map(|j| Some((j.id.dose, j.metric("test", metric)?)))
                         .collect(),
                 })
@@ -56,30 +54,36 @@ pub(super) fn quality_charts(jobs: &[Job], metrics: &[&str]) -> Vec<(String, Cha
         .collect()
 }
 
-/// `plots/loss_dose_<dose>.svg`: loss per epoch of every job of a dose that kept a history.
-pub(super) fn loss_charts(jobs: &[Job]) -> Vec<(String, Chart)> {
+/// `plots/loss_dose_<dose>.svg`: loss per epoch of every job of a dose that kept a history,
+/// for the jobs `sampling` pictures.
+pub(super) fn loss_charts(jobs: &[Job], sampling: &Sampling) -> Vec<(String, Chart)> {
+    let mut at_dose: std::collections::HashMap<u64, Vec<&Job>> = Default::default();
+    for j in jobs
+        .iter()
+        .filter(|j| sampling.pictures(j.id.dose, j.id.view, j.id.gridsize))
+    {
+        at_dose.entry(j.id.dose.to_bits()).or_default().push(j);
+    }
     doses(jobs)
         .into_iter()
         .filter_map(|dose| {
-            let series: Vec<Series> = jobs
+            let series: Vec<Series> = at_dose
+                .get(&dose.to_bits())?
                 .iter()
-                .filter(|j| j.id.dose == dose)
                 .flat_map(|j| {
-                    loss_curves(j.loss_history())
-                        .into_iter()
-                        .map(|(name, curve)| Series {
-                            errors: Vec::new(),
-                            label: if name.is_empty() {
-                                j.id.label()
-                            } else {
-                                format!("{} {name}", j.id.label())
-                            },
-                            points: curve
-                                .into_iter()
-                                .enumerate()
-                                .map(|(e, l)| ((e + 1) as f64, l))
-                                .collect(),
-                        })
+                    j.loss_curves().iter().map(|(name, curve)| Series {
+                        errors: Vec::new(),
+                        label: if name.is_empty() {
+                            j.id.label()
+                        } else {
+                            format!("{} {name}", j.id.label())
+                        },
+                        points: curve
+                            .iter()
+                            .enumerate()
+                            .map(|(e, l)| ((e + 1) as f64, *l))
+                            .collect(),
+                    })
                 })
                 .collect();
             if series.is_empty() {
@@ -99,23 +103,4 @@ pub(super) fn loss_charts(jobs: &[Job]) -> Vec<(String, Chart)> {
             ))
         })
         .collect()
-}
-
-/// Loss curves of a result's `loss_history`: a plain array, or an object of arrays per split.
-fn loss_curves(history: Option<&Value>) -> Vec<(String, Vec<f64>)> {
-    let curve = |v: &Value| {
-        v.as_array()
-            .map(|a| a.iter().filter_map(Value::as_f64).collect::<Vec<f64>>())
-    };
-    match history {
-        Some(array @ Value::Array(_)) => curve(array)
-            .into_iter()
-            .map(|c| (String::new(), c))
-            .collect(),
-        Some(Value::Object(map)) => map
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), curve(v)?)))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
