@@ -165,10 +165,13 @@ const OTHER_TYPES: [&str; 9] = [
     "{\"a\": 1}",
 ];
 
-/// Path values; `{outside}` is the absolute path of the case's folder outside the root.
+/// Path values; `{outside}` is the absolute path of the case's folder outside the root. No
+/// value names a real system file: a harness or a product bug that wrote through one would
+/// damage the machine (a test of an earlier version of this harness overwrote /etc/passwd
+/// through a link). `{outside}/passwd` is a decoy, and a write there is a finding.
 const PATHS: [&str; 12] = [
     "../../etc/passwd",
-    "/etc/passwd",
+    "{outside}/passwd",
     "/dev/zero",
     "{outside}/victim.json",
     "{outside}",
@@ -281,7 +284,12 @@ pub fn apply(
             let name = file.file_name().unwrap_or_default();
             let target = match rng.below(4) {
                 0 => PathBuf::from("/dev/zero"),
-                1 => PathBuf::from("/etc/passwd"),
+                // A decoy for a system file: never a real one (see PATHS).
+                1 => {
+                    let decoy = outside.join("passwd");
+                    std::fs::write(&decoy, b"root:x:0:0:decoy:/root:/bin/sh\n")?;
+                    decoy
+                }
                 // A valid copy outside: following it would read (and could write) there.
                 _ => {
                     let copy = outside.join(name);
@@ -595,8 +603,14 @@ mod tests {
 
     /// A small root: a manifest-like JSON file in a folder, a flat JSON file, a binary file.
     fn small_root(dir: &Path) -> Vec<(PathBuf, bool)> {
-        // Fresh: writing over a FIFO left by an earlier case would block.
-        let _ = std::fs::remove_dir_all(dir);
+        // Fresh, or fail: writing over a FIFO left by an earlier case would block, and over a
+        // link would write wherever it points.
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                panic!("cannot clear {}: {e}", dir.display())
+            }
+            _ => {}
+        }
         let root = dir.join("root");
         std::fs::create_dir_all(root.join("dose_1000/dense/gs1")).unwrap();
         std::fs::create_dir_all(dir.join("outside")).unwrap();
