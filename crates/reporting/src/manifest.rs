@@ -620,7 +620,10 @@ impl TrainingManifest {
         pretty(self, &self.path())
     }
 
-    /// Parses a manifest, checking its format version first (with a message that says so).
+    /// Parses a manifest held whole, checking its format version first (with a message that
+    /// says so). Every reader now streams ([`TrainingManifest::stream`]); this is kept as the
+    /// independent reader the streamed one is tested against.
+    #[cfg(test)]
     pub fn from_json(text: &str, path: &Path) -> Result<TrainingManifest, ManifestError> {
         let parse = |message: String| ManifestError::Parse {
             path: path.to_path_buf(),
@@ -656,18 +659,7 @@ impl TrainingManifest {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, job) in self.jobs.iter().enumerate() {
-            let phase_roots = [self.phase_c_root.as_str(), self.phase_d_root.as_str()];
-            if let Some(why) = job.problem(&self.artifact_root, phase_roots) {
-                return Err(format!("job {i}: {why}"));
-            }
-            if !seen.insert((job.dose.to_bits(), job.view.as_str(), job.gridsize)) {
-                return Err(format!(
-                    "job {i} ({} {} gs{}) is listed twice",
-                    job_matrix::format_dose(job.dose),
-                    job.view,
-                    job.gridsize
-                ));
-            }
+            job_problem(self, i, job, &mut seen)?;
         }
         if let Err(why) = npz_contract::confine::plain_relative(Path::new(&self.skip_summary_path))
         {
@@ -757,13 +749,13 @@ struct Jobs<'s, F> {
     stop: &'s Stop,
 }
 
-/// The checks of [`TrainingManifest::check`] on job `i`, then `on_job`.
-fn take_job<F: FnMut(&TrainingManifest, ManifestJob)>(
+/// What [`TrainingManifest::check`] finds wrong with job `i` of `head`'s manifest: a
+/// [`ManifestJob::problem`], or a job already in `seen`.
+fn job_problem(
     head: &TrainingManifest,
     i: usize,
-    job: ManifestJob,
+    job: &ManifestJob,
     seen: &mut std::collections::HashSet<(u64, String, u32)>,
-    on_job: &mut F,
 ) -> Result<(), String> {
     let phase_roots = [head.phase_c_root.as_str(), head.phase_d_root.as_str()];
     if let Some(why) = job.problem(&head.artifact_root, phase_roots) {
@@ -777,6 +769,18 @@ fn take_job<F: FnMut(&TrainingManifest, ManifestJob)>(
             job.gridsize
         ));
     }
+    Ok(())
+}
+
+/// The checks of [`TrainingManifest::check`] on job `i`, then `on_job`.
+fn take_job<F: FnMut(&TrainingManifest, ManifestJob)>(
+    head: &TrainingManifest,
+    i: usize,
+    job: ManifestJob,
+    seen: &mut std::collections::HashSet<(u64, String, u32)>,
+    on_job: &mut F,
+) -> Result<(), String> {
+    job_problem(head, i, &job, seen)?;
     on_job(head, job);
     Ok(())
 }
