@@ -700,16 +700,7 @@ pub fn write_findings(
 mod tests {
     use super::*;
 
-    fn temp(name: &str) -> PathBuf {
-        // Not under target/fuzz: a fuzz run beside the tests would see it as a write outside.
-        let dir = crate::project_root()
-            .join("target/xtask-unit")
-            .join(name)
-            .join(format!("{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::fuzz::unit_temp as temp;
 
     fn kinds(findings: &[Finding]) -> Vec<&'static str> {
         findings.iter().map(|f| f.kind).collect()

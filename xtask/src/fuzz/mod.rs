@@ -565,3 +565,16 @@ fn numpy_check(root: &Path, valid: &[PathBuf]) -> anyhow::Result<Vec<Finding>> {
     );
     Ok(findings)
 }
+
+/// A fresh folder for a unit test of the fuzz harness (its `name` and this process), not under
+/// `target/fuzz`: a fuzz run beside the tests would see it as a write outside.
+#[cfg(test)]
+pub(crate) fn unit_temp(name: &str) -> PathBuf {
+    let dir = crate::project_root()
+        .join("target/xtask-unit")
+        .join(name)
+        .join(format!("{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -663,16 +663,7 @@ mod tests {
         }
     }
 
-    fn temp(name: &str) -> PathBuf {
-        // Not under target/fuzz: a fuzz run beside the tests would see it as a write outside.
-        let dir = crate::project_root()
-            .join("target/xtask-unit")
-            .join(name)
-            .join(format!("{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::fuzz::unit_temp as temp;
 
     /// Every kind changes the file it is applied to (for the folder link: the folder).
     #[test]
