@@ -50,10 +50,22 @@ if [ "$gpu" = 1 ]; then
   sed 's/^tensorflow-cpu==/tensorflow[and-cuda]==/' "$req_tf" > "$venv.req/requirements-tf.txt"
   req_tf="$venv.req/requirements-tf.txt"
 fi
-pip_quiet=(--disable-pip-version-check --quiet)
+# No wheel cache: it would hold a second copy of every wheel (GBs) on a machine that builds
+# the venv once.
+pip_quiet=(--disable-pip-version-check --quiet --no-cache-dir)
 
 # The pins (and this script) as a stamp: a venv built from the same ones is reused.
 stamp_of() { cat "$@" "$0" | sha256sum | cut -d' ' -f1; }
+
+# A full disk half way through pip leaves a broken venv and a bare OSError: say it first.
+need_free_gb() {
+  local free_kb; free_kb="$(df -Pk "$(dirname "$1")" | awk 'NR == 2 { print $4 }')"
+  if [ "${free_kb:-0}" -lt $(($2 * 1024 * 1024)) ]; then
+    echo "error: $1 needs about $2 GB in $(dirname "$1"), which has $((free_kb / 1024)) MB" \
+         "free; free some space or set PTYCHO_VENV to a folder on a larger disk" >&2
+    exit 1
+  fi
+}
 
 site_packages() { "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
 
@@ -81,6 +93,7 @@ build_tf() {
   else
     echo "== building the TensorFlow venv in $venv (pip, several minutes)" >&2
     rm -rf "$venv"
+    need_free_gb "$venv" 3
     "$python" -m venv "$venv"
     "$venv/bin/pip" install "${pip_quiet[@]}" -r "$req_tf"
     echo "$stamp" > "$venv/.dose-overlap-stamp"
@@ -100,6 +113,7 @@ build_torch() {
   else
     echo "== building the PyTorch venv in $tv (pip, about 11 minutes)" >&2
     rm -rf "$tv"
+    need_free_gb "$tv" 5
     "$python" -m venv "$tv"
     # It sees the TensorFlow venv's packages (train.py imports TensorFlow first).
     site_packages "$venv" > "$(site_packages "$tv")/dose-overlap-tf-venv.pth"
