@@ -9,7 +9,9 @@
 
 use crate::manifest::MANIFEST_FILE;
 pub use crate::method::{method_name, slug};
-use crate::metrics::{HEADLINE, PLOTTED, SPLITS, against_flat_start, flatten, lower_is_better};
+use crate::metrics::{
+    FLAT_TIE, FlatStanding, HEADLINE, PLOTTED, SPLITS, against_flat_start, flatten, lower_is_better,
+};
 use crate::output::{PictureRef, ReportError, read_checked_manifest, write_file};
 use crate::pictures::{self, JobPicture};
 use crate::svg::{Chart, Series};
@@ -674,9 +676,26 @@ fn map_section(maps: &[(String, String, String)], settings: &crate::map::MapSett
     md
 }
 
-/// One method's standing against the flat start on one split: the split, jobs scored, jobs
-/// below the flat start, and the others (job, NRMSE vs flat).
-type FlatStart = (&'static str, usize, usize, Vec<String>);
+/// One method's standing against the flat start on one split.
+struct FlatStart {
+    split: &'static str,
+    scored: usize,
+    below: usize,
+    /// Jobs level with it (within `FLAT_TIE`): job, NRMSE vs flat.
+    level: Vec<String>,
+    /// Jobs above it: job, NRMSE vs flat.
+    above: Vec<String>,
+}
+
+impl FlatStart {
+    fn cell(jobs: &[String]) -> String {
+        if jobs.is_empty() {
+            "-".to_string()
+        } else {
+            jobs.join(", ")
+        }
+    }
+}
 
 fn markdown(
     loaded: &[Loaded],
@@ -724,36 +743,47 @@ fn markdown(
     let _ = writeln!(md);
     // How many jobs of each method get closer to the truth than the flat start they are
     // scored against (the object of ones, registered the same way): a method below it on
-    // every job has learned nothing the scoring sees, whatever its loss says. Per split: a
-    // self-supervised method may fit its training data and still not generalise.
+    // no job has learned nothing the scoring sees, whatever its loss says, and one level with
+    // it returns what any constant object would score. Per split: a self-supervised method
+    // may fit its training data and still not generalise.
     let flat: Vec<Vec<FlatStart>> = loaded
         .iter()
         .map(|l| {
             SPLITS
                 .iter()
                 .map(|split| {
-                    let (mut scored, mut below, mut not) = (0, 0, Vec::new());
+                    let mut standing = FlatStart {
+                        split,
+                        scored: 0,
+                        below: 0,
+                        level: Vec::new(),
+                        above: Vec::new(),
+                    };
                     for key in keys {
                         let m = l.metrics(key, split);
-                        if let Some((v, f, is_below)) = against_flat_start(|k| m.get(k).copied()) {
-                            scored += 1;
-                            if is_below {
-                                below += 1;
-                            } else {
-                                not.push(format!(
-                                    "{} {} gs{} ({} vs {})",
-                                    dose_label(key.0),
-                                    key.1,
-                                    key.2,
-                                    fmt_num(v),
-                                    fmt_num(f)
-                                ));
-                            }
+                        let Some((v, f, s)) = against_flat_start(|k| m.get(k).copied()) else {
+                            continue;
+                        };
+                        standing.scored += 1;
+                        let job = || {
+                            format!(
+                                "{} {} gs{} ({} vs {})",
+                                dose_label(key.0),
+                                key.1,
+                                key.2,
+                                fmt_num(v),
+                                fmt_num(f)
+                            )
+                        };
+                        match s {
+                            FlatStanding::Below => standing.below += 1,
+                            FlatStanding::Level => standing.level.push(job()),
+                            FlatStanding::Above => standing.above.push(job()),
                         }
                     }
-                    (*split, scored, below, not)
+                    standing
                 })
-                .filter(|(_, scored, _, _)| *scored > 0)
+                .filter(|standing| standing.scored > 0)
                 .collect()
         })
         .collect();
@@ -764,24 +794,51 @@ fn markdown(
         );
         let _ = writeln!(
             md,
-            "| method | split | jobs below the flat start | not below (NRMSE vs flat) |"
+            "Level: within {:.0} % of the flat start's NRMSE, which any constant object scores \
+             exactly (the NRMSE fits one global complex factor).\n",
+            FLAT_TIE * 100.0
         );
-        let _ = writeln!(md, "|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| method | split | jobs below the flat start | level with it (NRMSE vs flat) | \
+             above it (NRMSE vs flat) |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|");
         for (l, splits) in loaded.iter().zip(&flat) {
-            for (split, scored, below, not) in splits {
+            for standing in splits {
                 let _ = writeln!(
                     md,
-                    "| {} | {split} | {below} of {scored} | {} |",
+                    "| {} | {} | {} of {} | {} | {} |",
                     l.method.name,
-                    if not.is_empty() {
-                        "-".to_string()
-                    } else {
-                        not.join(", ")
-                    }
+                    standing.split,
+                    standing.below,
+                    standing.scored,
+                    FlatStart::cell(&standing.level),
+                    FlatStart::cell(&standing.above)
                 );
             }
         }
         let _ = writeln!(md);
+        // A method with no job below the flat start on a split is named, not left for the
+        // reader to find in the tables below, where it may even be "best" of a bad lot.
+        for (l, splits) in loaded.iter().zip(&flat) {
+            let none: Vec<&str> = splits
+                .iter()
+                .filter(|standing| standing.below == 0)
+                .map(|standing| standing.split)
+                .collect();
+            if !none.is_empty() {
+                let _ = writeln!(
+                    md,
+                    "**{} is below the flat start on no job of its {} split{}**: its objects \
+                     are no closer to the truth than a flat one; read its other figures as a \
+                     failure to reconstruct (degenerate), not as a ranking.\n",
+                    l.method.name,
+                    none.join(" and "),
+                    if none.len() > 1 { "s" } else { "" }
+                );
+            }
+        }
     }
     let headline: Vec<&str> = HEADLINE
         .iter()
@@ -928,9 +985,17 @@ mod tests {
             ),
             "{table}"
         );
-        // Against the flat start, per split: a train split above it is named.
+        // Against the flat start, per split: a train split above it is named, and so is the
+        // method that is below it on no job of that split.
         assert!(
-            md.contains("| a | train | 0 of 1 | 1e+03 dense gs2 (0.9000 vs 0.5000) |\n| a | test | 1 of 1 | - |"),
+            md.contains(
+                "| a | train | 0 of 1 | - | 1e+03 dense gs2 (0.9000 vs 0.5000) |\n\
+                 | a | test | 1 of 1 | - | - |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("**a is below the flat start on no job of its train split**"),
             "{md}"
         );
     }

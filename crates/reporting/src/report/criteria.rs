@@ -4,7 +4,7 @@
 
 use super::model::{Job, PICTURED_DOSES, by_label, doses};
 use crate::manifest::TrainingManifest;
-use crate::metrics::{against_flat_start, lower_is_better};
+use crate::metrics::{FlatStanding, against_flat_start, lower_is_better};
 use crate::text::{dose_label, fmt_num};
 
 /// Every criterion, in the order `summary.md` lists them; `metric` is the first plotted one,
@@ -69,23 +69,25 @@ fn bundles_recorded(jobs: &[Job]) -> Option<(String, bool)> {
 /// network, than that object) has learned nothing the scoring can see: said, not hidden.
 /// Nothing when no job has both figures.
 fn beats_the_flat_start(jobs: &[Job]) -> Option<(String, bool)> {
-    let scored: Vec<(&Job, (f64, f64, bool))> = jobs
+    let scored: Vec<(&Job, (f64, f64, FlatStanding))> = jobs
         .iter()
         .filter_map(|j| Some((j, against_flat_start(|k| j.metric("test", k))?)))
         .collect();
     if scored.is_empty() {
         return None;
     }
+    // Level with it (within FLAT_TIE) is not beating it: a constant object scores the same.
     let worse: Vec<String> = scored
         .iter()
-        .filter(|(_, (_, _, below))| !below)
-        .map(|(j, (v, flat, _))| {
+        .filter(|(_, (_, _, standing))| *standing != FlatStanding::Below)
+        .map(|(j, (v, flat, standing))| {
             format!(
-                "{} dose {}: {} vs {}",
+                "{} dose {}: {} vs {} ({})",
                 j.id.label(),
                 dose_label(j.id.dose),
                 fmt_num(*v),
-                fmt_num(*flat)
+                fmt_num(*flat),
+                standing.word()
             )
         })
         .collect();
