@@ -225,48 +225,205 @@ pub fn diff_values(a: &Value, b: &Value, tolerance: f64) -> Vec<FieldChange> {
     out
 }
 
-/// Compares two parsed manifests.
-pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, String> {
-    let roots = |m: &Value| -> Vec<String> {
-        VOLATILE[1..]
-            .iter()
-            .map(|k| {
-                m[*k]
-                    .as_str()
-                    .unwrap_or("")
-                    .trim_end_matches('/')
-                    .to_string()
+/// A manifest as `diff` holds it: its top-level fields parsed, and each job kept as its
+/// compact JSON text, in file order (a parsed job takes about ten times its text, and a
+/// manifest of 100,000 jobs is close to 1 GB of pretty JSON). `jobs` is `None` when the
+/// manifest has no `jobs` array.
+struct Held {
+    head: serde_json::Map<String, Value>,
+    jobs: Option<Vec<String>>,
+}
+
+impl Held {
+    /// From a parsed manifest (what the tests and in-memory callers have).
+    fn of_value(m: &Value) -> Held {
+        let mut head = m.as_object().cloned().unwrap_or_default();
+        let jobs = head.remove("jobs").and_then(|jobs| match jobs {
+            Value::Array(jobs) => Some(jobs.iter().map(Value::to_string).collect()),
+            _ => None,
+        });
+        Held { head, jobs }
+    }
+
+    /// Streams `<artifact_root>/training_manifest.json` (a regular file, never a link or a
+    /// FIFO, at most `MANIFEST_CAP` bytes) into its held form: one parsed job at a time.
+    fn read(artifact_root: &Path) -> Result<Held, DiffError> {
+        use serde::Deserializer as _;
+        let path = artifact_root.join(crate::manifest::MANIFEST_FILE);
+        let file = npz_contract::confine::open_capped(&path, crate::manifest::MANIFEST_CAP)
+            .map_err(|source| DiffError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        let mut de =
+            serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, file));
+        de.deserialize_any(HeldVisitor)
+            .and_then(|held| de.end().map(|()| held))
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Io => DiffError::Read {
+                    path,
+                    source: std::io::Error::other(e.to_string()),
+                },
+                _ => DiffError::Parse {
+                    path,
+                    message: e.to_string(),
+                },
             })
-            .collect()
-    };
-    let (a, b) = (normalise(a, &roots(a)), normalise(b, &roots(b)));
-    let jobs = |m: &Value, name: &str| -> Result<Vec<(JobKey, Value)>, String> {
-        m["jobs"]
-            .as_array()
-            .ok_or(format!("run {name} has no `jobs` array"))?
-            .iter()
-            .map(|j| {
-                job_key(j)
-                    .map(|k| (k, j.clone()))
-                    .ok_or(format!("run {name} has a job without dose/view/gridsize"))
-            })
-            .collect()
-    };
-    let (ja, jb) = (jobs(&a, "A")?, jobs(&b, "B")?);
-    // A job listed twice is no run `train` writes: refused, never matched half.
-    for (name, list) in [("A", &ja), ("B", &jb)] {
-        let mut seen = std::collections::HashSet::new();
-        for (key, _) in list.iter() {
-            if !seen.insert((key.dose.to_bits(), key.view.as_str(), key.gridsize)) {
-                return Err(format!(
-                    "run {name} lists job dose={} view={} gs{} twice",
-                    crate::text::dose_label(key.dose),
-                    key.view,
-                    key.gridsize
-                ));
+    }
+}
+
+/// The manifest's top level: every field parsed but `jobs`, whose elements are kept as text.
+struct HeldVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HeldVisitor {
+    type Value = Held;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a training manifest (a JSON object)")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Held, M::Error> {
+        let mut held = Held {
+            head: serde_json::Map::new(),
+            jobs: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "jobs" {
+                // As a parsed manifest would: the last `jobs` is the one.
+                held.jobs = map.next_value_seed(JobsSeed)?;
+            } else {
+                let value: Value = map.next_value()?;
+                held.head.insert(key, value);
             }
         }
+        Ok(held)
     }
+}
+
+/// `jobs`: an array, each element parsed alone and kept as compact text; anything else is
+/// no `jobs` array (`None`).
+struct JobsSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for JobsSeed {
+    type Value = Option<Vec<String>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JobsSeed {
+    type Value = Option<Vec<String>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the jobs array")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let mut jobs = Vec::new();
+        while let Some(job) = seq.next_element::<Value>()? {
+            jobs.push(job.to_string());
+        }
+        Ok(Some(jobs))
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(None)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// The run's roots (`phase_c_root`, `phase_d_root`, `artifact_root`), as `normalise` takes them.
+fn roots_of(head: &serde_json::Map<String, Value>) -> Vec<String> {
+    VOLATILE[1..]
+        .iter()
+        .map(|k| {
+            head.get(*k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .collect()
+}
+
+/// A held job parsed back, its run's roots replaced.
+fn held_job(text: &str, roots: &[String]) -> Value {
+    let job: Value = serde_json::from_str(text).expect("held jobs are JSON that serde_json wrote");
+    normalise(&job, roots)
+}
+
+/// Each held job's key, in file order; a job listed twice is refused.
+fn held_keys(jobs: &[String], name: &str) -> Result<Vec<JobKey>, String> {
+    let mut seen = std::collections::HashSet::with_capacity(jobs.len());
+    let mut keys = Vec::with_capacity(jobs.len());
+    for text in jobs {
+        let job: Value =
+            serde_json::from_str(text).expect("held jobs are JSON that serde_json wrote");
+        let key =
+            job_key(&job).ok_or(format!("run {name} has a job without dose/view/gridsize"))?;
+        // A job listed twice is no run `train` writes: refused, never matched half.
+        if !seen.insert((key.dose.to_bits(), key.view.clone(), key.gridsize)) {
+            return Err(format!(
+                "run {name} lists job dose={} view={} gs{} twice",
+                crate::text::dose_label(key.dose),
+                key.view,
+                key.gridsize
+            ));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Compares two parsed manifests.
+pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, String> {
+    diff_held(Held::of_value(a), Held::of_value(b), tolerance)
+}
+
+/// Compares two held manifests: one pair of jobs parsed at a time, matched by key through a
+/// hash map (memory: the two manifests' compact job texts, and their keys).
+fn diff_held(a: Held, b: Held, tolerance: f64) -> Result<RunDiff, String> {
+    let (roots_a, roots_b) = (roots_of(&a.head), roots_of(&b.head));
+    let head_a = normalise(&Value::Object(a.head), &roots_a);
+    let head_b = normalise(&Value::Object(b.head), &roots_b);
+    let ja = a.jobs.ok_or("run A has no `jobs` array")?;
+    let jb = b.jobs.ok_or("run B has no `jobs` array")?;
+    let (ka, kb) = (held_keys(&ja, "A")?, held_keys(&jb, "B")?);
+    let index = |keys: &[JobKey]| -> std::collections::HashMap<(u64, String, u64), usize> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| ((k.dose.to_bits(), k.view.clone(), k.gridsize), i))
+            .collect()
+    };
+    let (ia, ib) = (index(&ka), index(&kb));
     let mut diff = RunDiff {
         equal: true,
         tolerance,
@@ -280,29 +437,30 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
         unfinished: Vec::new(),
         notes: Vec::new(),
     };
-    for (name, m) in [("A", &a), ("B", &b)] {
+    for (name, m) in [("A", &head_a), ("B", &head_b)] {
         if let Some(run) = crate::manifest::RunInProgress::in_json(m) {
             diff.unfinished
                 .push(format!("run {name}: {}", run.describe()));
         }
     }
     let mut pinn = false;
-    for (key, job_a) in &ja {
-        match jb.iter().find(|(k, _)| k == key) {
+    for (key, text_a) in ka.iter().zip(&ja) {
+        match ib.get(&(key.dose.to_bits(), key.view.clone(), key.gridsize)) {
             None => diff.jobs_removed.push(key.clone()),
-            Some((_, job_b)) => {
+            Some(&i) => {
+                let (job_a, job_b) = (held_job(text_a, &roots_a), held_job(&jb[i], &roots_b));
                 let mut fields = Vec::new();
-                if is_pinn(job_a) && is_pinn(job_b) {
+                if is_pinn(&job_a) && is_pinn(&job_b) {
                     pinn = true;
                     compare(
                         "",
-                        &comparable(job_a),
-                        &comparable(job_b),
+                        &comparable(&job_a),
+                        &comparable(&job_b),
                         tolerance,
                         &mut fields,
                     );
                 } else {
-                    compare("", job_a, job_b, tolerance, &mut fields);
+                    compare("", &job_a, &job_b, tolerance, &mut fields);
                 }
                 if !fields.is_empty() {
                     diff.jobs_changed.push(JobChange {
@@ -313,10 +471,10 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
             }
         }
     }
-    diff.jobs_added = jb
+    diff.jobs_added = kb
         .iter()
-        .filter(|(k, _)| !ja.iter().any(|(ka, _)| ka == k))
-        .map(|(k, _)| k.clone())
+        .filter(|k| !ia.contains_key(&(k.dose.to_bits(), k.view.clone(), k.gridsize)))
+        .cloned()
         .collect();
     let skips = |m: &Value| -> Vec<Skip> {
         m["skipped_views"]
@@ -326,7 +484,7 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
             .filter_map(skip)
             .collect()
     };
-    let (sa, sb) = (skips(&a), skips(&b));
+    let (sa, sb) = (skips(&head_a), skips(&head_b));
     let same = |x: &Skip, y: &Skip| x.dose == y.dose && x.view == y.view;
     for s in &sa {
         match sb.iter().find(|t| same(s, t)) {
@@ -354,8 +512,8 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
     };
     compare(
         "",
-        &strip(&a),
-        &strip(&b),
+        &strip(&head_a),
+        &strip(&head_b),
         tolerance,
         &mut diff.other_fields,
     );
@@ -373,13 +531,10 @@ pub fn diff_manifests(a: &Value, b: &Value, tolerance: f64) -> Result<RunDiff, S
     Ok(diff)
 }
 
-/// Compares the manifests of two artifact roots.
+/// Compares the manifests of two artifact roots, each streamed in (see [`Held`]).
 pub fn diff_runs(a: &Path, b: &Path, tolerance: f64) -> Result<RunDiff, DiffError> {
-    let (ma, mb) = (
-        crate::output::read_manifest(a)?,
-        crate::output::read_manifest(b)?,
-    );
-    diff_manifests(&ma, &mb, tolerance).map_err(|message| DiffError::Parse {
+    let (ha, hb) = (Held::read(a)?, Held::read(b)?);
+    diff_held(ha, hb, tolerance).map_err(|message| DiffError::Parse {
         path: a.join(crate::manifest::MANIFEST_FILE),
         message,
     })
@@ -573,6 +728,56 @@ mod tests {
         assert!(!d.equal);
         assert_eq!(d.jobs_changed[0].fields[0].field, "result.final_loss");
         assert!(d.to_text().contains("~ job dose=1e+03 view=dense gs2\n    result.final_loss: 0.5 -> 0.6 (Δ +1.000e-1, +20.00%)"), "{}", d.to_text());
+    }
+
+    #[test]
+    fn streamed_roots_diff_as_the_parsed_manifests_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = |name: &str, m: &Value| {
+            let r = dir.path().join(name);
+            std::fs::create_dir_all(&r).unwrap();
+            std::fs::write(r.join(crate::manifest::MANIFEST_FILE), m.to_string()).unwrap();
+            r
+        };
+        // Other roots, a changed loss, a job only in B, a skip only in A.
+        let a = run("/x/a", 0.5);
+        let mut b = run("/y/b", 0.7);
+        b["jobs"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"dose": 1e4, "view": "dense",
+            "gridsize": 2, "result": {"status": "success"}}));
+        b["skipped_views"] = json!([]);
+        let streamed = diff_runs(&root("a", &a), &root("b", &b), 1e-9).unwrap();
+        assert_eq!(streamed, diff_manifests(&a, &b, 1e-9).unwrap());
+        assert_eq!(streamed.jobs_changed.len(), 1);
+        assert_eq!(streamed.jobs_added.len(), 1);
+        // No `jobs` array, a job listed twice, text after the manifest: refused, saying so.
+        let mut no_jobs = a.clone();
+        no_jobs["jobs"] = json!("none");
+        let err = diff_runs(&root("nojobs", &no_jobs), &root("a", &a), 1e-9).unwrap_err();
+        assert!(
+            err.to_string().contains("run A has no `jobs` array"),
+            "{err}"
+        );
+        let mut twice = a.clone();
+        let job = twice["jobs"][0].clone();
+        twice["jobs"].as_array_mut().unwrap().push(job);
+        let err = diff_runs(&root("a", &a), &root("twice", &twice), 1e-9).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("run B lists job dose=1e+03 view=dense gs2 twice"),
+            "{err}"
+        );
+        let trailing = dir.path().join("trailing");
+        std::fs::create_dir_all(&trailing).unwrap();
+        std::fs::write(
+            trailing.join(crate::manifest::MANIFEST_FILE),
+            format!("{a} {{}}"),
+        )
+        .unwrap();
+        let err = diff_runs(&trailing, &root("a", &a), 1e-9).unwrap_err();
+        assert!(err.to_string().contains("trailing characters"), "{err}");
     }
 
     #[test]
