@@ -41,9 +41,10 @@ impl Args {
                 }
                 _ => (None, PathBuf::from(given)),
             };
-            let manifest = reporting::report::read_checked_manifest(&root)
+            // The manifest must read whether or not the root is named.
+            let read = reporting::compare::root_method_name(&root)
                 .with_context(|| format!("reading the artifact root {}", root.display()))?;
-            let name = name.unwrap_or_else(|| reporting::compare::method_name(&root, &manifest));
+            let name = name.unwrap_or(read);
             methods.push(MethodRoot { name, root });
         }
         Ok(Options {

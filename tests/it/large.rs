@@ -151,3 +151,49 @@ fn a_study_of_eight_doses_is_pictured_whole() {
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(!md.contains("Not pictured"), "{md}");
 }
+
+/// Regression (seen on a synthetic sweep of 10,000 jobs): `compare` drew a side-by-side
+/// picture of every job (10,002 pictures, 2.9 GB, 15 GB of memory); it now pictures the jobs
+/// the report pictures and tables every job.
+#[test]
+fn a_comparison_of_twelve_doses_is_pictured_at_eight_and_tabled_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = sweep(dir.path(), 12);
+    let out = dir.path().join("comparison");
+    let run = cli()
+        .args(["-q", "compare"])
+        .arg(format!("a={}", root.display()))
+        .arg(format!("b={}", root.display()))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    succeeded(&run);
+    let pictured = [1000, 1200, 1300, 1500, 1600, 1800, 1900, 2100];
+    let mut figures: Vec<String> = std::fs::read_dir(out.join("pictures"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    figures.sort();
+    let mut expected: Vec<String> = pictured
+        .iter()
+        .flat_map(|d| {
+            [
+                format!("side_by_side_dose_{d}_baseline_gs1.png"),
+                format!("side_by_side_dose_{d}_dense_gs2.png"),
+            ]
+        })
+        .collect();
+    expected.extend(["phase_grid_a.png".to_string(), "phase_grid_b.png".to_string()]);
+    expected.sort();
+    assert_eq!(figures, expected);
+    let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
+    assert!(md.contains("Pictured at 8 of 12 doses, spread evenly: "), "{md}");
+    assert!(
+        md.contains("8 job(s) are not pictured (no side by side picture or phase-grid cell)"),
+        "{md}"
+    );
+    // Every job of both methods in comparison_metrics.csv: 24 jobs x 2 methods x 2 splits.
+    let csv = std::fs::read_to_string(out.join("comparison_metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 24 * 2 * 2);
+}

@@ -8,11 +8,11 @@
 //! on different machines, and equal data sits in different folders.
 
 use crate::manifest::MANIFEST_FILE;
-pub use crate::method::{method_name, slug};
+pub use crate::method::{method_name, root_method_name, slug};
 use crate::metrics::{
     FLAT_TIE, FlatStanding, HEADLINE, PLOTTED, SPLITS, against_flat_start, flatten, lower_is_better,
 };
-use crate::output::{PictureRef, ReportError, read_checked_manifest, write_file};
+use crate::output::{PictureRef, ReportError, write_file};
 use crate::pictures::{self, JobPicture};
 use crate::svg::{Chart, Series};
 use crate::text::{dose_label, fmt_num};
@@ -225,24 +225,218 @@ fn key_of(job: &Value) -> Option<Key> {
 
 struct Loaded {
     method: MethodRoot,
+    /// The checked manifest, each job with only what a comparison reads ([`for_comparison`])
+    /// and its metrics taken out into `metrics`.
     manifest: Value,
     manifest_sha256: String,
-    jobs: Vec<(Key, Value)>,
+    /// Each job's key, in manifest order.
+    keys: Vec<Key>,
+    /// Where each key is in the manifest's jobs (a sweep has 100,000 of them), by [`hashed`]
+    /// key.
+    index: std::collections::HashMap<(u64, String, u64), usize>,
+    /// Metric names, each stored once.
+    names: Vec<String>,
+    name_ids: std::collections::HashMap<String, u32>,
+    /// Each job's numeric metric leaves (name id, value) per split ([`SPLITS`] order), in the
+    /// order `flatten` gives them: a tenth of their JSON tree.
+    metrics: Vec<[Vec<(u32, f64)>; 2]>,
+}
+
+/// A job's fields that a comparison reads (identity, data and folder paths, status, backend,
+/// metrics, reconstruction): its loss histories and solver facts are most of its size and
+/// are left in its manifest.
+fn for_comparison(mut job: Value) -> Value {
+    const KEEP: &[&str] = &[
+        "dose",
+        "view",
+        "gridsize",
+        "train_data_path",
+        "test_data_path",
+        "artifact_dir",
+        "result",
+    ];
+    const KEEP_RESULT: &[&str] = &[
+        "status",
+        "backend",
+        "metrics",
+        "reconstruction_path",
+        "bundle_path",
+    ];
+    if let Value::Object(map) = &mut job {
+        map.retain(|k, _| KEEP.contains(&k.as_str()));
+        if let Some(Value::Object(result)) = map.get_mut("result") {
+            result.retain(|k, _| KEEP_RESULT.contains(&k.as_str()));
+        }
+    }
+    job
+}
+
+/// A key as a hash map takes it (a dose by its bits: doses are finite and positive).
+fn hashed(key: &Key) -> (u64, String, u64) {
+    (key.0.to_bits(), key.1.clone(), key.2)
+}
+
+/// Where `split` is in [`SPLITS`].
+fn split_index(split: &str) -> Option<usize> {
+    SPLITS.iter().position(|s| *s == split)
 }
 
 impl Loaded {
-    fn job(&self, key: &Key) -> Option<&Value> {
-        self.jobs.iter().find(|(k, _)| k == key).map(|(_, j)| j)
+    /// Streams `method`'s manifest (checked as every reader checks it), keeping each job
+    /// [`for_comparison`].
+    fn read(method: &MethodRoot) -> Result<Loaded, CompareError> {
+        let mut loaded = Loaded::of(method.clone(), Value::Null, String::new());
+        let mut jobs = Vec::new();
+        let head = crate::manifest::TrainingManifest::stream(&method.root, |_, job| {
+            let job = serde_json::to_value(&job).expect("a parsed job serialises");
+            jobs.push(loaded.take_metrics(for_comparison(job)));
+        })
+        .map_err(crate::output::read_error)?;
+        let mut manifest =
+            serde_json::to_value(&head.manifest).expect("a parsed manifest serialises");
+        manifest["jobs"] = Value::Array(jobs);
+        let path = method.root.join(MANIFEST_FILE);
+        let (manifest_sha256, _) =
+            runner::sha256_file(&path).map_err(|source| ReportError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        loaded.manifest = manifest;
+        loaded.manifest_sha256 = manifest_sha256;
+        loaded.index_jobs();
+        Ok(loaded)
     }
+
+    /// Of a manifest already in memory (its jobs kept whole but for their metrics).
+    fn of(method: MethodRoot, mut manifest: Value, manifest_sha256: String) -> Loaded {
+        let mut loaded = Loaded {
+            method,
+            manifest: Value::Null,
+            manifest_sha256,
+            keys: Vec::new(),
+            index: std::collections::HashMap::new(),
+            names: Vec::new(),
+            name_ids: std::collections::HashMap::new(),
+            metrics: Vec::new(),
+        };
+        if let Some(jobs) = manifest.get_mut("jobs").and_then(Value::as_array_mut) {
+            for job in jobs.iter_mut() {
+                *job = loaded.take_metrics(std::mem::take(job));
+            }
+        }
+        loaded.manifest = manifest;
+        loaded.index_jobs();
+        loaded
+    }
+
+    /// Takes the job's metrics into `metrics` (one entry per job, in order) and returns the
+    /// job without them.
+    fn take_metrics(&mut self, mut job: Value) -> Value {
+        let tree = job
+            .get_mut("result")
+            .and_then(Value::as_object_mut)
+            .and_then(|r| r.remove("metrics"))
+            .unwrap_or(Value::Null);
+        let mut per_split: [Vec<(u32, f64)>; 2] = [Vec::new(), Vec::new()];
+        for (i, split) in SPLITS.iter().enumerate() {
+            for (name, value) in flatten(&tree[*split]) {
+                let id = match self.name_ids.get(&name) {
+                    Some(id) => *id,
+                    None => {
+                        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+                        self.names.push(name.clone());
+                        self.name_ids.insert(name, id);
+                        id
+                    }
+                };
+                per_split[i].push((id, value));
+            }
+        }
+        self.metrics.push(per_split);
+        job
+    }
+
+    fn index_jobs(&mut self) {
+        for (i, job) in self.manifest["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(key) = key_of(job) {
+                self.index.insert(hashed(&key), i);
+                self.keys.push(key);
+            }
+        }
+    }
+
+    fn job(&self, key: &Key) -> Option<&Value> {
+        self.index
+            .get(&hashed(key))
+            .map(|&i| &self.manifest["jobs"][i])
+    }
+
     fn metrics(&self, key: &Key, split: &str) -> BTreeMap<String, f64> {
         // By name; of two leaves with one name (a key with a dot in it), the last.
-        self.job(key)
-            .map(|job| {
-                flatten(&job["result"]["metrics"][split])
-                    .into_iter()
-                    .collect()
-            })
-            .unwrap_or_default()
+        let (Some(&i), Some(s)) = (self.index.get(&hashed(key)), split_index(split)) else {
+            return BTreeMap::new();
+        };
+        self.metrics[i][s]
+            .iter()
+            .map(|(id, v)| (self.names[*id as usize].clone(), *v))
+            .collect()
+    }
+
+    /// Every metric name some job has in one of `splits`.
+    fn split_names(&self, splits: &[&str]) -> std::collections::BTreeSet<String> {
+        let at: Vec<usize> = splits.iter().filter_map(|s| split_index(s)).collect();
+        let ids: std::collections::BTreeSet<u32> = self
+            .metrics
+            .iter()
+            .flat_map(|per_split| at.iter().flat_map(move |&s| per_split[s].iter()))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .map(|id| self.names[id as usize].clone())
+            .collect()
+    }
+
+    /// The job as the pictures read it: its phase SSIM of each split back under
+    /// `result.metrics.<split>.phase.ssim`.
+    fn job_for_pictures(&self, key: &Key) -> Option<Value> {
+        let mut job = self.job(key)?.clone();
+        let mut metrics = serde_json::Map::new();
+        for split in SPLITS {
+            if let Some(ssim) = self.metrics(key, split).get("phase.ssim") {
+                metrics.insert(split.to_string(), json!({"phase": {"ssim": ssim}}));
+            }
+        }
+        if let Some(result) = job.get_mut("result").and_then(Value::as_object_mut) {
+            result.insert("metrics".into(), Value::Object(metrics));
+        }
+        Some(job)
+    }
+
+    /// The manifest as the map reads it: each job's identity, status and metrics (flat names
+    /// under each split, which `map::cells` flattens back to the same names).
+    fn manifest_for_map(&self) -> Value {
+        let mut manifest = self.manifest.clone();
+        if let Some(jobs) = manifest.get_mut("jobs").and_then(Value::as_array_mut) {
+            for (job, per_split) in jobs.iter_mut().zip(&self.metrics) {
+                let mut metrics = serde_json::Map::new();
+                for (split, leaves) in SPLITS.iter().zip(per_split) {
+                    let flat: serde_json::Map<String, Value> = leaves
+                        .iter()
+                        .map(|(id, v)| (self.names[*id as usize].clone(), json!(v)))
+                        .collect();
+                    metrics.insert(split.to_string(), Value::Object(flat));
+                }
+                if let Some(result) = job.get_mut("result").and_then(Value::as_object_mut) {
+                    result.insert("metrics".into(), Value::Object(metrics));
+                }
+            }
+        }
+        manifest
     }
 }
 
@@ -268,31 +462,13 @@ pub fn compare_with(
     }
     let mut loaded = Vec::new();
     for method in methods {
-        // Checked: names that become file names, paths inside their roots.
-        let manifest = read_checked_manifest(&method.root)?;
-        let path = method.root.join(MANIFEST_FILE);
-        let (manifest_sha256, _) =
-            runner::sha256_file(&path).map_err(|source| ReportError::Read {
-                path: path.clone(),
-                source,
-            })?;
-        let jobs = manifest["jobs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|j| Some((key_of(j)?, j.clone())))
-            .collect();
-        loaded.push(Loaded {
-            method: method.clone(),
-            manifest,
-            manifest_sha256,
-            jobs,
-        });
+        loaded.push(Loaded::read(method)?);
     }
     let mut keys: Vec<Key> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for l in &loaded {
-        for (k, _) in &l.jobs {
-            if !keys.contains(k) {
+        for k in &l.keys {
+            if seen.insert(hashed(k)) {
                 keys.push(k.clone());
             }
         }
@@ -389,7 +565,7 @@ pub fn compare_with(
                 "artifact_root": relative_to(&l.method.root, out).to_string_lossy().replace('\\', "/"),
                 "backend": l.manifest["backend"],
                 "manifest_sha256": l.manifest_sha256,
-                "jobs": l.jobs.len(),
+                "jobs": l.keys.len(),
             })
         })
         .collect();
@@ -405,19 +581,12 @@ pub fn compare_with(
         serde_json::to_string_pretty(&manifest).expect("a JSON value serialises") + "\n";
 
     // comparison_metrics.csv: one row per job, method and split; every metric any has.
-    let mut columns: Vec<String> = Vec::new();
-    for l in &loaded {
-        for key in &keys {
-            for split in ["train", "test"] {
-                for name in l.metrics(key, split).into_keys() {
-                    if !columns.contains(&name) {
-                        columns.push(name);
-                    }
-                }
-            }
-        }
-    }
-    columns.sort();
+    let columns: Vec<String> = loaded
+        .iter()
+        .flat_map(|l| l.split_names(&SPLITS))
+        .collect::<std::collections::BTreeSet<String>>()
+        .into_iter()
+        .collect();
     let mut csv = String::from("dose,view,gridsize,method,split,status");
     for c in &columns {
         let _ = write!(csv, ",{c}");
@@ -450,31 +619,14 @@ pub fn compare_with(
     }
 
     // Plots: one line per method and view.
-    let test_names: Vec<String> = {
-        let mut v: Vec<String> = Vec::new();
-        for l in &loaded {
-            for key in &keys {
-                v.extend(l.metrics(key, "test").into_keys());
-            }
-        }
-        v.sort();
-        v.dedup();
-        v
-    };
+    let test_names: Vec<String> = loaded
+        .iter()
+        .flat_map(|l| l.split_names(&["test"]))
+        .collect::<std::collections::BTreeSet<String>>()
+        .into_iter()
+        .collect();
     // The tables show what either split has.
-    let table_names: Vec<String> = {
-        let mut v: Vec<String> = Vec::new();
-        for l in &loaded {
-            for key in &keys {
-                for split in SPLITS {
-                    v.extend(l.metrics(key, split).into_keys());
-                }
-            }
-        }
-        v.sort();
-        v.dedup();
-        v
-    };
+    let table_names: Vec<String> = columns.clone();
     let mut plots: Vec<(String, String)> = Vec::new();
     let views: Vec<(String, u64)> = {
         let mut v: Vec<(String, u64)> = Vec::new();
@@ -520,29 +672,54 @@ pub fn compare_with(
         ));
     }
 
-    // Pictures.
-    let mut by_method: Vec<Vec<JobPicture>> = Vec::new();
+    // Pictures: of the jobs the report would picture (at most PICTURED_DOSES doses and as
+    // many view and gridsize combinations, spread evenly), loaded a job at a time; each side by
+    // side picture is written as it is drawn, and the phase grids keep only phases.
+    let sampling = crate::report::Sampling::of(
+        keys.iter()
+            .map(|k| (k.0, k.1.as_str(), u32::try_from(k.2).unwrap_or(u32::MAX))),
+    );
+    let locations_of: Vec<crate::manifest::Locations> = loaded
+        .iter()
+        .map(|l| pictures::locations(&l.method.root, &l.manifest))
+        .collect();
+    let mut by_method: Vec<Vec<JobPicture>> = vec![Vec::new(); loaded.len()];
     let mut notes: Vec<String> = Vec::new();
-    for l in &loaded {
-        let (p, n) = pictures::load_root(&l.method.root, &l.manifest);
-        notes.extend(n.into_iter().map(|n| format!("{}: {n}", l.method.name)));
-        by_method.push(p);
-    }
     let mut picture_files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut refs: Vec<PictureRef> = Vec::new();
     for key in &keys {
-        let row: Vec<(String, Vec<&JobPicture>)> = loaded
-            .iter()
-            .zip(&by_method)
-            .map(|(l, ps)| {
-                (
-                    l.method.name.clone(),
-                    ps.iter().filter(|p| &p.id == key).collect(),
-                )
-            })
-            .collect();
+        if !sampling.pictures(key.0, &key.1, u32::try_from(key.2).unwrap_or(u32::MAX)) {
+            continue;
+        }
+        let mut row: Vec<(String, Vec<JobPicture>)> = Vec::new();
+        for (l, locations) in loaded.iter().zip(&locations_of) {
+            let mut splits = Vec::new();
+            if let Some(job) = l.job_for_pictures(key) {
+                for split in SPLITS {
+                    match pictures::load_job(locations, &job, split) {
+                        Ok(Some(p)) => splits.push(p),
+                        Ok(None) => {}
+                        Err(e) => notes.push(format!(
+                            "{}: dose {} {} gs{}, {split} split: {e}",
+                            l.method.name,
+                            dose_label(key.0),
+                            key.1,
+                            key.2
+                        )),
+                    }
+                }
+            }
+            row.push((l.method.name.clone(), splits));
+        }
         let label = format!("dose {} {} gs{}", dose_label(key.0), key.1, key.2);
-        if let Some(png) = pictures::side_by_side(&row, &label) {
+        let drawn = {
+            let view: Vec<(String, Vec<&JobPicture>)> = row
+                .iter()
+                .map(|(name, ps)| (name.clone(), ps.iter().collect()))
+                .collect();
+            pictures::side_by_side(&view, &label)
+        };
+        if let Some(png) = drawn {
             let file = format!("pictures/side_by_side_{}.png", pictures::job_stem(key));
             refs.push(PictureRef {
                 file: file.clone(),
@@ -551,7 +728,11 @@ pub fn compare_with(
                      per kind of image in both."
                 ),
             });
+            write_file(out, &file, &png)?;
             picture_files.push((file, png));
+        }
+        for (kept, (_, ps)) in by_method.iter_mut().zip(row) {
+            kept.extend(ps.into_iter().map(pictures::phase_only));
         }
     }
     for (l, ps) in loaded.iter().zip(&by_method) {
@@ -569,7 +750,18 @@ pub fn compare_with(
         }
     }
 
-    let mut md = markdown(&loaded, &keys, &table_names, &plots, &refs, &notes, matched);
+    let mut md = markdown(
+        &loaded,
+        &keys,
+        &table_names,
+        &plots,
+        &Pictured {
+            refs: &refs,
+            notes: &notes,
+            sampling: &sampling,
+        },
+        matched,
+    );
     // The map: absent (and comparison.md unchanged) unless the study has overlap levels.
     let maps = map_files(&loaded, settings);
     if !maps.is_empty() {
@@ -585,7 +777,11 @@ pub fn compare_with(
     for (name, text) in &files {
         write_file(out, name, text.as_bytes())?;
     }
-    for (name, bytes) in &picture_files {
+    // The side by side pictures are written as drawn; the phase grids here.
+    for (name, bytes) in picture_files
+        .iter()
+        .filter(|(name, _)| name.starts_with("pictures/phase_grid_"))
+    {
         write_file(out, name, bytes)?;
     }
     Ok(Comparison {
@@ -603,13 +799,17 @@ fn map_files(
     settings: &crate::map::MapSettings,
 ) -> Vec<(String, String, String)> {
     use crate::map;
+    // Cells only where a view has an overlap target, as the report makes them: a sweep
+    // without overlap levels would otherwise hold a cell per metric, job and split.
     let cells: Vec<Vec<map::Cell>> = loaded
         .iter()
         .map(|l| {
-            map::cells(
-                &l.manifest,
-                &map::read_geometry(&l.method.root, &l.manifest),
-            )
+            let geometry = map::read_geometry(&l.method.root, &l.manifest);
+            if geometry.values().any(|g| g.targeted) {
+                map::cells(&l.manifest_for_map(), &geometry)
+            } else {
+                Vec::new()
+            }
         })
         .collect();
     if cells.is_empty() || !cells.iter().all(|c| map::is_map(c)) {
@@ -697,15 +897,27 @@ impl FlatStart {
     }
 }
 
+/// What comparison.md says of its pictures: the pictures, the jobs that could not be
+/// pictured and why, and which jobs were pictured.
+struct Pictured<'a> {
+    refs: &'a [PictureRef],
+    notes: &'a [String],
+    sampling: &'a crate::report::Sampling,
+}
+
 fn markdown(
     loaded: &[Loaded],
     keys: &[Key],
     table_names: &[String],
     plots: &[(String, String)],
-    refs: &[PictureRef],
-    notes: &[String],
+    pictured: &Pictured<'_>,
     matched: usize,
 ) -> String {
+    let Pictured {
+        refs,
+        notes,
+        sampling,
+    } = *pictured;
     let mut md = String::new();
     let names: Vec<&str> = loaded.iter().map(|l| l.method.name.as_str()).collect();
     let _ = writeln!(md, "# Comparison: {}\n", names.join(" vs "));
@@ -722,10 +934,11 @@ fn markdown(
     );
     let _ = writeln!(md, "|---|---|---|---|---|");
     for l in loaded {
-        let ok = l
-            .jobs
-            .iter()
-            .filter(|(_, j)| matches!(j["result"]["status"].as_str(), Some("success" | "dry_run")))
+        let ok = l.manifest["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|j| matches!(j["result"]["status"].as_str(), Some("success" | "dry_run")))
             .count();
         let _ = writeln!(
             md,
@@ -735,7 +948,7 @@ fn markdown(
                 || l.method.root.display().to_string(),
                 |n| n.to_string_lossy().into_owned()
             ),
-            l.jobs.len(),
+            l.keys.len(),
             ok,
             l.manifest_sha256
         );
@@ -909,7 +1122,7 @@ fn markdown(
         }
         let _ = writeln!(md);
     }
-    if !refs.is_empty() || !notes.is_empty() {
+    if !refs.is_empty() || !notes.is_empty() || sampling.is_sampled() {
         let _ = writeln!(md, "## Pictures (train and test split)\n");
         let _ = writeln!(
             md,
@@ -918,6 +1131,11 @@ fn markdown(
              fitted phase plane removed), cropped to the scored region (grey: outside it); each \
              kind of image has one scale in both panels, set by the truth's range (values beyond \
              it saturate).\n"
+        );
+        sampling.describe(
+            &mut md,
+            "no side by side picture or phase-grid cell",
+            "comparison_metrics.csv",
         );
         for p in refs {
             let _ = writeln!(md, "{}\n\n![{}]({})\n", p.caption, p.file, p.file);
@@ -959,21 +1177,31 @@ mod tests {
                 "status": "success", "metrics": {
                     "train": {"phase": {"ssim": train}, "fienup_nrmse": 0.9, "fienup_nrmse_initial": 0.5},
                     "test": {"phase": {"ssim": test}, "fienup_nrmse": 0.2, "fienup_nrmse_initial": 0.5}}}});
-            Loaded {
-                method: MethodRoot {
+            Loaded::of(
+                MethodRoot {
                     name: name.into(),
                     root: PathBuf::from(name),
                 },
-                manifest: json!({"jobs": [job.clone()]}),
-                manifest_sha256: "0".repeat(64),
-                jobs: vec![(key_of(&job).unwrap(), job)],
-            }
+                json!({"jobs": [job]}),
+                "0".repeat(64),
+            )
         };
         // a fits its training data best; b generalises best, with a test value below a's train.
         let loaded = [method("a", 0.9, 0.5), method("b", 0.7, 0.6)];
         let keys = [(1000.0, "dense".to_string(), 2)];
         let names = ["fienup_nrmse".to_string(), "phase.ssim".to_string()];
-        let md = markdown(&loaded, &keys, &names, &[], &[], &[], 1);
+        let md = markdown(
+            &loaded,
+            &keys,
+            &names,
+            &[],
+            &Pictured {
+                refs: &[],
+                notes: &[],
+                sampling: &crate::report::Sampling::default(),
+            },
+            1,
+        );
         let table = md
             .split("## phase.ssim (train and test split; higher is better, best of each split in bold)\n")
             .nth(1)

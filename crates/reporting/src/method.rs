@@ -41,6 +41,30 @@ pub fn method_name(root: &Path, manifest: &Value) -> String {
     }
 }
 
+/// [`method_name`] of the artifact root `root`, its manifest streamed (checked as every
+/// reader checks it) and only its jobs' folders kept: a sweep's manifest is hundreds of MB.
+pub fn root_method_name(root: &Path) -> Result<String, crate::output::ReportError> {
+    let mut dirs: Vec<String> = Vec::new();
+    let head = crate::manifest::TrainingManifest::stream(root, |_, job| {
+        dirs.push(job.artifact_dir.to_string_lossy().into_owned());
+    })
+    .map_err(crate::output::read_error)?;
+    let manifest = serde_json::to_value(&head.manifest).expect("a parsed manifest serialises");
+    if manifest["backend"] != "native" {
+        return Ok(manifest["backend"]
+            .as_str()
+            .unwrap_or("unknown")
+            .to_string());
+    }
+    let locations = crate::pictures::locations(root, &manifest);
+    Ok(
+        match native_algorithm(&locations, dirs.iter().map(String::as_str)) {
+            Some(a) => format!("native:{a}"),
+            None => "native".to_string(),
+        },
+    )
+}
+
 /// The algorithm the first of the job dirs `dirs` (as the manifest records them) whose
 /// `training_config.json` can be read resolved.
 pub(crate) fn native_algorithm<'d>(

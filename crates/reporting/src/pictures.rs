@@ -120,32 +120,6 @@ pub fn load_job(
     }))
 }
 
-/// Loads both splits of every successful job of an artifact root, in manifest order (per job,
-/// the splits in [`SPLITS`] order); a note (job, split and reason) for each that cannot be
-/// pictured.
-pub fn load_root(root: &Path, manifest: &Value) -> (Vec<JobPicture>, Vec<String>) {
-    let mut pictures = Vec::new();
-    let mut notes = Vec::new();
-    let locations = locations(root, manifest);
-    for job in manifest["jobs"].as_array().into_iter().flatten() {
-        for split in SPLITS {
-            match load_job(&locations, job, split) {
-                Ok(Some(p)) => pictures.push(p),
-                Ok(None) => {}
-                Err(e) => notes.push(format!(
-                    "dose {} {} gs{}, {split} split: {e}",
-                    job["dose"]
-                        .as_f64()
-                        .map_or("?".into(), crate::text::dose_label),
-                    job["view"].as_str().unwrap_or("?"),
-                    job["gridsize"]
-                )),
-            }
-        }
-    }
-    (pictures, notes)
-}
-
 /// `picture` with only what [`phase_grid`] draws (its phase, its truth's phase and the mask):
 /// the grid of a large study keeps one per job and split pictured.
 pub fn phase_only(mut picture: JobPicture) -> JobPicture {

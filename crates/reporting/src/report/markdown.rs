@@ -265,49 +265,11 @@ fn pictures(md: &mut String, m: &Model) {
          side share a scale in both panels, set by the truth's range (values beyond it \
          saturate).\n"
     );
-    let sampling = m.sampling;
-    let doses = |doses: &[f64]| {
-        doses
-            .iter()
-            .map(|d| dose_label(*d))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if !sampling.left_out.is_empty() {
-        let _ = writeln!(
-            md,
-            "Pictured at {} of {} doses, spread evenly: {}. Not pictured: the {} other doses: {}.\n",
-            sampling.pictured.len(),
-            sampling.pictured.len() + sampling.left_out.len(),
-            doses(&sampling.pictured),
-            sampling.left_out.len(),
-            doses(&sampling.left_out)
-        );
-    }
-    if sampling.labels_left_out > 0 {
-        let labels: Vec<String> = sampling
-            .labels
-            .iter()
-            .map(|(v, g)| format!("{v} gs{g}"))
-            .collect();
-        let _ = writeln!(
-            md,
-            "Pictured at {} of {} view and gridsize combinations, spread evenly: {}. Not \
-             pictured: the {} others.\n",
-            labels.len(),
-            labels.len() + sampling.labels_left_out,
-            labels.join(", "),
-            sampling.labels_left_out
-        );
-    }
-    if sampling.is_sampled() {
-        let _ = writeln!(
-            md,
-            "{} job(s) are not pictured (no job figure, phase-grid cell or loss curve); the \
-             tables, metrics.csv and the quality plots have every job.\n",
-            sampling.jobs_left_out
-        );
-    }
+    m.sampling.describe(
+        md,
+        "no job figure, phase-grid cell or loss curve",
+        "metrics.csv",
+    );
     for p in m.pictures {
         let _ = writeln!(md, "{}\n\n![{}]({})\n", p.caption, p.file, p.file);
     }

@@ -93,6 +93,55 @@ impl Sampling {
         !self.left_out.is_empty() || self.labels_left_out > 0
     }
 
+    /// Says in `md` which doses and combinations are pictured and how many jobs are not
+    /// (nothing when every job is): `missing` is what an unpictured job lacks, `csv` the file
+    /// that still has every job.
+    pub fn describe(&self, md: &mut String, missing: &str, csv: &str) {
+        use std::fmt::Write as _;
+        let doses = |doses: &[f64]| {
+            doses
+                .iter()
+                .map(|d| crate::text::dose_label(*d))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.left_out.is_empty() {
+            let _ = writeln!(
+                md,
+                "Pictured at {} of {} doses, spread evenly: {}. Not pictured: the {} other doses: {}.\n",
+                self.pictured.len(),
+                self.pictured.len() + self.left_out.len(),
+                doses(&self.pictured),
+                self.left_out.len(),
+                doses(&self.left_out)
+            );
+        }
+        if self.labels_left_out > 0 {
+            let labels: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(v, g)| format!("{v} gs{g}"))
+                .collect();
+            let _ = writeln!(
+                md,
+                "Pictured at {} of {} view and gridsize combinations, spread evenly: {}. Not \
+                 pictured: the {} others.\n",
+                labels.len(),
+                labels.len() + self.labels_left_out,
+                labels.join(", "),
+                self.labels_left_out
+            );
+        }
+        if self.is_sampled() {
+            let _ = writeln!(
+                md,
+                "{} job(s) are not pictured ({missing}); the tables, {csv} and the quality \
+                 plots have every job.\n",
+                self.jobs_left_out
+            );
+        }
+    }
+
     /// Whether the job `dose`, `view`, `gridsize` is pictured.
     pub fn pictures(&self, dose: f64, view: &str, gridsize: u32) -> bool {
         (self.left_out.is_empty() || self.pictured.iter().any(|d| d.to_bits() == dose.to_bits()))
