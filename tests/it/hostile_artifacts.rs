@@ -594,6 +594,51 @@ fn devices_and_fifos_are_refused_not_read() {
     assert_ne!(diff.status.code(), Some(0), "{}", both(&diff));
 }
 
+/// A manifest that is a FIFO or a link: `verify` said "no training manifest under artifacts/"
+/// of the study, and of the artifact root that it was neither a root nor a study (exit 2); it
+/// now says what the manifest is, as `report` does (exit 1: a mismatch).
+#[test]
+fn verify_says_what_a_manifest_that_is_no_file_is() {
+    for (kind, said) in [
+        ("fifo", "is not a regular file"),
+        ("link", "is a symbolic link (not followed)"),
+    ] {
+        let (dir, s) = study();
+        let manifest = s.join("artifacts/training_manifest.json");
+        std::fs::rename(&manifest, dir.path().join("elsewhere.json")).unwrap();
+        if kind == "fifo" {
+            assert!(
+                Command::new("mkfifo")
+                    .arg(&manifest)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        } else {
+            std::os::unix::fs::symlink(dir.path().join("elsewhere.json"), &manifest).unwrap();
+        }
+        for target in ["s", "s/artifacts"] {
+            let (out, took) = run_in(dir.path(), "", 30, &["verify", target]);
+            assert!(took < Duration::from_secs(30), "{kind} {target}: {took:?}");
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{kind} {target}: {}",
+                both(&out)
+            );
+            let text = stdout(&out);
+            assert!(
+                text.contains("training_manifest.json") && text.contains(said),
+                "{kind} {target}: {text}"
+            );
+            assert!(
+                !text.contains("no training manifest"),
+                "{kind} {target}: {text}"
+            );
+        }
+    }
+}
+
 /// Finding 14 (stderr): with stderr on a full disk every error path panicked (exit 101). The
 /// message is dropped; the exit code still says what happened.
 #[test]

@@ -184,11 +184,17 @@ fn a_comparison_of_twelve_doses_is_pictured_at_eight_and_tabled_whole() {
             ]
         })
         .collect();
-    expected.extend(["phase_grid_a.png".to_string(), "phase_grid_b.png".to_string()]);
+    expected.extend([
+        "phase_grid_a.png".to_string(),
+        "phase_grid_b.png".to_string(),
+    ]);
     expected.sort();
     assert_eq!(figures, expected);
     let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
-    assert!(md.contains("Pictured at 8 of 12 doses, spread evenly: "), "{md}");
+    assert!(
+        md.contains("Pictured at 8 of 12 doses, spread evenly: "),
+        "{md}"
+    );
     assert!(
         md.contains("8 job(s) are not pictured (no side by side picture or phase-grid cell)"),
         "{md}"

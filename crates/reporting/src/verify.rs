@@ -370,15 +370,40 @@ fn leftover_temps(dir: &Path, problems: &mut Vec<String>) {
 
 /// The artifact roots of a study folder: `artifacts/` itself, or its sub-folders holding a
 /// manifest (one per method when a study compares several); never through a link.
+/// The artifact roots of a study folder as [`crate::review::study_root_dirs`] finds them,
+/// except that a manifest that is there but is no regular file (a link, a FIFO) still makes
+/// its folder a root: `verify` then says what the manifest is instead of that there is none.
 fn study_roots(study: &Path) -> Vec<PathBuf> {
-    crate::review::study_root_dirs(study)
+    let there = |path: &Path| std::fs::symlink_metadata(path).is_ok();
+    let real_dir = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let base = study.join("artifacts");
+    if !real_dir(&base) {
+        return Vec::new();
+    }
+    if there(&base.join(MANIFEST_FILE)) {
+        return vec![base];
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .filter(|p| there(&p.join(MANIFEST_FILE)))
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
 }
 
 /// Verifies the artifact root or study folder `root`, hashing on up to `threads` threads.
 pub fn verify(root: &Path, threads: usize) -> Result<Verification, VerifyError> {
     let mut out = Verification::default();
     let replicates = crate::replicates::replicate_dirs(root);
-    if root.join(MANIFEST_FILE).is_file() {
+    // A manifest that is there in any form (a link, a FIFO) makes an artifact root, whose
+    // check then says what the manifest is.
+    if std::fs::symlink_metadata(root.join(MANIFEST_FILE)).is_ok() {
         verify_root(root, &mut out);
     } else if root.join("study.json").is_file() && !replicates.is_empty() {
         verify_replicated(root, &replicates, threads, &mut out)?;
