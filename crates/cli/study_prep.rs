@@ -47,6 +47,7 @@ impl Phases<'_> {
                 todo: (0..names.len()).collect(),
                 doses: names,
                 keep_records: false,
+                keep_phase_c: false,
             };
         }
         match self.phases_verified() {
@@ -60,6 +61,7 @@ impl Phases<'_> {
                     doses: names,
                     todo: Vec::new(),
                     keep_records: true,
+                    keep_phase_c: true,
                 }
             }
             Err(why) => {
@@ -78,15 +80,35 @@ impl Phases<'_> {
                     })
                     .map(|(i, _)| i)
                     .collect();
+                // Phase C verified as a whole (a local run that stopped in Phase D): kept, and
+                // each task redoes only its dose's Phase D.
+                let keep_phase_c = !todo.is_empty()
+                    && study_resume::verified(
+                        self.out,
+                        "phase_c",
+                        self.study_sha,
+                        None,
+                        self.c_inputs,
+                    )
+                    .is_ok();
                 progress.note(&format!(
-                    "== Phase C and D ({why}): {} of {} dose(s) not verified complete",
+                    "== Phase C and D ({why}): {} of {} dose(s) not verified complete{}",
                     todo.len(),
-                    names.len()
+                    names.len(),
+                    if keep_phase_c {
+                        format!(
+                            "; Phase C verified against {}, kept: their tasks redo Phase D only",
+                            phase_record_file("phase_c")
+                        )
+                    } else {
+                        String::new()
+                    }
                 ));
                 Prep {
                     doses: names,
                     todo,
                     keep_records: false,
+                    keep_phase_c,
                 }
             }
         }
@@ -97,6 +119,9 @@ impl Phases<'_> {
     pub fn forget_for(&self, prep: &Prep) -> anyhow::Result<()> {
         if !prep.keep_records {
             for phase in ["phase_c", "phase_d"] {
+                if phase == "phase_c" && prep.keep_phase_c {
+                    continue;
+                }
                 study_resume::forget(self.out, phase)
                     .with_context(|| format!("removing the {phase} record"))?;
             }
@@ -119,17 +144,17 @@ impl Phases<'_> {
         let record = self.dose_record(&dose_dir);
         remove_if_there(&record)?;
         let (phase_c, phase_d) = (self.out.join("phase_c"), self.out.join("phase_d"));
-        progress.note(&format!("== {dose_dir}: Phase C (generate)"));
-        let generate = cmd_generate::Options {
-            out: phase_c.clone(),
-            study: study.clone(),
-            base_npz: None,
-            dose: Some(dose),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            max_memory,
-        };
-        if cmd_generate::execute(&generate, progress)? != exit::OK {
-            anyhow::bail!("Phase C (generate) of {dose_dir} failed; see the messages above");
+        // The submission removed the Phase C record unless it verified then (a local run that
+        // stopped in Phase D); this study's record still there means Phase C stays as it is.
+        let phase_c_kept = PhaseRecord::read(self.out, "phase_c")
+            .is_some_and(|r| r.study_sha256 == self.study_sha);
+        if phase_c_kept {
+            progress.note(&format!(
+                "== {dose_dir}: Phase C verified against {} at submission, kept",
+                phase_record_file("phase_c")
+            ));
+        } else {
+            self.generate_dose(study, dose, &phase_c, max_memory, progress)?;
         }
         progress.note(&format!("== {dose_dir}: Phase D (overlap)"));
         let overlap = cmd_overlap::Options {
@@ -144,6 +169,31 @@ impl Phases<'_> {
         study_resume::record_dose(self.out, &record, &dose_dir, self.study_sha, self.c_inputs)
             .with_context(|| format!("recording {dose_dir}'s Phase C and D outputs"))?;
         Ok(exit::OK)
+    }
+
+    /// `dose`'s Phase C dataset, into `phase_c`.
+    fn generate_dose(
+        &self,
+        study: &Study,
+        dose: f64,
+        phase_c: &Path,
+        max_memory: Option<u64>,
+        progress: &Progress,
+    ) -> anyhow::Result<()> {
+        let dose_dir = Design::dose_dir_name(dose);
+        progress.note(&format!("== {dose_dir}: Phase C (generate)"));
+        let generate = cmd_generate::Options {
+            out: phase_c.to_path_buf(),
+            study: study.clone(),
+            base_npz: None,
+            dose: Some(dose),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_memory,
+        };
+        if cmd_generate::execute(&generate, progress)? != exit::OK {
+            anyhow::bail!("Phase C (generate) of {dose_dir} failed; see the messages above");
+        }
+        Ok(())
     }
 
     /// The `plan` stage's start: the Phase C and D records, written once from every dose's

@@ -172,6 +172,9 @@ pub struct Prep {
     pub todo: Vec<usize>,
     /// Whether the study's Phase C and D records verified and stay (nothing to run).
     pub keep_records: bool,
+    /// Whether the Phase C record alone verified and stays: each `prep` task then writes only
+    /// its dose's Phase D (a local run stopped in Phase D, resubmitted to SLURM).
+    pub keep_phase_c: bool,
 }
 
 /// The batch script of `stage`: this command line with `--stage <stage>` (and, for `prep`,

@@ -1013,6 +1013,68 @@ fn a_failed_dose_stops_the_chain_and_a_rerun_runs_only_it() {
     }
 }
 
+/// A local study that stopped in Phase D (its Phase C record verifies, Phase D has none),
+/// resubmitted to SLURM: each dose's `prep` task keeps Phase C as it is and redoes only Phase
+/// D; the study then equals an uninterrupted local one byte for byte.
+#[test]
+fn a_local_study_stopped_in_phase_d_resubmitted_to_slurm_keeps_phase_c() {
+    if !cluster() {
+        return;
+    }
+    let (local_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let root = dir.path();
+    let study = |at: &Path, extra: &[&str]| {
+        cli()
+            .current_dir(at)
+            .args([
+                "-q", "study", "--preset", "tiny", "--epochs", "1", "--out", "s",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    common::succeeded(&study(local_dir.path(), &[]));
+    // Phase C whole and recorded, Phase D never recorded: as a local run killed in Phase D.
+    let generate = cli()
+        .current_dir(root)
+        .args([
+            "-q", "study", "--preset", "tiny", "--epochs", "1", "--out", "s",
+        ])
+        .output()
+        .unwrap();
+    common::succeeded(&generate);
+    std::fs::remove_file(root.join("s/phase_d.record.json")).unwrap();
+    std::fs::remove_dir_all(root.join("s/phase_d")).unwrap();
+    let kept = root.join("s/phase_c/dose_1000/patched_train.npz");
+    let modified = std::fs::metadata(&kept).unwrap().modified().unwrap();
+    let output = study(
+        root,
+        &["--executor", "slurm", "--wait", "--poll-interval", "1"],
+    );
+    common::succeeded(&output);
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().modified().unwrap(),
+        modified,
+        "Phase C was rewritten"
+    );
+    // Every dose had a task (no dose record came from the local run).
+    let stages = read_json(&root.join("s/slurm/stages.json"));
+    assert_eq!(
+        stages["prep"][0]["tasks"],
+        serde_json::json!([0, 1, 2]),
+        "{stages}"
+    );
+    let local = study_files(&local_dir.path().join("s"));
+    let cluster_files = study_files(&root.join("s"));
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        cluster_files.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &local {
+        assert!(&cluster_files[name] == bytes, "{name} differs");
+    }
+}
+
 /// `study --executor slurm --dry-run` writes and prints the three stage scripts (each this
 /// command with `--stage`, the stage resources, no gres) and submits nothing; SLURM flags
 /// without the SLURM executor, and a resource for a method the study does not run, are refused
