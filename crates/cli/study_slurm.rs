@@ -8,7 +8,8 @@
 //!    Phase C dataset, then its Phase D views, and a record of them
 //!    (`DIR/slurm/prep/dose_<int>.record.json`). Only doses not verified complete are
 //!    submitted (none when the study's Phase C and D records verify, as a local rerun skips
-//!    them); each task writes only its own dose's folders;
+//!    them; only their Phase D when the Phase C record alone verifies); each task writes only
+//!    its own dose's folders;
 //! 2. `plan` (`afterok` on every `prep` array): writes the Phase C and D records (the local
 //!    run's, once, from the files the tasks wrote), then each method's `train --executor
 //!    slurm` (with its own resources; a job the job check verifies complete is not submitted
