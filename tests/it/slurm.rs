@@ -731,20 +731,12 @@ fn study_through_slurm_equals_local_study() {
     ];
     let output = study(root, &on_slurm);
     common::succeeded(&output);
-    let local = study_files(&local_dir.path().join("s"));
-    let cluster_files = study_files(&root.join("s"));
+    let local = assert_same_study(&local_dir.path().join("s"), &root.join("s"));
     assert!(
         local.contains_key("comparison/comparison.md"),
         "{:?}",
         local.keys()
     );
-    assert_eq!(
-        local.keys().collect::<Vec<_>>(),
-        cluster_files.keys().collect::<Vec<_>>()
-    );
-    for (name, bytes) in &local {
-        assert!(&cluster_files[name] == bytes, "{name} differs");
-    }
     // Per-method resources: the stage default (time) for both, the memory for epie only.
     let script = |method: &str| {
         String::from_utf8(read(
@@ -800,7 +792,7 @@ fn study_through_slurm_equals_local_study() {
             "{submission}"
         );
     }
-    assert_eq!(study_files(&root.join("s")), cluster_files);
+    assert_eq!(study_files(&root.join("s")), local);
 
     let status = cli()
         .current_dir(root)
@@ -870,17 +862,9 @@ fn study_with_replicates_through_slurm_equals_local() {
         let log = String::from_utf8(read(&log)).unwrap();
         assert!(log.contains("dose_100000"), "{log}");
     }
-    let local = study_files(&local_dir.path().join("s"));
-    let cluster_files = study_files(&dir.path().join("s"));
+    let local = assert_same_study(&local_dir.path().join("s"), &dir.path().join("s"));
     assert!(local.contains_key("replicates/metrics.csv"));
     assert!(local.contains_key("replicate_02/comparison/comparison.md"));
-    assert_eq!(
-        local.keys().collect::<Vec<_>>(),
-        cluster_files.keys().collect::<Vec<_>>()
-    );
-    for (name, bytes) in &local {
-        assert!(&cluster_files[name] == bytes, "{name} differs");
-    }
 }
 
 /// A stage that fails stops the stages after it, and `--wait` names it and its log.
@@ -918,6 +902,32 @@ fn a_failed_study_stage_stops_the_chain() {
 /// never runs; the other doses' tasks finish. Submitted again once the cause is gone, only
 /// that dose is run (the others verified against their records, their files untouched), and
 /// the study equals the local one byte for byte.
+/// Asserts that the study folders `local` and `cluster` hold the same files, byte for byte
+/// ([`study_files`]); returns the local one's.
+fn assert_same_study(local: &Path, cluster: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let (local, cluster) = (study_files(local), study_files(cluster));
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        cluster.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &local {
+        assert!(&cluster[name] == bytes, "{name} differs");
+    }
+    local
+}
+
+/// `study --preset tiny --epochs 1 --out s` in `at`, with `extra`.
+fn tiny_study(at: &Path, extra: &[&str]) -> std::process::Output {
+    cli()
+        .current_dir(at)
+        .args([
+            "-q", "study", "--preset", "tiny", "--epochs", "1", "--out", "s",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_failed_dose_stops_the_chain_and_a_rerun_runs_only_it() {
     if !cluster() {
@@ -925,16 +935,7 @@ fn a_failed_dose_stops_the_chain_and_a_rerun_runs_only_it() {
     }
     let (local_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let root = dir.path();
-    let study = |at: &Path, extra: &[&str]| {
-        cli()
-            .current_dir(at)
-            .args([
-                "-q", "study", "--preset", "tiny", "--epochs", "1", "--out", "s",
-            ])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let study = tiny_study;
     common::succeeded(&study(local_dir.path(), &[]));
     std::fs::create_dir_all(root.join("s/phase_c")).unwrap();
     std::fs::write(root.join("s/phase_c/dose_10000"), b"in the way").unwrap();
@@ -1001,16 +1002,8 @@ fn a_failed_dose_stops_the_chain_and_a_rerun_runs_only_it() {
         std::fs::metadata(&kept).unwrap().modified().unwrap(),
         modified
     );
-    let local = study_files(&local_dir.path().join("s"));
-    let cluster_files = study_files(&root.join("s"));
+    let local = assert_same_study(&local_dir.path().join("s"), &root.join("s"));
     assert!(local.contains_key("phase_d.record.json"));
-    assert_eq!(
-        local.keys().collect::<Vec<_>>(),
-        cluster_files.keys().collect::<Vec<_>>()
-    );
-    for (name, bytes) in &local {
-        assert!(&cluster_files[name] == bytes, "{name} differs");
-    }
 }
 
 /// A local study that stopped in Phase D (its Phase C record verifies, Phase D has none),
@@ -1023,26 +1016,10 @@ fn a_local_study_stopped_in_phase_d_resubmitted_to_slurm_keeps_phase_c() {
     }
     let (local_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let root = dir.path();
-    let study = |at: &Path, extra: &[&str]| {
-        cli()
-            .current_dir(at)
-            .args([
-                "-q", "study", "--preset", "tiny", "--epochs", "1", "--out", "s",
-            ])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let study = tiny_study;
     common::succeeded(&study(local_dir.path(), &[]));
     // Phase C whole and recorded, Phase D never recorded: as a local run killed in Phase D.
-    let generate = cli()
-        .current_dir(root)
-        .args([
-            "-q", "study", "--preset", "tiny", "--epochs", "1", "--out", "s",
-        ])
-        .output()
-        .unwrap();
-    common::succeeded(&generate);
+    common::succeeded(&study(root, &[]));
     std::fs::remove_file(root.join("s/phase_d.record.json")).unwrap();
     std::fs::remove_dir_all(root.join("s/phase_d")).unwrap();
     let kept = root.join("s/phase_c/dose_1000/patched_train.npz");
@@ -1064,15 +1041,7 @@ fn a_local_study_stopped_in_phase_d_resubmitted_to_slurm_keeps_phase_c() {
         serde_json::json!([0, 1, 2]),
         "{stages}"
     );
-    let local = study_files(&local_dir.path().join("s"));
-    let cluster_files = study_files(&root.join("s"));
-    assert_eq!(
-        local.keys().collect::<Vec<_>>(),
-        cluster_files.keys().collect::<Vec<_>>()
-    );
-    for (name, bytes) in &local {
-        assert!(&cluster_files[name] == bytes, "{name} differs");
-    }
+    assert_same_study(&local_dir.path().join("s"), &root.join("s"));
 }
 
 /// `study --executor slurm --dry-run` writes and prints the three stage scripts (each this

@@ -69,14 +69,23 @@ pub enum ReviewError {
 /// method), else every folder under it that does (sorted by name). A link is never followed:
 /// neither `artifacts` nor a method's folder nor a manifest may be one.
 pub fn study_root_dirs(study_dir: &Path) -> Vec<PathBuf> {
-    let is = |path: &Path, dir: bool| {
-        std::fs::symlink_metadata(path).is_ok_and(|m| if dir { m.is_dir() } else { m.is_file() })
-    };
+    study_root_dirs_with(study_dir, |path| {
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+    })
+}
+
+/// [`study_root_dirs`], a folder counting as a root when `has_manifest` holds for its
+/// manifest's path (the folders themselves are real folders, never links).
+pub(crate) fn study_root_dirs_with(
+    study_dir: &Path,
+    has_manifest: impl Fn(&Path) -> bool,
+) -> Vec<PathBuf> {
+    let real_dir = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
     let base = study_dir.join("artifacts");
-    if !is(&base, true) {
+    if !real_dir(&base) {
         return Vec::new();
     }
-    if is(&base.join(MANIFEST_FILE), false) {
+    if has_manifest(&base.join(MANIFEST_FILE)) {
         return vec![base];
     }
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
@@ -85,7 +94,7 @@ pub fn study_root_dirs(study_dir: &Path) -> Vec<PathBuf> {
                 .filter_map(Result::ok)
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .map(|e| e.path())
-                .filter(|p| is(&p.join(MANIFEST_FILE), false))
+                .filter(|p| has_manifest(&p.join(MANIFEST_FILE)))
                 .collect()
         })
         .unwrap_or_default();

@@ -374,27 +374,7 @@ fn leftover_temps(dir: &Path, problems: &mut Vec<String>) {
 /// except that a manifest that is there but is no regular file (a link, a FIFO) still makes
 /// its folder a root: `verify` then says what the manifest is instead of that there is none.
 fn study_roots(study: &Path) -> Vec<PathBuf> {
-    let there = |path: &Path| std::fs::symlink_metadata(path).is_ok();
-    let real_dir = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-    let base = study.join("artifacts");
-    if !real_dir(&base) {
-        return Vec::new();
-    }
-    if there(&base.join(MANIFEST_FILE)) {
-        return vec![base];
-    }
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
-                .filter(|p| there(&p.join(MANIFEST_FILE)))
-                .collect()
-        })
-        .unwrap_or_default();
-    dirs.sort();
-    dirs
+    crate::review::study_root_dirs_with(study, |path| std::fs::symlink_metadata(path).is_ok())
 }
 
 /// Verifies the artifact root or study folder `root`, hashing on up to `threads` threads.
