@@ -675,7 +675,7 @@ pub fn compare_with(
     // Pictures: of the jobs the report would picture (at most PICTURED_DOSES doses and as
     // many view and gridsize combinations, spread evenly), loaded a job at a time; each side by
     // side picture is written as it is drawn, and the phase grids keep only phases.
-    let sampling = crate::report::Sampling::of(
+    let sampling = pictures::Sampling::of(
         keys.iter()
             .map(|k| (k.0, k.1.as_str(), u32::try_from(k.2).unwrap_or(u32::MAX))),
     );
@@ -902,7 +902,7 @@ impl FlatStart {
 struct Pictured<'a> {
     refs: &'a [PictureRef],
     notes: &'a [String],
-    sampling: &'a crate::report::Sampling,
+    sampling: &'a pictures::Sampling,
 }
 
 fn markdown(
@@ -1198,7 +1198,7 @@ mod tests {
             &Pictured {
                 refs: &[],
                 notes: &[],
-                sampling: &crate::report::Sampling::default(),
+                sampling: &pictures::Sampling::default(),
             },
             1,
         );

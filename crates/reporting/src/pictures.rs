@@ -120,6 +120,142 @@ pub fn load_job(
     }))
 }
 
+/// Most doses a report pictures (job figures, phase grid, loss charts): a sweep of more is
+/// pictured at this many doses spread evenly, as hundreds of figures per dose are neither
+/// readable nor bounded in time and memory. Tables, metrics.csv and quality charts keep every
+/// job.
+pub const PICTURED_DOSES: usize = 8;
+
+/// Which jobs a report pictures: at most [`PICTURED_DOSES`] doses and as many view and
+/// gridsize combinations, each spread evenly over those there are.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sampling {
+    /// The doses pictured, ascending.
+    pub pictured: Vec<f64>,
+    /// The doses not pictured, ascending (none when there are few).
+    pub left_out: Vec<f64>,
+    /// The view and gridsize combinations pictured, in the order the jobs list them.
+    pub labels: Vec<(String, u32)>,
+    /// How many combinations are not pictured (none when there are few).
+    pub labels_left_out: usize,
+    /// Jobs not pictured.
+    pub jobs_left_out: usize,
+}
+
+/// Which of `n` items, in order, are kept: all when at most [`PICTURED_DOSES`], else that many
+/// spread evenly (the first and last among them).
+fn spread(n: usize) -> std::collections::BTreeSet<usize> {
+    if n <= PICTURED_DOSES {
+        return (0..n).collect();
+    }
+    (0..PICTURED_DOSES)
+        .map(|k| (k * (n - 1) + (PICTURED_DOSES - 1) / 2) / (PICTURED_DOSES - 1))
+        .collect()
+}
+
+impl Sampling {
+    /// Of the jobs `ids` (dose, view, gridsize).
+    pub fn of<'v>(ids: impl Iterator<Item = (f64, &'v str, u32)> + Clone) -> Sampling {
+        let mut seen = std::collections::HashSet::new();
+        let mut doses: Vec<f64> = ids
+            .clone()
+            .map(|(d, _, _)| d)
+            .filter(|d| seen.insert(d.to_bits()))
+            .collect();
+        doses.sort_by(f64::total_cmp);
+        let mut seen = std::collections::HashSet::new();
+        let labels: Vec<(&str, u32)> = ids
+            .clone()
+            .map(|(_, v, g)| (v, g))
+            .filter(|l| seen.insert(*l))
+            .collect();
+        let (keep_doses, keep_labels) = (spread(doses.len()), spread(labels.len()));
+        let (pictured, left_out): (Vec<f64>, Vec<f64>) = {
+            let (kept, not) =
+                (0..doses.len()).partition::<Vec<usize>, _>(|i| keep_doses.contains(i));
+            (
+                kept.into_iter().map(|i| doses[i]).collect(),
+                not.into_iter().map(|i| doses[i]).collect(),
+            )
+        };
+        let mut sampling = Sampling {
+            pictured,
+            left_out,
+            labels: keep_labels
+                .iter()
+                .map(|&i| (labels[i].0.to_string(), labels[i].1))
+                .collect(),
+            labels_left_out: labels.len() - keep_labels.len(),
+            jobs_left_out: 0,
+        };
+        sampling.jobs_left_out = ids
+            .filter(|(d, v, g)| !sampling.pictures(*d, v, *g))
+            .count();
+        sampling
+    }
+
+    /// Whether some jobs are not pictured.
+    pub fn is_sampled(&self) -> bool {
+        !self.left_out.is_empty() || self.labels_left_out > 0
+    }
+
+    /// Says in `md` which doses and combinations are pictured and how many jobs are not
+    /// (nothing when every job is): `missing` is what an unpictured job lacks, `csv` the file
+    /// that still has every job.
+    pub fn describe(&self, md: &mut String, missing: &str, csv: &str) {
+        use std::fmt::Write as _;
+        let doses = |doses: &[f64]| {
+            doses
+                .iter()
+                .map(|d| crate::text::dose_label(*d))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.left_out.is_empty() {
+            let _ = writeln!(
+                md,
+                "Pictured at {} of {} doses, spread evenly: {}. Not pictured: the {} other doses: {}.\n",
+                self.pictured.len(),
+                self.pictured.len() + self.left_out.len(),
+                doses(&self.pictured),
+                self.left_out.len(),
+                doses(&self.left_out)
+            );
+        }
+        if self.labels_left_out > 0 {
+            let labels: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(v, g)| format!("{v} gs{g}"))
+                .collect();
+            let _ = writeln!(
+                md,
+                "Pictured at {} of {} view and gridsize combinations, spread evenly: {}. Not \
+                 pictured: the {} others.\n",
+                labels.len(),
+                labels.len() + self.labels_left_out,
+                labels.join(", "),
+                self.labels_left_out
+            );
+        }
+        if self.is_sampled() {
+            let _ = writeln!(
+                md,
+                "{} job(s) are not pictured ({missing}); the tables, {csv} and the quality \
+                 plots have every job.\n",
+                self.jobs_left_out
+            );
+        }
+    }
+
+    /// Whether the job `dose`, `view`, `gridsize` is pictured.
+    pub fn pictures(&self, dose: f64, view: &str, gridsize: u32) -> bool {
+        (self.left_out.is_empty() || self.pictured.iter().any(|d| d.to_bits() == dose.to_bits()))
+            && (self.labels_left_out == 0
+                || self.labels.iter().any(|(v, g)| v == view && *g == gridsize))
+    }
+}
+
 /// `picture` with only what [`phase_grid`] draws (its phase, its truth's phase and the mask):
 /// the grid of a large study keeps one per job and split pictured.
 pub fn phase_only(mut picture: JobPicture) -> JobPicture {

@@ -2,9 +2,10 @@
 //! ended well, the skip count agrees, bundles are recorded, jobs beat the flat start, quality
 //! improves with dose, and views rank as their overlap says.
 
-use super::model::{Job, PICTURED_DOSES, by_label, doses};
+use super::model::{Job, by_label, doses};
 use crate::manifest::TrainingManifest;
 use crate::metrics::{FlatStanding, against_flat_start, lower_is_better};
+use crate::pictures::PICTURED_DOSES;
 use crate::text::{dose_label, fmt_num};
 
 /// Every criterion, in the order `summary.md` lists them; `metric` is the first plotted one,

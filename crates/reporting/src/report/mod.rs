@@ -17,9 +17,9 @@ use crate::manifest::TrainingManifest;
 use crate::method::method_name;
 pub use crate::output::{PictureRef, ReportError, read_checked_manifest, read_manifest};
 use crate::output::{read_error, write_file, write_file_with};
+pub use crate::pictures::{PICTURED_DOSES, Sampling};
 use crate::text::dose_label;
 use model::{JobData, Model, Names};
-pub use model::{PICTURED_DOSES, Sampling};
 use serde_json::{Value, json};
 use std::path::Path;
 

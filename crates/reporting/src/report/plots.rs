@@ -1,8 +1,9 @@
 //! The report's charts: each plotted metric (test split) against dose, a line per view and
 //! gridsize; loss per epoch, a chart per dose. `svg.rs` draws them.
 
-use super::model::{Job, Sampling, by_label, doses};
+use super::model::{Job, by_label, doses};
 use crate::metrics::PLOTTED;
+use crate::pictures::Sampling;
 use crate::svg::{Chart, Series};
 use crate::text::dose_label;
 
