@@ -55,6 +55,29 @@ fn dose_label(dose: i32) -> String {
     format!("{m}e+{e:0>2}")
 }
 
+/// The file names in `dir`, sorted.
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The job pictures of a sweep's two jobs per dose (baseline gs1, dense gs2) at `doses`.
+fn job_pictures(doses: &[i32], prefix: &str) -> Vec<String> {
+    doses
+        .iter()
+        .flat_map(|d| {
+            [
+                format!("{prefix}dose_{d}_baseline_gs1.png"),
+                format!("{prefix}dose_{d}_dense_gs2.png"),
+            ]
+        })
+        .collect()
+}
+
 #[test]
 fn a_sweep_of_twelve_doses_is_pictured_at_eight_spread_evenly_and_tabled_whole() {
     let dir = tempfile::tempdir().unwrap();
@@ -71,23 +94,10 @@ fn a_sweep_of_twelve_doses_is_pictured_at_eight_spread_evenly_and_tabled_whole()
     // Doses 1000..2100 by 100: the 1st, 3rd, 4th, 6th, 7th, 9th, 10th and 12th are pictured.
     let pictured = [1000, 1200, 1300, 1500, 1600, 1800, 1900, 2100];
     let left_out = [1100, 1400, 1700, 2000];
-    let mut figures: Vec<String> = std::fs::read_dir(out.join("pictures"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    figures.sort();
-    let mut expected: Vec<String> = pictured
-        .iter()
-        .flat_map(|d| {
-            [
-                format!("dose_{d}_baseline_gs1.png"),
-                format!("dose_{d}_dense_gs2.png"),
-            ]
-        })
-        .collect();
+    let mut expected = job_pictures(&pictured, "");
     expected.push("phase_grid.png".into());
     expected.sort();
-    assert_eq!(figures, expected);
+    assert_eq!(sorted_names(&out.join("pictures")), expected);
     for d in pictured {
         assert!(
             out.join(format!("plots/loss_dose_{d}.svg")).is_file(),
@@ -170,26 +180,13 @@ fn a_comparison_of_twelve_doses_is_pictured_at_eight_and_tabled_whole() {
         .unwrap();
     succeeded(&run);
     let pictured = [1000, 1200, 1300, 1500, 1600, 1800, 1900, 2100];
-    let mut figures: Vec<String> = std::fs::read_dir(out.join("pictures"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    figures.sort();
-    let mut expected: Vec<String> = pictured
-        .iter()
-        .flat_map(|d| {
-            [
-                format!("side_by_side_dose_{d}_baseline_gs1.png"),
-                format!("side_by_side_dose_{d}_dense_gs2.png"),
-            ]
-        })
-        .collect();
+    let mut expected = job_pictures(&pictured, "side_by_side_");
     expected.extend([
         "phase_grid_a.png".to_string(),
         "phase_grid_b.png".to_string(),
     ]);
     expected.sort();
-    assert_eq!(figures, expected);
+    assert_eq!(sorted_names(&out.join("pictures")), expected);
     let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
     assert!(
         md.contains("Pictured at 8 of 12 doses, spread evenly: "),
