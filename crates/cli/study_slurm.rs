@@ -186,7 +186,7 @@ fn stage_script(
     exe: &Path,
     argv: &[String],
 ) -> anyhow::Result<String> {
-    use runner::slurm::{directive_quote, resource_directives};
+    use runner::slurm::{Header, header_directives};
     let out = chain
         .out
         .canonicalize()
@@ -206,21 +206,18 @@ fn stage_script(
              dose index i + o.\n",
         );
     }
-    s.push_str(&format!(
-        "#SBATCH --job-name={}\n",
-        directive_quote(&format!("dose-overlap-study-{name}"))
-    ));
-    // sbatch expands `%` patterns in the file name: a `%` of the path itself is spelled `%%`.
-    let log = match stage {
-        Stage::Prep => format!("{}/{PREP_DIR}/%A_%a.log", dir.replace('%', "%%")),
-        _ => format!("{}/{name}_%A.log", dir.replace('%', "%%")),
+    let (log_dir, log_name) = match stage {
+        Stage::Prep => (format!("{dir}/{PREP_DIR}"), "%A_%a.log".to_string()),
+        _ => (dir.clone(), format!("{name}_%A.log")),
     };
-    s.push_str(&format!("#SBATCH --output={}\n", directive_quote(&log)));
-    s.push_str(&format!(
-        "#SBATCH --chdir={}\n",
-        directive_quote(&workdir.to_string_lossy())
-    ));
-    s.push_str(&resource_directives(&chain.resources));
+    s.push_str(&header_directives(&Header {
+        job_name: &format!("dose-overlap-study-{name}"),
+        array: None,
+        log_dir: &log_dir,
+        log_name: &log_name,
+        workdir: &workdir.to_string_lossy(),
+        resources: &chain.resources,
+    }));
     s.push('\n');
     let mut words = vec![single_quoted(&exe.to_string_lossy())];
     words.extend(argv.iter().map(|a| single_quoted(a)));

@@ -95,24 +95,14 @@ pub fn render_script(plan: &Plan, settings: &SlurmSettings, paths: &ScriptPaths)
          # ({} job(s)). Resubmit by hand with: sbatch [--array=0-K] {SCRIPT_FILE} [OFFSET]\n",
         plan.jobs.len()
     ));
-    s.push_str(&format!(
-        "#SBATCH --job-name={}\n",
-        directive_quote(&settings.job_name)
-    ));
-    s.push_str(&format!(
-        "#SBATCH --array={}\n",
-        array_spec(plan.jobs.len(), settings.array_limit)
-    ));
-    // sbatch expands `%` patterns in the file name: a `%` of the path itself is spelled `%%`.
-    s.push_str(&format!(
-        "#SBATCH --output={}\n",
-        directive_quote(&format!("{}/%A_%a.log", slurm_dir.replace('%', "%%")))
-    ));
-    s.push_str(&format!(
-        "#SBATCH --chdir={}\n",
-        directive_quote(&lossy(&paths.workdir))
-    ));
-    s.push_str(&resource_directives(&settings.resources));
+    s.push_str(&header_directives(&Header {
+        job_name: &settings.job_name,
+        array: Some(&array_spec(plan.jobs.len(), settings.array_limit)),
+        log_dir: &slurm_dir,
+        log_name: "%A_%a.log",
+        workdir: &lossy(&paths.workdir),
+        resources: &settings.resources,
+    }));
     s.push_str("\noffset=\"${1:-0}\"\n");
     s.push_str("index=$((SLURM_ARRAY_TASK_ID + offset))\n");
     s.push_str(&format!(
@@ -122,6 +112,38 @@ pub fn render_script(plan: &Plan, settings: &SlurmSettings, paths: &ScriptPaths)
     ));
     s.push_str(&exit_status_lines(&slurm_dir));
     s.push_str("exit \"$status\"\n");
+    s
+}
+
+/// What the `#SBATCH` header of a batch script says.
+pub struct Header<'a> {
+    /// `--job-name`.
+    pub job_name: &'a str,
+    /// `--array`, when the script names its own array.
+    pub array: Option<&'a str>,
+    /// The folder of the task logs, as it is (a `%` in it is escaped here).
+    pub log_dir: &'a str,
+    /// The log file's name, with sbatch's `%` patterns (`%A_%a.log`).
+    pub log_name: &'a str,
+    /// `--chdir`: where the tasks run.
+    pub workdir: &'a str,
+    /// Partition, time, memory, GPUs, CPUs.
+    pub resources: &'a Resources,
+}
+
+/// The `#SBATCH` header every batch script here starts with: job name, array, log file,
+/// working folder, then the resources. One writer, so `train`'s array and `study`'s stages
+/// quote and escape alike.
+pub fn header_directives(h: &Header) -> String {
+    let mut s = format!("#SBATCH --job-name={}\n", directive_quote(h.job_name));
+    if let Some(array) = h.array {
+        s.push_str(&format!("#SBATCH --array={array}\n"));
+    }
+    // sbatch expands `%` patterns in the file name: a `%` of the folder itself is spelled `%%`.
+    let log = format!("{}/{}", h.log_dir.replace('%', "%%"), h.log_name);
+    s.push_str(&format!("#SBATCH --output={}\n", directive_quote(&log)));
+    s.push_str(&format!("#SBATCH --chdir={}\n", directive_quote(h.workdir)));
+    s.push_str(&resource_directives(h.resources));
     s
 }
 
