@@ -108,6 +108,20 @@ pub fn succeeded(output: &Output) {
     );
 }
 
+/// `train` exited 1 and the job's `result.json` (at `result`) names the failure: its `error`
+/// holds `message`. `case` names the stand-in's mode in the failure text.
+pub fn job_failed_with(output: &Output, result: &Path, case: &str, message: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{case}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result = read_json(result);
+    let error = result["result"]["error"].as_str().unwrap();
+    assert!(error.contains(message), "{case}: {error}");
+}
+
 /// The JSON Schemas of `schemas/`, by the artifact file name each describes.
 pub const SCHEMAS: [(&str, &str); 6] = [
     ("training_manifest.json", "training_manifest.schema.json"),

@@ -3,7 +3,9 @@
 //! reconstruction), the truth-initialised method's name, and (when `$PTYCHI_PYTHON` is set)
 //! a real pty-chi job on the `tiny` preset.
 
-use crate::common::{cli, python_numpy, read_json, stand_in_study, succeeded, validate_artifacts};
+use crate::common::{
+    cli, job_failed_with, python_numpy, read_json, stand_in_study, succeeded, validate_artifacts,
+};
 use crate::train::{train_in, write_tree};
 use std::path::Path;
 
@@ -229,15 +231,12 @@ fn ptychi_failures_are_named() {
             .env("FAKE_PTYCHI", mode)
             .output()
             .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "{mode}: {}",
-            text(&output.stderr)
+        job_failed_with(
+            &output,
+            &root.join(mode).join("dose_1000/baseline/gs1/result.json"),
+            mode,
+            message,
         );
-        let result = read_json(&root.join(mode).join("dose_1000/baseline/gs1/result.json"));
-        let error = result["result"]["error"].as_str().unwrap();
-        assert!(error.contains(message), "{mode}: {error}");
     }
 }
 

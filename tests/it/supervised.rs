@@ -4,7 +4,9 @@
 //! (when `$PTYCHO_PYTHON` names PtychoPINN's venv and `$DOSE_OVERLAP_REAL_SUPERVISED` is set)
 //! a real job on the `pinn-small` preset.
 
-use crate::common::{cli, python_numpy, read_json, stand_in_study, succeeded, validate_artifacts};
+use crate::common::{
+    cli, job_failed_with, python_numpy, read_json, stand_in_study, succeeded, validate_artifacts,
+};
 use crate::train::{train_in, write_tree};
 use std::path::Path;
 
@@ -181,15 +183,12 @@ fn supervised_jobs_run_the_adapter_contained_and_are_scored_like_pinn_ones() {
         ),
     ] {
         let output = run(mode, mode);
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "{mode}: {}",
-            text(&output.stderr)
+        job_failed_with(
+            &output,
+            &root.join(mode).join("dose_10000/baseline/gs1/result.json"),
+            mode,
+            message,
         );
-        let result = read_json(&root.join(mode).join("dose_10000/baseline/gs1/result.json"));
-        let error = result["result"]["error"].as_str().unwrap();
-        assert!(error.contains(message), "{mode}: {error}");
     }
 }
 
