@@ -10,7 +10,8 @@
 use crate::manifest::MANIFEST_FILE;
 pub use crate::method::{method_name, root_method_name, slug};
 use crate::metrics::{
-    FLAT_TIE, FlatStanding, HEADLINE, PLOTTED, SPLITS, against_flat_start, flatten, lower_is_better,
+    FLAT_TIE, FlatStanding, HEADLINE, Names, PLOTTED, SPLITS, against_flat_start, flatten,
+    lower_is_better,
 };
 use crate::output::{PictureRef, ReportError, write_file};
 use crate::pictures::{self, JobPicture};
@@ -235,8 +236,7 @@ struct Loaded {
     /// key.
     index: std::collections::HashMap<(u64, String, u64), usize>,
     /// Metric names, each stored once.
-    names: Vec<String>,
-    name_ids: std::collections::HashMap<String, u32>,
+    names: Names,
     /// Each job's numeric metric leaves (name id, value) per split ([`SPLITS`] order), in the
     /// order `flatten` gives them: a tenth of their JSON tree.
     metrics: Vec<[Vec<(u32, f64)>; 2]>,
@@ -315,8 +315,7 @@ impl Loaded {
             manifest_sha256,
             keys: Vec::new(),
             index: std::collections::HashMap::new(),
-            names: Vec::new(),
-            name_ids: std::collections::HashMap::new(),
+            names: Names::default(),
             metrics: Vec::new(),
         };
         if let Some(jobs) = manifest.get_mut("jobs").and_then(Value::as_array_mut) {
@@ -340,15 +339,7 @@ impl Loaded {
         let mut per_split: [Vec<(u32, f64)>; 2] = [Vec::new(), Vec::new()];
         for (i, split) in SPLITS.iter().enumerate() {
             for (name, value) in flatten(&tree[*split]) {
-                let id = match self.name_ids.get(&name) {
-                    Some(id) => *id,
-                    None => {
-                        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-                        self.names.push(name.clone());
-                        self.name_ids.insert(name, id);
-                        id
-                    }
-                };
+                let id = self.names.id(name);
                 per_split[i].push((id, value));
             }
         }
@@ -383,7 +374,7 @@ impl Loaded {
         };
         self.metrics[i][s]
             .iter()
-            .map(|(id, v)| (self.names[*id as usize].clone(), *v))
+            .map(|(id, v)| (self.names.name(*id).to_string(), *v))
             .collect()
     }
 
@@ -397,7 +388,7 @@ impl Loaded {
             .map(|(id, _)| *id)
             .collect();
         ids.into_iter()
-            .map(|id| self.names[id as usize].clone())
+            .map(|id| self.names.name(id).to_string())
             .collect()
     }
 
@@ -427,7 +418,7 @@ impl Loaded {
                 for (split, leaves) in SPLITS.iter().zip(per_split) {
                     let flat: serde_json::Map<String, Value> = leaves
                         .iter()
-                        .map(|(id, v)| (self.names[*id as usize].clone(), json!(v)))
+                        .map(|(id, v)| (self.names.name(*id).to_string(), json!(v)))
                         .collect();
                     metrics.insert(split.to_string(), Value::Object(flat));
                 }

@@ -3,6 +3,7 @@
 //! which way is better, and the rule against the flat start.
 
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// The splits scored, in the order of the tables' rows and the pictures' panels.
 pub const SPLITS: [&str; 2] = ["train", "test"];
@@ -32,6 +33,42 @@ pub(crate) const PLOTTED: &[&str] = &[
     "amplitude.ssim",
     "fienup_nrmse",
 ];
+
+/// Metric names, each stored once: a job keeps numbers by name id, not names (100,000 jobs of
+/// 60 metrics each).
+#[derive(Default)]
+pub(crate) struct Names {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Names {
+    pub(crate) fn id(&mut self, name: String) -> u32 {
+        if let Some(id) = self.ids.get(&name) {
+            return *id;
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    /// The name of `id`.
+    pub(crate) fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// Every name, sorted, with its id.
+    pub(crate) fn sorted(&self) -> Vec<(&str, u32)> {
+        let mut all: Vec<(&str, u32)> = self.ids.iter().map(|(n, i)| (n.as_str(), *i)).collect();
+        all.sort();
+        all
+    }
+}
 
 /// The numeric leaves of a metrics object as (`group.name`, value), in the object's order
 /// (`{"phase": {"ssim": 0.9}}` -> `phase.ssim`); strings, booleans, nulls and arrays are not

@@ -15,11 +15,12 @@ mod plots;
 
 use crate::manifest::TrainingManifest;
 use crate::method::method_name;
+use crate::metrics::Names;
 pub use crate::output::{PictureRef, ReportError, read_checked_manifest, read_manifest};
 use crate::output::{read_error, write_file, write_file_with};
 pub use crate::pictures::{PICTURED_DOSES, Sampling};
 use crate::text::dose_label;
-use model::{JobData, Model, Names};
+use model::{JobData, Model};
 use serde_json::{Value, json};
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 
 use super::{criteria, plots};
 use crate::manifest::{ManifestJob, RunInProgress, TrainingManifest};
-use crate::metrics::{HEADLINE, SPLITS, flatten};
+use crate::metrics::{HEADLINE, Names, SPLITS, flatten};
 use crate::output::PictureRef;
 use crate::pictures::Sampling;
 use crate::svg::Chart;
@@ -14,37 +14,6 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::path::PathBuf;
-
-/// Metric names, each stored once: a job keeps numbers by name id, not names (100,000 jobs of
-/// 60 metrics each).
-#[derive(Default)]
-pub struct Names {
-    ids: HashMap<String, u32>,
-    names: Vec<String>,
-}
-
-impl Names {
-    fn id(&mut self, name: String) -> u32 {
-        if let Some(id) = self.ids.get(&name) {
-            return *id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(name.clone());
-        self.ids.insert(name, id);
-        id
-    }
-
-    fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-
-    /// Every name, sorted, with its id.
-    fn sorted(&self) -> Vec<(&str, u32)> {
-        let mut all: Vec<(&str, u32)> = self.ids.iter().map(|(n, i)| (n.as_str(), *i)).collect();
-        all.sort();
-        all
-    }
-}
 
 /// What one split's metrics record of the region scored.
 #[derive(Clone, Copy)]
@@ -150,7 +119,7 @@ impl JobData {
         let split = |k: usize| -> serde_json::Map<String, Value> {
             self.leaves[k]
                 .iter()
-                .map(|(id, v)| (names.names[*id as usize].clone(), Value::from(*v)))
+                .map(|(id, v)| (names.name(*id).to_string(), Value::from(*v)))
                 .collect()
         };
         serde_json::json!({ SPLITS[0]: split(0), SPLITS[1]: split(1) })
