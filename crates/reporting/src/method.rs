@@ -21,6 +21,17 @@ pub fn slug(method: &str) -> String {
 /// The method an artifact root holds: its backend, and for the native one the algorithm its
 /// jobs' `training_config.json` resolved (`native:rpie`).
 pub fn method_name(root: &Path, manifest: &Value) -> String {
+    let dirs = manifest["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|job| job["artifact_dir"].as_str().unwrap_or(""));
+    name_of(root, manifest, dirs)
+}
+
+/// The naming rule of [`method_name`], given the manifest's fields (its jobs need not be in
+/// it) and its jobs' folders.
+fn name_of<'a>(root: &Path, manifest: &Value, dirs: impl Iterator<Item = &'a str>) -> String {
     let backend = manifest["backend"]
         .as_str()
         .unwrap_or("unknown")
@@ -29,13 +40,7 @@ pub fn method_name(root: &Path, manifest: &Value) -> String {
         return backend;
     }
     let locations = crate::pictures::locations(root, manifest);
-    let dirs = manifest["jobs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|job| job["artifact_dir"].as_str().unwrap_or(""));
-    let algorithm = native_algorithm(&locations, dirs);
-    match algorithm {
+    match native_algorithm(&locations, dirs) {
         Some(a) => format!("native:{a}"),
         None => backend,
     }
@@ -50,19 +55,7 @@ pub fn root_method_name(root: &Path) -> Result<String, crate::output::ReportErro
     })
     .map_err(crate::output::read_error)?;
     let manifest = serde_json::to_value(&head.manifest).expect("a parsed manifest serialises");
-    if manifest["backend"] != "native" {
-        return Ok(manifest["backend"]
-            .as_str()
-            .unwrap_or("unknown")
-            .to_string());
-    }
-    let locations = crate::pictures::locations(root, &manifest);
-    Ok(
-        match native_algorithm(&locations, dirs.iter().map(String::as_str)) {
-            Some(a) => format!("native:{a}"),
-            None => "native".to_string(),
-        },
-    )
+    Ok(name_of(root, &manifest, dirs.iter().map(String::as_str)))
 }
 
 /// The algorithm the first of the job dirs `dirs` (as the manifest records them) whose
