@@ -6,6 +6,41 @@
 use crate::simd::fast_fn;
 use num_complex::Complex32;
 
+/// [`exit_wave_rows`] that also returns `sum |P O|^2` of the rows: each row's in eight f32
+/// lanes and a fixed tree, the rows' in f64.
+#[inline(always)]
+pub(crate) fn exit_wave_rows_norm(
+    object: &[Complex32],
+    probe: &[Complex32],
+    at: usize,
+    stride: usize,
+    n: usize,
+    r0: usize,
+    rows: &mut [Complex32],
+) -> f64 {
+    const L: usize = 8;
+    let mut total = 0f64;
+    for (i, row) in rows.chunks_exact_mut(n).enumerate() {
+        let o = &object[at + (r0 + i) * stride..][..n];
+        let p = &probe[(r0 + i) * n..][..n];
+        for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
+            *b = p * o;
+        }
+        // A second pass over the row, in L1 (one loop doing both does not vectorise).
+        let mut acc = [0f32; L];
+        let mut chunks = row.chunks_exact(L);
+        for c in &mut chunks {
+            for l in 0..L {
+                acc[l] += c[l].re * c[l].re + c[l].im * c[l].im;
+            }
+        }
+        let tail: f32 = chunks.remainder().iter().map(|v| v.norm_sqr()).sum();
+        let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        total += f64::from(sum) + f64::from(tail);
+    }
+    total
+}
+
 /// The Fourier projection's regulariser: `Psi' = a Psi / (|Psi| + EPS)` (orthonormal units).
 pub const EPS: f32 = 1e-7;
 
@@ -67,30 +102,6 @@ pub(crate) fn lane_sum_sq(x: &[f32]) -> f64 {
     let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
     let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     f64::from(sum) + f64::from(tail)
-}
-
-/// `sum (lam - a^2)` over eight fixed f32 lanes, then a fixed tree (vectorises; the terms
-/// are about sqrt(counts) each and of either sign, so f32 lanes keep the sum exact enough).
-#[inline(always)]
-pub(crate) fn lane_sum_excess(lam: &[f32], amps: &[f32]) -> f64 {
-    const L: usize = 8;
-    let mut acc = [0f32; L];
-    let body = lam.len() - lam.len() % L;
-    for (l, a) in lam[..body]
-        .chunks_exact(L)
-        .zip(amps[..body].chunks_exact(L))
-    {
-        for i in 0..L {
-            acc[i] += l[i] - a[i] * a[i];
-        }
-    }
-    let tail: f64 = lam[body..]
-        .iter()
-        .zip(&amps[body..])
-        .map(|(&l, &a)| f64::from(l - a * a))
-        .sum();
-    let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    f64::from(sum) + tail
 }
 
 #[inline(always)]

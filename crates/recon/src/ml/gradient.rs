@@ -1,12 +1,12 @@
 //! The objective and its gradient at a point: every position's round trip in its chunk
-//! (`GradHooks`: exit wave, the likelihood's projection, `chi` accumulated into the chunk's
-//! object and probe gradients), then the fixed-order reduction with the smoothness prior and
-//! the illumination preconditioners.
+//! (`GradHooks`: exit wave, the likelihood's projection, the back-projection accumulated into
+//! the chunk's sums), then the fixed-order reduction (the object gradient `W O - sum`), with
+//! the smoothness prior and the illumination preconditioners.
 
-use super::{Chunk, DELTA_COUNTS, GAMMA, MlEngine};
+use super::{Chunk, Counted, DELTA_COUNTS, GAMMA, MlEngine};
 use crate::data::Prepared;
 use crate::fft::Hooks;
-use crate::kernels::{EPS, lane_sum_excess, lane_sum_sq, lanes};
+use crate::kernels::{EPS, exit_wave_rows_norm, lane_sum_sq, lanes};
 use crate::par::SEGMENTS;
 use crate::reconstruction::NoiseModel;
 use crate::simd::fast_fn;
@@ -40,7 +40,6 @@ impl MlEngine {
             prep: &self.prep,
             order: &self.order,
             counted: &self.counted,
-            words: self.words,
         };
         // Work-stealing only decides who computes a chunk; each keeps its own sums.
         self.par
@@ -102,8 +101,9 @@ impl MlEngine {
         (data_f + lambda * prior, ef / nn as f64 / self.prep.sum_a2)
     }
 
-    /// The object gradient of the point just evaluated: the chunks' bands summed in chunk
-    /// order and scaled by `gscale`, plus lambda dR/dO* = lambda sum_q (O_p - O_q); and the
+    /// The object gradient of the point just evaluated: the chunks' bands (N^2 sum_j conj(P_j)
+    /// IFFT(r Psi_j)) summed in chunk order, made into gscale (W O - sum / N^2), plus lambda
+    /// dR/dO* = lambda sum_q (O_p - O_q); and the
     /// illumination when `with_illum`. Returns R(O) per grid row (summed in row order by the
     /// caller). Rows are cut into fixed segments, so the bits do not depend on the threads.
     pub(super) fn reduce_object(&mut self, gscale: f32, lambda: f32, with_illum: bool) -> Vec<f64> {
@@ -121,6 +121,7 @@ impl MlEngine {
             rows,
             cols,
             gscale,
+            inv_n2: 1.0 / (self.n * self.n) as f32,
             lambda,
             with_illum,
             object,
@@ -138,6 +139,8 @@ struct ReduceCtx<'a> {
     rows: usize,
     cols: usize,
     gscale: f32,
+    /// 1 / N^2: the chunks hold N^2 times their back-projections.
+    inv_n2: f32,
     lambda: f32,
     with_illum: bool,
     object: &'a [Complex32],
@@ -153,7 +156,7 @@ fast_fn! {
         grad: &mut [Complex32],
         illum: &mut [f32],
     ) -> Vec<f64> {
-        let ReduceCtx { rows, cols, gscale, lambda, with_illum, object, chunks } = *ctx;
+        let ReduceCtx { rows, cols, gscale, inv_n2, lambda, with_illum, object, chunks } = *ctx;
         let y1 = y0 + grad.len() / cols;
         grad.fill(Complex32::new(0.0, 0.0));
         if with_illum {
@@ -169,7 +172,7 @@ fast_fn! {
             let len = (hi - lo) * cols;
             let out = (lo - y0) * cols;
             for (g, cg) in grad[out..][..len].iter_mut().zip(&chunk.grad[at..][..len]) {
-                *g += cg * gscale;
+                *g += cg;
             }
             if with_illum {
                 for (w, cw) in illum[out..][..len]
@@ -179,6 +182,12 @@ fast_fn! {
                     *w += cw;
                 }
             }
+        }
+        // The data term's gradient, gscale (W O - sum_j conj(P_j) IFFT(r Psi_j)): see
+        // `GradHooks::drain`. W is this evaluation's when it moves, else the first's.
+        let seg = &object[y0 * cols..y1 * cols];
+        for ((g, &w), o) in grad.iter_mut().zip(illum.iter()).zip(seg) {
+            *g = (o * w - *g * inv_n2) * gscale;
         }
         if lambda == 0.0 {
             return Vec::new();
@@ -230,16 +239,15 @@ struct EvalCtx<'a> {
     probe: &'a [Complex32],
     prep: &'a Prepared,
     order: &'a [usize],
-    counted: &'a [u64],
-    words: usize,
+    counted: &'a Counted,
 }
 
 fast_fn! {
     /// One chunk's share of an evaluation: its positions' round trips into its own sums.
     fn chunk_work(ctx: &EvalCtx<'_>, chunk: &mut Chunk) {
         let EvalCtx { n, cols, refine, poisson, n2_delta, n_eps, inv_n2, with_illum, .. } = *ctx;
-        let (object, probe, prep, order, counted, words) =
-            (ctx.object, ctx.probe, ctx.prep, ctx.order, ctx.counted, ctx.words);
+        let (object, probe, prep, order, counted) =
+            (ctx.object, ctx.probe, ctx.prep, ctx.order, ctx.counted);
         let nn = n * n;
         chunk.grad.fill(Complex32::new(0.0, 0.0));
         if with_illum {
@@ -259,16 +267,18 @@ fast_fn! {
                 stride: cols,
                 object,
                 probe,
-                amps: &prep.amps[j * nn..][..nn],
-                counted: &counted[j * words..][..words],
+                amps: if poisson { &[] } else { &prep.amps[j * nn..][..nn] },
+                counted: counted.of(j),
+                next: 0,
+                projected: &mut chunk.projected,
                 poisson,
                 n2_delta,
                 n_eps,
                 inv_n2,
                 resid: &mut chunk.resid,
-                lam: &mut chunk.lam,
                 ef: 0.0,
                 nll: 0.0,
+                model: 0.0,
                 grad: &mut chunk.grad,
                 illum: if with_illum {
                     Some(&mut chunk.illum)
@@ -284,8 +294,10 @@ fast_fn! {
             chunk
                 .fft
                 .round_trip(&mut chunk.buf, &mut chunk.spec, &mut hooks);
-            ef += hooks.ef;
-            nll += hooks.nll;
+            // Parseval in the unnormalised units: sum |spec|^2 = N^2 sum |psi|^2.
+            let model = hooks.model * nn as f64;
+            ef += hooks.ef + model;
+            nll += hooks.nll + model;
         }
         chunk.ef = ef;
         chunk.nll = nll;
@@ -302,16 +314,20 @@ struct GradHooks<'a> {
     object: &'a [Complex32],
     probe: &'a [Complex32],
     amps: &'a [f32],
-    /// This position's counted-pixel bits.
-    counted: &'a [u64],
+    /// This position's counted pixels and their amplitudes (see [`Counted`]); `next`: the
+    /// first not yet in a block.
+    counted: (&'a [u32], &'a [f32]),
+    next: usize,
+    projected: &'a mut Vec<Complex32>,
     poisson: bool,
     n2_delta: f32,
     n_eps: f32,
     inv_n2: f32,
     resid: &'a mut [f32],
-    lam: &'a mut [f32],
     ef: f64,
     nll: f64,
+    /// sum |psi|^2 of the exit wave (Poisson).
+    model: f64,
     grad: &'a mut [Complex32],
     illum: Option<&'a mut Vec<f32>>,
     probe_grad: Option<(&'a mut Vec<Complex32>, &'a mut Vec<f32>)>,
@@ -320,71 +336,82 @@ struct GradHooks<'a> {
 impl Hooks for GradHooks<'_> {
     #[inline(always)]
     fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
-        crate::kernels::exit_wave_rows(
-            self.object,
-            self.probe,
-            self.at,
-            self.stride,
-            self.n,
-            r0,
-            rows,
-        );
+        if self.poisson {
+            // The model's total, sum |spec|^2 = N^2 sum |psi|^2 (Parseval), from the exit
+            // wave while it is in registers: the projection then reads the counted pixels
+            // only.
+            self.model += exit_wave_rows_norm(
+                self.object,
+                self.probe,
+                self.at,
+                self.stride,
+                self.n,
+                r0,
+                rows,
+            );
+        } else {
+            crate::kernels::exit_wave_rows(
+                self.object,
+                self.probe,
+                self.at,
+                self.stride,
+                self.n,
+                r0,
+                rows,
+            );
+        }
     }
 
     #[inline(always)]
     fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {
-        let amps = &self.amps[k0 * self.n..][..rows.len()];
-        let resid = &mut self.resid[..rows.len()];
         if self.poisson {
-            // r = (N a)^2 / (|spec|^2 + N^2 delta) = a^2 / (|Psi|^2 + delta). Three passes,
-            // so that the first two vectorise: the projection, the sum of the model, then
-            // the logarithm only where photons were counted (87-96 % of pixels count none
-            // in the default study).
-            // Half the Poisson deviance, sum(lam - y) - sum(y ln(lam / y)), y ln(..) = 0 at
-            // y = 0. The first sum (terms of either sign, about sqrt(y) each) goes in eight
-            // f32 lanes inside the projection pass; the second visits counted pixels only.
-            let lam = &mut self.lam[..rows.len()];
-            for (((f, &a), e), l) in rows
-                .iter_mut()
-                .zip(amps)
-                .zip(resid.iter_mut())
-                .zip(lam.iter_mut())
-            {
+            // r = (N a)^2 / (|spec|^2 + N^2 delta) = a^2 / (|Psi|^2 + delta), zero where no
+            // photon was counted (87-96 % of pixels in the default study). Half the Poisson
+            // deviance is sum(lam - y) - sum(y ln(lam / y)) with lam = |spec|^2 + N^2 delta,
+            // y = (N a)^2, and y ln(..) = 0 at y = 0; E_F's sum (|spec| - N a)^2 is
+            // sum |spec|^2 + sum_counted (y - 2 N a |spec|). So: one vectorised pass sums
+            // |spec|^2; one visits the counted pixels (ratio, logarithm, E_F's term, the
+            // projected values kept aside); the block is cleared and those written back. No
+            // square root, division or logarithm where nothing counts, and the amplitudes'
+            // memory is read only where something does.
+            let start = k0 * self.n;
+            let end = start + rows.len();
+            let (at, amp) = self.counted;
+            let first = self.next;
+            while self.next < at.len() && (at[self.next] as usize) < end {
+                self.next += 1;
+            }
+            let (at, amp) = (&at[first..self.next], &amp[first..self.next]);
+            self.projected.clear();
+            self.projected
+                .extend(at.iter().map(|&i| rows[i as usize - start]));
+            rows.fill(Complex32::new(0.0, 0.0));
+            let (mut counted, mut ysum, mut cross) = (0f64, 0f64, 0f64);
+            for ((&i, &a), f) in at.iter().zip(amp).zip(self.projected.iter_mut()) {
+                let f = std::mem::replace(f, Complex32::new(0.0, 0.0));
                 let m2 = f.re * f.re + f.im * f.im;
-                *e = m2.sqrt() - a;
-                *l = m2 + self.n2_delta;
-                let r = a * a / *l;
-                *f = Complex32::new(f.re * r, f.im * r);
+                let lam = m2 + self.n2_delta;
+                let y = a * a;
+                let r = y / lam;
+                rows[i as usize - start] = Complex32::new(f.re * r, f.im * r);
+                counted += f64::from(y * (lam / y).ln());
+                ysum += f64::from(y);
+                cross += f64::from(a * m2.sqrt());
             }
-            let excess = lane_sum_excess(lam, amps);
-            let (start, end) = (k0 * self.n, k0 * self.n + rows.len());
-            let mut counted = 0f64;
-            for word in start / 64..end.div_ceil(64) {
-                let lo = word * 64;
-                let mut bits = self.counted[word];
-                if lo < start {
-                    bits &= u64::MAX << (start - lo);
-                }
-                if lo + 64 > end {
-                    bits &= u64::MAX >> (lo + 64 - end);
-                }
-                while bits != 0 {
-                    let i = lo + bits.trailing_zeros() as usize - start;
-                    bits &= bits - 1;
-                    let y = amps[i] * amps[i];
-                    counted += f64::from(y * (lam[i] / y).ln());
-                }
-            }
-            self.nll += excess - counted;
+            // The model's sum |spec|^2 is the fill's (the whole frame, added once).
+            self.nll += f64::from(self.n2_delta) * rows.len() as f64 - ysum - counted;
+            self.ef += ysum - 2.0 * cross;
         } else {
+            let amps = &self.amps[k0 * self.n..][..rows.len()];
+            let resid = &mut self.resid[..rows.len()];
             for ((f, &a), e) in rows.iter_mut().zip(amps).zip(resid.iter_mut()) {
                 let m = (f.re * f.re + f.im * f.im).sqrt();
                 *e = m - a;
                 let r = a / (m + self.n_eps);
                 *f = Complex32::new(f.re * r, f.im * r);
             }
+            self.ef += lane_sum_sq(resid);
         }
-        self.ef += lane_sum_sq(resid);
     }
 
     #[inline(always)]
@@ -392,13 +419,14 @@ impl Hooks for GradHooks<'_> {
         let n = self.n;
         for (i, row) in rows.chunks_exact(n).enumerate() {
             let y = r0 + i;
-            let o = &self.object[self.at + y * self.stride..][..n];
             let p = &self.probe[y * n..][..n];
             let g = &mut self.grad[self.gat + y * self.stride..][..n];
-            for (((g, o), p), b) in g.iter_mut().zip(o).zip(p).zip(row) {
-                // chi = psi - IFFT(r Psi); the buffer holds N^2 IFFT(r Psi).
-                let chi = p * o - b * self.inv_n2;
-                *g += p.conj() * chi;
+            // The object gradient is sum_j conj(P) chi_j = W O - sum_j conj(P) IFFT(r Psi_j)
+            // with W = sum_j |P_j|^2 (chi = psi - IFFT(r Psi), psi = P O): the chunk keeps
+            // the second sum, the reduction subtracts it from W O (one pass over the grid
+            // instead of an exit wave and a product more per pixel of every position).
+            for ((g, b), p) in g.iter_mut().zip(row).zip(p) {
+                *g += p.conj() * b;
             }
             if let Some(illum) = self.illum.as_mut() {
                 let w = &mut illum[self.gat + y * self.stride..][..n];
@@ -407,6 +435,7 @@ impl Hooks for GradHooks<'_> {
                 }
             }
             if let Some((pg, on)) = self.probe_grad.as_mut() {
+                let o = &self.object[self.at + y * self.stride..][..n];
                 let pg = &mut pg[y * n..][..n];
                 let on = &mut on[y * n..][..n];
                 for (((pg, on), o), (p, b)) in pg.iter_mut().zip(on).zip(o).zip(p.iter().zip(row)) {
@@ -428,6 +457,103 @@ mod tests {
     /// F at the engine's current point, and its gradient.
     fn eval(engine: &mut MlEngine) -> f64 {
         engine.evaluate().0
+    }
+
+    /// The Poisson evaluation's F and E_F, made from the counted pixels and Parseval's total
+    /// (see `GradHooks::middle`), equal the plain sums over every pixel, taken here in f64
+    /// with a square root and a logarithm at each: F = s^2 sum [lam - y - y ln(lam / y)],
+    /// E_F = sum (|Psi| - a)^2 / sum a^2.
+    #[test]
+    fn the_counted_pixel_sums_equal_the_sums_over_every_pixel() {
+        struct Dense<'a> {
+            object: &'a [Complex32],
+            probe: &'a [Complex32],
+            at: usize,
+            stride: usize,
+            n: usize,
+            amps: &'a [f32],
+            n2_delta: f64,
+            nll: f64,
+            ef: f64,
+        }
+        impl Hooks for Dense<'_> {
+            fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
+                crate::kernels::exit_wave_rows(
+                    self.object,
+                    self.probe,
+                    self.at,
+                    self.stride,
+                    self.n,
+                    r0,
+                    rows,
+                );
+            }
+            fn middle(&mut self, k0: usize, rows: &mut [Complex32]) {
+                let amps = &self.amps[k0 * self.n..][..rows.len()];
+                for (f, &a) in rows.iter().zip(amps) {
+                    let m2 = f64::from(f.norm_sqr());
+                    let (a, lam) = (f64::from(a), m2 + self.n2_delta);
+                    let y = a * a;
+                    self.nll += lam - y - if y > 0.0 { y * (lam / y).ln() } else { 0.0 };
+                    self.ef += (m2.sqrt() - a).powi(2);
+                }
+            }
+            fn drain(&mut self, _: usize, _: &mut [Complex32]) {}
+        }
+        let truth = synthetic::object(48, 48);
+        let probe = synthetic::probe(16, 400.0);
+        let (xs, ys) = synthetic::raster_positions(48, 48, 16, 5);
+        let mut data = synthetic::dataset(&truth, &probe, &xs, &ys);
+        let s = 0.5f64;
+        data.diffraction
+            .mapv_inplace(|a| ((f64::from(a) * s).powi(2).round().sqrt() / s) as f32);
+        data.intensity_scale = Some(s);
+        let settings = Settings {
+            algorithm: study_design::Algorithm::Ml,
+            smoothness: 0.0,
+            ..synthetic::epie_settings(1)
+        };
+        let mut engine = MlEngine::new(&data, &settings, 1).unwrap();
+        let start: ndarray::Array2<Complex32> =
+            truth.mapv(|v| v * Complex32::from_polar(0.8, -0.3));
+        engine.set_object(start.view()).unwrap();
+        let (f, ef) = engine.evaluate();
+        let prep = data.prepare().unwrap();
+        let (n, nn, cols) = (prep.n, prep.n * prep.n, prep.grid.1);
+        assert!(
+            prep.amps.contains(&0.0) && prep.amps.iter().any(|&a| a > 0.0),
+            "both counted and empty pixels"
+        );
+        let mut fft = crate::fft::Fft2::new(n);
+        let zero = Complex32::new(0.0, 0.0);
+        let (mut buf, mut spec) = (vec![zero; nn], vec![zero; nn]);
+        let (mut nll, mut dense_ef) = (0f64, 0f64);
+        for (j, &(ty, tx)) in prep.topleft.iter().enumerate() {
+            let mut hooks = Dense {
+                object: &engine.object,
+                probe: &engine.probe,
+                at: ty * cols + tx,
+                stride: cols,
+                n,
+                amps: &prep.amps[j * nn..][..nn],
+                n2_delta: nn as f64 * DELTA_COUNTS / (s * s),
+                nll: 0.0,
+                ef: 0.0,
+            };
+            fft.round_trip(&mut buf, &mut spec, &mut hooks);
+            nll += hooks.nll;
+            dense_ef += hooks.ef;
+        }
+        let want_f = s * s * nll / nn as f64;
+        let want_ef = dense_ef / nn as f64 / prep.sum_a2;
+        assert!(
+            (f - want_f).abs() <= 1e-5 * want_f.abs(),
+            "F {f} vs {want_f}"
+        );
+        assert!(
+            (ef - want_ef).abs() <= 1e-5 * want_ef,
+            "E_F {ef} vs {want_ef}"
+        );
     }
 
     /// dF = 2 Re(conj(G) dO) for the Wirtinger gradient G = dF/dO*: central differences along
