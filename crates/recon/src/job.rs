@@ -187,7 +187,10 @@ pub fn run_job_lent(
     // its splits run one after the other, each on every thread.
     let ml = request.settings.algorithm == Algorithm::Ml;
     let inner_threads = if ml { request.threads.max(1) } else { 1 };
-    let run = |split: Split, path: &Path| -> Result<(Reconstruction, SplitOutcome), ReconError> {
+    let run = |split: Split,
+               path: &Path,
+               lender: &dyn CoreLender|
+     -> Result<(Reconstruction, SplitOutcome), ReconError> {
         let (data, truth) = read_split(path)?;
         // The scored region comes from the dataset's own probeGuess and positions, never from
         // the refined probe: every run on these data is scored over the same pixels.
@@ -217,8 +220,8 @@ pub fn run_job_lent(
     };
     let ((train_rec, train), (test_rec, test)) = if request.threads >= 2 && !ml {
         std::thread::scope(|scope| {
-            let test = scope.spawn(|| run(Split::Test, &request.test_path));
-            let train = run(Split::Train, &request.train_path);
+            let test = scope.spawn(|| run(Split::Test, &request.test_path, lender));
+            let train = run(Split::Train, &request.train_path, lender);
             let test = test
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -236,7 +239,7 @@ pub fn run_job_lent(
                             lender.give_back();
                             return None;
                         }
-                        let test = run(Split::Test, &request.test_path);
+                        let test = run(Split::Test, &request.test_path, lender);
                         lender.give_back();
                         return Some(test);
                     }
@@ -244,7 +247,13 @@ pub fn run_job_lent(
                 }
                 None
             });
-            let train = run(Split::Train, &request.train_path);
+            // The train split grows onto a lent core only once the test split has one: two
+            // splits on one core each beat one split on two (ml's chunks scale about 1.6x).
+            let gated = AfterClaim {
+                inner: lender,
+                claimed: &claimed,
+            };
+            let train = run(Split::Train, &request.train_path, &gated);
             let test = if claimed.swap(true, Ordering::SeqCst) {
                 lent.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -252,14 +261,14 @@ pub fn run_job_lent(
             } else {
                 // A failed train split fails the job: its test split need not run.
                 let train = train?;
-                return Ok((train, run(Split::Test, &request.test_path)?));
+                return Ok((train, run(Split::Test, &request.test_path, lender)?));
             };
             Ok::<_, ReconError>((train?, test?))
         })?
     } else {
         (
-            run(Split::Train, &request.train_path)?,
-            run(Split::Test, &request.test_path)?,
+            run(Split::Train, &request.train_path, lender)?,
+            run(Split::Test, &request.test_path, lender)?,
         )
     };
     write_bundle(
@@ -272,6 +281,22 @@ pub fn run_job_lent(
         test,
         bundle_path: request.bundle_path.clone(),
     })
+}
+
+/// Lends what `inner` lends, but only once `claimed` is set (the test split has a core).
+struct AfterClaim<'a> {
+    inner: &'a dyn CoreLender,
+    claimed: &'a AtomicBool,
+}
+
+impl CoreLender for AfterClaim<'_> {
+    fn borrow(&self) -> bool {
+        self.claimed.load(Ordering::SeqCst) && self.inner.borrow()
+    }
+
+    fn give_back(&self) {
+        self.inner.give_back();
+    }
 }
 
 fn in_split(split: Split, path: &Path, e: ReconError) -> ReconError {
@@ -345,4 +370,42 @@ fn write_bundle(
     npz.add_string("metrics", &json(&metrics))?;
     npz.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod after_claim_tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Free(AtomicUsize);
+
+    impl CoreLender for Free {
+        fn borrow(&self) -> bool {
+            self.0
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        }
+        fn give_back(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A train split gets no lent core while its test split has none: the core stays free
+    /// for the test split; once that is claimed, the train split may grow.
+    #[test]
+    fn the_train_split_borrows_only_once_the_test_split_is_claimed() {
+        let inner = Free(AtomicUsize::new(2));
+        let claimed = AtomicBool::new(false);
+        let gated = AfterClaim {
+            inner: &inner,
+            claimed: &claimed,
+        };
+        assert!(!gated.borrow());
+        assert_eq!(inner.0.load(Ordering::SeqCst), 2, "nothing taken");
+        claimed.store(true, Ordering::SeqCst);
+        assert!(gated.borrow());
+        assert_eq!(inner.0.load(Ordering::SeqCst), 1);
+        gated.give_back();
+        assert_eq!(inner.0.load(Ordering::SeqCst), 2);
+    }
 }

@@ -396,6 +396,59 @@ fn failing_job_does_not_stop_the_others_and_threads_do_not_change_results() {
     }
 }
 
+/// Jobs start largest first (by their two input files' bytes, ties in matrix order), so that
+/// a large job does not start last and run alone while the other cores idle; results are
+/// still reported in matrix order.
+#[test]
+fn the_largest_jobs_start_first_and_results_keep_matrix_order() {
+    let tree = Tree::new();
+    let plan = tree.plan(BackendKind::Native, false, JobFilter::default());
+    let n = plan.jobs.len();
+    let big = plan
+        .jobs
+        .iter()
+        .position(|j| j.job.view == "dense" && j.job.dose == 1e4)
+        .unwrap();
+    for path in [
+        &plan.jobs[big].job.train_data_path,
+        &plan.jobs[big].job.test_data_path,
+    ] {
+        let mut w =
+            npz_contract::NpzWriter::create(path, npz_contract::Compression::Stored).unwrap();
+        w.add("xcoords", &ndarray::Array1::<f64>::zeros(512))
+            .unwrap();
+        w.finish().unwrap();
+    }
+    let backend = FakeBackend {
+        fail_view: None,
+        size: 1_000,
+    };
+    let cancel = CancelToken::new();
+    let id = Plan::id_of(plan.to_json().unwrap().as_bytes());
+    let ctx = RunContext {
+        plan_id: &id,
+        cancel: &cancel,
+        progress: &no_progress,
+        threads_per_job: 1,
+        spare_cores: None,
+        limits: JobLimits::default(),
+    };
+    let (started, seen) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
+    execute_resumed(
+        &plan,
+        1,
+        &backend,
+        &ctx,
+        vec![None; n],
+        &|i| started.lock().unwrap().push(i),
+        &|job, _| seen.lock().unwrap().push(job.index),
+    );
+    let mut want = vec![big];
+    want.extend((0..n).filter(|&i| i != big));
+    assert_eq!(started.into_inner().unwrap(), want);
+    assert_eq!(seen.into_inner().unwrap(), (0..n).collect::<Vec<_>>());
+}
+
 /// Issue 25: resume and `verify` once checked a job with two copies of the same rules, which
 /// disagreed. Now one job check returns every finding of a job with several faults (here its
 /// config changed and its bundle was tampered with), and resume reruns it for the first.
