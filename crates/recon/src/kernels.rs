@@ -6,27 +6,14 @@
 use crate::simd::fast_fn;
 use num_complex::Complex32;
 
-/// [`exit_wave_rows`] that also returns `sum |P O|^2` of the rows: each row's in eight f32
-/// lanes and a fixed tree, the rows' in f64.
+/// `sum |v|^2` of the rows of `rows` (N wide): each row's in eight f32 lanes and a fixed
+/// tree, the rows' in f64 (a pass over rows in L1, kept apart from the exit wave's loop,
+/// which does not vectorise with it).
 #[inline(always)]
-pub(crate) fn exit_wave_rows_norm(
-    object: &[Complex32],
-    probe: &[Complex32],
-    at: usize,
-    stride: usize,
-    n: usize,
-    r0: usize,
-    rows: &mut [Complex32],
-) -> f64 {
+pub(crate) fn row_norms(rows: &[Complex32], n: usize) -> f64 {
     const L: usize = 8;
     let mut total = 0f64;
-    for (i, row) in rows.chunks_exact_mut(n).enumerate() {
-        let o = &object[at + (r0 + i) * stride..][..n];
-        let p = &probe[(r0 + i) * n..][..n];
-        for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
-            *b = p * o;
-        }
-        // A second pass over the row, in L1 (one loop doing both does not vectorise).
+    for row in rows.chunks_exact(n) {
         let mut acc = [0f32; L];
         let mut chunks = row.chunks_exact(L);
         for c in &mut chunks {

@@ -71,19 +71,24 @@ impl Tree {
 
 fn no_progress(_: &str) {}
 
+/// A run's context with no progress output, one thread a job and nothing lent.
+fn quiet_context<'a>(plan_id: &'a str, cancel: &'a CancelToken) -> RunContext<'a> {
+    RunContext {
+        plan_id,
+        cancel,
+        progress: &no_progress,
+        threads_per_job: 1,
+        spare_cores: None,
+        limits: JobLimits::default(),
+    }
+}
+
 /// Runs every job of `plan` with `backend` on `threads` threads; returns the results and the
 /// order in which `on_finished` saw the jobs.
 fn run_all(plan: &Plan, backend: &dyn Backend, threads: usize) -> (Vec<JobResult>, Vec<usize>) {
     let cancel = CancelToken::new();
     let id = Plan::id_of(plan.to_json().unwrap().as_bytes());
-    let ctx = RunContext {
-        plan_id: &id,
-        cancel: &cancel,
-        progress: &no_progress,
-        threads_per_job: 1,
-        spare_cores: None,
-        limits: JobLimits::default(),
-    };
+    let ctx = quiet_context(&id, &cancel);
     let seen = Mutex::new(Vec::new());
     let results = execute(plan, threads, backend, &ctx, &|job, _| {
         seen.lock().unwrap().push(job.index)
@@ -425,14 +430,7 @@ fn the_largest_jobs_start_first_and_results_keep_matrix_order() {
     };
     let cancel = CancelToken::new();
     let id = Plan::id_of(plan.to_json().unwrap().as_bytes());
-    let ctx = RunContext {
-        plan_id: &id,
-        cancel: &cancel,
-        progress: &no_progress,
-        threads_per_job: 1,
-        spare_cores: None,
-        limits: JobLimits::default(),
-    };
+    let ctx = quiet_context(&id, &cancel);
     let (started, seen) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
     execute_resumed(
         &plan,
@@ -946,14 +944,7 @@ mod collecting {
         let plan = tree.plan(BackendKind::Native, false, JobFilter::default());
         let id = plan.write().unwrap();
         let cancel = CancelToken::new();
-        let ctx = RunContext {
-            plan_id: &id,
-            cancel: &cancel,
-            progress: &no_progress,
-            threads_per_job: 1,
-            spare_cores: None,
-            limits: JobLimits::default(),
-        };
+        let ctx = quiet_context(&id, &cancel);
         let backend = FakeBackend {
             fail_view: Some("dense"),
             size: 10,

@@ -6,7 +6,7 @@
 use super::{Chunk, Counted, DELTA_COUNTS, GAMMA, MlEngine};
 use crate::data::Prepared;
 use crate::fft::Hooks;
-use crate::kernels::{EPS, exit_wave_rows_norm, lane_sum_sq, lanes};
+use crate::kernels::{EPS, lane_sum_sq, lanes, row_norms};
 use crate::par::SEGMENTS;
 use crate::reconstruction::NoiseModel;
 use crate::simd::fast_fn;
@@ -336,29 +336,19 @@ struct GradHooks<'a> {
 impl Hooks for GradHooks<'_> {
     #[inline(always)]
     fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
+        crate::kernels::exit_wave_rows(
+            self.object,
+            self.probe,
+            self.at,
+            self.stride,
+            self.n,
+            r0,
+            rows,
+        );
         if self.poisson {
             // The model's total, sum |spec|^2 = N^2 sum |psi|^2 (Parseval), from the exit
-            // wave while it is in registers: the projection then reads the counted pixels
-            // only.
-            self.model += exit_wave_rows_norm(
-                self.object,
-                self.probe,
-                self.at,
-                self.stride,
-                self.n,
-                r0,
-                rows,
-            );
-        } else {
-            crate::kernels::exit_wave_rows(
-                self.object,
-                self.probe,
-                self.at,
-                self.stride,
-                self.n,
-                r0,
-                rows,
-            );
+            // wave while it is in L1: the projection then reads the counted pixels only.
+            self.model += row_norms(rows, self.n);
         }
     }
 
