@@ -269,12 +269,20 @@ impl MlEngine {
             })
             .collect();
         let grid_len = prep.grid.0 * cols;
-        let counted = Counted::new(&prep.amps, nn);
-        if noise == NoiseModel::Poisson {
+        let counted = if noise == NoiseModel::Poisson {
             // The Poisson evaluation reads the counted pixels only: the amplitudes' memory
             // (4 bytes a pixel) goes back.
+            let counted = Counted::new(&prep.amps, nn);
             prep.amps = Vec::new();
-        }
+            counted
+        } else {
+            // The Gaussian fallback reads every amplitude and no counted pixel.
+            Counted {
+                start: vec![0; count + 1],
+                at: Vec::new(),
+                amp: Vec::new(),
+            }
+        };
         let mut engine = MlEngine {
             settings: settings.clone(),
             par: Par::new(threads.clamp(1, CHUNKS)),
