@@ -98,11 +98,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         if sim.compress { "deflated" } else { "stored" }
     );
     outln!(
-        "  solver:              {}, alpha {}, beta {}, {} epochs, probe {}{}",
+        "  solver:              {}, alpha {}, beta {}, {}, probe {}{}",
         sol.algorithm.as_str(),
         sol.alpha,
         sol.beta,
-        sol.epochs,
+        if sol.algorithm == study_design::Algorithm::Ml && sol.tolerance > 0.0 {
+            format!(
+                "up to {} epochs (stops when the object changes by less than {} over 25)",
+                sol.epochs, sol.tolerance
+            )
+        } else {
+            format!("{} epochs", sol.epochs)
+        },
         if sol.refine_probe { "refined" } else { "fixed" },
         if sol.algorithm == study_design::Algorithm::Ml {
             format!(", smoothness {}", sol.smoothness)

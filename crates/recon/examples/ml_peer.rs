@@ -9,6 +9,11 @@
 //! each on one thread, EPOCHS times; prints `RESULT {json}` with the median of each and of
 //! their per-pair ratio (alternating in one process keeps a noisy machine's drift out of it).
 //!
+//! `ml_peer trace SPLIT.npz EPOCHS SMOOTHNESS EVERY`: ml from ones, probe fixed, one thread;
+//! every EVERY epochs (and at the last) prints `TRACE {json}` with the epoch, F, E_F, the
+//! last accepted step's relative change and the split's Fienup NRMSE against its truth: the
+//! convergence curves behind the stopping rule's table.
+//!
 //! `ml_peer score TRUTH.npz RECON.npz`: prints `RESULT {json}` with the metrics of RECON's
 //! `object` against TRUTH (the `score` command's code, `recon::score_files`).
 
@@ -73,6 +78,58 @@ fn main() {
                     "losses": engine.loss_history(), "metrics": m,
                 })
             );
+        }
+        "trace" => {
+            let path = Path::new(arg(1));
+            let epochs: u32 = arg(2)
+                .parse()
+                .unwrap_or_else(|_| fail("EPOCHS: an integer"));
+            let smoothness: f64 = arg(3)
+                .parse()
+                .unwrap_or_else(|_| fail("SMOOTHNESS: a number"));
+            let every: u32 = arg(4)
+                .parse()
+                .ok()
+                .filter(|&e| e > 0)
+                .unwrap_or_else(|| fail("EVERY: an integer > 0"));
+            let (data, truth) = read_split(path).unwrap_or_else(|e| fail(&e.to_string()));
+            let truth = recon::Truth::new(truth, data.probe.clone(), &data.xcoords, &data.ycoords)
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let settings = Settings {
+                algorithm: recon::Algorithm::Ml,
+                smoothness,
+                ..synthetic::epie_settings(epochs)
+            };
+            let mut engine =
+                MlEngine::new(&data, &settings, 1).unwrap_or_else(|e| fail(&e.to_string()));
+            let t = Instant::now();
+            let mut before = engine.object();
+            for epoch in 1..=epochs {
+                let ef = engine.run_epoch();
+                if epoch % every == 0 || epoch == epochs {
+                    let object = engine.object();
+                    // The object's relative L2 change since the last line.
+                    let (mut dd, mut oo) = (0f64, 0f64);
+                    for (a, b) in object.iter().zip(before.iter()) {
+                        dd += (a - b).norm_sqr() as f64;
+                        oo += a.norm_sqr() as f64;
+                    }
+                    let window = (dd / oo).sqrt();
+                    let m = truth
+                        .score(object.view(), &EvalOptions::default())
+                        .unwrap_or_else(|e| fail(&e.to_string()));
+                    before = object;
+                    let f = engine.objective_history().last().copied();
+                    println!(
+                        "TRACE {}",
+                        serde_json::json!({
+                            "epoch": epoch, "f": f, "ef": ef, "change": engine.last_change(),
+                            "window_change": window,
+                            "nrmse": m.fienup_nrmse, "seconds": t.elapsed().as_secs_f64(),
+                        })
+                    );
+                }
+            }
         }
         "ratio" => {
             let path = Path::new(arg(1));

@@ -39,7 +39,9 @@ pub use metrics::{
     EvalOptions, FRC_RING_WIDTH, FrcCrossing, ImageMetrics, Metrics, PSNR_CAP_DB, PhasePlane,
     Region, evaluate,
 };
-pub use ml::{CHUNKS, DELTA_COUNTS, GAMMA, MEMORY, MlEngine};
+pub use ml::{
+    CHUNKS, DELTA_COUNTS, GAMMA, MEMORY, MlEngine, PHASE_CUTOFF, PHASE_MAX_BOOST, WINDOW,
+};
 pub use reconstruction::{MlReport, NoiseModel, Reconstruction};
 pub use register::{Registered, register, register_to_file};
 pub use score::{Truth, read_object, score_files, score_object};

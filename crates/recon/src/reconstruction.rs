@@ -49,12 +49,14 @@ pub struct MlReport {
     pub smoothness: f64,
     /// The stopping rule, in words.
     pub stopping_rule: String,
-    /// `tolerance` (relative change of the object) or `budget` (all epochs run).
+    /// `tolerance` (the object's change over the last 25 epochs fell below it) or `budget`
+    /// (all epochs run).
     pub stopped_by: String,
     /// F (counts units, the saturated constant removed) after each epoch, accepted iterate.
     pub objective_history: Vec<f64>,
     /// Epochs whose step was undone by the safeguard.
     pub rejected_steps: u32,
-    /// The relative object change of the last accepted step.
-    pub last_relative_change: f64,
+    /// The object's relative L2 change (objectGuess grid) over the last `WINDOW` (25)
+    /// epochs, at the stopping rule's last look; `None` before the first look.
+    pub last_relative_change: Option<f64>,
 }

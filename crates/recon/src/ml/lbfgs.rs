@@ -2,6 +2,7 @@
 //! illumination, and the proposal `base + alpha d`, each pass fused with the next inner
 //! product and run over the runtime's fixed segments.
 
+use super::phase::PhaseFilter;
 use super::{MEMORY, MlEngine, Pair};
 use crate::kernels::{Dots, axpy_dot, diff_dots, dot_re, norm_weighted, step_into};
 use crate::par::Par;
@@ -89,19 +90,28 @@ impl MlEngine {
         let mut src = Some(g);
         let m = self.memory.len();
         let par = &self.par;
+        // The object's part of H0 is the phase preconditioner's; the probe's (when refined)
+        // is 1 / D. `len`: the object's part of the joined vectors.
+        let len = self.base.len();
+        let mut phase = self
+            .phase
+            .take()
+            .expect("the phase filter is kept between epochs");
+        phase.prepare(&self.base, &h0[..len]);
         let theta = match self.memory.back() {
             Some(p) => {
-                let yhy = p
+                let mut yhy = p
                     .yhy
                     .unwrap_or_else(|| par_lanes(par, &p.y, h0, norm_weighted));
+                yhy += phase.extra_quadratic(&p.y[..len]);
                 (1.0 / p.rho / yhy) as f32
             }
             None => 1.0,
         };
         if m == 0 {
-            for ((q, g), h) in q.iter_mut().zip(g).zip(h0) {
-                *q = g * (-theta * h);
-            }
+            q.copy_from_slice(g);
+            apply_h0(&mut phase, &mut q, h0, theta, len);
+            self.phase = Some(phase);
             return (q, None);
         }
         // The two loops with each update fused to the next inner product (one pass over q
@@ -126,21 +136,24 @@ impl MlEngine {
             a[i - 1] = pair(i - 1).rho * next;
         }
         // q -= a_0 y_0, q *= -theta H0, and <y_0, q>: one pass.
-        let mut b = pair(0).rho
-            * par_axpy_dot(
-                par,
-                &mut q,
-                src.take(),
-                &pair(0).y,
-                -(a[0] as f32),
-                Some((h0, -theta)),
-                &pair(0).y,
-            );
+        // q -= a_0 y_0, q = -theta H0 q, and <y_0, q>.
+        par_axpy_dot(
+            par,
+            &mut q,
+            src.take(),
+            &pair(0).y,
+            -(a[0] as f32),
+            None,
+            &pair(0).y,
+        );
+        apply_h0(&mut phase, &mut q, h0, theta, len);
+        let mut b = pair(0).rho * par_lanes(par, &pair(0).y, &q, dot_re);
         for (i, &ai) in a.iter().enumerate().take(m - 1) {
             let c = (-ai - b) as f32;
             b = pair(i + 1).rho
                 * par_axpy_dot(par, &mut q, None, &pair(i).s, c, None, &pair(i + 1).y);
         }
+        self.phase = Some(phase);
         (q, Some((m - 1, (-a[m - 1] - b) as f32)))
     }
 
@@ -187,6 +200,16 @@ impl MlEngine {
         }
         self.step = step;
         self.q = q;
+    }
+}
+
+/// `q <- -theta H0 q`: the phase preconditioner on the object's part (`..len`), `1 / D` on
+/// the probe's.
+fn apply_h0(phase: &mut PhaseFilter, q: &mut [Complex32], h0: &[f32], theta: f32, len: usize) {
+    let (object, probe) = q.split_at_mut(len);
+    phase.apply(object, &h0[..len], theta);
+    for (q, h) in probe.iter_mut().zip(&h0[len..]) {
+        *q *= -theta * h;
     }
 }
 
