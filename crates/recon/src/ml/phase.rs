@@ -108,8 +108,11 @@ impl PhaseFilter {
 
     /// Sets the point: the object `o` (its phase directions) and `inv_d = 1 / D`.
     pub(super) fn prepare(&mut self, o: &[Complex32], inv_d: &[f32]) {
+        // e S = i o sqrt(h / |o|^2): one root and one division a pixel, no branch (a
+        // vanishing object gives |e| < 1, which keeps H0 symmetric positive definite).
         for ((d, o), h) in self.dir.iter_mut().zip(o).zip(inv_d) {
-            *d = unit_phase(*o) * h.sqrt();
+            let s = (h / o.norm_sqr().max(1e-24)).sqrt();
+            *d = Complex32::new(-o.im * s, o.re * s);
         }
     }
 
@@ -130,9 +133,18 @@ impl PhaseFilter {
             .enumerate()
         {
             let coarse = &self.field[(r / block) * fc..];
-            for (c, ((q, d), h)) in q.iter_mut().zip(d).zip(h).enumerate() {
-                // H0 q = S (S q + e (b^2 R^T (A - I) R) phi) = q / D + S e phi'.
-                *q = (*q * *h + *d * (coarse[c / block].re * scale)) * -theta;
+            // A block of columns at a time (no division per pixel).
+            for (((q, d), h), c) in q
+                .chunks_mut(block)
+                .zip(d.chunks(block))
+                .zip(h.chunks(block))
+                .zip(coarse)
+            {
+                let phi = c.re * scale;
+                for ((q, d), h) in q.iter_mut().zip(d).zip(h) {
+                    // H0 q = S (S q + e (b^2 R^T (A - I) R) phi) = q / D + S e phi'.
+                    *q = (*q * *h + *d * phi) * -theta;
+                }
             }
         }
     }
@@ -162,8 +174,10 @@ impl PhaseFilter {
             .enumerate()
         {
             let coarse = &mut self.field[(r / block) * fc..];
-            for (c, (x, d)) in x.iter().zip(d).enumerate() {
-                coarse[c / block].re += (d.re * x.re + d.im * x.im) * mean;
+            for ((x, d), c) in x.chunks(block).zip(d.chunks(block)).zip(coarse) {
+                for (x, d) in x.iter().zip(d) {
+                    c.re += (d.re * x.re + d.im * x.im) * mean;
+                }
             }
         }
         debug_assert!(self.rows.div_ceil(block) <= self.fr);
@@ -216,16 +230,6 @@ fn fast_size(n: usize) -> usize {
             m == 1
         })
         .expect("a 5-smooth number exists above any n")
-}
-
-/// `i o / |o|`, or 0 where the object vanishes (no phase direction there).
-fn unit_phase(o: Complex32) -> Complex32 {
-    let r = o.norm();
-    if r > 1e-12 {
-        Complex32::new(-o.im / r, o.re / r)
-    } else {
-        Complex32::new(0.0, 0.0)
-    }
 }
 
 #[cfg(test)]
