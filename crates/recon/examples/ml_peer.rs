@@ -41,13 +41,7 @@ fn main() {
             println!("RESULT {}", serde_json::json!({ "metrics": m }));
         }
         "run" => {
-            let path = Path::new(arg(1));
-            let epochs: u32 = arg(2)
-                .parse()
-                .unwrap_or_else(|_| fail("EPOCHS: an integer"));
-            let smoothness: f64 = arg(3)
-                .parse()
-                .unwrap_or_else(|_| fail("SMOOTHNESS: a number"));
+            let (path, epochs, smoothness) = split_epochs_smoothness(arg(1), arg(2), arg(3));
             let threads: usize = arg(4)
                 .parse()
                 .unwrap_or_else(|_| fail("THREADS: an integer"));
@@ -80,13 +74,7 @@ fn main() {
             );
         }
         "trace" => {
-            let path = Path::new(arg(1));
-            let epochs: u32 = arg(2)
-                .parse()
-                .unwrap_or_else(|_| fail("EPOCHS: an integer"));
-            let smoothness: f64 = arg(3)
-                .parse()
-                .unwrap_or_else(|_| fail("SMOOTHNESS: a number"));
+            let (path, epochs, smoothness) = split_epochs_smoothness(arg(1), arg(2), arg(3));
             let every: u32 = arg(4)
                 .parse()
                 .ok()
@@ -169,6 +157,21 @@ fn main() {
         }
         other => fail(&format!("unknown mode {other}: run or score")),
     }
+}
+
+/// SPLIT.npz EPOCHS SMOOTHNESS, the first arguments of `run` and `trace`.
+fn split_epochs_smoothness<'a>(
+    path: &'a str,
+    epochs: &str,
+    smoothness: &str,
+) -> (&'a Path, u32, f64) {
+    let epochs = epochs
+        .parse()
+        .unwrap_or_else(|_| fail("EPOCHS: an integer"));
+    let smoothness = smoothness
+        .parse()
+        .unwrap_or_else(|_| fail("SMOOTHNESS: a number"));
+    (Path::new(path), epochs, smoothness)
 }
 
 fn median(mut x: Vec<f64>) -> f64 {
