@@ -107,9 +107,10 @@ impl Default for Solver {
     /// the preconditioner's 3-8 % an epoch), 49 s against 37 s for the map design, whose sparse
     /// views have few positions on the same grid, so the preconditioner's fixed cost weighs
     /// more. On the map design the converged minima differ from the unpreconditioned runs'
-    /// (9 of 72 splits more than 1 % lower, 22-33 % at overlap 0.1; 3 more than 1 % higher,
-    /// by 1.6-2.4 %, at doses 1.6e5 and 1e6). The smoothness rechecked at convergence on the
-    /// held-out realisations (mean test NRMSE of the twelve test splits at the stop): 3: 0.231,
+    /// (9 of 72 splits more than 1 % lower, by 1-32 %, most at overlap 0.1; 3 more than 1 %
+    /// higher, by 1.8-3.6 %, at doses 1.6e5 and 1e6). The smoothness rechecked at convergence
+    /// on the held-out realisations (mean test NRMSE of the twelve test splits at the stop,
+    /// tolerance 0.007 with 7871f96's rounding): 3: 0.231,
     /// 10: 0.211, 30: 0.230; 10 is best in 9 of 12, so it stays.
     fn default() -> Self {
         Solver {
