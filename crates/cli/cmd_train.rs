@@ -89,8 +89,9 @@ pub struct Args {
     /// ml: weight of the smoothness prior, >= 0 (default: the study's).
     #[arg(long, value_name = "W")]
     pub smoothness: Option<f64>,
-    /// ml: stop when an epoch changes the object by less than this, relative; 0 = run every
-    /// epoch (default: the study's).
+    /// ml: stop a split once its object changed by less than this (relative L2) over the last
+    /// 25 epochs, `--epochs` then being the most it may run; 0 = run every epoch (default: the
+    /// study's, 0.004 unless it says).
     #[arg(long, value_name = "T")]
     pub tolerance: Option<f64>,
     /// Refine the probe too (`--refine-probe` or `--refine-probe false`; default: the study's).

@@ -32,8 +32,8 @@ pub struct Settings {
     /// ml: weight of the smoothness prior (counts units; 0 = none).
     #[serde(default)]
     pub smoothness: f64,
-    /// ml: stop when an accepted step changes the object by less than this (relative L2);
-    /// 0 = fixed budget.
+    /// ml: stop once the object changed by less than this (relative L2, objectGuess grid)
+    /// over the last [`WINDOW`](crate::WINDOW) epochs; 0 = fixed budget.
     #[serde(default)]
     pub tolerance: f64,
 }

@@ -77,7 +77,7 @@ pub const GAMMA: f64 = 0.002;
 /// dose, and each pair costs a few % of an epoch in memory traffic over the object grid.
 pub const MEMORY: usize = 3;
 
-/// Cut-off of the phase preconditioner ([`phase`]), in cycles per probe side N: the object's
+/// Cut-off of the phase preconditioner (`ml/phase.rs`), in cycles per probe side N: the object's
 /// phase at spatial frequency k gets its step boosted by `1 + (k_c / k)^2` (up to
 /// [`PHASE_MAX_BOOST`]). Measured on the default study's test splits (test Fienup NRMSE
 /// against a 3,000-epoch run without it): see the stopping rule's table in
