@@ -11,8 +11,9 @@
 //!
 //! `ml_peer trace SPLIT.npz EPOCHS SMOOTHNESS EVERY`: ml from ones, probe fixed, one thread;
 //! every EVERY epochs (and at the last) prints `TRACE {json}` with the epoch, F, E_F, the
-//! last accepted step's relative change and the split's Fienup NRMSE against its truth: the
-//! convergence curves behind the stopping rule's table.
+//! stopping rule's last look (the object's change over the last 25 epochs: EVERY = 25 gives
+//! every look) and the split's Fienup NRMSE against its truth: the convergence curves behind
+//! the stopping rule's table.
 //!
 //! `ml_peer score TRUTH.npz RECON.npz`: prints `RESULT {json}` with the metrics of RECON's
 //! `object` against TRUTH (the `score` command's code, `recon::score_files`).
@@ -91,28 +92,18 @@ fn main() {
             let mut engine =
                 MlEngine::new(&data, &settings, 1).unwrap_or_else(|e| fail(&e.to_string()));
             let t = Instant::now();
-            let mut before = engine.object();
             for epoch in 1..=epochs {
                 let ef = engine.run_epoch();
                 if epoch % every == 0 || epoch == epochs {
-                    let object = engine.object();
-                    // The object's relative L2 change since the last line.
-                    let (mut dd, mut oo) = (0f64, 0f64);
-                    for (a, b) in object.iter().zip(before.iter()) {
-                        dd += (a - b).norm_sqr() as f64;
-                        oo += a.norm_sqr() as f64;
-                    }
-                    let window = (dd / oo).sqrt();
                     let m = truth
-                        .score(object.view(), &EvalOptions::default())
+                        .score(engine.object().view(), &EvalOptions::default())
                         .unwrap_or_else(|e| fail(&e.to_string()));
-                    before = object;
                     let f = engine.objective_history().last().copied();
                     println!(
                         "TRACE {}",
                         serde_json::json!({
-                            "epoch": epoch, "f": f, "ef": ef, "change": engine.last_change(),
-                            "window_change": window,
+                            "epoch": epoch, "f": f, "ef": ef,
+                            "window_change": engine.window_change(),
                             "nrmse": m.fienup_nrmse, "seconds": t.elapsed().as_secs_f64(),
                         })
                     );

@@ -190,8 +190,8 @@ fast_fn! {
 }
 
 fast_fn! {
-    /// `step = alpha (q + c t)` (`t` the last pair's s, when there is one), `x = base + step`;
-    /// returns |step|^2 and |base|^2 (as [`lanes`]). One pass.
+    /// `step = alpha (q + c t)` (`t` the last pair's s, when there is one), `x = base + step`.
+    /// One pass.
     pub(crate) fn step_into(
         x: &mut [Complex32],
         step: &mut [Complex32],
@@ -200,35 +200,25 @@ fast_fn! {
         t: Option<&[Complex32]>,
         c: f32,
         alpha: f32,
-    ) -> (f64, f64) {
-        const L: usize = 8;
+    ) {
         let n = x.len();
-        let body = n - n % L;
-        let (base, q) = (&base[..n], &q[..n]);
-        let (mut st, mut bs) = ([0f64; L], [0f64; L]);
-        let (mut tst, mut tbs) = (0f64, 0f64);
-        let one = |x: &mut Complex32, step: &mut Complex32, b: Complex32, d: Complex32| {
-            let v = d * alpha;
-            *step = v;
-            *x = b + v;
-            (f64::from(v.norm_sqr()), f64::from(b.norm_sqr()))
-        };
-        let t = t.map(|t| &t[..n]);
-        for i in 0..n {
-            let d = match t {
-                Some(t) => q[i] + t[i] * c,
-                None => q[i],
-            };
-            let (u, v) = one(&mut x[i], &mut step[i], base[i], d);
-            if i < body {
-                st[i % L] += u;
-                bs[i % L] += v;
-            } else {
-                tst += u;
-                tbs += v;
+        let (base, q, step) = (&base[..n], &q[..n], &mut step[..n]);
+        match t.map(|t| &t[..n]) {
+            Some(t) => {
+                for i in 0..n {
+                    let v = (q[i] + t[i] * c) * alpha;
+                    step[i] = v;
+                    x[i] = base[i] + v;
+                }
+            }
+            None => {
+                for i in 0..n {
+                    let v = q[i] * alpha;
+                    step[i] = v;
+                    x[i] = base[i] + v;
+                }
             }
         }
-        (tree(st) + tst, tree(bs) + tbs)
     }
 }
 

@@ -93,10 +93,7 @@ impl MlEngine {
         // The object's part of H0 is the phase preconditioner's; the probe's (when refined)
         // is 1 / D. `len`: the object's part of the joined vectors.
         let len = self.base.len();
-        let mut phase = self
-            .phase
-            .take()
-            .expect("the phase filter is kept between epochs");
+        let phase = &mut self.phase;
         phase.prepare(&self.base, &h0[..len]);
         let theta = match self.memory.back() {
             Some(p) => {
@@ -110,8 +107,7 @@ impl MlEngine {
         };
         if m == 0 {
             q.copy_from_slice(g);
-            apply_h0(&mut phase, &mut q, h0, theta, len);
-            self.phase = Some(phase);
+            apply_h0(phase, &mut q, h0, theta, len);
             return (q, None);
         }
         // The two loops with each update fused to the next inner product (one pass over q
@@ -135,7 +131,6 @@ impl MlEngine {
             );
             a[i - 1] = pair(i - 1).rho * next;
         }
-        // q -= a_0 y_0, q *= -theta H0, and <y_0, q>: one pass.
         // q -= a_0 y_0, q = -theta H0 q, and <y_0, q>.
         par_axpy_dot(
             par,
@@ -146,18 +141,17 @@ impl MlEngine {
             None,
             &pair(0).y,
         );
-        apply_h0(&mut phase, &mut q, h0, theta, len);
+        apply_h0(phase, &mut q, h0, theta, len);
         let mut b = pair(0).rho * par_lanes(par, &pair(0).y, &q, dot_re);
         for (i, &ai) in a.iter().enumerate().take(m - 1) {
             let c = (-ai - b) as f32;
             b = pair(i + 1).rho
                 * par_axpy_dot(par, &mut q, None, &pair(i).s, c, None, &pair(i + 1).y);
         }
-        self.phase = Some(phase);
         (q, Some((m - 1, (-a[m - 1] - b) as f32)))
     }
 
-    /// The next point: `base + alpha d`; keeps `step = alpha d` and its norms.
+    /// The next point: `base + alpha d`; keeps `step = alpha d`.
     pub(super) fn propose(&mut self) {
         let (q, last) = self.direction();
         let alpha = self.alpha as f32;
@@ -171,21 +165,17 @@ impl MlEngine {
         step.resize(q.len(), zero);
         let (tail, probe_tail) = (tail.map(|t| &t[..len]), tail.map(|t| &t[len..]));
         let (object_step, probe_step) = step.split_at_mut(len);
-        (self.step_ss, self.base_ss) = self
-            .par
-            .segments(
-                len,
-                (
-                    &mut self.object[..],
-                    object_step,
-                    &self.base[..],
-                    &q[..len],
-                    tail,
-                ),
-                |(x, st, b, q, t)| step_into(x, st, b, q, t, c, alpha),
-            )
-            .iter()
-            .fold((0.0, 0.0), |(a, b), (u, v)| (a + u, b + v));
+        self.par.segments(
+            len,
+            (
+                &mut self.object[..],
+                object_step,
+                &self.base[..],
+                &q[..len],
+                tail,
+            ),
+            |(x, st, b, q, t)| step_into(x, st, b, q, t, c, alpha),
+        );
         if self.settings.refine_probe {
             let part = (
                 &mut self.probe[..],

@@ -196,10 +196,6 @@ pub struct MlEngine {
     /// The proposed step `alpha d` (object, then probe when refined): the next curvature
     /// pair's s, kept by the proposal so that no pass recomputes it.
     step: Vec<Complex32>,
-    /// |step|^2 (object part) and |base|^2 of the point it was taken from: the relative
-    /// change of an accepted step.
-    step_ss: f64,
-    base_ss: f64,
     /// L-BFGS memory, oldest first.
     memory: std::collections::VecDeque<Pair>,
     /// Re <s, G> of the newest pair and the accepted gradient, when the pass that made the
@@ -208,11 +204,10 @@ pub struct MlEngine {
     newest_s_dot_grad: Option<f64>,
     /// The direction's buffer, kept across epochs.
     q: Vec<Complex32>,
-    /// The phase preconditioner (taken by the direction while it runs).
-    phase: Option<phase::PhaseFilter>,
+    /// The phase preconditioner (the object's part of the direction's H0).
+    phase: phase::PhaseFilter,
     evaluated: bool,
     rejected: u32,
-    last_change: f64,
     /// The object (objectGuess grid) at the stopping rule's last look, and its relative
     /// change since the look before.
     snapshot: Vec<Complex32>,
@@ -332,21 +327,18 @@ impl MlEngine {
             obj_norm: vec![0.0; nn],
             alpha: settings.alpha,
             step: Vec::new(),
-            step_ss: 0.0,
-            base_ss: 0.0,
             memory: std::collections::VecDeque::new(),
-            phase: Some(phase::PhaseFilter::new(
+            phase: phase::PhaseFilter::new(
                 prep.grid.0,
                 prep.grid.1,
                 (n / 32).max(1),
                 PHASE_CUTOFF / n as f64,
                 PHASE_MAX_BOOST,
-            )),
+            ),
             newest_s_dot_grad: None,
             q: Vec::new(),
             evaluated: false,
             rejected: 0,
-            last_change: f64::NAN,
             snapshot: Vec::new(),
             window_change: None,
             loss_history: Vec::with_capacity(settings.epochs as usize),
@@ -417,12 +409,6 @@ impl MlEngine {
     /// Makes the point just evaluated the accepted one. `first`: the start point (the only
     /// evaluation that sets the object preconditioner when the probe is fixed).
     fn accept(&mut self, f: f64, ef: f64, first: bool) {
-        // Relative change of the object on this accepted step (none at the start point).
-        self.last_change = if first {
-            0.0
-        } else {
-            (self.step_ss / self.base_ss.max(f64::MIN_POSITIVE)).sqrt()
-        };
         self.f_cur = f;
         self.ef_cur = ef;
         // Swaps, not copies: the next proposal overwrites object (and the probe when it is
@@ -475,11 +461,6 @@ impl MlEngine {
     /// F of the accepted point after every epoch run so far.
     pub fn objective_history(&self) -> &[f64] {
         &self.objective_history
-    }
-
-    /// The relative L2 change of the object on the last accepted step (0 before the second).
-    pub fn last_change(&self) -> f64 {
-        self.last_change
     }
 
     /// Marks the run as stopped by the tolerance (for the report).
