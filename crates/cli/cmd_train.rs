@@ -91,7 +91,7 @@ pub struct Args {
     pub smoothness: Option<f64>,
     /// ml: stop a split once its object changed by less than this (relative L2) over the last
     /// 25 epochs, `--epochs` then being the most it may run; 0 = run every epoch (default: the
-    /// study's, 0.004 unless it says).
+    /// study's, 0.006 unless it says).
     #[arg(long, value_name = "T")]
     pub tolerance: Option<f64>,
     /// Refine the probe too (`--refine-probe` or `--refine-probe false`; default: the study's).

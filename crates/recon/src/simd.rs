@@ -2,8 +2,10 @@
 //! for the build's baseline target (x86-64: SSE2 vectors, half as wide).
 //!
 //! Only the instruction set changes, not the arithmetic: Rust never contracts `a * b + c`
-//! into a fused multiply-add, the loops' summation orders are written out, and `ln`, `sqrt`
-//! and division are the same IEEE operations either way; so both copies give the same bits
+//! into a fused multiply-add, the loops' summation orders are written out, `sqrt` and
+//! division are the same IEEE operations either way, and the logarithm is plain arithmetic
+//! (`kernels::ln`, not a libm call whose bits could differ between libm builds); so both
+//! copies give the same bits
 //! (the goldens and the thread-count tests check them on this machine).
 
 /// True where [`fast_fn!`] takes the AVX2 copy (detected once, then a cached load).

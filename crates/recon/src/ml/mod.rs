@@ -32,9 +32,10 @@
 //! sums with the prior, and the L-BFGS recursion, each update fused with the next inner
 //! product; the recursion's first two sums come from the pass that makes the pair). The
 //! Poisson projection touches only the counted pixels (87-96 % count none in the default
-//! study; [`Counted`] keeps them compactly) and clears the rest; the model's total comes from
-//! the exit wave by Parseval, so no square root, division or logarithm is taken where nothing
-//! was counted, and the amplitudes' memory is read only where something was. Everything
+//! study; [`Counted`] keeps them compactly) and clears the rest; the model's total
+//! `sum_j sum |psi_j|^2` is `sum_x W(x) |O(x)|^2` (Parseval, then the positions' sum moved
+//! onto the grid), one pass in the reduction, so no square root, division or logarithm is
+//! taken where nothing was counted, and the amplitudes' memory is read only where something was. Everything
 //! parallel runs on the engine's own pool, kept for its life (a scoped thread spawn costs
 //! 35-40 us on the 2-core machine, and an epoch has about ten parallel parts); the hot loops
 //! are compiled for AVX2 where the CPU has it ([`crate::simd`]). About 1.4-1.5x an ePIE
@@ -146,6 +147,8 @@ struct Chunk {
     /// The projected values of a block's counted pixels (written back after the block is
     /// cleared).
     projected: Vec<Complex32>,
+    /// The projection's per-pixel terms (scratch of `kernels::project_counted`).
+    terms: Vec<[f32; 2]>,
     /// Object rows `row0..row0 + rows` of the gradient.
     row0: usize,
     grad: Vec<Complex32>,
@@ -267,6 +270,7 @@ impl MlEngine {
                     spec: vec![zero; nn],
                     resid: vec![0.0; nn],
                     projected: Vec::new(),
+                    terms: Vec::new(),
                     row0,
                     grad: vec![zero; rows * cols],
                     probe_grad: if settings.refine_probe {
