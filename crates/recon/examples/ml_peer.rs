@@ -15,9 +15,16 @@
 //! every look) and the split's Fienup NRMSE against its truth: the convergence curves behind
 //! the stopping rule's table.
 //!
+//! `ml_peer bound SPLIT.npz ROUNDS`: on one thread, ROUNDS times in turn, the split's FFT
+//! bound (one full round trip per position, nothing in the hooks) and one ml epoch; prints
+//! `RESULT {json}` with the median of each, the median of the epoch's share of the bound (the
+//! figure of issue 27 item 4 on a real split) and the share of spectrum rows the epoch
+//! transforms along ky.
+//!
 //! `ml_peer score TRUTH.npz RECON.npz`: prints `RESULT {json}` with the metrics of RECON's
 //! `object` against TRUTH (the `score` command's code, `recon::score_files`).
 
+use recon::fft::{BoundFrame, Fft2};
 use recon::{EvalOptions, MlEngine, Settings, read_split, score_files, synthetic};
 use std::path::Path;
 use std::time::Instant;
@@ -146,7 +153,49 @@ fn main() {
                 })
             );
         }
-        other => fail(&format!("unknown mode {other}: run or score")),
+        "bound" => {
+            let path = Path::new(arg(1));
+            let rounds: u32 = arg(2)
+                .parse()
+                .unwrap_or_else(|_| fail("ROUNDS: an integer"));
+            let (data, _) = read_split(path).unwrap_or_else(|e| fail(&e.to_string()));
+            let settings = Settings {
+                algorithm: recon::Algorithm::Ml,
+                smoothness: 10.0,
+                ..synthetic::epie_settings(rounds)
+            };
+            let mut ml =
+                MlEngine::new(&data, &settings, 1).unwrap_or_else(|e| fail(&e.to_string()));
+            let n = data.probe.nrows();
+            let mut fft = Fft2::new(n);
+            let mut frame = BoundFrame::new(n);
+            let (mut tf, mut tm, mut share) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                let t = Instant::now();
+                for _ in 0..data.len() {
+                    std::hint::black_box(frame.round_trip(&mut fft));
+                }
+                let f = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                ml.run_epoch();
+                let m = t.elapsed().as_secs_f64();
+                tf.push(f);
+                tm.push(m);
+                share.push(f / m);
+            }
+            println!(
+                "RESULT {}",
+                serde_json::json!({
+                    "file": path, "rounds": rounds, "positions": data.len(),
+                    "spectrum_rows_computed": ml.spectrum_rows_computed(),
+                    "round_trips_s_median": median(tf), "ml_epoch_s_median": median(tm),
+                    "epoch_share_of_bound_median": median(share),
+                })
+            );
+        }
+        other => fail(&format!(
+            "unknown mode {other}: run, trace, ratio, bound or score"
+        )),
     }
 }
 

@@ -306,6 +306,7 @@ fast_fn! {
                 probe,
                 amps: if poisson { &[] } else { &prep.amps[j * nn..][..nn] },
                 counted: counted.of(j),
+                live: if poisson { counted.rows_of(j) } else { &[] },
                 next: 0,
                 projected: &mut chunk.projected,
                 terms: &mut chunk.terms,
@@ -353,6 +354,8 @@ struct GradHooks<'a> {
     /// This position's counted pixels and their amplitudes (see [`Counted`]); `next`: the
     /// first not yet in a block.
     counted: (&'a [u32], &'a [f32]),
+    /// This position's spectrum rows with a count (Poisson only).
+    live: &'a [u64],
     next: usize,
     projected: &'a mut Vec<Complex32>,
     /// Scratch of [`project_counted`].
@@ -370,6 +373,15 @@ struct GradHooks<'a> {
 }
 
 impl Hooks for GradHooks<'_> {
+    /// Poisson: only the spectrum rows with a count; the projection zeroes the others.
+    #[inline(always)]
+    fn live_rows(&mut self, live: &mut [u64]) -> bool {
+        if self.poisson {
+            live.copy_from_slice(self.live);
+        }
+        self.poisson
+    }
+
     #[inline(always)]
     fn fill(&mut self, r0: usize, rows: &mut [Complex32]) {
         crate::kernels::exit_wave_rows(
