@@ -108,39 +108,40 @@ struct Pair {
 /// Every position's counted pixels (amplitude > 0), in pixel order (the `amps` layout):
 /// position `j`'s are `at[start[j]..start[j + 1]]` with their amplitudes `amp` (N a, as
 /// `amps`). 87-96 % of pixels count nothing in the default study, so this is 10-30 % of the
-/// amplitudes' memory, and the projection's sparse pass reads it in order. `rows` marks the
-/// spectrum rows with a count, `words` bits a position (see [`crate::fft::Hooks::live_rows`]).
+/// amplitudes' memory, and the projection's sparse pass reads it in order. `row_start`
+/// holds N + 1 offsets a position into its pixels: spectrum row k's are
+/// `row_start[k]..row_start[k + 1]` (a block's pixels without a search, and the rows with a
+/// count: see [`crate::fft::Hooks::live_rows`]).
 pub(crate) struct Counted {
     pub(crate) start: Vec<usize>,
     pub(crate) at: Vec<u32>,
     pub(crate) amp: Vec<f32>,
-    pub(crate) rows: Vec<u64>,
-    pub(crate) words: usize,
+    pub(crate) row_start: Vec<u32>,
+    pub(crate) n: usize,
 }
 
 impl Counted {
     fn new(amps: &[f32], n: usize) -> Counted {
-        let nn = n * n;
-        let words = n.div_ceil(64);
         let mut counted = Counted {
             start: vec![0],
             at: Vec::new(),
             amp: Vec::new(),
-            rows: Vec::new(),
-            words,
+            row_start: Vec::new(),
+            n,
         };
-        for frame in amps.chunks_exact(nn) {
-            let mut rows = vec![0u64; words];
-            for (i, &a) in frame.iter().enumerate() {
-                if a > 0.0 {
-                    counted.at.push(i as u32);
-                    counted.amp.push(a);
-                    let k = i / n;
-                    rows[k / 64] |= 1 << (k % 64);
+        for frame in amps.chunks_exact(n * n) {
+            let first = counted.at.len();
+            for (k, row) in frame.chunks_exact(n).enumerate() {
+                counted.row_start.push((counted.at.len() - first) as u32);
+                for (x, &a) in row.iter().enumerate() {
+                    if a > 0.0 {
+                        counted.at.push((k * n + x) as u32);
+                        counted.amp.push(a);
+                    }
                 }
             }
+            counted.row_start.push((counted.at.len() - first) as u32);
             counted.start.push(counted.at.len());
-            counted.rows.extend(rows);
         }
         counted
     }
@@ -151,9 +152,9 @@ impl Counted {
         (&self.at[range.clone()], &self.amp[range])
     }
 
-    /// Position `j`'s spectrum rows with a count, as a bit set.
-    pub(crate) fn rows_of(&self, j: usize) -> &[u64] {
-        &self.rows[j * self.words..][..self.words]
+    /// Position `j`'s N + 1 row offsets into [`Counted::of`]'s slices.
+    pub(crate) fn rows_of(&self, j: usize) -> &[u32] {
+        &self.row_start[j * (self.n + 1)..][..self.n + 1]
     }
 }
 
@@ -322,8 +323,8 @@ impl MlEngine {
                 start: vec![0; count + 1],
                 at: Vec::new(),
                 amp: Vec::new(),
-                rows: Vec::new(),
-                words: 0,
+                row_start: Vec::new(),
+                n: 0,
             }
         };
         let mut engine = MlEngine {
@@ -477,12 +478,18 @@ impl MlEngine {
     /// The share of spectrum rows a round trip transforms along ky: those with a count
     /// (Poisson), or all (1.0, the Gaussian model).
     pub fn spectrum_rows_computed(&self) -> f64 {
-        if self.counted.words == 0 {
+        let n = self.counted.n;
+        if n == 0 {
             return 1.0;
         }
-        let live: u32 = self.counted.rows.iter().map(|w| w.count_ones()).sum();
-        let frames = self.counted.rows.len() / self.counted.words;
-        f64::from(live) / (frames * self.n) as f64
+        let live = self
+            .counted
+            .row_start
+            .chunks_exact(n + 1)
+            .flat_map(|rows| rows.windows(2))
+            .filter(|w| w[1] > w[0])
+            .count();
+        live as f64 / (self.counted.row_start.len() / (n + 1) * n) as f64
     }
 
     /// The object's relative change over the last [`WINDOW`] epochs, once there was one.
