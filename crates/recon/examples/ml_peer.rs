@@ -33,7 +33,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| -> &str {
         args.get(i).map(String::as_str).unwrap_or_else(|| {
-            eprintln!("usage: ml_peer run SPLIT.npz EPOCHS SMOOTHNESS THREADS | score TRUTH RECON");
+            eprintln!(
+                "usage: ml_peer run SPLIT EPOCHS SMOOTHNESS THREADS | trace SPLIT EPOCHS \
+                 SMOOTHNESS EVERY | ratio SPLIT EPOCHS | bound SPLIT ROUNDS | score TRUTH RECON"
+            );
             std::process::exit(2)
         })
     };
@@ -54,13 +57,7 @@ fn main() {
                 .parse()
                 .unwrap_or_else(|_| fail("THREADS: an integer"));
             let (data, _) = read_split(path).unwrap_or_else(|e| fail(&e.to_string()));
-            let settings = Settings {
-                algorithm: recon::Algorithm::Ml,
-                smoothness,
-                ..synthetic::epie_settings(epochs)
-            };
-            let mut engine =
-                MlEngine::new(&data, &settings, threads).unwrap_or_else(|e| fail(&e.to_string()));
+            let mut engine = ml_engine(&data, epochs, smoothness, threads);
             let mut times = Vec::new();
             for _ in 0..epochs {
                 let t = Instant::now();
@@ -91,13 +88,7 @@ fn main() {
             let (data, truth) = read_split(path).unwrap_or_else(|e| fail(&e.to_string()));
             let truth = recon::Truth::new(truth, data.probe.clone(), &data.xcoords, &data.ycoords)
                 .unwrap_or_else(|e| fail(&e.to_string()));
-            let settings = Settings {
-                algorithm: recon::Algorithm::Ml,
-                smoothness,
-                ..synthetic::epie_settings(epochs)
-            };
-            let mut engine =
-                MlEngine::new(&data, &settings, 1).unwrap_or_else(|e| fail(&e.to_string()));
+            let mut engine = ml_engine(&data, epochs, smoothness, 1);
             let t = Instant::now();
             for epoch in 1..=epochs {
                 let ef = engine.run_epoch();
@@ -119,31 +110,20 @@ fn main() {
         }
         "ratio" => {
             let path = Path::new(arg(1));
-            let epochs: u32 = arg(2)
-                .parse()
-                .unwrap_or_else(|_| fail("EPOCHS: an integer"));
-            let (data, _) = read_split(path).unwrap_or_else(|e| fail(&e.to_string()));
+            let (epochs, data) = count_and_split(arg(2), "EPOCHS", path);
             let mut epie = recon::Engine::new(&data, &synthetic::epie_settings(epochs))
                 .unwrap_or_else(|e| fail(&e.to_string()));
-            let settings = Settings {
-                algorithm: recon::Algorithm::Ml,
-                smoothness: 10.0,
-                ..synthetic::epie_settings(epochs)
-            };
-            let mut ml =
-                MlEngine::new(&data, &settings, 1).unwrap_or_else(|e| fail(&e.to_string()));
-            let (mut te, mut tm, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..epochs {
-                let t = Instant::now();
-                epie.run_epoch();
-                let e = t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                ml.run_epoch();
-                let m = t.elapsed().as_secs_f64();
-                te.push(e);
-                tm.push(m);
-                ratio.push(m / e);
-            }
+            let mut ml = ml_engine(&data, epochs, 10.0, 1);
+            let (te, tm) = alternate(
+                epochs,
+                || {
+                    epie.run_epoch();
+                },
+                || {
+                    ml.run_epoch();
+                },
+            );
+            let ratio = tm.iter().zip(&te).map(|(m, e)| m / e).collect();
             println!(
                 "RESULT {}",
                 serde_json::json!({
@@ -155,39 +135,29 @@ fn main() {
         }
         "bound" => {
             let path = Path::new(arg(1));
-            let rounds: u32 = arg(2)
-                .parse()
-                .unwrap_or_else(|_| fail("ROUNDS: an integer"));
-            let (data, _) = read_split(path).unwrap_or_else(|e| fail(&e.to_string()));
-            let settings = Settings {
-                algorithm: recon::Algorithm::Ml,
-                smoothness: 10.0,
-                ..synthetic::epie_settings(rounds)
-            };
-            let mut ml =
-                MlEngine::new(&data, &settings, 1).unwrap_or_else(|e| fail(&e.to_string()));
+            let (rounds, data) = count_and_split(arg(2), "ROUNDS", path);
+            let mut ml = ml_engine(&data, rounds, 10.0, 1);
             let n = data.probe.nrows();
             let mut fft = Fft2::new(n);
             let mut frame = BoundFrame::new(n);
-            let (mut tf, mut tm, mut share) = (Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..rounds {
-                let t = Instant::now();
-                for _ in 0..data.len() {
-                    std::hint::black_box(frame.round_trip(&mut fft));
-                }
-                let f = t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                ml.run_epoch();
-                let m = t.elapsed().as_secs_f64();
-                tf.push(f);
-                tm.push(m);
-                share.push(f / m);
-            }
+            let (tf, tm) = alternate(
+                rounds,
+                || {
+                    for _ in 0..data.len() {
+                        std::hint::black_box(frame.round_trip(&mut fft));
+                    }
+                },
+                || {
+                    ml.run_epoch();
+                },
+            );
+            let spectrum_rows_computed = ml.spectrum_rows_computed();
+            let share = tf.iter().zip(&tm).map(|(f, m)| f / m).collect();
             println!(
                 "RESULT {}",
                 serde_json::json!({
                     "file": path, "rounds": rounds, "positions": data.len(),
-                    "spectrum_rows_computed": ml.spectrum_rows_computed(),
+                    "spectrum_rows_computed": spectrum_rows_computed,
                     "round_trips_s_median": median(tf), "ml_epoch_s_median": median(tm),
                     "epoch_share_of_bound_median": median(share),
                 })
@@ -212,6 +182,44 @@ fn split_epochs_smoothness<'a>(
         .parse()
         .unwrap_or_else(|_| fail("SMOOTHNESS: a number"));
     (Path::new(path), epochs, smoothness)
+}
+
+/// COUNT (named `name` in its error) and SPLIT.npz's data: `ratio`'s and `bound`'s arguments.
+fn count_and_split(count: &str, name: &str, path: &Path) -> (u32, recon::Dataset) {
+    let count = count
+        .parse()
+        .unwrap_or_else(|_| fail(&format!("{name}: an integer")));
+    let (data, _) = read_split(path).unwrap_or_else(|e| fail(&e.to_string()));
+    (count, data)
+}
+
+/// The ml engine from ones, probe fixed, as every mode runs it.
+fn ml_engine(data: &recon::Dataset, epochs: u32, smoothness: f64, threads: usize) -> MlEngine {
+    let settings = Settings {
+        algorithm: recon::Algorithm::Ml,
+        smoothness,
+        ..synthetic::epie_settings(epochs)
+    };
+    MlEngine::new(data, &settings, threads).unwrap_or_else(|e| fail(&e.to_string()))
+}
+
+/// Seconds of `first` and of `second`, run in turn `rounds` times (alternating in one
+/// process keeps a noisy machine's drift out of their ratio).
+fn alternate(
+    rounds: u32,
+    mut first: impl FnMut(),
+    mut second: impl FnMut(),
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        first();
+        a.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        second();
+        b.push(t.elapsed().as_secs_f64());
+    }
+    (a, b)
 }
 
 fn median(mut x: Vec<f64>) -> f64 {

@@ -180,8 +180,7 @@ pub trait Hooks {
     /// so the spectrum rows without a count (37-64 % in the default study) need neither
     /// their forward nor their inverse transform along ky: half the FFT work of those rows.
     #[inline(always)]
-    fn live_rows(&mut self, live: &mut [u64]) -> bool {
-        let _ = live;
+    fn live_rows(&mut self, _live: &mut [u64]) -> bool {
         false
     }
 }

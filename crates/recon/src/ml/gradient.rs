@@ -351,7 +351,7 @@ struct GradHooks<'a> {
     probe: &'a [Complex32],
     amps: &'a [f32],
     /// This position's counted pixels and their amplitudes, and where each spectrum row's
-    /// begin in them (N + 1 offsets; Poisson only): see [`Counted`].
+    /// pixels begin in them (N + 1 offsets; Poisson only): see [`Counted`].
     counted: (&'a [u32], &'a [f32]),
     row_start: &'a [u32],
     projected: &'a mut Vec<Complex32>,
