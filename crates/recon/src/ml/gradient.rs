@@ -3,7 +3,7 @@
 //! the chunk's sums), then the fixed-order reduction (the object gradient `W O - sum`), with
 //! the smoothness prior and the illumination preconditioners.
 
-use super::{Chunk, Counted, DELTA_COUNTS, GAMMA, MlEngine};
+use super::{Chunk, Counted, DELTA_COUNTS, GAMMA, MlEngine, rows_with_a_count};
 use crate::data::Prepared;
 use crate::fft::Hooks;
 use crate::kernels::{EPS, lane_sum_sq, lanes, project_counted};
@@ -375,8 +375,8 @@ impl Hooks for GradHooks<'_> {
     fn live_rows(&mut self, live: &mut [u64]) -> bool {
         if self.poisson {
             live.fill(0);
-            for (k, w) in self.row_start.windows(2).enumerate() {
-                if w[1] > w[0] {
+            for (k, counted) in rows_with_a_count(self.row_start).enumerate() {
+                if counted {
                     live[k / 64] |= 1 << (k % 64);
                 }
             }
@@ -423,8 +423,8 @@ impl Hooks for GradHooks<'_> {
             self.projected
                 .extend(at.iter().map(|&i| rows[i as usize - start]));
             // Only the rows with a count: the round trip zeroes the others (`live_rows`).
-            for (row, w) in rows.chunks_exact_mut(n).zip(rs.windows(2)) {
-                if w[1] > w[0] {
+            for (row, counted) in rows.chunks_exact_mut(n).zip(rows_with_a_count(rs)) {
+                if counted {
                     row.fill(Complex32::new(0.0, 0.0));
                 }
             }

@@ -158,6 +158,11 @@ impl Counted {
     }
 }
 
+/// Whether each spectrum row has a count, from a position's N + 1 row offsets.
+pub(crate) fn rows_with_a_count(row_start: &[u32]) -> impl Iterator<Item = bool> + '_ {
+    row_start.windows(2).map(|w| w[1] > w[0])
+}
+
 /// One chunk's scratch and accumulators.
 struct Chunk {
     range: std::ops::Range<usize>,
@@ -486,8 +491,8 @@ impl MlEngine {
             .counted
             .row_start
             .chunks_exact(n + 1)
-            .flat_map(|rows| rows.windows(2))
-            .filter(|w| w[1] > w[0])
+            .flat_map(rows_with_a_count)
+            .filter(|&live| live)
             .count();
         live as f64 / (self.counted.row_start.len() / (n + 1) * n) as f64
     }
