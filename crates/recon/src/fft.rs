@@ -195,31 +195,58 @@ pub struct Plain<'a>(pub &'a [Complex32]);
 /// took 72-75 us (medians) with the work array at the input's offset and 139-156 us with it
 /// 16 bytes past (N = 128, one thread, the 2-core machine, the two alternated), so a bound
 /// left to the allocator's placement could be half as fast as the FFT is.
-pub struct BoundFrame {
-    mem: Vec<Complex32>,
-    n: usize,
-    stride: usize,
-}
+pub struct BoundFrame(Frames);
 
 impl BoundFrame {
     /// An N x N frame with the benches' fixed input.
     pub fn new(n: usize) -> BoundFrame {
-        // 512 values are 4 KiB.
-        let stride = (n * n).div_ceil(512) * 512;
-        let mut mem = vec![Complex32::new(0.0, 0.0); 3 * stride];
-        for (i, v) in mem[..n * n].iter_mut().enumerate() {
+        let mut frames = Frames::new(n, 3);
+        for (i, v) in frames.array(0).iter_mut().enumerate() {
             *v = Complex32::new((i as f32 * 0.37).sin(), 0.5);
         }
-        BoundFrame { mem, n, stride }
+        BoundFrame(frames)
     }
 
     /// One round trip of the input (see [`Plain`]); returns a value of the result.
     pub fn round_trip(&mut self, fft: &mut Fft2) -> Complex32 {
-        let nn = self.n * self.n;
-        let (input, rest) = self.mem.split_at_mut(self.stride);
-        let (a, spec) = rest.split_at_mut(self.stride);
-        fft.round_trip(&mut a[..nn], &mut spec[..nn], &mut Plain(&input[..nn]));
+        let [input, a, spec] = self.0.arrays();
+        fft.round_trip(a, spec, &mut Plain(input));
         a[1]
+    }
+}
+
+/// `K` N x N arrays in one allocation, each starting a whole number of 4 KiB after the first,
+/// so that all sit at the same offset modulo 4 KiB (see [`BoundFrame`]). A round trip's work
+/// array and spectrum allocated one after the other (N = 128: 128 KiB each, from the heap)
+/// land 16 bytes apart modulo 4 KiB, the slow case.
+pub struct Frames {
+    mem: Vec<Complex32>,
+    nn: usize,
+    stride: usize,
+}
+
+impl Frames {
+    /// `count` zeroed N x N arrays.
+    pub fn new(n: usize, count: usize) -> Frames {
+        // 512 values are 4 KiB.
+        let stride = (n * n).div_ceil(512) * 512;
+        Frames {
+            mem: vec![Complex32::new(0.0, 0.0); count * stride],
+            nn: n * n,
+            stride,
+        }
+    }
+
+    /// Array `i`.
+    pub fn array(&mut self, i: usize) -> &mut [Complex32] {
+        &mut self.mem[i * self.stride..][..self.nn]
+    }
+
+    /// The first `K` arrays, apart.
+    pub fn arrays<const K: usize>(&mut self) -> [&mut [Complex32]; K] {
+        let nn = self.nn;
+        let mut parts = self.mem.chunks_mut(self.stride).map(|c| &mut c[..nn]);
+        std::array::from_fn(|_| parts.next().expect("K arrays allocated"))
     }
 }
 

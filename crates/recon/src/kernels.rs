@@ -24,9 +24,7 @@ pub(crate) fn exit_wave_rows(
     for (i, row) in rows.chunks_exact_mut(n).enumerate() {
         let o = &object[at + (r0 + i) * stride..][..n];
         let p = &probe[(r0 + i) * n..][..n];
-        for ((b, o), p) in row.iter_mut().zip(o).zip(p) {
-            *b = p * o;
-        }
+        crate::simd::cmul::mul_into(row, p, o);
     }
 }
 

@@ -328,9 +328,8 @@ fast_fn! {
                     None
                 },
             };
-            chunk
-                .fft
-                .round_trip(&mut chunk.buf, &mut chunk.spec, &mut hooks);
+            let [buf, spec] = chunk.frames.arrays();
+            chunk.fft.round_trip(buf, spec, &mut hooks);
             // The model's total sum |spec|^2 is the reduction's (sum W |O|^2).
             ef += hooks.ef;
             nll += hooks.nll;
@@ -460,9 +459,7 @@ impl Hooks for GradHooks<'_> {
             // with W = sum_j |P_j|^2 (chi = psi - IFFT(r Psi), psi = P O): the chunk keeps
             // the second sum, the reduction subtracts it from W O (one pass over the grid
             // instead of an exit wave and a product more per pixel of every position).
-            for ((g, b), p) in g.iter_mut().zip(row).zip(p) {
-                *g += p.conj() * b;
-            }
+            crate::simd::cmul::conj_mul_add(g, p, row);
             if let Some(illum) = self.illum.as_mut() {
                 let w = &mut illum[self.gat + y * self.stride..][..n];
                 for (w, p) in w.iter_mut().zip(p) {

@@ -57,7 +57,7 @@
 
 use crate::ReconError;
 use crate::data::{Dataset, Prepared};
-use crate::fft::Fft2;
+use crate::fft::{Fft2, Frames};
 use crate::par::Par;
 use crate::reconstruction::{MlReport, NoiseModel, Reconstruction};
 use crate::settings::Settings;
@@ -167,8 +167,8 @@ pub(crate) fn rows_with_a_count(row_start: &[u32]) -> impl Iterator<Item = bool>
 struct Chunk {
     range: std::ops::Range<usize>,
     fft: Fft2,
-    buf: Vec<Complex32>,
-    spec: Vec<Complex32>,
+    /// The round trip's work array and spectrum (at one offset modulo 4 KiB).
+    frames: Frames,
     resid: Vec<f32>,
     /// The projected values of a block's counted pixels (written back after the block is
     /// cleared).
@@ -292,8 +292,7 @@ impl MlEngine {
                 Chunk {
                     range,
                     fft: Fft2::new(n),
-                    buf: vec![zero; nn],
-                    spec: vec![zero; nn],
+                    frames: Frames::new(n, 2),
                     resid: vec![0.0; nn],
                     projected: Vec::new(),
                     terms: Vec::new(),
