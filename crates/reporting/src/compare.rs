@@ -470,7 +470,30 @@ pub fn compare_with(
         .iter()
         .map(|l| pictures::locations(&l.method.root, &l.manifest))
         .collect();
-    let mut digest_cache: BTreeMap<PathBuf, String> = BTreeMap::new();
+    // Every input's content digest first, on every core; the loop below finds them cached
+    // (one that failed is left out, and computed again there to say why).
+    let mut wanted: Vec<PathBuf> = Vec::new();
+    let mut seen_paths = std::collections::HashSet::new();
+    for key in &keys {
+        for split in ["train", "test"] {
+            for (l, locations) in loaded.iter().zip(&locations) {
+                let Some(job) = l.job(key) else { continue };
+                let recorded =
+                    PathBuf::from(job[format!("{split}_data_path")].as_str().unwrap_or(""));
+                if let Ok(path) = locations.input(&recorded)
+                    && seen_paths.insert(path.clone())
+                {
+                    wanted.push(path);
+                }
+            }
+        }
+    }
+    let found = crate::par::map_ordered(&wanted, |path| crate::content::digest(path));
+    let mut digest_cache: BTreeMap<PathBuf, String> = wanted
+        .into_iter()
+        .zip(found)
+        .filter_map(|(path, sha)| Some((path, sha.ok()?)))
+        .collect();
     let mut job_entries = Vec::new();
     let mut matched = 0;
     for key in &keys {

@@ -9,6 +9,7 @@ pub mod map;
 mod method;
 mod metrics;
 mod output;
+mod par;
 pub mod pictures;
 pub mod png;
 pub mod replicates;

@@ -235,12 +235,16 @@ fn root_pictures(
     // What the phase grid needs of each picture (its phase images), kept; the rest of each
     // job's images goes once its figure is written.
     let mut grid = Vec::new();
-    for j in jobs
+    let shown: Vec<&JobData> = jobs
         .iter()
         .filter(|j| sampling.pictures(j.dose, &j.view, j.gridsize))
-    {
+        .collect();
+    // Each job's images are loaded, registered and drawn on its own core (the report's
+    // longest part); files, captions and notes are then taken in job order.
+    let drawn = crate::par::map_ordered(&shown, |j| {
         let job = j.picture_json(names);
         let mut pictures = Vec::new();
+        let mut notes = Vec::new();
         for split in crate::pictures::SPLITS {
             match crate::pictures::load_job(&locations, &job, split) {
                 Ok(Some(p)) => pictures.push(p),
@@ -253,18 +257,27 @@ fn root_pictures(
                 )),
             }
         }
-        let Some(first) = pictures.first() else {
-            continue;
-        };
-        let id = first.id.clone();
-        let label = format!("dose {} {} gs{}", dose_label(id.0), id.1, id.2);
-        let shown: Vec<&crate::pictures::JobPicture> = pictures.iter().collect();
-        if let Some(png) = crate::pictures::job_figure(&shown, &label) {
-            let file = format!("pictures/{}.png", crate::pictures::job_stem(&id));
+        let figure = pictures.first().and_then(|first| {
+            let id = first.id.clone();
+            let label = format!("dose {} {} gs{}", dose_label(id.0), id.1, id.2);
+            let shown: Vec<&crate::pictures::JobPicture> = pictures.iter().collect();
+            let png = crate::pictures::job_figure(&shown, &label)?;
             let splits = match pictures.as_slice() {
                 [one] => format!("{} split only", one.split),
                 _ => "train split above test split".to_string(),
             };
+            Some((id, label, splits, png))
+        });
+        let phases: Vec<_> = pictures
+            .into_iter()
+            .map(crate::pictures::phase_only)
+            .collect();
+        (notes, figure, phases)
+    });
+    for (job_notes, figure, phases) in drawn {
+        notes.extend(job_notes);
+        if let Some((id, label, splits, png)) = figure {
+            let file = format!("pictures/{}.png", crate::pictures::job_stem(&id));
             write_file(out, &file, &png)?;
             files.push(file.clone());
             refs.push(PictureRef {
@@ -272,7 +285,7 @@ fn root_pictures(
                 caption: format!("{label}: truth, reconstruction and |error|; {splits}."),
             });
         }
-        grid.extend(pictures.into_iter().map(crate::pictures::phase_only));
+        grid.extend(phases);
     }
     if let Some(png) =
         crate::pictures::phase_grid(&grid, &format!("{title}: phase, train and test split"))
