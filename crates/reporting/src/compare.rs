@@ -488,7 +488,9 @@ pub fn compare_with(
             }
         }
     }
-    let found = crate::par::map_ordered(&wanted, |path| crate::content::digest(path));
+    let found = runner::map_ordered(&wanted, crate::output::cores(), |path| {
+        crate::content::digest(path)
+    });
     let mut digest_cache: BTreeMap<PathBuf, String> = wanted
         .into_iter()
         .zip(found)

@@ -9,7 +9,6 @@ pub mod map;
 mod method;
 mod metrics;
 mod output;
-mod par;
 pub mod pictures;
 pub mod png;
 pub mod replicates;

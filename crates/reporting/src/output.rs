@@ -134,3 +134,9 @@ pub(crate) fn write_file_with(
         .and_then(|()| npz_contract::atomic::write_atomic_with(&target, fill))
         .map_err(error)
 }
+
+/// The machine's cores: how many of a report's independent pieces (each job's pictures, the
+/// comparison's input digests) run at once.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}

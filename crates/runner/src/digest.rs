@@ -81,19 +81,31 @@ pub fn file_digest(path: &Path) -> io::Result<FileDigest> {
 /// [`file_digest`] of every path, on up to `threads` threads (SHA-256 runs at a few hundred
 /// MB/s per core; a default study's inputs are ~400 MB). Results in the order of `paths`.
 pub fn file_digests(paths: &[PathBuf], threads: usize) -> Vec<io::Result<FileDigest>> {
+    map_ordered(paths, threads, |path| file_digest(path))
+}
+
+/// `f` of every item on up to `threads` threads (each takes the next item left), the results
+/// in the order of `items`: what is written from them does not depend on which thread
+/// finished first.
+pub fn map_ordered<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<io::Result<FileDigest>>>> =
-        paths.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, paths.len().max(1)) {
+        for _ in 0..threads {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if i >= paths.len() {
-                        break;
-                    }
-                    let digest = file_digest(&paths[i]);
-                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(digest);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                 }
             });
         }
@@ -103,7 +115,7 @@ pub fn file_digests(paths: &[PathBuf], threads: usize) -> Vec<io::Result<FileDig
         .map(|slot| {
             slot.into_inner()
                 .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| Err(io::Error::other("not hashed")))
+                .expect("every item was taken by a thread that finished")
         })
         .collect()
 }
@@ -221,6 +233,18 @@ pub fn hash_bundle(bundle: &Path) -> std::io::Result<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_come_in_input_order_whatever_finishes_first() {
+        let items: Vec<u64> = (0..40).collect();
+        let out = map_ordered(&items, 4, |&i| {
+            // Early items take longest.
+            std::thread::sleep(std::time::Duration::from_millis(40 - i));
+            i * i
+        });
+        assert_eq!(out, items.iter().map(|i| i * i).collect::<Vec<_>>());
+        assert!(map_ordered(&[] as &[u64], 4, |&i| i).is_empty());
+    }
 
     #[test]
     fn known_digests() {

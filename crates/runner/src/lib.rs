@@ -39,8 +39,8 @@ pub use config::{
 };
 pub use cores::SpareCores;
 pub use digest::{
-    FileDigest, checked_bundle, file_digest, file_digests, hash_bundle, sha256_bytes, sha256_file,
-    sha256_reader,
+    FileDigest, checked_bundle, file_digest, file_digests, hash_bundle, map_ordered, sha256_bytes,
+    sha256_file, sha256_reader,
 };
 pub use lock::{LOCK_FILE, LockError, RootLock};
 pub use log::{DEFAULT_LOG_LIMIT, JobLog, create_fresh};

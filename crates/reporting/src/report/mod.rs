@@ -17,7 +17,7 @@ use crate::manifest::TrainingManifest;
 use crate::method::method_name;
 use crate::metrics::Names;
 pub use crate::output::{PictureRef, ReportError, read_checked_manifest, read_manifest};
-use crate::output::{read_error, write_file, write_file_with};
+use crate::output::{cores, read_error, write_file, write_file_with};
 pub use crate::pictures::{PICTURED_DOSES, Sampling};
 use crate::text::dose_label;
 use model::{JobData, Model};
@@ -241,7 +241,7 @@ fn root_pictures(
         .collect();
     // Each job's images are loaded, registered and drawn on its own core (the report's
     // longest part); files, captions and notes are then taken in job order.
-    let drawn = crate::par::map_ordered(&shown, |j| {
+    let drawn = runner::map_ordered(&shown, cores(), |j| {
         let job = j.picture_json(names);
         let mut pictures = Vec::new();
         let mut notes = Vec::new();
