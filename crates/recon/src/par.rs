@@ -58,6 +58,7 @@ macro_rules! cut_tuple {
     };
 }
 cut_tuple!(A, B);
+cut_tuple!(A, B, C);
 cut_tuple!(A, B, C, D);
 cut_tuple!(A, B, C, D, E);
 
@@ -65,8 +66,9 @@ cut_tuple!(A, B, C, D, E);
 /// engine's life (a scoped spawn costs 35-40 us on the 2-core machine, and an epoch has about
 /// ten parallel parts). The work is cut into fixed parts before it reaches the pool, so the
 /// bits do not depend on it.
+#[derive(Clone)]
 pub(crate) struct Par {
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     threads: usize,
 }
 
@@ -83,7 +85,8 @@ impl Par {
                     .build()
                     .ok()
             })
-            .flatten();
+            .flatten()
+            .map(std::sync::Arc::new);
         let threads = if pool.is_some() { threads } else { 1 };
         Par { pool, threads }
     }
@@ -91,6 +94,17 @@ impl Par {
     /// Threads it runs on.
     pub(crate) fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Runs `f` on one of the pool's threads (inline without a pool). The parts `f` runs then
+    /// start from a worker: a caller from outside the pool sleeps on a lock and is woken for
+    /// each part (a futex round trip, about a tenth of the engine's own thread's time on 2
+    /// threads), while a worker hands parts out and steals them back without one.
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
     }
 
     /// Runs `f` on [`SEGMENTS`] fixed segments of `whole` (slices `len` long, cut at the same

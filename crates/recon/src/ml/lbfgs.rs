@@ -94,20 +94,20 @@ impl MlEngine {
         // is 1 / D. `len`: the object's part of the joined vectors.
         let len = self.base.len();
         let phase = &mut self.phase;
-        phase.prepare(&self.base, &h0[..len]);
+        phase.prepare(par, &self.base, &h0[..len]);
         let theta = match self.memory.back() {
             Some(p) => {
                 let mut yhy = p
                     .yhy
                     .unwrap_or_else(|| par_lanes(par, &p.y, h0, norm_weighted));
-                yhy += phase.extra_quadratic(&p.y[..len]);
+                yhy += phase.extra_quadratic(par, &p.y[..len]);
                 (1.0 / p.rho / yhy) as f32
             }
             None => 1.0,
         };
         if m == 0 {
             q.copy_from_slice(g);
-            apply_h0(phase, &mut q, h0, theta, len);
+            apply_h0(par, phase, &mut q, h0, theta, len);
             return (q, None);
         }
         // The two loops with each update fused to the next inner product (one pass over q
@@ -141,7 +141,7 @@ impl MlEngine {
             None,
             &pair(0).y,
         );
-        apply_h0(phase, &mut q, h0, theta, len);
+        apply_h0(par, phase, &mut q, h0, theta, len);
         let mut b = pair(0).rho * par_lanes(par, &pair(0).y, &q, dot_re);
         for (i, &ai) in a.iter().enumerate().take(m - 1) {
             let c = (-ai - b) as f32;
@@ -195,9 +195,16 @@ impl MlEngine {
 
 /// `q <- -theta H0 q`: the phase preconditioner on the object's part (`..len`), `1 / D` on
 /// the probe's.
-fn apply_h0(phase: &mut PhaseFilter, q: &mut [Complex32], h0: &[f32], theta: f32, len: usize) {
+fn apply_h0(
+    par: &Par,
+    phase: &mut PhaseFilter,
+    q: &mut [Complex32],
+    h0: &[f32],
+    theta: f32,
+    len: usize,
+) {
     let (object, probe) = q.split_at_mut(len);
-    phase.apply(object, &h0[..len], theta);
+    phase.apply(par, object, &h0[..len], theta);
     for (q, h) in probe.iter_mut().zip(&h0[len..]) {
         *q *= -theta * h;
     }

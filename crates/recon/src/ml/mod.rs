@@ -411,6 +411,13 @@ impl MlEngine {
 
     /// Runs one epoch (one evaluation and one step) and returns E_F of the accepted point.
     pub fn run_epoch(&mut self) -> f64 {
+        // On a worker of the engine's pool: its parallel parts then start without waking
+        // this thread (see `Par::install`).
+        let par = self.par.clone();
+        par.install(|| self.epoch())
+    }
+
+    fn epoch(&mut self) -> f64 {
         let (f, ef) = self.evaluate();
         if !self.evaluated {
             // The start point: nothing to compare with.

@@ -17,8 +17,12 @@
 //!
 //! Cost: one forward and one inverse FFT of the object grid per epoch (the direction), and one
 //! forward for the scaling `y^T H0 y` of the newest pair: a few % of an epoch at N = 128.
-//! Sequential and in a fixed order: the bits do not depend on the thread count.
+//! The passes over the object grid run on the engine's pool in parts of whole coarse rows
+//! (each coarse pixel summed by one part, in row order); the small coarse transforms run on
+//! one thread. The bits do not depend on the thread count.
 
+use crate::par::{Par, SEGMENTS};
+use crate::simd::fast_fn;
 use num_complex::Complex32;
 use rustfft::{Fft, FftPlannerAvx, FftPlannerScalar};
 use std::sync::Arc;
@@ -107,18 +111,16 @@ impl PhaseFilter {
     }
 
     /// Sets the point: the object `o` (its phase directions) and `inv_d = 1 / D`.
-    pub(super) fn prepare(&mut self, o: &[Complex32], inv_d: &[f32]) {
-        // e S = i o sqrt(h / |o|^2): one root and one division a pixel, no branch (a
-        // vanishing object gives |e| < 1, which keeps H0 symmetric positive definite).
-        for ((d, o), h) in self.dir.iter_mut().zip(o).zip(inv_d) {
-            let s = (h / o.norm_sqr().max(1e-24)).sqrt();
-            *d = Complex32::new(-o.im * s, o.re * s);
-        }
+    pub(super) fn prepare(&mut self, par: &Par, o: &[Complex32], inv_d: &[f32]) {
+        let len = self.dir.len();
+        par.segments(len, (&mut self.dir[..], o, inv_d), |(dir, o, inv_d)| {
+            phase_directions(dir, o, inv_d)
+        });
     }
 
     /// `q <- -theta H0 q` at the prepared point (`inv_d` its `1 / D`).
-    pub(super) fn apply(&mut self, q: &mut [Complex32], inv_d: &[f32], theta: f32) {
-        self.restrict(q);
+    pub(super) fn apply(&mut self, par: &Par, q: &mut [Complex32], inv_d: &[f32], theta: f32) {
+        self.restrict(par, q);
         self.forward();
         for (s, b) in self.spectrum.iter_mut().zip(&self.boost) {
             *s *= *b;
@@ -126,32 +128,22 @@ impl PhaseFilter {
         self.inverse();
         let scale = 1.0 / (self.fr * self.fc) as f32;
         let (cols, block, fc) = (self.cols, self.block, self.fc);
-        for (r, ((q, d), h)) in q
-            .chunks_exact_mut(cols)
-            .zip(self.dir.chunks_exact(cols))
-            .zip(inv_d.chunks_exact(cols))
-            .enumerate()
-        {
-            let coarse = &self.field[(r / block) * fc..];
-            // A block of columns at a time (no division per pixel).
-            for (((q, d), h), c) in q
-                .chunks_mut(block)
-                .zip(d.chunks(block))
-                .zip(h.chunks(block))
-                .zip(coarse)
-            {
-                let phi = c.re * scale;
-                for ((q, d), h) in q.iter_mut().zip(d).zip(h) {
-                    // H0 q = S (S q + e (b^2 R^T (A - I) R) phi) = q / D + S e phi'.
-                    *q = (*q * *h + *d * phi) * -theta;
-                }
-            }
-        }
+        let rows = self.part_rows();
+        let parts: Vec<_> = q
+            .chunks_mut(rows * cols)
+            .zip(self.dir.chunks(rows * cols))
+            .zip(inv_d.chunks(rows * cols))
+            .zip(self.field.chunks(rows / block * fc))
+            .collect();
+        par.run(parts, |(((q, dir), inv_d), field)| {
+            let at = Coarse { cols, block, fc };
+            add_phase_part(at, q, dir, inv_d, field, scale, theta)
+        });
     }
 
     /// `y^T (H0 - S^2) y = (R phi)^T b^2 (A - I) (R phi)`, `phi = Q^T S y` (by Parseval).
-    pub(super) fn extra_quadratic(&mut self, y: &[Complex32]) -> f64 {
-        self.restrict(y);
+    pub(super) fn extra_quadratic(&mut self, par: &Par, y: &[Complex32]) -> f64 {
+        self.restrict(par, y);
         self.forward();
         let sum: f64 = self
             .spectrum
@@ -164,23 +156,26 @@ impl PhaseFilter {
 
     /// `field = R Q^T S x`: each pixel's component along its phase direction, averaged over
     /// the coarse blocks (zero beyond the grid).
-    fn restrict(&mut self, x: &[Complex32]) {
+    fn restrict(&mut self, par: &Par, x: &[Complex32]) {
         let (cols, block, fc) = (self.cols, self.block, self.fc);
         self.field.fill(Complex32::new(0.0, 0.0));
-        let mean = 1.0 / (block * block) as f32;
-        for (r, (x, d)) in x
-            .chunks_exact(cols)
-            .zip(self.dir.chunks_exact(cols))
-            .enumerate()
-        {
-            let coarse = &mut self.field[(r / block) * fc..];
-            for ((x, d), c) in x.chunks(block).zip(d.chunks(block)).zip(coarse) {
-                for (x, d) in x.iter().zip(d) {
-                    c.re += (d.re * x.re + d.im * x.im) * mean;
-                }
-            }
-        }
         debug_assert!(self.rows.div_ceil(block) <= self.fr);
+        let rows = self.part_rows();
+        let parts: Vec<_> = x
+            .chunks(rows * cols)
+            .zip(self.dir.chunks(rows * cols))
+            .zip(self.field.chunks_mut(rows / block * fc))
+            .collect();
+        par.run(parts, |((x, dir), field)| {
+            restrict_part(Coarse { cols, block, fc }, x, dir, field)
+        });
+    }
+
+    /// Object rows in one part of a grid pass: whole coarse blocks, so that each coarse pixel
+    /// is summed by one part in row order (the bits do not depend on the threads), cut into
+    /// about [`SEGMENTS`] parts.
+    fn part_rows(&self) -> usize {
+        self.rows.div_ceil(SEGMENTS).div_ceil(self.block).max(1) * self.block
     }
 
     /// field (fr x fc) -> spectrum (fc x fr, transposed).
@@ -212,6 +207,77 @@ impl PhaseFilter {
         }
         for row in self.field.chunks_exact_mut(fc) {
             self.row_inv.process_with_scratch(row, &mut self.scratch);
+        }
+    }
+}
+
+/// The object grid's layout against the coarse field's.
+#[derive(Clone, Copy)]
+struct Coarse {
+    cols: usize,
+    block: usize,
+    fc: usize,
+}
+
+fast_fn! {
+    /// `dir = S e = i o sqrt(h / |o|^2)`: one root and one division a pixel, no branch (a
+    /// vanishing object gives |e| < 1, which keeps H0 symmetric positive definite).
+    fn phase_directions(dir: &mut [Complex32], o: &[Complex32], inv_d: &[f32]) {
+        for ((d, o), h) in dir.iter_mut().zip(o).zip(inv_d) {
+            let s = (h / o.norm_sqr().max(1e-24)).sqrt();
+            *d = Complex32::new(-o.im * s, o.re * s);
+        }
+    }
+}
+
+/// [`PhaseFilter::restrict`] on whole coarse rows: `x` and `dir` the object rows of the
+/// coarse rows `field` holds (zeroed).
+fn restrict_part(at: Coarse, x: &[Complex32], dir: &[Complex32], field: &mut [Complex32]) {
+    let Coarse { cols, block, fc } = at;
+    let mean = 1.0 / (block * block) as f32;
+    for (r, (x, d)) in x.chunks_exact(cols).zip(dir.chunks_exact(cols)).enumerate() {
+        let coarse = &mut field[(r / block) * fc..];
+        for ((x, d), c) in x.chunks(block).zip(d.chunks(block)).zip(coarse) {
+            for (x, d) in x.iter().zip(d) {
+                c.re += (d.re * x.re + d.im * x.im) * mean;
+            }
+        }
+    }
+}
+
+fast_fn! {
+    /// The last pass of [`PhaseFilter::apply`] on whole coarse rows: `q <- -theta (q / D + S e
+    /// phi')`, `phi'` the filtered coarse field (`field`, unnormalised: times `scale`).
+    fn add_phase_part(
+        at: Coarse,
+        q: &mut [Complex32],
+        dir: &[Complex32],
+        inv_d: &[f32],
+        field: &[Complex32],
+        scale: f32,
+        theta: f32,
+    ) {
+        let Coarse { cols, block, fc } = at;
+        for (r, ((q, d), h)) in q
+            .chunks_exact_mut(cols)
+            .zip(dir.chunks_exact(cols))
+            .zip(inv_d.chunks_exact(cols))
+            .enumerate()
+        {
+            let coarse = &field[(r / block) * fc..];
+            // A block of columns at a time (no division per pixel).
+            for (((q, d), h), c) in q
+                .chunks_mut(block)
+                .zip(d.chunks(block))
+                .zip(h.chunks(block))
+                .zip(coarse)
+            {
+                let phi = c.re * scale;
+                for ((q, d), h) in q.iter_mut().zip(d).zip(h) {
+                    // H0 q = S (S q + e (b^2 R^T (A - I) R) phi) = q / D + S e phi'.
+                    *q = (*q * *h + *d * phi) * -theta;
+                }
+            }
         }
     }
 }
@@ -258,7 +324,7 @@ mod tests {
     /// H0 v (apply with theta = -1).
     fn h0(f: &mut PhaseFilter, v: &[Complex32], inv_d: &[f32]) -> Vec<Complex32> {
         let mut q = v.to_vec();
-        f.apply(&mut q, inv_d, -1.0);
+        f.apply(&Par::new(1), &mut q, inv_d, -1.0);
         q
     }
 
@@ -281,7 +347,7 @@ mod tests {
             || -> Vec<Complex32> { (0..rows * cols).map(|_| Complex32::new(r(), r())).collect() };
         let (u, v) = (vec(), vec());
         let mut f = PhaseFilter::new(rows, cols, 2, 0.05, 100.0);
-        f.prepare(&o, &inv_d);
+        f.prepare(&Par::new(1), &o, &inv_d);
         let (hu, hv) = (h0(&mut f, &u, &inv_d), h0(&mut f, &v, &inv_d));
         let (uhv, vhu) = (dot(&u, &hv), dot(&v, &hu));
         assert!(
@@ -295,7 +361,7 @@ mod tests {
             .map(|(u, h)| (u.norm_sqr() * h) as f64)
             .sum();
         let uhu = dot(&u, &hu);
-        let extra = f.extra_quadratic(&u);
+        let extra = f.extra_quadratic(&Par::new(1), &u);
         assert!(extra >= 0.0 && uhu >= diag, "{uhu} {diag} {extra}");
         assert!(
             (uhu - diag - extra).abs() <= 1e-3 * uhu,
@@ -311,7 +377,7 @@ mod tests {
             .collect();
         let inv_d = vec![0.5f32; rows * cols];
         let mut f = PhaseFilter::new(rows, cols, block, k_c, 1000.0);
-        f.prepare(&o, &inv_d);
+        f.prepare(&Par::new(1), &o, &inv_d);
         // A phase perturbation i o phi: phi one period across the rows (k = 1 / 64), or a
         // checkerboard (k at Nyquist).
         let ratio = |f: &mut PhaseFilter, phi: &dyn Fn(usize, usize) -> f32| {
@@ -330,5 +396,33 @@ mod tests {
         );
         let fine = ratio(&mut f, &|r, c| if (r + c) % 2 == 0 { 1.0 } else { -1.0 });
         assert!((fine - 1.0).abs() < 1e-3, "{fine}");
+    }
+
+    #[test]
+    fn the_filter_gives_the_same_bits_on_any_number_of_threads() {
+        // Rows that do not divide into the parts or the blocks.
+        let (rows, cols, block) = (53, 31, 3);
+        let mut r = draws(11);
+        let o: Vec<Complex32> = (0..rows * cols)
+            .map(|_| Complex32::new(1.0 + 0.5 * r(), 0.7 * r()))
+            .collect();
+        let inv_d: Vec<f32> = (0..rows * cols).map(|_| 0.2 + (r() + 1.0)).collect();
+        let v: Vec<Complex32> = (0..rows * cols).map(|_| Complex32::new(r(), r())).collect();
+        let run = |threads: usize| {
+            let par = Par::new(threads);
+            let mut f = PhaseFilter::new(rows, cols, block, 0.05, 100.0);
+            f.prepare(&par, &o, &inv_d);
+            let extra = f.extra_quadratic(&par, &v);
+            let mut q = v.clone();
+            f.apply(&par, &mut q, &inv_d, 0.7);
+            let bits: Vec<u32> = q
+                .iter()
+                .flat_map(|c| [c.re.to_bits(), c.im.to_bits()])
+                .collect();
+            (extra.to_bits(), bits)
+        };
+        let one = run(1);
+        assert_eq!(run(2), one);
+        assert_eq!(run(3), one);
     }
 }
