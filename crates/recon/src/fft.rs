@@ -218,9 +218,13 @@ impl BoundFrame {
 /// `K` N x N arrays in one allocation, each starting a whole number of 4 KiB after the first,
 /// so that all sit at the same offset modulo 4 KiB (see [`BoundFrame`]). A round trip's work
 /// array and spectrum allocated one after the other (N = 128: 128 KiB each, from the heap)
-/// land 16 bytes apart modulo 4 KiB, the slow case.
+/// land 16 bytes apart modulo 4 KiB, the slow case. The first starts on a 64-byte line:
+/// then each 8-value write of the transposes fills one line (from the heap, 16 bytes past one,
+/// every such write touched two).
 pub struct Frames {
     mem: Vec<Complex32>,
+    /// Values before the first line boundary.
+    start: usize,
     nn: usize,
     stride: usize,
 }
@@ -230,8 +234,12 @@ impl Frames {
     pub fn new(n: usize, count: usize) -> Frames {
         // 512 values are 4 KiB.
         let stride = (n * n).div_ceil(512) * 512;
+        // 8 values are 64 bytes: room to start on a line whatever the heap gives.
+        let mem = vec![Complex32::new(0.0, 0.0); count * stride + 8];
+        let start = mem.as_ptr().align_offset(64).min(8);
         Frames {
-            mem: vec![Complex32::new(0.0, 0.0); count * stride],
+            mem,
+            start,
             nn: n * n,
             stride,
         }
@@ -239,13 +247,15 @@ impl Frames {
 
     /// Array `i`.
     pub fn array(&mut self, i: usize) -> &mut [Complex32] {
-        &mut self.mem[i * self.stride..][..self.nn]
+        &mut self.mem[self.start + i * self.stride..][..self.nn]
     }
 
     /// The first `K` arrays, apart.
     pub fn arrays<const K: usize>(&mut self) -> [&mut [Complex32]; K] {
         let nn = self.nn;
-        let mut parts = self.mem.chunks_mut(self.stride).map(|c| &mut c[..nn]);
+        let mut parts = self.mem[self.start..]
+            .chunks_mut(self.stride)
+            .map(|c| &mut c[..nn]);
         std::array::from_fn(|_| parts.next().expect("K arrays allocated"))
     }
 }
@@ -273,17 +283,7 @@ fn transpose_block(
 ) {
     let height = rows.len() / n;
     if height == BLOCK {
-        let src: [&[Complex32]; BLOCK] = std::array::from_fn(|i| &rows[i * n..][..n]);
-        for (c, out) in dst.chunks_exact_mut(n).enumerate() {
-            if !keep(c) {
-                continue;
-            }
-            let out: &mut [Complex32; BLOCK] =
-                (&mut out[r0..r0 + BLOCK]).try_into().expect("BLOCK wide");
-            for (o, row) in out.iter_mut().zip(&src) {
-                *o = row[c];
-            }
-        }
+        crate::simd::transpose::block8(rows, dst, r0, n, keep);
     } else {
         for (i, row) in rows.chunks_exact(n).enumerate() {
             for (c, &v) in row.iter().enumerate() {
