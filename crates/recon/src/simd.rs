@@ -61,6 +61,30 @@ macro_rules! fast_fn {
 }
 pub(crate) use fast_fn;
 
+/// The unaligned loads and stores of four `Complex32` that `cmul` and `transpose` share (the
+/// only memory access of this module's `unsafe`).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod four {
+    use num_complex::Complex32;
+    use std::arch::x86_64::*;
+
+    /// Four complex values (`Complex32` is `repr(C)` {re, im}).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) fn load(v: &[Complex32; 4]) -> __m256 {
+        // SAFETY: 4 values are 8 f32, read unaligned.
+        unsafe { _mm256_loadu_ps(v.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) fn store(v: &mut [Complex32; 4], x: __m256) {
+        // SAFETY: as in `load`.
+        unsafe { _mm256_storeu_ps(v.as_mut_ptr().cast(), x) }
+    }
+}
+
 /// Complex products over slices, as `num_complex` defines them (`re = a.re b.re - a.im b.im`,
 /// `im = a.re b.im + a.im b.re`, each product and sum rounded on its own): on AVX2 CPUs on
 /// interleaved lanes (duplicate the real and imaginary parts, swap the pairs, `addsub`), which
@@ -111,25 +135,10 @@ pub(crate) mod cmul {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[allow(unsafe_code)]
     mod avx {
+        use crate::simd::four::{load, store};
         use num_complex::Complex32;
         use std::arch::x86_64::*;
-
-        /// Four complex values (`Complex32` is `repr(C)` {re, im}).
-        #[target_feature(enable = "avx2")]
-        #[inline]
-        fn load(v: &[Complex32; 4]) -> __m256 {
-            // SAFETY: 4 values are 8 f32, read unaligned.
-            unsafe { _mm256_loadu_ps(v.as_ptr().cast()) }
-        }
-
-        #[target_feature(enable = "avx2")]
-        #[inline]
-        fn store(v: &mut [Complex32; 4], x: __m256) {
-            // SAFETY: as in `load`.
-            unsafe { _mm256_storeu_ps(v.as_mut_ptr().cast(), x) }
-        }
 
         /// `p * o` on four pairs: (o.re p.re - o.im p.im, o.im p.re + o.re p.im).
         #[target_feature(enable = "avx2")]
@@ -239,24 +248,22 @@ pub(crate) mod transpose {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[allow(unsafe_code)]
     mod avx {
+        use crate::simd::four;
         use num_complex::Complex32;
         use std::arch::x86_64::*;
 
-        /// Four complex values as four 8-byte lanes.
+        /// Four complex values as four 8-byte lanes (moved, never computed on).
         #[target_feature(enable = "avx2")]
         #[inline]
         fn load(v: &[Complex32; 4]) -> __m256d {
-            // SAFETY: 4 values are 32 bytes, read unaligned.
-            unsafe { _mm256_loadu_pd(v.as_ptr().cast()) }
+            _mm256_castps_pd(four::load(v))
         }
 
         #[target_feature(enable = "avx2")]
         #[inline]
         fn store(v: &mut [Complex32; 4], x: __m256d) {
-            // SAFETY: as in `load`.
-            unsafe { _mm256_storeu_pd(v.as_mut_ptr().cast(), x) }
+            four::store(v, _mm256_castpd_ps(x));
         }
 
         /// Columns 0..4 of rows a, b, c, d (one register each) as four registers, one column
