@@ -61,6 +61,21 @@ macro_rules! fast_fn {
 }
 pub(crate) use fast_fn;
 
+/// In a function returning `()`: runs `$avx` (a call into an AVX2 function of this module) and
+/// returns when the CPU has AVX2 and FMA, else goes on to `$portable`. The one entry of
+/// `cmul` and `transpose`, after the same check as [`fast_fn!`].
+macro_rules! avx2_or {
+    ($avx:expr, $portable:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        if $crate::simd::has_avx2() {
+            // SAFETY: `$avx` needs AVX2, which this CPU was just found to have.
+            #[allow(unsafe_code)]
+            return unsafe { $avx };
+        }
+        $portable
+    }};
+}
+
 /// The unaligned loads and stores of four `Complex32` that `cmul` and `transpose` share (the
 /// only memory access of this module's `unsafe`).
 #[cfg(target_arch = "x86_64")]
@@ -101,18 +116,7 @@ pub(crate) mod cmul {
     pub(crate) fn mul_into(out: &mut [Complex32], p: &[Complex32], o: &[Complex32]) {
         let len = out.len();
         let (p, o) = (&p[..len], &o[..len]);
-        #[cfg(target_arch = "x86_64")]
-        if super::has_avx2() {
-            // SAFETY: the CPU has AVX2 (just checked); the slices are as long as `out`.
-            #[allow(unsafe_code)]
-            unsafe {
-                avx::mul_into(out, p, o)
-            };
-            return;
-        }
-        for ((b, o), p) in out.iter_mut().zip(o).zip(p) {
-            *b = p * o;
-        }
+        avx2_or!(avx::mul_into(out, p, o), scalar_mul_into(out, p, o))
     }
 
     /// `g[i] += conj(p[i]) * b[i]`.
@@ -120,15 +124,20 @@ pub(crate) mod cmul {
     pub(crate) fn conj_mul_add(g: &mut [Complex32], p: &[Complex32], b: &[Complex32]) {
         let len = g.len();
         let (p, b) = (&p[..len], &b[..len]);
-        #[cfg(target_arch = "x86_64")]
-        if super::has_avx2() {
-            // SAFETY: as in `mul_into`.
-            #[allow(unsafe_code)]
-            unsafe {
-                avx::conj_mul_add(g, p, b)
-            };
-            return;
+        avx2_or!(avx::conj_mul_add(g, p, b), scalar_conj_mul_add(g, p, b))
+    }
+
+    /// [`mul_into`] one value at a time: the portable path and the AVX2 path's tail.
+    #[inline(always)]
+    fn scalar_mul_into(out: &mut [Complex32], p: &[Complex32], o: &[Complex32]) {
+        for ((b, o), p) in out.iter_mut().zip(o).zip(p) {
+            *b = p * o;
         }
+    }
+
+    /// [`conj_mul_add`] one value at a time: the portable path and the AVX2 path's tail.
+    #[inline(always)]
+    fn scalar_conj_mul_add(g: &mut [Complex32], p: &[Complex32], b: &[Complex32]) {
         for ((g, b), p) in g.iter_mut().zip(b).zip(p) {
             *g += p.conj() * b;
         }
@@ -165,9 +174,7 @@ pub(crate) mod cmul {
             {
                 store(b, product(load(p), load(o)));
             }
-            for ((b, p), o) in tail.iter_mut().zip(&p[whole..]).zip(&o[whole..]) {
-                *b = p * o;
-            }
+            super::scalar_mul_into(tail, &p[whole..], &o[whole..]);
         }
 
         /// # Safety
@@ -188,9 +195,7 @@ pub(crate) mod cmul {
                 let q = _mm256_xor_ps(load(p), conj);
                 store(g, _mm256_add_ps(load(g), product(q, load(b))));
             }
-            for ((g, p), b) in tail.iter_mut().zip(&p[whole..]).zip(&b[whole..]) {
-                *g += p.conj() * b;
-            }
+            super::scalar_conj_mul_add(tail, &p[whole..], &b[whole..]);
         }
     }
 }
@@ -214,16 +219,10 @@ pub(crate) mod transpose {
         keep: impl Fn(usize) -> bool,
     ) {
         assert!(rows.len() == 8 * n && r0 + 8 <= n && dst.len() == n * n);
-        #[cfg(target_arch = "x86_64")]
-        if super::has_avx2() {
-            // SAFETY: the CPU has AVX2 (just checked).
-            #[allow(unsafe_code)]
-            unsafe {
-                avx::block8(rows, dst, r0, n, &keep)
-            };
-            return;
-        }
-        columns(rows, dst, r0, n, 0, &keep);
+        avx2_or!(
+            avx::block8(rows, dst, r0, n, &keep),
+            columns(rows, dst, r0, n, 0, &keep)
+        )
     }
 
     /// The destination rows `from..n` one value at a time.
